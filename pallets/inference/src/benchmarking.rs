@@ -1,0 +1,414 @@
+//! Benchmarks of the inference market (frame-benchmarking v2), each in its worst case: full
+//! release pools, the largest inputs and outputs, settlements that pay a distinct publisher.
+
+use super::*;
+use alloc::{vec, vec::Vec};
+use opg_primitives::{ElemType, Tensor};
+use polkadot_sdk::{
+	frame_benchmarking::v2::*,
+	frame_support::traits::{fungible::Mutate, Hooks},
+	frame_system::RawOrigin,
+};
+
+/// Bytes a one-tensor canonical payload spends besides its data (list length, element type,
+/// rank, shape, data length: 11 bytes for data up to 16 KiB, 13 up to 1 GiB).
+const PAYLOAD_OVERHEAD: u32 = 13;
+
+/// A canonical payload (one dynamic `U8` tensor) of exactly `len` bytes.
+fn payload(len: u32) -> Vec<u8> {
+	let mut data_len = len.saturating_sub(PAYLOAD_OVERHEAD);
+	loop {
+		let encoded = vec![Tensor {
+			elem: ElemType::U8,
+			shape: vec![data_len],
+			data: vec![7u8; data_len as usize],
+		}]
+		.encode();
+		if encoded.len() as u32 >= len || data_len >= len {
+			return encoded;
+		}
+		data_len += 1;
+	}
+}
+
+fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
+	let who: T::AccountId = account(name, index, 0);
+	let amount = T::MinWorkerStake::get()
+		.saturating_mul(1_000u32.into())
+		.saturating_add(Pallet::<T>::max_verification_fee(VerificationMode::Zk, T::MaxInputLen::get()))
+		.saturating_add(T::Currency::minimum_balance().saturating_mul(1_000u32.into()));
+	T::Currency::set_balance(&who, amount);
+	who
+}
+
+fn modes<T: Config>() -> ModeSet {
+	let supported: Vec<_> =
+		VerificationMode::ALL.into_iter().filter(|m| T::Verifier::supports(*m)).collect();
+	ModeSet::of(&supported)
+}
+
+fn release<T: Config>() -> ReleaseId {
+	let publisher: T::AccountId = funded::<T>("publisher", 0);
+	T::BenchmarkHelper::release(&publisher, modes::<T>())
+}
+
+fn register<T: Config>(who: &T::AccountId, releases: &[ReleaseId], price: BalanceOf<T>) {
+	Pallet::<T>::register_worker(
+		RawOrigin::Signed(who.clone()).into(),
+		T::MinWorkerStake::get(),
+		releases.to_vec().try_into().expect("within MaxServedReleases"),
+		modes::<T>(),
+		price,
+		T::MaxWorkerCapacity::get(),
+		Hardware::Gpu,
+	)
+	.expect("valid registration");
+}
+
+/// Fills `release`'s pool with `n` workers.
+fn fill_pool<T: Config>(release: ReleaseId, n: u32) -> Vec<T::AccountId> {
+	(0..n)
+		.map(|i| {
+			let w = funded::<T>("pool", i + release * 1_000);
+			register::<T>(&w, &[release], T::Currency::minimum_balance());
+			w
+		})
+		.collect()
+}
+
+/// A Vanilla job with the largest input, assigned to a worker; returns (job, worker).
+fn open_job<T: Config>(release: ReleaseId) -> (JobId, T::AccountId) {
+	let requester = funded::<T>("requester", 0);
+	let input = payload(T::MaxInputLen::get()).try_into().expect("fits MaxInputLen");
+	let job = Pallet::<T>::do_submit_job(
+		requester,
+		release,
+		VerificationMode::Vanilla,
+		input,
+		BalanceOf::<T>::max_value(),
+		None,
+	)
+	.expect("an eligible worker");
+	(job, Jobs::<T>::get(job).expect("just created").worker)
+}
+
+/// An open job with a stored result of the largest size, waiting for verification.
+fn submitted_job<T: Config>(release: ReleaseId) -> JobId {
+	let (job, _) = open_job::<T>(release);
+	let output: BoundedVec<u8, T::MaxOutputLen> =
+		payload(T::MaxOutputLen::get()).try_into().expect("fits MaxOutputLen");
+	let evidence = Evidence::ZkProof(vec![1u8; T::MaxEvidenceLen::get() as usize].try_into().expect("bound"));
+	JobResults::<T>::insert(
+		job,
+		JobResult {
+			output_hash: opg_primitives::payload_hash(&output),
+			output,
+			evidence,
+			submitted_at: frame_system::Pallet::<T>::block_number(),
+		},
+	);
+	JobInputs::<T>::remove(job);
+	Jobs::<T>::mutate(job, |j| {
+		let j = j.as_mut().expect("exists");
+		j.status = JobStatus::Submitted;
+		j.mode = VerificationMode::Zk;
+	});
+	job
+}
+
+#[benchmarks]
+mod benchmarks {
+	use super::*;
+
+	/// `r` releases, each with a pool one short of full.
+	#[benchmark]
+	fn register_worker(r: Linear<1, { T::MaxServedReleases::get() }>) {
+		let releases: Vec<_> = (0..r).map(|_| release::<T>()).collect();
+		for release in &releases {
+			fill_pool::<T>(*release, T::MaxWorkersPerRelease::get() - 1);
+		}
+		let who = funded::<T>("worker", 0);
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(who.clone()),
+			T::MinWorkerStake::get(),
+			releases.clone().try_into().unwrap(),
+			modes::<T>(),
+			T::Currency::minimum_balance(),
+			T::MaxWorkerCapacity::get(),
+			Hardware::Gpu,
+		);
+
+		assert!(Workers::<T>::contains_key(&who));
+	}
+
+	/// Leaves `o` full pools and joins `n` pools one short of full.
+	#[benchmark]
+	fn update_worker(
+		o: Linear<1, { T::MaxServedReleases::get() }>,
+		n: Linear<1, { T::MaxServedReleases::get() }>,
+	) {
+		let old: Vec<_> = (0..o).map(|_| release::<T>()).collect();
+		let new: Vec<_> = (0..n).map(|_| release::<T>()).collect();
+		for release in &old {
+			fill_pool::<T>(*release, T::MaxWorkersPerRelease::get() - 1);
+		}
+		for release in &new {
+			fill_pool::<T>(*release, T::MaxWorkersPerRelease::get() - 1);
+		}
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &old, T::Currency::minimum_balance());
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(who.clone()),
+			new.clone().try_into().unwrap(),
+			modes::<T>(),
+			T::Currency::minimum_balance(),
+			1,
+			Hardware::Cpu,
+		);
+
+		assert_eq!(Workers::<T>::get(&who).unwrap().releases.into_inner(), new);
+	}
+
+	#[benchmark]
+	fn bond_extra() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), T::MinWorkerStake::get());
+
+		assert!(Workers::<T>::get(&who).unwrap().stake > T::MinWorkerStake::get());
+	}
+
+	#[benchmark]
+	fn pause_worker() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+
+		assert_eq!(Workers::<T>::get(&who).unwrap().status, WorkerStatus::Paused);
+	}
+
+	#[benchmark]
+	fn resume_worker() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+		Pallet::<T>::pause_worker(RawOrigin::Signed(who.clone()).into()).unwrap();
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+
+		assert_eq!(Workers::<T>::get(&who).unwrap().status, WorkerStatus::Active);
+	}
+
+	/// Leaves `r` full pools.
+	#[benchmark]
+	fn unregister_worker(r: Linear<1, { T::MaxServedReleases::get() }>) {
+		let releases: Vec<_> = (0..r).map(|_| release::<T>()).collect();
+		for release in &releases {
+			fill_pool::<T>(*release, T::MaxWorkersPerRelease::get() - 1);
+		}
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &releases, T::Currency::minimum_balance());
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+
+		assert!(Workers::<T>::get(&who).unwrap().is_unbonding());
+	}
+
+	#[benchmark]
+	fn withdraw_stake() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+		Pallet::<T>::unregister_worker(RawOrigin::Signed(who.clone()).into()).unwrap();
+		let unlock = frame_system::Pallet::<T>::block_number() + T::UnbondingPeriod::get();
+		frame_system::Pallet::<T>::set_block_number(unlock);
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()));
+
+		assert!(!Workers::<T>::contains_key(&who));
+	}
+
+	/// An input of `i` bytes; `w` eligible workers to draw from.
+	#[benchmark]
+	fn submit_job(
+		i: Linear<64, { T::MaxInputLen::get() }>,
+		w: Linear<1, { T::MaxWorkersPerRelease::get() }>,
+	) {
+		let release = release::<T>();
+		fill_pool::<T>(release, w);
+		let requester = funded::<T>("requester", 0);
+		let input: BoundedVec<u8, T::MaxInputLen> = payload(i).try_into().unwrap();
+		let job = NextJobId::<T>::get();
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(requester),
+			release,
+			VerificationMode::Vanilla,
+			input,
+			BalanceOf::<T>::max_value(),
+			None,
+		);
+
+		assert!(Jobs::<T>::contains_key(job));
+	}
+
+	/// Stores an output of `o` bytes and evidence of `e` bytes and queues it (ZK path).
+	/// Settlement and verification are weighed separately.
+	#[benchmark]
+	fn submit_result(
+		o: Linear<16, { T::MaxOutputLen::get() }>,
+		e: Linear<0, { T::MaxEvidenceLen::get() }>,
+	) {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let (job, worker) = open_job::<T>(release);
+		Jobs::<T>::mutate(job, |j| j.as_mut().unwrap().mode = VerificationMode::Zk);
+		// Fill the queue up to one below its bound.
+		for n in 0..T::MaxQueueLen::get().saturating_sub(1) {
+			Pallet::<T>::enqueue(u64::MAX - n as u64).unwrap();
+		}
+		let output: BoundedVec<u8, T::MaxOutputLen> = payload(o).try_into().unwrap();
+		let evidence = Evidence::ZkProof(vec![1u8; e as usize].try_into().unwrap());
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(worker), job, output, evidence);
+
+		assert_eq!(Jobs::<T>::get(job).unwrap().status, JobStatus::Submitted);
+	}
+
+	#[benchmark]
+	fn reject_job() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let (job, worker) = open_job::<T>(release);
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(worker), job, RejectReason::BadInput);
+
+		assert!(Jobs::<T>::get(job).unwrap().ended.is_some());
+	}
+
+	/// Reading the largest result for verification; verifier and settlement are separate.
+	#[benchmark]
+	fn verify_result() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let job = submitted_job::<T>(release);
+		let record = Jobs::<T>::get(job).unwrap();
+
+		#[block]
+		{
+			let result = JobResults::<T>::get(job).unwrap();
+			let info = T::Models::release_info(record.release).unwrap();
+			core::hint::black_box((result, info));
+		}
+	}
+
+	/// The costlier of settling (payments to worker and a distinct publisher, burn, refund)
+	/// and failing (refund, slash) a job.
+	#[benchmark]
+	fn settle() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let job = submitted_job::<T>(release);
+		let record = Jobs::<T>::get(job).unwrap();
+		let now = frame_system::Pallet::<T>::block_number();
+
+		#[block]
+		{
+			Pallet::<T>::settle(job, record, now);
+		}
+
+		assert!(matches!(Jobs::<T>::get(job).unwrap().status, JobStatus::Settled { .. }));
+	}
+
+	/// Visiting one agenda block.
+	#[benchmark]
+	fn on_initialize_base() {
+		AgendaCursor::<T>::put(frame_system::Pallet::<T>::block_number());
+		let now = frame_system::Pallet::<T>::block_number();
+
+		#[block]
+		{
+			Pallet::<T>::service_agenda(now, 1);
+		}
+
+		assert_eq!(AgendaCursor::<T>::get(), now + One::one());
+	}
+
+	/// One expiry: refund and slash.
+	#[benchmark]
+	fn on_initialize_expire() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let (job, _) = open_job::<T>(release);
+		let record = Jobs::<T>::get(job).unwrap();
+		frame_system::Pallet::<T>::set_block_number(record.deadline);
+
+		#[block]
+		{
+			Pallet::<T>::process_expiry(job, record.deadline);
+		}
+
+		assert_eq!(Jobs::<T>::get(job).unwrap().status, JobStatus::Expired);
+	}
+
+	/// One pruning of an ended job with the largest result.
+	#[benchmark]
+	fn on_initialize_prune() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let job = submitted_job::<T>(release);
+		let record = Jobs::<T>::get(job).unwrap();
+		Pallet::<T>::settle(job, record, frame_system::Pallet::<T>::block_number());
+
+		#[block]
+		{
+			Pallet::<T>::prune(job);
+		}
+
+		assert!(!Jobs::<T>::contains_key(job));
+	}
+
+	/// `on_idle` with an empty queue.
+	#[benchmark]
+	fn on_idle_base() {
+		let now = frame_system::Pallet::<T>::block_number();
+
+		#[block]
+		{
+			Pallet::<T>::on_idle(now, Weight::MAX);
+		}
+	}
+
+	/// Popping one queue entry whose job was already verified (the per-entry cost besides
+	/// verification and settlement).
+	#[benchmark]
+	fn on_idle_verify() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let job = submitted_job::<T>(release);
+		Pallet::<T>::enqueue(job).unwrap();
+		Jobs::<T>::mutate(job, |j| j.as_mut().unwrap().status = JobStatus::Failed);
+		let mut meter = WeightMeter::new();
+
+		#[block]
+		{
+			Pallet::<T>::service_queue(&mut meter);
+		}
+
+		assert_eq!(QueueHead::<T>::get(), QueueTail::<T>::get());
+	}
+
+	impl_benchmark_test_suite!(Pallet, crate::mock::new_bench_ext(), crate::mock::Test);
+}

@@ -1,0 +1,307 @@
+//! Test runtime of the inference market, with the model hub and a scriptable verifier.
+
+use crate::{self as pallet_inference, *};
+use core::cell::RefCell;
+use opg_primitives::{ElemType, Tensor, TensorSpec};
+use pallet_model_hub::{ReleaseParams, TensorSpecsOf};
+use polkadot_sdk::{
+	frame_support::{
+		self,
+		assert_ok, derive_impl, parameter_types,
+		traits::{ConstU32, ConstU64, Contains, Hooks},
+	},
+	frame_system, pallet_balances, sp_io,
+	sp_runtime::{BuildStorage, Permill},
+};
+
+type Block = frame_system::mocking::MockBlock<Test>;
+
+#[frame_support::runtime]
+mod runtime {
+	#[runtime::runtime]
+	#[runtime::derive(
+		RuntimeCall,
+		RuntimeEvent,
+		RuntimeError,
+		RuntimeOrigin,
+		RuntimeFreezeReason,
+		RuntimeHoldReason,
+		RuntimeSlashReason,
+		RuntimeLockId,
+		RuntimeTask,
+		RuntimeViewFunction
+	)]
+	pub struct Test;
+
+	#[runtime::pallet_index(0)]
+	pub type System = frame_system;
+	#[runtime::pallet_index(1)]
+	pub type Balances = pallet_balances;
+	#[runtime::pallet_index(2)]
+	pub type ModelHub = pallet_model_hub;
+	#[runtime::pallet_index(3)]
+	pub type Inference = pallet_inference;
+}
+
+#[derive_impl(frame_system::config_preludes::TestDefaultConfig)]
+impl frame_system::Config for Test {
+	type Block = Block;
+	type AccountData = pallet_balances::AccountData<u64>;
+}
+
+#[derive_impl(pallet_balances::config_preludes::TestDefaultConfig)]
+impl pallet_balances::Config for Test {
+	type AccountStore = System;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type ExistentialDeposit = ConstU64<5>;
+}
+
+parameter_types! {
+	pub const MaxRoyalty: Permill = Permill::from_percent(20);
+	pub const Fees: VerificationFees<u64> = VerificationFees { vanilla: 10, tee: 20, zk: 30, per_byte: 1 };
+}
+
+impl pallet_model_hub::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type DepositBase = ConstU64<10>;
+	type DepositPerByte = ConstU64<0>;
+	type VerifyingKeys = RegisteredKey;
+	type MaxNameLen = ConstU32<32>;
+	type MaxUriLen = ConstU32<64>;
+	type MaxVersionLen = ConstU32<16>;
+	type MaxTensors = ConstU32<2>;
+	type MaxRank = ConstU32<4>;
+	type MaxReleasesPerRepository = ConstU32<8>;
+	type MaxRoyalty = MaxRoyalty;
+	type WeightInfo = ();
+}
+
+/// The one verifying key the hub treats as registered.
+pub const ZK_KEY: H256 = H256::repeat_byte(0xAA);
+pub struct RegisteredKey;
+impl Contains<H256> for RegisteredKey {
+	fn contains(vk: &H256) -> bool {
+		*vk == ZK_KEY
+	}
+}
+
+thread_local! {
+	/// Modes the mock verifier accepts at all.
+	pub static SUPPORTED: RefCell<ModeSet> = RefCell::new(ModeSet(0b111));
+	/// Jobs reported to the consumer, with their outcome.
+	pub static FINISHED: RefCell<Vec<(JobId, &'static str)>> = RefCell::new(Vec::new());
+}
+
+/// Evidence is valid when its bytes are `b"valid"`.
+pub struct MockVerifier;
+impl ResultVerifier for MockVerifier {
+	fn supports(mode: VerificationMode) -> bool {
+		SUPPORTED.with(|s| s.borrow().contains(mode))
+	}
+	fn verify<M: Get<u32>>(_: &VerificationContext, evidence: &Evidence<M>) -> Result<(), VerifyError> {
+		match evidence {
+			Evidence::TeeSignature(b) | Evidence::ZkProof(b) if &b[..] == b"valid" => Ok(()),
+			Evidence::None => Err(VerifyError::UnsupportedMode),
+			_ => Err(VerifyError::Invalid),
+		}
+	}
+	fn weight(_: VerificationMode, _: u32, _: u32) -> Weight {
+		Weight::from_parts(1_000_000, 0)
+	}
+}
+
+/// Records outcomes.
+pub struct MockConsumer;
+impl InferenceConsumer<u64> for MockConsumer {
+	fn on_job_finished(job: JobId, outcome: JobOutcome) {
+		let tag = match outcome {
+			JobOutcome::Settled { .. } => "settled",
+			JobOutcome::Failed => "failed",
+			JobOutcome::Rejected => "rejected",
+			JobOutcome::Expired => "expired",
+		};
+		FINISHED.with(|f| f.borrow_mut().push((job, tag)));
+	}
+	fn weight() -> Weight {
+		Weight::from_parts(10_000, 0)
+	}
+}
+
+impl pallet_inference::Config for Test {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Models = ModelHub;
+	type Verifier = MockVerifier;
+	type Consumer = MockConsumer;
+	type MinWorkerStake = ConstU64<1_000>;
+	type VerificationFees = Fees;
+	type SlashOnTimeout = ConstU64<300>;
+	type SlashOnInvalidProof = ConstU64<500>;
+	type UnbondingPeriod = ConstU64<10>;
+	type DefaultJobTimeout = ConstU64<20>;
+	type MinJobTimeout = ConstU64<2>;
+	type MaxJobTimeout = ConstU64<100>;
+	type RetentionPeriod = ConstU64<50>;
+	type MaxInputLen = ConstU32<256>;
+	type MaxOutputLen = ConstU32<128>;
+	type MaxEvidenceLen = ConstU32<64>;
+	type MaxServedReleases = ConstU32<4>;
+	type MaxWorkersPerRelease = ConstU32<4>;
+	type MaxWorkerCapacity = ConstU32<8>;
+	type MaxAgendaPerBlock = ConstU32<16>;
+	type MaxAgendaServicedPerBlock = ConstU32<4>;
+	type MaxQueueLen = ConstU32<6>;
+	type WeightInfo = ();
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = ModelHub;
+}
+
+pub const PUBLISHER: u64 = 1;
+pub const ALICE: u64 = 10; // requester
+pub const BOB: u64 = 11; // requester
+pub const W1: u64 = 20; // workers
+pub const W2: u64 = 21;
+pub const W3: u64 = 22;
+pub const POOR: u64 = 30;
+
+pub const START_BALANCE: u64 = 1_000_000;
+
+/// Input matching the demo release: one f32 tensor of shape [1, 2].
+pub fn input() -> BoundedVec<u8, ConstU32<256>> {
+	vec![Tensor { elem: ElemType::F32, shape: vec![1, 2], data: vec![0; 8] }]
+		.encode()
+		.try_into()
+		.unwrap()
+}
+
+/// Output matching the demo release: one f32 tensor of shape [1].
+pub fn output() -> BoundedVec<u8, ConstU32<128>> {
+	vec![Tensor { elem: ElemType::F32, shape: vec![1], data: vec![1; 4] }]
+		.encode()
+		.try_into()
+		.unwrap()
+}
+
+fn specs(shape: &[u32]) -> TensorSpecsOf<Test> {
+	vec![TensorSpec {
+		name: b"x".to_vec().try_into().unwrap(),
+		elem: ElemType::F32,
+		shape: shape.to_vec().try_into().unwrap(),
+	}]
+	.try_into()
+	.unwrap()
+}
+
+/// Publishes a release with `modes` (royalty 10%) and returns its id.
+pub fn publish_release(modes: ModeSet) -> ReleaseId {
+	if pallet_model_hub::Repositories::<Test>::get(0).is_none() {
+		assert_ok!(ModelHub::create_repository(
+			RuntimeOrigin::signed(PUBLISHER),
+			b"demo".to_vec().try_into().unwrap(),
+			Default::default()
+		));
+	}
+	let id = pallet_model_hub::NextReleaseId::<Test>::get();
+	assert_ok!(ModelHub::publish_release(
+		RuntimeOrigin::signed(PUBLISHER),
+		0,
+		Box::new(ReleaseParams {
+			version: id.to_le_bytes().to_vec().try_into().unwrap(),
+			artifact: H256::repeat_byte(9),
+			size: 100,
+			format: opg_primitives::ModelFormat::Onnx,
+			source_uri: b"file:///models/demo.onnx".to_vec().try_into().unwrap(),
+			inputs: specs(&[1, 2]),
+			outputs: specs(&[1]),
+			modes,
+			zk_verifying_key: modes.contains(VerificationMode::Zk).then_some(ZK_KEY),
+			royalty: Permill::from_percent(10),
+		})
+	));
+	id
+}
+
+/// Vanilla and TEE.
+pub fn vanilla_and_tee() -> ModeSet {
+	ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee])
+}
+
+/// Registers `who` with `stake` and `price`, serving `release` in `modes`.
+pub fn register(who: u64, release: ReleaseId, stake: u64, price: u64, modes: ModeSet) {
+	assert_ok!(Inference::register_worker(
+		RuntimeOrigin::signed(who),
+		stake,
+		vec![release].try_into().unwrap(),
+		modes,
+		price,
+		4,
+		Hardware::Cpu
+	));
+}
+
+/// Advances to block `n`, running the hooks as the executive would.
+pub fn run_to_block(n: u64) {
+	while System::block_number() < n {
+		let next = System::block_number() + 1;
+		Inference::on_finalize(System::block_number());
+		System::set_block_number(next);
+		Inference::on_initialize(next);
+		Inference::on_idle(next, Weight::MAX);
+	}
+}
+
+pub fn finished() -> Vec<(JobId, &'static str)> {
+	FINISHED.with(|f| f.borrow().clone())
+}
+
+/// Fresh state; after `test` the invariants of both pallets are checked, and issuance must
+/// have fallen by exactly what the market burned.
+pub fn new_test_ext(test: impl FnOnce()) {
+	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	pallet_balances::GenesisConfig::<Test> {
+		balances: vec![
+			(PUBLISHER, START_BALANCE),
+			(ALICE, START_BALANCE),
+			(BOB, START_BALANCE),
+			(W1, START_BALANCE),
+			(W2, START_BALANCE),
+			(W3, START_BALANCE),
+			(POOR, 100),
+		],
+		..Default::default()
+	}
+	.assimilate_storage(&mut storage)
+	.unwrap();
+	SUPPORTED.with(|s| *s.borrow_mut() = ModeSet(0b111));
+	FINISHED.with(|f| f.borrow_mut().clear());
+	let mut ext = sp_io::TestExternalities::new(storage);
+	ext.execute_with(|| {
+		System::set_block_number(1);
+		let issuance = Balances::total_issuance();
+		test();
+		check_invariants(issuance);
+	});
+}
+
+/// try_state of both pallets and the burn/issuance identity.
+pub fn check_invariants(initial_issuance: u64) {
+	ModelHub::do_try_state().expect("hub invariants");
+	Inference::do_try_state().expect("market invariants");
+	assert_eq!(
+		Balances::total_issuance(),
+		initial_issuance - TotalBurned::<Test>::get(),
+		"issuance fell by exactly what was burned"
+	);
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_bench_ext() -> sp_io::TestExternalities {
+	let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	sp_io::TestExternalities::new(storage)
+}
+
+/// All three modes.
+pub fn all_modes() -> ModeSet {
+	ModeSet(0b111)
+}

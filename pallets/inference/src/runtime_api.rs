@@ -1,0 +1,35 @@
+//! `InferenceApi`: what workers, wallets and dApps ask the runtime about the market.
+
+use crate::{BurnTotals, FeeQuote};
+use alloc::vec::Vec;
+use codec::Codec;
+use opg_primitives::{JobId, ReleaseId, VerificationMode};
+
+polkadot_sdk::sp_api::decl_runtime_apis! {
+	/// Queries of the inference market.
+	pub trait InferenceApi<AccountId, Balance, Job, JobResult, Worker, Release>
+	where
+		AccountId: Codec,
+		Balance: Codec,
+		Job: Codec,
+		JobResult: Codec,
+		Worker: Codec,
+		Release: Codec,
+	{
+		/// What a job of `mode` on `release` with `input_len` bytes of input costs at most, or
+		/// `None` if no worker would take it.
+		fn fee_quote(release: ReleaseId, mode: VerificationMode, input_len: u32) -> Option<FeeQuote<Balance>>;
+		/// A job, its input (while open) and its result (once submitted).
+		fn job(id: JobId) -> Option<(Job, Option<Vec<u8>>, Option<JobResult>)>;
+		/// Open jobs assigned to `worker`: what a worker polls.
+		fn open_jobs(worker: AccountId) -> Vec<JobId>;
+		/// A worker's record.
+		fn worker(who: AccountId) -> Option<Worker>;
+		/// A model release.
+		fn release(id: ReleaseId) -> Option<Release>;
+		/// Releases of a repository that still have a record.
+		fn repository_releases(repository: opg_primitives::RepositoryId) -> Vec<(ReleaseId, Release)>;
+		/// What the market has burned.
+		fn burn_totals() -> BurnTotals<Balance>;
+	}
+}

@@ -1,0 +1,129 @@
+//! Deadlines and pruning across many blocks: bounded work per block, carry-over, slashing.
+
+use super::*;
+use polkadot_sdk::frame_support::{assert_ok, traits::fungible::Mutate};
+
+#[test]
+fn expired_job_refunds_in_full_and_slashes() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		let held = escrow(ALICE);
+		let alice = free(ALICE) + held;
+		run_to_block(21);
+		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Assigned, "deadline block still open");
+		run_to_block(22);
+		let record = Jobs::<Test>::get(job).unwrap();
+		assert_eq!((record.status, record.ended), (JobStatus::Expired, Some(22)));
+		assert_eq!(free(ALICE), alice);
+		assert_eq!(stake(W1), 2_000 - 300);
+		assert_eq!(BurnedByCause::<Test>::get(BurnCause::Slash), 300);
+		assert!(JobInputs::<Test>::get(job).is_none());
+		assert_eq!(finished(), vec![(job, "expired")]);
+		System::assert_has_event(Event::JobExpired { job, refund: held }.into());
+	});
+}
+
+#[test]
+fn slash_below_minimum_pauses_the_worker() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		register(W1, r, 1_200, 100, vanilla_and_tee());
+		submit(ALICE, r, VerificationMode::Vanilla);
+		run_to_block(22);
+		let w = Workers::<Test>::get(W1).unwrap();
+		assert_eq!((w.stake, w.status, w.slashed), (900, WorkerStatus::Paused, 1));
+		System::assert_has_event(Event::WorkerPaused { worker: W1 }.into());
+		assert_eq!(
+			Inference::resume_worker(RuntimeOrigin::signed(W1)),
+			Err(Error::<Test>::StakeTooLow.into())
+		);
+		assert_ok!(Inference::bond_extra(RuntimeOrigin::signed(W1), 100));
+		assert_ok!(Inference::resume_worker(RuntimeOrigin::signed(W1)));
+	});
+}
+
+#[test]
+fn slash_never_exceeds_stake() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		register(W1, r, 1_000, 100, vanilla_and_tee());
+		for _ in 0..4 {
+			submit(ALICE, r, VerificationMode::Vanilla);
+		}
+		// 3 expiries fit in block 22's budget, the 4th runs in block 23.
+		run_to_block(23);
+		// 4 x 300 > 1000: the last slash takes what is left.
+		assert_eq!(Workers::<Test>::get(W1).unwrap().stake, 0);
+		assert_eq!(stake(W1), 0);
+		assert_eq!(BurnedByCause::<Test>::get(BurnCause::Slash), 1_000);
+	});
+}
+
+#[test]
+fn expiries_beyond_the_per_block_budget_carry_over() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		for w in 300..303u64 {
+			fund(w, 100_000);
+			register(w, r, 5_000, 1, vanilla_and_tee());
+		}
+		// 10 jobs, all expiring at block 7. Each block has 4 units of work: visiting the block takes
+		// one, each expiry one; 3 expire per block.
+		for _ in 0..10 {
+			assert_ok!(Inference::submit_job(RuntimeOrigin::signed(ALICE), r, VerificationMode::Vanilla, input(), 10, Some(5)));
+		}
+		let expired = || Jobs::<Test>::iter_values().filter(|j| j.status == JobStatus::Expired).count();
+		run_to_block(6);
+		assert_eq!(expired(), 0);
+		for (block, count) in [(7, 3), (8, 6), (9, 9), (10, 10)] {
+			run_to_block(block);
+			assert_eq!(expired(), count, "at block {block}");
+			if count < 10 {
+				assert_eq!(AgendaCursor::<Test>::get(), 7, "the rest of block 7 carries over");
+			}
+		}
+		assert!(Agenda::<Test>::get(7).is_empty());
+	});
+}
+
+#[test]
+fn ended_jobs_are_pruned_after_retention() {
+	new_test_ext(|| {
+		let r = market();
+		let settled = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), settled, output(), Evidence::None));
+		let rejected = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_ok!(Inference::reject_job(RuntimeOrigin::signed(W1), rejected, RejectReason::ModelUnavailable));
+		let expired = submit(BOB, r, VerificationMode::Vanilla);
+		run_to_block(50);
+		assert!(Jobs::<Test>::get(settled).is_some(), "kept for the retention period");
+		run_to_block(51);
+		assert!(Jobs::<Test>::get(settled).is_none() && JobResults::<Test>::get(settled).is_none());
+		assert!(Jobs::<Test>::get(rejected).is_none());
+		System::assert_has_event(Event::JobPruned { job: settled }.into());
+		assert!(Jobs::<Test>::get(expired).is_some());
+		run_to_block(72);
+		assert!(Jobs::<Test>::get(expired).is_none());
+		assert!(Agenda::<Test>::iter().next().is_none(), "no agenda left behind");
+	});
+}
+
+#[test]
+fn catching_up_after_quiet_blocks_is_bounded_per_block() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_eq!(AgendaCursor::<Test>::get(), 1, "cursor starts at the first scheduling block");
+		// Blocks 2..=29 ran no hooks; one on_initialize visits at most 4 blocks.
+		System::set_block_number(30);
+		Inference::on_initialize(30);
+		assert_eq!(AgendaCursor::<Test>::get(), 5);
+		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Assigned);
+		run_to_block(35);
+		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Expired);
+		run_to_block(200);
+		assert!(Jobs::<Test>::get(job).is_none());
+		assert!(AgendaCursor::<Test>::get() <= 201);
+	});
+}

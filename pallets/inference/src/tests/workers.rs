@@ -1,0 +1,176 @@
+//! Worker registration, updates, pause/resume, unbonding and withdrawal.
+
+use super::*;
+use polkadot_sdk::{
+	frame_support::{assert_noop, assert_ok},
+	sp_runtime::DispatchError,
+};
+
+fn releases(ids: &[ReleaseId]) -> BoundedVec<ReleaseId, ConstU32<4>> {
+	ids.to_vec().try_into().unwrap()
+}
+
+fn reg(who: u64, stake_amount: u64, ids: &[ReleaseId], modes: ModeSet, capacity: u32) -> DispatchResult {
+	Inference::register_worker(RuntimeOrigin::signed(who), stake_amount, releases(ids), modes, 100, capacity, Hardware::Gpu)
+}
+
+use polkadot_sdk::frame_support::traits::ConstU32;
+
+#[test]
+fn register_holds_stake_and_joins_pools() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		assert_ok!(reg(W1, 1_500, &[r], vanilla_and_tee(), 3));
+		assert_eq!(stake(W1), 1_500);
+		assert_eq!(ReleaseWorkers::<Test>::get(r).into_inner(), vec![W1]);
+		let w = Workers::<Test>::get(W1).unwrap();
+		assert_eq!((w.status, w.capacity, w.hardware), (WorkerStatus::Active, 3, Hardware::Gpu));
+		System::assert_last_event(Event::WorkerRegistered { worker: W1, stake: 1_500 }.into());
+	});
+}
+
+#[test]
+fn register_rejects_every_bad_offer() {
+	new_test_ext(|| {
+		let r = publish_release(ModeSet::of(&[VerificationMode::Vanilla]));
+		let v = ModeSet::of(&[VerificationMode::Vanilla]);
+		assert_noop!(reg(W1, 999, &[r], v, 1), Error::<Test>::StakeTooLow);
+		assert_noop!(reg(W1, 1_000, &[], v, 1), Error::<Test>::BadReleaseList);
+		assert_noop!(reg(W1, 1_000, &[r, r], v, 1), Error::<Test>::DuplicateRelease);
+		assert_noop!(reg(W1, 1_000, &[77], v, 1), Error::<Test>::UnknownRelease);
+		assert_noop!(reg(W1, 1_000, &[r], ModeSet(0), 1), Error::<Test>::InvalidModes);
+		assert_noop!(reg(W1, 1_000, &[r], v, 0), Error::<Test>::BadCapacity);
+		assert_noop!(reg(W1, 1_000, &[r], v, 9), Error::<Test>::BadCapacity);
+		assert_noop!(
+			reg(W1, 1_000, &[r], ModeSet::of(&[VerificationMode::Tee]), 1),
+			Error::<Test>::ModeNotSupported
+		);
+		SUPPORTED.with(|s| *s.borrow_mut() = ModeSet::of(&[VerificationMode::Vanilla]));
+		assert_noop!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ModeUnavailable);
+		assert_noop!(reg(POOR, 1_000, &[r], v, 1), Error::<Test>::InsufficientBalance);
+		assert_noop!(
+			Inference::register_worker(RuntimeOrigin::none(), 1_000, releases(&[r]), v, 1, 1, Hardware::Cpu),
+			DispatchError::BadOrigin
+		);
+		assert_ok!(reg(W1, 1_000, &[r], v, 1));
+		assert_noop!(reg(W1, 1_000, &[r], v, 1), Error::<Test>::AlreadyWorker);
+	});
+}
+
+#[test]
+fn retired_release_cannot_be_served() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		assert_ok!(ModelHub::retire_release(RuntimeOrigin::signed(PUBLISHER), r));
+		assert_noop!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::UnknownRelease);
+	});
+}
+
+#[test]
+fn release_pool_is_bounded() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		for w in 100..104u64 {
+			fund(w, 10_000);
+			assert_ok!(reg(w, 1_000, &[r], vanilla_and_tee(), 1));
+		}
+		fund(104, 10_000);
+		assert_noop!(reg(104, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ReleaseFull);
+	});
+}
+
+use polkadot_sdk::frame_support::traits::fungible::Mutate;
+
+#[test]
+fn update_moves_pools_and_terms() {
+	new_test_ext(|| {
+		let a = publish_release(vanilla_and_tee());
+		let b = publish_release(vanilla_and_tee());
+		assert_ok!(reg(W1, 1_000, &[a], vanilla_and_tee(), 1));
+		assert_ok!(Inference::update_worker(
+			RuntimeOrigin::signed(W1),
+			releases(&[b]),
+			ModeSet::of(&[VerificationMode::Tee]),
+			55,
+			2,
+			Hardware::Cpu
+		));
+		assert!(ReleaseWorkers::<Test>::get(a).is_empty());
+		assert_eq!(ReleaseWorkers::<Test>::get(b).into_inner(), vec![W1]);
+		let w = Workers::<Test>::get(W1).unwrap();
+		assert_eq!((w.price, w.capacity, w.hardware), (55, 2, Hardware::Cpu));
+		assert_noop!(
+			Inference::update_worker(RuntimeOrigin::signed(W2), releases(&[a]), vanilla_and_tee(), 1, 1, Hardware::Cpu),
+			Error::<Test>::NotWorker
+		);
+		assert_noop!(
+			Inference::update_worker(RuntimeOrigin::signed(W1), releases(&[9]), vanilla_and_tee(), 1, 1, Hardware::Cpu),
+			Error::<Test>::UnknownRelease
+		);
+	});
+}
+
+#[test]
+fn bond_extra_adds_stake() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		assert_ok!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1));
+		assert_ok!(Inference::bond_extra(RuntimeOrigin::signed(W1), 250));
+		assert_eq!((stake(W1), Workers::<Test>::get(W1).unwrap().stake), (1_250, 1_250));
+		assert_noop!(Inference::bond_extra(RuntimeOrigin::signed(W2), 1), Error::<Test>::NotWorker);
+		assert_noop!(
+			Inference::bond_extra(RuntimeOrigin::signed(W1), START_BALANCE),
+			Error::<Test>::InsufficientBalance
+		);
+	});
+}
+
+#[test]
+fn pause_and_resume() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		assert_ok!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1));
+		assert_noop!(Inference::resume_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerNotPaused);
+		assert_ok!(Inference::pause_worker(RuntimeOrigin::signed(W1)));
+		assert_noop!(Inference::pause_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerNotActive);
+		// A paused worker gets no jobs.
+		assert_noop!(
+			Inference::submit_job(RuntimeOrigin::signed(ALICE), r, VerificationMode::Vanilla, input(), 1_000, None),
+			Error::<Test>::NoEligibleWorker
+		);
+		assert_ok!(Inference::resume_worker(RuntimeOrigin::signed(W1)));
+		assert_noop!(Inference::pause_worker(RuntimeOrigin::signed(W2)), Error::<Test>::NotWorker);
+		assert_noop!(Inference::resume_worker(RuntimeOrigin::signed(W2)), Error::<Test>::NotWorker);
+	});
+}
+
+#[test]
+fn unregister_waits_for_open_jobs_then_unbonds() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerHasOpenJobs);
+		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_ok!(Inference::unregister_worker(RuntimeOrigin::signed(W1)));
+		assert!(ReleaseWorkers::<Test>::get(r).is_empty());
+		System::assert_last_event(Event::WorkerUnbonding { worker: W1, unlock_at: 11 }.into());
+		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerUnbonding);
+		assert_noop!(Inference::bond_extra(RuntimeOrigin::signed(W1), 1), Error::<Test>::WorkerUnbonding);
+		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotUnlocked);
+		run_to_block(11);
+		let before = free(W1);
+		assert_ok!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)));
+		assert_eq!(free(W1), before + 2_000);
+		assert!(Workers::<Test>::get(W1).is_none());
+		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotWorker);
+	});
+}
+
+#[test]
+fn withdraw_needs_unbonding() {
+	new_test_ext(|| {
+		market();
+		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotUnlocked);
+		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W2)), Error::<Test>::NotWorker);
+	});
+}

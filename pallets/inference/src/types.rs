@@ -1,0 +1,381 @@
+//! Records, parameters and traits of the inference market.
+
+use crate::Config;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use opg_primitives::{JobId, ModeSet, ReleaseId, VerificationMode};
+use polkadot_sdk::{
+	frame_support::{
+		pallet_prelude::*, traits::fungible::Inspect, CloneNoBound, DebugNoBound, EqNoBound,
+		PartialEqNoBound,
+	},
+	frame_system::pallet_prelude::BlockNumberFor,
+	sp_core::H256,
+	sp_runtime::DispatchError,
+};
+use scale_info::TypeInfo;
+
+pub use opg_primitives::Evidence;
+
+/// Balance type of the market's currency.
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+/// Evidence with the pallet's bound.
+pub type EvidenceOf<T> = Evidence<<T as Config>::MaxEvidenceLen>;
+/// A worker record of the pallet.
+pub type WorkerOf<T> = Worker<BalanceOf<T>, BlockNumberFor<T>, <T as Config>::MaxServedReleases>;
+/// A job record of the pallet.
+pub type JobOf<T> =
+	Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+/// A result record of the pallet.
+pub type JobResultOf<T> =
+	JobResult<BlockNumberFor<T>, <T as Config>::MaxOutputLen, <T as Config>::MaxEvidenceLen>;
+
+use polkadot_sdk::frame_system;
+
+/// Hardware a worker runs models on.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum Hardware {
+	/// CPU only.
+	Cpu,
+	/// A GPU (CUDA).
+	Gpu,
+}
+
+/// Whether a worker takes jobs.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum WorkerStatus<BlockNumber> {
+	/// Takes jobs.
+	Active,
+	/// Takes no new jobs (by choice, or stake below the minimum).
+	Paused,
+	/// Left the pool; the stake can be withdrawn from `unlock_at`.
+	Unbonding {
+		/// First block at which `withdraw_stake` succeeds.
+		unlock_at: BlockNumber,
+	},
+}
+
+/// A registered worker. Its stake is held under `HoldReason::WorkerStake`.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
+)]
+#[scale_info(skip_type_params(MaxReleases))]
+#[codec(mel_bound(Balance: MaxEncodedLen, BlockNumber: MaxEncodedLen))]
+pub struct Worker<
+	Balance: Clone + PartialEq + Eq + core::fmt::Debug,
+	BlockNumber: Clone + PartialEq + Eq + core::fmt::Debug,
+	MaxReleases: Get<u32>,
+> {
+	/// Stake held.
+	pub stake: Balance,
+	/// Releases served.
+	pub releases: BoundedVec<ReleaseId, MaxReleases>,
+	/// Modes the worker answers in.
+	pub modes: ModeSet,
+	/// Price per job.
+	pub price: Balance,
+	/// Most concurrent jobs.
+	pub capacity: u32,
+	/// CPU or GPU.
+	pub hardware: Hardware,
+	/// Active, paused or unbonding.
+	pub status: WorkerStatus<BlockNumber>,
+	/// Jobs assigned and not ended.
+	pub open_jobs: u32,
+	/// Jobs settled.
+	pub completed: u32,
+	/// Jobs the worker rejected.
+	pub rejected: u32,
+	/// Times the worker was slashed.
+	pub slashed: u32,
+}
+
+impl<B: Clone + PartialEq + Eq + core::fmt::Debug, N: Clone + PartialEq + Eq + core::fmt::Debug, M: Get<u32>>
+	Worker<B, N, M>
+{
+	/// Whether the worker is leaving.
+	pub fn is_unbonding(&self) -> bool {
+		matches!(self.status, WorkerStatus::Unbonding { .. })
+	}
+}
+
+/// Why a worker declined a job.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum RejectReason {
+	/// The input is valid for the IO spec but the model cannot take it (e.g. values out of
+	/// range, a dynamic dimension too large).
+	BadInput,
+	/// The model file could not be fetched or does not match its hash.
+	ModelUnavailable,
+	/// The model failed to execute.
+	ExecutionFailed,
+}
+
+/// Where a job is.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum JobStatus<Balance> {
+	/// Waiting for the worker's result.
+	Assigned,
+	/// Result stored, waiting for verification.
+	Submitted,
+	/// Verified and paid.
+	Settled {
+		/// Verification fee burned.
+		verification_fee: Balance,
+	},
+	/// Evidence invalid: refunded, worker slashed.
+	Failed,
+	/// Declined by the worker: refunded.
+	Rejected {
+		/// The worker's reason.
+		reason: RejectReason,
+	},
+	/// No result before the deadline: refunded, worker slashed.
+	Expired,
+}
+
+/// An inference job.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct Job<AccountId, Balance, BlockNumber> {
+	/// Who pays.
+	pub requester: AccountId,
+	/// Assigned worker.
+	pub worker: AccountId,
+	/// Model release.
+	pub release: ReleaseId,
+	/// Verification mode.
+	pub mode: VerificationMode,
+	/// blake2-256 of the canonical input.
+	pub input_hash: H256,
+	/// Input length in bytes.
+	pub input_len: u32,
+	/// Worker's price, held until settlement.
+	pub price: Balance,
+	/// Maximum verification fee, held until settlement.
+	pub verification_hold: Balance,
+	/// Last block in which the result is accepted.
+	pub deadline: BlockNumber,
+	/// Block of submission.
+	pub created: BlockNumber,
+	/// Where the job is.
+	pub status: JobStatus<Balance>,
+	/// Block in which the job ended (settled, failed, rejected, expired).
+	pub ended: Option<BlockNumber>,
+}
+
+/// A worker's result.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
+)]
+#[scale_info(skip_type_params(MaxOutput, MaxEvidence))]
+#[codec(mel_bound(BlockNumber: MaxEncodedLen))]
+pub struct JobResult<
+	BlockNumber: Clone + PartialEq + Eq + core::fmt::Debug,
+	MaxOutput: Get<u32>,
+	MaxEvidence: Get<u32>,
+> {
+	/// Canonical output tensors.
+	pub output: BoundedVec<u8, MaxOutput>,
+	/// blake2-256 of `output`.
+	pub output_hash: H256,
+	/// Evidence of the job's mode.
+	pub evidence: Evidence<MaxEvidence>,
+	/// Block of submission.
+	pub submitted_at: BlockNumber,
+}
+
+/// Scheduled work of a block.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum AgendaItem {
+	/// Expire the job if it still has no result.
+	Expire,
+	/// Remove the ended job's records.
+	Prune,
+}
+
+/// What a burn paid for.
+#[derive(
+	Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode, DecodeWithMemTracking,
+	MaxEncodedLen, TypeInfo,
+)]
+pub enum BurnCause {
+	/// A settled job's verification fee.
+	VerificationFee,
+	/// Slashed worker stake.
+	Slash,
+}
+
+/// Flat verification fees per mode and the per-byte part (over input, output and evidence).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Encode, Decode, TypeInfo)]
+pub struct VerificationFees<Balance> {
+	/// Flat fee of Vanilla jobs.
+	pub vanilla: Balance,
+	/// Flat fee of TEE jobs.
+	pub tee: Balance,
+	/// Flat fee of ZK jobs.
+	pub zk: Balance,
+	/// Fee per byte of input, output and evidence.
+	pub per_byte: Balance,
+}
+
+impl<Balance: Copy> VerificationFees<Balance> {
+	/// Flat fee of `mode`.
+	pub fn flat(&self, mode: VerificationMode) -> Balance {
+		match mode {
+			VerificationMode::Vanilla => self.vanilla,
+			VerificationMode::Tee => self.tee,
+			VerificationMode::Zk => self.zk,
+		}
+	}
+}
+
+/// What a job costs at most: the cheapest eligible worker's price and the largest verification
+/// fee.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct FeeQuote<Balance> {
+	/// Lowest price among eligible workers.
+	pub price: Balance,
+	/// Largest verification fee (maximal output and evidence).
+	pub verification_fee: Balance,
+	/// `price + verification_fee`: what `submit_job` holds at most.
+	pub total: Balance,
+}
+
+/// Burn totals.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct BurnTotals<Balance> {
+	/// Everything burned.
+	pub total: Balance,
+	/// Verification fees burned.
+	pub verification_fees: Balance,
+	/// Stake slashed and burned.
+	pub slashes: Balance,
+}
+
+/// What a verifier checks a result against.
+pub struct VerificationContext<'a> {
+	/// Job id.
+	pub job: JobId,
+	/// SCALE-encoded account of the worker (whose attested key signs TEE results).
+	pub worker: alloc::vec::Vec<u8>,
+	/// blake2-256 of the model file.
+	pub artifact: H256,
+	/// Verifying-key hash of the release (ZK mode).
+	pub zk_verifying_key: Option<H256>,
+	/// blake2-256 of the input.
+	pub input_hash: H256,
+	/// Canonical output.
+	pub output: &'a [u8],
+	/// blake2-256 of `output`.
+	pub output_hash: H256,
+}
+
+/// Why evidence was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub enum VerifyError {
+	/// This verifier does not handle the mode.
+	UnsupportedMode,
+	/// The evidence is malformed.
+	Malformed,
+	/// The evidence does not prove the result.
+	Invalid,
+	/// Something the evidence needs (attested key, verifying key) is missing.
+	MissingKey,
+}
+
+/// Checks the evidence of results: the runtime plugs the TEE and ZK verifiers in here.
+pub trait ResultVerifier {
+	/// Whether the chain can verify `mode`. Jobs and workers of other modes are refused.
+	fn supports(mode: VerificationMode) -> bool;
+	/// Checks `evidence` for the result in `context`.
+	fn verify<M: Get<u32>>(
+		context: &VerificationContext,
+		evidence: &Evidence<M>,
+	) -> Result<(), VerifyError>;
+	/// Worst-case weight of `verify` for the sizes given.
+	fn weight(mode: VerificationMode, output_len: u32, evidence_len: u32) -> Weight;
+}
+
+/// Only Vanilla results: no evidence can be verified. For chains without verifiers.
+pub struct VanillaOnly;
+impl ResultVerifier for VanillaOnly {
+	fn supports(mode: VerificationMode) -> bool {
+		mode == VerificationMode::Vanilla
+	}
+	fn verify<M: Get<u32>>(_: &VerificationContext, _: &Evidence<M>) -> Result<(), VerifyError> {
+		Err(VerifyError::UnsupportedMode)
+	}
+	fn weight(_: VerificationMode, _: u32, _: u32) -> Weight {
+		Weight::zero()
+	}
+}
+
+/// How a job ended, as told to consumers.
+pub enum JobOutcome<'a> {
+	/// Verified and paid; the canonical output.
+	Settled {
+		/// Canonical output tensors.
+		output: &'a [u8],
+	},
+	/// Evidence invalid.
+	Failed,
+	/// Declined by the worker.
+	Rejected,
+	/// No result before the deadline.
+	Expired,
+}
+
+/// On-chain consumers of inference: told when their jobs end.
+pub trait InferenceConsumer<AccountId> {
+	/// Called once when a job ends. Must stay within [`Self::weight`].
+	fn on_job_finished(job: JobId, outcome: JobOutcome);
+	/// Upper bound of `on_job_finished`'s weight.
+	fn weight() -> Weight;
+}
+
+impl<AccountId> InferenceConsumer<AccountId> for () {
+	fn on_job_finished(_: JobId, _: JobOutcome) {}
+	fn weight() -> Weight {
+		Weight::zero()
+	}
+}
+
+/// Lets other pallets request inference; results arrive through [`InferenceConsumer`].
+pub trait InferenceRequester<AccountId, Balance, BlockNumber> {
+	/// Largest input.
+	type MaxInputLen: Get<u32>;
+	/// Submits a job paid by `requester`, exactly like the `submit_job` call.
+	fn request(
+		requester: AccountId,
+		release: ReleaseId,
+		mode: VerificationMode,
+		input: BoundedVec<u8, Self::MaxInputLen>,
+		max_fee: Balance,
+		timeout: Option<BlockNumber>,
+	) -> Result<JobId, DispatchError>;
+}
+
+/// Benchmark set-up the market cannot do itself.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId> {
+	/// An active release of `publisher` in `modes` whose input and output are one dynamic `U8`
+	/// tensor of any length.
+	fn release(publisher: &AccountId, modes: ModeSet) -> ReleaseId;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl<T: pallet_model_hub::Config> BenchmarkHelper<T::AccountId> for pallet_model_hub::Pallet<T> {
+	fn release(publisher: &T::AccountId, modes: ModeSet) -> ReleaseId {
+		pallet_model_hub::Pallet::<T>::benchmark_release(publisher, modes)
+	}
+}
