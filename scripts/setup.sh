@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs what building and testing OPG needs on a fresh Debian/Ubuntu machine.
+# Idempotent and non-interactive: every step first checks whether it is already done.
+# Wasm toolchain: rustup's wasm32v1-none + rust-src when rustup can provide them; otherwise (offline
+# machines where `rustup target add` cannot reach its servers) Debian's rustc-web with core/alloc
+# prebuilt for wasm32v1-none. `scripts/env.sh` then exports the matching variables.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[setup] %s\n' "$*" >&2; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- system packages -------------------------------------------------------------------------
+apt_pkgs=(build-essential clang libclang-dev protobuf-compiler pkg-config libssl-dev git curl ca-certificates)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Rust host toolchain -----------------------------------------------------------------------
+command -v cargo >/dev/null || { log "cargo not found: install rustup first"; exit 1; }
+
+# --- wasm toolchain ------------------------------------------------------------------------------
+wasm_target=wasm32v1-none
+deb_sysroot=/usr/lib/rustlib/$wasm_target/lib
+have_rustup_wasm() {
+  command -v rustup >/dev/null || return 1
+  rustup target list --installed 2>/dev/null | grep -qx "$wasm_target" || return 1
+  rustup component list --installed 2>/dev/null | grep -q '^rust-src'
+}
+have_deb_wasm() {
+  command -v rustup >/dev/null && rustup toolchain list 2>/dev/null | grep -q '^deb' \
+    && ls "$deb_sysroot"/libcore-*.rlib >/dev/null 2>&1 && ls "$deb_sysroot"/liballoc-*.rlib >/dev/null 2>&1
+}
+
+if have_deb_wasm; then
+  log "wasm toolchain: Debian rustc-web with prebuilt $wasm_target core/alloc (already set up)"
+elif have_rustup_wasm; then
+  log "wasm toolchain: rustup $wasm_target + rust-src (already installed)"
+elif command -v rustup >/dev/null && timeout "${OPG_RUSTUP_TIMEOUT:-45}" rustup target add "$wasm_target" >/dev/null 2>&1 \
+     && timeout "${OPG_RUSTUP_TIMEOUT:-45}" rustup component add rust-src >/dev/null 2>&1; then
+  log "wasm toolchain: installed rustup $wasm_target + rust-src"
+else
+  log "rustup cannot provide $wasm_target here; using Debian's rustc-web"
+  deb_pkgs=(rustc-web cargo-web rust-web-src)
+  missing=()
+  for p in "${deb_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  rustup toolchain list | grep -q '^deb' || rustup toolchain link deb /usr
+  # Build core/alloc once from Debian's std sources; copying them into the sysroot makes the
+  # target count as installed for substrate-wasm-builder's checks.
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/src"
+  cat >"$tmp/Cargo.toml" <<'TOML'
+[package]
+name = "opg-wasm-std"
+version = "0.0.0"
+edition = "2021"
+[lib]
+crate-type = ["cdylib"]
+path = "src/lib.rs"
+[profile.release]
+panic = "abort"
+TOML
+  cat >"$tmp/src/lib.rs" <<'RS'
+#![no_std]
+extern crate alloc;
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+RS
+  (cd "$tmp" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$tmp/target" cargo +deb build -q --release \
+      --target "$wasm_target" -Zbuild-std=core,alloc)
+  $SUDO mkdir -p "$deb_sysroot"
+  $SUDO cp "$tmp/target/$wasm_target/release/deps/"lib*.rlib "$deb_sysroot/"
+  rm -rf "$tmp"
+  have_deb_wasm || { log "failed to set up the Debian wasm toolchain"; exit 1; }
+  log "wasm toolchain: Debian rustc-web ready"
+fi
+
+# --- node.js (for the @polkadot/api tests) --------------------------------------------------
+if ! command -v node >/dev/null; then
+  log "installing nodejs/npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+log "done"

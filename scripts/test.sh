@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: sets the machine up if needed, builds, and runs the whole test suite
+# (runtime, node process tests, chain-spec checks, the @polkadot/api client test).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+export RUST_BACKTRACE=1
+
+start=$(date +%s)
+echo "[test] cargo test --release --workspace (target: $CARGO_TARGET_DIR)"
+# Doc-tests are skipped: no crate has examples, and rustdoc would rebuild the runtime.
+cargo test --release --workspace --locked --lib --bins --tests
+echo "[test] rust tests took $(( $(date +%s) - start )) s"
+
+echo "[test] benchmark test suites of the protocol pallets (mock runtime)"
+cargo test --release --locked -p pallet-model-hub -p pallet-inference --lib \
+  --features pallet-model-hub/runtime-benchmarks,pallet-inference/runtime-benchmarks benchmark
+
+bash scripts/js-test.sh
+echo "[test] all tests passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,80 @@
+// @polkadot/api against a running `opg-node --dev` (OPG_WS, started by scripts/js-test.sh):
+// what polkadot.js apps and dApps see.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+
+const WS = process.env.OPG_WS ?? 'ws://127.0.0.1:9944';
+let api;
+
+before(async () => {
+  await cryptoWaitReady();
+  api = await ApiPromise.create({ provider: new WsProvider(WS), throwOnConnect: true, noInitWarn: true });
+});
+
+after(async () => {
+  await api?.disconnect();
+});
+
+test('system_properties: OPG with 18 decimals and the runtime SS58 prefix', async () => {
+  const props = (await api.rpc.system.properties()).toJSON();
+  assert.deepEqual(props.tokenSymbol, 'OPG');
+  assert.deepEqual(props.tokenDecimals, 18);
+  const runtimePrefix = api.consts.system.ss58Prefix.toNumber();
+  assert.equal(props.ss58Format, runtimePrefix);
+  assert.equal(api.registry.chainDecimals[0], 18);
+  assert.equal(api.registry.chainTokens[0], 'OPG');
+});
+
+test('runtime version and metadata decode', async () => {
+  const version = api.runtimeVersion;
+  assert.equal(version.specName.toString(), 'opg');
+  assert.ok(api.tx.balances.transferKeepAlive, 'balances pallet in metadata');
+  assert.ok(api.query.parameters.parameters, 'parameters pallet in metadata');
+  // Standard runtime APIs reachable through api.call.
+  const nonce = await api.call.accountNonceApi.accountNonce('5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY');
+  assert.ok(nonce.toNumber() >= 0);
+  const presets = await api.call.genesisBuilder.presetNames();
+  assert.deepEqual(presets.map((p) => p.toString()).sort(), ['development', 'local_testnet']);
+});
+
+test('blocks are produced and finalized', async () => {
+  const start = (await api.rpc.chain.getHeader()).number.toNumber();
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no finalized block within 60 s')), 60_000);
+    let unsub;
+    api.rpc.chain.subscribeFinalizedHeads((head) => {
+      if (head.number.toNumber() > start) {
+        clearTimeout(timer);
+        unsub?.();
+        resolve();
+      }
+    }).then((u) => { unsub = u; });
+  });
+});
+
+test('a signed transfer is included and pays a fee', async () => {
+  const keyring = new Keyring({ type: 'sr25519' });
+  const alice = keyring.addFromUri('//Alice');
+  const dest = keyring.addFromUri('//OpgJsTest').address;
+  const amount = 2n * 10n ** 18n;
+  const before = (await api.query.system.account(alice.address)).data.free.toBigInt();
+
+  const tx = api.tx.balances.transferKeepAlive(dest, amount);
+  const fee = (await tx.paymentInfo(alice)).partialFee.toBigInt();
+  assert.ok(fee > 0n, 'fee is quoted');
+
+  const blockHash = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('not included within 60 s')), 60_000);
+    tx.signAndSend(alice, ({ status, dispatchError }) => {
+      if (dispatchError) { clearTimeout(timer); reject(new Error(dispatchError.toString())); }
+      if (status.isInBlock) { clearTimeout(timer); resolve(status.asInBlock); }
+    }).catch(reject);
+  });
+  const atBlock = await api.at(blockHash);
+  assert.equal((await atBlock.query.system.account(dest)).data.free.toBigInt(), amount);
+  const after = (await atBlock.query.system.account(alice.address)).data.free.toBigInt();
+  assert.ok(before - after >= amount, 'amount and fee left Alice');
+});
