@@ -19,9 +19,11 @@ after(async () => {
 });
 
 test('system_properties: OPG with 18 decimals and the runtime SS58 prefix', async () => {
-  const props = (await api.rpc.system.properties()).toJSON();
-  assert.deepEqual(props.tokenSymbol, 'OPG');
-  assert.deepEqual(props.tokenDecimals, 18);
+  // As plain JSON, the way the RPC returns it.
+  const props = JSON.parse(JSON.stringify((await api.rpc.system.properties()).toJSON()));
+  // system_properties lists one symbol and decimals per token; OPG has one token.
+  assert.deepEqual(props.tokenSymbol, ['OPG']);
+  assert.deepEqual(props.tokenDecimals, [18]);
   const runtimePrefix = api.consts.system.ss58Prefix.toNumber();
   assert.equal(props.ss58Format, runtimePrefix);
   assert.equal(api.registry.chainDecimals[0], 18);
@@ -70,7 +72,10 @@ test('a signed transfer is included and pays a fee', async () => {
     const timer = setTimeout(() => reject(new Error('not included within 60 s')), 60_000);
     tx.signAndSend(alice, ({ status, dispatchError }) => {
       if (dispatchError) { clearTimeout(timer); reject(new Error(dispatchError.toString())); }
+      // The dev chain finalizes each block as it seals it, so the pool may report
+      // Finalized without an InBlock before it.
       if (status.isInBlock) { clearTimeout(timer); resolve(status.asInBlock); }
+      if (status.isFinalized) { clearTimeout(timer); resolve(status.asFinalized); }
     }).catch(reject);
   });
   const atBlock = await api.at(blockHash);

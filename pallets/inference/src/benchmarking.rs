@@ -6,7 +6,10 @@ use alloc::{vec, vec::Vec};
 use opg_primitives::{ElemType, Tensor};
 use polkadot_sdk::{
 	frame_benchmarking::v2::*,
-	frame_support::traits::{fungible::Mutate, Hooks},
+	frame_support::traits::{
+		fungible::{Inspect, Mutate},
+		Hooks,
+	},
 	frame_system::RawOrigin,
 };
 

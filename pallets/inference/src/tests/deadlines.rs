@@ -1,7 +1,7 @@
 //! Deadlines and pruning across many blocks: bounded work per block, carry-over, slashing.
 
 use super::*;
-use polkadot_sdk::frame_support::{assert_ok, traits::fungible::Mutate};
+use polkadot_sdk::frame_support::assert_ok;
 
 #[test]
 fn expired_job_refunds_in_full_and_slashes() {

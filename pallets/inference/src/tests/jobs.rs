@@ -1,7 +1,7 @@
 //! Submitting jobs: validation, worker selection, escrow.
 
 use super::*;
-use polkadot_sdk::frame_support::{assert_noop, assert_ok, traits::fungible::Mutate};
+use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 
 fn try_submit(who: u64, release: ReleaseId, mode: VerificationMode, max_fee: u64, timeout: Option<u64>) -> DispatchResult {
 	Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), max_fee, timeout)

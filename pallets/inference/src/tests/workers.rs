@@ -79,7 +79,6 @@ fn release_pool_is_bounded() {
 	});
 }
 
-use polkadot_sdk::frame_support::traits::fungible::Mutate;
 
 #[test]
 fn update_moves_pools_and_terms() {
