@@ -38,15 +38,22 @@ have_deb_wasm() {
     && ls "$deb_sysroot"/libcore-*.rlib >/dev/null 2>&1 && ls "$deb_sysroot"/liballoc-*.rlib >/dev/null 2>&1
 }
 
+# OPG_FORCE_DEB_WASM=1 takes the Debian route even where rustup works (to test that route).
+use_deb=0
 if have_deb_wasm; then
   log "wasm toolchain: Debian rustc-web with prebuilt $wasm_target core/alloc (already set up)"
+elif [ "${OPG_FORCE_DEB_WASM:-0}" = 1 ]; then
+  use_deb=1
 elif have_rustup_wasm; then
   log "wasm toolchain: rustup $wasm_target + rust-src (already installed)"
 elif command -v rustup >/dev/null && timeout "${OPG_RUSTUP_TIMEOUT:-45}" rustup target add "$wasm_target" >/dev/null 2>&1 \
      && timeout "${OPG_RUSTUP_TIMEOUT:-45}" rustup component add rust-src >/dev/null 2>&1; then
   log "wasm toolchain: installed rustup $wasm_target + rust-src"
 else
-  log "rustup cannot provide $wasm_target here; using Debian's rustc-web"
+  use_deb=1
+fi
+if [ "${use_deb:-0}" = 1 ]; then
+  log "using Debian's rustc-web for $wasm_target"
   deb_pkgs=(rustc-web cargo-web rust-web-src)
   missing=()
   for p in "${deb_pkgs[@]}"; do
@@ -67,21 +74,20 @@ name = "opg-wasm-std"
 version = "0.0.0"
 edition = "2021"
 [lib]
-crate-type = ["cdylib"]
 path = "src/lib.rs"
-[profile.release]
-panic = "abort"
 TOML
   cat >"$tmp/src/lib.rs" <<'RS'
 #![no_std]
+// Only here to make -Zbuild-std compile core and alloc for the target.
 extern crate alloc;
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+pub fn len(v: &alloc::vec::Vec<u8>) -> usize { v.len() }
 RS
   (cd "$tmp" && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$tmp/target" cargo +deb build -q --release \
       --target "$wasm_target" -Zbuild-std=core,alloc)
   $SUDO mkdir -p "$deb_sysroot"
-  $SUDO cp "$tmp/target/$wasm_target/release/deps/"lib*.rlib "$deb_sysroot/"
+  for lib in core alloc compiler_builtins; do
+    $SUDO cp "$tmp/target/$wasm_target/release/deps/lib$lib-"*.rlib "$deb_sysroot/"
+  done
   rm -rf "$tmp"
   have_deb_wasm || { log "failed to set up the Debian wasm toolchain"; exit 1; }
   log "wasm toolchain: Debian rustc-web ready"

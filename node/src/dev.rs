@@ -6,16 +6,14 @@ use std::{sync::Arc, time::Duration};
 use codec::Encode;
 use cumulus_client_parachain_inherent::MockValidationDataInherentDataProvider;
 use cumulus_primitives_core::{CollectCollationInfo, GetParachainInfo, ParaId};
-use futures::FutureExt;
 use opg_runtime::opaque::{Block, Hash};
 use polkadot_primitives::UpgradeGoAhead;
 use polkadot_sdk::*;
-use sc_client_api::{Backend, HeaderBackend};
+use sc_client_api::HeaderBackend;
 use sc_consensus::LongestChain;
 use sc_consensus_manual_seal::consensus::aura::AuraConsensusDataProvider;
 use sc_network::{config::FullNetworkConfiguration, NotificationMetrics};
 use sc_service::{Configuration, PartialComponents, TaskManager};
-use sc_transaction_pool_api::OffchainTransactionPoolFactory;
 use sp_api::ProvideRuntimeApi;
 use sp_runtime::traits::Header as HeaderT;
 
@@ -66,24 +64,15 @@ pub fn start_dev_node(
 		})?;
 
 	if config.offchain_worker.enabled {
-		let offchain_workers =
-			sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
-				runtime_api_provider: client.clone(),
-				keystore: Some(keystore_container.keystore()),
-				offchain_db: backend.offchain_storage(),
-				transaction_pool: Some(OffchainTransactionPoolFactory::new(
-					transaction_pool.clone(),
-				)),
-				network_provider: Arc::new(network.clone()),
-				is_validator: config.role.is_authority(),
-				enable_http_requests: false,
-				custom_extensions: move |_| vec![],
-			})?;
-		task_manager.spawn_handle().spawn(
-			"offchain-workers-runner",
-			"offchain-work",
-			offchain_workers.run(client.clone(), task_manager.spawn_handle()).boxed(),
-		);
+		crate::service::spawn_offchain_workers(
+			&task_manager,
+			client.clone(),
+			&backend,
+			keystore_container.keystore(),
+			transaction_pool.clone(),
+			network.clone(),
+			config.role.is_authority(),
+		)?;
 	}
 
 	let proposer = sc_basic_authorship::ProposerFactory::new(
@@ -139,15 +128,7 @@ pub fn start_dev_node(
 		.spawn_essential_handle()
 		.spawn_blocking("manual-seal", None, authorship);
 
-	let rpc_builder = {
-		let client = client.clone();
-		let transaction_pool = transaction_pool.clone();
-		Box::new(move |_| {
-			let deps =
-				crate::rpc::FullDeps { client: client.clone(), pool: transaction_pool.clone() };
-			crate::rpc::create_full(deps).map_err(Into::into)
-		})
-	};
+	let rpc_builder = crate::service::rpc_builder(client.clone(), transaction_pool.clone());
 
 	let prometheus_registry = config.prometheus_registry().cloned();
 	sc_service::spawn_tasks(sc_service::SpawnTasksParams {

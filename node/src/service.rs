@@ -131,6 +131,47 @@ pub fn new_partial(config: &Configuration) -> Result<Service, sc_service::Error>
 	})
 }
 
+/// Runs the runtime's offchain workers on each imported block (both node modes).
+pub fn spawn_offchain_workers(
+	task_manager: &TaskManager,
+	client: Arc<ParachainClient>,
+	backend: &ParachainBackend,
+	keystore: KeystorePtr,
+	transaction_pool: Arc<TransactionPool>,
+	network: Arc<dyn sc_network::service::traits::NetworkService>,
+	is_validator: bool,
+) -> Result<(), sc_service::Error> {
+	use futures::FutureExt;
+
+	let offchain_workers = sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
+		runtime_api_provider: client.clone(),
+		keystore: Some(keystore),
+		offchain_db: backend.offchain_storage(),
+		transaction_pool: Some(OffchainTransactionPoolFactory::new(transaction_pool)),
+		network_provider: Arc::new(network),
+		is_validator,
+		enable_http_requests: false,
+		custom_extensions: move |_| vec![],
+	})?;
+	task_manager.spawn_handle().spawn(
+		"offchain-workers-runner",
+		"offchain-work",
+		offchain_workers.run(client, task_manager.spawn_handle()).boxed(),
+	);
+	Ok(())
+}
+
+/// RPC extensions builder handed to `sc_service::spawn_tasks` (both node modes).
+pub fn rpc_builder(
+	client: Arc<ParachainClient>,
+	transaction_pool: Arc<TransactionPool>,
+) -> Box<dyn Fn(sc_rpc::SubscriptionTaskExecutor) -> Result<crate::rpc::RpcExtension, sc_service::Error>> {
+	Box::new(move |_| {
+		let deps = crate::rpc::FullDeps { client: client.clone(), pool: transaction_pool.clone() };
+		crate::rpc::create_full(deps).map_err(Into::into)
+	})
+}
+
 /// Aura import queue that verifies authorship and rejects equivocations.
 fn build_import_queue(
 	client: Arc<ParachainClient>,
@@ -278,37 +319,18 @@ pub async fn start_parachain_node(
 		.await?;
 
 	if parachain_config.offchain_worker.enabled {
-		use futures::FutureExt;
-
-		let offchain_workers =
-			sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
-				runtime_api_provider: client.clone(),
-				keystore: Some(params.keystore_container.keystore()),
-				offchain_db: backend.offchain_storage(),
-				transaction_pool: Some(OffchainTransactionPoolFactory::new(
-					transaction_pool.clone(),
-				)),
-				network_provider: Arc::new(network.clone()),
-				is_validator: parachain_config.role.is_authority(),
-				enable_http_requests: false,
-				custom_extensions: move |_| vec![],
-			})?;
-		task_manager.spawn_handle().spawn(
-			"offchain-workers-runner",
-			"offchain-work",
-			offchain_workers.run(client.clone(), task_manager.spawn_handle()).boxed(),
-		);
+		spawn_offchain_workers(
+			&task_manager,
+			client.clone(),
+			&backend,
+			params.keystore_container.keystore(),
+			transaction_pool.clone(),
+			network.clone(),
+			validator,
+		)?;
 	}
 
-	let rpc_builder = {
-		let client = client.clone();
-		let transaction_pool = transaction_pool.clone();
-		Box::new(move |_| {
-			let deps =
-				crate::rpc::FullDeps { client: client.clone(), pool: transaction_pool.clone() };
-			crate::rpc::create_full(deps).map_err(Into::into)
-		})
-	};
+	let rpc_builder = rpc_builder(client.clone(), transaction_pool.clone());
 
 	sc_service::spawn_tasks(sc_service::SpawnTasksParams {
 		rpc_builder,

@@ -9,14 +9,14 @@ use std::time::Duration;
 use codec::{Decode, Encode};
 use common::{rpc, DevNode};
 use opg_runtime::{
-	AccountId, Balance, Nonce, Runtime, RuntimeCall, TxExtension, UncheckedExtrinsic, UNIT,
+	AccountId, Balance, Nonce, RuntimeCall, UncheckedExtrinsic, UNIT,
 	VERSION,
 };
 use polkadot_sdk::{
 	sp_core::{bytes, H256},
 	sp_crypto_hashing as hashing,
 	sp_keyring::Sr25519Keyring,
-	sp_runtime::{generic::Era, generic::SignedPayload, MultiAddress},
+	sp_runtime::{generic::SignedPayload, MultiAddress},
 	*,
 };
 use serde_json::json;
@@ -55,19 +55,7 @@ fn signed_transfer(port: u16, dest: &AccountId, value: Balance) -> UncheckedExtr
 		dest: MultiAddress::Id(dest.clone()),
 		value,
 	});
-	let ext: TxExtension = (
-		frame_system::AuthorizeCall::<Runtime>::new(),
-		frame_system::CheckNonZeroSender::<Runtime>::new(),
-		frame_system::CheckSpecVersion::<Runtime>::new(),
-		frame_system::CheckTxVersion::<Runtime>::new(),
-		frame_system::CheckGenesis::<Runtime>::new(),
-		frame_system::CheckEra::<Runtime>::from(Era::Immortal),
-		frame_system::CheckNonce::<Runtime>::from(nonce),
-		frame_system::CheckWeight::<Runtime>::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
-		frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
-	)
-		.into();
+	let ext = opg_runtime::tx_extension(nonce, 0);
 	let implicit = (
 		(),
 		(),

@@ -3,8 +3,8 @@
 
 use codec::Encode;
 use opg_runtime::{
-	genesis_config_presets, AccountId, AllPalletsWithSystem, Balance, Balances, Executive,
-	Header, Runtime, RuntimeCall, RuntimeGenesisConfig, System, TxExtension, UncheckedExtrinsic,
+	genesis_config_presets, AccountId, AllPalletsWithSystem, Balances, Executive,
+	Header, Runtime, RuntimeCall, RuntimeGenesisConfig, System, UncheckedExtrinsic,
 	EXISTENTIAL_DEPOSIT, UNIT,
 };
 use polkadot_sdk::{
@@ -13,7 +13,7 @@ use polkadot_sdk::{
 	sp_io::TestExternalities,
 	sp_keyring::Sr25519Keyring,
 	sp_runtime::{
-		generic::{Digest, Era, SignedPayload},
+		generic::{Digest, SignedPayload},
 		traits::Header as _,
 		BuildStorage, MultiAddress,
 	},
@@ -44,24 +44,8 @@ fn externalities(preset: &str) -> TestExternalities {
 	TestExternalities::new(storage)
 }
 
-fn tx_extension(nonce: u32, tip: Balance) -> TxExtension {
-	(
-		frame_system::AuthorizeCall::<Runtime>::new(),
-		frame_system::CheckNonZeroSender::<Runtime>::new(),
-		frame_system::CheckSpecVersion::<Runtime>::new(),
-		frame_system::CheckTxVersion::<Runtime>::new(),
-		frame_system::CheckGenesis::<Runtime>::new(),
-		frame_system::CheckEra::<Runtime>::from(Era::Immortal),
-		frame_system::CheckNonce::<Runtime>::from(nonce),
-		frame_system::CheckWeight::<Runtime>::new(),
-		pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(tip),
-		frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
-	)
-		.into()
-}
-
 fn signed(who: Sr25519Keyring, call: RuntimeCall, nonce: u32) -> UncheckedExtrinsic {
-	let ext = tx_extension(nonce, 0);
+	let ext = opg_runtime::tx_extension(nonce, 0);
 	let payload = SignedPayload::new(call.clone(), ext.clone()).expect("payload builds");
 	let signature = payload.using_encoded(|bytes| who.sign(bytes));
 	UncheckedExtrinsic::new_signed(call, MultiAddress::Id(who.to_account_id()), signature.into(), ext)
