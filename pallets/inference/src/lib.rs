@@ -898,9 +898,11 @@ pub mod pallet {
 		/// Pays the worker and publisher, burns the verification fee, refunds the rest.
 		pub(crate) fn settle(job: JobId, mut record: JobOf<T>, now: BlockNumberFor<T>) {
 			let escrow: T::RuntimeHoldReason = HoldReason::JobEscrow.into();
-			let (output_len, evidence_len) = JobResults::<T>::get(job)
-				.map(|r| (r.output.len() as u32, r.evidence.len() as u32))
+			// One read of the result serves the fee (sizes) and the consumer (output).
+			let (output, evidence_len) = JobResults::<T>::get(job)
+				.map(|r| (r.output.into_inner(), r.evidence.len() as u32))
 				.unwrap_or_default();
+			let output_len = output.len() as u32;
 			let bytes =
 				record.input_len.saturating_add(output_len).saturating_add(evidence_len);
 			let fee = Self::verification_fee(record.mode, bytes).min(record.verification_hold);
@@ -971,7 +973,6 @@ pub mod pallet {
 				verification_fee: burned,
 				refund,
 			});
-			let output = JobResults::<T>::get(job).map(|r| r.output.into_inner()).unwrap_or_default();
 			T::Consumer::on_job_finished(job, JobOutcome::Settled { output: &output });
 		}
 
