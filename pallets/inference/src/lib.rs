@@ -383,6 +383,32 @@ pub mod pallet {
 		}
 	}
 
+	/// Workers registered from genesis (e.g. a dev worker serving the demo model).
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// Registered in order, after the model hub's genesis releases exist.
+		pub workers: Vec<GenesisWorker<T::AccountId, BalanceOf<T>>>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			for w in &self.workers {
+				Pallet::<T>::register_worker(
+					frame_system::RawOrigin::Signed(w.account.clone()).into(),
+					w.stake,
+					w.releases.clone().try_into().expect("genesis worker serves too many releases"),
+					w.modes,
+					w.price,
+					w.capacity,
+					w.hardware,
+				)
+				.expect("genesis worker is valid and can hold its stake");
+			}
+		}
+	}
+
 	#[pallet::call(weight(<T as Config>::WeightInfo))]
 	impl<T: Config> Pallet<T> {
 		/// Registers the caller as a worker: holds `stake` (at least `MinWorkerStake`) and

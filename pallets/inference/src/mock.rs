@@ -193,6 +193,22 @@ fn specs(shape: &[u32]) -> TensorSpecsOf<Test> {
 	.unwrap()
 }
 
+/// Parameters of a demo release (`[1, 2]` f32 in, `[1]` f32 out, royalty 10%) in `modes`.
+pub fn release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
+	ReleaseParams {
+		version: version.to_vec().try_into().unwrap(),
+		artifact: H256::repeat_byte(9),
+		size: 100,
+		format: opg_primitives::ModelFormat::Onnx,
+		source_uri: b"file:///models/demo.onnx".to_vec().try_into().unwrap(),
+		inputs: specs(&[1, 2]),
+		outputs: specs(&[1]),
+		modes,
+		zk_verifying_key: modes.contains(VerificationMode::Zk).then_some(ZK_KEY),
+		royalty: Permill::from_percent(10),
+	}
+}
+
 /// Publishes a release with `modes` (royalty 10%) and returns its id.
 pub fn publish_release(modes: ModeSet) -> ReleaseId {
 	if pallet_model_hub::Repositories::<Test>::get(0).is_none() {
@@ -206,18 +222,7 @@ pub fn publish_release(modes: ModeSet) -> ReleaseId {
 	assert_ok!(ModelHub::publish_release(
 		RuntimeOrigin::signed(PUBLISHER),
 		0,
-		Box::new(ReleaseParams {
-			version: id.to_le_bytes().to_vec().try_into().unwrap(),
-			artifact: H256::repeat_byte(9),
-			size: 100,
-			format: opg_primitives::ModelFormat::Onnx,
-			source_uri: b"file:///models/demo.onnx".to_vec().try_into().unwrap(),
-			inputs: specs(&[1, 2]),
-			outputs: specs(&[1]),
-			modes,
-			zk_verifying_key: modes.contains(VerificationMode::Zk).then_some(ZK_KEY),
-			royalty: Permill::from_percent(10),
-		})
+		Box::new(release_params(&id.to_le_bytes(), modes))
 	));
 	id
 }

@@ -35,12 +35,32 @@ use polkadot_sdk::frame_system;
 /// Hardware a worker runs models on.
 #[derive(
 	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	serde::Serialize, serde::Deserialize,
 )]
 pub enum Hardware {
 	/// CPU only.
 	Cpu,
 	/// A GPU (CUDA).
 	Gpu,
+}
+
+/// A worker registered at genesis, as by `register_worker` (stake held from `account`).
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub struct GenesisWorker<AccountId, Balance> {
+	/// The worker's account.
+	pub account: AccountId,
+	/// Stake to hold, at least `MinWorkerStake`.
+	pub stake: Balance,
+	/// Releases served.
+	pub releases: alloc::vec::Vec<ReleaseId>,
+	/// Modes answered in.
+	pub modes: ModeSet,
+	/// Price per job.
+	pub price: Balance,
+	/// Concurrent jobs.
+	pub capacity: u32,
+	/// CPU or GPU.
+	pub hardware: Hardware,
 }
 
 /// Whether a worker takes jobs.

@@ -23,6 +23,7 @@ mod mock;
 mod tests;
 pub mod weights;
 
+use alloc::boxed::Box;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use opg_primitives::{
 	check_tensors, ModeSet, ModelFormat, ReleaseId, RepositoryId, TensorError, TensorSpec,
@@ -128,9 +129,10 @@ pub struct Release<T: Config> {
 /// Parameters of a new release.
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode,
-	DecodeWithMemTracking, TypeInfo,
+	DecodeWithMemTracking, TypeInfo, serde::Serialize, serde::Deserialize,
 )]
 #[scale_info(skip_type_params(T))]
+#[serde(bound = "")]
 pub struct ReleaseParams<T: Config> {
 	/// Version string.
 	pub version: BoundedVec<u8, T::MaxVersionLen>,
@@ -346,6 +348,40 @@ pub mod pallet {
 		#[cfg(feature = "try-runtime")]
 		fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
+		}
+	}
+
+	/// Repositories and releases that exist from genesis (e.g. a demo model on dev chains).
+	/// They are created as by the calls, deposits held from their owners.
+	#[pallet::genesis_config]
+	#[derive(frame_support::DefaultNoBound)]
+	pub struct GenesisConfig<T: Config> {
+		/// `(owner, name, description URI, releases)`; ids are assigned in order from 0.
+		pub repositories: alloc::vec::Vec<(
+			T::AccountId,
+			alloc::vec::Vec<u8>,
+			alloc::vec::Vec<u8>,
+			alloc::vec::Vec<ReleaseParams<T>>,
+		)>,
+	}
+
+	#[pallet::genesis_build]
+	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+		fn build(&self) {
+			for (owner, name, uri, releases) in &self.repositories {
+				let origin = || frame_system::RawOrigin::Signed(owner.clone()).into();
+				let repository = NextRepositoryId::<T>::get();
+				Pallet::<T>::create_repository(
+					origin(),
+					name.clone().try_into().expect("genesis repository name exceeds MaxNameLen"),
+					uri.clone().try_into().expect("genesis description URI exceeds MaxUriLen"),
+				)
+				.expect("genesis repository is valid and its owner can pay the deposit");
+				for release in releases {
+					Pallet::<T>::publish_release(origin(), repository, Box::new(release.clone()))
+						.expect("genesis release is valid and its owner can pay the deposit");
+				}
+			}
 		}
 	}
 

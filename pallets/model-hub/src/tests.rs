@@ -345,3 +345,49 @@ mod registry {
 		});
 	}
 }
+
+mod genesis {
+	use super::*;
+	use polkadot_sdk::{pallet_balances, sp_io, sp_runtime::BuildStorage};
+
+	#[test]
+	fn genesis_creates_repositories_and_releases_with_deposits() {
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		pallet_balances::GenesisConfig::<Test> { balances: vec![(ALICE, 1_000_000)], ..Default::default() }
+			.assimilate_storage(&mut storage)
+			.unwrap();
+		crate::GenesisConfig::<Test> {
+			repositories: vec![(
+				ALICE,
+				b"mlp".to_vec(),
+				b"ipfs://readme".to_vec(),
+				vec![*params(b"1"), *params(b"2")],
+			)],
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		sp_io::TestExternalities::new(storage).execute_with(|| {
+			let repo = Repositories::<Test>::get(0).expect("created at genesis");
+			assert_eq!((repo.owner, repo.releases), (ALICE, 2));
+			assert_eq!(ReleaseByVersion::<Test>::get(0, bounded::<16>(b"2")), Some(1));
+			let releases = Releases::<Test>::get(0).unwrap().deposit + Releases::<Test>::get(1).unwrap().deposit;
+			assert_eq!(held(ALICE), repo.deposit + releases);
+			ModelHub::do_try_state().expect("invariants hold");
+		});
+	}
+
+	#[test]
+	#[should_panic(expected = "genesis release is valid")]
+	fn invalid_genesis_release_is_refused() {
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		pallet_balances::GenesisConfig::<Test> { balances: vec![(ALICE, 1_000_000)], ..Default::default() }
+			.assimilate_storage(&mut storage)
+			.unwrap();
+		// The same version twice.
+		crate::GenesisConfig::<Test> {
+			repositories: vec![(ALICE, b"mlp".to_vec(), vec![], vec![*params(b"1"), *params(b"1")])],
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+	}
+}

@@ -173,3 +173,60 @@ fn withdraw_needs_unbonding() {
 		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W2)), Error::<Test>::NotWorker);
 	});
 }
+
+mod genesis {
+	use super::*;
+	use polkadot_sdk::{pallet_balances, sp_io, sp_runtime::BuildStorage};
+
+	fn genesis_storage(workers: Vec<GenesisWorker<u64, u64>>) -> polkadot_sdk::sp_runtime::Storage {
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		pallet_balances::GenesisConfig::<Test> {
+			balances: vec![(PUBLISHER, START_BALANCE), (W1, START_BALANCE)],
+			..Default::default()
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		pallet_model_hub::GenesisConfig::<Test> {
+			repositories: vec![(
+				PUBLISHER,
+				b"demo".to_vec(),
+				vec![],
+				vec![release_params(b"1", vanilla_and_tee())],
+			)],
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		crate::GenesisConfig::<Test> { workers }.assimilate_storage(&mut storage).unwrap();
+		storage
+	}
+
+	fn dev_worker(stake_amount: u64) -> GenesisWorker<u64, u64> {
+		GenesisWorker {
+			account: W1,
+			stake: stake_amount,
+			releases: vec![0],
+			modes: vanilla_and_tee(),
+			price: 100,
+			capacity: 2,
+			hardware: Hardware::Cpu,
+		}
+	}
+
+	#[test]
+	fn genesis_registers_workers_with_held_stake() {
+		sp_io::TestExternalities::new(genesis_storage(vec![dev_worker(5_000)])).execute_with(|| {
+			let worker = Workers::<Test>::get(W1).expect("registered at genesis");
+			assert_eq!((worker.stake, worker.capacity, worker.status), (5_000, 2, WorkerStatus::Active));
+			assert_eq!(stake(W1), 5_000);
+			assert_eq!(ReleaseWorkers::<Test>::get(0).into_inner(), vec![W1]);
+			pallet_model_hub::Pallet::<Test>::do_try_state().unwrap();
+			Inference::do_try_state().unwrap();
+		});
+	}
+
+	#[test]
+	#[should_panic(expected = "genesis worker is valid")]
+	fn genesis_worker_below_minimum_stake_is_refused() {
+		genesis_storage(vec![dev_worker(999)]);
+	}
+}
