@@ -36,4 +36,4 @@ for _ in $(seq 1 240); do
   kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "[js-test] node died" >&2; exit 1; }
   sleep 0.5
 done
-OPG_WS="ws://127.0.0.1:$rpc_port" node --test --test-reporter=spec || { tail -50 "$log"; exit 1; }
+OPG_WS="ws://127.0.0.1:$rpc_port" node --test --test-concurrency=1 --test-reporter=spec || { tail -50 "$log"; exit 1; }

@@ -18,8 +18,10 @@ use sp_runtime::{
 };
 use sp_version::RuntimeVersion;
 
+use opg_primitives::{JobId, ReleaseId, RepositoryId, VerificationMode};
+
 use super::{
-	AccountId, Balance, Block, ConsensusHook, Executive, InherentDataExt, Nonce, ParachainSystem,
+	AccountId, Balance, Block, ConsensusHook, Executive, Inference, InherentDataExt, ModelHub, Nonce, ParachainSystem,
 	Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment,
 	SLOT_DURATION, VERSION,
 };
@@ -224,6 +226,83 @@ impl_runtime_apis! {
 		) -> Weight {
 			// Try-runtime is an offline tool: panicking on failure is what it expects.
 			Executive::try_execute_block(block, state_root_check, signature_check, select).unwrap()
+		}
+	}
+
+	impl pallet_inference::runtime_api::InferenceApi<
+		Block,
+		AccountId,
+		Balance,
+		pallet_inference::JobOf<Runtime>,
+		pallet_inference::JobResultOf<Runtime>,
+		pallet_inference::WorkerOf<Runtime>,
+		pallet_model_hub::Release<Runtime>,
+	> for Runtime {
+		fn fee_quote(
+			release: ReleaseId,
+			mode: VerificationMode,
+			input_len: u32,
+		) -> Option<pallet_inference::FeeQuote<Balance>> {
+			Inference::quote(release, mode, input_len)
+		}
+
+		fn job(id: JobId) -> Option<(
+			pallet_inference::JobOf<Runtime>,
+			Option<Vec<u8>>,
+			Option<pallet_inference::JobResultOf<Runtime>>,
+		)> {
+			Inference::job_view(id)
+		}
+
+		fn open_jobs(worker: AccountId) -> Vec<JobId> {
+			Inference::open_jobs(&worker)
+		}
+
+		fn worker(who: AccountId) -> Option<pallet_inference::WorkerOf<Runtime>> {
+			pallet_inference::Workers::<Runtime>::get(who)
+		}
+
+		fn release(id: ReleaseId) -> Option<pallet_model_hub::Release<Runtime>> {
+			pallet_model_hub::Releases::<Runtime>::get(id)
+		}
+
+		fn repository_releases(repository: RepositoryId) -> Vec<(ReleaseId, pallet_model_hub::Release<Runtime>)> {
+			ModelHub::repository_releases(repository)
+		}
+
+		fn burn_totals() -> pallet_inference::BurnTotals<Balance> {
+			Inference::burn_totals()
+		}
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	impl frame_benchmarking::Benchmark<Block> for Runtime {
+		fn benchmark_metadata(extra: bool) -> (
+			Vec<frame_benchmarking::BenchmarkList>,
+			Vec<frame_support::traits::StorageInfo>,
+		) {
+			use frame_benchmarking::BenchmarkList;
+			use frame_support::traits::StorageInfoTrait;
+			use super::*;
+
+			let mut list = Vec::<BenchmarkList>::new();
+			list_benchmarks!(list, extra);
+			(list, AllPalletsWithSystem::storage_info())
+		}
+
+		#[allow(non_local_definitions)]
+		fn dispatch_benchmark(
+			config: frame_benchmarking::BenchmarkConfig,
+		) -> Result<Vec<frame_benchmarking::BenchmarkBatch>, alloc::string::String> {
+			use frame_benchmarking::BenchmarkBatch;
+			use frame_support::traits::{TrackedStorageKey, WhitelistedStorageKeys};
+			use super::*;
+
+			let whitelist: Vec<TrackedStorageKey> = AllPalletsWithSystem::whitelisted_storage_keys();
+			let mut batches = Vec::<BenchmarkBatch>::new();
+			let params = (&config, &whitelist);
+			add_benchmarks!(params, batches);
+			Ok(batches)
 		}
 	}
 

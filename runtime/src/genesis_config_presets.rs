@@ -1,10 +1,18 @@
-//! Genesis presets: `development` (one collator, Alice) and `local_testnet` (Alice and Bob).
+//! Genesis presets: `development` (one collator, Alice, who also serves the demo model) and
+//! `local_testnet` (Alice and Bob). Both publish the demo model.
 
 use crate::{
-	AccountId, AuraId, BalancesConfig, CollatorSelectionConfig, ParachainInfoConfig, PolkadotXcmConfig,
-	Runtime, RuntimeGenesisConfig, SessionConfig, SessionKeys, SudoConfig, EXISTENTIAL_DEPOSIT, UNIT,
+	AccountId, AuraId, Balance, BalancesConfig, CollatorSelectionConfig, InferenceConfig,
+	ModelHubConfig, ParachainInfoConfig, PolkadotXcmConfig, Runtime, RuntimeGenesisConfig,
+	SessionConfig, SessionKeys, SudoConfig, EXISTENTIAL_DEPOSIT, MILLI_UNIT, UNIT,
 };
+use opg_primitives::{ElemType, ModeSet, ModelFormat, TensorSpec, VerificationMode};
+use pallet_inference::{GenesisWorker, Hardware};
+use pallet_model_hub::ReleaseParams;
+use sp_core::H256;
+use sp_runtime::Permill;
 use alloc::{vec, vec::Vec};
+use frame_support::traits::ConstU32;
 use polkadot_sdk::{staging_xcm as xcm, *};
 
 use cumulus_primitives_core::ParaId;
@@ -20,6 +28,61 @@ pub const ENDOWMENT: u128 = 1_000_000 * UNIT;
 /// Bond of a collator candidate.
 const COLLATOR_BOND: u128 = 16 * EXISTENTIAL_DEPOSIT;
 
+/// blake2-256 of `models/demo/mlp-classifier.onnx` (`scripts/make-demo-model.py`):
+/// 0xa4afe8034123f34b1172ac1635b2387b33f488ceb51b66482bf37eb312309bca.
+pub const DEMO_MODEL_HASH: [u8; 32] = [
+	0xa4, 0xaf, 0xe8, 0x03, 0x41, 0x23, 0xf3, 0x4b,
+	0x11, 0x72, 0xac, 0x16, 0x35, 0xb2, 0x38, 0x7b,
+	0x33, 0xf4, 0x88, 0xce, 0xb5, 0x1b, 0x66, 0x48,
+	0x2b, 0xf3, 0x7e, 0xb3, 0x12, 0x30, 0x9b, 0xca,
+];
+/// Size of the demo model file in bytes.
+pub const DEMO_MODEL_SIZE: u64 = 617;
+/// Price per job of the dev worker: 0.01 OPG.
+pub const DEV_WORKER_PRICE: Balance = 10 * MILLI_UNIT;
+/// Stake of the dev worker: 1,000 OPG.
+pub const DEV_WORKER_STAKE: Balance = 1_000 * UNIT;
+
+fn tensor(name: &[u8], elem: ElemType, shape: &[u32]) -> TensorSpec<ConstU32<64>, ConstU32<8>> {
+	TensorSpec {
+		name: name.to_vec().try_into().expect("name fits"),
+		elem,
+		shape: shape.to_vec().try_into().expect("rank fits"),
+	}
+}
+
+/// The demo model (release 0 of repository 0): a 4 -> 8 -> 3 MLP classifier, f32 `features`
+/// [1, 4] in, `probabilities` [1, 3] out; Vanilla and TEE; 5% royalty to its publisher.
+fn demo_release() -> ReleaseParams<Runtime> {
+	ReleaseParams {
+		version: b"1.0.0".to_vec().try_into().expect("version fits"),
+		artifact: H256(DEMO_MODEL_HASH),
+		artifact_size: DEMO_MODEL_SIZE,
+		format: ModelFormat::Onnx,
+		source_uri: b"https://raw.githubusercontent.com/opg-network/opg/main/models/demo/mlp-classifier.onnx"
+			.to_vec()
+			.try_into()
+			.expect("uri fits"),
+		inputs: vec![tensor(b"features", ElemType::F32, &[1, 4])].try_into().expect("one input"),
+		outputs: vec![tensor(b"probabilities", ElemType::F32, &[1, 3])].try_into().expect("one output"),
+		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+		zk_verifying_key: None,
+		royalty: Permill::from_percent(5),
+	}
+}
+
+/// The demo model's repository, published by Charlie.
+fn demo_model_hub() -> ModelHubConfig {
+	ModelHubConfig {
+		repositories: vec![(
+			Sr25519Keyring::Charlie.to_account_id(),
+			b"opg/demo-mlp".to_vec(),
+			b"https://github.com/opg-network/opg/tree/main/models/demo".to_vec(),
+			vec![demo_release()],
+		)],
+	}
+}
+
 fn session_keys(aura: AuraId) -> SessionKeys {
 	SessionKeys { aura }
 }
@@ -29,6 +92,7 @@ fn testnet_genesis(
 	endowed_accounts: Vec<AccountId>,
 	root: AccountId,
 	id: ParaId,
+	workers: Vec<GenesisWorker<AccountId, Balance>>,
 ) -> Value {
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
@@ -57,6 +121,8 @@ fn testnet_genesis(
 		},
 		polkadot_xcm: PolkadotXcmConfig { safe_xcm_version: Some(xcm::prelude::XCM_VERSION) },
 		sudo: SudoConfig { key: Some(root) },
+		model_hub: demo_model_hub(),
+		inference: InferenceConfig { workers },
 	})
 }
 
@@ -69,15 +135,27 @@ fn local_testnet_genesis() -> Value {
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		PARACHAIN_ID.into(),
+		vec![],
 	)
 }
 
+/// `development`: Alice collates, is root, and serves the demo model as a CPU worker (the key
+/// `opg-node --dev --inference` signs with by default).
 fn development_genesis() -> Value {
 	testnet_genesis(
 		vec![(Sr25519Keyring::Alice.to_account_id(), Sr25519Keyring::Alice.public().into())],
 		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		PARACHAIN_ID.into(),
+		vec![GenesisWorker {
+			account: Sr25519Keyring::Alice.to_account_id(),
+			stake: DEV_WORKER_STAKE,
+			releases: vec![0],
+			modes: ModeSet::of(&[VerificationMode::Vanilla]),
+			price: DEV_WORKER_PRICE,
+			capacity: 4,
+			hardware: Hardware::Cpu,
+		}],
 	)
 }
 

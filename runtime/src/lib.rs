@@ -15,6 +15,8 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 extern crate alloc;
 
 pub mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
 pub mod configs;
 pub mod genesis_config_presets;
 
@@ -286,7 +288,11 @@ mod runtime {
 	#[runtime::pallet_index(41)]
 	pub type Parameters = pallet_parameters;
 
-	// 50..=69: the OPG protocol pallets (model hub, workers, jobs, verification, burns).
+	// 50..=69: the OPG protocol pallets.
+	#[runtime::pallet_index(50)]
+	pub type ModelHub = pallet_model_hub;
+	#[runtime::pallet_index(51)]
+	pub type Inference = pallet_inference;
 }
 
 cumulus_pallet_parachain_system::register_validate_block! {

@@ -3,64 +3,19 @@
 
 use codec::Encode;
 use opg_runtime::{
-	genesis_config_presets, AccountId, AllPalletsWithSystem, Balances, Executive,
-	Header, Runtime, RuntimeCall, RuntimeGenesisConfig, System, UncheckedExtrinsic,
-	EXISTENTIAL_DEPOSIT, UNIT,
+	genesis_config_presets, AccountId, AllPalletsWithSystem, Balances, Executive, Runtime,
+	RuntimeCall, System, EXISTENTIAL_DEPOSIT, UNIT,
 };
 use polkadot_sdk::{
 	frame_support::traits::{fungible::Inspect, IntegrityTest},
 	sp_genesis_builder::{DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET},
-	sp_io::TestExternalities,
 	sp_keyring::Sr25519Keyring,
-	sp_runtime::{
-		generic::{Digest, SignedPayload},
-		traits::Header as _,
-		BuildStorage, MultiAddress,
-	},
+	sp_runtime::MultiAddress,
 	*,
 };
 
-/// RFC 7386 merge patch, as the node applies preset patches to the default config.
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-	match (base, patch) {
-		(serde_json::Value::Object(base), serde_json::Value::Object(patch)) =>
-			for (key, value) in patch {
-				if value.is_null() {
-					base.remove(&key);
-				} else {
-					merge(base.entry(key).or_insert(serde_json::Value::Null), value);
-				}
-			},
-		(base, patch) => *base = patch,
-	}
-}
-
-fn externalities(preset: &str) -> TestExternalities {
-	let patch = genesis_config_presets::get_preset(&preset.into()).expect("preset exists");
-	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
-	merge(&mut config, serde_json::from_slice(&patch).unwrap());
-	let config: RuntimeGenesisConfig = serde_json::from_value(config).expect("preset is valid");
-	let storage = config.build_storage().expect("genesis builds");
-	TestExternalities::new(storage)
-}
-
-fn signed(who: Sr25519Keyring, call: RuntimeCall, nonce: u32) -> UncheckedExtrinsic {
-	let ext = opg_runtime::tx_extension(nonce, 0);
-	let payload = SignedPayload::new(call.clone(), ext.clone()).expect("payload builds");
-	let signature = payload.using_encoded(|bytes| who.sign(bytes));
-	UncheckedExtrinsic::new_signed(call, MultiAddress::Id(who.to_account_id()), signature.into(), ext)
-}
-
-fn start_block(number: u32) {
-	let header = Header::new(
-		number,
-		Default::default(),
-		Default::default(),
-		System::block_hash(number - 1),
-		Digest::default(),
-	);
-	Executive::initialize_block(&header);
-}
+mod common;
+use common::*;
 
 #[test]
 fn every_preset_builds_and_is_listed() {
@@ -70,7 +25,8 @@ fn every_preset_builds_and_is_listed() {
 		assert!(names.iter().any(|n| n.as_ref() as &str == preset), "{preset} listed");
 		externalities(preset).execute_with(|| {
 			let alice: AccountId = Sr25519Keyring::Alice.to_account_id();
-			assert_eq!(Balances::balance(&alice), genesis_config_presets::ENDOWMENT);
+			// Free plus held (the dev worker's stake).
+			assert_eq!(Balances::total_balance(&alice), genesis_config_presets::ENDOWMENT);
 			assert_eq!(
 				opg_runtime::ParachainInfo::parachain_id(),
 				genesis_config_presets::PARACHAIN_ID.into()

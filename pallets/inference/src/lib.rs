@@ -1182,6 +1182,26 @@ pub mod pallet {
 			QueueHead::<T>::put(head);
 		}
 
+		/// A job, its input (while open) and its result (once submitted): `InferenceApi::job`.
+		pub fn job_view(id: JobId) -> Option<(JobOf<T>, Option<Vec<u8>>, Option<JobResultOf<T>>)> {
+			let job = Jobs::<T>::get(id)?;
+			Some((job, JobInputs::<T>::get(id).map(|i| i.into_inner()), JobResults::<T>::get(id)))
+		}
+
+		/// Open jobs of `worker` (at most `MaxWorkerCapacity`).
+		pub fn open_jobs(worker: &T::AccountId) -> Vec<JobId> {
+			WorkerJobs::<T>::get(worker).into_inner()
+		}
+
+		/// What the market has burned, in total and by cause.
+		pub fn burn_totals() -> BurnTotals<BalanceOf<T>> {
+			BurnTotals {
+				total: TotalBurned::<T>::get(),
+				verification_fees: BurnedByCause::<T>::get(BurnCause::VerificationFee),
+				slashes: BurnedByCause::<T>::get(BurnCause::Slash),
+			}
+		}
+
 		/// Fee quote: the lowest eligible price and the maximum verification fee.
 		pub fn quote(
 			release: ReleaseId,

@@ -198,7 +198,7 @@ pub fn release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
 	ReleaseParams {
 		version: version.to_vec().try_into().unwrap(),
 		artifact: H256::repeat_byte(9),
-		size: 100,
+		artifact_size: 100,
 		format: opg_primitives::ModelFormat::Onnx,
 		source_uri: b"file:///models/demo.onnx".to_vec().try_into().unwrap(),
 		inputs: specs(&[1, 2]),

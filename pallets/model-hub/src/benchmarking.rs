@@ -43,7 +43,7 @@ fn worst_params<T: Config>(version: u32) -> ReleaseParams<T> {
 	ReleaseParams {
 		version: v.try_into().expect("exactly the bound"),
 		artifact: H256::repeat_byte(1),
-		size: u64::MAX,
+		artifact_size: u64::MAX,
 		format: ModelFormat::Onnx,
 		source_uri: full::<T::MaxUriLen>(b'u'),
 		inputs: worst_specs::<T>(),

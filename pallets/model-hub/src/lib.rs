@@ -103,7 +103,7 @@ pub struct Release<T: Config> {
 	/// blake2-256 of the model file.
 	pub artifact: H256,
 	/// Size of the model file in bytes.
-	pub size: u64,
+	pub artifact_size: u64,
 	/// File format.
 	pub format: ModelFormat,
 	/// Where workers download the file (file://, http(s)://, IPFS gateway URL).
@@ -139,7 +139,7 @@ pub struct ReleaseParams<T: Config> {
 	/// blake2-256 of the model file.
 	pub artifact: H256,
 	/// Size of the model file in bytes (non-zero).
-	pub size: u64,
+	pub artifact_size: u64,
 	/// File format.
 	pub format: ModelFormat,
 	/// Download location.
@@ -471,7 +471,7 @@ pub mod pallet {
 			ensure!(repo.releases < T::MaxReleasesPerRepository::get(), Error::<T>::TooManyReleases);
 			let p = *params;
 			ensure!(!p.version.is_empty(), Error::<T>::EmptyVersion);
-			ensure!(p.size > 0, Error::<T>::EmptyArtifact);
+			ensure!(p.artifact_size > 0, Error::<T>::EmptyArtifact);
 			ensure!(!p.source_uri.is_empty(), Error::<T>::EmptySourceUri);
 			ensure!(!p.inputs.is_empty() && !p.outputs.is_empty(), Error::<T>::NoTensors);
 			ensure!(p.modes.is_valid(), Error::<T>::InvalidModes);
@@ -494,7 +494,7 @@ pub mod pallet {
 				repository,
 				version: p.version,
 				artifact: p.artifact,
-				size: p.size,
+				artifact_size: p.artifact_size,
 				format: p.format,
 				source_uri: p.source_uri,
 				inputs: p.inputs,
@@ -565,6 +565,13 @@ pub mod pallet {
 			}
 		}
 
+		/// Releases of `repository` that still have a record (at most `MaxReleasesPerRepository`).
+		pub fn repository_releases(repository: RepositoryId) -> alloc::vec::Vec<(ReleaseId, Release<T>)> {
+			ReleaseByVersion::<T>::iter_prefix_values(repository)
+				.filter_map(|id| Releases::<T>::get(id).map(|r| (id, r)))
+				.collect()
+		}
+
 		pub(crate) fn remove_release(release: ReleaseId) {
 			if let Some(rel) = Releases::<T>::take(release) {
 				ReleaseByVersion::<T>::remove(rel.repository, &rel.version);
@@ -612,7 +619,7 @@ pub mod pallet {
 					repository,
 					version,
 					artifact: H256::repeat_byte(1),
-					size: 1,
+					artifact_size: 1,
 					format: ModelFormat::Onnx,
 					source_uri: Default::default(),
 					inputs: spec(),

@@ -19,7 +19,7 @@ fn params(version: &[u8]) -> Box<ReleaseParams<Test>> {
 	Box::new(ReleaseParams {
 		version: bounded::<16>(version),
 		artifact: H256::repeat_byte(7),
-		size: 1234,
+		artifact_size: 1234,
 		format: ModelFormat::Onnx,
 		source_uri: bounded::<128>(b"https://models.example/mlp.onnx"),
 		inputs: vec![tensor(ElemType::F32, &[1, 4])].try_into().unwrap(),
@@ -172,7 +172,7 @@ mod releases {
 			let mut p = params(b"");
 			assert_noop!(call(p.clone()), Error::<Test>::EmptyVersion);
 			p = params(b"1");
-			p.size = 0;
+			p.artifact_size = 0;
 			assert_noop!(call(p), Error::<Test>::EmptyArtifact);
 			p = params(b"1");
 			p.source_uri = bounded::<128>(b"");

@@ -15,6 +15,7 @@ use frame_support::{
 	dispatch::DispatchClass,
 	dynamic_params::{dynamic_pallet_params, dynamic_params},
 	parameter_types,
+	traits::Get,
 	traits::{
 		tokens::imbalance::ResolveTo, ConstBool, ConstU32, ConstU64, ConstU8, EitherOfDiverse, TransformOrigin, VariantCountOf},
 	weights::{ConstantMultiplier, Weight},
@@ -30,13 +31,13 @@ use polkadot_runtime_common::{
 	xcm_sender::ExponentialPrice, BlockHashCount, SlowAdjustingFeeUpdate,
 };
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
-use sp_runtime::Perbill;
+use sp_runtime::{Perbill, Permill};
 use sp_version::RuntimeVersion;
 use xcm::latest::prelude::BodyId;
 
 use super::{
-	AccountId, Aura, Balance, Balances, Block, BlockNumber, CollatorSelection, ConsensusHook, Hash,
-	MessageQueue, Nonce, PalletInfo, ParachainSystem, Runtime, RuntimeCall, RuntimeEvent,
+	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, CollatorSelection,
+	ConsensusHook, Hash, MessageQueue, ModelHub, Nonce, DAYS, MINUTES, PalletInfo, ParachainSystem, Runtime, RuntimeCall, RuntimeEvent,
 	RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys,
 	System, WeightToFee, XcmpQueue, AVERAGE_ON_INITIALIZE_RATIO, EXISTENTIAL_DEPOSIT, HOURS,
 	MAXIMUM_BLOCK_WEIGHT, MICRO_UNIT, MILLI_UNIT, NORMAL_DISPATCH_RATIO, SLOT_DURATION, UNIT,
@@ -323,9 +324,15 @@ pub mod dynamic_params {
 		/// Flat verification fee of a zero-knowledge result; burned on settlement.
 		#[codec(index = 3)]
 		pub static ZkVerificationFee: Balance = 200 * MILLI_UNIT;
-		/// Verification fee per byte of output and proof; burned on settlement.
+		/// Verification fee per byte of input, output and proof; burned on settlement.
 		#[codec(index = 4)]
 		pub static VerificationFeePerByte: Balance = 10 * MICRO_UNIT;
+		/// Stake burned when a worker misses a job's deadline.
+		#[codec(index = 5)]
+		pub static SlashOnTimeout: Balance = 5 * UNIT;
+		/// Stake burned when a worker's evidence fails verification.
+		#[codec(index = 6)]
+		pub static SlashOnInvalidProof: Balance = 50 * UNIT;
 	}
 }
 
@@ -345,4 +352,77 @@ impl pallet_parameters::Config for Runtime {
 	type AdminOrigin = frame_support::traits::AsEnsureOriginWithArg<EnsureRoot<AccountId>>;
 	// The pallet's benchmarked figures with RocksDB weights, which this runtime uses.
 	type WeightInfo = ();
+}
+
+parameter_types! {
+	/// Flat part of a model hub deposit (per repository or release).
+	pub const HubDepositBase: Balance = deposit(1, 0);
+	/// Per encoded byte of a repository or release.
+	pub const HubDepositPerByte: Balance = deposit(0, 1);
+	/// Highest royalty a publisher may take from each job's price.
+	pub const MaxRoyalty: Permill = Permill::from_percent(20);
+}
+
+impl pallet_model_hub::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type DepositBase = HubDepositBase;
+	type DepositPerByte = HubDepositPerByte;
+	// No ZK verifier is installed yet, so no verifying key is registered and ZK releases are
+	// refused (`UnknownVerifyingKey`).
+	type VerifyingKeys = frame_support::traits::Nothing;
+	type MaxNameLen = ConstU32<64>;
+	type MaxUriLen = ConstU32<256>;
+	type MaxVersionLen = ConstU32<32>;
+	type MaxTensors = ConstU32<8>;
+	type MaxRank = ConstU32<8>;
+	type MaxReleasesPerRepository = ConstU32<64>;
+	type MaxRoyalty = MaxRoyalty;
+	type WeightInfo = pallet_model_hub::weights::SubstrateWeight<Runtime>;
+}
+
+/// The verification fees of `dynamic_params::inference`, as the market reads them.
+pub struct VerificationFeeSchedule;
+impl Get<pallet_inference::VerificationFees<Balance>> for VerificationFeeSchedule {
+	fn get() -> pallet_inference::VerificationFees<Balance> {
+		use dynamic_params::inference as p;
+		pallet_inference::VerificationFees {
+			vanilla: p::VanillaVerificationFee::get(),
+			tee: p::TeeVerificationFee::get(),
+			zk: p::ZkVerificationFee::get(),
+			per_byte: p::VerificationFeePerByte::get(),
+		}
+	}
+}
+
+impl pallet_inference::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Models = ModelHub;
+	// Vanilla only until the TEE and ZK verifiers are installed: workers and jobs of other modes
+	// are refused (`ModeUnavailable`).
+	type Verifier = pallet_inference::VanillaOnly;
+	// No on-chain consumer pallet yet.
+	type Consumer = ();
+	type MinWorkerStake = dynamic_params::inference::MinWorkerStake;
+	type VerificationFees = VerificationFeeSchedule;
+	type SlashOnTimeout = dynamic_params::inference::SlashOnTimeout;
+	type SlashOnInvalidProof = dynamic_params::inference::SlashOnInvalidProof;
+	type UnbondingPeriod = ConstU32<DAYS>;
+	type DefaultJobTimeout = ConstU32<{ 10 * MINUTES }>;
+	type MinJobTimeout = ConstU32<2>;
+	type MaxJobTimeout = ConstU32<DAYS>;
+	type RetentionPeriod = ConstU32<DAYS>;
+	type MaxInputLen = ConstU32<{ 64 * 1024 }>;
+	type MaxOutputLen = ConstU32<{ 64 * 1024 }>;
+	type MaxEvidenceLen = ConstU32<{ 4 * 1024 }>;
+	type MaxServedReleases = ConstU32<32>;
+	type MaxWorkersPerRelease = ConstU32<64>;
+	type MaxWorkerCapacity = ConstU32<64>;
+	type MaxAgendaPerBlock = ConstU32<512>;
+	type MaxAgendaServicedPerBlock = ConstU32<64>;
+	type MaxQueueLen = ConstU32<1024>;
+	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = ModelHub;
 }

@@ -35,6 +35,30 @@ fn vanilla_result_settles_at_once_with_exact_amounts() {
 }
 
 #[test]
+fn query_helpers_follow_a_job_through_settlement() {
+	new_test_ext(|| {
+		let r = market();
+		assert_eq!(Inference::burn_totals(), BurnTotals { total: 0, verification_fees: 0, slashes: 0 });
+		assert!(Inference::job_view(0).is_none());
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		let (record, input_now, result) = Inference::job_view(job).unwrap();
+		assert_eq!((record.worker, input_now, result), (W1, Some(input().into_inner()), None));
+		assert_eq!(Inference::open_jobs(&W1), vec![job]);
+		assert!(Inference::open_jobs(&W2).is_empty());
+
+		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		let (record, input_now, result) = Inference::job_view(job).unwrap();
+		assert!(matches!(record.status, JobStatus::Settled { .. }));
+		assert_eq!((input_now, result.unwrap().output), (None, output()));
+		assert!(Inference::open_jobs(&W1).is_empty());
+		let fee = 10 + input().len() as u64 + output().len() as u64;
+		assert_eq!(Inference::burn_totals(), BurnTotals { total: fee, verification_fees: fee, slashes: 0 });
+		assert_eq!(ModelHub::repository_releases(0).into_iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![r]);
+		assert!(ModelHub::repository_releases(7).is_empty());
+	});
+}
+
+#[test]
 fn submit_result_checks_caller_state_mode_and_output() {
 	new_test_ext(|| {
 		let r = market();

@@ -1,0 +1,232 @@
+//! The inference market in the real runtime: the presets' demo model and dev worker, a paid
+//! Vanilla job applied as signed extrinsics through `Executive`, a missed deadline, and the
+//! burn/issuance identity.
+
+mod common;
+use common::*;
+
+use codec::Encode;
+use opg_primitives::{ElemType, Tensor, VerificationMode};
+use opg_runtime::{
+	configs::dynamic_params::inference as params, genesis_config_presets as presets, AccountId,
+	Balances, Executive, Inference, ModelHub, Runtime, RuntimeCall, RuntimeHoldReason, UNIT,
+};
+use pallet_inference::{BurnCause, JobStatus, WorkerStatus};
+use polkadot_sdk::{
+	frame_support::traits::{
+		fungible::{Inspect, InspectHold},
+		Get,
+	},
+	sp_genesis_builder::{DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET},
+	sp_keyring::Sr25519Keyring::{self, Alice, Bob, Charlie},
+	*,
+};
+
+fn account(k: Sr25519Keyring) -> AccountId {
+	k.to_account_id()
+}
+
+fn stake_of(who: &AccountId) -> u128 {
+	Balances::balance_on_hold(
+		&RuntimeHoldReason::Inference(pallet_inference::HoldReason::WorkerStake),
+		who,
+	)
+}
+
+fn escrow_of(who: &AccountId) -> u128 {
+	Balances::balance_on_hold(&RuntimeHoldReason::Inference(pallet_inference::HoldReason::JobEscrow), who)
+}
+
+/// A valid input of the demo model: one f32 tensor [1, 4].
+fn demo_input() -> Vec<u8> {
+	let data = [5.1f32, 3.5, 1.4, 0.2].iter().flat_map(|v| v.to_le_bytes()).collect();
+	vec![Tensor { elem: ElemType::F32, shape: vec![1, 4], data }].encode()
+}
+
+/// A well-formed output of the demo model: one f32 tensor [1, 3].
+fn demo_output() -> Vec<u8> {
+	let data = [0.7f32, 0.2, 0.1].iter().flat_map(|v| v.to_le_bytes()).collect();
+	vec![Tensor { elem: ElemType::F32, shape: vec![1, 3], data }].encode()
+}
+
+/// Applies `call` signed by `who`; returns the transaction fee `who` paid.
+fn apply(who: Sr25519Keyring, call: RuntimeCall) -> u128 {
+	let nonce = frame_system::Pallet::<Runtime>::account_nonce(account(who));
+	frame_system::Pallet::<Runtime>::reset_events();
+	Executive::apply_extrinsic(signed(who, call, nonce))
+		.expect("transaction is valid")
+		.expect("dispatch succeeds");
+	frame_system::Pallet::<Runtime>::events()
+		.into_iter()
+		.find_map(|r| match r.event {
+			opg_runtime::RuntimeEvent::TransactionPayment(
+				pallet_transaction_payment::Event::TransactionFeePaid { who: payer, actual_fee, .. },
+			) if payer == account(who) => Some(actual_fee),
+			_ => None,
+		})
+		.expect("a fee was paid")
+}
+
+fn submit_job(who: Sr25519Keyring, max_fee: u128, timeout: Option<u32>) -> u64 {
+	let id = pallet_inference::NextJobId::<Runtime>::get();
+	let _ = apply(
+		who,
+		RuntimeCall::Inference(pallet_inference::Call::submit_job {
+			release: 0,
+			mode: VerificationMode::Vanilla,
+			input: demo_input().try_into().unwrap(),
+			max_fee,
+			timeout,
+		}),
+	);
+	id
+}
+
+fn invariants() {
+	ModelHub::do_try_state().expect("hub invariants");
+	Inference::do_try_state().expect("market invariants");
+}
+
+#[test]
+fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
+	let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
+		.expect("the demo model is committed");
+	assert_eq!(sp_io::hashing::blake2_256(&file), presets::DEMO_MODEL_HASH, "hash matches the file");
+	assert_eq!(file.len() as u64, presets::DEMO_MODEL_SIZE);
+
+	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
+		externalities(preset).execute_with(|| {
+			let release = pallet_model_hub::Releases::<Runtime>::get(0).expect("demo release");
+			assert_eq!(release.artifact.0, presets::DEMO_MODEL_HASH);
+			assert_eq!(release.artifact_size, presets::DEMO_MODEL_SIZE);
+			let repo = pallet_model_hub::Repositories::<Runtime>::get(0).expect("demo repository");
+			assert_eq!(repo.owner, account(Charlie));
+			let deposits = Balances::balance_on_hold(
+				&RuntimeHoldReason::ModelHub(pallet_model_hub::HoldReason::StorageDeposit),
+				&account(Charlie),
+			);
+			assert_eq!(deposits, repo.deposit + release.deposit);
+			assert!(deposits > 0);
+			invariants();
+		});
+	}
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		let worker = pallet_inference::Workers::<Runtime>::get(account(Alice)).expect("dev worker");
+		assert_eq!(worker.status, WorkerStatus::Active);
+		assert_eq!(worker.price, presets::DEV_WORKER_PRICE);
+		assert_eq!(stake_of(&account(Alice)), presets::DEV_WORKER_STAKE);
+		assert!(presets::DEV_WORKER_STAKE >= params::MinWorkerStake::get());
+	});
+	externalities(LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
+		assert!(pallet_inference::Workers::<Runtime>::get(account(Alice)).is_none());
+	});
+}
+
+#[test]
+fn vanilla_job_is_paid_royalty_shared_and_verification_fee_burned() {
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		let issuance = Balances::total_issuance();
+		let (bob, alice, charlie) = (account(Bob), account(Alice), account(Charlie));
+
+		let quote = Inference::quote(0, VerificationMode::Vanilla, demo_input().len() as u32)
+			.expect("the dev worker serves the demo model");
+		assert_eq!(quote.price, presets::DEV_WORKER_PRICE);
+
+		let job = submit_job(Bob, UNIT, None);
+		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
+		assert_eq!((record.worker.clone(), record.price), (alice.clone(), presets::DEV_WORKER_PRICE));
+		assert_eq!(escrow_of(&bob), record.price + record.verification_hold);
+		assert!(record.verification_hold <= quote.verification_fee);
+		assert_eq!(Inference::open_jobs(&alice), vec![job]);
+
+		let (bob_before, alice_before, charlie_before) =
+			(Balances::balance(&bob), Balances::balance(&alice), Balances::balance(&charlie));
+		let output = demo_output();
+		let tx_fee = apply(
+			Alice,
+			RuntimeCall::Inference(pallet_inference::Call::submit_result {
+				job,
+				output: output.clone().try_into().unwrap(),
+				evidence: pallet_inference::Evidence::None,
+			}),
+		);
+
+		// Verification fee: flat Vanilla fee plus the per-byte part over input and output.
+		let fee = params::VanillaVerificationFee::get() +
+			params::VerificationFeePerByte::get() * (demo_input().len() + output.len()) as u128;
+		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
+		assert_eq!(record.status, JobStatus::Settled { verification_fee: fee });
+		let royalty = presets::DEV_WORKER_PRICE / 20; // 5%
+		assert_eq!(Balances::balance(&charlie), charlie_before + royalty, "publisher royalty");
+		assert_eq!(
+			Balances::balance(&alice),
+			alice_before + presets::DEV_WORKER_PRICE - royalty - tx_fee,
+			"worker paid its price less the royalty (and its own transaction fee)"
+		);
+		assert!(tx_fee < presets::DEV_WORKER_PRICE, "answering a job pays for itself");
+		assert_eq!(escrow_of(&bob), 0);
+		assert_eq!(
+			Balances::balance(&bob),
+			bob_before + record.verification_hold - fee,
+			"unused verification hold refunded"
+		);
+		assert_eq!(pallet_inference::TotalBurned::<Runtime>::get(), fee);
+		assert_eq!(pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::VerificationFee), fee);
+		assert_eq!(Balances::total_issuance(), issuance - fee, "issuance fell by exactly the burn");
+		assert!(Inference::open_jobs(&alice).is_empty());
+		invariants();
+	});
+}
+
+#[test]
+fn missed_deadline_refunds_requester_and_burns_the_slash() {
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		let issuance = Balances::total_issuance();
+		let (bob, alice) = (account(Bob), account(Alice));
+		let job = submit_job(Bob, UNIT, Some(2));
+		let bob_after_submit = Balances::balance(&bob) + escrow_of(&bob);
+
+		// Expiry runs in the `on_initialize` of the block after the deadline (1 + 2).
+		for n in 2..=4 {
+			start_block(n);
+		}
+		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
+		assert_eq!(record.status, JobStatus::Expired);
+		assert_eq!(escrow_of(&bob), 0);
+		assert_eq!(Balances::balance(&bob), bob_after_submit, "requester refunded in full");
+		let slash = params::SlashOnTimeout::get();
+		assert_eq!(stake_of(&alice), presets::DEV_WORKER_STAKE - slash);
+		assert_eq!(pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::Slash), slash);
+		assert_eq!(Balances::total_issuance(), issuance - slash);
+		invariants();
+	});
+}
+
+#[test]
+fn job_refused_without_an_eligible_worker_holds_nothing() {
+	externalities(LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		let bob = account(Bob);
+		let call = RuntimeCall::Inference(pallet_inference::Call::submit_job {
+			release: 0,
+			mode: VerificationMode::Vanilla,
+			input: demo_input().try_into().unwrap(),
+			max_fee: UNIT,
+			timeout: None,
+		});
+		let result = Executive::apply_extrinsic(signed(Bob, call, 0)).expect("valid transaction");
+		assert_eq!(
+			result,
+			Err(pallet_inference::Error::<Runtime>::NoEligibleWorker.into()),
+			"no worker serves the demo model on local_testnet"
+		);
+		assert_eq!(escrow_of(&bob), 0);
+		// TEE and ZK need verifiers this runtime does not install yet.
+		assert!(!<<Runtime as pallet_inference::Config>::Verifier as pallet_inference::ResultVerifier>::supports(
+			VerificationMode::Tee
+		));
+		invariants();
+	});
+}

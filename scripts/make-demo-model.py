@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Writes models/demo/mlp-classifier.onnx, the demo model of dev chains.
+
+A 4 -> 8 -> 3 multilayer perceptron (MatMul, Add, Relu, Softmax; opset 17) with weights from a
+seeded generator, so the file and its blake2-256 are reproducible. `pip install onnx numpy`.
+Prints the artifact hash and size that the `development` preset registers.
+"""
+import hashlib
+import pathlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+root = pathlib.Path(__file__).resolve().parent.parent
+out = root / "models" / "demo" / "mlp-classifier.onnx"
+
+rng = np.random.default_rng(2026)
+w1 = rng.normal(0, 0.5, (4, 8)).astype(np.float32)
+b1 = rng.normal(0, 0.1, (8,)).astype(np.float32)
+w2 = rng.normal(0, 0.5, (8, 3)).astype(np.float32)
+b2 = rng.normal(0, 0.1, (3,)).astype(np.float32)
+
+nodes = [
+    helper.make_node("MatMul", ["features", "w1"], ["h0"], name="fc1"),
+    helper.make_node("Add", ["h0", "b1"], ["h1"], name="fc1_bias"),
+    helper.make_node("Relu", ["h1"], ["h2"], name="relu"),
+    helper.make_node("MatMul", ["h2", "w2"], ["l0"], name="fc2"),
+    helper.make_node("Add", ["l0", "b2"], ["l1"], name="fc2_bias"),
+    helper.make_node("Softmax", ["l1"], ["probabilities"], name="softmax", axis=-1),
+]
+graph = helper.make_graph(
+    nodes,
+    "opg-demo-mlp",
+    [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4])],
+    [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])],
+    initializer=[
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(b1, "b1"),
+        numpy_helper.from_array(w2, "w2"),
+        numpy_helper.from_array(b2, "b2"),
+    ],
+)
+model = helper.make_model(
+    graph,
+    producer_name="opg",
+    producer_version="1",
+    opset_imports=[helper.make_opsetid("", 17)],
+    ir_version=8,
+)
+onnx.checker.check_model(model, full_check=True)
+out.parent.mkdir(parents=True, exist_ok=True)
+data = model.SerializeToString(deterministic=True)
+out.write_bytes(data)
+print(f"{out.relative_to(root)}: {len(data)} bytes, blake2-256 0x{hashlib.blake2b(data, digest_size=32).hexdigest()}")
