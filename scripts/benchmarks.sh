@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the OPG pallets against the wasm runtime and regenerates their weights.rs.
 # The runtime is built with `runtime-benchmarks` in its own target directory so that the main
-# build cache is not invalidated; `opg-node benchmark pallet --runtime` runs it.
+# build cache (and the wasm the node embeds) is untouched; `opg-node benchmark pallet --runtime`
+# runs that wasm. Only the wasm is needed, so the native crate is checked, not compiled; the
+# wasm itself is always built in release mode.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,12 +15,14 @@ repeat=${REPEAT:-10}
 bench_target=${OPG_BENCH_TARGET_DIR:-$HOME/.cache/opg/bench-target}
 
 cargo build --release --locked -p opg-node
-CARGO_TARGET_DIR="$bench_target" cargo build --release --locked -p opg-runtime --features runtime-benchmarks
-wasm="$bench_target/release/wbuild/opg-runtime/opg_runtime.compact.compressed.wasm"
+node_bin="$CARGO_TARGET_DIR/release/opg-node"
+CARGO_TARGET_DIR="$bench_target" cargo check --locked -p opg-runtime --features runtime-benchmarks
+# A debug outer build leaves the (release-compiled) wasm uncompacted.
+wasm="$bench_target/debug/wbuild/opg-runtime/opg_runtime.wasm"
 
 for pallet in model-hub inference; do
   name="pallet_${pallet//-/_}"
-  "$CARGO_TARGET_DIR/release/opg-node" benchmark pallet \
+  "$node_bin" benchmark pallet \
     --runtime "$wasm" --genesis-builder=runtime --genesis-builder-preset development \
     --pallet "$name" --extrinsic '*' --steps "$steps" --repeat "$repeat" \
     --wasm-execution compiled --heap-pages 4096 \

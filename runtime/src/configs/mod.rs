@@ -4,8 +4,7 @@ mod xcm_config;
 pub use xcm_config::*;
 
 use polkadot_sdk::{
-	staging_parachain_info as parachain_info, staging_xcm as xcm,
-	staging_xcm_builder as xcm_builder, staging_xcm_executor as xcm_executor, *,
+	staging_parachain_info as parachain_info, staging_xcm as xcm, *,
 };
 
 use cumulus_pallet_parachain_system::RelayNumberMonotonicallyIncreases;
@@ -194,9 +193,9 @@ impl pallet_message_queue::Config for Runtime {
 		cumulus_primitives_core::AggregateMessageOrigin,
 	>;
 	#[cfg(not(feature = "runtime-benchmarks"))]
-	type MessageProcessor = xcm_builder::ProcessXcmMessage<
+	type MessageProcessor = staging_xcm_builder::ProcessXcmMessage<
 		AggregateMessageOrigin,
-		xcm_executor::XcmExecutor<xcm_config::XcmConfig>,
+		staging_xcm_executor::XcmExecutor<xcm_config::XcmConfig>,
 		RuntimeCall,
 	>;
 	type Size = u32;
