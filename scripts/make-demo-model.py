@@ -53,3 +53,17 @@ out.parent.mkdir(parents=True, exist_ok=True)
 data = model.SerializeToString(deterministic=True)
 out.write_bytes(data)
 print(f"{out.relative_to(root)}: {len(data)} bytes, blake2-256 0x{hashlib.blake2b(data, digest_size=32).hexdigest()}")
+
+# Reference outputs from the ONNX project's own evaluator, for the worker's executor tests.
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+import json  # noqa: E402
+
+evaluator = ReferenceEvaluator(model)
+cases = []
+for features in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [0.0, 0.0, 0.0, 0.0], [-1.5, 2.0, -0.5, 4.0]):
+    x = np.array([features], dtype=np.float32)
+    (y,) = evaluator.run(None, {"features": x})
+    cases.append({"features": x.ravel().tolist(), "probabilities": y.ravel().tolist()})
+ref = out.parent / "reference.json"
+ref.write_text(json.dumps({"input": "features", "output": "probabilities", "cases": cases}, indent=1) + "\n")
+print(f"{ref.relative_to(root)}: {len(cases)} cases")
