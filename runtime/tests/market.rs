@@ -67,18 +67,20 @@ fn apply(who: Sr25519Keyring, call: RuntimeCall) -> u128 {
 		.expect("a fee was paid")
 }
 
+/// A Vanilla job on the demo release with the demo input.
+fn job_call(max_fee: u128, timeout: Option<u32>) -> RuntimeCall {
+	RuntimeCall::Inference(pallet_inference::Call::submit_job {
+		release: 0,
+		mode: VerificationMode::Vanilla,
+		input: demo_input().try_into().unwrap(),
+		max_fee,
+		timeout,
+	})
+}
+
 fn submit_job(who: Sr25519Keyring, max_fee: u128, timeout: Option<u32>) -> u64 {
 	let id = pallet_inference::NextJobId::<Runtime>::get();
-	let _ = apply(
-		who,
-		RuntimeCall::Inference(pallet_inference::Call::submit_job {
-			release: 0,
-			mode: VerificationMode::Vanilla,
-			input: demo_input().try_into().unwrap(),
-			max_fee,
-			timeout,
-		}),
-	);
+	let _ = apply(who, job_call(max_fee, timeout));
 	id
 }
 
@@ -209,14 +211,7 @@ fn job_refused_without_an_eligible_worker_holds_nothing() {
 	externalities(LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
 		start_block(1);
 		let bob = account(Bob);
-		let call = RuntimeCall::Inference(pallet_inference::Call::submit_job {
-			release: 0,
-			mode: VerificationMode::Vanilla,
-			input: demo_input().try_into().unwrap(),
-			max_fee: UNIT,
-			timeout: None,
-		});
-		let result = Executive::apply_extrinsic(signed(Bob, call, 0)).expect("valid transaction");
+		let result = Executive::apply_extrinsic(signed(Bob, job_call(UNIT, None), 0)).expect("valid transaction");
 		assert_eq!(
 			result,
 			Err(pallet_inference::Error::<Runtime>::NoEligibleWorker.into()),

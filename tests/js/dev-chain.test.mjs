@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { send } from './lib.mjs';
 
 const WS = process.env.OPG_WS ?? 'ws://127.0.0.1:9944';
 let api;
@@ -68,16 +69,7 @@ test('a signed transfer is included and pays a fee', async () => {
   const fee = (await tx.paymentInfo(alice)).partialFee.toBigInt();
   assert.ok(fee > 0n, 'fee is quoted');
 
-  const blockHash = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('not included within 60 s')), 60_000);
-    tx.signAndSend(alice, ({ status, dispatchError }) => {
-      if (dispatchError) { clearTimeout(timer); reject(new Error(dispatchError.toString())); }
-      // The dev chain finalizes each block as it seals it, so the pool may report
-      // Finalized without an InBlock before it.
-      if (status.isInBlock) { clearTimeout(timer); resolve(status.asInBlock); }
-      if (status.isFinalized) { clearTimeout(timer); resolve(status.asFinalized); }
-    }).catch(reject);
-  });
+  const { blockHash } = await send(api, tx, alice);
   const atBlock = await api.at(blockHash);
   assert.equal((await atBlock.query.system.account(dest)).data.free.toBigInt(), amount);
   const after = (await atBlock.query.system.account(alice.address)).data.free.toBigInt();

@@ -8,6 +8,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, blake2AsHex } from '@polkadot/util-crypto';
 import { readFileSync } from 'node:fs';
 import { u8aToHex } from '@polkadot/util';
+import { send } from './lib.mjs';
 
 const WS = process.env.OPG_WS ?? 'ws://127.0.0.1:9944';
 const UNIT = 10n ** 18n;
@@ -39,23 +40,6 @@ after(async () => {
   await api?.disconnect();
 });
 
-/** Signs, sends and resolves with the events of the block that includes `tx`. */
-function send(tx, signer) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('not included within 60 s')), 60_000);
-    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
-      if (dispatchError) {
-        clearTimeout(timer);
-        const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
-        reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
-      } else if (status.isInBlock || status.isFinalized) {
-        clearTimeout(timer);
-        resolve(events.map(({ event }) => event));
-      }
-    }).catch(reject);
-  });
-}
-
 test('the demo model is published and matches the committed file', async () => {
   const release = (await api.query.modelHub.releases(0)).unwrap();
   const file = readFileSync(new URL('../../models/demo/mlp-classifier.onnx', import.meta.url));
@@ -78,7 +62,7 @@ test('a Vanilla job is assigned, answered, settled, and its verification fee bur
   assert.equal(quote.price.toBigInt(), worker.price.toBigInt(), 'the dev worker is the cheapest');
   const burnedBefore = (await api.call.inferenceApi.burnTotals()).total.toBigInt();
 
-  const submitted = await send(api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(input), UNIT, null), bob);
+  const { events: submitted } = await send(api, api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(input), UNIT, null), bob);
   const jobEvent = submitted.find((e) => api.events.inference.JobSubmitted.is(e));
   assert.ok(jobEvent, 'JobSubmitted emitted');
   const job = jobEvent.data.job.toBigInt();
@@ -87,7 +71,7 @@ test('a Vanilla job is assigned, answered, settled, and its verification fee bur
   assert.ok(open.some((id) => id.toBigInt() === job), 'the worker sees its open job');
 
   const output = f32Tensor([1, 3], [0.7, 0.2, 0.1]);
-  const settled = await send(api.tx.inference.submitResult(job, u8aToHex(output), 'None'), alice);
+  const { events: settled } = await send(api, api.tx.inference.submitResult(job, u8aToHex(output), 'None'), alice);
   const settle = settled.find((e) => api.events.inference.JobSettled.is(e));
   assert.ok(settle, 'Vanilla results settle on submission');
   const fee = settle.data.verificationFee.toBigInt();
@@ -105,8 +89,8 @@ test('a job nobody can serve is refused with a typed error', async () => {
   const bob = keyring.addFromUri('//Bob');
   const input = f32Tensor([1, 4], [0, 0, 0, 0]);
   // Max fee below the dev worker's price: no eligible worker.
-  await assert.rejects(send(api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(input), 1n, null), bob), /inference\.NoEligibleWorker/);
+  await assert.rejects(send(api, api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(input), 1n, null), bob), /inference\.NoEligibleWorker/);
   // A wrongly shaped input is refused against the release's IO spec.
   const bad = f32Tensor([1, 3], [0, 0, 0]);
-  await assert.rejects(send(api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(bad), UNIT, null), bob), /inference\.InvalidInput/);
+  await assert.rejects(send(api, api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(bad), UNIT, null), bob), /inference\.InvalidInput/);
 });

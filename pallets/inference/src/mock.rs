@@ -260,24 +260,27 @@ pub fn finished() -> Vec<(JobId, &'static str)> {
 	FINISHED.with(|f| f.borrow().clone())
 }
 
+/// Genesis storage of the system pallet with `balances` endowed.
+pub fn storage_with(balances: Vec<(u64, u64)>) -> polkadot_sdk::sp_runtime::Storage {
+	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
+		.assimilate_storage(&mut storage)
+		.unwrap();
+	storage
+}
+
 /// Fresh state; after `test` the invariants of both pallets are checked, and issuance must
 /// have fallen by exactly what the market burned.
 pub fn new_test_ext(test: impl FnOnce()) {
-	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-	pallet_balances::GenesisConfig::<Test> {
-		balances: vec![
-			(PUBLISHER, START_BALANCE),
-			(ALICE, START_BALANCE),
-			(BOB, START_BALANCE),
-			(W1, START_BALANCE),
-			(W2, START_BALANCE),
-			(W3, START_BALANCE),
-			(POOR, 100),
-		],
-		..Default::default()
-	}
-	.assimilate_storage(&mut storage)
-	.unwrap();
+	let storage = storage_with(vec![
+		(PUBLISHER, START_BALANCE),
+		(ALICE, START_BALANCE),
+		(BOB, START_BALANCE),
+		(W1, START_BALANCE),
+		(W2, START_BALANCE),
+		(W3, START_BALANCE),
+		(POOR, 100),
+	]);
 	SUPPORTED.with(|s| *s.borrow_mut() = ModeSet(0b111));
 	FINISHED.with(|f| f.borrow_mut().clear());
 	let mut ext = sp_io::TestExternalities::new(storage);

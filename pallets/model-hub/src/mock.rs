@@ -85,15 +85,18 @@ pub const ALICE: u64 = 1;
 pub const BOB: u64 = 2;
 pub const POOR: u64 = 3;
 
+/// Genesis storage of the system pallet with `balances` endowed.
+pub fn storage_with(balances: Vec<(u64, u64)>) -> polkadot_sdk::sp_runtime::Storage {
+	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+	pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
+		.assimilate_storage(&mut storage)
+		.unwrap();
+	storage
+}
+
 /// Runs `test` on fresh state, then checks the pallet's invariants.
 pub fn new_test_ext(test: impl FnOnce()) {
-	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-	pallet_balances::GenesisConfig::<Test> {
-		balances: vec![(ALICE, 1_000_000), (BOB, 1_000_000), (POOR, 150)],
-		..Default::default()
-	}
-	.assimilate_storage(&mut storage)
-	.unwrap();
+	let storage = storage_with(vec![(ALICE, 1_000_000), (BOB, 1_000_000), (POOR, 150)]);
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| {
 		System::set_block_number(1);

@@ -348,14 +348,11 @@ mod registry {
 
 mod genesis {
 	use super::*;
-	use polkadot_sdk::{pallet_balances, sp_io, sp_runtime::BuildStorage};
+	use polkadot_sdk::{sp_io, sp_runtime::BuildStorage};
 
 	#[test]
 	fn genesis_creates_repositories_and_releases_with_deposits() {
-		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-		pallet_balances::GenesisConfig::<Test> { balances: vec![(ALICE, 1_000_000)], ..Default::default() }
-			.assimilate_storage(&mut storage)
-			.unwrap();
+		let mut storage = storage_with(vec![(ALICE, 1_000_000)]);
 		crate::GenesisConfig::<Test> {
 			repositories: vec![(
 				ALICE,
@@ -379,10 +376,7 @@ mod genesis {
 	#[test]
 	#[should_panic(expected = "genesis release is valid")]
 	fn invalid_genesis_release_is_refused() {
-		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-		pallet_balances::GenesisConfig::<Test> { balances: vec![(ALICE, 1_000_000)], ..Default::default() }
-			.assimilate_storage(&mut storage)
-			.unwrap();
+		let mut storage = storage_with(vec![(ALICE, 1_000_000)]);
 		// The same version twice.
 		crate::GenesisConfig::<Test> {
 			repositories: vec![(ALICE, b"mlp".to_vec(), vec![], vec![*params(b"1"), *params(b"1")])],

@@ -176,16 +176,10 @@ fn withdraw_needs_unbonding() {
 
 mod genesis {
 	use super::*;
-	use polkadot_sdk::{pallet_balances, sp_io, sp_runtime::BuildStorage};
+	use polkadot_sdk::{sp_io, sp_runtime::BuildStorage};
 
 	fn genesis_storage(workers: Vec<GenesisWorker<u64, u64>>) -> polkadot_sdk::sp_runtime::Storage {
-		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-		pallet_balances::GenesisConfig::<Test> {
-			balances: vec![(PUBLISHER, START_BALANCE), (W1, START_BALANCE)],
-			..Default::default()
-		}
-		.assimilate_storage(&mut storage)
-		.unwrap();
+		let mut storage = storage_with(vec![(PUBLISHER, START_BALANCE), (W1, START_BALANCE)]);
 		pallet_model_hub::GenesisConfig::<Test> {
 			repositories: vec![(
 				PUBLISHER,

@@ -1,0 +1,24 @@
+// Helpers shared by the @polkadot/api tests.
+
+/**
+ * Signs and sends `tx`; resolves with the hash and events of the block that includes it, or
+ * rejects with the module error (`section.Name`) when dispatch fails.
+ */
+export function send(api, tx, signer) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('not included within 60 s')), 60_000);
+    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+      if (dispatchError) {
+        clearTimeout(timer);
+        const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
+        reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
+      } else if (status.isInBlock || status.isFinalized) {
+        // The dev chain finalizes each block as it seals it, so the pool may report
+        // Finalized without an InBlock before it.
+        clearTimeout(timer);
+        const blockHash = status.isInBlock ? status.asInBlock : status.asFinalized;
+        resolve({ blockHash, events: events.map(({ event }) => event) });
+      }
+    }).catch((e) => { clearTimeout(timer); reject(e); });
+  });
+}
