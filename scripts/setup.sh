@@ -99,4 +99,16 @@ if ! command -v node >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
+# --- ONNX conformance data (the onnx wheel ships the backend test models) --------------------
+# Pinned: offchain-worker/tests/conformance-baseline.txt lists models of this version's data.
+onnx_version=1.23.2
+if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')" 2>/dev/null; then
+  command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip >/dev/null
+  }
+  log "installing onnx==$onnx_version (pip)"
+  python3 -m pip install -q "onnx==$onnx_version" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "onnx==$onnx_version"
+fi
 log "done"

@@ -19,5 +19,9 @@ echo "[test] benchmark test suites of the protocol pallets (mock runtime)"
 cargo test --release --locked -p pallet-model-hub -p pallet-inference --lib \
   --features pallet-model-hub/runtime-benchmarks,pallet-inference/runtime-benchmarks benchmark
 
+# The CUDA backend must keep compiling on GPU-less machines (burn 0.21 loads CUDA at run time).
+echo "[test] cargo check -p opg-worker --features cuda"
+cargo check --release --locked -p opg-worker --features cuda --tests
+
 bash scripts/js-test.sh
 echo "[test] all tests passed in $(( $(date +%s) - start )) s"

@@ -1,7 +1,10 @@
 //! # OPG inference worker
 //!
 //! Runs the ONNX models registered in the model hub and answers the jobs assigned to its
-//! account. Built so far: [`onnx`], which loads any model file at run time into a checked
-//! graph. The executor on burn, the model store and the chain client follow (see README).
+//! account: [`onnx`] loads any model file at run time into a checked graph, [`exec`]
+//! interprets it with burn (ndarray on the CPU, CUDA with the `cuda` feature), and [`store`]
+//! fetches and caches model files by content hash.
 
+pub mod exec;
 pub mod onnx;
+pub mod store;

@@ -1,0 +1,406 @@
+//! The executor: interprets a loaded ONNX graph with burn's backend operations.
+//!
+//! Float tensors live on the backend device (ndarray on the CPU, CUDA with the `cuda`
+//! feature) and every float op is a burn primitive; integer and boolean tensors (shapes,
+//! indices, masks) are computed on the host, see [`host`]. Models are checked when loaded:
+//! an operator or attribute the executor cannot run faithfully is an error naming it, never
+//! a wrong answer at run time.
+
+mod engine;
+pub mod host;
+mod ops;
+
+use crate::onnx::{Model, Node};
+use burn::tensor::{
+	backend::Backend,
+	ops::{BoolTensor, FloatTensor, IntTensor},
+	DType, Shape, TensorData, TensorMetadata,
+};
+pub use engine::{CpuBackend, Device, Engine, LoadError};
+use host::Host;
+use opg_primitives::{ElemType, Tensor};
+use std::collections::HashMap;
+
+/// The operators the executor implements.
+pub const SUPPORTED_OPS: &[&str] = &[
+	"Abs",
+	"Add",
+	"AveragePool",
+	"BatchNormalization",
+	"Cast",
+	"Ceil",
+	"Clip",
+	"Concat",
+	"Constant",
+	"Conv",
+	"ConvTranspose",
+	"Div",
+	"Dropout",
+	"Elu",
+	"Equal",
+	"Erf",
+	"Exp",
+	"Expand",
+	"Flatten",
+	"Floor",
+	"Gather",
+	"Gelu",
+	"Gemm",
+	"GlobalAveragePool",
+	"GlobalMaxPool",
+	"Greater",
+	"Identity",
+	"InstanceNormalization",
+	"LayerNormalization",
+	"LeakyRelu",
+	"Less",
+	"Log",
+	"LogSoftmax",
+	"MatMul",
+	"Max",
+	"MaxPool",
+	"Mean",
+	"Min",
+	"Mul",
+	"Neg",
+	"Not",
+	"Pad",
+	"Pow",
+	"PRelu",
+	"Reciprocal",
+	"ReduceMax",
+	"ReduceMean",
+	"ReduceMin",
+	"ReduceSum",
+	"Relu",
+	"Reshape",
+	"Selu",
+	"Shape",
+	"Sigmoid",
+	"Sign",
+	"Slice",
+	"Softmax",
+	"Softplus",
+	"Softsign",
+	"Split",
+	"Sqrt",
+	"Squeeze",
+	"Sub",
+	"Sum",
+	"Tanh",
+	"Tile",
+	"Transpose",
+	"Unsqueeze",
+	"Where",
+];
+
+/// Why a model cannot be run, or a run failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+	#[error("operator `{op}` (node `{node}`) is not supported by the OPG executor")]
+	UnsupportedOp { node: String, op: String },
+	#[error("node `{node}` ({op}): {what} is not supported")]
+	Unsupported { node: String, op: String, what: String },
+	#[error("node `{node}` ({op}): {reason}")]
+	Invalid { node: String, op: String, reason: String },
+	#[error("value `{0}` is used before any node produces it")]
+	Undefined(String),
+	#[error("input: {0}")]
+	Input(String),
+	#[error("backend failure: {0}")]
+	Backend(String),
+}
+
+/// A value flowing through the graph.
+#[derive(Debug)]
+pub(crate) enum Value<B: Backend> {
+	/// A float32 or float64 tensor on the device.
+	Float(FloatTensor<B>),
+	/// An integer or boolean tensor on the host.
+	Host(Host),
+}
+
+impl<B: Backend> Clone for Value<B> {
+	fn clone(&self) -> Self {
+		match self {
+			Value::Float(t) => Value::Float(t.clone()),
+			Value::Host(h) => Value::Host(h.clone()),
+		}
+	}
+}
+
+impl<B: Backend> Value<B> {
+	pub(crate) fn shape(&self) -> Vec<usize> {
+		match self {
+			Value::Float(t) => t.shape().to_vec(),
+			Value::Host(h) => h.shape.clone(),
+		}
+	}
+
+	pub(crate) fn elem(&self) -> ElemType {
+		match self {
+			Value::Float(t) if t.dtype() == DType::F64 => ElemType::F64,
+			Value::Float(_) => ElemType::F32,
+			Value::Host(h) => h.elem,
+		}
+	}
+}
+
+pub(crate) fn float_from_vec<B: Backend>(data: Vec<f32>, shape: &[usize], device: &B::Device) -> FloatTensor<B> {
+	B::float_from_data(TensorData::new(data, Shape::from(shape.to_vec())).convert::<B::FloatElem>(), device)
+}
+
+pub(crate) fn int_from_host<B: Backend>(h: &Host, device: &B::Device) -> IntTensor<B> {
+	B::int_from_data(TensorData::new(h.data.clone(), Shape::from(h.shape.clone())).convert::<B::IntElem>(), device)
+}
+
+/// A boolean mask on the device. Built by comparing 0/1 floats, so it has whatever bool
+/// representation the backend uses (native bools on ndarray, u8 on CUDA).
+pub(crate) fn bool_from_host<B: Backend>(h: &Host, device: &B::Device) -> BoolTensor<B> {
+	let ones: Vec<f32> = h.data.iter().map(|&v| (v != 0) as u8 as f32).collect();
+	let dtype = burn::tensor::get_device_settings::<B>(device).bool_dtype;
+	B::float_greater_elem(float_from_vec::<B>(ones, &h.shape, device), 0.5f32.into(), dtype)
+}
+
+fn read<B: Backend>(t: FloatTensor<B>) -> Result<TensorData, ExecError> {
+	burn::tensor::try_read_sync(B::float_into_data(t))
+		.ok_or_else(|| ExecError::Backend("tensor read did not complete".into()))?
+		.map_err(|e| ExecError::Backend(format!("{e:?}")))
+}
+
+/// Reads a device tensor back as `f32`s.
+pub(crate) fn float_to_vec<B: Backend>(t: FloatTensor<B>) -> Result<Vec<f32>, ExecError> {
+	let data = read::<B>(t)?;
+	let data = if data.dtype == DType::F32 { data } else { data.convert::<f32>() };
+	data.into_vec::<f32>().map_err(|e| ExecError::Backend(format!("{e:?}")))
+}
+
+fn host_from_tensor(t: &Tensor) -> Host {
+	let shape = t.shape.iter().map(|&d| d as usize).collect();
+	let data = match t.elem {
+		ElemType::I64 => t.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+		ElemType::I32 => {
+			t.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect()
+		},
+		ElemType::I8 => t.data.iter().map(|&b| b as i8 as i64).collect(),
+		ElemType::U8 | ElemType::Bool => t.data.iter().map(|&b| b as i64).collect(),
+		ElemType::F32 | ElemType::F64 => unreachable!("float tensors go to the device"),
+	};
+	Host::new(t.elem, shape, data)
+}
+
+fn tensor_from_host(h: &Host) -> Tensor {
+	let shape = h.shape.iter().map(|&d| d as u32).collect();
+	let data = match h.elem {
+		ElemType::I64 => h.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+		ElemType::I32 => h.data.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect(),
+		_ => h.data.iter().map(|&v| v as u8).collect(),
+	};
+	Tensor { elem: h.elem, shape, data }
+}
+
+/// A model prepared for one backend device: checked, with its weights uploaded once.
+pub struct Executor<B: Backend> {
+	model: Model,
+	device: B::Device,
+	constants: HashMap<String, Value<B>>,
+	/// For each node, the values whose last reader it is (freed after it runs).
+	frees: Vec<Vec<String>>,
+}
+
+impl<B: Backend> Executor<B> {
+	/// Checks every node and uploads the weights. Unsupported operators, float64 tensors and
+	/// values read before they are produced are refused here.
+	pub fn new(model: Model, device: B::Device) -> Result<Self, ExecError> {
+		for node in &model.nodes {
+			if !SUPPORTED_OPS.contains(&node.op.as_str()) {
+				return Err(ExecError::UnsupportedOp { node: node.name.clone(), op: node.op.clone() });
+			}
+			ops::check(node, model.opset)?;
+		}
+		let mut constants = HashMap::new();
+		for (name, t) in &model.initializers {
+			constants.insert(name.clone(), to_value::<B>(name, t, &device)?);
+		}
+		// Constant nodes are evaluated once, here, like initializers.
+		for node in model.nodes.iter().filter(|n| n.op == "Constant") {
+			let out = ops::run::<B>(node, model.opset, Vec::new(), &device)?;
+			for (name, value) in node.outputs.iter().zip(out) {
+				constants.insert(name.clone(), value);
+			}
+		}
+
+		// Every value must be defined before use; remember where each is read last.
+		let mut defined: std::collections::HashSet<&str> =
+			model.inputs.iter().map(|i| i.name.as_str()).chain(constants.keys().map(|k| k.as_str())).collect();
+		let mut last_use: HashMap<&str, usize> = HashMap::new();
+		for (i, node) in model.nodes.iter().enumerate() {
+			for input in node.inputs.iter().filter(|n| !n.is_empty()) {
+				if !defined.contains(input.as_str()) {
+					return Err(ExecError::Undefined(input.clone()));
+				}
+				last_use.insert(input, i);
+			}
+			defined.extend(node.outputs.iter().filter(|n| !n.is_empty()).map(|n| n.as_str()));
+		}
+		for out in &model.outputs {
+			if !defined.contains(out.name.as_str()) {
+				return Err(ExecError::Undefined(out.name.clone()));
+			}
+			last_use.remove(out.name.as_str());
+		}
+		let mut frees = vec![Vec::new(); model.nodes.len()];
+		for (name, i) in last_use {
+			if !constants.contains_key(name) {
+				frees[i].push(name.to_string());
+			}
+		}
+		Ok(Executor { model, device, constants, frees })
+	}
+
+	pub fn model(&self) -> &Model {
+		&self.model
+	}
+
+	/// Runs the model on tensors given in the order of the model's inputs.
+	pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+		if inputs.len() != self.model.inputs.len() {
+			return Err(ExecError::Input(format!(
+				"{} tensors given, the model takes {}",
+				inputs.len(),
+				self.model.inputs.len()
+			)));
+		}
+		let mut env: HashMap<String, Value<B>> = HashMap::new();
+		for (spec, t) in self.model.inputs.iter().zip(inputs) {
+			if t.elem != spec.elem {
+				return Err(ExecError::Input(format!("`{}` must be {:?}, got {:?}", spec.name, spec.elem, t.elem)));
+			}
+			if !t.is_consistent() {
+				return Err(ExecError::Input(format!("`{}`: data length does not match its shape", spec.name)));
+			}
+			if let Some(dims) = &spec.shape {
+				let fits = dims.len() == t.shape.len()
+					&& dims.iter().zip(&t.shape).all(|(d, &s)| match d {
+						crate::onnx::Dim::Fixed(n) => *n == s as u64,
+						crate::onnx::Dim::Any => true,
+					});
+				if !fits {
+					return Err(ExecError::Input(format!(
+						"`{}` has shape {:?}, the model declares {:?}",
+						spec.name, t.shape, dims
+					)));
+				}
+			}
+			env.insert(spec.name.clone(), to_value::<B>(&spec.name, t, &self.device)?);
+		}
+
+		// Backend kernels assert on shapes; anything that slipped past the checks in `ops`
+		// must fail this job, not the worker.
+		let run = std::panic::AssertUnwindSafe(|| self.run_nodes(env));
+		let env = std::panic::catch_unwind(run).map_err(|p| {
+			let msg = p
+				.downcast_ref::<String>()
+				.cloned()
+				.or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+				.unwrap_or_else(|| "panic".into());
+			ExecError::Backend(msg)
+		})??;
+
+		let mut outputs = Vec::with_capacity(self.model.outputs.len());
+		for spec in &self.model.outputs {
+			let value = env
+				.get(&spec.name)
+				.or_else(|| self.constants.get(&spec.name))
+				.ok_or_else(|| ExecError::Undefined(spec.name.clone()))?
+				.clone();
+			if value.elem() != spec.elem {
+				return Err(ExecError::Backend(format!(
+					"output `{}` came out as {:?}, the model declares {:?}",
+					spec.name,
+					value.elem(),
+					spec.elem
+				)));
+			}
+			outputs.push(match value {
+				Value::Float(t) => {
+					let shape: Vec<u32> = t.shape().iter().map(|&d| d as u32).collect();
+					let data = read::<B>(t)?;
+					let (elem, data) = if spec.elem == ElemType::F64 {
+						let v = data
+							.convert::<f64>()
+							.into_vec::<f64>()
+							.map_err(|e| ExecError::Backend(format!("{e:?}")))?;
+						(ElemType::F64, v.iter().flat_map(|v| v.to_le_bytes()).collect())
+					} else {
+						let v = data
+							.convert::<f32>()
+							.into_vec::<f32>()
+							.map_err(|e| ExecError::Backend(format!("{e:?}")))?;
+						(ElemType::F32, v.iter().flat_map(|v| v.to_le_bytes()).collect())
+					};
+					Tensor { elem, shape, data }
+				},
+				Value::Host(h) => tensor_from_host(&h),
+			});
+		}
+		Ok(outputs)
+	}
+
+	fn run_nodes(&self, mut env: HashMap<String, Value<B>>) -> Result<HashMap<String, Value<B>>, ExecError> {
+		for (i, node) in self.model.nodes.iter().enumerate() {
+			if node.op == "Constant" {
+				continue;
+			}
+			let inputs = node
+				.inputs
+				.iter()
+				.map(|name| {
+					if name.is_empty() {
+						return Ok(None);
+					}
+					env.get(name)
+						.or_else(|| self.constants.get(name))
+						.cloned()
+						.map(Some)
+						.ok_or_else(|| ExecError::Undefined(name.clone()))
+				})
+				.collect::<Result<Vec<_>, _>>()?;
+			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device)?;
+			for (name, value) in node.outputs.iter().zip(outputs) {
+				if !name.is_empty() {
+					env.insert(name.clone(), value);
+				}
+			}
+			for name in &self.frees[i] {
+				env.remove(name);
+			}
+		}
+		Ok(env)
+	}
+}
+
+fn to_value<B: Backend>(_name: &str, t: &Tensor, device: &B::Device) -> Result<Value<B>, ExecError> {
+	Ok(match t.elem {
+		ElemType::F64 => {
+			let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+			Value::Float(B::float_from_data(
+				TensorData::from_bytes_vec(t.data.clone(), Shape::from(shape), DType::F64),
+				device,
+			))
+		},
+		ElemType::F32 => {
+			let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+			let data = t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+			Value::Float(float_from_vec::<B>(data, &shape, device))
+		},
+		_ => Value::Host(host_from_tensor(t)),
+	})
+}
+
+/// The node and opset an op is evaluated in, for attributes and error messages.
+pub(crate) struct Cx<'a, B: Backend> {
+	pub node: &'a Node,
+	pub opset: i64,
+	pub device: &'a B::Device,
+}

@@ -1,0 +1,267 @@
+//! Content-addressed model cache.
+//!
+//! A release names its artifact by blake2-256 hash, size and source URI. The store fetches the
+//! file (file://, http(s)://, ipfs:// through a gateway, or a gateway URL), streams it under a
+//! size cap into a temporary file, checks size and hash against the chain, and renames it into
+//! place, so a file under its final name is always complete and verified when written. Files
+//! are re-hashed on every load (they are read whole to parse anyway): a corrupt file is deleted,
+//! reported and fetched again, never run. Above `max_cache_bytes` the least recently used
+//! models are evicted.
+
+use blake2::{digest::consts::U32, Blake2b, Digest};
+use primitive_types::H256;
+use std::{
+	collections::HashMap,
+	fs,
+	io::{Read, Write},
+	path::{Path, PathBuf},
+	sync::{
+		atomic::{AtomicU64, Ordering},
+		Mutex,
+	},
+	time::{Duration, SystemTime},
+};
+
+type Blake2b256 = Blake2b<U32>;
+
+/// blake2-256 of a byte string, as the chain computes artifact hashes.
+pub fn blake2_256(bytes: &[u8]) -> H256 {
+	H256(Blake2b256::digest(bytes).into())
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+	/// Cache directory (`--model-dir`).
+	pub dir: PathBuf,
+	/// Evict least recently used models above this many bytes.
+	pub max_cache_bytes: u64,
+	/// Refuse any single model larger than this, whatever the release declares.
+	pub max_model_bytes: u64,
+	/// Gateway for `ipfs://` URIs, e.g. `https://ipfs.io`.
+	pub ipfs_gateway: String,
+	/// Per-request network timeout.
+	pub timeout: Duration,
+}
+
+impl StoreConfig {
+	pub fn new(dir: impl Into<PathBuf>) -> Self {
+		StoreConfig {
+			dir: dir.into(),
+			max_cache_bytes: 8 << 30,
+			max_model_bytes: 2 << 30,
+			ipfs_gateway: "https://ipfs.io".into(),
+			timeout: Duration::from_secs(60),
+		}
+	}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+	#[error("unsupported source URI `{0}` (use file://, http(s):// or ipfs://)")]
+	UnsupportedUri(String),
+	#[error("model is {size} bytes, over the worker's limit of {limit}")]
+	TooLarge { size: u64, limit: u64 },
+	#[error("download of {uri} is {got} bytes, the release declares {want}")]
+	SizeMismatch { uri: String, got: u64, want: u64 },
+	#[error("download of {uri} hashes to {got:?}, the release declares {want:?}")]
+	HashMismatch { uri: String, got: H256, want: H256 },
+	#[error("fetching {uri}: {reason}")]
+	Fetch { uri: String, reason: String },
+	#[error("model cache: {0}")]
+	Io(#[from] std::io::Error),
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+	pub hits: AtomicU64,
+	pub misses: AtomicU64,
+	pub downloaded_bytes: AtomicU64,
+	pub corrupt: AtomicU64,
+	pub evictions: AtomicU64,
+}
+
+struct Entry {
+	size: u64,
+	last_used: SystemTime,
+}
+
+pub struct ModelStore {
+	config: StoreConfig,
+	index: Mutex<HashMap<H256, Entry>>,
+	pub stats: StoreStats,
+}
+
+fn hex(h: &H256) -> String {
+	h.0.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ModelStore {
+	/// Opens (creating if needed) the cache directory, drops leftovers of interrupted
+	/// downloads and indexes the models already there.
+	pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+		fs::create_dir_all(&config.dir)?;
+		let mut index = HashMap::new();
+		for entry in fs::read_dir(&config.dir)? {
+			let entry = entry?;
+			let name = entry.file_name().to_string_lossy().into_owned();
+			if name.starts_with(".partial-") {
+				fs::remove_file(entry.path())?;
+				continue;
+			}
+			let Some(stem) = name.strip_suffix(".onnx") else {
+				continue;
+			};
+			let mut hash = [0u8; 32];
+			if stem.len() != 64
+				|| (0..32).any(|i| u8::from_str_radix(&stem[2 * i..2 * i + 2], 16).map(|b| hash[i] = b).is_err())
+			{
+				continue;
+			}
+			let meta = entry.metadata()?;
+			index.insert(
+				H256(hash),
+				Entry { size: meta.len(), last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) },
+			);
+		}
+		Ok(ModelStore { config, index: Mutex::new(index), stats: StoreStats::default() })
+	}
+
+	pub fn path_of(&self, hash: &H256) -> PathBuf {
+		self.config.dir.join(format!("{}.onnx", hex(hash)))
+	}
+
+	/// Bytes currently cached.
+	pub fn cached_bytes(&self) -> u64 {
+		self.index.lock().expect("store lock").values().map(|e| e.size).sum()
+	}
+
+	pub fn contains(&self, hash: &H256) -> bool {
+		self.index.lock().expect("store lock").contains_key(hash)
+	}
+
+	/// The verified bytes of an artifact, fetched from `uri` if not cached.
+	pub fn get(&self, hash: H256, size: u64, uri: &str) -> Result<Vec<u8>, StoreError> {
+		if size > self.config.max_model_bytes {
+			return Err(StoreError::TooLarge { size, limit: self.config.max_model_bytes });
+		}
+		let path = self.path_of(&hash);
+		if self.contains(&hash) {
+			match fs::read(&path) {
+				Ok(bytes) if bytes.len() as u64 == size && blake2_256(&bytes) == hash => {
+					self.stats.hits.fetch_add(1, Ordering::Relaxed);
+					self.touch(hash);
+					return Ok(bytes);
+				},
+				_ => {
+					tracing::warn!(artifact = %hex(&hash), "cached model is corrupt; deleting and fetching again");
+					self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+					let _ = fs::remove_file(&path);
+					self.index.lock().expect("store lock").remove(&hash);
+				},
+			}
+		}
+		self.stats.misses.fetch_add(1, Ordering::Relaxed);
+		let bytes = self.fetch(hash, size, uri)?;
+		self.evict(Some(hash))?;
+		Ok(bytes)
+	}
+
+	fn touch(&self, hash: H256) {
+		if let Some(e) = self.index.lock().expect("store lock").get_mut(&hash) {
+			e.last_used = SystemTime::now();
+		}
+	}
+
+	/// Streams `uri` into a temporary file, verifies it and moves it into place.
+	fn fetch(&self, hash: H256, size: u64, uri: &str) -> Result<Vec<u8>, StoreError> {
+		let tmp = self.config.dir.join(format!(".partial-{}-{}", hex(&hash), std::process::id()));
+		let result = self.download(uri, size, &tmp).and_then(|bytes| {
+			let got = blake2_256(&bytes);
+			if got != hash {
+				self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+				return Err(StoreError::HashMismatch { uri: uri.into(), got, want: hash });
+			}
+			fs::rename(&tmp, self.path_of(&hash))?;
+			Ok(bytes)
+		});
+		if result.is_err() {
+			let _ = fs::remove_file(&tmp);
+		} else {
+			self.index.lock().expect("store lock").insert(hash, Entry { size, last_used: SystemTime::now() });
+		}
+		result
+	}
+
+	fn download(&self, uri: &str, size: u64, tmp: &Path) -> Result<Vec<u8>, StoreError> {
+		let fetch_err = |reason: String| StoreError::Fetch { uri: uri.into(), reason };
+		let mut reader: Box<dyn Read> = if let Some(path) = uri.strip_prefix("file://") {
+			Box::new(fs::File::open(path).map_err(|e| fetch_err(e.to_string()))?)
+		} else if uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("ipfs://") {
+			let url = match uri.strip_prefix("ipfs://") {
+				Some(cid) => format!("{}/ipfs/{cid}", self.config.ipfs_gateway.trim_end_matches('/')),
+				None => uri.to_string(),
+			};
+			let agent = ureq::AgentBuilder::new()
+				.timeout_read(self.config.timeout)
+				.timeout_connect(self.config.timeout)
+				.build();
+			let response = agent.get(&url).call().map_err(|e| fetch_err(e.to_string()))?;
+			Box::new(response.into_reader())
+		} else {
+			return Err(StoreError::UnsupportedUri(uri.into()));
+		};
+
+		let mut file = fs::File::create(tmp)?;
+		let mut bytes = Vec::with_capacity(size.min(64 << 20) as usize);
+		let mut buf = vec![0u8; 1 << 16];
+		let mut next_report = 0u64;
+		loop {
+			let n = reader.read(&mut buf).map_err(|e| fetch_err(e.to_string()))?;
+			if n == 0 {
+				break;
+			}
+			// The cap is the declared size: a source that sends more is wrong, and is cut off
+			// before it can fill the disk.
+			if bytes.len() as u64 + n as u64 > size {
+				return Err(StoreError::SizeMismatch {
+					uri: uri.into(),
+					got: bytes.len() as u64 + n as u64,
+					want: size,
+				});
+			}
+			bytes.extend_from_slice(&buf[..n]);
+			file.write_all(&buf[..n])?;
+			self.stats.downloaded_bytes.fetch_add(n as u64, Ordering::Relaxed);
+			let done = bytes.len() as u64;
+			if done >= next_report {
+				tracing::info!(%uri, done, total = size, "fetching model {}%", done * 100 / size.max(1));
+				next_report = done + size / 4 + 1;
+			}
+		}
+		if bytes.len() as u64 != size {
+			return Err(StoreError::SizeMismatch { uri: uri.into(), got: bytes.len() as u64, want: size });
+		}
+		file.sync_all()?;
+		Ok(bytes)
+	}
+
+	/// Evicts least recently used models until the cache fits, never `keep`.
+	fn evict(&self, keep: Option<H256>) -> Result<(), StoreError> {
+		let mut index = self.index.lock().expect("store lock");
+		let mut total: u64 = index.values().map(|e| e.size).sum();
+		while total > self.config.max_cache_bytes {
+			let Some(victim) =
+				index.iter().filter(|(h, _)| Some(**h) != keep).min_by_key(|(_, e)| e.last_used).map(|(h, _)| *h)
+			else {
+				break;
+			};
+			let entry = index.remove(&victim).expect("found above");
+			total -= entry.size;
+			let _ = fs::remove_file(self.path_of(&victim));
+			self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+			tracing::info!(artifact = %hex(&victim), bytes = entry.size, "evicted model from cache");
+		}
+		Ok(())
+	}
+}

@@ -1,0 +1,119 @@
+//! The executor on the committed demo model and on the errors a job can run into.
+
+use burn::backend::NdArray;
+use opg_primitives::{ElemType, Tensor};
+use opg_worker::{
+	exec::{ExecError, Executor},
+	onnx::{proto, Model},
+};
+use prost::Message;
+
+type Cpu = NdArray<f32>;
+
+fn demo_bytes() -> Vec<u8> {
+	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx")).unwrap()
+}
+
+fn f32_tensor(shape: Vec<u32>, v: &[f32]) -> Tensor {
+	Tensor { elem: ElemType::F32, shape, data: v.iter().flat_map(|x| x.to_le_bytes()).collect() }
+}
+
+fn floats(t: &Tensor) -> Vec<f32> {
+	t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+fn demo() -> Executor<Cpu> {
+	Executor::new(Model::parse(&demo_bytes()).unwrap(), Default::default()).unwrap()
+}
+
+#[test]
+fn demo_model_matches_the_onnx_reference_evaluator() {
+	let reference: serde_json::Value = serde_json::from_str(
+		&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/reference.json")).unwrap(),
+	)
+	.unwrap();
+	let exec = demo();
+	let cases = reference["cases"].as_array().unwrap();
+	assert_eq!(cases.len(), 4);
+	for case in cases {
+		let input: Vec<f32> = case["features"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+		let want: Vec<f32> =
+			case["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+		let out = exec.run(&[f32_tensor(vec![1, 4], &input)]).unwrap();
+		assert_eq!(out.len(), 1);
+		assert_eq!((out[0].elem, out[0].shape.clone()), (ElemType::F32, vec![1, 3]));
+		for (g, w) in floats(&out[0]).iter().zip(&want) {
+			assert!((g - w).abs() <= 1e-5 + 1e-3 * w.abs(), "got {g}, want {w}");
+		}
+	}
+}
+
+#[test]
+fn runs_are_deterministic() {
+	let exec = demo();
+	let input = [f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])];
+	let a = exec.run(&input).unwrap();
+	let b = exec.run(&input).unwrap();
+	assert_eq!(a, b);
+	assert_eq!(opg_primitives::payload_hash(&a[0].data), opg_primitives::payload_hash(&b[0].data));
+}
+
+#[test]
+fn bad_job_inputs_are_errors_not_panics() {
+	let exec = demo();
+	let err = |inputs: &[Tensor]| match exec.run(inputs) {
+		Err(ExecError::Input(why)) => why,
+		other => panic!("expected an input error, got {other:?}"),
+	};
+	assert!(err(&[]).contains("the model takes 1"), "count");
+	assert!(err(&[f32_tensor(vec![1, 5], &[0.0; 5])]).contains("shape"), "shape");
+	let ints = Tensor { elem: ElemType::I64, shape: vec![1, 4], data: vec![0; 32] };
+	assert!(err(&[ints]).contains("F32"), "element type");
+	let short = Tensor { elem: ElemType::F32, shape: vec![1, 4], data: vec![0; 15] };
+	assert!(err(&[short]).contains("length"), "data length");
+}
+
+fn demo_with(edit: impl FnOnce(&mut proto::GraphProto)) -> Result<Executor<Cpu>, ExecError> {
+	let mut m = proto::ModelProto::decode(demo_bytes().as_slice()).unwrap();
+	edit(m.graph.as_mut().unwrap());
+	Executor::new(Model::parse(&m.encode_to_vec()).unwrap(), Default::default())
+}
+
+#[test]
+fn unsupported_operators_and_attributes_are_refused_at_load() {
+	let err = demo_with(|g| g.node[1].op_type = Some("NonMaxSuppression".into())).err().unwrap();
+	assert!(matches!(&err, ExecError::UnsupportedOp { op, .. } if op == "NonMaxSuppression"));
+	assert!(err.to_string().contains("`NonMaxSuppression`"));
+
+	let err = demo_with(|g| {
+		g.node[1].op_type = Some("Gelu".into());
+		g.node[1].attribute.push(proto::AttributeProto {
+			name: Some("approximate".into()),
+			r#type: Some(3),
+			s: Some(b"cubic".to_vec()),
+			..Default::default()
+		});
+	})
+	.err()
+	.unwrap();
+	assert!(matches!(&err, ExecError::Unsupported { what, .. } if what.contains("cubic")));
+
+	let err = demo_with(|g| g.node[0].input[0] = "nowhere".into()).err().unwrap();
+	assert_eq!(err, ExecError::Undefined("nowhere".into()));
+}
+
+#[test]
+fn shape_errors_inside_the_graph_fail_the_run_with_the_node_named() {
+	// Feed the second MatMul a weight whose inner dimension no longer matches.
+	let exec = demo_with(|g| {
+		let w = g.initializer.iter_mut().find(|t| t.name.as_deref() == Some("w2")).unwrap();
+		let n = w.dims.iter().product::<i64>();
+		w.dims = vec![n / 4, 4];
+	})
+	.unwrap();
+	let err = exec.run(&[f32_tensor(vec![1, 4], &[1.0; 4])]).unwrap_err();
+	assert!(
+		matches!(&err, ExecError::Invalid { op, reason, .. } if op == "MatMul" && reason.contains("inner")),
+		"{err}"
+	);
+}
