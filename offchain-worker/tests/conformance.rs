@@ -8,7 +8,6 @@
 //! The data folder is found through `OPG_ONNX_TEST_DATA` or `python3 -c "import onnx"`
 //! (`scripts/setup.sh` installs the wheel).
 
-use burn::backend::NdArray;
 use opg_primitives::{ElemType, Tensor};
 use opg_worker::{
 	exec::{ExecError, Executor},
@@ -78,7 +77,7 @@ fn run_model(dir: &Path) -> Outcome {
 		Ok(m) => m,
 		Err(e) => return Outcome::Refused(e.to_string()),
 	};
-	let exec = match Executor::<NdArray<f32>>::new(model, Default::default()) {
+	let exec = match Executor::<opg_worker::exec::CpuBackend>::new(model, Default::default()) {
 		Ok(x) => x,
 		Err(e @ (ExecError::UnsupportedOp { .. } | ExecError::Unsupported { .. })) => {
 			return Outcome::Refused(e.to_string())

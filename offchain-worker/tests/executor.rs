@@ -1,6 +1,5 @@
 //! The executor on the committed demo model and on the errors a job can run into.
 
-use burn::backend::NdArray;
 use opg_primitives::{ElemType, Tensor};
 use opg_worker::{
 	exec::{ExecError, Executor},
@@ -8,7 +7,7 @@ use opg_worker::{
 };
 use prost::Message;
 
-type Cpu = NdArray<f32>;
+type Cpu = opg_worker::exec::CpuBackend;
 
 fn demo_bytes() -> Vec<u8> {
 	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx")).unwrap()

@@ -1,4 +1,4 @@
-//! Picks the burn backend at run time: the CPU (ndarray) always, CUDA when built with the
+//! Picks the burn backend at run time: the CPU (burn-flex) always, CUDA when built with the
 //! `cuda` feature and asked for with `--inference-gpu`.
 
 use super::{ExecError, Executor};
@@ -33,7 +33,7 @@ pub enum LoadError {
 	NoCuda,
 }
 
-pub type CpuBackend = burn::backend::NdArray<f32>;
+pub type CpuBackend = burn_flex::Flex;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;
 

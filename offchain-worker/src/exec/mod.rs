@@ -1,6 +1,6 @@
 //! The executor: interprets a loaded ONNX graph with burn's backend operations.
 //!
-//! Float tensors live on the backend device (ndarray on the CPU, CUDA with the `cuda`
+//! Float tensors live on the backend device (burn-flex on the CPU, CUDA with the `cuda`
 //! feature) and every float op is a burn primitive; integer and boolean tensors (shapes,
 //! indices, masks) are computed on the host, see [`host`]. Models are checked when loaded:
 //! an operator or attribute the executor cannot run faithfully is an error naming it, never
@@ -155,7 +155,7 @@ pub(crate) fn int_from_host<B: Backend>(h: &Host, device: &B::Device) -> IntTens
 }
 
 /// A boolean mask on the device. Built by comparing 0/1 floats, so it has whatever bool
-/// representation the backend uses (native bools on ndarray, u8 on CUDA).
+/// representation the backend uses (native bools on the CPU, u8 on CUDA).
 pub(crate) fn bool_from_host<B: Backend>(h: &Host, device: &B::Device) -> BoolTensor<B> {
 	let ones: Vec<f32> = h.data.iter().map(|&v| (v != 0) as u8 as f32).collect();
 	let dtype = burn::tensor::get_device_settings::<B>(device).bool_dtype;
