@@ -191,30 +191,10 @@ fn to_float<B: Backend>(h: &Host, device: &B::Device) -> F<B> {
 	float_from_vec::<B>(h.data.iter().map(|&v| v as f32).collect(), &h.shape, device)
 }
 
-fn sum_dims<B: Backend>(mut t: F<B>, dims: &[usize]) -> F<B> {
+/// Reduces over each of `dims` in turn with a dimension-keeping reduction (`B::float_sum_dim` …).
+fn over_dims<B: Backend>(mut t: F<B>, dims: &[usize], reduce: fn(F<B>, usize) -> F<B>) -> F<B> {
 	for &d in dims {
-		t = B::float_sum_dim(t, d);
-	}
-	t
-}
-
-fn mean_dims<B: Backend>(mut t: F<B>, dims: &[usize]) -> F<B> {
-	for &d in dims {
-		t = B::float_mean_dim(t, d);
-	}
-	t
-}
-
-fn max_dims<B: Backend>(mut t: F<B>, dims: &[usize]) -> F<B> {
-	for &d in dims {
-		t = B::float_max_dim(t, d);
-	}
-	t
-}
-
-fn min_dims<B: Backend>(mut t: F<B>, dims: &[usize]) -> F<B> {
-	for &d in dims {
-		t = B::float_min_dim(t, d);
+		t = reduce(t, d);
 	}
 	t
 }
@@ -367,7 +347,8 @@ pub(crate) fn run<B: Backend>(
 		"GlobalAveragePool" | "GlobalMaxPool" => {
 			let x = a.float(&cx, 0)?;
 			let dims: Vec<usize> = (2..shape::<B>(&x).len()).collect();
-			one(if node.op == "GlobalAveragePool" { mean_dims::<B>(x, &dims) } else { max_dims::<B>(x, &dims) })
+			let reduce = if node.op == "GlobalAveragePool" { B::float_mean_dim } else { B::float_max_dim };
+			one(over_dims::<B>(x, &dims, reduce))
 		},
 		"BatchNormalization" => batch_norm(&cx, &a),
 		"InstanceNormalization" => instance_norm(&cx, &a),
@@ -1108,9 +1089,9 @@ fn batch_norm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 /// Normalises `x` over `dims` (kept as size-1 dimensions).
 fn normalise<B: Backend>(x: F<B>, dims: &[usize], eps: f32) -> F<B> {
 	let xs = shape::<B>(&x);
-	let mean = mean_dims::<B>(x.clone(), dims);
+	let mean = over_dims::<B>(x.clone(), dims, B::float_mean_dim);
 	let centred = B::float_sub(x, broadcast_to::<B>(mean, &xs));
-	let var = mean_dims::<B>(B::float_mul(centred.clone(), centred.clone()), dims);
+	let var = over_dims::<B>(B::float_mul(centred.clone(), centred.clone()), dims, B::float_mean_dim);
 	let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
 	B::float_mul(centred, broadcast_to::<B>(inv, &xs))
 }
@@ -1164,10 +1145,10 @@ fn reduce<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	dims.sort_unstable();
 	dims.dedup();
 	let y = match op {
-		"ReduceMean" => mean_dims::<B>(x, &dims),
-		"ReduceSum" => sum_dims::<B>(x, &dims),
-		"ReduceMax" => max_dims::<B>(x, &dims),
-		_ => min_dims::<B>(x, &dims),
+		"ReduceMean" => over_dims::<B>(x, &dims, B::float_mean_dim),
+		"ReduceSum" => over_dims::<B>(x, &dims, B::float_sum_dim),
+		"ReduceMax" => over_dims::<B>(x, &dims, B::float_max_dim),
+		_ => over_dims::<B>(x, &dims, B::float_min_dim),
 	};
 	if cx.int("keepdims", 1) != 0 {
 		return Ok(vec![Value::Float(y)]);
