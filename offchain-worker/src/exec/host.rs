@@ -133,6 +133,14 @@ impl Host {
 		})
 	}
 
+	/// ONNX Tile: `reps[d]` copies along each axis (all ≥ 1, one per axis; checked by the caller).
+	pub fn tile(&self, reps: &[i64]) -> Host {
+		let st = strides(&self.shape);
+		let dims = self.shape.clone();
+		let out = dims.iter().zip(reps).map(|(&d, &r)| d * r as usize).collect();
+		self.remap(out, |ix| (0..dims.len()).map(|d| (ix[d] % dims[d]) * st[d]).sum())
+	}
+
 	/// Concatenation along `axis`; shapes are checked by the caller.
 	pub fn concat(parts: &[Host], axis: usize) -> Host {
 		let mut shape = parts[0].shape.clone();
@@ -189,6 +197,8 @@ mod tests {
 		assert_eq!(g.data, vec![2, 0, 1, 1, 5, 3, 4, 4]);
 		let c = Host::concat(&[a.clone(), t(vec![2, 1], vec![9, 9])], 1);
 		assert_eq!(c.data, vec![0, 1, 2, 9, 3, 4, 5, 9]);
+		let tiled = t(vec![1, 2], vec![7, 8]).tile(&[2, 2]);
+		assert_eq!((tiled.shape, tiled.data), (vec![2, 4], vec![7, 8, 7, 8, 7, 8, 7, 8]));
 		assert_eq!(wrap(ElemType::U8, -1), 255);
 	}
 }

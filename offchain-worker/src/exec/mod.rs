@@ -220,7 +220,7 @@ impl<B: Backend> Executor<B> {
 		}
 		let mut constants = HashMap::new();
 		for (name, t) in &model.initializers {
-			constants.insert(name.clone(), to_value::<B>(name, t, &device)?);
+			constants.insert(name.clone(), to_value::<B>(t, &device)?);
 		}
 		// Constant nodes are evaluated once, here, like initializers.
 		for node in model.nodes.iter().filter(|n| n.op == "Constant") {
@@ -292,7 +292,7 @@ impl<B: Backend> Executor<B> {
 					)));
 				}
 			}
-			env.insert(spec.name.clone(), to_value::<B>(&spec.name, t, &self.device)?);
+			env.insert(spec.name.clone(), to_value::<B>(t, &self.device)?);
 		}
 
 		// Backend kernels assert on shapes; anything that slipped past the checks in `ops`
@@ -380,7 +380,7 @@ impl<B: Backend> Executor<B> {
 	}
 }
 
-fn to_value<B: Backend>(_name: &str, t: &Tensor, device: &B::Device) -> Result<Value<B>, ExecError> {
+fn to_value<B: Backend>(t: &Tensor, device: &B::Device) -> Result<Value<B>, ExecError> {
 	Ok(match t.elem {
 		ElemType::F64 => {
 			let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();

@@ -421,27 +421,7 @@ pub(crate) fn run<B: Backend>(
 					}
 					one(t)
 				},
-				Value::Host(h) => {
-					let s = &h.shape;
-					let out: Vec<usize> = s.iter().zip(&reps).map(|(&d, &r)| d * r as usize).collect();
-					let st = host::strides(s);
-					let shape_in = s.clone();
-					let full = Host::new(h.elem, out.clone(), vec![0; out.iter().product()]);
-					let src = h.clone();
-					let mut res = full;
-					let mut index = vec![0usize; out.len()];
-					for k in 0..res.data.len() {
-						res.data[k] = src.data[(0..out.len()).map(|d| (index[d] % shape_in[d]) * st[d]).sum::<usize>()];
-						for d in (0..out.len()).rev() {
-							index[d] += 1;
-							if index[d] < out[d] {
-								break;
-							}
-							index[d] = 0;
-						}
-					}
-					Ok(vec![Value::Host(res)])
-				},
+				Value::Host(h) => Ok(vec![Value::Host(h.tile(&reps))]),
 			}
 		},
 		"Pad" => pad(&cx, &a),
@@ -466,7 +446,7 @@ fn dims_of<B: Backend>(cx: &Cx<B>, h: &Host) -> R<Vec<usize>> {
 fn constant<B: Backend>(cx: &Cx<B>) -> R<Vec<Value<B>>> {
 	let attrs = &cx.node.attributes;
 	let v = if let Some(Attribute::Tensor(t)) = attrs.get("value") {
-		super::to_value::<B>(&cx.node.name, t, cx.device)?
+		super::to_value::<B>(t, cx.device)?
 	} else if let Some(Attribute::Float(f)) = attrs.get("value_float") {
 		Value::Float(float_from_vec::<B>(vec![*f], &[], cx.device))
 	} else if let Some(Attribute::Floats(f)) = attrs.get("value_floats") {
@@ -766,6 +746,16 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	Ok(vec![Value::Float(out)])
 }
 
+/// SAME padding: `total` split in halves, the odd element at the end (upper) or start (lower).
+fn same_pads(total: usize, upper: bool) -> (usize, usize) {
+	let small = total / 2;
+	if upper {
+		(small, total - small)
+	} else {
+		(total - small, small)
+	}
+}
+
 /// Per-axis (begin, end) padding from `pads` or `auto_pad`.
 fn spatial_pads<B: Backend>(
 	cx: &Cx<B>,
@@ -783,12 +773,7 @@ fn spatial_pads<B: Backend>(
 					let out = input[i].div_ceil(strides[i]);
 					let span = (kernel[i] - 1) * dilations[i] + 1;
 					let total = ((out - 1) * strides[i] + span).saturating_sub(input[i]);
-					let small = total / 2;
-					if upper {
-						(small, total - small)
-					} else {
-						(total - small, small)
-					}
+					same_pads(total, upper)
 				})
 				.collect())
 		},
@@ -894,12 +879,7 @@ fn conv_transpose<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		(0..r)
 			.map(|i| {
 				let total = full[i] - want[i];
-				let small = total / 2;
-				if upper {
-					(small, total - small)
-				} else {
-					(total - small, small)
-				}
+				same_pads(total, upper)
 			})
 			.collect()
 	} else {
@@ -909,12 +889,7 @@ fn conv_transpose<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 				(0..r)
 					.map(|i| {
 						let total = full[i].saturating_sub(xs[2 + i] * strides[i]);
-						let small = total / 2;
-						if upper {
-							(small, total - small)
-						} else {
-							(total - small, small)
-						}
+						same_pads(total, upper)
 					})
 					.collect()
 			},
