@@ -38,6 +38,16 @@ pub const DEMO_MODEL_HASH: [u8; 32] = [
 ];
 /// Size of the demo model file in bytes.
 pub const DEMO_MODEL_SIZE: u64 = 617;
+/// blake2-256 of `models/digits/digits-cnn.onnx` (`scripts/make-digits-model.py`):
+/// 0xa3a4b536830dfc435cae8cdcbcd5fe11150a9ddc5bdb87c0897e1165841dd0c1.
+pub const DIGITS_MODEL_HASH: [u8; 32] = [
+	0xa3, 0xa4, 0xb5, 0x36, 0x83, 0x0d, 0xfc, 0x43,
+	0x5c, 0xae, 0x8c, 0xdc, 0xbc, 0xd5, 0xfe, 0x11,
+	0x15, 0x0a, 0x9d, 0xdc, 0x5b, 0xdb, 0x87, 0xc0,
+	0x89, 0x7e, 0x11, 0x65, 0x84, 0x1d, 0xd0, 0xc1,
+];
+/// Size of the digits model file in bytes.
+pub const DIGITS_MODEL_SIZE: u64 = 6055;
 /// Price per job of the dev worker: 0.01 OPG.
 pub const DEV_WORKER_PRICE: Balance = 10 * MILLI_UNIT;
 /// Stake of the dev worker: 1,000 OPG.
@@ -71,15 +81,44 @@ fn demo_release() -> ReleaseParams<Runtime> {
 	}
 }
 
-/// The demo model's repository, published by Charlie.
+/// The digits model (release 1 of repository 1): a small CNN trained on scikit-learn's digits,
+/// f32 `pixels` [batch, 1, 8, 8] in, `probabilities` [batch, 10] out; Vanilla and TEE; 5% royalty.
+fn digits_release() -> ReleaseParams<Runtime> {
+	ReleaseParams {
+		version: b"1.0.0".to_vec().try_into().expect("version fits"),
+		artifact: H256(DIGITS_MODEL_HASH),
+		artifact_size: DIGITS_MODEL_SIZE,
+		format: ModelFormat::Onnx,
+		source_uri: b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits/digits-cnn.onnx"
+			.to_vec()
+			.try_into()
+			.expect("uri fits"),
+		inputs: vec![tensor(b"pixels", ElemType::F32, &[0, 1, 8, 8])].try_into().expect("one input"),
+		outputs: vec![tensor(b"probabilities", ElemType::F32, &[0, 10])].try_into().expect("one output"),
+		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+		zk_verifying_key: None,
+		royalty: Permill::from_percent(5),
+	}
+}
+
+/// The models' repositories, published by Charlie: the demo MLP (repository 0, release 0) and
+/// the digits CNN (repository 1, release 1).
 fn demo_model_hub() -> ModelHubConfig {
 	ModelHubConfig {
-		repositories: vec![(
-			Sr25519Keyring::Charlie.to_account_id(),
-			b"opg/demo-mlp".to_vec(),
-			b"https://github.com/opg-network/opg/tree/main/models/demo".to_vec(),
-			vec![demo_release()],
-		)],
+		repositories: vec![
+			(
+				Sr25519Keyring::Charlie.to_account_id(),
+				b"opg/demo-mlp".to_vec(),
+				b"https://github.com/opg-network/opg/tree/main/models/demo".to_vec(),
+				vec![demo_release()],
+			),
+			(
+				Sr25519Keyring::Charlie.to_account_id(),
+				b"opg/digits-cnn".to_vec(),
+				b"https://github.com/opg-network/opg/tree/main/models/digits".to_vec(),
+				vec![digits_release()],
+			),
+		],
 	}
 }
 
@@ -139,7 +178,7 @@ fn local_testnet_genesis() -> Value {
 	)
 }
 
-/// `development`: Alice collates, is root, and serves the demo model as a CPU worker (the key
+/// `development`: Alice collates, is root, and serves both models as a CPU worker (the key
 /// `opg-node --dev --inference` signs with by default).
 fn development_genesis() -> Value {
 	testnet_genesis(
@@ -150,7 +189,7 @@ fn development_genesis() -> Value {
 		vec![GenesisWorker {
 			account: Sr25519Keyring::Alice.to_account_id(),
 			stake: DEV_WORKER_STAKE,
-			releases: vec![0],
+			releases: vec![0, 1],
 			modes: ModeSet::of(&[VerificationMode::Vanilla]),
 			price: DEV_WORKER_PRICE,
 			capacity: 4,

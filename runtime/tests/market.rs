@@ -95,6 +95,10 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 		.expect("the demo model is committed");
 	assert_eq!(sp_io::hashing::blake2_256(&file), presets::DEMO_MODEL_HASH, "hash matches the file");
 	assert_eq!(file.len() as u64, presets::DEMO_MODEL_SIZE);
+	let digits = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx"))
+		.expect("the digits model is committed");
+	assert_eq!(sp_io::hashing::blake2_256(&digits), presets::DIGITS_MODEL_HASH, "hash matches the file");
+	assert_eq!(digits.len() as u64, presets::DIGITS_MODEL_SIZE);
 
 	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
 		externalities(preset).execute_with(|| {
@@ -103,11 +107,16 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 			assert_eq!(release.artifact_size, presets::DEMO_MODEL_SIZE);
 			let repo = pallet_model_hub::Repositories::<Runtime>::get(0).expect("demo repository");
 			assert_eq!(repo.owner, account(Charlie));
+			let digits = pallet_model_hub::Releases::<Runtime>::get(1).expect("digits release");
+			assert_eq!((digits.repository, digits.artifact.0), (1, presets::DIGITS_MODEL_HASH));
+			assert_eq!(digits.artifact_size, presets::DIGITS_MODEL_SIZE);
+			let digits_repo = pallet_model_hub::Repositories::<Runtime>::get(1).expect("digits repository");
+			assert_eq!(digits_repo.owner, account(Charlie));
 			let deposits = Balances::balance_on_hold(
 				&RuntimeHoldReason::ModelHub(pallet_model_hub::HoldReason::StorageDeposit),
 				&account(Charlie),
 			);
-			assert_eq!(deposits, repo.deposit + release.deposit);
+			assert_eq!(deposits, repo.deposit + release.deposit + digits_repo.deposit + digits.deposit);
 			assert!(deposits > 0);
 			invariants();
 		});
