@@ -131,6 +131,8 @@ pub fn start_dev_node(
 	let rpc_builder = crate::service::rpc_builder(client.clone(), transaction_pool.clone());
 
 	let prometheus_registry = config.prometheus_registry().cloned();
+	let base_path = config.base_path.path().to_path_buf();
+	let dev_chain = config.chain_spec.chain_type() == sc_chain_spec::ChainType::Development;
 	sc_service::spawn_tasks(sc_service::SpawnTasksParams {
 		network,
 		client: client.clone(),
@@ -155,6 +157,8 @@ pub fn start_dev_node(
 			keystore: keystore_container.keystore(),
 			spawn_handle: task_manager.spawn_handle(),
 			prometheus_registry,
+			base_path,
+			dev_chain,
 		},
 	)?;
 

@@ -272,6 +272,8 @@ pub async fn start_parachain_node(
 	let (block_import, mut telemetry, telemetry_worker_handle) = params.other;
 
 	let prometheus_registry = parachain_config.prometheus_registry().cloned();
+	let base_path = parachain_config.base_path.path().to_path_buf();
+	let dev_chain = parachain_config.chain_spec.chain_type() == sc_chain_spec::ChainType::Development;
 	let net_config = sc_network::config::FullNetworkConfiguration::<
 		_,
 		_,
@@ -397,6 +399,8 @@ pub async fn start_parachain_node(
 			keystore: params.keystore_container.keystore(),
 			spawn_handle: task_manager.spawn_handle(),
 			prometheus_registry: prometheus_registry.clone(),
+			base_path,
+			dev_chain,
 		},
 	)?;
 

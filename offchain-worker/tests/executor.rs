@@ -116,3 +116,30 @@ fn shape_errors_inside_the_graph_fail_the_run_with_the_node_named() {
 		"{err}"
 	);
 }
+
+#[test]
+fn digits_model_matches_the_reference_in_one_batch_and_refuses_an_empty_one() {
+	let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits");
+	let reference: serde_json::Value =
+		serde_json::from_str(&std::fs::read_to_string(format!("{dir}/reference.json")).unwrap()).unwrap();
+	let bytes = std::fs::read(format!("{dir}/digits-cnn.onnx")).unwrap();
+	assert_eq!(format!("{:?}", opg_worker::store::blake2_256(&bytes)), reference["blake2_256"].as_str().unwrap());
+	let exec: Executor<Cpu> = Executor::new(Model::parse(&bytes).unwrap(), Default::default()).unwrap();
+	let cases = reference["cases"].as_array().unwrap();
+	let number = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+	let pixels: Vec<f32> = cases.iter().flat_map(|c| c["pixels"].as_array().unwrap().iter().map(number)).collect();
+	let out = exec.run(&[f32_tensor(vec![cases.len() as u32, 1, 8, 8], &pixels)]).unwrap();
+	assert_eq!(out[0].shape, vec![cases.len() as u32, 10]);
+	let got = floats(&out[0]);
+	for (case, row) in cases.iter().zip(got.chunks_exact(10)) {
+		for (g, w) in row.iter().zip(case["probabilities"].as_array().unwrap().iter().map(number)) {
+			assert!((g - w).abs() <= 1e-5 + 1e-3 * w.abs(), "got {g}, want {w}");
+		}
+		let predicted = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+		assert_eq!(predicted as u64, case["label"].as_u64().unwrap());
+	}
+	match exec.run(&[f32_tensor(vec![0, 1, 8, 8], &[])]) {
+		Err(ExecError::Input(why)) => assert!(why.contains("no elements"), "{why}"),
+		other => panic!("an empty batch must be an input error, got {other:?}"),
+	}
+}

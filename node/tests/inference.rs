@@ -1,0 +1,414 @@
+//! The inference worker end to end on `opg-node --dev`, with the digits model of the
+//! `development` preset (release 1):
+//! - in the node (`--inference`): a paid job is answered with the model's reference output, and
+//!   balances, total issuance and `TotalBurned` move by exactly the price, the fees and the
+//!   burned verification fee; a malformed input is refused by the chain, and an input the model
+//!   cannot take is rejected by the worker and refunded;
+//! - standalone (`opg-worker --rpc`): jobs submitted while the worker is down are answered after
+//!   its restart, it reconnects after a node restart, and no job is ever answered twice.
+
+mod common;
+
+use std::{
+	path::{Path, PathBuf},
+	process::{Child, Command, Stdio},
+	time::Duration,
+};
+
+use codec::{Decode, Encode};
+use common::{
+	best, events, free_balance, number_of, rpc, runtime_call, storage, submit, value_key, wait_for_event, DevNode,
+};
+use opg_primitives::{ElemType, JobId, Tensor, VerificationMode};
+use opg_runtime::{AccountId, Balance, Runtime, RuntimeCall, RuntimeEvent, UNIT};
+use pallet_inference::{BurnTotals, Event as MarketEvent, JobStatus, RejectReason};
+use polkadot_sdk::{
+	sp_core::H256,
+	sp_keyring::Sr25519Keyring::{Alice, Bob, Charlie},
+	sp_runtime::{DispatchError, Permill},
+	*,
+};
+use serde_json::json;
+
+/// The digits model's release in the `development` preset.
+const DIGITS: u32 = 1;
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn repo(path: &str) -> PathBuf {
+	Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn reference() -> serde_json::Value {
+	serde_json::from_str(&std::fs::read_to_string(repo("models/digits/reference.json")).unwrap()).unwrap()
+}
+
+/// A model cache holding both preset models, as an operator pre-seeds `--model-dir` (the presets'
+/// source URIs point at the public repository, which tests must not depend on).
+fn seeded_model_dir(name: &str) -> PathBuf {
+	let dir = std::env::temp_dir().join(format!("opg-models-{}-{name}", std::process::id()));
+	let _ = std::fs::remove_dir_all(&dir);
+	std::fs::create_dir_all(&dir).unwrap();
+	for model in ["models/demo/mlp-classifier.onnx", "models/digits/digits-cnn.onnx"] {
+		let bytes = std::fs::read(repo(model)).unwrap();
+		let hash = opg_worker::store::blake2_256(&bytes);
+		let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
+		std::fs::write(dir.join(format!("{hex}.onnx")), bytes).unwrap();
+	}
+	dir
+}
+
+/// Canonical input of `n` images (or of a raw shape and data).
+fn pixels_payload(shape: Vec<u32>, values: &[f32]) -> Vec<u8> {
+	let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+	vec![Tensor { elem: ElemType::F32, shape, data }].encode()
+}
+
+fn cases_payload(cases: &[serde_json::Value]) -> Vec<u8> {
+	let values: Vec<f32> =
+		cases.iter().flat_map(|c| c["pixels"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect();
+	pixels_payload(vec![cases.len() as u32, 1, 8, 8], &values)
+}
+
+fn submit_job(input: Vec<u8>) -> RuntimeCall {
+	RuntimeCall::Inference(pallet_inference::Call::submit_job {
+		release: DIGITS,
+		mode: VerificationMode::Vanilla,
+		input: input.try_into().expect("input fits MaxInputLen"),
+		max_fee: UNIT,
+		timeout: None,
+	})
+}
+
+fn market(event: &RuntimeEvent) -> Option<&MarketEvent<Runtime>> {
+	match event {
+		RuntimeEvent::Inference(e) => Some(e),
+		_ => None,
+	}
+}
+
+type JobView =
+	Option<(pallet_inference::JobOf<Runtime>, Option<Vec<u8>>, Option<pallet_inference::JobResultOf<Runtime>>)>;
+
+fn job_view(port: u16, job: JobId, at: H256) -> JobView {
+	runtime_call(port, "InferenceApi_job", job, at)
+}
+
+fn total_issuance(port: u16, at: H256) -> Balance {
+	Balance::decode(&mut &storage(port, &value_key("Balances", "TotalIssuance"), at).unwrap()[..]).unwrap()
+}
+
+fn total_burned(port: u16, at: H256) -> Balance {
+	runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), at).total
+}
+
+/// Transaction fees `who` paid, and what the collators' pot paid `who` (block author rewards),
+/// in blocks `(from, to]`.
+fn fees_and_rewards(port: u16, from: H256, to: H256, who: &AccountId) -> (Balance, Balance) {
+	let pot = pallet_collator_selection::Pallet::<Runtime>::account_id();
+	let (mut fees, mut rewards) = (0, 0);
+	for n in number_of(port, from) + 1..=number_of(port, to) {
+		let hash = common::hash_of(&rpc(port, "chain_getBlockHash", json!([n])));
+		for event in events(port, hash) {
+			match event {
+				RuntimeEvent::TransactionPayment(pallet_transaction_payment::Event::TransactionFeePaid {
+					who: payer,
+					actual_fee,
+					tip,
+				}) if payer == *who => fees += actual_fee + tip,
+				RuntimeEvent::Balances(pallet_balances::Event::Transfer { from, to, amount })
+					if from == pot && to == *who =>
+				{
+					rewards += amount
+				},
+				_ => {},
+			}
+		}
+	}
+	(fees, rewards)
+}
+
+fn is_module_error(error: &DispatchError, expected: pallet_inference::Error<Runtime>) -> bool {
+	match (error, DispatchError::from(expected)) {
+		(DispatchError::Module(got), DispatchError::Module(want)) => (got.index, got.error) == (want.index, want.error),
+		_ => false,
+	}
+}
+
+fn floats(tensor: &Tensor) -> Vec<f32> {
+	tensor.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
+	let models = seeded_model_dir("in-process");
+	let mut node =
+		DevNode::start(&["--dev-block-time", "1000", "--inference", "--model-dir", models.to_str().unwrap()]);
+	let port = node.rpc_port;
+	node.wait_for_finalized(1, TIMEOUT);
+	let (alice, bob, charlie) = (Alice.to_account_id(), Bob.to_account_id(), Charlie.to_account_id());
+
+	// A paid job on two test images.
+	let reference = reference();
+	let cases = &reference["cases"].as_array().unwrap()[..2];
+	let input = cases_payload(cases);
+	let h0 = best(port);
+	let (bob0, alice0, charlie0) =
+		(free_balance(port, &bob, h0), free_balance(port, &alice, h0), free_balance(port, &charlie, h0));
+	let (issuance0, burned0) = (total_issuance(port, h0), total_burned(port, h0));
+	submit(port, Bob, submit_job(input.clone()));
+	let (_, (job, price)) = wait_for_event(port, h0, TIMEOUT, |events| {
+		events.iter().filter_map(market).find_map(|e| match e {
+			MarketEvent::JobSubmitted { job, worker, price, .. } if *worker == alice => Some((*job, *price)),
+			_ => None,
+		})
+	});
+	let (h1, (payment, royalty, fee, refund)) = wait_for_event(port, h0, TIMEOUT, |events| {
+		events.iter().filter_map(market).find_map(|e| match e {
+			MarketEvent::JobSettled { job: j, worker_payment, royalty, verification_fee, refund } if *j == job => {
+				Some((*worker_payment, *royalty, *verification_fee, *refund))
+			},
+			_ => None,
+		})
+	});
+
+	// The output is the model's: the reference probabilities, the right digits, and exactly the
+	// bytes the worker's executor produces for this input.
+	let (record, _, result) = job_view(port, job, h1).expect("job record");
+	assert!(matches!(record.status, JobStatus::Settled { verification_fee } if verification_fee == fee));
+	let output = result.expect("result stored").output.into_inner();
+	let tensors = Vec::<Tensor>::decode(&mut &output[..]).unwrap();
+	assert_eq!(tensors[0].shape, vec![2, 10]);
+	for (case, row) in cases.iter().zip(floats(&tensors[0]).chunks_exact(10)) {
+		for (got, want) in row.iter().zip(case["probabilities"].as_array().unwrap()) {
+			let want = want.as_f64().unwrap() as f32;
+			assert!((got - want).abs() <= 1e-5 + 1e-3 * want.abs(), "got {got}, want {want}");
+		}
+		let digit = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+		assert_eq!(digit as u64, case["label"].as_u64().unwrap());
+	}
+	let engine = opg_worker::exec::Engine::load(
+		&std::fs::read(repo("models/digits/digits-cnn.onnx")).unwrap(),
+		opg_worker::exec::Device::Cpu,
+	)
+	.unwrap();
+	let local = engine.run(&Vec::<Tensor>::decode(&mut &input[..]).unwrap()).unwrap();
+	assert_eq!(local.encode(), output, "the chain holds exactly the executor's output");
+
+	// Money: the price is split between worker and publisher, the verification fee is burned,
+	// and nothing else is created or destroyed.
+	assert!(fee > 0);
+	assert_eq!(payment + royalty, price);
+	assert_eq!(royalty, Permill::from_percent(5).mul_floor(price));
+	let (bob_fees, _) = fees_and_rewards(port, h0, h1, &bob);
+	let (alice_fees, alice_rewards) = fees_and_rewards(port, h0, h1, &alice);
+	assert!(bob_fees > 0 && alice_fees > 0, "both sent one signed extrinsic");
+	assert_eq!(
+		bob0 - free_balance(port, &bob, h1),
+		price + fee + bob_fees,
+		"requester pays price + fee (+refund {refund} back)"
+	);
+	assert_eq!(
+		free_balance(port, &alice, h1) + alice_fees,
+		alice0 + payment + alice_rewards,
+		"worker is paid its share"
+	);
+	assert_eq!(free_balance(port, &charlie, h1), charlie0 + royalty, "publisher gets the royalty");
+	assert_eq!(issuance0 - total_issuance(port, h1), fee, "issuance falls by the burned fee only");
+	assert_eq!(total_burned(port, h1) - burned0, fee, "TotalBurned counts the fee");
+
+	// A malformed input (8×7 images) is refused by the chain with a typed error.
+	let h2 = best(port);
+	submit(port, Bob, submit_job(pixels_payload(vec![1, 1, 8, 7], &[0.5; 56])));
+	wait_for_event(port, h2, TIMEOUT, |events| {
+		events.iter().find_map(|e| match e {
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => Some(assert!(
+				is_module_error(dispatch_error, pallet_inference::Error::InvalidInput),
+				"{dispatch_error:?}"
+			)),
+			_ => None,
+		})
+	});
+
+	// An empty batch fits the release's spec ([0, 1, 8, 8]) but gives the model nothing to
+	// compute: the worker rejects it and the requester gets everything back but the tx fee.
+	let h3 = best(port);
+	let bob3 = free_balance(port, &bob, h3);
+	submit(port, Bob, submit_job(pixels_payload(vec![0, 1, 8, 8], &[])));
+	let (h4, reason) = wait_for_event(port, h3, TIMEOUT, |events| {
+		events.iter().filter_map(market).find_map(|e| match e {
+			MarketEvent::JobRejected { reason, .. } => Some(*reason),
+			_ => None,
+		})
+	});
+	assert_eq!(reason, RejectReason::BadInput);
+	let (bob_fees, _) = fees_and_rewards(port, h3, h4, &bob);
+	assert_eq!(bob3 - free_balance(port, &bob, h4), bob_fees, "a rejected job is refunded in full");
+
+	assert!(node.stop().success());
+	let log = node.log();
+	assert!(log.contains("inference worker started"), "worker did not start:\n{log}");
+	let _ = std::fs::remove_dir_all(models);
+}
+
+/// `opg-worker` as a child process with its own base path.
+struct StandaloneWorker {
+	child: Option<Child>,
+	args: Vec<String>,
+	log: PathBuf,
+}
+
+impl StandaloneWorker {
+	fn start(rpc_port: u16, base: &Path, models: &Path) -> Self {
+		let args = vec![
+			"--rpc".into(),
+			format!("ws://127.0.0.1:{rpc_port}"),
+			"--key".into(),
+			"//Alice".into(),
+			"--base-path".into(),
+			base.display().to_string(),
+			"--model-dir".into(),
+			models.display().to_string(),
+			"--no-prometheus".into(),
+		];
+		let mut worker = StandaloneWorker { child: None, args, log: base.join("worker.log") };
+		std::fs::create_dir_all(base).unwrap();
+		worker.spawn();
+		worker
+	}
+
+	fn spawn(&mut self) {
+		// Built next to opg-node by `cargo test --workspace` (scripts/test.sh).
+		let bin = Path::new(env!("CARGO_BIN_EXE_opg-node")).with_file_name("opg-worker");
+		assert!(bin.exists(), "{} is not built: run the tests with --workspace", bin.display());
+		let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+		let child = Command::new(bin)
+			.args(&self.args)
+			.env("RUST_LOG", "info")
+			.stdout(Stdio::null())
+			.stderr(log)
+			.spawn()
+			.expect("opg-worker starts");
+		self.child = Some(child);
+	}
+
+	fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+		let mut child = self.child.take().expect("running");
+		let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+		child.wait().unwrap()
+	}
+
+	fn log(&self) -> String {
+		std::fs::read_to_string(&self.log).unwrap_or_default()
+	}
+}
+
+impl Drop for StandaloneWorker {
+	fn drop(&mut self) {
+		if let Some(mut child) = self.child.take() {
+			let _ = child.kill();
+			let _ = child.wait();
+		}
+	}
+}
+
+fn settled(port: u16, from: H256, job: JobId) -> H256 {
+	wait_for_event(port, from, TIMEOUT, |events| {
+		events
+			.iter()
+			.filter_map(market)
+			.any(|e| matches!(e, MarketEvent::JobSettled { job: j, .. } if *j == job))
+			.then_some(())
+	})
+	.0
+}
+
+fn submitted(port: u16, from: H256) -> JobId {
+	wait_for_event(port, from, TIMEOUT, |events| {
+		events.iter().filter_map(market).find_map(|e| match e {
+			MarketEvent::JobSubmitted { job, .. } => Some(*job),
+			_ => None,
+		})
+	})
+	.1
+}
+
+#[test]
+fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
+	let models = seeded_model_dir("standalone");
+	let mut node = DevNode::start(&["--dev-block-time", "1000"]);
+	let port = node.rpc_port;
+	node.wait_for_finalized(1, TIMEOUT);
+	let start = best(port);
+	let worker_base = node.base.join("worker");
+	let mut worker = StandaloneWorker::start(port, &worker_base, &models);
+	let reference = reference();
+	let one = &reference["cases"].as_array().unwrap()[..1];
+
+	// Answered while running.
+	let h = best(port);
+	submit(port, Bob, submit_job(cases_payload(one)));
+	let a = submitted(port, h);
+	settled(port, h, a);
+
+	// Crash (SIGKILL): jobs submitted meanwhile stay open, and are answered after the restart.
+	worker.signal("-KILL");
+	let h = best(port);
+	submit(port, Bob, submit_job(cases_payload(one)));
+	let b = submitted(port, h);
+	let h = best(port);
+	submit(port, Bob, submit_job(cases_payload(one)));
+	let c = submitted(port, h);
+	let open: Vec<JobId> = runtime_call(port, "InferenceApi_open_jobs", Alice.to_account_id(), best(port));
+	assert!(open.contains(&b) && open.contains(&c), "jobs wait for the worker: {open:?}");
+	let h = best(port);
+	worker.spawn();
+	settled(port, h, b);
+	settled(port, h, c);
+
+	// The node restarts under the running worker, which reconnects.
+	assert!(node.restart().success());
+	let h = best(port);
+	submit(port, Bob, submit_job(cases_payload(one)));
+	let d = submitted(port, h);
+	settled(port, h, d);
+
+	// Each job got exactly one answer, and no answer failed (a second one would, NotAssigned).
+	let end = best(port);
+	let mut answers = std::collections::BTreeMap::<JobId, u32>::new();
+	for n in number_of(port, start) + 1..=number_of(port, end) {
+		let hash = common::hash_of(&rpc(port, "chain_getBlockHash", json!([n])));
+		for event in events(port, hash) {
+			match &event {
+				RuntimeEvent::Inference(MarketEvent::ResultSubmitted { job, .. }) => {
+					*answers.entry(*job).or_default() += 1
+				},
+				RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => {
+					panic!("an extrinsic failed in block #{n}: {dispatch_error:?}")
+				},
+				_ => {},
+			}
+		}
+	}
+	assert_eq!(answers, [(a, 1), (b, 1), (c, 1), (d, 1)].into_iter().collect());
+
+	// SIGTERM stops it gracefully.
+	assert!(worker.signal("-TERM").success());
+	let log = worker.log();
+	assert!(log.contains("reconnecting"), "no reconnection logged:\n{log}");
+	assert!(log.contains("inference worker stopped"), "no graceful stop logged:\n{log}");
+	assert!(node.stop().success());
+	let _ = std::fs::remove_dir_all(models);
+}
+
+#[test]
+#[cfg(not(feature = "cuda"))]
+fn gpu_flag_without_the_cuda_feature_fails_at_start() {
+	let out = Command::new(env!("CARGO_BIN_EXE_opg-node"))
+		.args(["--dev", "--tmp", "--inference-gpu", "--no-hardware-benchmarks", "--no-telemetry", "--no-prometheus"])
+		.args(["--rpc-port", &common::free_port().to_string(), "--port", &common::free_port().to_string()])
+		.output()
+		.expect("runs");
+	assert!(!out.status.success());
+	let err = String::from_utf8_lossy(&out.stderr);
+	assert!(err.contains("--inference-gpu needs opg-node built with `--features cuda`"), "{err}");
+}

@@ -1,0 +1,470 @@
+//! The job loop: follow best blocks, execute the jobs assigned to this worker with bounded
+//! concurrency and a per-job time budget below the on-chain deadline, answer each once.
+//!
+//! "Once" survives restarts: every answer sent is written to the [`Journal`] before the loop goes
+//! on, and a job with an entry is answered again only when its first answer left the pool
+//! without being included (the pallet itself refuses a second answer to a settled job).
+
+use std::{
+	collections::HashMap,
+	future::Future,
+	path::PathBuf,
+	sync::{Arc, Mutex},
+	time::{Duration, Instant},
+};
+
+use codec::Encode;
+use opg_primitives::{check_tensors, JobId, VerificationMode};
+use pallet_inference::{JobStatus, RejectReason};
+use polkadot_sdk::sp_core::H256;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::{
+	chain::{signed_extrinsic, Answer, Chain, Head, Release, Signer},
+	exec::{Device, Engine, ExecError},
+	journal::{Journal, Sent},
+	metrics::Metrics,
+	store::ModelStore,
+};
+
+/// Largest output the runtime accepts (`MaxOutputLen`).
+const MAX_OUTPUT_LEN: usize = 64 * 1024;
+
+/// How the worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+	/// Backend the models run on.
+	pub device: Device,
+	/// Jobs executed at once.
+	pub concurrency: usize,
+	/// Longest a job may execute, whatever its deadline allows.
+	pub max_execution: Duration,
+	/// Block time assumed until blocks have been seen (the estimate then follows the chain).
+	pub block_time: Duration,
+	/// Blocks to wait before answering again a job whose answer is no longer in the pool.
+	pub retry_after: u32,
+	/// Models kept loaded on the device.
+	pub loaded_models: usize,
+	/// Where the journal lives.
+	pub state_dir: PathBuf,
+	/// How long a shutdown waits for running jobs to be answered.
+	pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+	/// Defaults for a worker keeping its state under `state_dir`.
+	pub fn new(state_dir: impl Into<PathBuf>) -> WorkerConfig {
+		WorkerConfig {
+			device: Device::Cpu,
+			concurrency: 2,
+			max_execution: Duration::from_secs(120),
+			block_time: Duration::from_secs(6),
+			retry_after: 5,
+			loaded_models: 8,
+			state_dir: state_dir.into(),
+			shutdown_grace: Duration::from_secs(10),
+		}
+	}
+}
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+	/// The journal could not be opened.
+	#[error("worker journal in {0}: {1}")]
+	Journal(PathBuf, std::io::Error),
+}
+
+/// A job's answer, ready to be signed.
+struct Done {
+	job: JobId,
+	answer: Answer,
+	seen: Instant,
+	execution: Option<Duration>,
+}
+
+/// The inference worker.
+pub struct Worker<C: Chain> {
+	chain: Arc<C>,
+	signer: Arc<dyn Signer>,
+	store: Arc<ModelStore>,
+	engines: Arc<EngineCache>,
+	metrics: Option<Metrics>,
+	config: WorkerConfig,
+	journal: Journal,
+	in_flight: HashMap<JobId, Instant>,
+	best: Option<Head>,
+	block_time: Duration,
+	last_head_at: Option<Instant>,
+}
+
+impl<C: Chain> Worker<C> {
+	/// A worker answering for `signer`'s account.
+	pub fn new(
+		chain: Arc<C>,
+		signer: Arc<dyn Signer>,
+		store: Arc<ModelStore>,
+		metrics: Option<Metrics>,
+		config: WorkerConfig,
+	) -> Result<Self, WorkerError> {
+		let journal =
+			Journal::open(&config.state_dir).map_err(|e| WorkerError::Journal(config.state_dir.clone(), e))?;
+		Ok(Worker {
+			chain,
+			signer,
+			store,
+			engines: Arc::new(EngineCache::new(config.device, config.loaded_models)),
+			metrics,
+			block_time: config.block_time,
+			config,
+			journal,
+			in_flight: HashMap::new(),
+			best: None,
+			last_head_at: None,
+		})
+	}
+
+	/// Runs until `shutdown` resolves, then waits up to the grace period for running jobs
+	/// and answers them.
+	pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+		let account = self.signer.account();
+		tracing::info!(
+			target: "inference",
+			%account,
+			device = %self.config.device,
+			concurrency = self.config.concurrency,
+			pending_answers = self.journal.len(),
+			"🧠 inference worker started"
+		);
+		let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+		let (head_tx, mut head_rx) = mpsc::unbounded_channel::<Head>();
+		let chain = self.chain.clone();
+		let follower = tokio::spawn(async move {
+			loop {
+				match chain.next_head().await {
+					Ok(head) => {
+						if head_tx.send(head).is_err() {
+							break;
+						}
+					},
+					Err(e) => {
+						tracing::warn!(target: "inference", "following blocks: {e}");
+						tokio::time::sleep(Duration::from_secs(1)).await;
+					},
+				}
+			}
+		});
+		let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+		tokio::pin!(shutdown);
+		loop {
+			tokio::select! {
+				_ = &mut shutdown => break,
+				Some(mut head) = head_rx.recv() => {
+					// Only the newest head matters when blocks came faster than we handled them.
+					while let Ok(newer) = head_rx.try_recv() {
+						head = newer;
+					}
+					self.on_head(head, &done_tx, &slots).await;
+				},
+				Some(done) = done_rx.recv() => self.answer(done).await,
+			}
+		}
+		follower.abort();
+		let grace = tokio::time::Instant::now() + self.config.shutdown_grace;
+		if !self.in_flight.is_empty() {
+			tracing::info!(target: "inference", running = self.in_flight.len(), "stopping: finishing running jobs");
+		}
+		while !self.in_flight.is_empty() {
+			match tokio::time::timeout_at(grace, done_rx.recv()).await {
+				Ok(Some(done)) => self.answer(done).await,
+				_ => break,
+			}
+		}
+		tracing::info!(target: "inference", unanswered = self.in_flight.len(), "inference worker stopped");
+	}
+
+	async fn on_head(&mut self, head: Head, done_tx: &mpsc::UnboundedSender<Done>, slots: &Arc<Semaphore>) {
+		let now = Instant::now();
+		if let Some(last) = self.last_head_at {
+			let seen = now.duration_since(last).clamp(Duration::from_millis(100), Duration::from_secs(60));
+			self.block_time = (self.block_time * 4 + seen) / 5;
+		}
+		self.last_head_at = Some(now);
+		self.best = Some(head);
+		if let Some(m) = &self.metrics {
+			m.best_block.set(head.number.into());
+		}
+		let account = self.signer.account();
+		let open = match self.chain.open_jobs(head.hash, &account).await {
+			Ok(open) => open,
+			Err(e) => {
+				tracing::warn!(target: "inference", block = head.number, "reading open jobs: {e}");
+				return;
+			},
+		};
+		self.prune_journal(&open, &account).await;
+		for id in open {
+			if self.in_flight.contains_key(&id) || !self.may_answer(id, head).await {
+				continue;
+			}
+			self.start(id, head, done_tx, slots).await;
+		}
+		if let Some(m) = &self.metrics {
+			m.queue_depth.set(self.in_flight.len() as u64);
+		}
+	}
+
+	/// Forgets answers to jobs that are open neither at the best nor at the finalized block.
+	async fn prune_journal(&mut self, open: &[JobId], account: &opg_runtime::AccountId) {
+		if self.journal.is_empty() {
+			return;
+		}
+		let finalized_open = match self.chain.finalized().await {
+			Ok(finalized) => self.chain.open_jobs(finalized, account).await,
+			Err(e) => Err(e),
+		};
+		let Ok(finalized_open) = finalized_open else { return };
+		let ended: Vec<JobId> =
+			self.journal.jobs().into_iter().filter(|j| !open.contains(j) && !finalized_open.contains(j)).collect();
+		if let Err(e) = self.journal.remove(&ended) {
+			tracing::error!(target: "inference", "writing the journal: {e}");
+		}
+	}
+
+	/// Whether job `id` (open at `head`) may be answered now.
+	async fn may_answer(&self, id: JobId, head: Head) -> bool {
+		let Some(sent) = self.journal.get(id) else { return true };
+		if head.number < sent.block.saturating_add(self.config.retry_after) {
+			return false;
+		}
+		match sent.tx {
+			// The pool refused it earlier: try again.
+			None => true,
+			Some(tx) => match self.chain.in_pool(tx).await {
+				Ok(false) => {
+					tracing::warn!(
+						target: "inference",
+						job = id, sent_at = sent.block, ?tx,
+						"answer left the pool without being included; answering again"
+					);
+					if let Some(m) = &self.metrics {
+						m.resubmissions.inc();
+					}
+					true
+				},
+				Ok(true) => false,
+				Err(e) => {
+					tracing::warn!(target: "inference", job = id, "checking the pool: {e}");
+					false
+				},
+			},
+		}
+	}
+
+	async fn start(&mut self, id: JobId, head: Head, done_tx: &mpsc::UnboundedSender<Done>, slots: &Arc<Semaphore>) {
+		let (job, input) = match self.chain.job(head.hash, id).await {
+			Ok(Some((job, Some(input)))) => (job, input),
+			Ok(_) => return,
+			Err(e) => {
+				tracing::warn!(target: "inference", job = id, "reading the job: {e}");
+				return;
+			},
+		};
+		if job.status != JobStatus::Assigned {
+			return;
+		}
+		// The answer lands in a later block, and must land by the deadline.
+		if head.number >= job.deadline {
+			tracing::debug!(target: "inference", job = id, deadline = job.deadline, "too late to answer");
+			return;
+		}
+		let blocks_left = job.deadline - head.number;
+		let budget = (self.block_time * (blocks_left - 1)).max(self.block_time / 2).min(self.config.max_execution);
+		let seen = Instant::now();
+		self.in_flight.insert(id, seen);
+		let send = |answer| {
+			let _ = done_tx.send(Done { job: id, answer, seen, execution: None });
+		};
+		if job.mode != VerificationMode::Vanilla {
+			tracing::warn!(target: "inference", job = id, mode = ?job.mode, "this worker has no prover for the mode");
+			return send(Answer::Reject(RejectReason::ExecutionFailed));
+		}
+		let release = match self.chain.release(head.hash, job.release).await {
+			Ok(Some(release)) => release,
+			Ok(None) => return send(Answer::Reject(RejectReason::ModelUnavailable)),
+			Err(e) => {
+				tracing::warn!(target: "inference", job = id, "reading release {}: {e}", job.release);
+				self.in_flight.remove(&id);
+				return;
+			},
+		};
+		tracing::info!(
+			target: "inference",
+			job = id, release = job.release, input_bytes = input.len(), deadline = job.deadline,
+			budget_ms = budget.as_millis() as u64,
+			"executing"
+		);
+		let (store, engines, done_tx, slots) =
+			(self.store.clone(), self.engines.clone(), done_tx.clone(), slots.clone());
+		tokio::spawn(async move {
+			let work = async move {
+				let slot = slots.acquire_owned().await.expect("the semaphore is never closed");
+				let started = Instant::now();
+				let answer = tokio::task::spawn_blocking(move || {
+					// Held until execution really ends, even after the budget ran out.
+					let _slot = slot;
+					execute(id, &store, &engines, &release, &input)
+				})
+				.await;
+				(answer, started.elapsed())
+			};
+			let (answer, execution) = match tokio::time::timeout(budget, work).await {
+				Ok((Ok(answer), took)) => (answer, Some(took)),
+				Ok((Err(e), _)) => {
+					tracing::error!(target: "inference", job = id, "executor task failed: {e}");
+					(Answer::Reject(RejectReason::ExecutionFailed), None)
+				},
+				Err(_) => {
+					tracing::warn!(target: "inference", job = id, budget_ms = budget.as_millis() as u64, "out of time");
+					(Answer::Reject(RejectReason::ExecutionFailed), None)
+				},
+			};
+			let _ = done_tx.send(Done { job: id, answer, seen, execution });
+		});
+	}
+
+	/// Signs and submits an answer, and journals it.
+	async fn answer(&mut self, done: Done) {
+		self.in_flight.remove(&done.job);
+		if let Some(m) = &self.metrics {
+			m.latency.observe(done.seen.elapsed().as_secs_f64());
+			if let Some(execution) = done.execution {
+				m.execution.observe(execution.as_secs_f64());
+			}
+			m.queue_depth.set(self.in_flight.len() as u64);
+		}
+		let Some(head) = self.best else { return };
+		let (job, kind) = (done.job, done.answer.kind());
+		let call = done.answer.call(job).unwrap_or_else(|| {
+			Answer::Reject(RejectReason::ExecutionFailed).call(job).expect("a rejection always fits")
+		});
+		let submitted = async {
+			let context = self.chain.signing_context(head.hash).await?;
+			let nonce = self.chain.next_nonce(&self.signer.account()).await?;
+			let xt = signed_extrinsic(call, nonce, &context, &*self.signer)?;
+			self.chain.submit(xt).await
+		}
+		.await;
+		let sent = match submitted {
+			Ok(tx) => {
+				tracing::info!(
+					target: "inference",
+					job, kind, ?tx,
+					execution_ms = done.execution.map(|d| d.as_millis() as u64),
+					"answer submitted"
+				);
+				if let Some(m) = &self.metrics {
+					m.answers.with_label_values(&[kind]).inc();
+				}
+				Sent { block: head.number, tx: Some(tx) }
+			},
+			Err(e) => {
+				tracing::warn!(
+					target: "inference",
+					job, kind, "answer not accepted: {e}; trying again in {} blocks", self.config.retry_after
+				);
+				if let Some(m) = &self.metrics {
+					m.failures.with_label_values(&["submit"]).inc();
+				}
+				Sent { block: head.number, tx: None }
+			},
+		};
+		if let Err(e) = self.journal.insert(job, sent) {
+			tracing::error!(target: "inference", job, "writing the journal: {e}");
+		}
+	}
+}
+
+/// Runs a job's model on its input; every failure becomes the matching rejection.
+fn execute(job: JobId, store: &ModelStore, engines: &EngineCache, release: &Release, input: &[u8]) -> Answer {
+	let engine = match engines.get(&release.artifact) {
+		Some(engine) => engine,
+		None => {
+			let uri = String::from_utf8_lossy(&release.source_uri);
+			let loaded = store
+				.get(release.artifact, release.artifact_size, &uri)
+				.map_err(|e| e.to_string())
+				.and_then(|bytes| Engine::load(&bytes, engines.device).map_err(|e| e.to_string()));
+			match loaded {
+				Ok(engine) => engines.insert(release.artifact, engine),
+				Err(e) => {
+					tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
+					return Answer::Reject(RejectReason::ModelUnavailable);
+				},
+			}
+		},
+	};
+	let inputs = match check_tensors(input, &release.inputs) {
+		Ok(inputs) => inputs,
+		Err(e) => {
+			tracing::warn!(target: "inference", job, "input does not fit the release: {e:?}");
+			return Answer::Reject(RejectReason::BadInput);
+		},
+	};
+	match engine.run(&inputs) {
+		Ok(outputs) => {
+			let payload = outputs.encode();
+			if payload.len() > MAX_OUTPUT_LEN {
+				tracing::warn!(target: "inference", job, bytes = payload.len(), "output over the chain's limit");
+				return Answer::Reject(RejectReason::ExecutionFailed);
+			}
+			if let Err(e) = check_tensors(&payload, &release.outputs) {
+				tracing::warn!(target: "inference", job, "output does not fit the release's spec: {e:?}");
+				return Answer::Reject(RejectReason::ExecutionFailed);
+			}
+			tracing::debug!(target: "inference", job, output = ?opg_primitives::payload_hash(&payload), "executed");
+			Answer::Output(payload)
+		},
+		Err(e @ (ExecError::Input(_) | ExecError::Invalid { .. })) => {
+			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");
+			Answer::Reject(RejectReason::BadInput)
+		},
+		Err(e) => {
+			tracing::warn!(target: "inference", job, "execution failed: {e}");
+			Answer::Reject(RejectReason::ExecutionFailed)
+		},
+	}
+}
+
+/// Models loaded on the device, least recently used dropped first.
+struct EngineCache {
+	device: Device,
+	capacity: usize,
+	engines: Mutex<Vec<(H256, Arc<Engine>)>>,
+}
+
+impl EngineCache {
+	fn new(device: Device, capacity: usize) -> Self {
+		EngineCache { device, capacity: capacity.max(1), engines: Mutex::new(Vec::new()) }
+	}
+
+	fn get(&self, artifact: &H256) -> Option<Arc<Engine>> {
+		let mut engines = self.engines.lock().expect("engine cache lock");
+		let at = engines.iter().position(|(h, _)| h == artifact)?;
+		let entry = engines.remove(at);
+		let engine = entry.1.clone();
+		engines.push(entry);
+		Some(engine)
+	}
+
+	fn insert(&self, artifact: H256, engine: Engine) -> Arc<Engine> {
+		let engine = Arc::new(engine);
+		let mut engines = self.engines.lock().expect("engine cache lock");
+		engines.retain(|(h, _)| *h != artifact);
+		if engines.len() >= self.capacity {
+			engines.remove(0);
+		}
+		engines.push((artifact, engine.clone()));
+		engine
+	}
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// Submits an inference job to an OPG node with @polkadot/api, waits for the worker's answer and
+// prints the decoded output tensors (and the predicted class of classifier outputs).
+//
+//   node scripts/client/infer.mjs                       # digits model, first reference image
+//   node scripts/client/infer.mjs --case 5              # another image of models/digits/reference.json
+//   node scripts/client/infer.mjs --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4
+//   options: --ws URL (ws://127.0.0.1:9944)  --suri //Bob  --max-fee 1 (OPG)  --json
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const { values: opts } = parseArgs({
+  options: {
+    ws: { type: 'string', default: process.env.OPG_WS ?? 'ws://127.0.0.1:9944' },
+    suri: { type: 'string', default: '//Bob' },
+    release: { type: 'string', default: '1' },
+    case: { type: 'string', default: '0' },
+    values: { type: 'string' },
+    shape: { type: 'string' },
+    'max-fee': { type: 'string', default: '1' },
+    timeout: { type: 'string', default: '120' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+// Canonical tensors travel as bytes; the client registers their layout to build and read them.
+const TYPES = {
+  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
+  OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
+};
+const UNIT = 10n ** 18n;
+const formatOpg = (v) => `${v / UNIT}.${(v % UNIT).toString().padStart(18, '0').replace(/0+$/, '') || '0'} OPG`;
+
+function input(release) {
+  if (opts.values) {
+    const values = opts.values.split(',').map(Number);
+    const shape = (opts.shape ?? `1,${values.length}`).split(',').map(Number);
+    return { shape, values, label: null };
+  }
+  const reference = JSON.parse(readFileSync(new URL('../../models/digits/reference.json', import.meta.url)));
+  if (release.artifact.toHex() !== reference.blake2_256) {
+    throw new Error(`release ${opts.release} is not the digits model: pass --values and --shape`);
+  }
+  const c = reference.cases[Number(opts.case)];
+  if (!c) throw new Error(`--case must be 0..${reference.cases.length - 1}`);
+  return { shape: [1, 1, 8, 8], values: c.pixels, label: c.label };
+}
+
+function decodeOutput(api, bytes) {
+  return api.createType('Vec<OpgTensor>', bytes).map((t) => {
+    const shape = t.shape.map((d) => d.toNumber());
+    const raw = t.data.toU8a(true);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const elem = t.elem.toString();
+    const size = { F32: 4, F64: 8, I8: 1, U8: 1, I32: 4, I64: 8, Bool: 1 }[elem];
+    const read = {
+      F32: (o) => view.getFloat32(o, true), F64: (o) => view.getFloat64(o, true), I8: (o) => view.getInt8(o),
+      U8: (o) => view.getUint8(o), I32: (o) => view.getInt32(o, true), I64: (o) => Number(view.getBigInt64(o, true)),
+      Bool: (o) => view.getUint8(o),
+    }[elem];
+    const values = Array.from({ length: raw.length / size }, (_, i) => read(i * size));
+    return { elem, shape, values };
+  });
+}
+
+async function main() {
+  await cryptoWaitReady();
+  const api = await ApiPromise.create({ provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: TYPES });
+  try {
+    const signer = new Keyring({ type: 'sr25519' }).addFromUri(opts.suri);
+    const releaseId = Number(opts.release);
+    const release = (await api.call.inferenceApi.release(releaseId)).unwrap();
+    const { shape, values, label } = input(release);
+    const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
+    const payload = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape, data }]).toU8a();
+    const quote = await api.call.inferenceApi.feeQuote(releaseId, 'Vanilla', payload.length);
+    if (quote.isNone) throw new Error(`no worker serves release ${releaseId}`);
+    const maxFee = BigInt(Math.round(Number(opts['max-fee']) * 1e6)) * (UNIT / 1_000_000n);
+    const started = Date.now();
+
+    // Submit, then follow events until this job ends.
+    const job = await new Promise((resolve, reject) => {
+      api.tx.inference.submitJob(releaseId, 'Vanilla', u8aToHex(payload), maxFee, null)
+        .signAndSend(signer, ({ status, events, dispatchError }) => {
+          if (dispatchError) {
+            const e = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
+            reject(new Error(e ? `${e.section}.${e.name}: ${e.docs.join(' ')}` : dispatchError.toString()));
+          } else if (status.isInBlock || status.isFinalized) {
+            const ev = events.map((r) => r.event).find((e) => api.events.inference.JobSubmitted.is(e));
+            if (ev) resolve(ev.data.job.toBigInt());
+          }
+        }).catch(reject);
+    });
+    const outcome = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`job ${job} not answered within ${opts.timeout} s`)), Number(opts.timeout) * 1000);
+      api.query.system.events((records) => {
+        for (const { event } of records) {
+          if (event.section !== 'inference' || event.data.job?.toBigInt?.() !== job) continue;
+          if (['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed'].includes(event.method)) {
+            clearTimeout(timer);
+            resolve(event);
+          }
+        }
+      });
+    });
+    const seconds = (Date.now() - started) / 1000;
+    const [record, , result] = (await api.call.inferenceApi.job(job)).unwrap();
+    const report = { job: job.toString(), release: releaseId, outcome: outcome.method, seconds, worker: record.worker.toString(), price: record.price.toString() };
+    if (outcome.method === 'JobSettled') {
+      report.verificationFeeBurned = outcome.data.verificationFee.toString();
+      report.outputHash = result.unwrap().outputHash.toHex();
+      report.outputs = decodeOutput(api, result.unwrap().output.toU8a(true));
+      const [first] = report.outputs;
+      if (first?.elem === 'F32' && first.shape.length === 2) {
+        const width = first.shape[1];
+        report.predicted = Array.from({ length: first.shape[0] }, (_, r) => {
+          const row = first.values.slice(r * width, (r + 1) * width);
+          return row.indexOf(Math.max(...row));
+        });
+      }
+      if (label !== null) report.label = label;
+    } else if (outcome.method === 'JobRejected') {
+      report.reason = outcome.data.reason.toString();
+    }
+    if (opts.json) {
+      console.log(JSON.stringify(report));
+    } else {
+      console.log(`job ${report.job} on release ${releaseId}: ${report.outcome} after ${seconds.toFixed(1)} s (worker ${report.worker})`);
+      console.log(`  price ${formatOpg(BigInt(report.price))}` + (report.verificationFeeBurned ? `, verification fee burned ${formatOpg(BigInt(report.verificationFeeBurned))}` : ''));
+      for (const t of report.outputs ?? []) console.log(`  output ${t.elem} [${t.shape}]: ${t.values.map((v) => +v.toFixed(4)).join(', ')}`);
+      if (report.predicted) console.log(`  predicted class: ${report.predicted.join(', ')}` + (label !== null ? ` (label ${label})` : ''));
+      if (report.reason) console.log(`  reason: ${report.reason}`);
+    }
+    return outcome.method === 'JobSettled' ? 0 : 1;
+  } finally {
+    await api.disconnect();
+  }
+}
+
+main().then((code) => process.exit(code), (e) => { console.error(`error: ${e.message}`); process.exit(2); });

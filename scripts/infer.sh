@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Submits an inference job with @polkadot/api and prints the decoded output
+# (scripts/client/infer.mjs; installs its npm packages on first use). Examples:
+#   scripts/infer.sh                 # classify the first digit of models/digits/reference.json
+#   scripts/infer.sh --case 3 --json
+#   scripts/infer.sh --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4 --ws ws://127.0.0.1:9944
+set -euo pipefail
+cd "$(dirname "$0")/client"
+if [ ! -f node_modules/.opg-lock-stamp ] || ! cmp -s package-lock.json node_modules/.opg-lock-stamp; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.opg-lock-stamp
+fi
+exec node infer.mjs "$@"
