@@ -15,6 +15,7 @@ use std::{
 
 use codec::Encode;
 use opg_primitives::{check_tensors, JobId, VerificationMode};
+use opg_runtime::Nonce;
 use pallet_inference::{JobStatus, RejectReason};
 use polkadot_sdk::sp_core::H256;
 use tokio::sync::{mpsc, Semaphore};
@@ -96,7 +97,15 @@ pub struct Worker<C: Chain> {
 	best: Option<Head>,
 	block_time: Duration,
 	last_head_at: Option<Instant>,
+	/// The nonce after our last accepted answer and the best block it was sent at. The pool's
+	/// own count can lag a submission made a moment earlier, and two answers with one nonce
+	/// replace each other; a hint only counts for [`NONCE_HINT_BLOCKS`], so a dropped
+	/// transaction cannot leave a lasting gap.
+	nonce_hint: Option<(Nonce, u32)>,
 }
+
+/// Blocks during which our own nonce count overrides a lower one from the pool.
+const NONCE_HINT_BLOCKS: u32 = 2;
 
 impl<C: Chain> Worker<C> {
 	/// A worker answering for `signer`'s account.
@@ -121,6 +130,7 @@ impl<C: Chain> Worker<C> {
 			in_flight: HashMap::new(),
 			best: None,
 			last_head_at: None,
+			nonce_hint: None,
 		})
 	}
 
@@ -350,13 +360,19 @@ impl<C: Chain> Worker<C> {
 		});
 		let submitted = async {
 			let context = self.chain.signing_context(head.hash).await?;
-			let nonce = self.chain.next_nonce(&self.signer.account()).await?;
+			let mut nonce = self.chain.next_nonce(&self.signer.account()).await?;
+			if let Some((hint, at)) = self.nonce_hint {
+				if head.number <= at.saturating_add(NONCE_HINT_BLOCKS) {
+					nonce = nonce.max(hint);
+				}
+			}
 			let xt = signed_extrinsic(call, nonce, &context, &*self.signer)?;
-			self.chain.submit(xt).await
+			self.chain.submit(xt).await.map(|tx| (tx, nonce))
 		}
 		.await;
 		let sent = match submitted {
-			Ok(tx) => {
+			Ok((tx, nonce)) => {
+				self.nonce_hint = Some((nonce.saturating_add(1), head.number));
 				tracing::info!(
 					target: "inference",
 					job, kind, ?tx,
@@ -369,6 +385,7 @@ impl<C: Chain> Worker<C> {
 				Sent { block: head.number, tx: Some(tx) }
 			},
 			Err(e) => {
+				self.nonce_hint = None;
 				tracing::warn!(
 					target: "inference",
 					job, kind, "answer not accepted: {e}; trying again in {} blocks", self.config.retry_after

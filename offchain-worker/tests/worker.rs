@@ -33,6 +33,18 @@ struct State {
 	pool: HashSet<H256>,
 	/// Blocks the worker has read its open jobs at.
 	queried: HashSet<H256>,
+	/// What the pool says the next nonce is, when it lags behind what was sent.
+	pool_nonce: Option<Nonce>,
+}
+
+/// The nonce a signed extrinsic carries (after the immortal era byte in the extension).
+fn nonce_of(xt: &UncheckedExtrinsic) -> Nonce {
+	let polkadot_sdk::sp_runtime::generic::Preamble::Signed(_, _, extension) = &xt.preamble else {
+		panic!("unsigned answer")
+	};
+	let encoded = extension.encode();
+	assert_eq!(encoded[0], 0, "immortal era");
+	<codec::Compact<Nonce> as codec::Decode>::decode(&mut &encoded[1..]).unwrap().0
 }
 
 struct MockChain {
@@ -66,7 +78,8 @@ impl Chain for MockChain {
 		Ok(SigningContext { genesis: H256::repeat_byte(1), spec_version: 1, tx_version: 1 })
 	}
 	async fn next_nonce(&self, _: &AccountId) -> Result<Nonce, ChainError> {
-		Ok(self.state.lock().unwrap().sent.len() as Nonce)
+		let state = self.state.lock().unwrap();
+		Ok(state.pool_nonce.unwrap_or(state.sent.len() as Nonce))
 	}
 	async fn submit(&self, xt: UncheckedExtrinsic) -> Result<H256, ChainError> {
 		let mut state = self.state.lock().unwrap();
@@ -268,4 +281,40 @@ async fn inputs_the_model_cannot_take_and_missing_models_are_rejected_with_their
 	answers.sort_by_key(|a| a.0);
 	assert_eq!(answers, vec![(1, Err(RejectReason::BadInput)), (2, Err(RejectReason::ModelUnavailable))]);
 	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_sent_together_get_distinct_nonces_when_the_pool_count_lags() {
+	let dir = tempfile::tempdir().unwrap();
+	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
+	let me = Signer::account(&key);
+	let model = digits();
+	let file = dir.path().join("digits.onnx");
+	std::fs::write(&file, &model).unwrap();
+	let mut state = State::default();
+	state.releases.insert(1, release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())));
+	for id in 1..=3 {
+		state.jobs.insert(id, (job(&me, 1), images(1)));
+	}
+	state.open = vec![1, 2, 3];
+	// The pool has not counted any of them yet (seen on a dev node: two answers with one nonce,
+	// one replacing the other).
+	state.pool_nonce = Some(5);
+
+	let h = start(state, dir.path(), &key);
+	h.head(1, 3).await;
+	let mut nonces: Vec<Nonce> = h.chain.state.lock().unwrap().sent.iter().map(nonce_of).collect();
+	nonces.sort();
+	assert_eq!(nonces, vec![5, 6, 7]);
+
+	// A hint is short-lived: once blocks pass, the pool's count is trusted again (a dropped
+	// answer must not leave a gap that stalls every later one).
+	{
+		let mut state = h.chain.state.lock().unwrap();
+		state.jobs.insert(4, (job(&me, 1), images(1)));
+		state.open = vec![4];
+	}
+	h.head(4, 4).await;
+	let state = h.stop().await;
+	assert_eq!(nonce_of(&state.sent[3]), 5);
 }
