@@ -15,6 +15,8 @@ extern crate alloc;
 mod cbor;
 mod x509;
 
+pub use x509::fingerprint;
+
 use alloc::vec::Vec;
 use cbor::Item;
 
@@ -92,6 +94,11 @@ pub struct Attestation<'a> {
 	/// The earliest `notAfter` of the chain, in seconds since the Unix epoch: after this the
 	/// document no longer verifies.
 	pub valid_until: u64,
+	/// ECDSA signatures verified, the document's own included: what the check cost.
+	pub signatures: u32,
+	/// Intermediate CAs verified on the way, as (SHA-256 of the DER, notAfter in seconds): a
+	/// caller may remember them and pass them as known to later checks.
+	pub verified_cas: Vec<([u8; 32], u64)>,
 }
 
 impl<'a> Attestation<'a> {
@@ -146,6 +153,21 @@ pub fn verify_with<'a>(
 	now_ms: u64,
 	freshness: Freshness,
 ) -> Result<Attestation<'a>, Error> {
+	verify_cached(document, roots, now_ms, freshness, &|_| false)
+}
+
+/// [`verify_with`] that skips re-checking signatures on the path to an intermediate CA the
+/// caller verified before: `known` answers for a CA's SHA-256 fingerprint (one from
+/// [`Attestation::verified_cas`] whose `notAfter` has not passed, under roots still pinned).
+/// Nitro's regional and zonal CAs live for days to weeks, so a cache halves the signatures a
+/// re-attestation costs. Everything else is checked as in [`verify`].
+pub fn verify_cached<'a>(
+	document: &'a [u8],
+	roots: &[&[u8]],
+	now_ms: u64,
+	freshness: Freshness,
+	known: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<Attestation<'a>, Error> {
 	if document.len() > MAX_DOCUMENT_LEN {
 		return Err(Error::TooLarge);
 	}
@@ -159,7 +181,7 @@ pub fn verify_with<'a>(
 	}
 	let now = now_ms / 1000;
 	let chain: Vec<&[u8]> = payload.cabundle.iter().copied().chain([payload.certificate]).collect();
-	let leaf = x509::verify_chain(&chain, now)?;
+	let leaf = x509::verify_chain(&chain, now, known)?;
 
 	let mut signed = Vec::with_capacity(parts.protected.len() + parts.payload.len() + 24);
 	// Sig_structure = ["Signature1", protected, external_aad = h'', payload]
@@ -187,6 +209,8 @@ pub fn verify_with<'a>(
 		user_data: payload.user_data,
 		nonce: payload.nonce,
 		valid_until: leaf.valid_until,
+		signatures: leaf.signatures + 1,
+		verified_cas: leaf.verified_cas,
 	})
 }
 

@@ -9,15 +9,25 @@ use const_oid::{
 };
 use der::{Decode, Encode};
 use p384::ecdsa::{signature::Verifier, Signature, VerifyingKey};
+use sha2::Digest;
 use x509_cert::{
 	ext::pkix::{BasicConstraints, KeyUsage},
 	Certificate,
 };
 
-/// The leaf's key and how long the whole path stays valid.
+/// The leaf's key, how long the whole path stays valid, and what was checked.
 pub struct Leaf {
 	pub key: VerifyingKey,
 	pub valid_until: u64,
+	/// Certificate signatures verified (the links skipped thanks to known CAs not counted).
+	pub signatures: u32,
+	/// Intermediate CAs whose signatures were verified here: (SHA-256 of the DER, notAfter).
+	pub verified_cas: Vec<([u8; 32], u64)>,
+}
+
+/// SHA-256 of a certificate's DER: how known CAs are named.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+	sha2::Sha256::digest(der).into()
 }
 
 struct Parsed {
@@ -70,8 +80,16 @@ fn parse(der: &[u8]) -> Result<Parsed, Error> {
 
 /// Checks `chain` (root first) at `now` (seconds since the Unix epoch) and returns the leaf's
 /// key. The root itself is trusted by the caller (pinned), but must still be a valid CA now.
-pub fn verify_chain(chain: &[&[u8]], now: u64) -> Result<Leaf, Error> {
+///
+/// `known` names intermediate CAs whose path to a pinned root was verified before: the
+/// signatures on the path down to the deepest known CA are not checked again. Names,
+/// validity and constraints are always checked.
+pub fn verify_chain(chain: &[&[u8]], now: u64, known: &dyn Fn(&[u8; 32]) -> bool) -> Result<Leaf, Error> {
 	let parsed = chain.iter().map(|der| parse(der)).collect::<Result<Vec<_>, _>>()?;
+	let fingerprints: Vec<[u8; 32]> = chain.iter().map(|der| fingerprint(der)).collect();
+	// Deepest known intermediate (never the root, already pinned, nor the leaf).
+	let trusted_through = (1..parsed.len().saturating_sub(1)).rev().find(|&i| known(&fingerprints[i])).unwrap_or(0);
+	let (mut signatures, mut verified_cas) = (0, Vec::new());
 	let mut valid_until = u64::MAX;
 	for (i, cert) in parsed.iter().enumerate() {
 		let validity = &cert.cert.tbs_certificate.validity;
@@ -103,6 +121,9 @@ pub fn verify_chain(chain: &[&[u8]], now: u64) -> Result<Leaf, Error> {
 			if cert.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
 				return Err(Error::IssuerMismatch);
 			}
+			if i <= trusted_through {
+				continue;
+			}
 			let tbs = cert.cert.tbs_certificate.to_der().map_err(|_| Error::Certificate)?;
 			let signature = cert
 				.cert
@@ -111,10 +132,14 @@ pub fn verify_chain(chain: &[&[u8]], now: u64) -> Result<Leaf, Error> {
 				.and_then(|b| Signature::from_der(b).ok())
 				.ok_or(Error::CertificateSignature)?;
 			issuer.key.verify(&tbs, &signature).map_err(|_| Error::CertificateSignature)?;
+			signatures += 1;
+			if !is_leaf {
+				verified_cas.push((fingerprints[i], to));
+			}
 		}
 	}
 	let leaf = parsed.into_iter().last().ok_or(Error::Payload)?;
-	Ok(Leaf { key: leaf.key, valid_until })
+	Ok(Leaf { key: leaf.key, valid_until, signatures, verified_cas })
 }
 
 /// Checks a COSE signature: r ‖ s, 48 bytes each.

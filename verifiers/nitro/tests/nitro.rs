@@ -99,3 +99,32 @@ fn every_single_byte_change_is_refused() {
 		assert!(errors.contains_key(e), "no corruption gave {e}: {errors:?}");
 	}
 }
+
+#[test]
+fn known_intermediates_skip_their_signatures_only() {
+	let full = verify(VALID, ROOTS, NOW_MS).unwrap();
+	// Regional, zonal and instance CAs and the leaf certificate, plus the document.
+	assert_eq!(full.signatures, 5);
+	assert_eq!(full.verified_cas.len(), 3);
+	let instance_ca = full.verified_cas[2];
+	assert_eq!(instance_ca.1, 1_668_112_823, "instance CA notAfter 2022-11-10T20:40:23Z");
+
+	// With the deepest CA known, only the leaf certificate and the document are checked.
+	let known = |f: &[u8; 32]| full.verified_cas.iter().any(|(k, _)| k == f);
+	let cached = opg_nitro::verify_cached(VALID, ROOTS, NOW_MS, Freshness::default(), &known).unwrap();
+	assert_eq!((cached.signatures, cached.verified_cas.len()), (2, 0));
+	assert_eq!(cached.nonce, full.nonce);
+
+	// A cache does not excuse a bad leaf, document, root or time.
+	assert_eq!(opg_nitro::verify_cached(INVALID, ROOTS, NOW_MS, Freshness::default(), &known), Err(Error::Signature));
+	assert_eq!(opg_nitro::verify_cached(VALID, &[], NOW_MS, Freshness::default(), &known), Err(Error::UntrustedRoot));
+	let later = NOW_MS + 365 * 86_400_000;
+	assert_eq!(opg_nitro::verify_cached(VALID, ROOTS, later, Freshness::default(), &known), Err(Error::Expired));
+	let mut bad_leaf = VALID.to_vec();
+	// A byte inside the leaf certificate's signature (the certificate ends right before the
+	// "cabundle" key).
+	let at = VALID.windows(8).position(|w| w == b"cabundle").unwrap() - 4;
+	bad_leaf[at] ^= 1;
+	let r = opg_nitro::verify_cached(&bad_leaf, ROOTS, NOW_MS, Freshness::default(), &known);
+	assert!(matches!(r, Err(Error::CertificateSignature | Error::Certificate)), "{r:?}");
+}
