@@ -23,5 +23,10 @@ cargo test --release --locked -p pallet-model-hub -p pallet-inference --lib \
 echo "[test] cargo check -p opg-worker --features cuda"
 cargo check --release --locked -p opg-worker --features cuda --tests
 
+# The proof verifiers as the runtime will run them: no_std, wasm32v1-none, on the real Nitro
+# document and the snarkjs proof (run.mjs fails unless both verify); prints wasm timings.
+echo "[test] verifiers in wasm (scripts/bench-verifiers.sh)"
+bash scripts/bench-verifiers.sh
+
 bash scripts/js-test.sh
 echo "[test] all tests passed in $(( $(date +%s) - start )) s"

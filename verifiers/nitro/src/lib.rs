@@ -15,6 +15,9 @@ extern crate alloc;
 mod cbor;
 mod x509;
 
+#[cfg(feature = "dev-ca")]
+pub mod dev;
+
 pub use x509::fingerprint;
 
 use alloc::vec::Vec;
@@ -183,16 +186,7 @@ pub fn verify_cached<'a>(
 	let chain: Vec<&[u8]> = payload.cabundle.iter().copied().chain([payload.certificate]).collect();
 	let leaf = x509::verify_chain(&chain, now, known)?;
 
-	let mut signed = Vec::with_capacity(parts.protected.len() + parts.payload.len() + 24);
-	// Sig_structure = ["Signature1", protected, external_aad = h'', payload]
-	signed.push(0x84);
-	signed.push(0x6a);
-	signed.extend_from_slice(b"Signature1");
-	cbor::bytes_head(parts.protected.len(), &mut signed);
-	signed.extend_from_slice(parts.protected);
-	signed.push(0x40);
-	cbor::bytes_head(parts.payload.len(), &mut signed);
-	signed.extend_from_slice(parts.payload);
+	let signed = sig_structure(parts.protected, parts.payload);
 	x509::verify_raw_signature(&leaf.key, &signed, parts.signature)?;
 
 	if payload.timestamp_ms > now_ms.saturating_add(freshness.max_ahead_ms) {
@@ -212,6 +206,20 @@ pub fn verify_cached<'a>(
 		signatures: leaf.signatures + 1,
 		verified_cas: leaf.verified_cas,
 	})
+}
+
+/// What a COSE_Sign1 signature covers: ["Signature1", protected, external_aad = h'', payload].
+fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+	let mut signed = Vec::with_capacity(protected.len() + payload.len() + 24);
+	signed.push(0x84);
+	signed.push(0x6a);
+	signed.extend_from_slice(b"Signature1");
+	cbor::bytes_head(protected.len(), &mut signed);
+	signed.extend_from_slice(protected);
+	signed.push(0x40);
+	cbor::bytes_head(payload.len(), &mut signed);
+	signed.extend_from_slice(payload);
+	signed
 }
 
 fn cose_parts(document: &[u8]) -> Result<Parts<'_>, Error> {
