@@ -148,6 +148,19 @@ fn images(n: u32) -> Vec<u8> {
 	vec![Tensor { elem: ElemType::F32, shape: vec![n, 1, 8, 8], data: vec![0; 256 * n as usize] }].encode()
 }
 
+/// Alice as the worker, and release 1 serving the digits model from a file.
+fn digits_on_release_1() -> (tempfile::TempDir, sr25519::Pair, AccountId, State) {
+	let dir = tempfile::tempdir().unwrap();
+	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
+	let me = Signer::account(&key);
+	let model = digits();
+	let file = dir.path().join("digits.onnx");
+	std::fs::write(&file, &model).unwrap();
+	let mut state = State::default();
+	state.releases.insert(1, release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())));
+	(dir, key, me, state)
+}
+
 struct Harness {
 	chain: Arc<MockChain>,
 	heads: mpsc::UnboundedSender<Head>,
@@ -210,15 +223,7 @@ fn answer(call: &RuntimeCall) -> (JobId, Result<Vec<u8>, RejectReason>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_once_retries_only_after_the_pool_dropped_it_and_remembers_across_restarts() {
-	let dir = tempfile::tempdir().unwrap();
-	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
-	let me = Signer::account(&key);
-	let model = digits();
-	let hash = blake2_256(&model);
-	let file = dir.path().join("digits.onnx");
-	std::fs::write(&file, &model).unwrap();
-	let mut state = State::default();
-	state.releases.insert(1, release(hash, model.len() as u64, &format!("file://{}", file.display())));
+	let (dir, key, me, mut state) = digits_on_release_1();
 	state.jobs.insert(7, (job(&me, 1), images(2)));
 	state.open = vec![7];
 
@@ -261,16 +266,11 @@ async fn answers_once_retries_only_after_the_pool_dropped_it_and_remembers_acros
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_the_model_cannot_take_and_missing_models_are_rejected_with_their_reason() {
-	let dir = tempfile::tempdir().unwrap();
-	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
-	let me = Signer::account(&key);
-	let model = digits();
-	let file = dir.path().join("digits.onnx");
-	std::fs::write(&file, &model).unwrap();
-	let mut state = State::default();
-	state.releases.insert(1, release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())));
+	let (dir, key, me, mut state) = digits_on_release_1();
 	// The file at this URI does not hash to the release's artifact.
-	state.releases.insert(2, release(H256::repeat_byte(3), model.len() as u64, &format!("file://{}", file.display())));
+	let mut wrong = state.releases[&1].clone();
+	wrong.artifact = H256::repeat_byte(3);
+	state.releases.insert(2, wrong);
 	state.jobs.insert(1, (job(&me, 1), images(0)));
 	state.jobs.insert(2, (job(&me, 2), images(1)));
 	state.open = vec![1, 2];
@@ -285,14 +285,7 @@ async fn inputs_the_model_cannot_take_and_missing_models_are_rejected_with_their
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_sent_together_get_distinct_nonces_when_the_pool_count_lags() {
-	let dir = tempfile::tempdir().unwrap();
-	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
-	let me = Signer::account(&key);
-	let model = digits();
-	let file = dir.path().join("digits.onnx");
-	std::fs::write(&file, &model).unwrap();
-	let mut state = State::default();
-	state.releases.insert(1, release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())));
+	let (dir, key, me, mut state) = digits_on_release_1();
 	for id in 1..=3 {
 		state.jobs.insert(id, (job(&me, 1), images(1)));
 	}
