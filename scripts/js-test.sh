@@ -8,16 +8,8 @@ source "$root/scripts/env.sh"
 node_bin="$CARGO_TARGET_DIR/release/opg-node"
 [ -x "$node_bin" ] || { echo "[js-test] $node_bin not built" >&2; exit 1; }
 
-npm_install() {
-  # npm ci is skipped when the lock file has not changed since the last install.
-  local stamp=node_modules/.opg-lock-stamp
-  if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-    npm ci --no-audit --no-fund --loglevel=error
-    cp package-lock.json "$stamp"
-  fi
-}
-(cd "$root/tests/js" && npm_install)
-(cd "$root/scripts/client" && npm_install)
+bash "$root/scripts/npm-ci.sh" "$root/tests/js"
+bash "$root/scripts/npm-ci.sh" "$root/scripts/client"
 
 base=$(mktemp -d)
 # shellcheck source=scripts/devnode.sh

@@ -12,8 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/env.sh"
 node_bin="$CARGO_TARGET_DIR/release/opg-node"
 [ -x "$node_bin" ] || { echo "[load] $node_bin not built: run scripts/run.sh or cargo build --release -p opg-node" >&2; exit 1; }
-(cd "$root/scripts/client" && { [ -f node_modules/.opg-lock-stamp ] && cmp -s package-lock.json node_modules/.opg-lock-stamp; } \
-  || { npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.opg-lock-stamp; })
+bash "$root/scripts/npm-ci.sh" "$root/scripts/client"
 
 base=$(mktemp -d)
 # shellcheck source=scripts/devnode.sh

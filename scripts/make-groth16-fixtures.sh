@@ -7,11 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 zk="$root/scripts/zk"
 out="$root/verifiers/groth16/tests/fixtures"
+bash "$root/scripts/npm-ci.sh" "$zk"
 cd "$zk"
-if [ ! -f node_modules/.opg-lock-stamp ] || ! cmp -s package-lock.json node_modules/.opg-lock-stamp; then
-  npm ci --no-audit --no-fund --loglevel=error
-  cp package-lock.json node_modules/.opg-lock-stamp
-fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 snarkjs() { node "$zk/node_modules/snarkjs/build/cli.cjs" "$@"; }

@@ -12,6 +12,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { TYPES, UNIT } from './opg.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -27,12 +28,6 @@ const { values: opts } = parseArgs({
   },
 });
 
-// Canonical tensors travel as bytes; the client registers their layout to build and read them.
-const TYPES = {
-  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
-  OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
-};
-const UNIT = 10n ** 18n;
 const formatOpg = (v) => `${v / UNIT}.${(v % UNIT).toString().padStart(18, '0').replace(/0+$/, '') || '0'} OPG`;
 
 function input(release) {

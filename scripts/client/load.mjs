@@ -14,6 +14,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { TYPES, UNIT } from './opg.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -31,11 +32,6 @@ const { values: opts } = parseArgs({
   },
 });
 
-const TYPES = {
-  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
-  OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
-};
-const UNIT = 10n ** 18n;
 const END_EVENTS = ['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed'];
 const log = (...a) => { if (!opts.json) console.log(...a); };
 
