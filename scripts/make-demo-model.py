@@ -5,12 +5,12 @@ A 4 -> 8 -> 3 multilayer perceptron (MatMul, Add, Relu, Softmax; opset 17) with 
 seeded generator, so the file and its blake2-256 are reproducible. `pip install onnx numpy`.
 Prints the artifact hash and size that the `development` preset registers.
 """
-import hashlib
 import pathlib
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+from onnx_export import save_model
 
 root = pathlib.Path(__file__).resolve().parent.parent
 out = root / "models" / "demo" / "mlp-classifier.onnx"
@@ -29,36 +29,22 @@ nodes = [
     helper.make_node("Add", ["l0", "b2"], ["l1"], name="fc2_bias"),
     helper.make_node("Softmax", ["l1"], ["probabilities"], name="softmax", axis=-1),
 ]
-graph = helper.make_graph(
+data, digest = save_model(
     nodes,
     "opg-demo-mlp",
     [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4])],
     [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])],
-    initializer=[
-        numpy_helper.from_array(w1, "w1"),
-        numpy_helper.from_array(b1, "b1"),
-        numpy_helper.from_array(w2, "w2"),
-        numpy_helper.from_array(b2, "b2"),
-    ],
-)
-model = helper.make_model(
-    graph,
+    {"w1": w1, "b1": b1, "w2": w2, "b2": b2},
+    out,
     producer_name="opg",
-    producer_version="1",
-    opset_imports=[helper.make_opsetid("", 17)],
-    ir_version=8,
 )
-onnx.checker.check_model(model, full_check=True)
-out.parent.mkdir(parents=True, exist_ok=True)
-data = model.SerializeToString(deterministic=True)
-out.write_bytes(data)
-print(f"{out.relative_to(root)}: {len(data)} bytes, blake2-256 0x{hashlib.blake2b(data, digest_size=32).hexdigest()}")
+print(f"{out.relative_to(root)}: {len(data)} bytes, blake2-256 {digest}")
 
 # Reference outputs from the ONNX project's own evaluator, for the worker's executor tests.
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 import json  # noqa: E402
 
-evaluator = ReferenceEvaluator(model)
+evaluator = ReferenceEvaluator(onnx.load_from_string(data))
 cases = []
 for features in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [0.0, 0.0, 0.0, 0.0], [-1.5, 2.0, -0.5, 4.0]):
     x = np.array([features], dtype=np.float32)

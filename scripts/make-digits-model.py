@@ -18,15 +18,15 @@ import os
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
     os.environ[var] = "1"
 
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
+from onnx_export import save_model  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 SEED = 2026
@@ -143,30 +143,15 @@ nodes = [
     helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1),
 ]
-graph = helper.make_graph(
+data, digest = save_model(
     nodes,
     "digits-cnn",
     [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 1, 8, 8])],
     [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
-    initializer=[
-        numpy_helper.from_array(wc, "conv_w"),
-        numpy_helper.from_array(bc, "conv_b"),
-        numpy_helper.from_array(wf, "fc_w"),
-        numpy_helper.from_array(bf, "fc_b"),
-    ],
-)
-model = helper.make_model(
-    graph,
+    {"conv_w": wc, "conv_b": bc, "fc_w": wf, "fc_b": bf},
+    out,
     producer_name="opg make-digits-model.py",
-    producer_version="1",
-    opset_imports=[helper.make_opsetid("", 17)],
-    ir_version=8,
 )
-onnx.checker.check_model(model, full_check=True)
-out.parent.mkdir(parents=True, exist_ok=True)
-data = model.SerializeToString(deterministic=True)
-out.write_bytes(data)
-digest = "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
 
 # --- evaluation of the exported model with the ONNX project's reference evaluator ---
 evaluator = ReferenceEvaluator(onnx.load_from_string(data))
