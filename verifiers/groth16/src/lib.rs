@@ -152,7 +152,10 @@ impl VerifyingKey {
 	/// The compact encoding read by [`VerifyingKey::decode`].
 	pub fn encode(&self) -> Result<Vec<u8>, Error> {
 		let n = self.public_inputs();
-		if n > MAX_PUBLIC_INPUTS || self.ic.is_empty() {
+		if self.ic.is_empty() {
+			return Err(Error::MalformedVerifyingKey);
+		}
+		if n > MAX_PUBLIC_INPUTS {
 			return Err(Error::TooManyPublicInputs);
 		}
 		let mut out = Vec::with_capacity(verifying_key_len(n));
