@@ -32,6 +32,8 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate
 
 #[cfg(feature = "snarkjs")]
 pub mod snarkjs;
+#[cfg(any(feature = "synthetic", test))]
+pub mod synthetic;
 
 /// Most public inputs a key may declare. ZKML circuits commit to input and output and keep to a
 /// handful; 32 leaves room for other circuits while bounding the MSM.

@@ -44,7 +44,7 @@ pub struct Claims {
 /// time it was created for.
 pub struct DevCa {
 	root: Vec<u8>,
-	intermediate: Vec<u8>,
+	intermediates: Vec<Vec<u8>>,
 	leaf: Vec<u8>,
 	leaf_key: SigningKey,
 }
@@ -132,16 +132,47 @@ impl DevCa {
 	/// The CA of `seed` ([`DEV_SEED`] for the shared one), with a leaf valid from an hour before
 	/// `now` (seconds since the Unix epoch) to a day after; root and intermediate from 2020 to 2049.
 	pub fn new(seed: &str, now: u64) -> DevCa {
-		let (root_key, intermediate_key) = (key(seed, "root"), key(seed, "intermediate"));
-		let leaf_key = key(seed, &alloc::format!("leaf {now}"));
+		Self::with_intermediates(seed, now, 1)
+	}
+
+	/// [`DevCa::new`] with `depth` intermediate CAs between root and leaf (0 ..= 7, the most a
+	/// bundle holds): documents whose check costs `depth + 2` signatures, for benchmarks.
+	pub fn with_intermediates(seed: &str, now: u64, depth: u8) -> DevCa {
+		assert!((depth as usize) < crate::MAX_CABUNDLE, "a cabundle holds the root and at most 7 CAs");
 		let long = (1_577_836_800, 2_524_607_999); // 2020-01-01 .. 2049-12-31
-		let root = certificate(1, ROOT_NAME, ROOT_NAME, &root_key, &root_key, long, Some(Some(1)));
-		let intermediate =
-			certificate(2, INTERMEDIATE_NAME, ROOT_NAME, &intermediate_key, &root_key, long, Some(Some(0)));
+		let name = |i: u8| match i {
+			0 => String::from(ROOT_NAME),
+			1 => String::from(INTERMEDIATE_NAME),
+			i => alloc::format!("CN=OPG INSECURE dev intermediate {i},O=OPG development"),
+		};
+		let role = |i: u8| match i {
+			0 => String::from("root"),
+			1 => String::from("intermediate"),
+			i => alloc::format!("intermediate {i}"),
+		};
+		// CA `i` (the root is 0) may be followed by the `depth - i` CAs below it.
+		let root_key = key(seed, &role(0));
+		let root = certificate(1, &name(0), &name(0), &root_key, &root_key, long, Some(Some(depth)));
+		let mut issuer_key = root_key;
+		let mut intermediates = Vec::new();
+		for i in 1..=depth {
+			let subject_key = key(seed, &role(i));
+			intermediates.push(certificate(
+				i + 1,
+				&name(i),
+				&name(i - 1),
+				&subject_key,
+				&issuer_key,
+				long,
+				Some(Some(depth - i)),
+			));
+			issuer_key = subject_key;
+		}
+		let leaf_key = key(seed, &alloc::format!("leaf {now}"));
 		let leaf_name = "CN=OPG INSECURE dev enclave,O=OPG development";
 		let leaf_validity = (now.saturating_sub(3_600), now + 86_400);
-		let leaf = certificate(3, leaf_name, INTERMEDIATE_NAME, &leaf_key, &intermediate_key, leaf_validity, None);
-		DevCa { root, intermediate, leaf, leaf_key }
+		let leaf = certificate(depth + 2, leaf_name, &name(depth), &leaf_key, &issuer_key, leaf_validity, None);
+		DevCa { root, intermediates, leaf, leaf_key }
 	}
 
 	/// The root certificate (DER) to pin in a development chain's genesis.
@@ -181,9 +212,11 @@ impl DevCa {
 		text("certificate", &mut payload);
 		bytes(&self.leaf, &mut payload);
 		text("cabundle", &mut payload);
-		cbor::head(4, 2, &mut payload);
+		cbor::head(4, 1 + self.intermediates.len() as u64, &mut payload);
 		bytes(&self.root, &mut payload);
-		bytes(&self.intermediate, &mut payload);
+		for ca in &self.intermediates {
+			bytes(ca, &mut payload);
+		}
 		text("public_key", &mut payload);
 		optional(&claims.public_key, &mut payload);
 		text("user_data", &mut payload);

@@ -26,6 +26,10 @@ use cbor::Item;
 /// The AWS Nitro Enclaves root certificate (G1, CN=aws.nitro-enclaves, valid 2019-10-28 to
 /// 2049-10-28). SHA-256 fingerprint 641a0321…8f79bb5b, as AWS publishes it.
 pub const AWS_NITRO_ROOT_G1: &[u8] = include_bytes!("aws-nitro-root-g1.der");
+/// The root certificate (DER) of the **insecure** development CA (`dev::DevCa` with
+/// `dev::DEV_SEED`, one intermediate): for the genesis of development chains only, since anyone
+/// can issue documents under it.
+pub const INSECURE_DEV_ROOT: &[u8] = include_bytes!("insecure-dev-root.der");
 
 /// Largest document accepted (real ones are about 4.5 KiB).
 pub const MAX_DOCUMENT_LEN: usize = 16 * 1024;

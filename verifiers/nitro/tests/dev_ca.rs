@@ -49,3 +49,26 @@ fn dev_documents_are_checked_like_real_ones() {
 	bad[pcr] ^= 1;
 	assert_eq!(verify(&bad, &[ca.root()], NOW * 1000), Err(Error::Signature));
 }
+
+#[test]
+fn every_chain_depth_verifies_and_costs_one_signature_per_certificate() {
+	for depth in 0..=7u8 {
+		let ca = DevCa::with_intermediates(DEV_SEED, NOW, depth);
+		let doc = ca.document(&claims(), NOW * 1000);
+		let a = verify(&doc, &[ca.root()], NOW * 1000).unwrap_or_else(|e| panic!("depth {depth}: {e:?}"));
+		assert_eq!(a.signatures, depth as u32 + 2, "depth {depth}");
+		assert!(doc.len() <= opg_nitro::MAX_DOCUMENT_LEN, "depth {depth}: {} bytes", doc.len());
+	}
+	// The chain of depth 1 is `DevCa::new`'s.
+	assert_eq!(DevCa::with_intermediates(DEV_SEED, NOW, 1).root(), DevCa::new(DEV_SEED, NOW).root());
+}
+
+/// The root a development genesis pins is the one the development CA issues under.
+#[test]
+fn the_published_dev_root_is_the_dev_cas() {
+	if std::env::var_os("OPG_BLESS").is_some() {
+		let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/insecure-dev-root.der");
+		std::fs::write(path, DevCa::new(DEV_SEED, NOW).root()).unwrap();
+	}
+	assert_eq!(DevCa::new(DEV_SEED, NOW).root(), opg_nitro::INSECURE_DEV_ROOT, "rerun with OPG_BLESS=1");
+}
