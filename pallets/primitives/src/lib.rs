@@ -262,6 +262,26 @@ pub fn tee_message(job: JobId, artifact: H256, input_hash: H256, output_hash: H2
 	polkadot_sdk::sp_crypto_hashing::blake2_256(&(job, artifact, input_hash, output_hash).encode())
 }
 
+/// Public inputs of a ZK inference proof.
+pub const ZK_PUBLIC_INPUTS: usize = 4;
+
+/// The statement a ZK result proves, as public inputs in the Groth16 verifier's encoding:
+/// blake2s-256 of the canonical input and of the canonical output, each split into its high and
+/// low 128 bits, each half a 32-byte big-endian field element (below any ~254-bit field's order).
+/// Four inputs keep the on-chain multi-scalar multiplication small whatever the tensor sizes;
+/// blake2s because circuits hash in 32-bit words. The worker's circuit computes the same hashes
+/// over the same bytes, so the chain recomputes the statement from the job alone.
+pub fn zk_public_inputs(input: &[u8], output: &[u8]) -> [[u8; 32]; ZK_PUBLIC_INPUTS] {
+	use blake2::{Blake2s256, Digest};
+	let mut inputs = [[0u8; 32]; ZK_PUBLIC_INPUTS];
+	for (i, payload) in [input, output].into_iter().enumerate() {
+		let digest = Blake2s256::digest(payload);
+		inputs[2 * i][16..].copy_from_slice(&digest[..16]);
+		inputs[2 * i + 1][16..].copy_from_slice(&digest[16..]);
+	}
+	inputs
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
@@ -319,5 +339,22 @@ mod tests {
 		assert!(set.is_valid() && !ModeSet(0).is_valid() && !ModeSet(0b1000).is_valid());
 		assert!(set.is_superset(ModeSet::of(&[VerificationMode::Zk])));
 		assert!(!set.is_superset(ModeSet::of(&[VerificationMode::Tee])));
+	}
+
+	#[test]
+	fn zk_statement_is_the_split_blake2s_of_input_and_output() {
+		let inputs = zk_public_inputs(b"abc", b"");
+		// blake2s-256("abc") and blake2s-256("") from RFC 7693 / the reference implementation.
+		let abc = hex_literal("508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
+		let empty = hex_literal("69217a3079908094e11121d042354a7c1f55b6482ca1a51e1b250dfd1ed0eef9");
+		assert_eq!(inputs[0][..16], [0u8; 16]);
+		assert_eq!((&inputs[0][16..], &inputs[1][16..]), (&abc[..16], &abc[16..]));
+		assert_eq!((&inputs[2][16..], &inputs[3][16..]), (&empty[..16], &empty[16..]));
+		assert_ne!(zk_public_inputs(b"abd", b""), inputs);
+		assert_ne!(zk_public_inputs(b"abc", b"\0"), inputs);
+	}
+
+	fn hex_literal(s: &str) -> Vec<u8> {
+		(0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 	}
 }
