@@ -110,7 +110,6 @@ fn submitted_job<T: Config>(release: ReleaseId) -> JobId {
 			submitted_at: frame_system::Pallet::<T>::block_number(),
 		},
 	);
-	JobInputs::<T>::remove(job);
 	Jobs::<T>::mutate(job, |j| {
 		let j = j.as_mut().expect("exists");
 		j.status = JobStatus::Submitted;
@@ -301,7 +300,8 @@ mod benchmarks {
 		assert!(Jobs::<T>::get(job).unwrap().ended.is_some());
 	}
 
-	/// Reading the largest result for verification; verifier and settlement are separate.
+	/// Reading the largest result and input for verification; verifier and settlement are
+	/// separate.
 	#[benchmark]
 	fn verify_result() {
 		let release = release::<T>();
@@ -312,8 +312,9 @@ mod benchmarks {
 		#[block]
 		{
 			let result = JobResults::<T>::get(job).unwrap();
+			let input = JobInputs::<T>::get(job).unwrap();
 			let info = T::Models::release_info(record.release).unwrap();
-			core::hint::black_box((result, info));
+			core::hint::black_box((result, input, info));
 		}
 	}
 

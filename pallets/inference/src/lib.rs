@@ -96,7 +96,7 @@ pub mod pallet {
 		/// The model hub.
 		type Models: ModelRegistry<Self::AccountId>;
 		/// Checks the evidence of TEE and ZK results.
-		type Verifier: ResultVerifier;
+		type Verifier: ResultVerifier<Self::AccountId>;
 		/// Told when a job ends (on-chain consumers of inference).
 		type Consumer: InferenceConsumer<Self::AccountId>;
 
@@ -193,7 +193,7 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Jobs<T: Config> = StorageMap<_, Twox64Concat, JobId, JobOf<T>>;
 
-	/// Inputs of open jobs (removed when the job ends).
+	/// Inputs of open jobs, answered or not (removed when the job ends).
 	#[pallet::storage]
 	pub type JobInputs<T: Config> =
 		StorageMap<_, Twox64Concat, JobId, BoundedVec<u8, T::MaxInputLen>>;
@@ -587,7 +587,12 @@ pub mod pallet {
 		/// others are verified from the queue.
 		#[pallet::call_index(8)]
 		#[pallet::weight(T::WeightInfo::submit_result(output.len() as u32, evidence.len() as u32)
-			.saturating_add(T::Verifier::weight(VerificationMode::Tee, output.len() as u32, evidence.len() as u32))
+			.saturating_add(T::Verifier::weight(
+				VerificationMode::Tee,
+				T::MaxInputLen::get(),
+				output.len() as u32,
+				evidence.len() as u32,
+			))
 			.saturating_add(T::WeightInfo::settle())
 			.saturating_add(T::Consumer::weight()))]
 		pub fn submit_result(
@@ -607,12 +612,13 @@ pub mod pallet {
 				.map_err(|_| Error::<T>::InvalidOutput)?;
 
 			let output_hash = payload_hash(&output);
-			let (output_len, evidence_len) = (output.len() as u32, evidence.len() as u32);
+			let (input_len, output_len, evidence_len) =
+				(record.input_len, output.len() as u32, evidence.len() as u32);
 			JobResults::<T>::insert(
 				job,
 				JobResult { output, output_hash, evidence, submitted_at: now },
 			);
-			JobInputs::<T>::remove(job);
+			// The input stays until the job ends: a ZK statement is recomputed from it.
 			record.status = JobStatus::Submitted;
 			Self::deposit_event(Event::ResultSubmitted { job, worker: who, output_hash });
 
@@ -630,6 +636,7 @@ pub mod pallet {
 					Self::conclude(job, record, verdict, now);
 					stored.saturating_add(concluded).saturating_add(T::Verifier::weight(
 						VerificationMode::Tee,
+						input_len,
 						output_len,
 						evidence_len,
 					))
@@ -668,7 +675,12 @@ pub mod pallet {
 		/// and pays the verification's weight.
 		#[pallet::call_index(10)]
 		#[pallet::weight(T::WeightInfo::verify_result()
-			.saturating_add(T::Verifier::weight(VerificationMode::Zk, T::MaxOutputLen::get(), T::MaxEvidenceLen::get()))
+			.saturating_add(T::Verifier::weight(
+				VerificationMode::Zk,
+				T::MaxInputLen::get(),
+				T::MaxOutputLen::get(),
+				T::MaxEvidenceLen::get(),
+			))
 			.saturating_add(T::WeightInfo::settle())
 			.saturating_add(T::Consumer::weight()))]
 		pub fn verify_result(origin: OriginFor<T>, job: JobId) -> DispatchResult {
@@ -898,9 +910,11 @@ pub mod pallet {
 				defensive!("open job of a removed release");
 				return false;
 			};
+			let input = JobInputs::<T>::get(job);
 			let context = VerificationContext {
 				job,
-				worker: record.worker.encode(),
+				worker: &record.worker,
+				input: input.as_ref().map(|i| &i[..]),
 				artifact: info.artifact,
 				zk_verifying_key: info.zk_verifying_key,
 				input_hash: record.input_hash,
@@ -1153,9 +1167,11 @@ pub mod pallet {
 		/// Verifies queued results while the meter allows a worst-case verification.
 		pub fn service_queue(meter: &mut WeightMeter) {
 			let worst = T::WeightInfo::on_idle_verify()
+				.saturating_add(T::WeightInfo::verify_result())
 				.saturating_add(T::WeightInfo::settle())
 				.saturating_add(T::Verifier::weight(
 					VerificationMode::Zk,
+					T::MaxInputLen::get(),
 					T::MaxOutputLen::get(),
 					T::MaxEvidenceLen::get(),
 				))
@@ -1235,8 +1251,8 @@ pub mod pallet {
 					);
 				}
 				ensure!(
-					(job.status == JobStatus::Assigned) == JobInputs::<T>::contains_key(id),
-					"input kept exactly while the job waits for a result"
+					job.ended.is_none() == JobInputs::<T>::contains_key(id),
+					"input kept exactly while the job is open"
 				);
 				let answered = matches!(
 					job.status,
@@ -1309,5 +1325,13 @@ impl<T: Config> InferenceRequester<T::AccountId, BalanceOf<T>, BlockNumberFor<T>
 		timeout: Option<BlockNumberFor<T>>,
 	) -> Result<JobId, DispatchError> {
 		Self::do_submit_job(requester, release, mode, input, max_fee, timeout)
+	}
+}
+
+/// Registered workers (any status): who may attest an enclave.
+pub struct RegisteredWorkers<T>(core::marker::PhantomData<T>);
+impl<T: Config> polkadot_sdk::frame_support::traits::Contains<T::AccountId> for RegisteredWorkers<T> {
+	fn contains(who: &T::AccountId) -> bool {
+		Workers::<T>::contains_key(who)
 	}
 }

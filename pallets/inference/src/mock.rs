@@ -95,18 +95,22 @@ thread_local! {
 
 /// Evidence is valid when its bytes are `b"valid"`.
 pub struct MockVerifier;
-impl ResultVerifier for MockVerifier {
+impl ResultVerifier<u64> for MockVerifier {
 	fn supports(mode: VerificationMode) -> bool {
 		SUPPORTED.with(|s| s.borrow().contains(mode))
 	}
-	fn verify<M: Get<u32>>(_: &VerificationContext, evidence: &Evidence<M>) -> Result<(), VerifyError> {
+	fn verify<M: Get<u32>>(context: &VerificationContext<u64>, evidence: &Evidence<M>) -> Result<(), VerifyError> {
+		// ZK statements are recomputed from the input: it must still be there.
+		if evidence.mode() == VerificationMode::Zk && context.input.is_none() {
+			return Err(VerifyError::Malformed);
+		}
 		match evidence {
 			Evidence::TeeSignature(b) | Evidence::ZkProof(b) if &b[..] == b"valid" => Ok(()),
 			Evidence::None => Err(VerifyError::UnsupportedMode),
 			_ => Err(VerifyError::Invalid),
 		}
 	}
-	fn weight(_: VerificationMode, _: u32, _: u32) -> Weight {
+	fn weight(_: VerificationMode, _: u32, _: u32, _: u32) -> Weight {
 		Weight::from_parts(1_000_000, 0)
 	}
 }

@@ -283,11 +283,13 @@ pub struct BurnTotals<Balance> {
 }
 
 /// What a verifier checks a result against.
-pub struct VerificationContext<'a> {
+pub struct VerificationContext<'a, AccountId> {
 	/// Job id.
 	pub job: JobId,
-	/// SCALE-encoded account of the worker (whose attested key signs TEE results).
-	pub worker: alloc::vec::Vec<u8>,
+	/// The worker, whose attested enclave key signs TEE results.
+	pub worker: &'a AccountId,
+	/// Canonical input (kept until the job ends; `None` only if the record is inconsistent).
+	pub input: Option<&'a [u8]>,
 	/// blake2-256 of the model file.
 	pub artifact: H256,
 	/// Verifying-key hash of the release (ZK mode).
@@ -314,28 +316,28 @@ pub enum VerifyError {
 }
 
 /// Checks the evidence of results: the runtime plugs the TEE and ZK verifiers in here.
-pub trait ResultVerifier {
+pub trait ResultVerifier<AccountId> {
 	/// Whether the chain can verify `mode`. Jobs and workers of other modes are refused.
 	fn supports(mode: VerificationMode) -> bool;
 	/// Checks `evidence` for the result in `context`.
 	fn verify<M: Get<u32>>(
-		context: &VerificationContext,
+		context: &VerificationContext<AccountId>,
 		evidence: &Evidence<M>,
 	) -> Result<(), VerifyError>;
 	/// Worst-case weight of `verify` for the sizes given.
-	fn weight(mode: VerificationMode, output_len: u32, evidence_len: u32) -> Weight;
+	fn weight(mode: VerificationMode, input_len: u32, output_len: u32, evidence_len: u32) -> Weight;
 }
 
 /// Only Vanilla results: no evidence can be verified. For chains without verifiers.
 pub struct VanillaOnly;
-impl ResultVerifier for VanillaOnly {
+impl<AccountId> ResultVerifier<AccountId> for VanillaOnly {
 	fn supports(mode: VerificationMode) -> bool {
 		mode == VerificationMode::Vanilla
 	}
-	fn verify<M: Get<u32>>(_: &VerificationContext, _: &Evidence<M>) -> Result<(), VerifyError> {
+	fn verify<M: Get<u32>>(_: &VerificationContext<AccountId>, _: &Evidence<M>) -> Result<(), VerifyError> {
 		Err(VerifyError::UnsupportedMode)
 	}
-	fn weight(_: VerificationMode, _: u32, _: u32) -> Weight {
+	fn weight(_: VerificationMode, _: u32, _: u32, _: u32) -> Weight {
 		Weight::zero()
 	}
 }

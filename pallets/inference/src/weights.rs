@@ -76,18 +76,18 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ReleaseWorkers` (r:32 w:32)
 	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
 	/// The range of component `r` is `[1, 32]`.
 	fn register_worker(r: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2900 + r * (2248 ±0)`
+		//  Measured:  `3144 + r * (2276 ±0)`
 		//  Estimated: `3701 + r * (4545 ±0)`
-		// Minimum execution time: 127_509_000 picoseconds.
-		Weight::from_parts(182_355_991, 3701)
-			// Standard Error: 441_377
-			.saturating_add(Weight::from_parts(17_769_653, 0).saturating_mul(r.into()))
+		// Minimum execution time: 118_696_000 picoseconds.
+		Weight::from_parts(107_415_118, 3701)
+			// Standard Error: 266_222
+			.saturating_add(Weight::from_parts(22_652_628, 0).saturating_mul(r.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(r.into())))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -106,14 +106,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `n` is `[1, 32]`.
 	fn update_worker(o: u32, n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `284 + n * (2261 ±0) + o * (2148 ±0)`
+		//  Measured:  `386 + n * (2291 ±0) + o * (2152 ±0)`
 		//  Estimated: `3701 + n * (4545 ±0) + o * (4545 ±0)`
-		// Minimum execution time: 400_123_000 picoseconds.
-		Weight::from_parts(56_061_685, 3701)
-			// Standard Error: 770_316
-			.saturating_add(Weight::from_parts(11_887_402, 0).saturating_mul(o.into()))
-			// Standard Error: 770_316
-			.saturating_add(Weight::from_parts(21_177_629, 0).saturating_mul(n.into()))
+		// Minimum execution time: 367_955_000 picoseconds.
+		Weight::from_parts(13_181_632, 3701)
+			// Standard Error: 338_337
+			.saturating_add(Weight::from_parts(10_563_789, 0).saturating_mul(o.into()))
+			// Standard Error: 338_337
+			.saturating_add(Weight::from_parts(22_257_733, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
@@ -128,13 +128,13 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `519`
 		//  Estimated: `3701`
-		// Minimum execution time: 71_727_000 picoseconds.
-		Weight::from_parts(76_293_000, 3701)
+		// Minimum execution time: 74_451_000 picoseconds.
+		Weight::from_parts(80_479_000, 3701)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -144,8 +144,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `252`
 		//  Estimated: `3701`
-		// Minimum execution time: 15_082_000 picoseconds.
-		Weight::from_parts(16_795_000, 3701)
+		// Minimum execution time: 15_042_000 picoseconds.
+		Weight::from_parts(16_725_000, 3701)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -157,8 +157,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `255`
 		//  Estimated: `3701`
-		// Minimum execution time: 18_448_000 picoseconds.
-		Weight::from_parts(20_160_000, 3701)
+		// Minimum execution time: 18_157_000 picoseconds.
+		Weight::from_parts(19_770_000, 3701)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -169,12 +169,12 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `r` is `[1, 32]`.
 	fn unregister_worker(r: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1215 + r * (2091 ±0)`
+		//  Measured:  `1285 + r * (2090 ±0)`
 		//  Estimated: `3701 + r * (4545 ±0)`
-		// Minimum execution time: 34_501_000 picoseconds.
-		Weight::from_parts(43_448_180, 3701)
-			// Standard Error: 97_226
-			.saturating_add(Weight::from_parts(8_430_182, 0).saturating_mul(r.into()))
+		// Minimum execution time: 42_563_000 picoseconds.
+		Weight::from_parts(36_296_539, 3701)
+			// Standard Error: 308_264
+			.saturating_add(Weight::from_parts(11_198_583, 0).saturating_mul(r.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(r.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -186,15 +186,15 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:0 w:1)
 	/// Proof: `Inference::WorkerJobs` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	fn withdraw_stake() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `524`
 		//  Estimated: `3701`
-		// Minimum execution time: 63_064_000 picoseconds.
-		Weight::from_parts(65_998_000, 3701)
+		// Minimum execution time: 64_966_000 picoseconds.
+		Weight::from_parts(69_023_000, 3701)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -215,7 +215,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Agenda` (r:1 w:1)
 	/// Proof: `Inference::Agenda` (`max_values`: None, `max_size`: Some(4622), added: 7097, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
@@ -230,14 +230,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `w` is `[1, 64]`.
 	fn submit_job(i: u32, w: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `921 + w * (130 ±0)`
+		//  Measured:  `1120 + w * (126 ±0)`
 		//  Estimated: `13545 + w * (2711 ±0)`
-		// Minimum execution time: 432_571_000 picoseconds.
-		Weight::from_parts(119_399_402, 13545)
-			// Standard Error: 47
-			.saturating_add(Weight::from_parts(7_775, 0).saturating_mul(i.into()))
-			// Standard Error: 48_463
-			.saturating_add(Weight::from_parts(5_207_761, 0).saturating_mul(w.into()))
+		// Minimum execution time: 458_530_000 picoseconds.
+		Weight::from_parts(109_944_536, 13545)
+			// Standard Error: 72
+			.saturating_add(Weight::from_parts(8_336, 0).saturating_mul(i.into()))
+			// Standard Error: 74_232
+			.saturating_add(Weight::from_parts(5_955_835, 0).saturating_mul(w.into()))
 			.saturating_add(T::DbWeight::get().reads(15_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(T::DbWeight::get().writes(10_u64))
@@ -251,8 +251,6 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::QueueHead` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::QueueTail` (r:1 w:1)
 	/// Proof: `Inference::QueueTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Inference::JobInputs` (r:0 w:1)
-	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::VerificationQueue` (r:0 w:1)
 	/// Proof: `Inference::VerificationQueue` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobResults` (r:0 w:1)
@@ -261,23 +259,23 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `e` is `[0, 4096]`.
 	fn submit_result(o: u32, e: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `778`
+		//  Measured:  `877`
 		//  Estimated: `5482`
-		// Minimum execution time: 54_801_000 picoseconds.
-		Weight::from_parts(60_138_770, 5482)
-			// Standard Error: 57
-			.saturating_add(Weight::from_parts(7_976, 0).saturating_mul(o.into()))
-			// Standard Error: 925
-			.saturating_add(Weight::from_parts(2_024, 0).saturating_mul(e.into()))
+		// Minimum execution time: 72_888_000 picoseconds.
+		Weight::from_parts(91_132_031, 5482)
+			// Standard Error: 41
+			.saturating_add(Weight::from_parts(7_759, 0).saturating_mul(o.into()))
+			// Standard Error: 659
+			.saturating_add(Weight::from_parts(1_299, 0).saturating_mul(e.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Inference::Jobs` (r:1 w:1)
 	/// Proof: `Inference::Jobs` (`max_values`: None, `max_size`: Some(183), added: 2658, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Workers` (r:1 w:1)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(236), added: 2711, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:1 w:1)
@@ -292,26 +290,28 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn reject_job() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1206`
+		//  Measured:  `1305`
 		//  Estimated: `8087`
-		// Minimum execution time: 98_426_000 picoseconds.
-		Weight::from_parts(105_246_000, 8087)
+		// Minimum execution time: 98_376_000 picoseconds.
+		Weight::from_parts(103_894_000, 8087)
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
 	/// Proof: `Inference::JobResults` (`max_values`: None, `max_size`: Some(69691), added: 72166, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::JobInputs` (r:1 w:0)
+	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:1 w:0)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2017), added: 4492, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn verify_result() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `70291`
+		//  Measured:  `136009`
 		//  Estimated: `73156`
-		// Minimum execution time: 54_581_000 picoseconds.
-		Weight::from_parts(58_416_000, 73156)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
+		// Minimum execution time: 88_822_000 picoseconds.
+		Weight::from_parts(91_977_000, 73156)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
 	/// Proof: `Inference::JobResults` (`max_values`: None, `max_size`: Some(69691), added: 72166, mode: `MaxEncodedLen`)
@@ -322,7 +322,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
@@ -343,10 +343,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn settle() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `71131`
+		//  Measured:  `71310`
 		//  Estimated: `73156`
-		// Minimum execution time: 250_652_000 picoseconds.
-		Weight::from_parts(264_382_000, 73156)
+		// Minimum execution time: 250_161_000 picoseconds.
+		Weight::from_parts(260_326_000, 73156)
 			.saturating_add(T::DbWeight::get().reads(17_u64))
 			.saturating_add(T::DbWeight::get().writes(13_u64))
 	}
@@ -358,8 +358,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `141`
 		//  Estimated: `8087`
-		// Minimum execution time: 6_619_000 picoseconds.
-		Weight::from_parts(7_481_000, 8087)
+		// Minimum execution time: 6_700_000 picoseconds.
+		Weight::from_parts(7_431_000, 8087)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -368,7 +368,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:2 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Workers` (r:1 w:1)
@@ -389,10 +389,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn on_initialize_expire() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1389`
+		//  Measured:  `1522`
 		//  Estimated: `8087`
-		// Minimum execution time: 143_212_000 picoseconds.
-		Weight::from_parts(156_121_000, 8087)
+		// Minimum execution time: 143_012_000 picoseconds.
+		Weight::from_parts(151_034_000, 8087)
 			.saturating_add(T::DbWeight::get().reads(14_u64))
 			.saturating_add(T::DbWeight::get().writes(13_u64))
 	}
@@ -406,8 +406,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `483`
 		//  Estimated: `3648`
-		// Minimum execution time: 16_995_000 picoseconds.
-		Weight::from_parts(21_352_000, 3648)
+		// Minimum execution time: 16_645_000 picoseconds.
+		Weight::from_parts(18_717_000, 3648)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -419,8 +419,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 4_486_000 picoseconds.
-		Weight::from_parts(5_198_000, 1493)
+		// Minimum execution time: 4_576_000 picoseconds.
+		Weight::from_parts(5_147_000, 1493)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -434,10 +434,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::Jobs` (`max_values`: None, `max_size`: Some(183), added: 2658, mode: `MaxEncodedLen`)
 	fn on_idle_verify() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `525`
+		//  Measured:  `537`
 		//  Estimated: `3648`
-		// Minimum execution time: 15_663_000 picoseconds.
-		Weight::from_parts(17_556_000, 3648)
+		// Minimum execution time: 16_013_000 picoseconds.
+		Weight::from_parts(17_726_000, 3648)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -456,18 +456,18 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ReleaseWorkers` (r:32 w:32)
 	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
 	/// The range of component `r` is `[1, 32]`.
 	fn register_worker(r: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2900 + r * (2248 ±0)`
+		//  Measured:  `3144 + r * (2276 ±0)`
 		//  Estimated: `3701 + r * (4545 ±0)`
-		// Minimum execution time: 127_509_000 picoseconds.
-		Weight::from_parts(182_355_991, 3701)
-			// Standard Error: 441_377
-			.saturating_add(Weight::from_parts(17_769_653, 0).saturating_mul(r.into()))
+		// Minimum execution time: 118_696_000 picoseconds.
+		Weight::from_parts(107_415_118, 3701)
+			// Standard Error: 266_222
+			.saturating_add(Weight::from_parts(22_652_628, 0).saturating_mul(r.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(r.into())))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
@@ -486,14 +486,14 @@ impl WeightInfo for () {
 	/// The range of component `n` is `[1, 32]`.
 	fn update_worker(o: u32, n: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `284 + n * (2261 ±0) + o * (2148 ±0)`
+		//  Measured:  `386 + n * (2291 ±0) + o * (2152 ±0)`
 		//  Estimated: `3701 + n * (4545 ±0) + o * (4545 ±0)`
-		// Minimum execution time: 400_123_000 picoseconds.
-		Weight::from_parts(56_061_685, 3701)
-			// Standard Error: 770_316
-			.saturating_add(Weight::from_parts(11_887_402, 0).saturating_mul(o.into()))
-			// Standard Error: 770_316
-			.saturating_add(Weight::from_parts(21_177_629, 0).saturating_mul(n.into()))
+		// Minimum execution time: 367_955_000 picoseconds.
+		Weight::from_parts(13_181_632, 3701)
+			// Standard Error: 338_337
+			.saturating_add(Weight::from_parts(10_563_789, 0).saturating_mul(o.into()))
+			// Standard Error: 338_337
+			.saturating_add(Weight::from_parts(22_257_733, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
@@ -508,13 +508,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `519`
 		//  Estimated: `3701`
-		// Minimum execution time: 71_727_000 picoseconds.
-		Weight::from_parts(76_293_000, 3701)
+		// Minimum execution time: 74_451_000 picoseconds.
+		Weight::from_parts(80_479_000, 3701)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -524,8 +524,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `252`
 		//  Estimated: `3701`
-		// Minimum execution time: 15_082_000 picoseconds.
-		Weight::from_parts(16_795_000, 3701)
+		// Minimum execution time: 15_042_000 picoseconds.
+		Weight::from_parts(16_725_000, 3701)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -537,8 +537,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `255`
 		//  Estimated: `3701`
-		// Minimum execution time: 18_448_000 picoseconds.
-		Weight::from_parts(20_160_000, 3701)
+		// Minimum execution time: 18_157_000 picoseconds.
+		Weight::from_parts(19_770_000, 3701)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -549,12 +549,12 @@ impl WeightInfo for () {
 	/// The range of component `r` is `[1, 32]`.
 	fn unregister_worker(r: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1215 + r * (2091 ±0)`
+		//  Measured:  `1285 + r * (2090 ±0)`
 		//  Estimated: `3701 + r * (4545 ±0)`
-		// Minimum execution time: 34_501_000 picoseconds.
-		Weight::from_parts(43_448_180, 3701)
-			// Standard Error: 97_226
-			.saturating_add(Weight::from_parts(8_430_182, 0).saturating_mul(r.into()))
+		// Minimum execution time: 42_563_000 picoseconds.
+		Weight::from_parts(36_296_539, 3701)
+			// Standard Error: 308_264
+			.saturating_add(Weight::from_parts(11_198_583, 0).saturating_mul(r.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(r.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
@@ -566,15 +566,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:0 w:1)
 	/// Proof: `Inference::WorkerJobs` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	fn withdraw_stake() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `524`
 		//  Estimated: `3701`
-		// Minimum execution time: 63_064_000 picoseconds.
-		Weight::from_parts(65_998_000, 3701)
+		// Minimum execution time: 64_966_000 picoseconds.
+		Weight::from_parts(69_023_000, 3701)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -595,7 +595,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Agenda` (r:1 w:1)
 	/// Proof: `Inference::Agenda` (`max_values`: None, `max_size`: Some(4622), added: 7097, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
@@ -610,14 +610,14 @@ impl WeightInfo for () {
 	/// The range of component `w` is `[1, 64]`.
 	fn submit_job(i: u32, w: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `921 + w * (130 ±0)`
+		//  Measured:  `1120 + w * (126 ±0)`
 		//  Estimated: `13545 + w * (2711 ±0)`
-		// Minimum execution time: 432_571_000 picoseconds.
-		Weight::from_parts(119_399_402, 13545)
-			// Standard Error: 47
-			.saturating_add(Weight::from_parts(7_775, 0).saturating_mul(i.into()))
-			// Standard Error: 48_463
-			.saturating_add(Weight::from_parts(5_207_761, 0).saturating_mul(w.into()))
+		// Minimum execution time: 458_530_000 picoseconds.
+		Weight::from_parts(109_944_536, 13545)
+			// Standard Error: 72
+			.saturating_add(Weight::from_parts(8_336, 0).saturating_mul(i.into()))
+			// Standard Error: 74_232
+			.saturating_add(Weight::from_parts(5_955_835, 0).saturating_mul(w.into()))
 			.saturating_add(RocksDbWeight::get().reads(15_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(RocksDbWeight::get().writes(10_u64))
@@ -631,8 +631,6 @@ impl WeightInfo for () {
 	/// Proof: `Inference::QueueHead` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::QueueTail` (r:1 w:1)
 	/// Proof: `Inference::QueueTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
-	/// Storage: `Inference::JobInputs` (r:0 w:1)
-	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::VerificationQueue` (r:0 w:1)
 	/// Proof: `Inference::VerificationQueue` (`max_values`: None, `max_size`: Some(24), added: 2499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobResults` (r:0 w:1)
@@ -641,23 +639,23 @@ impl WeightInfo for () {
 	/// The range of component `e` is `[0, 4096]`.
 	fn submit_result(o: u32, e: u32, ) -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `778`
+		//  Measured:  `877`
 		//  Estimated: `5482`
-		// Minimum execution time: 54_801_000 picoseconds.
-		Weight::from_parts(60_138_770, 5482)
-			// Standard Error: 57
-			.saturating_add(Weight::from_parts(7_976, 0).saturating_mul(o.into()))
-			// Standard Error: 925
-			.saturating_add(Weight::from_parts(2_024, 0).saturating_mul(e.into()))
+		// Minimum execution time: 72_888_000 picoseconds.
+		Weight::from_parts(91_132_031, 5482)
+			// Standard Error: 41
+			.saturating_add(Weight::from_parts(7_759, 0).saturating_mul(o.into()))
+			// Standard Error: 659
+			.saturating_add(Weight::from_parts(1_299, 0).saturating_mul(e.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
 	/// Storage: `Inference::Jobs` (r:1 w:1)
 	/// Proof: `Inference::Jobs` (`max_values`: None, `max_size`: Some(183), added: 2658, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Workers` (r:1 w:1)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(236), added: 2711, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:1 w:1)
@@ -672,26 +670,28 @@ impl WeightInfo for () {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn reject_job() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1206`
+		//  Measured:  `1305`
 		//  Estimated: `8087`
-		// Minimum execution time: 98_426_000 picoseconds.
-		Weight::from_parts(105_246_000, 8087)
+		// Minimum execution time: 98_376_000 picoseconds.
+		Weight::from_parts(103_894_000, 8087)
 			.saturating_add(RocksDbWeight::get().reads(8_u64))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
 	/// Proof: `Inference::JobResults` (`max_values`: None, `max_size`: Some(69691), added: 72166, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::JobInputs` (r:1 w:0)
+	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:1 w:0)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2017), added: 4492, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn verify_result() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `70291`
+		//  Measured:  `136009`
 		//  Estimated: `73156`
-		// Minimum execution time: 54_581_000 picoseconds.
-		Weight::from_parts(58_416_000, 73156)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
+		// Minimum execution time: 88_822_000 picoseconds.
+		Weight::from_parts(91_977_000, 73156)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
 	/// Proof: `Inference::JobResults` (`max_values`: None, `max_size`: Some(69691), added: 72166, mode: `MaxEncodedLen`)
@@ -702,7 +702,7 @@ impl WeightInfo for () {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
@@ -723,10 +723,10 @@ impl WeightInfo for () {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn settle() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `71131`
+		//  Measured:  `71310`
 		//  Estimated: `73156`
-		// Minimum execution time: 250_652_000 picoseconds.
-		Weight::from_parts(264_382_000, 73156)
+		// Minimum execution time: 250_161_000 picoseconds.
+		Weight::from_parts(260_326_000, 73156)
 			.saturating_add(RocksDbWeight::get().reads(17_u64))
 			.saturating_add(RocksDbWeight::get().writes(13_u64))
 	}
@@ -738,8 +738,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `141`
 		//  Estimated: `8087`
-		// Minimum execution time: 6_619_000 picoseconds.
-		Weight::from_parts(7_481_000, 8087)
+		// Minimum execution time: 6_700_000 picoseconds.
+		Weight::from_parts(7_431_000, 8087)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -748,7 +748,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:2 w:0)
 	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Workers` (r:1 w:1)
@@ -769,10 +769,10 @@ impl WeightInfo for () {
 	/// Proof: `Inference::JobInputs` (`max_values`: None, `max_size`: Some(65556), added: 68031, mode: `MaxEncodedLen`)
 	fn on_initialize_expire() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `1389`
+		//  Measured:  `1522`
 		//  Estimated: `8087`
-		// Minimum execution time: 143_212_000 picoseconds.
-		Weight::from_parts(156_121_000, 8087)
+		// Minimum execution time: 143_012_000 picoseconds.
+		Weight::from_parts(151_034_000, 8087)
 			.saturating_add(RocksDbWeight::get().reads(14_u64))
 			.saturating_add(RocksDbWeight::get().writes(13_u64))
 	}
@@ -786,8 +786,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `483`
 		//  Estimated: `3648`
-		// Minimum execution time: 16_995_000 picoseconds.
-		Weight::from_parts(21_352_000, 3648)
+		// Minimum execution time: 16_645_000 picoseconds.
+		Weight::from_parts(18_717_000, 3648)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -799,8 +799,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 4_486_000 picoseconds.
-		Weight::from_parts(5_198_000, 1493)
+		// Minimum execution time: 4_576_000 picoseconds.
+		Weight::from_parts(5_147_000, 1493)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -814,10 +814,10 @@ impl WeightInfo for () {
 	/// Proof: `Inference::Jobs` (`max_values`: None, `max_size`: Some(183), added: 2658, mode: `MaxEncodedLen`)
 	fn on_idle_verify() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `525`
+		//  Measured:  `537`
 		//  Estimated: `3648`
-		// Minimum execution time: 15_663_000 picoseconds.
-		Weight::from_parts(17_556_000, 3648)
+		// Minimum execution time: 16_013_000 picoseconds.
+		Weight::from_parts(17_726_000, 3648)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}

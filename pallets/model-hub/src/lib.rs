@@ -270,6 +270,11 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Releases<T: Config> = StorageMap<_, Blake2_128Concat, ReleaseId, Release<T>>;
 
+	/// Number of release records referencing each ZK verifying key (such keys cannot be
+	/// removed from the key registry).
+	#[pallet::storage]
+	pub type VerifyingKeyUsers<T> = StorageMap<_, Identity, H256, u32, OptionQuery>;
+
 	/// Release id of a version within a repository.
 	#[pallet::storage]
 	pub type ReleaseByVersion<T: Config> = StorageDoubleMap<
@@ -511,6 +516,9 @@ pub mod pallet {
 
 			let (artifact, deposit) = (release.artifact, release.deposit);
 			ReleaseByVersion::<T>::insert(repository, &release.version, id);
+			if let Some(vk) = release.zk_verifying_key {
+				VerifyingKeyUsers::<T>::mutate(vk, |n| *n = Some(n.unwrap_or(0).saturating_add(1)));
+			}
 			Releases::<T>::insert(id, release);
 			repo.releases += 1;
 			Repositories::<T>::insert(repository, repo);
@@ -575,6 +583,11 @@ pub mod pallet {
 		pub(crate) fn remove_release(release: ReleaseId) {
 			if let Some(rel) = Releases::<T>::take(release) {
 				ReleaseByVersion::<T>::remove(rel.repository, &rel.version);
+				if let Some(vk) = rel.zk_verifying_key {
+					VerifyingKeyUsers::<T>::mutate_exists(vk, |n| {
+						*n = n.and_then(|n| n.checked_sub(1)).filter(|n| *n > 0)
+					});
+				}
 				Repositories::<T>::mutate(rel.repository, |repo| {
 					if let Some(repo) = repo {
 						repo.releases = repo.releases.saturating_sub(1);
@@ -613,6 +626,10 @@ pub mod pallet {
 			);
 			let version: BoundedVec<u8, T::MaxVersionLen> = Default::default();
 			ReleaseByVersion::<T>::insert(repository, &version, release);
+			let zk_verifying_key = modes.contains(VerificationMode::Zk).then(|| H256::repeat_byte(2));
+			if let Some(vk) = zk_verifying_key {
+				VerifyingKeyUsers::<T>::mutate(vk, |n| *n = Some(n.unwrap_or(0).saturating_add(1)));
+			}
 			Releases::<T>::insert(
 				release,
 				Release::<T> {
@@ -625,7 +642,7 @@ pub mod pallet {
 					inputs: spec(),
 					outputs: spec(),
 					modes,
-					zk_verifying_key: modes.contains(VerificationMode::Zk).then(|| H256::repeat_byte(2)),
+					zk_verifying_key,
 					royalty: T::MaxRoyalty::get(),
 					deposit: Default::default(),
 					status: ReleaseStatus::Active,
@@ -642,9 +659,13 @@ pub mod pallet {
 			use frame_support::traits::fungible::InspectHold;
 			let mut held: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut live: BTreeMap<RepositoryId, u32> = BTreeMap::new();
+			let mut key_users: BTreeMap<H256, u32> = BTreeMap::new();
 			let next_release = NextReleaseId::<T>::get();
 			for (id, rel) in Releases::<T>::iter() {
 				ensure!(id < next_release, "release id beyond the counter");
+				if let Some(vk) = rel.zk_verifying_key {
+					*key_users.entry(vk).or_default() += 1;
+				}
 				let repo = Repositories::<T>::get(rel.repository).ok_or("release of no repository")?;
 				let entry = held.entry(repo.owner.clone()).or_default();
 				*entry = entry.saturating_add(rel.deposit);
@@ -665,6 +686,10 @@ pub mod pallet {
 			ensure!(
 				ReleaseByVersion::<T>::iter().count() == Releases::<T>::iter().count(),
 				"version index has stale entries"
+			);
+			ensure!(
+				VerifyingKeyUsers::<T>::iter().collect::<BTreeMap<_, _>>() == key_users,
+				"verifying-key users differ from the releases"
 			);
 			let next_repo = NextRepositoryId::<T>::get();
 			for (id, repo) in Repositories::<T>::iter() {
@@ -728,5 +753,13 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		if remove {
 			Self::remove_release(release);
 		}
+	}
+}
+
+/// Verifying keys some release record references: the key registry's `KeyUsers`.
+pub struct KeysInUse<T>(core::marker::PhantomData<T>);
+impl<T: Config> Contains<H256> for KeysInUse<T> {
+	fn contains(key: &H256) -> bool {
+		VerifyingKeyUsers::<T>::contains_key(key)
 	}
 }

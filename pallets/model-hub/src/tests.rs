@@ -226,6 +226,29 @@ mod releases {
 	}
 
 	#[test]
+	fn a_verifying_key_is_in_use_while_a_release_record_references_it() {
+		new_test_ext(|| {
+			let vk = H256::repeat_byte(0xAA);
+			let repo = create_repo(ALICE);
+			let zk = |version: &[u8]| {
+				let mut p = params(version);
+				p.modes = ModeSet::of(&[VerificationMode::Zk]);
+				p.zk_verifying_key = Some(vk);
+				p
+			};
+			assert!(!KeysInUse::<Test>::contains(&vk));
+			assert_ok!(ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, zk(b"1")));
+			assert_ok!(ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, zk(b"2")));
+			assert_eq!(VerifyingKeyUsers::<Test>::get(vk), Some(2));
+			assert_ok!(ModelHub::retire_release(RuntimeOrigin::signed(ALICE), 0));
+			assert!(KeysInUse::<Test>::contains(&vk));
+			assert_ok!(ModelHub::retire_release(RuntimeOrigin::signed(ALICE), 1));
+			assert!(!KeysInUse::<Test>::contains(&vk));
+			assert_eq!(VerifyingKeyUsers::<Test>::iter().count(), 0);
+		});
+	}
+
+	#[test]
 	fn versions_are_unique_and_releases_bounded_per_repository() {
 		new_test_ext(|| {
 			let repo = create_repo(ALICE);

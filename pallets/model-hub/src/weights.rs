@@ -58,15 +58,15 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Repositories` (r:0 w:1)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn create_repository() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `332`
-		//  Estimated: `3604`
-		// Minimum execution time: 66_088_000 picoseconds.
-		Weight::from_parts(69_723_000, 3604)
+		//  Estimated: `3622`
+		// Minimum execution time: 65_477_000 picoseconds.
+		Weight::from_parts(68_331_000, 3622)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -74,10 +74,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn update_repository() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `596`
+		//  Measured:  `630`
 		//  Estimated: `3861`
-		// Minimum execution time: 15_403_000 picoseconds.
-		Weight::from_parts(18_057_000, 3861)
+		// Minimum execution time: 15_273_000 picoseconds.
+		Weight::from_parts(16_745_000, 3861)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -86,13 +86,13 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn remove_repository() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `826`
+		//  Measured:  `860`
 		//  Estimated: `3861`
-		// Minimum execution time: 59_107_000 picoseconds.
-		Weight::from_parts(62_503_000, 3861)
+		// Minimum execution time: 59_228_000 picoseconds.
+		Weight::from_parts(62_012_000, 3861)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -105,15 +105,15 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:0 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2017), added: 4492, mode: `MaxEncodedLen`)
 	fn publish_release() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `887`
+		//  Measured:  `941`
 		//  Estimated: `3861`
-		// Minimum execution time: 96_693_000 picoseconds.
-		Weight::from_parts(104_656_000, 3861)
+		// Minimum execution time: 95_732_000 picoseconds.
+		Weight::from_parts(100_529_000, 3861)
 			.saturating_add(T::DbWeight::get().reads(5_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -124,15 +124,15 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::ReleaseByVersion` (r:0 w:1)
 	/// Proof: `ModelHub::ReleaseByVersion` (`max_values`: None, `max_size`: Some(73), added: 2548, mode: `MaxEncodedLen`)
 	fn retire_release() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2839`
+		//  Measured:  `2907`
 		//  Estimated: `5482`
-		// Minimum execution time: 97_805_000 picoseconds.
-		Weight::from_parts(104_736_000, 5482)
+		// Minimum execution time: 96_794_000 picoseconds.
+		Weight::from_parts(101_971_000, 5482)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -145,15 +145,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Repositories` (r:0 w:1)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn create_repository() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `332`
-		//  Estimated: `3604`
-		// Minimum execution time: 66_088_000 picoseconds.
-		Weight::from_parts(69_723_000, 3604)
+		//  Estimated: `3622`
+		// Minimum execution time: 65_477_000 picoseconds.
+		Weight::from_parts(68_331_000, 3622)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -161,10 +161,10 @@ impl WeightInfo for () {
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	fn update_repository() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `596`
+		//  Measured:  `630`
 		//  Estimated: `3861`
-		// Minimum execution time: 15_403_000 picoseconds.
-		Weight::from_parts(18_057_000, 3861)
+		// Minimum execution time: 15_273_000 picoseconds.
+		Weight::from_parts(16_745_000, 3861)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -173,13 +173,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	fn remove_repository() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `826`
+		//  Measured:  `860`
 		//  Estimated: `3861`
-		// Minimum execution time: 59_107_000 picoseconds.
-		Weight::from_parts(62_503_000, 3861)
+		// Minimum execution time: 59_228_000 picoseconds.
+		Weight::from_parts(62_012_000, 3861)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -192,15 +192,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:0 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2017), added: 4492, mode: `MaxEncodedLen`)
 	fn publish_release() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `887`
+		//  Measured:  `941`
 		//  Estimated: `3861`
-		// Minimum execution time: 96_693_000 picoseconds.
-		Weight::from_parts(104_656_000, 3861)
+		// Minimum execution time: 95_732_000 picoseconds.
+		Weight::from_parts(100_529_000, 3861)
 			.saturating_add(RocksDbWeight::get().reads(5_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
@@ -211,15 +211,15 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(139), added: 2614, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(157), added: 2632, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::ReleaseByVersion` (r:0 w:1)
 	/// Proof: `ModelHub::ReleaseByVersion` (`max_values`: None, `max_size`: Some(73), added: 2548, mode: `MaxEncodedLen`)
 	fn retire_release() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2839`
+		//  Measured:  `2907`
 		//  Estimated: `5482`
-		// Minimum execution time: 97_805_000 picoseconds.
-		Weight::from_parts(104_736_000, 5482)
+		// Minimum execution time: 96_794_000 picoseconds.
+		Weight::from_parts(101_971_000, 5482)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}

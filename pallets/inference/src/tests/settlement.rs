@@ -173,6 +173,8 @@ mod queue {
 			for job in [good, bad] {
 				assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Submitted);
 				assert_eq!(JobResults::<Test>::get(job).unwrap().output, output());
+				// The statement is recomputed from the input: it stays until the job ends.
+				assert_eq!(JobInputs::<Test>::get(job).unwrap(), input());
 			}
 			assert_eq!((QueueHead::<Test>::get(), QueueTail::<Test>::get()), (0, 2));
 			// No weight left: nothing happens.
@@ -181,12 +183,14 @@ mod queue {
 			// Weight for exactly one verification.
 			let one = <() as WeightInfo>::on_idle_base()
 				.saturating_add(<() as WeightInfo>::on_idle_verify())
+				.saturating_add(<() as WeightInfo>::verify_result())
 				.saturating_add(<() as WeightInfo>::settle())
 				.saturating_add(Weight::from_parts(1_000_000, 0))
 				.saturating_add(Weight::from_parts(10_000, 0));
 			let used = Inference::on_idle(1, one);
 			assert!(used.all_lte(one));
 			assert!(matches!(Jobs::<Test>::get(good).unwrap().status, JobStatus::Settled { .. }));
+			assert!(JobInputs::<Test>::get(good).is_none());
 			assert_eq!(Jobs::<Test>::get(bad).unwrap().status, JobStatus::Submitted);
 			Inference::on_idle(1, Weight::MAX);
 			assert_eq!(Jobs::<Test>::get(bad).unwrap().status, JobStatus::Failed);
