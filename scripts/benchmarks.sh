@@ -20,7 +20,8 @@ CARGO_TARGET_DIR="$bench_target" cargo check --locked -p opg-runtime --features 
 # A debug outer build leaves the (release-compiled) wasm uncompacted.
 wasm="$bench_target/debug/wbuild/opg-runtime/opg_runtime.wasm"
 
-for pallet in model-hub inference; do
+# PALLETS="tee zk" scripts/benchmarks.sh reruns a subset.
+for pallet in ${PALLETS:-model-hub inference tee zk}; do
   name="pallet_${pallet//-/_}"
   "$node_bin" benchmark pallet \
     --runtime "$wasm" --genesis-builder=runtime --genesis-builder-preset development \

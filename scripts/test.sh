@@ -16,8 +16,9 @@ cargo test --release --workspace --locked --lib --bins --tests
 echo "[test] rust tests took $(( $(date +%s) - start )) s"
 
 echo "[test] benchmark test suites of the protocol pallets (mock runtime)"
-cargo test --release --locked -p pallet-model-hub -p pallet-inference --lib \
-  --features pallet-model-hub/runtime-benchmarks,pallet-inference/runtime-benchmarks benchmark
+cargo test --release --locked -p pallet-model-hub -p pallet-inference -p pallet-tee -p pallet-zk --lib \
+  --features pallet-model-hub/runtime-benchmarks,pallet-inference/runtime-benchmarks,pallet-tee/runtime-benchmarks,pallet-zk/runtime-benchmarks \
+  benchmark
 
 # The CUDA backend must keep compiling on GPU-less machines (burn 0.21 loads CUDA at run time).
 echo "[test] cargo check -p opg-worker --features cuda"

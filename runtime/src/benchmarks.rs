@@ -4,4 +4,6 @@
 polkadot_sdk::frame_benchmarking::define_benchmarks!(
 	[pallet_model_hub, ModelHub]
 	[pallet_inference, Inference]
+	[pallet_tee, Tee]
+	[pallet_zk, Zk]
 );

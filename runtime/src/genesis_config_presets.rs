@@ -4,7 +4,7 @@
 use crate::{
 	AccountId, AuraId, Balance, BalancesConfig, CollatorSelectionConfig, InferenceConfig,
 	ModelHubConfig, ParachainInfoConfig, PolkadotXcmConfig, Runtime, RuntimeGenesisConfig,
-	SessionConfig, SessionKeys, SudoConfig, EXISTENTIAL_DEPOSIT, MILLI_UNIT, UNIT,
+	SessionConfig, SessionKeys, SudoConfig, TeeConfig, EXISTENTIAL_DEPOSIT, MILLI_UNIT, UNIT,
 };
 use opg_primitives::{ElemType, ModeSet, ModelFormat, TensorSpec, VerificationMode};
 use pallet_inference::{GenesisWorker, Hardware};
@@ -122,6 +122,21 @@ fn demo_model_hub() -> ModelHubConfig {
 	}
 }
 
+/// Label of the development measurement.
+pub const DEV_MEASUREMENT_LABEL: &[u8] = b"INSECURE dev: zero PCRs (Nitro debug mode, opg-worker --tee-dev)";
+
+/// The **insecure** TEE policy of the development chain: the development CA's root is pinned
+/// and enclaves with all-zero PCRs (what Nitro reports in debug mode, and what the worker's
+/// `--tee-dev` claims) are allowed, so TEE mode works without AWS hardware. Never on a real chain.
+fn insecure_dev_tee() -> TeeConfig {
+	let zero = vec![0u8; pallet_tee::PCR_LEN];
+	TeeConfig {
+		measurements: vec![(zero.clone(), zero.clone(), zero, DEV_MEASUREMENT_LABEL.to_vec())],
+		insecure_dev_roots: vec![opg_nitro::INSECURE_DEV_ROOT.to_vec()],
+		..Default::default()
+	}
+}
+
 fn session_keys(aura: AuraId) -> SessionKeys {
 	SessionKeys { aura }
 }
@@ -132,6 +147,7 @@ fn testnet_genesis(
 	root: AccountId,
 	id: ParaId,
 	workers: Vec<GenesisWorker<AccountId, Balance>>,
+	tee: TeeConfig,
 ) -> Value {
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
@@ -162,6 +178,7 @@ fn testnet_genesis(
 		sudo: SudoConfig { key: Some(root) },
 		model_hub: demo_model_hub(),
 		inference: InferenceConfig { workers },
+		tee,
 	})
 }
 
@@ -175,6 +192,7 @@ fn local_testnet_genesis() -> Value {
 		Sr25519Keyring::Alice.to_account_id(),
 		PARACHAIN_ID.into(),
 		vec![],
+		TeeConfig::default(),
 	)
 }
 
@@ -195,6 +213,7 @@ fn development_genesis() -> Value {
 			capacity: 4,
 			hardware: Hardware::Cpu,
 		}],
+		insecure_dev_tee(),
 	)
 }
 

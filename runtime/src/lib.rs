@@ -293,6 +293,10 @@ mod runtime {
 	pub type ModelHub = pallet_model_hub;
 	#[runtime::pallet_index(51)]
 	pub type Inference = pallet_inference;
+	#[runtime::pallet_index(52)]
+	pub type Tee = pallet_tee;
+	#[runtime::pallet_index(53)]
+	pub type Zk = pallet_zk;
 }
 
 cumulus_pallet_parachain_system::register_validate_block! {

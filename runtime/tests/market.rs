@@ -227,10 +227,12 @@ fn job_refused_without_an_eligible_worker_holds_nothing() {
 			"no worker serves the demo model on local_testnet"
 		);
 		assert_eq!(escrow_of(&bob), 0);
-		// TEE and ZK need verifiers this runtime does not install yet.
-		assert!(!<<Runtime as pallet_inference::Config>::Verifier as pallet_inference::ResultVerifier>::supports(
-			VerificationMode::Tee
-		));
+		// Every mode has its verifier (`tests/verification.rs` runs them).
+		for mode in VerificationMode::ALL {
+			assert!(<<Runtime as pallet_inference::Config>::Verifier as pallet_inference::ResultVerifier<
+				opg_runtime::AccountId,
+			>>::supports(mode));
+		}
 		invariants();
 	});
 }

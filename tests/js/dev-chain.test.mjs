@@ -75,3 +75,20 @@ test('a signed transfer is included and pays a fee', async () => {
   const after = (await atBlock.query.system.account(alice.address)).data.free.toBigInt();
   assert.ok(before - after >= amount, 'amount and fee left Alice');
 });
+
+test('the development chain pins the insecure dev TEE policy; the ZK key registry is open', async () => {
+  const roots = await api.query.tee.insecureDevRoots();
+  assert.equal(roots.length, 1, 'the development CA root, and only on this chain');
+  const measurements = await api.query.tee.measurements.entries();
+  assert.equal(measurements.length, 1);
+  const [, m] = measurements[0];
+  const zero = `0x${'00'.repeat(48)}`;
+  assert.deepEqual([m.unwrap().pcr0.toHex(), m.unwrap().pcr1.toHex(), m.unwrap().pcr2.toHex()], [zero, zero, zero]);
+  assert.match(m.unwrap().label.toUtf8(), /^INSECURE dev/);
+  assert.equal((await api.query.tee.measurementCount()).toNumber(), 1);
+  for (const call of ['addMeasurement', 'revokeMeasurement', 'requestChallenge', 'attest', 'evict', 'forgetCa']) {
+    assert.ok(api.tx.tee[call], `tee.${call}`);
+  }
+  assert.ok(api.tx.zk.registerVerifyingKey && api.tx.zk.unregisterVerifyingKey);
+  assert.equal((await api.query.zk.verifyingKeys.entries()).length, 0);
+});

@@ -1,6 +1,8 @@
 //! Pallet configurations of the OPG runtime.
 
+mod verifier;
 mod xcm_config;
+pub use verifier::ResultVerifiers;
 pub use xcm_config::*;
 
 use polkadot_sdk::{
@@ -367,9 +369,9 @@ impl pallet_model_hub::Config for Runtime {
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type DepositBase = HubDepositBase;
 	type DepositPerByte = HubDepositPerByte;
-	// No ZK verifier is installed yet, so no verifying key is registered and ZK releases are
-	// refused (`UnknownVerifyingKey`).
-	type VerifyingKeys = frame_support::traits::Nothing;
+	// Keys registered in `pallet_zk` for the inference statement (4 public inputs).
+	type VerifyingKeys =
+		pallet_zk::KeysWithInputs<Runtime, ConstU32<{ opg_primitives::ZK_PUBLIC_INPUTS as u32 }>>;
 	type MaxNameLen = ConstU32<64>;
 	type MaxUriLen = ConstU32<256>;
 	type MaxVersionLen = ConstU32<32>;
@@ -398,9 +400,7 @@ impl pallet_inference::Config for Runtime {
 	type Currency = Balances;
 	type RuntimeHoldReason = RuntimeHoldReason;
 	type Models = ModelHub;
-	// Vanilla only until the TEE and ZK verifiers are installed: workers and jobs of other modes
-	// are refused (`ModeUnavailable`).
-	type Verifier = pallet_inference::VanillaOnly;
+	type Verifier = ResultVerifiers;
 	// No on-chain consumer pallet yet.
 	type Consumer = ();
 	type MinWorkerStake = dynamic_params::inference::MinWorkerStake;
@@ -424,4 +424,67 @@ impl pallet_inference::Config for Runtime {
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
+}
+
+parameter_types! {
+	/// Deposit per registered verifying key.
+	pub const ZkKeyDepositBase: Balance = deposit(1, 0);
+	/// Per stored byte of a prepared key (≤ 2,753 bytes).
+	pub const ZkKeyDepositPerByte: Balance = deposit(0, 1);
+}
+
+impl pallet_zk::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type DepositBase = ZkKeyDepositBase;
+	type DepositPerByte = ZkKeyDepositPerByte;
+	type KeyUsers = pallet_model_hub::KeysInUse<Runtime>;
+	type WeightInfo = pallet_zk::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_tee::Config for Runtime {
+	// Root (sudo, later governance) curates the enclave images the network trusts.
+	type PolicyOrigin = EnsureRoot<AccountId>;
+	type Workers = pallet_inference::RegisteredWorkers<Runtime>;
+	type UnixTime = super::Timestamp;
+	// A minute at 6 s blocks: time to fetch the document from the NSM and submit it.
+	type ChallengeLifetime = ConstU32<{ MINUTES }>;
+	// Nitro leaf certificates live about 3 hours, which usually ends a key first.
+	type MaxKeyLifetime = ConstU64<{ 24 * 3600 * 1000 }>;
+	type MaxMeasurements = ConstU32<64>;
+	type MaxLabelLen = ConstU32<64>;
+	// AWS's regional and zonal CAs in use at one time are a few dozen.
+	type MaxKnownCas = ConstU32<256>;
+	type WeightInfo = pallet_tee::weights::SubstrateWeight<Runtime>;
+	#[cfg(feature = "runtime-benchmarks")]
+	type BenchmarkHelper = TeeBenchmarkHelper;
+}
+
+/// Benchmark set-up of `pallet_tee`: workers and the chain's time.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct TeeBenchmarkHelper;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_tee::BenchmarkHelper<AccountId> for TeeBenchmarkHelper {
+	fn make_worker(who: &AccountId) {
+		use frame_support::traits::fungible::Mutate;
+		let stake = dynamic_params::inference::MinWorkerStake::get();
+		Balances::set_balance(who, stake.saturating_mul(10));
+		let release = pallet_model_hub::Pallet::<Runtime>::benchmark_release(
+			who,
+			opg_primitives::ModeSet::of(&[opg_primitives::VerificationMode::Tee]),
+		);
+		pallet_inference::Pallet::<Runtime>::register_worker(
+			RuntimeOrigin::signed(who.clone()),
+			stake,
+			alloc::vec![release].try_into().expect("one release"),
+			opg_primitives::ModeSet::of(&[opg_primitives::VerificationMode::Tee]),
+			0,
+			1,
+			pallet_inference::Hardware::Cpu,
+		)
+		.expect("a funded account registers");
+	}
+	fn set_time(ms: u64) {
+		pallet_timestamp::Now::<Runtime>::put(ms);
+	}
 }

@@ -1,0 +1,229 @@
+//! TEE and ZK results through the real runtime: a development-CA enclave attests and signs, a
+//! Groth16 key is registered and referenced by a release, and the market settles valid evidence
+//! and slashes invalid evidence.
+
+use codec::Encode;
+use opg_nitro::dev::{Claims, DevCa, DEV_SEED};
+use opg_primitives::{payload_hash, tee_message, ElemType, Evidence, ModeSet, Tensor, VerificationMode};
+use opg_runtime::{
+	genesis_config_presets::DEV_MEASUREMENT_LABEL, AccountId, Balances, Inference, ModelHub, Runtime, RuntimeOrigin,
+	Tee, Zk, UNIT,
+};
+use pallet_inference::{Hardware, JobStatus};
+use polkadot_sdk::{
+	frame_support::{assert_noop, assert_ok, BoundedVec},
+	pallet_timestamp,
+	sp_core::{ed25519, Pair, H256},
+	sp_genesis_builder::DEV_RUNTIME_PRESET,
+	sp_keyring::Sr25519Keyring,
+};
+
+mod common;
+use common::*;
+
+const NOW_S: u64 = 1_767_225_600; // 2026-01-01
+
+fn account(k: Sr25519Keyring) -> AccountId {
+	k.to_account_id()
+}
+
+fn signed(k: Sr25519Keyring) -> RuntimeOrigin {
+	RuntimeOrigin::signed(account(k))
+}
+
+fn modes(m: &[VerificationMode]) -> ModeSet {
+	ModeSet::of(m)
+}
+
+/// The demo model's canonical input ([1, 4] f32) and an output ([1, 3] f32).
+fn demo_input() -> Vec<u8> {
+	vec![Tensor {
+		elem: ElemType::F32,
+		shape: vec![1, 4],
+		data: [1f32, 2., 3., 4.].iter().flat_map(|x| x.to_le_bytes()).collect(),
+	}]
+	.encode()
+}
+fn demo_output(first: f32) -> Vec<u8> {
+	vec![Tensor {
+		elem: ElemType::F32,
+		shape: vec![1, 3],
+		data: [first, 0.25, 0.25].iter().flat_map(|x| x.to_le_bytes()).collect(),
+	}]
+	.encode()
+}
+
+/// Bob becomes a worker of `release` in `mode` (Alice, the genesis worker, is Vanilla only).
+fn bob_serves(release: u32, mode: VerificationMode) {
+	assert_ok!(Inference::register_worker(
+		signed(Sr25519Keyring::Bob),
+		// Above the minimum: a slash leaves Bob active.
+		1_000 * UNIT,
+		vec![release].try_into().unwrap(),
+		modes(&[VerificationMode::Vanilla, mode]),
+		UNIT,
+		4,
+		Hardware::Gpu,
+	));
+}
+
+fn submit_job(release: u32, mode: VerificationMode) -> u64 {
+	let id = pallet_inference::NextJobId::<Runtime>::get();
+	assert_ok!(Inference::submit_job(
+		signed(Sr25519Keyring::Dave),
+		release,
+		mode,
+		demo_input().try_into().unwrap(),
+		100 * UNIT,
+		None,
+	));
+	assert_eq!(pallet_inference::Jobs::<Runtime>::get(id).unwrap().worker, account(Sr25519Keyring::Bob));
+	id
+}
+
+fn status(job: u64) -> JobStatus<u128> {
+	pallet_inference::Jobs::<Runtime>::get(job).unwrap().status
+}
+
+fn burned() -> u128 {
+	pallet_inference::TotalBurned::<Runtime>::get()
+}
+
+#[test]
+fn a_dev_enclave_attests_and_its_signed_results_settle() {
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		pallet_timestamp::Now::<Runtime>::put(NOW_S * 1000);
+		bob_serves(0, VerificationMode::Tee);
+
+		// The enclave: an ed25519 key, a document from the development CA with zero PCRs (the
+		// development chain's only allowed measurement) and the chain's challenge.
+		let enclave = ed25519::Pair::from_seed(&[42; 32]);
+		assert_ok!(Tee::request_challenge(signed(Sr25519Keyring::Bob)));
+		let nonce = pallet_tee::Challenges::<Runtime>::get(account(Sr25519Keyring::Bob)).unwrap().nonce;
+		let claims = Claims {
+			module_id: "opg-worker".into(),
+			pcrs: (0..3).map(|i| (i, vec![0; 48])).collect(),
+			public_key: Some(enclave.public().0.to_vec()),
+			user_data: None,
+			nonce: Some(nonce.to_vec()),
+		};
+		let document = DevCa::new(DEV_SEED, NOW_S).document(&claims, NOW_S * 1000 - 2_000);
+		assert_ok!(Tee::attest(signed(Sr25519Keyring::Bob), document.try_into().unwrap()));
+		let zero = pallet_tee::measurement_id(&[0; 48], &[0; 48], &[0; 48]);
+		assert_eq!(&pallet_tee::Measurements::<Runtime>::get(zero).unwrap().label[..], DEV_MEASUREMENT_LABEL);
+
+		let artifact = pallet_model_hub::Releases::<Runtime>::get(0).unwrap().artifact;
+		let sign = |job: u64, key: &ed25519::Pair, output: &[u8]| -> Evidence<_> {
+			let message = tee_message(job, artifact, payload_hash(&demo_input()), payload_hash(output));
+			Evidence::TeeSignature(key.sign(&message).0.to_vec().try_into().unwrap())
+		};
+
+		let issuance = Balances::total_issuance();
+		let good = submit_job(0, VerificationMode::Tee);
+		let output = demo_output(0.5);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			good,
+			output.clone().try_into().unwrap(),
+			sign(good, &enclave, &output),
+		));
+		assert!(matches!(status(good), JobStatus::Settled { .. }));
+		assert!(burned() > 0);
+		assert_eq!(issuance - Balances::total_issuance(), burned());
+
+		// Signed by another key, or over another output: failed, refunded, Bob slashed.
+		let stranger = ed25519::Pair::from_seed(&[7; 32]);
+		let forged = submit_job(0, VerificationMode::Tee);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			forged,
+			output.clone().try_into().unwrap(),
+			sign(forged, &stranger, &output),
+		));
+		assert_eq!(status(forged), JobStatus::Failed);
+		let replayed = submit_job(0, VerificationMode::Tee);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			replayed,
+			demo_output(0.9).try_into().unwrap(),
+			sign(good, &enclave, &output),
+		));
+		assert_eq!(status(replayed), JobStatus::Failed);
+	});
+}
+
+#[test]
+fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		// The statement of a job with the demo input and this output, proven under a key whose
+		// trapdoor the test knows (what the worker's prover will do with a real circuit).
+		let output = demo_output(0.5);
+		let statement = opg_primitives::zk_public_inputs(&demo_input(), &output);
+		let inputs = opg_groth16::decode_public_inputs(&statement.concat()).unwrap();
+		let (key, proof) = opg_groth16::synthetic::instance_for(&inputs, 3);
+		let key = key.encode().unwrap();
+		let hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&key));
+		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), key.try_into().unwrap()));
+
+		// Releases reference keys of the inference statement only (4 public inputs).
+		let (two_inputs, _, _) = opg_groth16::synthetic::instance(2, 5);
+		let two_inputs = two_inputs.encode().unwrap();
+		let two_hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&two_inputs));
+		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), two_inputs.try_into().unwrap()));
+		let release = |version: &[u8], vk: H256| {
+			let mut p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap();
+			p.modes = modes(&[VerificationMode::Zk]);
+			Box::new(pallet_model_hub::ReleaseParams::<Runtime> {
+				version: version.to_vec().try_into().unwrap(),
+				artifact: p.artifact,
+				artifact_size: p.artifact_size,
+				format: p.format,
+				source_uri: p.source_uri,
+				inputs: p.inputs,
+				outputs: p.outputs,
+				modes: p.modes,
+				zk_verifying_key: Some(vk),
+				royalty: p.royalty,
+			})
+		};
+		assert_noop!(
+			ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, release(b"zk-2", two_hash)),
+			pallet_model_hub::Error::<Runtime>::UnknownVerifyingKey
+		);
+		let zk_release = pallet_model_hub::NextReleaseId::<Runtime>::get();
+		assert_ok!(ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, release(b"zk-1", hash)));
+		assert_noop!(
+			Zk::unregister_verifying_key(signed(Sr25519Keyring::Charlie), hash),
+			pallet_zk::Error::<Runtime>::KeyInUse
+		);
+		bob_serves(zk_release, VerificationMode::Zk);
+
+		let issuance = Balances::total_issuance();
+		let proof: BoundedVec<u8, _> = proof.encode().try_into().unwrap();
+		let good = submit_job(zk_release, VerificationMode::Zk);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			good,
+			output.clone().try_into().unwrap(),
+			Evidence::ZkProof(proof.clone()),
+		));
+		// Visible at once, settled when verified (here by anyone, as `on_idle` would).
+		assert_eq!(status(good), JobStatus::Submitted);
+		assert_ok!(Inference::verify_result(signed(Sr25519Keyring::Eve), good));
+		assert!(matches!(status(good), JobStatus::Settled { .. }));
+		assert_eq!(issuance - Balances::total_issuance(), burned());
+
+		// The same proof for another output proves nothing about it.
+		let lie = submit_job(zk_release, VerificationMode::Zk);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			lie,
+			demo_output(0.9).try_into().unwrap(),
+			Evidence::ZkProof(proof),
+		));
+		assert_ok!(Inference::verify_result(signed(Sr25519Keyring::Eve), lie));
+		assert_eq!(status(lie), JobStatus::Failed);
+	});
+}
