@@ -20,6 +20,20 @@ fn aws_document() -> Vec<u8> {
 	std::fs::read(format!("{FIXTURES}/valid-2022-11-09.cbor")).unwrap()
 }
 
+/// The real document's measurement allowed, the chain's time at its timestamp and its nonce
+/// as W1's challenge (as if the chain had issued it): what it takes for the document to attest.
+/// Returns the measurement and the nonce.
+fn aws_chain() -> (MeasurementId, [u8; 32]) {
+	let doc = aws_document();
+	let parsed = opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
+	let pcr = |i| -> [u8; 48] { parsed.pcr(i).unwrap().try_into().unwrap() };
+	let id = allow([pcr(0), pcr(1), pcr(2)]);
+	let nonce: [u8; 32] = parsed.nonce.unwrap().try_into().unwrap();
+	Challenges::<Test>::insert(W1, Challenge { nonce, expires_at: 10 });
+	set_time_ms(AWS_NOW_MS);
+	(id, nonce)
+}
+
 fn bounded(doc: Vec<u8>) -> BoundedVec<u8, ConstU32<MAX_DOCUMENT_LEN>> {
 	doc.try_into().unwrap()
 }
@@ -134,15 +148,9 @@ mod attestation {
 	#[test]
 	fn the_real_aws_document_attests_its_key_at_its_time_only() {
 		new_test_ext(vec![], || {
+			let (id, nonce) = aws_chain();
 			let doc = aws_document();
 			let parsed = opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
-			let pcr = |i| -> [u8; 48] { parsed.pcr(i).unwrap().try_into().unwrap() };
-			let id = allow([pcr(0), pcr(1), pcr(2)]);
-			// The chain issued the nonce this enclave was given.
-			let nonce: [u8; 32] = parsed.nonce.unwrap().try_into().unwrap();
-			Challenges::<Test>::insert(W1, Challenge { nonce, expires_at: 10 });
-			set_time_ms(AWS_NOW_MS);
-
 			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())).unwrap();
 			// Three intermediates, the leaf and the document.
 			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(5)));
@@ -403,13 +411,9 @@ mod eviction {
 	#[test]
 	fn expired_cas_are_forgotten_by_anyone() {
 		new_test_ext(vec![], || {
+			aws_chain();
 			let doc = aws_document();
 			let parsed = opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
-			let pcr = |i| -> [u8; 48] { parsed.pcr(i).unwrap().try_into().unwrap() };
-			allow([pcr(0), pcr(1), pcr(2)]);
-			let nonce: [u8; 32] = parsed.nonce.unwrap().try_into().unwrap();
-			Challenges::<Test>::insert(W1, Challenge { nonce, expires_at: 10 });
-			set_time_ms(AWS_NOW_MS);
 			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())));
 			let (fingerprint, not_after) = parsed.verified_cas[0];
 			assert_eq!(KnownCas::<Test>::get(fingerprint), Some(not_after));
