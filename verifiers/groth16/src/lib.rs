@@ -124,7 +124,9 @@ impl VerifyingKey {
 		self.ic.len().saturating_sub(1)
 	}
 
-	/// Decodes and checks a key: length, version, every point on the curve and in the subgroup.
+	/// Decodes and checks a key: length, version, every point on the curve and in the subgroup,
+	/// α, β, γ and δ not the identity (a degenerate key), and the encoding canonical (the point
+	/// at infinity has one encoding), so a key has exactly one encoding and one hash.
 	pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
 		let (&version, rest) = bytes.split_first().ok_or(Error::MalformedVerifyingKey)?;
 		let (&n, mut rest) = rest.split_first().ok_or(Error::MalformedVerifyingKey)?;
@@ -148,7 +150,15 @@ impl VerifyingKey {
 				ic: (0..=n).map(|_| read(&mut rest, c, v)).collect::<Option<Vec<_>>>()?,
 			})
 		};
-		key().ok_or(Error::MalformedVerifyingKey)
+		let key = key().ok_or(Error::MalformedVerifyingKey)?;
+		let degenerate = key.alpha_g1.is_zero() ||
+			key.beta_g2.is_zero() ||
+			key.gamma_g2.is_zero() ||
+			key.delta_g2.is_zero();
+		if degenerate || key.encode()? != bytes {
+			return Err(Error::MalformedVerifyingKey);
+		}
+		Ok(key)
 	}
 
 	/// The compact encoding read by [`VerifyingKey::decode`].
@@ -226,7 +236,7 @@ impl PreparedVerifyingKey {
 }
 
 impl Proof {
-	/// Decodes and checks a proof ([`PROOF_LEN`] bytes).
+	/// Decodes and checks a proof ([`PROOF_LEN`] bytes, canonically encoded).
 	pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
 		if bytes.len() != PROOF_LEN {
 			return Err(Error::MalformedProof);
@@ -236,7 +246,11 @@ impl Proof {
 		let mut proof = || -> Option<Self> {
 			Some(Self { a: read(&mut rest, c, v)?, b: read(&mut rest, c, v)?, c: read(&mut rest, c, v)? })
 		};
-		proof().ok_or(Error::MalformedProof)
+		let proof = proof().ok_or(Error::MalformedProof)?;
+		if proof.encode() != bytes {
+			return Err(Error::MalformedProof);
+		}
+		Ok(proof)
 	}
 
 	/// The encoding read by [`Proof::decode`].
@@ -314,6 +328,30 @@ mod tests {
 		let proof = Proof { a: g1, b: g2, c: g1 };
 		assert_eq!(proof.encode().len(), PROOF_LEN);
 		assert_eq!(Proof::decode(&proof.encode()), Ok(proof));
+	}
+
+	/// Found by the `groth16_key` fuzz target: arkworks reads any bytes with the infinity flag
+	/// as the identity, which gave one key many encodings (and hashes).
+	#[test]
+	fn points_have_one_encoding_and_keys_are_not_degenerate() {
+		let (key, proof, _) = crate::synthetic::instance(2, 1);
+		let bytes = key.encode().unwrap();
+		// δ (bytes 162..226) with the infinity flag (bit 6 of its last byte) set.
+		let mut flagged = bytes.clone();
+		flagged[225] |= 0x40;
+		assert_eq!(VerifyingKey::decode(&flagged), Err(Error::MalformedVerifyingKey));
+		// The identity's canonical encoding decodes as a point, but a key with it is degenerate.
+		let mut identity = bytes.clone();
+		identity[162..226].fill(0);
+		identity[225] = 0x40;
+		assert_eq!(VerifyingKey::decode(&identity), Err(Error::MalformedVerifyingKey));
+		assert_eq!(VerifyingKey::decode(&bytes), Ok(key));
+
+		let encoded = proof.encode();
+		let mut flagged = encoded.clone();
+		flagged[31] |= 0x40;
+		assert_eq!(Proof::decode(&flagged), Err(Error::MalformedProof));
+		assert_eq!(Proof::decode(&encoded), Ok(proof));
 	}
 
 	#[test]
