@@ -50,7 +50,7 @@ fn dev_node_produces_finalizes_and_includes_a_transfer() {
 	assert!(err.contains("Invalid") || err.contains("invalid"), "{err}");
 
 	let status = node.stop();
-	assert!(status.success(), "node exited with {status:?}");
+	assert!(status.success(), "node exited with {status:?}; its log ends:\n{}", node.log_tail(80));
 }
 
 #[test]

@@ -123,6 +123,14 @@ impl DevNode {
 		std::fs::read_to_string(&self.log).unwrap_or_default()
 	}
 
+	/// The last `lines` lines of the node's log (for failure messages: the directory is
+	/// removed when the node is dropped).
+	pub fn log_tail(&self, lines: usize) -> String {
+		let log = self.log();
+		let all: Vec<&str> = log.lines().collect();
+		all[all.len().saturating_sub(lines)..].join("\n")
+	}
+
 	/// Waits until the finalized head reaches `number`.
 	pub fn wait_for_finalized(&self, number: u64, timeout: Duration) {
 		let deadline = Instant::now() + timeout;
