@@ -910,7 +910,12 @@ pub mod pallet {
 				defensive!("open job of a removed release");
 				return false;
 			};
-			let input = JobInputs::<T>::get(job);
+			// Only a ZK statement needs the input: a TEE check in `submit_result` would otherwise
+			// read up to `MaxInputLen` bytes into the proof that its weight does not count.
+			let input = match result.evidence {
+				Evidence::ZkProof(_) => JobInputs::<T>::get(job),
+				_ => None,
+			};
 			let context = VerificationContext {
 				job,
 				worker: &record.worker,

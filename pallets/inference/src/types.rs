@@ -288,7 +288,7 @@ pub struct VerificationContext<'a, AccountId> {
 	pub job: JobId,
 	/// The worker, whose attested enclave key signs TEE results.
 	pub worker: &'a AccountId,
-	/// Canonical input (kept until the job ends; `None` only if the record is inconsistent).
+	/// Canonical input, for ZK evidence (kept until the job ends); `None` for other evidence.
 	pub input: Option<&'a [u8]>,
 	/// blake2-256 of the model file.
 	pub artifact: H256,
