@@ -164,13 +164,13 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 		let inputs = opg_groth16::decode_public_inputs(&statement.concat()).unwrap();
 		let (key, proof) = opg_groth16::synthetic::instance_for(&inputs, 3);
 		let key = key.encode().unwrap();
-		let hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&key));
+		let hash = pallet_zk::key_hash(&key);
 		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), key.try_into().unwrap()));
 
 		// Releases reference keys of the inference statement only (4 public inputs).
 		let (two_inputs, _, _) = opg_groth16::synthetic::instance(2, 5);
 		let two_inputs = two_inputs.encode().unwrap();
-		let two_hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&two_inputs));
+		let two_hash = pallet_zk::key_hash(&two_inputs);
 		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), two_inputs.try_into().unwrap()));
 		let release = |version: &[u8], vk: H256| {
 			let mut p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap();

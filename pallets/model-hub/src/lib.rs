@@ -517,7 +517,7 @@ pub mod pallet {
 			let (artifact, deposit) = (release.artifact, release.deposit);
 			ReleaseByVersion::<T>::insert(repository, &release.version, id);
 			if let Some(vk) = release.zk_verifying_key {
-				VerifyingKeyUsers::<T>::mutate(vk, |n| *n = Some(n.unwrap_or(0).saturating_add(1)));
+				Self::add_key_user(vk);
 			}
 			Releases::<T>::insert(id, release);
 			repo.releases += 1;
@@ -580,6 +580,11 @@ pub mod pallet {
 				.collect()
 		}
 
+		/// One more release record references the verifying key `vk`.
+		fn add_key_user(vk: H256) {
+			VerifyingKeyUsers::<T>::mutate(vk, |n| *n = Some(n.unwrap_or(0).saturating_add(1)));
+		}
+
 		pub(crate) fn remove_release(release: ReleaseId) {
 			if let Some(rel) = Releases::<T>::take(release) {
 				ReleaseByVersion::<T>::remove(rel.repository, &rel.version);
@@ -628,7 +633,7 @@ pub mod pallet {
 			ReleaseByVersion::<T>::insert(repository, &version, release);
 			let zk_verifying_key = modes.contains(VerificationMode::Zk).then(|| H256::repeat_byte(2));
 			if let Some(vk) = zk_verifying_key {
-				VerifyingKeyUsers::<T>::mutate(vk, |n| *n = Some(n.unwrap_or(0).saturating_add(1)));
+				Self::add_key_user(vk);
 			}
 			Releases::<T>::insert(
 				release,

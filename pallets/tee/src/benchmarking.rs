@@ -12,9 +12,13 @@ fn worker<T: Config>() -> T::AccountId {
 	who
 }
 
+fn longest_label<T: Config>() -> BoundedVec<u8, T::MaxLabelLen> {
+	BoundedVec::try_from(alloc::vec![b'x'; T::MaxLabelLen::get() as usize]).expect("fits")
+}
+
 fn allow_fixture_pcrs<T: Config>() -> MeasurementId {
 	let [pcr0, pcr1, pcr2] = fixture::PCRS;
-	let label = BoundedVec::try_from(alloc::vec![b'x'; T::MaxLabelLen::get() as usize]).expect("fits");
+	let label = longest_label::<T>();
 	Pallet::<T>::do_add_measurement(pcr0, pcr1, pcr2, label).expect("room for one");
 	measurement_id(&pcr0, &pcr1, &pcr2)
 }
@@ -45,7 +49,7 @@ mod benchmarks {
 
 	#[benchmark]
 	fn add_measurement() {
-		let label = BoundedVec::try_from(alloc::vec![b'x'; T::MaxLabelLen::get() as usize]).expect("fits");
+		let label = longest_label::<T>();
 		let before = MeasurementCount::<T>::get();
 
 		#[extrinsic_call]

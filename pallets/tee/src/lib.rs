@@ -440,8 +440,9 @@ pub mod pallet {
 			let worker = ensure_signed(origin)?;
 			ensure!(T::Workers::contains(&worker), Error::<T>::NotAWorker);
 			let challenge = Challenges::<T>::get(&worker).ok_or(Error::<T>::NoChallenge)?;
-			ensure!(frame_system::Pallet::<T>::block_number() <= challenge.expires_at, Error::<T>::ChallengeExpired);
-			let now_ms = T::UnixTime::now().as_millis() as u64;
+			let block = frame_system::Pallet::<T>::block_number();
+			ensure!(block <= challenge.expires_at, Error::<T>::ChallengeExpired);
+			let now_ms = Self::now_ms();
 			let dev_roots = InsecureDevRoots::<T>::get();
 			let mut roots: Vec<&[u8]> = alloc::vec![opg_nitro::AWS_NITRO_ROOT_G1];
 			roots.extend(dev_roots.iter().map(|r| &r[..]));
@@ -478,12 +479,7 @@ pub mod pallet {
 			Challenges::<T>::remove(&worker);
 			EnclaveKeys::<T>::insert(
 				&worker,
-				EnclaveKey {
-					public: key,
-					measurement,
-					expires_at_ms,
-					attested_at: frame_system::Pallet::<T>::block_number(),
-				},
+				EnclaveKey { public: key, measurement, expires_at_ms, attested_at: block },
 			);
 			Self::deposit_event(Event::EnclaveAttested { worker, key, measurement, expires_at_ms });
 			Ok(Some(T::WeightInfo::attest(attestation.signatures.min(MAX_SIGNATURES))).into())
@@ -498,7 +494,7 @@ pub mod pallet {
 			let key = EnclaveKeys::<T>::get(&worker).ok_or(Error::<T>::NoEnclaveKey)?;
 			let reason = if !Measurements::<T>::contains_key(key.measurement) {
 				EvictionReason::Revoked
-			} else if T::UnixTime::now().as_millis() as u64 >= key.expires_at_ms {
+			} else if Self::now_ms() >= key.expires_at_ms {
 				EvictionReason::Expired
 			} else if !T::Workers::contains(&worker) {
 				EvictionReason::NotAWorker
@@ -525,6 +521,11 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
+		/// The chain's time in ms since the Unix epoch.
+		fn now_ms() -> u64 {
+			T::UnixTime::now().as_millis() as u64
+		}
+
 		pub(crate) fn do_add_measurement(
 			pcr0: Pcr,
 			pcr1: Pcr,
@@ -551,7 +552,7 @@ pub mod pallet {
 		) -> Result<(), SignatureError> {
 			let key = EnclaveKeys::<T>::get(worker).ok_or(SignatureError::NoEnclaveKey)?;
 			ensure!(Measurements::<T>::contains_key(key.measurement), SignatureError::MeasurementRevoked);
-			ensure!((T::UnixTime::now().as_millis() as u64) < key.expires_at_ms, SignatureError::KeyExpired);
+			ensure!(Self::now_ms() < key.expires_at_ms, SignatureError::KeyExpired);
 			let signature: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
 			let valid = sp_io::crypto::ed25519_verify(
 				&ed25519::Signature::from_raw(signature),

@@ -55,12 +55,17 @@ fn enclave_key(worker: u64) -> ed25519::Pair {
 	ed25519::Pair::from_seed(&[worker as u8; 32])
 }
 
+/// The fixture's PCR0, PCR1, PCR2 as a document lists them.
+fn fixture_pcrs() -> Vec<(u8, Vec<u8>)> {
+	fixture::PCRS.iter().zip(0..).map(|(pcr, i)| (i, pcr.to_vec())).collect()
+}
+
 /// A development-CA document for `worker`'s enclave key with `nonce`, issued now.
 fn dev_document(worker: u64, nonce: &[u8]) -> Vec<u8> {
 	let ca = DevCa::new(DEV_SEED, NOW_S);
 	let claims = Claims {
 		module_id: "opg-worker-dev".into(),
-		pcrs: (0..3u8).map(|i| (i, fixture::PCRS[i as usize].to_vec())).collect(),
+		pcrs: fixture_pcrs(),
 		public_key: Some(enclave_key(worker).public().0.to_vec()),
 		user_data: None,
 		nonce: Some(nonce.to_vec()),
@@ -283,26 +288,25 @@ mod attestation {
 				user_data: None,
 				nonce: Some(nonce.to_vec()),
 			};
-			let pcrs = || (0..3u8).map(|i| (i, fixture::PCRS[i as usize].to_vec())).collect::<Vec<_>>();
 			let key = || Some(vec![5u8; 32]);
 			for (claims, error) in [
-				(claims(pcrs()[..2].to_vec(), key()), Error::<Test>::MissingPcrs),
-				(claims(pcrs(), None), Error::<Test>::BadEnclaveKey),
-				(claims(pcrs(), Some(vec![5u8; 33])), Error::<Test>::BadEnclaveKey),
-				(claims(pcrs(), Some(vec![5u8; 31])), Error::<Test>::BadEnclaveKey),
+				(claims(fixture_pcrs()[..2].to_vec(), key()), Error::<Test>::MissingPcrs),
+				(claims(fixture_pcrs(), None), Error::<Test>::BadEnclaveKey),
+				(claims(fixture_pcrs(), Some(vec![5u8; 33])), Error::<Test>::BadEnclaveKey),
+				(claims(fixture_pcrs(), Some(vec![5u8; 31])), Error::<Test>::BadEnclaveKey),
 			] {
 				let doc = ca.document(&claims, NOW_S * 1000);
 				assert_noop!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)), error);
 			}
 			// Documents a minute ahead pass; further ahead they do not.
-			let ahead = ca.document(&claims(pcrs(), key()), NOW_S * 1000 + 60_001);
+			let ahead = ca.document(&claims(fixture_pcrs(), key()), NOW_S * 1000 + 60_001);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(ahead)),
 				Error::<Test>::Document(DocumentError::FromTheFuture)
 			);
 			assert_ok!(Tee::attest(
 				RuntimeOrigin::signed(W1),
-				bounded(ca.document(&claims(pcrs(), key()), NOW_S * 1000 + 60_000))
+				bounded(ca.document(&claims(fixture_pcrs(), key()), NOW_S * 1000 + 60_000))
 			));
 		});
 	}
@@ -318,7 +322,7 @@ mod attestation {
 				let nonce = challenge(W1);
 				let claims = Claims {
 					module_id: "m".into(),
-					pcrs: (0..3u8).map(|i| (i, fixture::PCRS[i as usize].to_vec())).collect(),
+					pcrs: fixture_pcrs(),
 					public_key: Some(vec![5; 32]),
 					user_data: None,
 					nonce: Some(nonce.to_vec()),
@@ -436,7 +440,7 @@ fn benchmark_fixture_is_current() {
 			let ca = DevCa::with_intermediates(DEV_SEED, fixture::NOW_S, depth);
 			let claims = Claims {
 				module_id: "opg-worker-benchmark".into(),
-				pcrs: (0..3u8).map(|i| (i, fixture::PCRS[i as usize].to_vec())).collect(),
+				pcrs: fixture_pcrs(),
 				public_key: Some(key.public().0.to_vec()),
 				user_data: None,
 				nonce: Some(fixture::NONCE.to_vec()),

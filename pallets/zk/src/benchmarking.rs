@@ -25,7 +25,7 @@ fn registered<T: Config>(n: u32) -> (H256, Vec<u8>, Vec<[u8; 32]>) {
 	let owner = funded::<T>();
 	Pallet::<T>::register_verifying_key(RawOrigin::Signed(owner).into(), encoded.clone().try_into().expect("fits"))
 		.expect("a valid key registers");
-	(H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&encoded)), proof, inputs)
+	(key_hash(&encoded), proof, inputs)
 }
 
 #[benchmarks]
@@ -38,7 +38,7 @@ mod benchmarks {
 	fn register_verifying_key(n: Linear<0, { MAX_PUBLIC_INPUTS as u32 }>) {
 		let owner = funded::<T>();
 		let (encoded, _, _) = key(n);
-		let hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&encoded));
+		let hash = key_hash(&encoded);
 
 		#[extrinsic_call]
 		_(RawOrigin::Signed(owner), encoded.try_into().expect("fits"));

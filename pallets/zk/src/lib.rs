@@ -82,6 +82,11 @@ pub enum ProofError {
 	InvalidProof,
 }
 
+/// The hash a key is registered and referenced under: blake2-256 of its encoding.
+pub fn key_hash(key: &[u8]) -> H256 {
+	H256(polkadot_sdk::sp_crypto_hashing::blake2_256(key))
+}
+
 /// Number of public inputs of an encoded key of `len` bytes, if the length is one a key can have.
 pub fn public_inputs_of_len(len: usize) -> Option<u32> {
 	(0..=MAX_PUBLIC_INPUTS).find(|n| verifying_key_len(*n) == len).map(|n| n as u32)
@@ -174,7 +179,7 @@ pub mod pallet {
 			key: BoundedVec<u8, ConstU32<MAX_KEY_LEN>>,
 		) -> DispatchResult {
 			let owner = ensure_signed(origin)?;
-			let hash = H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&key));
+			let hash = key_hash(&key);
 			ensure!(!VerifyingKeys::<T>::contains_key(hash), Error::<T>::AlreadyRegistered);
 			let decoded = opg_groth16::VerifyingKey::decode(&key).map_err(|e| match e {
 				opg_groth16::Error::TooManyPublicInputs => Error::<T>::TooManyPublicInputs,

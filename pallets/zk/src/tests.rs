@@ -26,17 +26,13 @@ fn bounded(key: Vec<u8>) -> BoundedVec<u8, ConstU32<MAX_KEY_LEN>> {
 	key.try_into().unwrap()
 }
 
-fn hash(key: &[u8]) -> H256 {
-	H256(polkadot_sdk::sp_crypto_hashing::blake2_256(key))
-}
-
 fn held(who: u64) -> u64 {
 	Balances::balance_on_hold(&HoldReason::KeyDeposit.into(), &who)
 }
 
 fn register(who: u64, key: &[u8]) -> H256 {
 	assert_ok!(Zk::register_verifying_key(RuntimeOrigin::signed(who), bounded(key.to_vec())));
-	hash(key)
+	key_hash(key)
 }
 
 #[test]

@@ -8,9 +8,14 @@ use ark_bn254::{Fr, G1Affine, G2Affine};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::Field;
 
+/// The `i`-th fixed scalar of `seed`'s instance.
+fn scalar(seed: u64, i: u64) -> Fr {
+	Fr::from(seed.wrapping_mul(1_000_003).wrapping_add(i)) * Fr::from(0x9e37_79b9_7f4a_7c15u64)
+}
+
 /// A key with `n` public inputs, a valid proof and the inputs it proves. `seed` varies the key.
 pub fn instance(n: usize, seed: u64) -> (VerifyingKey, Proof, Vec<Fr>) {
-	let scalar = |i: u64| Fr::from(seed.wrapping_mul(1_000_003).wrapping_add(i)) * Fr::from(0x9e37_79b9_7f4a_7c15u64);
+	let scalar = |i| scalar(seed, i);
 	let inputs: Vec<Fr> = (0..n as u64).map(|i| -Fr::from(i + 1) * scalar(200 + i)).collect();
 	let (key, proof) = instance_for(&inputs, seed);
 	(key, proof, inputs)
@@ -18,7 +23,7 @@ pub fn instance(n: usize, seed: u64) -> (VerifyingKey, Proof, Vec<Fr>) {
 
 /// A key with `inputs.len()` public inputs and a valid proof of exactly `inputs`.
 pub fn instance_for(inputs: &[Fr], seed: u64) -> (VerifyingKey, Proof) {
-	let scalar = |i: u64| Fr::from(seed.wrapping_mul(1_000_003).wrapping_add(i)) * Fr::from(0x9e37_79b9_7f4a_7c15u64);
+	let scalar = |i| scalar(seed, i);
 	let (g1, g2) = (G1Affine::generator(), G2Affine::generator());
 	let (alpha, beta, gamma, delta) = (scalar(1), scalar(2), scalar(3), scalar(4));
 	let ic: Vec<Fr> = (0..=inputs.len() as u64).map(|i| scalar(100 + i)).collect();
