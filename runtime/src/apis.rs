@@ -21,8 +21,8 @@ use sp_version::RuntimeVersion;
 use opg_primitives::{JobId, ReleaseId, RepositoryId, VerificationMode};
 
 use super::{
-	AccountId, Balance, Block, ConsensusHook, Executive, Inference, InherentDataExt, ModelHub, Nonce, ParachainSystem,
-	Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment,
+	AccountId, Balance, Block, BlockNumber, ConsensusHook, Executive, Inference, InherentDataExt, ModelHub, Nonce,
+	ParachainSystem, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, Tee, TransactionPayment,
 	SLOT_DURATION, VERSION,
 };
 
@@ -272,6 +272,12 @@ impl_runtime_apis! {
 
 		fn burn_totals() -> pallet_inference::BurnTotals<Balance> {
 			Inference::burn_totals()
+		}
+	}
+
+	impl pallet_tee::runtime_api::TeeApi<Block, AccountId, BlockNumber> for Runtime {
+		fn worker_status(worker: AccountId) -> pallet_tee::runtime_api::WorkerTee<BlockNumber> {
+			Tee::worker_status(&worker)
 		}
 	}
 

@@ -91,4 +91,11 @@ test('the development chain pins the insecure dev TEE policy; the ZK key registr
   }
   assert.ok(api.tx.zk.registerVerifyingKey && api.tx.zk.unregisterVerifyingKey);
   assert.equal((await api.query.zk.verifyingKeys.entries()).length, 0);
+  // What a worker reads to keep its enclave key attested (this node runs no worker).
+  const status = await api.call.teeApi.workerStatus('5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY');
+  assert.equal(status.isWorker.isTrue, true, 'Alice is the preset worker');
+  assert.ok(status.key.isNone && status.challenge.isNone && status.keyUsable.isFalse);
+  // --dev's mocked relay chain starts two hours back, so that blocks never run ahead of the clock.
+  const behind = Date.now() - status.nowMs.toNumber();
+  assert.ok(behind >= 0 && behind <= 3 * 3600_000, `chain time ${behind} ms behind the clock`);
 });

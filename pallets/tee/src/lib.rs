@@ -34,6 +34,7 @@ mod benchmarking;
 pub mod fixture;
 #[cfg(test)]
 mod mock;
+pub mod runtime_api;
 #[cfg(test)]
 mod tests;
 pub mod weights;
@@ -524,6 +525,22 @@ pub mod pallet {
 		/// The chain's time in ms since the Unix epoch.
 		fn now_ms() -> u64 {
 			T::UnixTime::now().as_millis() as u64
+		}
+
+		/// What [`runtime_api::TeeApi::worker_status`] answers.
+		pub fn worker_status(worker: &T::AccountId) -> runtime_api::WorkerTee<BlockNumberFor<T>> {
+			let now_ms = Self::now_ms();
+			let key = EnclaveKeys::<T>::get(worker);
+			let key_usable = key
+				.as_ref()
+				.is_some_and(|k| now_ms < k.expires_at_ms && Measurements::<T>::contains_key(k.measurement));
+			runtime_api::WorkerTee {
+				now_ms,
+				key,
+				key_usable,
+				challenge: Challenges::<T>::get(worker),
+				is_worker: T::Workers::contains(worker),
+			}
 		}
 
 		pub(crate) fn do_add_measurement(

@@ -375,6 +375,39 @@ mod results {
 		});
 	}
 
+	#[test]
+	fn worker_status_follows_challenge_key_expiry_and_revocation() {
+		dev_chain(|| {
+			let id = allow(fixture::PCRS);
+			let status = Tee::worker_status(&W1);
+			assert_eq!(
+				status,
+				runtime_api::WorkerTee {
+					now_ms: NOW_S * 1000,
+					key: None,
+					key_usable: false,
+					challenge: None,
+					is_worker: true
+				}
+			);
+			assert!(!Tee::worker_status(&NOBODY).is_worker);
+			let nonce = challenge(W1);
+			assert_eq!(Tee::worker_status(&W1).challenge.map(|c| c.nonce), Some(nonce));
+			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(dev_document(W1, &nonce))));
+			let status = Tee::worker_status(&W1);
+			assert_eq!(status.challenge, None, "a challenge is used once");
+			assert_eq!(status.key.as_ref().map(|k| k.public), Some(enclave_key(W1).public().0));
+			assert!(status.key_usable);
+			let expires = status.key.unwrap().expires_at_ms;
+			set_time_ms(expires);
+			assert!(!Tee::worker_status(&W1).key_usable, "expired");
+			set_time_ms(NOW_S * 1000);
+			assert_ok!(Tee::revoke_measurement(RuntimeOrigin::root(), id));
+			let status = Tee::worker_status(&W1);
+			assert!(status.key.is_some() && !status.key_usable, "revoked");
+		});
+	}
+
 	/// A `tee_message` as the market computes it.
 	fn opg_primitives_message() -> [u8; 32] {
 		polkadot_sdk::sp_crypto_hashing::blake2_256(b"job 7, artifact, input hash, output hash")
