@@ -175,7 +175,11 @@ impl ModelStore {
 
 	/// Streams `uri` into a temporary file, verifies it and moves it into place.
 	fn fetch(&self, hash: H256, size: u64, uri: &str) -> Result<Vec<u8>, StoreError> {
-		let tmp = self.config.dir.join(format!(".partial-{}-{}", hex(&hash), std::process::id()));
+		// Unique per download: jobs on the same model may fetch it at once, and each must
+		// finish its own file before the (atomic) rename.
+		static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+		let n = DOWNLOADS.fetch_add(1, Ordering::Relaxed);
+		let tmp = self.config.dir.join(format!(".partial-{}-{}-{n}", hex(&hash), std::process::id()));
 		let result = self.download(uri, size, &tmp).and_then(|bytes| {
 			let got = blake2_256(&bytes);
 			if got != hash {

@@ -129,3 +129,23 @@ fn interrupted_downloads_are_cleaned_up_on_open() {
 	let _s = store(tmp.path(), 1 << 20);
 	assert!(!tmp.path().join("cache/.partial-abc-1").exists());
 }
+
+#[test]
+fn concurrent_fetches_of_one_model_all_succeed() {
+	// Jobs on the same model start together: each download must finish its own temporary file.
+	let tmp = tempfile::tempdir().unwrap();
+	let bytes: Vec<u8> = (0..900u32).map(|i| (i * 7) as u8).collect();
+	let (hash, uri) = (blake2_256(&bytes), source(tmp.path(), "m.onnx", &bytes));
+	for round in 0..20 {
+		let s = store(&tmp.path().join(round.to_string()), 1 << 20);
+		let barrier = std::sync::Barrier::new(8);
+		std::thread::scope(|scope| {
+			for _ in 0..8 {
+				scope.spawn(|| {
+					barrier.wait();
+					assert_eq!(s.get(hash, bytes.len() as u64, &uri).unwrap(), bytes, "round {round}");
+				});
+			}
+		});
+	}
+}
