@@ -10,20 +10,24 @@ use futures::StreamExt;
 use opg_primitives::{JobId, ReleaseId};
 use opg_runtime::{opaque::Block, AccountId, Nonce, Signature, UncheckedExtrinsic};
 use opg_worker::{
-	chain::{Chain, ChainError, Head, Job, Release, Signer, SigningContext},
+	chain::{Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee},
 	exec::Device,
 	metrics::Metrics,
 	store::{ModelStore, StoreConfig},
 	worker::{Worker, WorkerConfig},
 };
 use pallet_inference::runtime_api::InferenceApi;
+use pallet_tee::runtime_api::TeeApi;
 use polkadot_sdk::*;
 use prometheus_endpoint::Registry;
 use sc_client_api::{BlockchainEvents, HeaderBackend};
 use sc_service::SpawnTaskHandle;
 use sc_transaction_pool_api::{InPoolTransaction, TransactionPool as _, TransactionSource};
 use sp_api::{Core, ProvideRuntimeApi};
-use sp_core::{crypto::{ByteArray, Ss58Codec}, sr25519, Pair, H256};
+use sp_core::{
+	crypto::{ByteArray, Ss58Codec},
+	sr25519, Pair, H256,
+};
 use sp_keystore::KeystorePtr;
 use sp_runtime::{traits::Header as _, KeyTypeId};
 use substrate_frame_rpc_system::SystemApiServer;
@@ -63,6 +67,18 @@ pub struct InferenceArgs {
 	/// Jobs the worker executes at once.
 	#[arg(long, value_name = "N", default_value_t = 2)]
 	pub inference_jobs: usize,
+
+	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
+	/// attested on chain with documents from the development CA claiming Nitro debug mode's
+	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
+	#[arg(long)]
+	pub tee_dev: bool,
+
+	/// Directory of ZK proving keys (`0x<verifying key hash>.pk`, made by `opg-worker
+	/// zk-setup`); ZK-mode jobs of releases whose key is there are proved (default:
+	/// `<base-path>/zk-keys`).
+	#[arg(long, value_name = "PATH")]
+	pub zk_keys: Option<PathBuf>,
 }
 
 impl InferenceArgs {
@@ -120,7 +136,13 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	config.device = args.device();
 	config.concurrency = args.inference_jobs.max(1);
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
-	let worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
+	let mut worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
+	if args.tee_dev {
+		log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
+		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());
+	}
+	let zk_keys = args.zk_keys.clone().unwrap_or_else(|| node.base_path.join("zk-keys"));
+	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));
 	log::info!(target: "inference", "🧠 inference worker on {}, models in {}", args.device(), model_dir.display());
 	// Stopped with the node's other tasks; answers already sent are in the journal.
 	node.spawn_handle.spawn("inference-worker", Some("inference"), worker.run(std::future::pending()));
@@ -269,16 +291,18 @@ impl Chain for NodeChain {
 			.map_err(|e| ChainError::Decode { what: "extrinsic", error: e.to_string() })?;
 		let at = self.client.info().best_hash;
 		// Bounded so that a stuck pool cannot stall the worker.
-		let submitted = tokio::time::timeout(
-			Duration::from_secs(30),
-			self.pool.submit_one(at, TransactionSource::Local, opaque),
-		)
-		.await
-		.map_err(|_| ChainError::Connection("transaction pool did not answer in 30 s".into()))?;
+		let submitted =
+			tokio::time::timeout(Duration::from_secs(30), self.pool.submit_one(at, TransactionSource::Local, opaque))
+				.await
+				.map_err(|_| ChainError::Connection("transaction pool did not answer in 30 s".into()))?;
 		submitted.map_err(|e| ChainError::Refused(e.to_string()))
 	}
 
 	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError> {
 		Ok(self.pool.ready_transaction(&hash).is_some() || self.pool.futures().iter().any(|tx| *tx.hash() == hash))
+	}
+
+	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError> {
+		self.client.runtime_api().worker_status(at, worker.clone()).map_err(api_error)
 	}
 }

@@ -5,7 +5,10 @@
 //!   burned verification fee; a malformed input is refused by the chain, and an input the model
 //!   cannot take is rejected by the worker and refunded;
 //! - standalone (`opg-worker --rpc`): jobs submitted while the worker is down are answered after
-//!   its restart, it reconnects after a node restart, and no job is ever answered twice.
+//!   its restart, it reconnects after a node restart, and no job is ever answered twice;
+//! - TEE mode (`--tee-dev`, in the node and standalone): the worker attests a fresh enclave key
+//!   with the chain's challenge through the runtime's Nitro verifier, and its signed results
+//!   settle in the block that brings them.
 
 mod common;
 
@@ -70,9 +73,13 @@ fn cases_payload(cases: &[serde_json::Value]) -> Vec<u8> {
 }
 
 fn submit_job(input: Vec<u8>) -> RuntimeCall {
+	submit_job_in(VerificationMode::Vanilla, input)
+}
+
+fn submit_job_in(mode: VerificationMode, input: Vec<u8>) -> RuntimeCall {
 	RuntimeCall::Inference(pallet_inference::Call::submit_job {
 		release: DIGITS,
-		mode: VerificationMode::Vanilla,
+		mode,
 		input: input.try_into().expect("input fits MaxInputLen"),
 		max_fee: UNIT,
 		timeout: None,
@@ -269,6 +276,7 @@ impl StandaloneWorker {
 			"--model-dir".into(),
 			models.display().to_string(),
 			"--no-prometheus".into(),
+			"--tee-dev".into(),
 		];
 		let mut worker = StandaloneWorker { child: None, args, log: base.join("worker.log") };
 		std::fs::create_dir_all(base).unwrap();
@@ -338,6 +346,7 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 	let mut node = DevNode::start(&["--dev-block-time", "1000"]);
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
+	offer_tee(port);
 	let start = best(port);
 	let worker_base = node.base.join("worker");
 	let mut worker = StandaloneWorker::start(port, &worker_base, &models);
@@ -361,6 +370,7 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 	let open: Vec<JobId> = runtime_call(port, "InferenceApi_open_jobs", Alice.to_account_id(), best(port));
 	assert!(open.contains(&b) && open.contains(&c), "jobs wait for the worker: {open:?}");
 	let h = best(port);
+	let respawned = h;
 	worker.spawn();
 	settled(port, h, b);
 	settled(port, h, c);
@@ -371,6 +381,11 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 	submit(port, Bob, submit_job(cases_payload(one)));
 	let d = submitted(port, h);
 	settled(port, h, d);
+
+	// With `--tee-dev` it also attests its enclave key over RPC and answers TEE jobs.
+	// The restarted process made a new key: the first one attested after its start.
+	let (_, key) = attested(port, respawned);
+	let (e, _) = tee_job_settles(port, key, cases_payload(one));
 
 	// Each job got exactly one answer, and no answer failed (a second one would, NotAssigned).
 	let end = best(port);
@@ -389,7 +404,7 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 			}
 		}
 	}
-	assert_eq!(answers, [(a, 1), (b, 1), (c, 1), (d, 1)].into_iter().collect());
+	assert_eq!(answers, [(a, 1), (b, 1), (c, 1), (d, 1), (e, 1)].into_iter().collect());
 
 	// SIGTERM stops it gracefully.
 	assert!(worker.signal("-TERM").success());
@@ -411,4 +426,122 @@ fn gpu_flag_without_the_cuda_feature_fails_at_start() {
 	assert!(!out.status.success());
 	let err = String::from_utf8_lossy(&out.stderr);
 	assert!(err.contains("--inference-gpu needs opg-node built with `--features cuda`"), "{err}");
+}
+
+fn tee_status(port: u16, at: H256) -> pallet_tee::runtime_api::WorkerTee<u32> {
+	runtime_call(port, "TeeApi_worker_status", Alice.to_account_id(), at)
+}
+
+/// Alice's dev worker also offers TEE mode (the `development` preset registers it Vanilla only).
+fn offer_tee(port: u16) {
+	let worker: pallet_inference::WorkerOf<Runtime> =
+		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port)).unwrap();
+	let h = best(port);
+	submit(
+		port,
+		Alice,
+		RuntimeCall::Inference(pallet_inference::Call::update_worker {
+			releases: worker.releases,
+			modes: opg_primitives::ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+			price: worker.price,
+			capacity: worker.capacity,
+			hardware: worker.hardware,
+		}),
+	);
+	wait_for_event(port, h, TIMEOUT, |events| {
+		events.iter().any(|e| matches!(e, RuntimeEvent::Inference(MarketEvent::WorkerUpdated { .. }))).then_some(())
+	});
+}
+
+/// Waits for Alice's enclave key to be attested; returns it and the block of the attestation.
+fn attested(port: u16, from: H256) -> (H256, [u8; 32]) {
+	let (at, key) = wait_for_event(port, from, TIMEOUT, |events| {
+		events.iter().find_map(|e| match e {
+			RuntimeEvent::Tee(pallet_tee::Event::EnclaveAttested { worker, key, measurement, .. })
+				if *worker == Alice.to_account_id() =>
+			{
+				assert_eq!(*measurement, pallet_tee::measurement_id(&[0; 48], &[0; 48], &[0; 48]));
+				Some(*key)
+			},
+			_ => None,
+		})
+	});
+	let status = tee_status(port, at);
+	assert!(status.key_usable && status.challenge.is_none(), "{status:?}");
+	(at, key)
+}
+
+/// Submits a TEE job on `input` as Bob and checks that it settles in the block of its result,
+/// with the enclave's signature over exactly that result; returns the job and its output.
+fn tee_job_settles(port: u16, enclave_key: [u8; 32], input: Vec<u8>) -> (JobId, Vec<u8>) {
+	use polkadot_sdk::sp_core::{ed25519, Pair};
+	let h = best(port);
+	submit(port, Bob, submit_job_in(VerificationMode::Tee, input.clone()));
+	let job = submitted(port, h);
+	let (at, submitted_in_block) = wait_for_event(port, h, TIMEOUT, |events| {
+		let settled =
+			events.iter().filter_map(market).any(|e| matches!(e, MarketEvent::JobSettled { job: j, .. } if *j == job));
+		let result = events
+			.iter()
+			.filter_map(market)
+			.any(|e| matches!(e, MarketEvent::ResultSubmitted { job: j, .. } if *j == job));
+		(settled || result).then_some(settled && result)
+	});
+	assert!(submitted_in_block, "a TEE result settles in the block that brings it");
+	let (record, _, result) = job_view(port, job, at).unwrap();
+	assert!(matches!(record.status, JobStatus::Settled { .. }), "{:?}", record.status);
+	let result = result.unwrap();
+	let opg_primitives::Evidence::TeeSignature(signature) = &result.evidence else {
+		panic!("no TEE evidence: {:?}", result.evidence)
+	};
+	let release: opg_worker::chain::Release =
+		runtime_call::<Option<_>>(port, "InferenceApi_release", DIGITS, at).unwrap();
+	let message = opg_primitives::tee_message(
+		job,
+		release.artifact,
+		opg_primitives::payload_hash(&input),
+		opg_primitives::payload_hash(&result.output),
+	);
+	let signature = ed25519::Signature::from_raw(signature.to_vec().try_into().unwrap());
+	assert!(ed25519::Pair::verify(&signature, message, &ed25519::Public::from_raw(enclave_key)));
+	(job, result.output.into_inner())
+}
+
+#[test]
+fn tee_dev_worker_attests_its_enclave_key_and_its_signed_results_settle() {
+	let models = seeded_model_dir("tee");
+	let mut node = DevNode::start(&[
+		"--dev-block-time",
+		"1000",
+		"--inference",
+		"--tee-dev",
+		"--model-dir",
+		models.to_str().unwrap(),
+	]);
+	let port = node.rpc_port;
+	node.wait_for_finalized(1, TIMEOUT);
+	let genesis = common::hash_of(&rpc(port, "chain_getBlockHash", json!([0])));
+	offer_tee(port);
+	let (_, key) = attested(port, genesis);
+
+	let reference = reference();
+	let cases = &reference["cases"].as_array().unwrap()[..2];
+	let (_, output) = tee_job_settles(port, key, cases_payload(cases));
+	let tensors = Vec::<Tensor>::decode(&mut &output[..]).unwrap();
+	for (case, row) in cases.iter().zip(floats(&tensors[0]).chunks_exact(10)) {
+		let digit = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+		assert_eq!(digit as u64, case["label"].as_u64().unwrap());
+	}
+
+	// The key lives in the worker's memory only: after a restart it attests a new one.
+	assert!(node.restart().success());
+	let h = best(port);
+	let (_, second) = attested(port, h);
+	assert_ne!(second, key, "a restarted enclave has a new key");
+	tee_job_settles(port, second, cases_payload(&cases[..1]));
+
+	assert!(node.stop().success());
+	let log = node.log();
+	assert!(log.contains("enclave key attested"), "no attestation logged:\n{log}");
+	let _ = std::fs::remove_dir_all(models);
 }

@@ -5,7 +5,8 @@
 //! interprets it with burn (burn-flex on the CPU, CUDA with the `cuda` feature), [`store`]
 //! fetches and caches model files by content hash, [`worker`] follows the chain and answers
 //! each job once with a signed extrinsic through a [`chain::Chain`] (the node's own client
-//! in-process, JSON-RPC when standalone), and [`metrics`] exports what it does to Prometheus.
+//! in-process, JSON-RPC when standalone), [`tee`] keeps an enclave key attested and signs
+//! TEE-mode results with it, [`zk`] proves integer models for ZK-mode jobs, and [`metrics`] exports what it does to Prometheus.
 
 pub mod chain;
 pub mod exec;
@@ -13,7 +14,9 @@ pub mod journal;
 pub mod metrics;
 pub mod onnx;
 pub mod store;
+pub mod tee;
 pub mod worker;
+pub mod zk;
 
 /// Makes glibc keep freed memory for reuse instead of returning it to the kernel after every
 /// large tensor: executing a model allocates and frees the same sizes op after op, and

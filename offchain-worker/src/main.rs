@@ -17,8 +17,11 @@ use polkadot_sdk::sp_core::{sr25519, Pair};
 /// OPG inference worker: executes the jobs assigned to its account and answers them with
 /// signed extrinsics.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Args {
+	#[command(subcommand)]
+	command: Option<Command>,
+
 	/// WebSocket RPC endpoint of an OPG node.
 	#[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9944")]
 	rpc: String,
@@ -75,6 +78,56 @@ struct Args {
 	/// Do not serve metrics.
 	#[arg(long)]
 	no_prometheus: bool,
+
+	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
+	/// attested on chain with documents from the development CA claiming Nitro debug mode's
+	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
+	#[arg(long)]
+	tee_dev: bool,
+
+	/// Directory of ZK proving keys (`0x<verifying key hash>.pk`, made by `zk-setup`); ZK-mode
+	/// jobs of releases whose key is there are proved (default: `<base-path>/zk-keys`).
+	#[arg(long, value_name = "PATH")]
+	zk_keys: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+	/// Groth16 setup for an integer model (ZK mode): writes its proving key and verifying key.
+	///
+	/// The verifying key (`.vk`) is what the publisher registers with
+	/// `zk.registerVerifyingKey` and references from the release by its hash; workers serving
+	/// the release in ZK mode need the proving key (`.pk`) in their `--zk-keys` directory. The
+	/// setup's randomness comes from the OS and is dropped at exit: whoever ran it must be
+	/// trusted not to have kept it.
+	ZkSetup {
+		/// The model's ONNX file (an integer MLP: see `scripts/make-zk-model.py`).
+		#[arg(long, value_name = "PATH")]
+		model: PathBuf,
+		/// Where the keys are written.
+		#[arg(long, value_name = "PATH", default_value = "zk-keys")]
+		out: PathBuf,
+	},
+}
+
+fn zk_setup(model: &std::path::Path, out: &std::path::Path) -> Result<(), String> {
+	let onnx = std::fs::read(model).map_err(|e| format!("reading {}: {e}", model.display()))?;
+	let report = opg_worker::zk::setup(&onnx, out).map_err(|e| e.to_string())?;
+	println!("model          {} (blake2-256 {:?})", model.display(), opg_worker::store::blake2_256(&onnx));
+	println!("constraints    {}", report.constraints);
+	println!("setup          {:.1} s", report.took.as_secs_f64());
+	println!(
+		"verifying key  {} ({} bytes)",
+		report.verifying_key.display(),
+		std::fs::metadata(&report.verifying_key).map(|m| m.len()).unwrap_or(0)
+	);
+	println!(
+		"proving key    {} ({} bytes)",
+		report.proving_key.display(),
+		std::fs::metadata(&report.proving_key).map(|m| m.len()).unwrap_or(0)
+	);
+	println!("key hash       {:?}", report.key_hash);
+	Ok(())
 }
 
 fn signer(args: &Args) -> Result<sr25519::Pair, String> {
@@ -105,6 +158,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+	if let Some(Command::ZkSetup { model, out }) = &args.command {
+		return zk_setup(model, out);
+	}
 	opg_worker::tune_allocator();
 	let signer: Arc<dyn Signer> = Arc::new(signer(&args)?);
 	let device = if args.gpu { Device::Cuda(args.device) } else { Device::Cpu };
@@ -142,7 +198,13 @@ async fn run(args: Args) -> Result<(), String> {
 	config.device = device;
 	config.concurrency = args.jobs.max(1);
 	config.max_execution = Duration::from_secs(args.max_execution_secs.max(1));
-	let worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| e.to_string())?;
+	let mut worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| e.to_string())?;
+	if args.tee_dev {
+		tracing::warn!("⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
+		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());
+	}
+	let zk_keys = args.zk_keys.clone().unwrap_or_else(|| args.base_path.join("zk-keys"));
+	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));
 	worker.run(shutdown_signal()).await;
 	Ok(())
 }

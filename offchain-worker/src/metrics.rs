@@ -27,6 +27,10 @@ pub struct Metrics {
 	pub best_block: Gauge<U64>,
 	/// Answers re-sent because the first left the pool without being included.
 	pub resubmissions: Counter<U64>,
+	/// Seconds of chain time the attested enclave key has left (0: TEE jobs cannot be answered).
+	pub enclave_key_validity: Gauge<U64>,
+	/// Attestation extrinsics sent, by step (`challenge`, `attest`).
+	pub attestation_steps: CounterVec<U64>,
 }
 
 impl Metrics {
@@ -63,6 +67,20 @@ impl Metrics {
 			best_block: register(Gauge::new("opg_worker_best_block", "Latest best block seen")?, registry)?,
 			resubmissions: register(
 				Counter::new("opg_worker_resubmissions_total", "Answers sent again after leaving the pool unincluded")?,
+				registry,
+			)?,
+			enclave_key_validity: register(
+				Gauge::new(
+					"opg_worker_enclave_key_validity_seconds",
+					"Chain time the attested enclave key has left (TEE mode; 0 when not attested)",
+				)?,
+				registry,
+			)?,
+			attestation_steps: register(
+				CounterVec::new(
+					Opts::new("opg_worker_attestation_steps_total", "Attestation extrinsics sent, by step"),
+					&["step"],
+				)?,
 				registry,
 			)?,
 		};

@@ -1,6 +1,9 @@
 //! The job loop: follow best blocks, execute the jobs assigned to this worker with bounded
 //! concurrency and a per-job time budget below the on-chain deadline, answer each once.
 //!
+//! Jobs in TEE mode are answered only while the enclave key is attested ([`Attestation`]), and
+//! carry its signature; the worker keeps the key attested from the same head loop.
+//!
 //! "Once" survives restarts: every answer sent is written to the [`Journal`] before the loop goes
 //! on, and a job with an entry is answered again only when its first answer left the pool
 //! without being included (the pallet itself refuses a second answer to a settled job).
@@ -14,18 +17,20 @@ use std::{
 };
 
 use codec::Encode;
-use opg_primitives::{check_tensors, JobId, VerificationMode};
-use opg_runtime::Nonce;
+use opg_primitives::{check_tensors, Evidence, JobId, VerificationMode};
+use opg_runtime::{Nonce, RuntimeCall};
 use pallet_inference::{JobStatus, RejectReason};
 use polkadot_sdk::sp_core::H256;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::{
-	chain::{signed_extrinsic, Answer, Chain, Head, Release, Signer},
+	chain::{signed_extrinsic, Answer, Chain, ChainError, Head, Release, Signer},
 	exec::{Device, Engine, ExecError},
 	journal::{Journal, Sent},
 	metrics::Metrics,
 	store::ModelStore,
+	tee::{Attestation, Enclave, Step},
+	zk::{Provers, ZkError},
 };
 
 /// Largest output the runtime accepts (`MaxOutputLen`).
@@ -102,6 +107,10 @@ pub struct Worker<C: Chain> {
 	/// replace each other; a hint only counts for [`NONCE_HINT_BLOCKS`], so a dropped
 	/// transaction cannot leave a lasting gap.
 	nonce_hint: Option<(Nonce, u32)>,
+	/// The enclave key and its attestation, in TEE mode.
+	tee: Option<Attestation>,
+	/// Proving keys, in ZK mode.
+	provers: Option<Arc<Provers>>,
 }
 
 /// Blocks during which our own nonce count overrides a lower one from the pool.
@@ -131,7 +140,21 @@ impl<C: Chain> Worker<C> {
 			best: None,
 			last_head_at: None,
 			nonce_hint: None,
+			tee: None,
+			provers: None,
 		})
+	}
+
+	/// Answers ZK-mode jobs too, proving them with the keys in `provers`.
+	pub fn with_provers(mut self, provers: Provers) -> Self {
+		self.provers = Some(Arc::new(provers));
+		self
+	}
+
+	/// Answers TEE-mode jobs too, signed by `enclave`'s key once the chain has attested it.
+	pub fn with_enclave(mut self, enclave: Enclave) -> Self {
+		self.tee = Some(Attestation::new(Arc::new(enclave)));
+		self
 	}
 
 	/// Runs until `shutdown` resolves, then waits up to the grace period for running jobs
@@ -144,6 +167,8 @@ impl<C: Chain> Worker<C> {
 			device = %self.config.device,
 			concurrency = self.config.concurrency,
 			pending_answers = self.journal.len(),
+			tee = self.tee.as_ref().map(|t| t.enclave().attester()),
+			zk_keys = self.provers.as_ref().map(|p| p.dir().display().to_string()),
 			"🧠 inference worker started"
 		);
 		let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
@@ -204,6 +229,7 @@ impl<C: Chain> Worker<C> {
 		if let Some(m) = &self.metrics {
 			m.best_block.set(head.number.into());
 		}
+		self.keep_attested(head).await;
 		let account = self.signer.account();
 		let open = match self.chain.open_jobs(head.hash, &account).await {
 			Ok(open) => open,
@@ -222,6 +248,65 @@ impl<C: Chain> Worker<C> {
 		if let Some(m) = &self.metrics {
 			m.queue_depth.set(self.in_flight.len() as u64);
 		}
+	}
+
+	/// Takes the next step that keeps the enclave key attested, if any.
+	async fn keep_attested(&mut self, head: Head) {
+		let Some(tee) = self.tee.as_mut() else { return };
+		let status = match self.chain.tee_status(head.hash, &self.signer.account()).await {
+			Ok(status) => status,
+			Err(e) => {
+				tracing::warn!(target: "inference", block = head.number, "reading the TEE status: {e}");
+				return;
+			},
+		};
+		let step = tee.on_status(head.number, &status, self.config.retry_after);
+		if let Some(m) = &self.metrics {
+			let left = tee.expires_at_ms().filter(|_| tee.usable()).map_or(0, |at| at.saturating_sub(status.now_ms));
+			m.enclave_key_validity.set(left / 1000);
+		}
+		let (call, name) = match step {
+			Step::Wait => return,
+			Step::RequestChallenge => (pallet_tee::Call::request_challenge {}, "challenge"),
+			Step::Attest(document) => match document.try_into() {
+				Ok(document) => (pallet_tee::Call::attest { document }, "attest"),
+				Err(document) => {
+					let bytes = Vec::len(&document);
+					tracing::error!(target: "inference", bytes, "attestation document over the chain's limit");
+					return;
+				},
+			},
+		};
+		match self.send(RuntimeCall::Tee(call), head).await {
+			Ok((tx, _)) => {
+				tracing::info!(target: "inference", block = head.number, step = name, ?tx, "attesting the enclave key");
+				if let Some(m) = &self.metrics {
+					m.attestation_steps.with_label_values(&[name]).inc();
+				}
+			},
+			Err(e) => tracing::warn!(target: "inference", step = name, "attestation step not accepted: {e}"),
+		}
+	}
+
+	/// Signs `call` with the next nonce and submits it.
+	async fn send(&mut self, call: RuntimeCall, head: Head) -> Result<(H256, Nonce), ChainError> {
+		let submitted = async {
+			let context = self.chain.signing_context(head.hash).await?;
+			let mut nonce = self.chain.next_nonce(&self.signer.account()).await?;
+			if let Some((hint, at)) = self.nonce_hint {
+				if head.number <= at.saturating_add(NONCE_HINT_BLOCKS) {
+					nonce = nonce.max(hint);
+				}
+			}
+			let xt = signed_extrinsic(call, nonce, &context, &*self.signer)?;
+			self.chain.submit(xt).await.map(|tx| (tx, nonce))
+		}
+		.await;
+		match &submitted {
+			Ok((_, nonce)) => self.nonce_hint = Some((nonce.saturating_add(1), head.number)),
+			Err(_) => self.nonce_hint = None,
+		}
+		submitted
 	}
 
 	/// Forgets answers to jobs that are open neither at the best nor at the finalized block.
@@ -295,10 +380,29 @@ impl<C: Chain> Worker<C> {
 		let send = |answer| {
 			let _ = done_tx.send(Done { job: id, answer, seen, execution: None });
 		};
-		if job.mode != VerificationMode::Vanilla {
-			tracing::warn!(target: "inference", job = id, mode = ?job.mode, "this worker has no prover for the mode");
-			return send(Answer::Reject(RejectReason::ExecutionFailed));
-		}
+		let method = match job.mode {
+			VerificationMode::Vanilla => Method::Plain,
+			VerificationMode::Tee => match &self.tee {
+				Some(tee) if tee.usable() => Method::Tee(tee.enclave().clone()),
+				Some(_) => {
+					// Answered once the key is attested, if the deadline still allows.
+					self.in_flight.remove(&id);
+					tracing::debug!(target: "inference", job = id, "waiting for the enclave key's attestation");
+					return;
+				},
+				None => {
+					tracing::warn!(target: "inference", job = id, "a TEE job, but this worker runs no enclave");
+					return send(Answer::Reject(RejectReason::ExecutionFailed));
+				},
+			},
+			VerificationMode::Zk => match &self.provers {
+				Some(provers) => Method::Zk(provers.clone()),
+				None => {
+					tracing::warn!(target: "inference", job = id, "a ZK job, but this worker has no proving keys");
+					return send(Answer::Reject(RejectReason::ExecutionFailed));
+				},
+			},
+		};
 		let release = match self.chain.release(head.hash, job.release).await {
 			Ok(Some(release)) => release,
 			Ok(None) => return send(Answer::Reject(RejectReason::ModelUnavailable)),
@@ -310,7 +414,7 @@ impl<C: Chain> Worker<C> {
 		};
 		tracing::info!(
 			target: "inference",
-			job = id, release = job.release, input_bytes = input.len(), deadline = job.deadline,
+			job = id, release = job.release, mode = ?job.mode, input_bytes = input.len(), deadline = job.deadline,
 			budget_ms = budget.as_millis() as u64,
 			"executing"
 		);
@@ -323,7 +427,19 @@ impl<C: Chain> Worker<C> {
 				let answer = tokio::task::spawn_blocking(move || {
 					// Held until execution really ends, even after the budget ran out.
 					let _slot = slot;
-					execute(id, &store, &engines, &release, &input)
+					match method {
+						Method::Plain => execute(id, &store, &engines, &release, &input),
+						Method::Tee(enclave) => match execute(id, &store, &engines, &release, &input) {
+							Answer::Output { output, .. } => {
+								let signature = enclave.sign_result(id, release.artifact, job.input_hash, &output);
+								let evidence =
+									Evidence::TeeSignature(signature.to_vec().try_into().expect("64 bytes fit"));
+								Answer::Output { output, evidence }
+							},
+							answer => answer,
+						},
+						Method::Zk(provers) => prove(id, &store, &provers, &release, &input),
+					}
 				})
 				.await;
 				(answer, started.elapsed())
@@ -358,21 +474,9 @@ impl<C: Chain> Worker<C> {
 		let call = done.answer.call(job).unwrap_or_else(|| {
 			Answer::Reject(RejectReason::ExecutionFailed).call(job).expect("a rejection always fits")
 		});
-		let submitted = async {
-			let context = self.chain.signing_context(head.hash).await?;
-			let mut nonce = self.chain.next_nonce(&self.signer.account()).await?;
-			if let Some((hint, at)) = self.nonce_hint {
-				if head.number <= at.saturating_add(NONCE_HINT_BLOCKS) {
-					nonce = nonce.max(hint);
-				}
-			}
-			let xt = signed_extrinsic(call, nonce, &context, &*self.signer)?;
-			self.chain.submit(xt).await.map(|tx| (tx, nonce))
-		}
-		.await;
+		let submitted = self.send(call, head).await;
 		let sent = match submitted {
-			Ok((tx, nonce)) => {
-				self.nonce_hint = Some((nonce.saturating_add(1), head.number));
+			Ok((tx, _)) => {
 				tracing::info!(
 					target: "inference",
 					job, kind, ?tx,
@@ -385,7 +489,6 @@ impl<C: Chain> Worker<C> {
 				Sent { block: head.number, tx: Some(tx) }
 			},
 			Err(e) => {
-				self.nonce_hint = None;
 				tracing::warn!(
 					target: "inference",
 					job, kind, "answer not accepted: {e}; trying again in {} blocks", self.config.retry_after
@@ -440,7 +543,7 @@ fn execute(job: JobId, store: &ModelStore, engines: &EngineCache, release: &Rele
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
 			tracing::debug!(target: "inference", job, output = ?opg_primitives::payload_hash(&payload), "executed");
-			Answer::Output(payload)
+			Answer::Output { output: payload, evidence: Evidence::None }
 		},
 		Err(e @ (ExecError::Input(_) | ExecError::Invalid { .. })) => {
 			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");
@@ -448,6 +551,58 @@ fn execute(job: JobId, store: &ModelStore, engines: &EngineCache, release: &Rele
 		},
 		Err(e) => {
 			tracing::warn!(target: "inference", job, "execution failed: {e}");
+			Answer::Reject(RejectReason::ExecutionFailed)
+		},
+	}
+}
+
+/// How a job's result is made and what evidence it carries.
+enum Method {
+	/// Executed, no evidence (Vanilla).
+	Plain,
+	/// Executed and signed by the attested enclave key.
+	Tee(Arc<Enclave>),
+	/// Evaluated by the circuit's integer semantics and proved.
+	Zk(Arc<Provers>),
+}
+
+/// Evaluates and proves a ZK job; every failure becomes the matching rejection.
+fn prove(job: JobId, store: &ModelStore, provers: &Provers, release: &Release, input: &[u8]) -> Answer {
+	let Some(key) = release.zk_verifying_key else {
+		tracing::warn!(target: "inference", job, "the release has no verifying key");
+		return Answer::Reject(RejectReason::ModelUnavailable);
+	};
+	let uri = String::from_utf8_lossy(&release.source_uri);
+	let model = match store.get(release.artifact, release.artifact_size, &uri) {
+		Ok(model) => model,
+		Err(e) => {
+			tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
+			return Answer::Reject(RejectReason::ModelUnavailable);
+		},
+	};
+	let started = Instant::now();
+	match provers.prove(key, &model, input) {
+		Ok(proved) => {
+			if proved.output.len() > MAX_OUTPUT_LEN || check_tensors(&proved.output, &release.outputs).is_err() {
+				tracing::warn!(target: "inference", job, "the proved output does not fit the release's spec");
+				return Answer::Reject(RejectReason::ExecutionFailed);
+			}
+			tracing::info!(
+				target: "inference",
+				job, proof_bytes = proved.proof.len(), proving_ms = started.elapsed().as_millis() as u64,
+				"proved"
+			);
+			match proved.proof.try_into() {
+				Ok(proof) => Answer::Output { output: proved.output, evidence: Evidence::ZkProof(proof) },
+				Err(_) => Answer::Reject(RejectReason::ExecutionFailed),
+			}
+		},
+		Err(ZkError::Prove(opg_zkml::Error::Input(e))) => {
+			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");
+			Answer::Reject(RejectReason::BadInput)
+		},
+		Err(e) => {
+			tracing::warn!(target: "inference", job, "cannot prove: {e}");
 			Answer::Reject(RejectReason::ExecutionFailed)
 		},
 	}

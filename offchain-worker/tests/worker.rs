@@ -1,6 +1,8 @@
 //! The job loop against a scripted chain: one answer per job across heads and restarts, a
 //! second answer only after the first left the pool unincluded, and the rejections a job can
-//! get (input the model cannot take, model file unavailable).
+//! get (input the model cannot take, model file unavailable); in TEE mode, the enclave key's
+//! attestation (challenge, development-CA document, renewal, back-off) and signed results; in
+//! ZK mode, a proof of the integer model that verifies against the chain's statement.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -10,16 +12,19 @@ use std::{
 
 use async_trait::async_trait;
 use codec::Encode;
-use opg_primitives::{ElemType, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec, VerificationMode};
+use opg_primitives::{
+	tee_message, ElemType, Evidence, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec, VerificationMode,
+};
 use opg_runtime::{AccountId, Nonce, RuntimeCall, UncheckedExtrinsic};
 use opg_worker::{
-	chain::{extrinsic_hash, Chain, ChainError, Head, Job, Release, Signer, SigningContext},
+	chain::{extrinsic_hash, Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee},
 	store::{blake2_256, ModelStore, StoreConfig},
+	tee::Enclave,
 	worker::{Worker, WorkerConfig},
 };
 use pallet_inference::{JobStatus, RejectReason};
 use polkadot_sdk::{
-	sp_core::{sr25519, Pair, H256},
+	sp_core::{ed25519, sr25519, Pair, H256},
 	sp_runtime::Permill,
 };
 use tokio::sync::mpsc;
@@ -35,6 +40,47 @@ struct State {
 	queried: HashSet<H256>,
 	/// What the pool says the next nonce is, when it lags behind what was sent.
 	pool_nonce: Option<Nonce>,
+	/// The worker's TEE standing; attestation calls act on it as the pallet would.
+	tee: Option<WorkerTee>,
+	/// Whether the mock refuses documents (as a chain whose policy does not allow the enclave).
+	refuse_documents: bool,
+	/// Latest head fed to the worker.
+	block: u32,
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+impl State {
+	/// What `Tee::request_challenge` and `Tee::attest` do to the worker's standing.
+	fn apply_tee(&mut self, call: &RuntimeCall) {
+		let Some(tee) = self.tee.as_mut() else { return };
+		match call {
+			RuntimeCall::Tee(pallet_tee::Call::request_challenge {}) => {
+				let nonce = [self.sent.len() as u8; 32];
+				tee.challenge = Some(pallet_tee::Challenge { nonce, expires_at: self.block + 10 });
+			},
+			RuntimeCall::Tee(pallet_tee::Call::attest { document }) => {
+				if self.refuse_documents {
+					return;
+				}
+				let attestation = opg_nitro::verify(document, &[opg_nitro::INSECURE_DEV_ROOT], tee.now_ms)
+					.expect("a development-CA document, fresh at chain time");
+				let challenge = tee.challenge.take().expect("attested without a challenge");
+				assert_eq!(attestation.nonce, Some(&challenge.nonce[..]));
+				for i in 0..3 {
+					assert_eq!(attestation.pcr(i), Some(&[0u8; 48][..]), "debug mode's zero PCR{i}");
+				}
+				tee.key = Some(pallet_tee::EnclaveKey {
+					public: attestation.public_key.unwrap().try_into().unwrap(),
+					measurement: H256::zero(),
+					expires_at_ms: tee.now_ms + DAY_MS,
+					attested_at: self.block,
+				});
+				tee.key_usable = true;
+			},
+			_ => {},
+		}
+	}
 }
 
 /// The nonce a signed extrinsic carries (after the immortal era byte in the extension).
@@ -85,11 +131,16 @@ impl Chain for MockChain {
 		let mut state = self.state.lock().unwrap();
 		let hash = extrinsic_hash(&xt);
 		state.pool.insert(hash);
+		state.apply_tee(&xt.function);
 		state.sent.push(xt);
 		Ok(hash)
 	}
 	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError> {
 		Ok(self.state.lock().unwrap().pool.contains(&hash))
+	}
+	async fn tee_status(&self, _: H256, _: &AccountId) -> Result<WorkerTee, ChainError> {
+		let state = self.state.lock().unwrap();
+		Ok(state.tee.clone().expect("TEE status read by a worker without an enclave"))
 	}
 }
 
@@ -169,13 +220,33 @@ struct Harness {
 }
 
 fn start(chain_state: State, dir: &std::path::Path, key: &sr25519::Pair) -> Harness {
+	start_with(chain_state, dir, key, None)
+}
+
+fn start_with(chain_state: State, dir: &std::path::Path, key: &sr25519::Pair, enclave: Option<Enclave>) -> Harness {
+	start_full(chain_state, dir, key, enclave, None)
+}
+
+fn start_full(
+	chain_state: State,
+	dir: &std::path::Path,
+	key: &sr25519::Pair,
+	enclave: Option<Enclave>,
+	zk_keys: Option<&std::path::Path>,
+) -> Harness {
 	let (heads, rx) = mpsc::unbounded_channel();
 	let chain = Arc::new(MockChain { heads: tokio::sync::Mutex::new(rx), state: Mutex::new(chain_state) });
 	let store = Arc::new(ModelStore::open(StoreConfig::new(dir.join("models"))).unwrap());
 	let mut config = WorkerConfig::new(dir.join("state"));
 	config.retry_after = 2;
 	config.block_time = Duration::from_secs(1);
-	let worker = Worker::new(chain.clone(), Arc::new(key.clone()) as Arc<dyn Signer>, store, None, config).unwrap();
+	let mut worker = Worker::new(chain.clone(), Arc::new(key.clone()) as Arc<dyn Signer>, store, None, config).unwrap();
+	if let Some(enclave) = enclave {
+		worker = worker.with_enclave(enclave);
+	}
+	if let Some(keys) = zk_keys {
+		worker = worker.with_provers(opg_worker::zk::Provers::new(keys));
+	}
 	let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 	let task = tokio::spawn(worker.run(async move {
 		let _ = stopped.await;
@@ -188,6 +259,7 @@ impl Harness {
 	/// all (at most 10 s).
 	async fn head(&self, n: u32, count: usize) {
 		let hash = H256::repeat_byte(n as u8);
+		self.chain.state.lock().unwrap().block = n;
 		self.heads.send(Head { number: n, hash }).unwrap();
 		for _ in 0..400 {
 			tokio::time::sleep(Duration::from_millis(25)).await;
@@ -310,4 +382,196 @@ async fn answers_sent_together_get_distinct_nonces_when_the_pool_count_lags() {
 	h.head(4, 4).await;
 	let state = h.stop().await;
 	assert_eq!(nonce_of(&state.sent[3]), 5);
+}
+
+fn tee_job(worker: &AccountId, input: &[u8]) -> Job {
+	let mut job = job(worker, 1);
+	job.mode = VerificationMode::Tee;
+	job.input_hash = blake2_256(input);
+	job.input_len = input.len() as u32;
+	job
+}
+
+/// A chain on which the worker is registered but has no key, at a fixed time.
+fn unattested() -> WorkerTee {
+	WorkerTee { now_ms: 1_767_225_600_000, key: None, key_usable: false, challenge: None, is_worker: true }
+}
+
+fn tee_calls(calls: &[RuntimeCall]) -> Vec<&'static str> {
+	calls
+		.iter()
+		.filter_map(|c| match c {
+			RuntimeCall::Tee(pallet_tee::Call::request_challenge {}) => Some("challenge"),
+			RuntimeCall::Tee(pallet_tee::Call::attest { .. }) => Some("attest"),
+			_ => None,
+		})
+		.collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
+	let (dir, key, me, mut state) = digits_on_release_1();
+	let input = images(1);
+	state.jobs.insert(3, (tee_job(&me, &input), input.clone()));
+	state.open = vec![3];
+	state.tee = Some(unattested());
+	let enclave = Enclave::dev();
+	let public = enclave.public();
+
+	let h = start_with(state, dir.path(), &key, Some(enclave));
+	// No key yet: a challenge, and the job waits.
+	h.head(1, 1).await;
+	assert_eq!(tee_calls(&h.calls()), ["challenge"]);
+	// The challenge is out: a development-CA document with its nonce and our key (the mock
+	// verifies it as the pallet does); the job still waits for the key to be on chain.
+	h.head(2, 2).await;
+	assert_eq!(tee_calls(&h.calls()), ["challenge", "attest"]);
+	assert_eq!(h.calls().len(), 2);
+	let attested = h.chain.state.lock().unwrap().tee.clone().unwrap().key.expect("key attested");
+	assert_eq!(attested.public, public);
+
+	// Attested: the job is answered with the enclave's signature over the result.
+	h.head(3, 3).await;
+	let calls = h.calls();
+	assert_eq!(calls.len(), 3);
+	let RuntimeCall::Inference(pallet_inference::Call::submit_result { job, output, evidence }) = &calls[2] else {
+		panic!("not a result: {:?}", calls[2])
+	};
+	assert_eq!(*job, 3);
+	let Evidence::TeeSignature(signature) = evidence else { panic!("no TEE evidence: {evidence:?}") };
+	let artifact = h.chain.state.lock().unwrap().releases[&1].artifact;
+	let message = tee_message(3, artifact, blake2_256(&input), blake2_256(output));
+	let signature = ed25519::Signature::from_raw(signature.to_vec().try_into().unwrap());
+	assert!(ed25519::Pair::verify(&signature, message, &ed25519::Public::from_raw(public)));
+	assert!(!ed25519::Pair::verify(
+		&signature,
+		tee_message(4, artifact, blake2_256(&input), blake2_256(output)),
+		&ed25519::Public::from_raw(public)
+	));
+
+	// Nothing more while the key has time left.
+	h.head(4, 3).await;
+	assert_eq!(h.calls().len(), 3);
+	// Under an hour left: the same key is attested again.
+	h.chain.state.lock().unwrap().tee.as_mut().unwrap().now_ms = attested.expires_at_ms - 30 * 60 * 1000;
+	h.head(5, 4).await;
+	h.head(6, 5).await;
+	assert_eq!(tee_calls(&h.calls()), ["challenge", "attest", "challenge", "attest"]);
+	let renewed = h.chain.state.lock().unwrap().tee.clone().unwrap().key.unwrap();
+	assert_eq!(renewed.public, public);
+	assert!(renewed.expires_at_ms > attested.expires_at_ms);
+	h.head(7, 5).await;
+	assert_eq!(h.calls().len(), 5);
+	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_attestation_is_retried_with_back_off_and_tee_jobs_are_not_answered() {
+	let (dir, key, me, mut state) = digits_on_release_1();
+	let input = images(1);
+	state.jobs.insert(3, (tee_job(&me, &input), input.clone()));
+	state.open = vec![3];
+	state.tee = Some(unattested());
+	state.refuse_documents = true;
+
+	let h = start_with(state, dir.path(), &key, Some(Enclave::dev()));
+	// retry_after = 2: attest at 2, then again after 2, 4 and 8 blocks (a new challenge each
+	// time, as the document for the old one was refused).
+	let mut sent_at = Vec::new();
+	for n in 1..=24 {
+		let before = h.calls().len();
+		h.head(n, before).await;
+		for call in tee_calls(&h.calls()[before..]) {
+			sent_at.push((n, call));
+		}
+	}
+	assert_eq!(
+		sent_at,
+		[
+			(1, "challenge"),
+			(2, "attest"),
+			(4, "challenge"),
+			(5, "attest"),
+			(9, "challenge"),
+			(10, "attest"),
+			(18, "challenge"),
+			(19, "attest")
+		]
+	);
+	assert!(h.calls().iter().all(|c| matches!(c, RuntimeCall::Tee(_))), "a TEE job answered without an attested key");
+	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_an_enclave_rejects_tee_jobs() {
+	let (dir, key, me, mut state) = digits_on_release_1();
+	let input = images(1);
+	state.jobs.insert(3, (tee_job(&me, &input), input));
+	state.open = vec![3];
+	let h = start(state, dir.path(), &key);
+	h.head(1, 1).await;
+	assert_eq!(answer(&h.calls()[0]), (3, Err(RejectReason::ExecutionFailed)));
+	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_jobs_are_proved_against_the_chains_statement() {
+	let dir = tempfile::tempdir().unwrap();
+	let model =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits-zk/digits-mlp-int8.onnx")).unwrap();
+	let file = dir.path().join("digits-zk.onnx");
+	std::fs::write(&file, &model).unwrap();
+	let keys = dir.path().join("zk-keys");
+	let setup = opg_worker::zk::setup(&model, &keys).unwrap();
+	let vk = opg_groth16::VerifyingKey::decode(&std::fs::read(&setup.verifying_key).unwrap()).unwrap();
+	assert_eq!(blake2_256(&vk.encode().unwrap()), setup.key_hash, "the file is named by its key's hash");
+
+	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
+	let me = Signer::account(&key);
+	let mut release = release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display()));
+	release.inputs = vec![TensorSpec { elem: ElemType::I8, ..spec("pixels", &[1, 64]) }].try_into().unwrap();
+	release.outputs = vec![TensorSpec { elem: ElemType::I32, ..spec("logits", &[1, 10]) }].try_into().unwrap();
+	release.modes = ModeSet::of(&[VerificationMode::Zk]);
+	release.zk_verifying_key = Some(setup.key_hash);
+	let mut without_key = release.clone();
+	without_key.zk_verifying_key = Some(H256::repeat_byte(9));
+	let mut state = State::default();
+	state.releases.insert(1, release);
+	state.releases.insert(2, without_key);
+	let pixels: Vec<u8> = (0..64).map(|i| (i % 17) as u8).collect();
+	let input = vec![Tensor { elem: ElemType::I8, shape: vec![1, 64], data: pixels }].encode();
+	for (id, release) in [(5, 1), (6, 2)] {
+		let mut job = job(&me, release);
+		job.mode = VerificationMode::Zk;
+		job.input_hash = blake2_256(&input);
+		state.jobs.insert(id, (job, input.clone()));
+	}
+	state.open = vec![5, 6];
+
+	let h = start_full(state, dir.path(), &key, None, Some(&keys));
+	h.head(1, 2).await;
+	let calls = h.calls();
+	let proved = calls
+		.iter()
+		.find_map(|c| match c {
+			RuntimeCall::Inference(pallet_inference::Call::submit_result { job: 5, output, evidence }) => {
+				Some((output.to_vec(), evidence.clone()))
+			},
+			_ => None,
+		})
+		.expect("job 5 answered with a result");
+	let Evidence::ZkProof(proof) = proved.1 else { panic!("no proof: {:?}", proved.1) };
+	// What the chain checks: the release's key, and public inputs it derives from the job's
+	// input and the submitted output.
+	let statement: Vec<ark_bn254::Fr> = opg_primitives::zk_public_inputs(&input, &proved.0)
+		.iter()
+		.map(|x| ark_ff::PrimeField::from_be_bytes_mod_order(x))
+		.collect();
+	let proof = opg_groth16::Proof::decode(&proof).unwrap();
+	opg_groth16::verify(&vk.prepare(), &proof, &statement).expect("the proof verifies");
+	let logits: Vec<Tensor> = codec::Decode::decode(&mut &proved.0[..]).unwrap();
+	assert_eq!((logits[0].elem, logits[0].shape.clone()), (ElemType::I32, vec![1, 10]));
+	// No proving key for release 2's verifying key: rejected, not guessed.
+	assert!(calls.iter().any(|c| answer(c) == (6, Err(RejectReason::ExecutionFailed))));
+	h.stop().await;
 }

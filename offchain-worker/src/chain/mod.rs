@@ -6,6 +6,8 @@
 
 pub mod rpc;
 
+pub use crate::tee::WorkerTee;
+
 use async_trait::async_trait;
 use codec::Encode;
 use opg_primitives::{Evidence, JobId, ReleaseId};
@@ -87,6 +89,8 @@ pub trait Chain: Send + Sync + 'static {
 	async fn submit(&self, xt: UncheckedExtrinsic) -> Result<H256, ChainError>;
 	/// Whether the transaction `hash` is still in the pool (ready or future).
 	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError>;
+	/// `worker`'s enclave key and challenge at `at`, with the chain's time.
+	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError>;
 }
 
 /// The worker key.
@@ -107,11 +111,19 @@ impl Signer for sr25519::Pair {
 	}
 }
 
+/// Evidence a result carries, as the runtime bounds it.
+pub type ResultEvidence = Evidence<<Runtime as pallet_inference::Config>::MaxEvidenceLen>;
+
 /// A worker's answer to a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-	/// Canonical output tensors (Vanilla mode: no evidence).
-	Output(Vec<u8>),
+	/// Canonical output tensors, with the evidence the job's mode asks for.
+	Output {
+		/// The output payload.
+		output: Vec<u8>,
+		/// Its evidence ([`Evidence::None`] in Vanilla mode).
+		evidence: ResultEvidence,
+	},
 	/// The job cannot be answered; the requester is refunded.
 	Reject(RejectReason),
 }
@@ -121,10 +133,10 @@ impl Answer {
 	/// runtime's `MaxOutputLen` (the executor checks sizes before it gets here).
 	pub fn call(&self, job: JobId) -> Option<RuntimeCall> {
 		let call = match self {
-			Answer::Output(output) => pallet_inference::Call::submit_result {
+			Answer::Output { output, evidence } => pallet_inference::Call::submit_result {
 				job,
 				output: BoundedVec::try_from(output.clone()).ok()?,
-				evidence: Evidence::None,
+				evidence: evidence.clone(),
 			},
 			Answer::Reject(reason) => pallet_inference::Call::reject_job { job, reason: *reason },
 		};
@@ -134,7 +146,7 @@ impl Answer {
 	/// Short name for logs and metrics.
 	pub fn kind(&self) -> &'static str {
 		match self {
-			Answer::Output(_) => "result",
+			Answer::Output { .. } => "result",
 			Answer::Reject(_) => "rejection",
 		}
 	}

@@ -21,7 +21,7 @@ use polkadot_sdk::{
 };
 use tokio::sync::Mutex;
 
-use super::{Chain, ChainError, Head, Job, Release, SigningContext};
+use super::{Chain, ChainError, Head, Job, Release, SigningContext, WorkerTee};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -199,5 +199,9 @@ impl Chain for RpcChain {
 			.iter()
 			.filter_map(|hex| bytes::from_hex(hex).ok())
 			.any(|raw| polkadot_sdk::sp_crypto_hashing::blake2_256(&raw) == hash.0))
+	}
+
+	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError> {
+		self.runtime_call("TeeApi_worker_status", worker, at).await
 	}
 }

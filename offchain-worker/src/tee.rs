@@ -1,0 +1,230 @@
+//! TEE mode: the enclave key that signs results, and keeping it attested on chain.
+//!
+//! The worker holds an ed25519 key that never leaves its enclave (it is made at start and never
+//! written down, so a restart means a new key). The chain accepts results signed by it once an
+//! attestation document binds it to an allowed enclave image: the worker asks for a challenge
+//! (`Tee::request_challenge`), has its enclave make a document with that challenge as `nonce`
+//! and the key as `public_key`, and sends it (`Tee::attest`). It attests again before the key
+//! expires, after a restart, and backs off when the chain keeps refusing.
+//!
+//! [`DevAttester`] makes documents with the **insecure** development CA and Nitro debug mode's
+//! all-zero PCRs (`--tee-dev`): only the `development` chain trusts it. Inside an AWS Nitro
+//! enclave the document comes from the Nitro Security Module instead, behind the same
+//! [`Attester`] trait.
+
+use opg_nitro::dev::{Claims, DevCa, DEV_SEED};
+use opg_primitives::{payload_hash, tee_message, JobId};
+use polkadot_sdk::sp_core::{ed25519, Pair, H256};
+
+/// A worker's TEE standing as the runtime reports it (`TeeApi::worker_status`).
+pub type WorkerTee = pallet_tee::runtime_api::WorkerTee<opg_runtime::BlockNumber>;
+
+/// Makes attestation documents for the enclave the worker runs in.
+pub trait Attester: Send + Sync + 'static {
+	/// A document binding `public_key` to this enclave, with the chain's `nonce`, issued at
+	/// `now_ms` (the chain's time, which the document's freshness is checked against).
+	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], now_ms: u64) -> Result<Vec<u8>, String>;
+
+	/// What makes the documents, for logs.
+	fn describe(&self) -> &'static str;
+}
+
+/// **Insecure** documents from the development CA ([`opg_nitro::dev`]), claiming Nitro debug
+/// mode's all-zero PCR0..2: what the `development` chain's policy allows, and nothing else does.
+pub struct DevAttester;
+
+/// Module id in development documents.
+pub const DEV_MODULE_ID: &str = "opg-worker-tee-dev";
+
+impl Attester for DevAttester {
+	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], now_ms: u64) -> Result<Vec<u8>, String> {
+		let ca = DevCa::new(DEV_SEED, now_ms / 1000);
+		let claims = Claims {
+			module_id: DEV_MODULE_ID.into(),
+			pcrs: (0..3).map(|i| (i, vec![0; pallet_tee::PCR_LEN])).collect(),
+			public_key: Some(public_key.to_vec()),
+			user_data: None,
+			nonce: Some(nonce.to_vec()),
+		};
+		Ok(ca.document(&claims, now_ms))
+	}
+
+	fn describe(&self) -> &'static str {
+		"INSECURE development CA, zero PCRs"
+	}
+}
+
+/// The enclave: its result-signing key and how it proves what it runs.
+pub struct Enclave {
+	key: ed25519::Pair,
+	attester: Box<dyn Attester>,
+	/// Attest again when the key has less than this left (ms of chain time).
+	renew_before_ms: u64,
+}
+
+/// Default margin before a key's expiry at which the worker attests again.
+pub const RENEW_BEFORE_MS: u64 = 60 * 60 * 1000;
+
+impl Enclave {
+	/// An enclave with a fresh random key.
+	pub fn new(attester: impl Attester) -> Self {
+		Enclave { key: ed25519::Pair::generate().0, attester: Box::new(attester), renew_before_ms: RENEW_BEFORE_MS }
+	}
+
+	/// `--tee-dev`: a fresh key attested by the insecure development CA.
+	pub fn dev() -> Self {
+		Self::new(DevAttester)
+	}
+
+	/// Attest again when the key has less than `ms` of chain time left.
+	pub fn renew_before(mut self, ms: u64) -> Self {
+		self.renew_before_ms = ms;
+		self
+	}
+
+	/// The result-signing key.
+	pub fn public(&self) -> [u8; 32] {
+		self.key.public().0
+	}
+
+	/// What makes the documents.
+	pub fn attester(&self) -> &'static str {
+		self.attester.describe()
+	}
+
+	/// Evidence for a result: the signature over [`tee_message`] of the job, the release's
+	/// artifact, the input's hash and the output.
+	pub fn sign_result(&self, job: JobId, artifact: H256, input_hash: H256, output: &[u8]) -> [u8; 64] {
+		self.key.sign(&tee_message(job, artifact, input_hash, payload_hash(output))).0
+	}
+}
+
+/// What the worker sends next to keep its key attested.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+	/// Nothing: the key is good, or an earlier step is still on its way.
+	Wait,
+	/// `Tee::request_challenge`.
+	RequestChallenge,
+	/// `Tee::attest` with this document.
+	Attest(Vec<u8>),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+	Challenge { at: u32 },
+	Attest { nonce: [u8; 32], at: u32 },
+}
+
+/// Keeps the enclave's key attested: decides, at each best block, what to send.
+pub struct Attestation {
+	enclave: std::sync::Arc<Enclave>,
+	usable: bool,
+	expires_at_ms: Option<u64>,
+	pending: Option<Pending>,
+	/// Attempts in a row that did not attest the key (each doubles the wait, up to 32×).
+	failures: u32,
+	warned_not_worker: bool,
+}
+
+impl Attestation {
+	/// Starts with nothing known about the chain.
+	pub fn new(enclave: std::sync::Arc<Enclave>) -> Self {
+		Attestation {
+			enclave,
+			usable: false,
+			expires_at_ms: None,
+			pending: None,
+			failures: 0,
+			warned_not_worker: false,
+		}
+	}
+
+	/// The enclave.
+	pub fn enclave(&self) -> &std::sync::Arc<Enclave> {
+		&self.enclave
+	}
+
+	/// Whether the chain accepts results signed by our key at the last block seen.
+	pub fn usable(&self) -> bool {
+		self.usable
+	}
+
+	/// When our key expires (chain time, ms), if it is attested.
+	pub fn expires_at_ms(&self) -> Option<u64> {
+		self.expires_at_ms
+	}
+
+	/// The next step at best block `block`, whose TEE standing is `status`. Something sent is
+	/// given `retry_after` blocks (doubled for each failure in a row) to show up on chain.
+	pub fn on_status(&mut self, block: u32, status: &WorkerTee, retry_after: u32) -> Step {
+		let public = self.enclave.public();
+		let ours = status.key.as_ref().filter(|k| k.public == public);
+		self.usable = status.key_usable && ours.is_some();
+		self.expires_at_ms = ours.map(|k| k.expires_at_ms);
+		if let Some(key) = ours.filter(|_| status.key_usable) {
+			if key.expires_at_ms > status.now_ms.saturating_add(self.enclave.renew_before_ms) {
+				if self.pending.take().is_some() || self.failures > 0 {
+					tracing::info!(
+						target: "inference",
+						block,
+						expires_in_s = (key.expires_at_ms - status.now_ms) / 1000,
+						"🔐 enclave key attested"
+					);
+				}
+				self.failures = 0;
+				return Step::Wait;
+			}
+		}
+		if !status.is_worker {
+			if !self.warned_not_worker {
+				tracing::warn!(target: "inference", "not a registered worker: cannot attest the enclave key");
+				self.warned_not_worker = true;
+			}
+			return Step::Wait;
+		}
+		self.warned_not_worker = false;
+		let patience = retry_after.max(1) << self.failures.min(5);
+		let open_challenge = status.challenge.as_ref().filter(|c| c.expires_at > block);
+		let sent_at = match self.pending {
+			// The challenge is out: answer it below.
+			Some(Pending::Challenge { .. }) if open_challenge.is_some() => None,
+			Some(Pending::Challenge { at }) | Some(Pending::Attest { at, .. }) => Some(at),
+			None => None,
+		};
+		if let Some(at) = sent_at {
+			if block < at.saturating_add(patience) {
+				return Step::Wait;
+			}
+			self.failures += 1;
+			tracing::warn!(
+				target: "inference",
+				block,
+				failures = self.failures,
+				step = ?self.pending,
+				attester = self.enclave.attester(),
+				"enclave key not attested yet: the chain refused or dropped the last step \
+				 (does its TEE policy trust this attester?); trying again"
+			);
+		}
+		// A challenge still accepted in the next block, not already answered.
+		if let Some(challenge) = open_challenge {
+			let answered = matches!(self.pending, Some(Pending::Attest { nonce, .. }) if nonce == challenge.nonce);
+			if !answered {
+				match self.enclave.attester.document(&challenge.nonce, &public, status.now_ms) {
+					Ok(document) => {
+						self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
+						return Step::Attest(document);
+					},
+					Err(e) => {
+						tracing::error!(target: "inference", "the enclave made no attestation document: {e}");
+						self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
+						return Step::Wait;
+					},
+				}
+			}
+		}
+		self.pending = Some(Pending::Challenge { at: block });
+		Step::RequestChallenge
+	}
+}
