@@ -19,7 +19,7 @@ fn main() {
 	let case = &reference["cases"][0];
 	let pixels: Vec<i8> = case["pixels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect();
 
-	let mlp = opg_worker::zk::integer_mlp(&opg_worker::onnx::Model::parse(&onnx).expect("ONNX")).expect("integer MLP");
+	let mlp = opg_worker::zk::mlp_of(&onnx).expect("an integer MLP");
 	let constraints = opg_zkml::constraint_count(&mlp).unwrap();
 	let started = Instant::now();
 	let keys = opg_zkml::setup(&mlp, &mut rand::rngs::OsRng).unwrap();

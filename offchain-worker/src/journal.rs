@@ -7,7 +7,6 @@
 
 use std::{
 	collections::BTreeMap,
-	io::Write,
 	path::{Path, PathBuf},
 };
 
@@ -92,14 +91,12 @@ impl Journal {
 	}
 
 	fn save(&self) -> std::io::Result<()> {
-		let tmp = self.path.with_extension("tmp");
-		let mut file = std::fs::File::create(&tmp)?;
+		let mut text = String::new();
 		for (job, sent) in &self.entries {
 			let tx = sent.tx.map(|h| bytes::to_hex(h.as_bytes(), false)).unwrap_or_else(|| "-".into());
-			writeln!(file, "{job} {} {tx}", sent.block)?;
+			text.push_str(&format!("{job} {} {tx}\n", sent.block));
 		}
-		file.sync_all()?;
-		std::fs::rename(&tmp, &self.path)
+		crate::write_atomically(&self.path, text.as_bytes())
 	}
 }
 

@@ -18,6 +18,19 @@ pub mod tee;
 pub mod worker;
 pub mod zk;
 
+/// Replaces `path` with `bytes` all at once: written and synced beside it, then renamed, so a
+/// crash leaves the old file or the new one, never half of it.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+	use std::io::Write;
+	let mut name = path.file_name().unwrap_or_default().to_os_string();
+	name.push(".tmp");
+	let tmp = path.with_file_name(name);
+	let mut file = std::fs::File::create(&tmp)?;
+	file.write_all(bytes)?;
+	file.sync_all()?;
+	std::fs::rename(&tmp, path)
+}
+
 /// Makes glibc keep freed memory for reuse instead of returning it to the kernel after every
 /// large tensor: executing a model allocates and frees the same sizes op after op, and
 /// page-faulting fresh memory each time cost a third of a CNN's run time in the benchmark.

@@ -119,8 +119,8 @@ enum Pending {
 /// Keeps the enclave's key attested: decides, at each best block, what to send.
 pub struct Attestation {
 	enclave: std::sync::Arc<Enclave>,
-	usable: bool,
-	expires_at_ms: Option<u64>,
+	/// Expiry (chain time, ms) of our key while the chain accepts results signed by it.
+	usable_until_ms: Option<u64>,
 	pending: Option<Pending>,
 	/// Attempts in a row that did not attest the key (each doubles the wait, up to 32×).
 	failures: u32,
@@ -130,14 +130,7 @@ pub struct Attestation {
 impl Attestation {
 	/// Starts with nothing known about the chain.
 	pub fn new(enclave: std::sync::Arc<Enclave>) -> Self {
-		Attestation {
-			enclave,
-			usable: false,
-			expires_at_ms: None,
-			pending: None,
-			failures: 0,
-			warned_not_worker: false,
-		}
+		Attestation { enclave, usable_until_ms: None, pending: None, failures: 0, warned_not_worker: false }
 	}
 
 	/// The enclave.
@@ -147,22 +140,21 @@ impl Attestation {
 
 	/// Whether the chain accepts results signed by our key at the last block seen.
 	pub fn usable(&self) -> bool {
-		self.usable
+		self.usable_until_ms.is_some()
 	}
 
-	/// When our key expires (chain time, ms), if it is attested.
-	pub fn expires_at_ms(&self) -> Option<u64> {
-		self.expires_at_ms
+	/// When our key expires (chain time, ms), while the chain accepts it.
+	pub fn usable_until_ms(&self) -> Option<u64> {
+		self.usable_until_ms
 	}
 
 	/// The next step at best block `block`, whose TEE standing is `status`. Something sent is
 	/// given `retry_after` blocks (doubled for each failure in a row) to show up on chain.
 	pub fn on_status(&mut self, block: u32, status: &WorkerTee, retry_after: u32) -> Step {
 		let public = self.enclave.public();
-		let ours = status.key.as_ref().filter(|k| k.public == public);
-		self.usable = status.key_usable && ours.is_some();
-		self.expires_at_ms = ours.map(|k| k.expires_at_ms);
-		if let Some(key) = ours.filter(|_| status.key_usable) {
+		let usable = status.key.as_ref().filter(|k| k.public == public && status.key_usable);
+		self.usable_until_ms = usable.map(|k| k.expires_at_ms);
+		if let Some(key) = usable {
 			if key.expires_at_ms > status.now_ms.saturating_add(self.enclave.renew_before_ms) {
 				if self.pending.take().is_some() || self.failures > 0 {
 					tracing::info!(
@@ -211,17 +203,15 @@ impl Attestation {
 		if let Some(challenge) = open_challenge {
 			let answered = matches!(self.pending, Some(Pending::Attest { nonce, .. }) if nonce == challenge.nonce);
 			if !answered {
-				match self.enclave.attester.document(&challenge.nonce, &public, status.now_ms) {
-					Ok(document) => {
-						self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
-						return Step::Attest(document);
-					},
+				// A failure to make the document waits like a refused one.
+				self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
+				return match self.enclave.attester.document(&challenge.nonce, &public, status.now_ms) {
+					Ok(document) => Step::Attest(document),
 					Err(e) => {
 						tracing::error!(target: "inference", "the enclave made no attestation document: {e}");
-						self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
-						return Step::Wait;
+						Step::Wait
 					},
-				}
+				};
 			}
 		}
 		self.pending = Some(Pending::Challenge { at: block });

@@ -262,7 +262,7 @@ impl<C: Chain> Worker<C> {
 		};
 		let step = tee.on_status(head.number, &status, self.config.retry_after);
 		if let Some(m) = &self.metrics {
-			let left = tee.expires_at_ms().filter(|_| tee.usable()).map_or(0, |at| at.saturating_sub(status.now_ms));
+			let left = tee.usable_until_ms().map_or(0, |at| at.saturating_sub(status.now_ms));
 			m.enclave_key_validity.set(left / 1000);
 		}
 		let (call, name) = match step {
@@ -573,15 +573,10 @@ fn prove(job: JobId, store: &ModelStore, provers: &Provers, release: &Release, i
 		return Answer::Reject(RejectReason::ModelUnavailable);
 	};
 	let uri = String::from_utf8_lossy(&release.source_uri);
-	let model = match store.get(release.artifact, release.artifact_size, &uri) {
-		Ok(model) => model,
-		Err(e) => {
-			tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
-			return Answer::Reject(RejectReason::ModelUnavailable);
-		},
-	};
+	// The store checks the file against `artifact`.
+	let model = || store.get(release.artifact, release.artifact_size, &uri).map_err(|e| e.to_string());
 	let started = Instant::now();
-	match provers.prove(key, &model, input) {
+	match provers.prove(key, release.artifact, model, input) {
 		Ok(proved) => {
 			if proved.output.len() > MAX_OUTPUT_LEN || check_tensors(&proved.output, &release.outputs).is_err() {
 				tracing::warn!(target: "inference", job, "the proved output does not fit the release's spec");
@@ -596,6 +591,10 @@ fn prove(job: JobId, store: &ModelStore, provers: &Provers, release: &Release, i
 				Ok(proof) => Answer::Output { output: proved.output, evidence: Evidence::ZkProof(proof) },
 				Err(_) => Answer::Reject(RejectReason::ExecutionFailed),
 			}
+		},
+		Err(ZkError::ModelUnavailable(e)) => {
+			tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
+			Answer::Reject(RejectReason::ModelUnavailable)
 		},
 		Err(ZkError::Prove(opg_zkml::Error::Input(e))) => {
 			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");

@@ -23,6 +23,9 @@ use crate::onnx::{Attribute, Dim, Model};
 /// Why a job could not be proved.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkError {
+	/// The model file could not be had.
+	#[error("model unavailable: {0}")]
+	ModelUnavailable(String),
 	/// The model is not an integer MLP the circuit compiler takes.
 	#[error("model not provable: {0}")]
 	Model(String),
@@ -133,6 +136,11 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 	Ok(mlp)
 }
 
+/// The integer MLP in an ONNX file.
+pub fn mlp_of(onnx: &[u8]) -> Result<IntegerMlp, ZkError> {
+	integer_mlp(&Model::parse(onnx).map_err(|e| ZkError::Model(e.to_string()))?)
+}
+
 /// blake2-256 of a verifying key's compact bytes: how the chain names it (`pallet_zk::key_hash`).
 pub fn key_hash(verifying_key: &opg_groth16::VerifyingKey) -> Result<H256, ZkError> {
 	let bytes = verifying_key.encode().map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
@@ -161,8 +169,7 @@ fn key_file(dir: &Path, hash: H256, extension: &str) -> PathBuf {
 /// Groth16 setup for the integer model in `onnx`, keys written into `dir`. The randomness
 /// comes from the OS and is dropped when this returns.
 pub fn setup(onnx: &[u8], dir: &Path) -> Result<SetupReport, ZkError> {
-	let model = Model::parse(onnx).map_err(|e| ZkError::Model(e.to_string()))?;
-	let mlp = integer_mlp(&model)?;
+	let mlp = mlp_of(onnx)?;
 	let constraints = opg_zkml::constraint_count(&mlp)?;
 	let started = Instant::now();
 	let keys = opg_zkml::setup(&mlp, &mut rand::rngs::OsRng)?;
@@ -174,15 +181,9 @@ pub fn setup(onnx: &[u8], dir: &Path) -> Result<SetupReport, ZkError> {
 	let vk_bytes = keys.verifying.encode().map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
 	let artifact = crate::store::blake2_256(onnx);
 	let pk_bytes = [&artifact.0[..], &opg_zkml::write_proving_key(&keys.proving)].concat();
-	write_atomically(&pk, &pk_bytes).map_err(|e| io(&pk, e))?;
-	write_atomically(&vk, &vk_bytes).map_err(|e| io(&vk, e))?;
+	crate::write_atomically(&pk, &pk_bytes).map_err(|e| io(&pk, e))?;
+	crate::write_atomically(&vk, &vk_bytes).map_err(|e| io(&vk, e))?;
 	Ok(SetupReport { key_hash: hash, proving_key: pk, verifying_key: vk, constraints, took })
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-	let tmp = path.with_extension(format!("partial-{}", std::process::id()));
-	std::fs::write(&tmp, bytes)?;
-	std::fs::rename(&tmp, path)
 }
 
 struct Prover {
@@ -208,8 +209,12 @@ impl Provers {
 		&self.dir
 	}
 
-	fn prover(&self, key: H256, onnx: &[u8]) -> Result<Arc<Prover>, ZkError> {
-		let artifact = crate::store::blake2_256(onnx);
+	fn prover(
+		&self,
+		key: H256,
+		artifact: H256,
+		model: impl FnOnce() -> Result<Vec<u8>, String>,
+	) -> Result<Arc<Prover>, ZkError> {
 		if let Some(prover) = self.loaded.lock().expect("prover cache lock").get(&(key, artifact)) {
 			return Ok(prover.clone());
 		}
@@ -227,16 +232,23 @@ impl Provers {
 		if key_hash(&opg_zkml::verifying_key_of(&proving))? != key {
 			return Err(ZkError::BadKey(path, "it belongs to another verifying key".into()));
 		}
-		let model = integer_mlp(&Model::parse(onnx).map_err(|e| ZkError::Model(e.to_string()))?)?;
+		let model = mlp_of(&model().map_err(ZkError::ModelUnavailable)?)?;
 		let prover = Arc::new(Prover { model, key: proving });
 		self.loaded.lock().expect("prover cache lock").insert((key, artifact), prover.clone());
 		Ok(prover)
 	}
 
-	/// Proves the model `onnx` (the release's artifact) on the canonical `input` under the
-	/// proving key of verifying key `key`: the output payload and the proof.
-	pub fn prove(&self, key: H256, onnx: &[u8], input: &[u8]) -> Result<opg_zkml::Proved, ZkError> {
-		let prover = self.prover(key, onnx)?;
+	/// Proves the release's model (file hash `artifact`) on the canonical `input` under the
+	/// proving key of verifying key `key`: the output payload and the proof. `model` gives the
+	/// verified model file; it is read only when this key and model are not loaded yet.
+	pub fn prove(
+		&self,
+		key: H256,
+		artifact: H256,
+		model: impl FnOnce() -> Result<Vec<u8>, String>,
+		input: &[u8],
+	) -> Result<opg_zkml::Proved, ZkError> {
+		let prover = self.prover(key, artifact, model)?;
 		Ok(opg_zkml::prove(&prover.model, &prover.key, input, &mut rand::rngs::OsRng)?)
 	}
 }

@@ -384,12 +384,17 @@ async fn answers_sent_together_get_distinct_nonces_when_the_pool_count_lags() {
 	assert_eq!(nonce_of(&state.sent[3]), 5);
 }
 
-fn tee_job(worker: &AccountId, input: &[u8]) -> Job {
-	let mut job = job(worker, 1);
+/// Alice serving release 1, with job 3 on one image open in TEE mode; returns its input too.
+fn one_tee_job() -> (tempfile::TempDir, sr25519::Pair, State, Vec<u8>) {
+	let (dir, key, me, mut state) = digits_on_release_1();
+	let input = images(1);
+	let mut job = job(&me, 1);
 	job.mode = VerificationMode::Tee;
-	job.input_hash = blake2_256(input);
+	job.input_hash = blake2_256(&input);
 	job.input_len = input.len() as u32;
-	job
+	state.jobs.insert(3, (job, input.clone()));
+	state.open = vec![3];
+	(dir, key, state, input)
 }
 
 /// A chain on which the worker is registered but has no key, at a fixed time.
@@ -410,10 +415,7 @@ fn tee_calls(calls: &[RuntimeCall]) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
-	let (dir, key, me, mut state) = digits_on_release_1();
-	let input = images(1);
-	state.jobs.insert(3, (tee_job(&me, &input), input.clone()));
-	state.open = vec![3];
+	let (dir, key, mut state, input) = one_tee_job();
 	state.tee = Some(unattested());
 	let enclave = Enclave::dev();
 	let public = enclave.public();
@@ -467,10 +469,7 @@ async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_attestation_is_retried_with_back_off_and_tee_jobs_are_not_answered() {
-	let (dir, key, me, mut state) = digits_on_release_1();
-	let input = images(1);
-	state.jobs.insert(3, (tee_job(&me, &input), input.clone()));
-	state.open = vec![3];
+	let (dir, key, mut state, _) = one_tee_job();
 	state.tee = Some(unattested());
 	state.refuse_documents = true;
 
@@ -504,10 +503,7 @@ async fn a_refused_attestation_is_retried_with_back_off_and_tee_jobs_are_not_ans
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_without_an_enclave_rejects_tee_jobs() {
-	let (dir, key, me, mut state) = digits_on_release_1();
-	let input = images(1);
-	state.jobs.insert(3, (tee_job(&me, &input), input));
-	state.open = vec![3];
+	let (dir, key, state, _) = one_tee_job();
 	let h = start(state, dir.path(), &key);
 	h.head(1, 1).await;
 	assert_eq!(answer(&h.calls()[0]), (3, Err(RejectReason::ExecutionFailed)));
@@ -563,10 +559,8 @@ async fn zk_jobs_are_proved_against_the_chains_statement() {
 	let Evidence::ZkProof(proof) = proved.1 else { panic!("no proof: {:?}", proved.1) };
 	// What the chain checks: the release's key, and public inputs it derives from the job's
 	// input and the submitted output.
-	let statement: Vec<ark_bn254::Fr> = opg_primitives::zk_public_inputs(&input, &proved.0)
-		.iter()
-		.map(|x| ark_ff::PrimeField::from_be_bytes_mod_order(x))
-		.collect();
+	let statement =
+		opg_groth16::decode_public_inputs(&opg_primitives::zk_public_inputs(&input, &proved.0).concat()).unwrap();
 	let proof = opg_groth16::Proof::decode(&proof).unwrap();
 	opg_groth16::verify(&vk.prepare(), &proof, &statement).expect("the proof verifies");
 	let logits: Vec<Tensor> = codec::Decode::decode(&mut &proved.0[..]).unwrap();

@@ -71,12 +71,14 @@ fn missing_or_foreign_proving_keys_are_reported() {
 	let provers = Provers::new(dir.path());
 	let key = H256::repeat_byte(7);
 	let input = vec![0u8; 4];
-	assert!(matches!(provers.prove(key, &zk_model(), &input), Err(ZkError::NoKey(_))));
+	let artifact = opg_worker::store::blake2_256(&zk_model());
+	let model = || Ok(zk_model());
+	assert!(matches!(provers.prove(key, artifact, model, &input), Err(ZkError::NoKey(_))));
 	// A key file made for another model file is not used.
 	let mut file = vec![1u8; 32];
 	file.extend([0u8; 64]);
 	std::fs::write(dir.path().join(format!("{key:?}.pk")), file).unwrap();
-	match provers.prove(key, &zk_model(), &input) {
+	match provers.prove(key, artifact, model, &input) {
 		Err(ZkError::BadKey(_, why)) => assert!(why.contains("made for model"), "{why}"),
 		other => panic!("{:?}", other.map(|_| ())),
 	}

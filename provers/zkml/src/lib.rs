@@ -268,10 +268,11 @@ pub fn prove<R: rand::RngCore + rand::CryptoRng>(
 	Ok(Proved { output, proof: proof.encode() })
 }
 
-/// The public inputs the chain derives from a job's input and output payloads.
+/// The public inputs the chain derives from a job's input and output payloads, read as
+/// `pallet-zk` reads them.
 pub fn statement(input: &[u8], output: &[u8]) -> Vec<Fr> {
-	use ark_ff::PrimeField;
-	opg_primitives::zk_public_inputs(input, output).iter().map(|x| Fr::from_be_bytes_mod_order(x)).collect()
+	opg_groth16::decode_public_inputs(&opg_primitives::zk_public_inputs(input, output).concat())
+		.expect("128-bit halves are below the group order")
 }
 
 /// Writes a proving key (uncompressed: it is read at every start, and checked against its
