@@ -215,10 +215,14 @@ impl Provers {
 		artifact: H256,
 		model: impl FnOnce() -> Result<Vec<u8>, String>,
 	) -> Result<Arc<Prover>, ZkError> {
-		if let Some(prover) = self.loaded.lock().expect("prover cache lock").get(&(key, artifact)) {
+		// Held while loading: jobs arriving together wait for one load (seconds, 25 MB for
+		// the demo model) instead of each reading and checking the key.
+		let mut loaded = self.loaded.lock().expect("prover cache lock");
+		if let Some(prover) = loaded.get(&(key, artifact)) {
 			return Ok(prover.clone());
 		}
 		let path = key_file(&self.dir, key, "pk");
+		let started = Instant::now();
 		let bytes = std::fs::read(&path).map_err(|_| ZkError::NoKey(path.clone()))?;
 		let (made_for, bytes) =
 			bytes.split_at_checked(32).ok_or_else(|| ZkError::BadKey(path.clone(), "truncated".into()))?;
@@ -234,7 +238,8 @@ impl Provers {
 		}
 		let model = mlp_of(&model().map_err(ZkError::ModelUnavailable)?)?;
 		let prover = Arc::new(Prover { model, key: proving });
-		self.loaded.lock().expect("prover cache lock").insert((key, artifact), prover.clone());
+		tracing::info!(?key, bytes = bytes.len(), took_ms = started.elapsed().as_millis() as u64, "proving key loaded");
+		loaded.insert((key, artifact), prover.clone());
 		Ok(prover)
 	}
 

@@ -221,13 +221,21 @@ fn verifying_key(vk: &ark_groth16::VerifyingKey<Bn254>) -> opg_groth16::Verifyin
 	}
 }
 
+/// Runs `f` with `tracing` switched off on this thread. The arkworks gadgets open an INFO span
+/// per gadget call whose fields include the whole constraint system: under a host's log
+/// subscriber (the node's, the worker's) formatting them made one proof take minutes.
+fn untraced<T>(f: impl FnOnce() -> T) -> T {
+	tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
+}
+
 /// Groth16's circuit-specific setup for `model`, with randomness from `rng`. Whoever knows
 /// that randomness can forge proofs: run it where it is thrown away (or replace it by a
 /// multi-party ceremony).
 pub fn setup<R: rand::RngCore + rand::CryptoRng>(model: &IntegerMlp, rng: &mut R) -> Result<Keys, Error> {
 	model.validate()?;
-	let (proving, vk) = ark_groth16::Groth16::<Bn254>::circuit_specific_setup(InferenceCircuit::setup(model), rng)
-		.map_err(|e| Error::Snark(e.to_string()))?;
+	let (proving, vk) =
+		untraced(|| ark_groth16::Groth16::<Bn254>::circuit_specific_setup(InferenceCircuit::setup(model), rng))
+			.map_err(|e| Error::Snark(e.to_string()))?;
 	let verifying = verifying_key(&vk);
 	if verifying.public_inputs() != ZK_PUBLIC_INPUTS {
 		return Err(Error::Snark(format!("{} public inputs", verifying.public_inputs())));
@@ -241,7 +249,8 @@ pub fn constraint_count(model: &IntegerMlp) -> Result<usize, Error> {
 	model.validate()?;
 	let cs = ConstraintSystem::<Fr>::new_ref();
 	cs.set_mode(SynthesisMode::Setup);
-	InferenceCircuit::setup(model).generate_constraints(cs.clone()).map_err(|e| Error::Snark(e.to_string()))?;
+	untraced(|| InferenceCircuit::setup(model).generate_constraints(cs.clone()))
+		.map_err(|e| Error::Snark(e.to_string()))?;
 	Ok(cs.num_constraints())
 }
 
@@ -263,7 +272,8 @@ pub fn prove<R: rand::RngCore + rand::CryptoRng>(
 	let values = model.read_input(input)?;
 	let output = model.output_payload(&model.evaluate(&values));
 	let circuit = InferenceCircuit::prove(model, values);
-	let proof = ark_groth16::Groth16::<Bn254>::prove(proving, circuit, rng).map_err(|e| Error::Snark(e.to_string()))?;
+	let proof = untraced(|| ark_groth16::Groth16::<Bn254>::prove(proving, circuit, rng))
+		.map_err(|e| Error::Snark(e.to_string()))?;
 	let proof = opg_groth16::Proof { a: proof.a, b: proof.b, c: proof.c };
 	Ok(Proved { output, proof: proof.encode() })
 }

@@ -186,3 +186,38 @@ fn groth16_proofs_verify_against_the_chains_public_inputs_only() {
 	// A non-canonical input is refused before any proving.
 	assert!(matches!(opg_zkml::prove(&model, &keys.proving, &[0], &mut rng), Err(Error::Input(_))));
 }
+
+/// A `tracing` subscriber that enables everything and counts the spans opened under it, as a
+/// host's log subscriber would see them.
+struct CountSpans(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl tracing::Subscriber for CountSpans {
+	fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+		true
+	}
+	fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+		tracing::span::Id::from_u64(1 + self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+	}
+	fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+	fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+	fn event(&self, _: &tracing::Event<'_>) {}
+	fn enter(&self, _: &tracing::span::Id) {}
+	fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn proving_opens_no_spans_in_the_hosts_subscriber() {
+	let model = small();
+	let spans = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+	let mut rng = StdRng::seed_from_u64(11);
+	tracing::subscriber::with_default(CountSpans(spans.clone()), || {
+		// The gadgets do open spans (whose fields format the whole constraint system) ...
+		synthesize(&model, vec![1, 2, 3, 4, 5, 6], None);
+		assert!(spans.swap(0, std::sync::atomic::Ordering::Relaxed) > 0, "the subscriber sees gadget spans");
+		// ... but not when the prover synthesizes.
+		let keys = opg_zkml::setup(&model, &mut rng).unwrap();
+		opg_zkml::constraint_count(&model).unwrap();
+		opg_zkml::prove(&model, &keys.proving, &model.input_payload(&[1, 2, 3, 4, 5, 6]), &mut rng).unwrap();
+	});
+	assert_eq!(spans.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
