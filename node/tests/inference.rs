@@ -8,7 +8,10 @@
 //!   its restart, it reconnects after a node restart, and no job is ever answered twice;
 //! - TEE mode (`--tee-dev`, in the node and standalone): the worker attests a fresh enclave key
 //!   with the chain's challenge through the runtime's Nitro verifier, and its signed results
-//!   settle in the block that brings them.
+//!   settle in the block that brings them;
+//! - ZK mode (`--zk-keys`): a publisher registers the integer digits model's verifying key and a
+//!   ZK release, the worker proves each answer with Groth16, and the runtime verifies the proofs
+//!   from its queue in `on_idle`; the trust gap (blocks from result to settlement) is printed.
 
 mod common;
 
@@ -45,13 +48,15 @@ fn reference() -> serde_json::Value {
 	serde_json::from_str(&std::fs::read_to_string(repo("models/digits/reference.json")).unwrap()).unwrap()
 }
 
-/// A model cache holding both preset models, as an operator pre-seeds `--model-dir` (the presets'
+/// A model cache holding both preset models and the ZK model, as an operator pre-seeds `--model-dir` (the presets'
 /// source URIs point at the public repository, which tests must not depend on).
 fn seeded_model_dir(name: &str) -> PathBuf {
 	let dir = std::env::temp_dir().join(format!("opg-models-{}-{name}", std::process::id()));
 	let _ = std::fs::remove_dir_all(&dir);
 	std::fs::create_dir_all(&dir).unwrap();
-	for model in ["models/demo/mlp-classifier.onnx", "models/digits/digits-cnn.onnx"] {
+	for model in
+		["models/demo/mlp-classifier.onnx", "models/digits/digits-cnn.onnx", "models/digits-zk/digits-mlp-int8.onnx"]
+	{
 		let bytes = std::fs::read(repo(model)).unwrap();
 		let hash = opg_worker::store::blake2_256(&bytes);
 		let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
@@ -228,10 +233,10 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	submit(port, Bob, submit_job(pixels_payload(vec![1, 1, 8, 7], &[0.5; 56])));
 	wait_for_event(port, h2, TIMEOUT, |events| {
 		events.iter().find_map(|e| match e {
-			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => Some(assert!(
-				is_module_error(dispatch_error, pallet_inference::Error::InvalidInput),
-				"{dispatch_error:?}"
-			)),
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => {
+				assert!(is_module_error(dispatch_error, pallet_inference::Error::InvalidInput), "{dispatch_error:?}");
+				Some(())
+			},
 			_ => None,
 		})
 	});
@@ -543,5 +548,192 @@ fn tee_dev_worker_attests_its_enclave_key_and_its_signed_results_settle() {
 	assert!(node.stop().success());
 	let log = node.log();
 	assert!(log.contains("enclave key attested"), "no attestation logged:\n{log}");
+	let _ = std::fs::remove_dir_all(models);
+}
+
+/// Charlie publishes the integer digits model (`models/digits-zk`) as a ZK release under the
+/// verifying key `vk`, in a repository of its own; returns the release.
+fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u32 {
+	let h = best(port);
+	submit(
+		port,
+		Charlie,
+		RuntimeCall::Zk(pallet_zk::Call::register_verifying_key { key: vk.try_into().expect("vk fits") }),
+	);
+	submit(
+		port,
+		Charlie,
+		RuntimeCall::ModelHub(pallet_model_hub::Call::create_repository {
+			name: b"opg/digits-mlp-int8".to_vec().try_into().unwrap(),
+			description_uri: b"https://github.com/opg-network/opg/tree/main/models/digits-zk"
+				.to_vec()
+				.try_into()
+				.unwrap(),
+		}),
+	);
+	let (_, repository) = wait_for_event(port, h, TIMEOUT, |events| {
+		events.iter().find_map(|e| match e {
+			RuntimeEvent::ModelHub(pallet_model_hub::Event::RepositoryCreated { repository, .. }) => Some(*repository),
+			_ => None,
+		})
+	});
+	let spec = |name: &[u8], elem, shape: &[u32]| opg_primitives::TensorSpec {
+		name: name.to_vec().try_into().unwrap(),
+		elem,
+		shape: shape.to_vec().try_into().unwrap(),
+	};
+	let params = pallet_model_hub::ReleaseParams::<Runtime> {
+		version: b"1.0.0".to_vec().try_into().unwrap(),
+		artifact: opg_worker::store::blake2_256(model),
+		artifact_size: model.len() as u64,
+		format: opg_primitives::ModelFormat::Onnx,
+		source_uri: b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits-zk/digits-mlp-int8.onnx"
+			.to_vec()
+			.try_into()
+			.unwrap(),
+		inputs: vec![spec(b"pixels", ElemType::I8, &[1, 64])].try_into().unwrap(),
+		outputs: vec![spec(b"logits", ElemType::I32, &[1, 10])].try_into().unwrap(),
+		modes: opg_primitives::ModeSet::of(&[VerificationMode::Zk]),
+		zk_verifying_key: Some(key_hash),
+		royalty: Permill::zero(),
+	};
+	let h = best(port);
+	submit(
+		port,
+		Charlie,
+		RuntimeCall::ModelHub(pallet_model_hub::Call::publish_release { repository, params: Box::new(params) }),
+	);
+	wait_for_event(port, h, TIMEOUT, |events| {
+		events.iter().find_map(|e| match e {
+			RuntimeEvent::ModelHub(pallet_model_hub::Event::ReleasePublished { release, .. }) => Some(*release),
+			_ => None,
+		})
+	})
+	.1
+}
+
+/// Alice's dev worker also serves `release` in ZK mode.
+fn serve_zk(port: u16, release: u32) {
+	let worker: pallet_inference::WorkerOf<Runtime> =
+		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port)).unwrap();
+	let mut releases = worker.releases.into_inner();
+	releases.push(release);
+	let h = best(port);
+	submit(
+		port,
+		Alice,
+		RuntimeCall::Inference(pallet_inference::Call::update_worker {
+			releases: releases.try_into().unwrap(),
+			modes: opg_primitives::ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Zk]),
+			price: worker.price,
+			capacity: worker.capacity,
+			hardware: worker.hardware,
+		}),
+	);
+	wait_for_event(port, h, TIMEOUT, |events| {
+		events.iter().any(|e| matches!(e, RuntimeEvent::Inference(MarketEvent::WorkerUpdated { .. }))).then_some(())
+	});
+}
+
+#[test]
+fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
+	let models = seeded_model_dir("zk");
+	let keys = models.join("zk-keys");
+	let model = std::fs::read(repo("models/digits-zk/digits-mlp-int8.onnx")).unwrap();
+	// What the model's publisher runs once (`opg-worker zk-setup`), and gives the worker the key.
+	let setup = opg_worker::zk::setup(&model, &keys).unwrap();
+	let mut node = DevNode::start(&[
+		"--dev-block-time",
+		"1000",
+		"--inference",
+		"--model-dir",
+		models.to_str().unwrap(),
+		"--zk-keys",
+		keys.to_str().unwrap(),
+	]);
+	let port = node.rpc_port;
+	node.wait_for_finalized(1, TIMEOUT);
+	let release = publish_zk_release(port, std::fs::read(&setup.verifying_key).unwrap(), setup.key_hash, &model);
+	serve_zk(port, release);
+
+	let reference: serde_json::Value =
+		serde_json::from_str(&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap()).unwrap();
+	let cases = &reference["cases"].as_array().unwrap()[..3];
+	let start = best(port);
+	let burned_before = runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), start);
+	// Three jobs at once, as a dApp would send them: the worker proves them one by one.
+	for case in cases {
+		let pixels: Vec<u8> =
+			case["pixels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8 as u8).collect();
+		let input = vec![Tensor { elem: ElemType::I8, shape: vec![1, 64], data: pixels }].encode();
+		submit(
+			port,
+			Bob,
+			RuntimeCall::Inference(pallet_inference::Call::submit_job {
+				release,
+				mode: VerificationMode::Zk,
+				input: input.try_into().unwrap(),
+				max_fee: UNIT,
+				timeout: None,
+			}),
+		);
+	}
+	// Block numbers of each job's submission, result and settlement.
+	let mut seen = std::collections::BTreeMap::<JobId, [Option<u32>; 3]>::new();
+	let mut fees = 0;
+	let mut from = start;
+	while seen.len() < cases.len() || seen.values().any(|s| s[2].is_none()) {
+		let (at, events) = wait_for_event(port, from, TIMEOUT, |events| Some(events.to_vec()));
+		let n = number_of(port, at);
+		for e in events.iter().filter_map(market) {
+			match e {
+				MarketEvent::JobSubmitted { job, mode, .. } => {
+					assert_eq!(*mode, VerificationMode::Zk);
+					seen.entry(*job).or_default()[0] = Some(n);
+				},
+				MarketEvent::ResultSubmitted { job, .. } => seen.get_mut(job).expect("submitted first")[1] = Some(n),
+				MarketEvent::JobSettled { job, verification_fee, .. } => {
+					seen.get_mut(job).expect("submitted first")[2] = Some(n);
+					fees += verification_fee;
+				},
+				MarketEvent::JobFailed { job, .. } | MarketEvent::JobRejected { job, .. } => {
+					panic!("job {job} did not settle: {e:?}\n{}", node.log_tail(40))
+				},
+				_ => {},
+			}
+		}
+		from = at;
+	}
+	assert_eq!(seen.len(), cases.len());
+	let end = best(port);
+	for ((job, blocks), case) in seen.iter().zip(cases) {
+		let [Some(submitted), Some(result), Some(settled)] = *blocks else { unreachable!() };
+		// Nobody called `verify_result`: the proof was checked in `on_idle`, which has room for
+		// it in the block that brings the result when the block is not full.
+		println!(
+			"zk job {job}: submitted #{submitted}, result #{result} (+{} blocks: proving), settled #{settled} \
+			 (trust gap {} blocks)",
+			result - submitted,
+			settled - result
+		);
+		assert_eq!(settled, result, "verified in the on_idle of the block that brought the result");
+		let (record, _, stored) = job_view(port, *job, end).unwrap();
+		assert!(matches!(record.status, JobStatus::Settled { .. }), "{:?}", record.status);
+		let Some(opg_primitives::Evidence::ZkProof(proof)) = stored.as_ref().map(|r| &r.evidence) else {
+			panic!("no proof: {stored:?}")
+		};
+		assert_eq!(proof.len(), 128, "compact Groth16 proof");
+		let output = Vec::<Tensor>::decode(&mut &stored.unwrap().output[..]).unwrap();
+		let logits: Vec<i64> =
+			output[0].data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect();
+		let expected: Vec<i64> = case["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+		assert_eq!(logits, expected, "the model's exact integer logits");
+	}
+	let burned = runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), end);
+	assert!(fees > 0);
+	assert_eq!(burned.verification_fees - burned_before.verification_fees, fees);
+	assert_eq!(burned.slashes, burned_before.slashes, "nobody was slashed");
+
+	assert!(node.stop().success());
 	let _ = std::fs::remove_dir_all(models);
 }

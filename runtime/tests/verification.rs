@@ -153,47 +153,55 @@ fn a_dev_enclave_attests_and_its_signed_results_settle() {
 	});
 }
 
+/// Charlie registers a Groth16 key (whose trapdoor the test knows) and publishes a ZK release of
+/// the demo model under it; returns the release, its key's hash, a proof of the demo input with
+/// `demo_output(0.5)`, and that output.
+fn zk_release() -> (u32, H256, BoundedVec<u8, <Runtime as pallet_inference::Config>::MaxEvidenceLen>, Vec<u8>) {
+	// The statement of a job with the demo input and this output, proven under a key whose
+	// trapdoor the test knows (what the worker's prover does with a real circuit).
+	let output = demo_output(0.5);
+	let statement = opg_primitives::zk_public_inputs(&demo_input(), &output);
+	let inputs = opg_groth16::decode_public_inputs(&statement.concat()).unwrap();
+	let (key, proof) = opg_groth16::synthetic::instance_for(&inputs, 3);
+	let key = key.encode().unwrap();
+	let hash = pallet_zk::key_hash(&key);
+	assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), key.try_into().unwrap()));
+	let release = pallet_model_hub::NextReleaseId::<Runtime>::get();
+	assert_ok!(ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, zk_params(b"zk-1", hash)));
+	(release, hash, proof.encode().try_into().unwrap(), output)
+}
+
+/// The demo model's release 0, in ZK mode under verifying key `vk`.
+fn zk_params(version: &[u8], vk: H256) -> Box<pallet_model_hub::ReleaseParams<Runtime>> {
+	let p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap();
+	Box::new(pallet_model_hub::ReleaseParams::<Runtime> {
+		version: version.to_vec().try_into().unwrap(),
+		artifact: p.artifact,
+		artifact_size: p.artifact_size,
+		format: p.format,
+		source_uri: p.source_uri,
+		inputs: p.inputs,
+		outputs: p.outputs,
+		modes: modes(&[VerificationMode::Zk]),
+		zk_verifying_key: Some(vk),
+		royalty: p.royalty,
+	})
+}
+
 #[test]
 fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
 		start_block(1);
-		// The statement of a job with the demo input and this output, proven under a key whose
-		// trapdoor the test knows (what the worker's prover will do with a real circuit).
-		let output = demo_output(0.5);
-		let statement = opg_primitives::zk_public_inputs(&demo_input(), &output);
-		let inputs = opg_groth16::decode_public_inputs(&statement.concat()).unwrap();
-		let (key, proof) = opg_groth16::synthetic::instance_for(&inputs, 3);
-		let key = key.encode().unwrap();
-		let hash = pallet_zk::key_hash(&key);
-		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), key.try_into().unwrap()));
-
 		// Releases reference keys of the inference statement only (4 public inputs).
 		let (two_inputs, _, _) = opg_groth16::synthetic::instance(2, 5);
 		let two_inputs = two_inputs.encode().unwrap();
 		let two_hash = pallet_zk::key_hash(&two_inputs);
 		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), two_inputs.try_into().unwrap()));
-		let release = |version: &[u8], vk: H256| {
-			let mut p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap();
-			p.modes = modes(&[VerificationMode::Zk]);
-			Box::new(pallet_model_hub::ReleaseParams::<Runtime> {
-				version: version.to_vec().try_into().unwrap(),
-				artifact: p.artifact,
-				artifact_size: p.artifact_size,
-				format: p.format,
-				source_uri: p.source_uri,
-				inputs: p.inputs,
-				outputs: p.outputs,
-				modes: p.modes,
-				zk_verifying_key: Some(vk),
-				royalty: p.royalty,
-			})
-		};
 		assert_noop!(
-			ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, release(b"zk-2", two_hash)),
+			ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, zk_params(b"zk-2", two_hash)),
 			pallet_model_hub::Error::<Runtime>::UnknownVerifyingKey
 		);
-		let zk_release = pallet_model_hub::NextReleaseId::<Runtime>::get();
-		assert_ok!(ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, release(b"zk-1", hash)));
+		let (zk_release, hash, proof, output) = zk_release();
 		assert_noop!(
 			Zk::unregister_verifying_key(signed(Sr25519Keyring::Charlie), hash),
 			pallet_zk::Error::<Runtime>::KeyInUse
@@ -201,7 +209,6 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 		bob_serves(zk_release, VerificationMode::Zk);
 
 		let issuance = Balances::total_issuance();
-		let proof: BoundedVec<u8, _> = proof.encode().try_into().unwrap();
 		let good = submit_job(zk_release, VerificationMode::Zk);
 		assert_ok!(Inference::submit_result(
 			signed(Sr25519Keyring::Bob),
@@ -225,5 +232,82 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 		));
 		assert_ok!(Inference::verify_result(signed(Sr25519Keyring::Eve), lie));
 		assert_eq!(status(lie), JobStatus::Failed);
+	});
+}
+
+/// The trust gap of ZK results under load: `on_idle` verifies queued proofs, oldest first, as
+/// far as the block's remaining weight covers each one's worst case, and the rest in the next
+/// blocks. Prints how many fit an otherwise empty block.
+#[test]
+fn on_idle_verifies_queued_proofs_as_far_as_the_block_has_room() {
+	use polkadot_sdk::frame_support::traits::{Get, Hooks};
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		let (release, _, proof, output) = zk_release();
+		// Two workers at full capacity: more results than one block verifies.
+		let capacity = <Runtime as pallet_inference::Config>::MaxWorkerCapacity::get();
+		let workers = [Sr25519Keyring::Bob, Sr25519Keyring::Eve];
+		for worker in workers {
+			assert_ok!(Inference::register_worker(
+				signed(worker),
+				1_000 * UNIT,
+				vec![release].try_into().unwrap(),
+				modes(&[VerificationMode::Zk]),
+				UNIT,
+				capacity,
+				Hardware::Gpu,
+			));
+		}
+		let jobs: Vec<u64> = (0..capacity * workers.len() as u32)
+			.map(|_| {
+				let job = pallet_inference::NextJobId::<Runtime>::get();
+				assert_ok!(Inference::submit_job(
+					signed(Sr25519Keyring::Dave),
+					release,
+					VerificationMode::Zk,
+					demo_input().try_into().unwrap(),
+					100 * UNIT,
+					None,
+				));
+				let assigned = pallet_inference::Jobs::<Runtime>::get(job).unwrap().worker;
+				let worker = workers.into_iter().find(|w| account(*w) == assigned).unwrap();
+				assert_ok!(Inference::submit_result(
+					signed(worker),
+					job,
+					output.clone().try_into().unwrap(),
+					Evidence::ZkProof(proof.clone()),
+				));
+				job
+			})
+			.collect();
+		let max_block = <Runtime as polkadot_sdk::frame_system::Config>::BlockWeights::get().max_block;
+		let settled = || jobs.iter().filter(|j| matches!(status(**j), JobStatus::Settled { .. })).count();
+		let mut per_block = Vec::new();
+		for n in 1..=jobs.len() as u32 {
+			if n > 1 {
+				start_block(n);
+			}
+			// What `Executive` gives `on_idle`: the block's weight left after everything else.
+			let remaining =
+				max_block.saturating_sub(polkadot_sdk::frame_system::Pallet::<Runtime>::block_weight().total());
+			let before = settled();
+			let used = Inference::on_idle(n, remaining);
+			assert!(used.all_lte(remaining), "on_idle stays within the block: {used:?} of {remaining:?}");
+			per_block.push(settled() - before);
+			// Oldest first: whatever settled is a prefix of the queue.
+			assert!(jobs[..settled()].iter().all(|j| matches!(status(*j), JobStatus::Settled { .. })));
+			if settled() == jobs.len() {
+				break;
+			}
+		}
+		assert!(per_block[0] > 0, "an empty block verifies at least one proof");
+		assert!(per_block.len() > 1, "{} results exceed one block: the measurement needs more", jobs.len());
+		println!(
+			"on_idle verified {} queued ZK results per block ({:?}): a burst of {} results waits up to {} blocks",
+			per_block[0],
+			per_block,
+			jobs.len(),
+			per_block.len() - 1
+		);
 	});
 }
