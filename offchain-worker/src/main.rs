@@ -82,8 +82,14 @@ struct Args {
 	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
 	/// attested on chain with documents from the development CA claiming Nitro debug mode's
 	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
-	#[arg(long)]
+	#[arg(long, conflicts_with = "tee_nitro")]
 	tee_dev: bool,
+
+	/// Also answer TEE-mode jobs as the AWS Nitro enclave this worker runs in: a fresh ed25519
+	/// key, attested with documents from the Nitro Security Module (`/dev/nsm`). Fails at start
+	/// outside an enclave.
+	#[arg(long)]
+	tee_nitro: bool,
 
 	/// Directory of ZK proving keys (`0x<verifying key hash>.pk`, made by `zk-setup`); ZK-mode
 	/// jobs of releases whose key is there are proved (default: `<base-path>/zk-keys`).
@@ -161,6 +167,8 @@ async fn run(args: Args) -> Result<(), String> {
 	if let Some(Command::ZkSetup { model, out }) = &args.command {
 		return zk_setup(model, out);
 	}
+	// Before anything connects: outside an enclave there is nothing to serve TEE jobs with.
+	let nsm = if args.tee_nitro { Some(opg_worker::tee::NsmAttester::open()?) } else { None };
 	opg_worker::tune_allocator();
 	let signer: Arc<dyn Signer> = Arc::new(signer(&args)?);
 	let device = if args.gpu { Device::Cuda(args.device) } else { Device::Cpu };
@@ -202,6 +210,9 @@ async fn run(args: Args) -> Result<(), String> {
 	if args.tee_dev {
 		tracing::warn!("⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
 		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());
+	}
+	if let Some(nsm) = nsm {
+		worker = worker.with_enclave(opg_worker::tee::Enclave::new(nsm));
 	}
 	let zk_keys = args.zk_keys.clone().unwrap_or_else(|| args.base_path.join("zk-keys"));
 	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));

@@ -9,8 +9,8 @@
 //!
 //! [`DevAttester`] makes documents with the **insecure** development CA and Nitro debug mode's
 //! all-zero PCRs (`--tee-dev`): only the `development` chain trusts it. Inside an AWS Nitro
-//! enclave the document comes from the Nitro Security Module instead, behind the same
-//! [`Attester`] trait.
+//! enclave, [`NsmAttester`] (`--tee-nitro`) asks the Nitro Security Module, which signs the
+//! enclave's real measurements under AWS's certificate chain.
 
 use opg_nitro::dev::{Claims, DevCa, DEV_SEED};
 use opg_primitives::{payload_hash, tee_message, JobId};
@@ -51,6 +51,55 @@ impl Attester for DevAttester {
 
 	fn describe(&self) -> &'static str {
 		"INSECURE development CA, zero PCRs"
+	}
+}
+
+/// The Nitro Security Module's device inside an enclave.
+pub const NSM_DEVICE: &str = "/dev/nsm";
+
+/// Documents from the AWS Nitro Security Module: the enclave's PCRs, the chain's nonce and the
+/// key, signed by the NSM under AWS's root, which the chain pins. The document's timestamp is
+/// the NSM's clock; the chain checks it against its own time (at most 5 min old).
+pub struct NsmAttester {
+	fd: std::os::fd::RawFd,
+}
+
+impl NsmAttester {
+	/// Opens [`NSM_DEVICE`]; fails outside a Nitro enclave.
+	pub fn open() -> Result<Self, String> {
+		use std::os::fd::IntoRawFd;
+		let device = std::fs::OpenOptions::new()
+			.read(true)
+			.write(true)
+			.open(NSM_DEVICE)
+			.map_err(|e| format!("{NSM_DEVICE}: {e} (--tee-nitro works inside an AWS Nitro enclave only)"))?;
+		Ok(NsmAttester { fd: device.into_raw_fd() })
+	}
+}
+
+impl Drop for NsmAttester {
+	fn drop(&mut self) {
+		aws_nitro_enclaves_nsm_api::driver::nsm_exit(self.fd);
+	}
+}
+
+impl Attester for NsmAttester {
+	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], _now_ms: u64) -> Result<Vec<u8>, String> {
+		use aws_nitro_enclaves_nsm_api::api::{Request, Response};
+		let request = Request::Attestation {
+			user_data: None,
+			nonce: Some(serde_bytes::ByteBuf::from(nonce.to_vec())),
+			public_key: Some(serde_bytes::ByteBuf::from(public_key.to_vec())),
+		};
+		match aws_nitro_enclaves_nsm_api::driver::nsm_process_request(self.fd, request) {
+			Response::Attestation { document } => Ok(document),
+			Response::Error(code) => Err(format!("the NSM refused to attest: {code:?}")),
+			other => Err(format!("unexpected NSM response: {other:?}")),
+		}
+	}
+
+	fn describe(&self) -> &'static str {
+		"AWS Nitro Security Module"
 	}
 }
 
