@@ -79,7 +79,49 @@ impl NsmAttester {
 
 impl Drop for NsmAttester {
 	fn drop(&mut self) {
-		aws_nitro_enclaves_nsm_api::driver::nsm_exit(self.fd);
+		// SAFETY: `fd` came from `into_raw_fd` and is closed only here.
+		unsafe { libc::close(self.fd) };
+	}
+}
+
+/// The NSM driver's message (`struct nsm_raw` in Linux's `include/uapi/linux/nsm.h`): the CBOR
+/// request, and a buffer for the CBOR response whose length the driver sets. Nitro enclaves are
+/// 64-bit, where `iovec` has the layout of the kernel's `nsm_iovec` (two u64).
+#[repr(C)]
+struct NsmMessage {
+	request: libc::iovec,
+	response: libc::iovec,
+}
+
+/// The driver's request and response limits.
+const NSM_REQUEST_MAX: usize = 0x1000;
+const NSM_RESPONSE_MAX: usize = 0x3000;
+
+/// `NSM_IOCTL_RAW`: `_IOWR(0x0A, 0, struct nsm_raw)`.
+const NSM_IOCTL: libc::c_ulong = (3 << 30) | ((std::mem::size_of::<NsmMessage>() as libc::c_ulong) << 16) | (0x0A << 8);
+
+impl NsmAttester {
+	/// One request to the NSM and its decoded response.
+	fn request(
+		&self,
+		request: &aws_nitro_enclaves_nsm_api::api::Request,
+	) -> Result<aws_nitro_enclaves_nsm_api::api::Response, String> {
+		let request = serde_cbor::to_vec(request).map_err(|e| format!("NSM request: {e}"))?;
+		if request.len() > NSM_REQUEST_MAX {
+			return Err(format!("NSM request of {} bytes over the driver's {NSM_REQUEST_MAX}", request.len()));
+		}
+		let mut response = vec![0u8; NSM_RESPONSE_MAX];
+		let mut message = NsmMessage {
+			request: libc::iovec { iov_base: request.as_ptr() as *mut libc::c_void, iov_len: request.len() },
+			response: libc::iovec { iov_base: response.as_mut_ptr() as *mut libc::c_void, iov_len: response.len() },
+		};
+		// SAFETY: both buffers outlive the call; the driver reads `request` and writes at most
+		// `response.len()` bytes into `response`, then sets `message.response.iov_len`.
+		if unsafe { libc::ioctl(self.fd, NSM_IOCTL as _, &mut message as *mut NsmMessage) } != 0 {
+			return Err(format!("NSM ioctl: {}", std::io::Error::last_os_error()));
+		}
+		let len = message.response.iov_len.min(response.len());
+		serde_cbor::from_slice(&response[..len]).map_err(|e| format!("NSM response: {e}"))
 	}
 }
 
@@ -91,7 +133,7 @@ impl Attester for NsmAttester {
 			nonce: Some(serde_bytes::ByteBuf::from(nonce.to_vec())),
 			public_key: Some(serde_bytes::ByteBuf::from(public_key.to_vec())),
 		};
-		match aws_nitro_enclaves_nsm_api::driver::nsm_process_request(self.fd, request) {
+		match self.request(&request)? {
 			Response::Attestation { document } => Ok(document),
 			Response::Error(code) => Err(format!("the NSM refused to attest: {code:?}")),
 			other => Err(format!("unexpected NSM response: {other:?}")),
@@ -265,5 +307,32 @@ impl Attestation {
 		}
 		self.pending = Some(Pending::Challenge { at: block });
 		Step::RequestChallenge
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn the_nsm_ioctl_is_the_kernels() {
+		// `_IOWR(0x0A, 0, struct nsm_raw)` with a 32-byte `nsm_raw`, as Linux defines it.
+		assert_eq!(std::mem::size_of::<NsmMessage>(), 32);
+		assert_eq!(NSM_IOCTL, 0xC020_0A00);
+	}
+
+	#[test]
+	fn attestation_requests_carry_the_nonce_and_key_as_byte_strings() {
+		use aws_nitro_enclaves_nsm_api::api::Request;
+		let request = Request::Attestation {
+			user_data: None,
+			nonce: Some(serde_bytes::ByteBuf::from(vec![7; 32])),
+			public_key: Some(serde_bytes::ByteBuf::from(vec![9; 32])),
+		};
+		let cbor = serde_cbor::to_vec(&request).unwrap();
+		// CBOR byte strings of 32 bytes (0x58 0x20 …), not arrays of integers.
+		let has = |byte: u8| cbor.windows(34).any(|w| w[..2] == [0x58, 0x20] && w[2..].iter().all(|b| *b == byte));
+		assert!(has(7) && has(9), "{cbor:02x?}");
+		assert!(cbor.len() < NSM_REQUEST_MAX);
 	}
 }
