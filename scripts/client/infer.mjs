@@ -105,6 +105,8 @@ async function main() {
     const seconds = (Date.now() - started) / 1000;
     const [record, , result] = (await api.call.inferenceApi.job(job)).unwrap();
     const report = { job: job.toString(), release: releaseId, outcome: outcome.method, seconds, worker: record.worker.toString(), price: record.price.toString() };
+    // What polkadot.js apps takes as submitJob's `input`.
+    report.input = u8aToHex(payload);
     if (outcome.method === 'JobSettled') {
       report.verificationFeeBurned = outcome.data.verificationFee.toString();
       report.outputHash = result.unwrap().outputHash.toHex();
