@@ -351,7 +351,7 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 	let mut node = DevNode::start(&["--dev-block-time", "1000"]);
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
-	offer_tee(port);
+	alice_offers(port, VerificationMode::Tee, None);
 	let start = best(port);
 	let worker_base = node.base.join("worker");
 	let mut worker = StandaloneWorker::start(port, &worker_base, &models);
@@ -437,17 +437,20 @@ fn tee_status(port: u16, at: H256) -> pallet_tee::runtime_api::WorkerTee<u32> {
 	runtime_call(port, "TeeApi_worker_status", Alice.to_account_id(), at)
 }
 
-/// Alice's dev worker also offers TEE mode (the `development` preset registers it Vanilla only).
-fn offer_tee(port: u16) {
+/// Alice's dev worker (Vanilla only in the `development` preset) also answers in `mode`, and
+/// serves `release` too if given.
+fn alice_offers(port: u16, mode: VerificationMode, release: Option<u32>) {
 	let worker: pallet_inference::WorkerOf<Runtime> =
 		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port)).unwrap();
+	let mut releases = worker.releases.into_inner();
+	releases.extend(release);
 	let h = best(port);
 	submit(
 		port,
 		Alice,
 		RuntimeCall::Inference(pallet_inference::Call::update_worker {
-			releases: worker.releases,
-			modes: opg_primitives::ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+			releases: releases.try_into().unwrap(),
+			modes: opg_primitives::ModeSet::of(&[VerificationMode::Vanilla, mode]),
 			price: worker.price,
 			capacity: worker.capacity,
 			hardware: worker.hardware,
@@ -526,7 +529,7 @@ fn tee_dev_worker_attests_its_enclave_key_and_its_signed_results_settle() {
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
 	let genesis = common::hash_of(&rpc(port, "chain_getBlockHash", json!([0])));
-	offer_tee(port);
+	alice_offers(port, VerificationMode::Tee, None);
 	let (_, key) = attested(port, genesis);
 
 	let reference = reference();
@@ -612,29 +615,6 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 	.1
 }
 
-/// Alice's dev worker also serves `release` in ZK mode.
-fn serve_zk(port: u16, release: u32) {
-	let worker: pallet_inference::WorkerOf<Runtime> =
-		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port)).unwrap();
-	let mut releases = worker.releases.into_inner();
-	releases.push(release);
-	let h = best(port);
-	submit(
-		port,
-		Alice,
-		RuntimeCall::Inference(pallet_inference::Call::update_worker {
-			releases: releases.try_into().unwrap(),
-			modes: opg_primitives::ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Zk]),
-			price: worker.price,
-			capacity: worker.capacity,
-			hardware: worker.hardware,
-		}),
-	);
-	wait_for_event(port, h, TIMEOUT, |events| {
-		events.iter().any(|e| matches!(e, RuntimeEvent::Inference(MarketEvent::WorkerUpdated { .. }))).then_some(())
-	});
-}
-
 #[test]
 fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 	let models = seeded_model_dir("zk");
@@ -654,7 +634,7 @@ fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
 	let release = publish_zk_release(port, std::fs::read(&setup.verifying_key).unwrap(), setup.key_hash, &model);
-	serve_zk(port, release);
+	alice_offers(port, VerificationMode::Zk, Some(release));
 
 	let reference: serde_json::Value =
 		serde_json::from_str(&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap()).unwrap();
