@@ -28,6 +28,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 from onnx_export import save_model  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from training import Adam, softmax, stratified_split  # noqa: E402
 
 SEED = 2026
 CHANNELS = 8
@@ -44,13 +45,7 @@ rng = np.random.default_rng(SEED)
 digits = load_digits()
 images = (digits.images.astype(np.float64) / 16.0)[:, None, :, :]  # [N, 1, 8, 8]
 labels = digits.target.astype(np.int64)
-test_idx = []
-for digit in range(10):
-    members = np.flatnonzero(labels == digit)
-    members = members[rng.permutation(len(members))]
-    test_idx.extend(members[: int(round(0.2 * len(members)))].tolist())
-test_idx = np.array(sorted(test_idx), dtype=np.int64)
-train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
+train_idx, test_idx = stratified_split(labels, rng)
 
 
 # --- model, float64 while training ---
@@ -73,11 +68,6 @@ def forward(x, params):
     flat = pooled.reshape(len(x), CHANNELS * 16)  # channel-major, as ONNX Flatten
     logits = flat @ wf.T + bf  # Gemm with transB=1
     return logits, (cols, conv, win, pooled, flat)
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def gradients(x, y, params):
@@ -107,9 +97,7 @@ params = [
     rng.normal(0, np.sqrt(1.0 / (CHANNELS * 16)), (10, CHANNELS * 16)),
     np.zeros(10),
 ]
-m = [np.zeros_like(p) for p in params]
-v = [np.zeros_like(p) for p in params]
-beta1, beta2, eps, step = 0.9, 0.999, 1e-8, 0
+adam = Adam(params, LEARNING_RATE)
 
 started = time.perf_counter()
 x_train, y_train = images[train_idx], labels[train_idx]
@@ -120,13 +108,7 @@ for epoch in range(EPOCHS):
         batch = order[start : start + BATCH]
         *grads, logits = gradients(x_train[batch], y_train[batch], params)
         correct += int((logits.argmax(axis=-1) == y_train[batch]).sum())
-        step += 1
-        for i, g in enumerate(grads):
-            m[i] = beta1 * m[i] + (1 - beta1) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            m_hat = m[i] / (1 - beta1**step)
-            v_hat = v[i] / (1 - beta2**step)
-            params[i] = params[i] - LEARNING_RATE * m_hat / (np.sqrt(v_hat) + eps)
+        adam.step(grads)
 train_seconds = time.perf_counter() - started
 print(f"trained {EPOCHS} epochs on {len(train_idx)} images in {train_seconds:.1f} s "
       f"(last-epoch train accuracy {correct / len(train_idx):.4f})")

@@ -36,6 +36,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 from onnx_export import save_model  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from training import Adam, softmax, stratified_split  # noqa: E402
 
 SEED = 2027
 HIDDEN = 32
@@ -53,31 +54,18 @@ rng = np.random.default_rng(SEED)
 digits = load_digits()
 pixels = digits.images.reshape(len(digits.images), 64).astype(np.int64)
 labels = digits.target.astype(np.int64)
-test_idx = []
-for digit in range(10):
-    members = np.flatnonzero(labels == digit)
-    members = members[rng.permutation(len(members))]
-    test_idx.extend(members[: int(round(0.2 * len(members)))].tolist())
-test_idx = np.array(sorted(test_idx), dtype=np.int64)
-train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
+train_idx, test_idx = stratified_split(labels, rng)
 x_float = pixels / 16.0
 
 
 # --- float training ---
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 params = [
     rng.normal(0, np.sqrt(2.0 / 64), (64, HIDDEN)),
     np.zeros(HIDDEN),
     rng.normal(0, np.sqrt(1.0 / HIDDEN), (HIDDEN, 10)),
     np.zeros(10),
 ]
-m = [np.zeros_like(p) for p in params]
-v = [np.zeros_like(p) for p in params]
-beta1, beta2, eps, step = 0.9, 0.999, 1e-8, 0
+adam = Adam(params, LEARNING_RATE)
 for epoch in range(EPOCHS):
     order = train_idx[rng.permutation(len(train_idx))]
     for start in range(0, len(order), BATCH):
@@ -91,11 +79,7 @@ for epoch in range(EPOCHS):
         d_logits /= len(batch)
         d_hidden = (d_logits @ w2.T) * (pre > 0)
         grads = [x.T @ d_hidden, d_hidden.sum(axis=0), hidden.T @ d_logits, d_logits.sum(axis=0)]
-        step += 1
-        for i, g in enumerate(grads):
-            m[i] = beta1 * m[i] + (1 - beta1) * g
-            v[i] = beta2 * v[i] + (1 - beta2) * g * g
-            params[i] = params[i] - LEARNING_RATE * (m[i] / (1 - beta1**step)) / (np.sqrt(v[i] / (1 - beta2**step)) + eps)
+        adam.step(grads)
 w1, b1, w2, b2 = params
 float_accuracy = float(
     (np.argmax(np.maximum(x_float[test_idx] @ w1 + b1, 0) @ w2 + b2, axis=-1) == labels[test_idx]).mean()
