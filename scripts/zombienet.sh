@@ -2,6 +2,10 @@
 # Local relay chain + parachain testnets with zombienet (native provider).
 #
 #   scripts/zombienet.sh install   # relay binaries and the zombienet CLI, into the cache (once)
+#   scripts/zombienet.sh smoke     # builds opg-node, runs zombienet/smoke.zndsl on local.toml
+#   scripts/zombienet.sh spawn     # starts zombienet/local.toml and leaves it running
+#   scripts/zombienet.sh spawn zombienet/local-gpu.toml   # the GPU variant (--inference-gpu)
+#   scripts/zombienet.sh check     # what CI runs: configs, tests and chain specs agree (no relay)
 #
 # Nothing is downloaded from GitHub: `zombienet setup` and release pages are not reachable
 # here, so the relay binaries (`polkadot`, `polkadot-prepare-worker`,
@@ -18,9 +22,11 @@ zombienet_version=1.3.138
 tools="$cache/tools"
 
 install_relay() {
-  if [ -x "$tools/bin/polkadot" ] && "$tools/bin/polkadot" --version | grep -q "^polkadot ${polkadot_version%%.*}\." \
-    && [ -x "$tools/bin/polkadot-prepare-worker" ] && [ -x "$tools/bin/polkadot-execute-worker" ]; then
-    echo "[zombienet] polkadot $("$tools/bin/polkadot" --version | cut -d' ' -f2) already in $tools/bin"
+  # The binaries report the node version (1.25.x); the crate version is in cargo's record.
+  if [ -x "$tools/bin/polkadot" ] && [ -x "$tools/bin/polkadot-prepare-worker" ] \
+    && [ -x "$tools/bin/polkadot-execute-worker" ] \
+    && cargo install --list --root "$tools" | grep -q "^polkadot v$polkadot_version:"; then
+    echo "[zombienet] polkadot v$polkadot_version ($("$tools/bin/polkadot" --version)) already in $tools/bin"
     return
   fi
   echo "[zombienet] cargo install polkadot $polkadot_version (long: hours on 2 cores; resumable)"
@@ -51,13 +57,45 @@ JSON
   echo "[zombienet] $("$dir/node_modules/.bin/zombienet" version 2>/dev/null || echo "zombienet $zombienet_version") in $dir"
 }
 
+# Puts the relay binaries, a freshly built opg-node and the CLI on PATH. The collator's
+# embedded runtime must be the one chain-specs/ was generated from (node/tests/chain_specs.rs).
+prepare_network() {
+  install_cli
+  install_relay
+  # shellcheck source=scripts/env.sh
+  source "$root/scripts/env.sh"
+  local features=()
+  if [ "${1:-}" = gpu ]; then features=(--features cuda); fi
+  (cd "$root" && cargo build --release --locked -p opg-node "${features[@]}")
+  export PATH="$tools/bin:$CARGO_TARGET_DIR/release:$cache/zombienet-$zombienet_version/node_modules/.bin:$PATH"
+  echo "[zombienet] $(polkadot --version), $(opg-node --version)"
+  cd "$root"
+}
+
 case "${1:-}" in
   install)
     install_cli
     install_relay
     ;;
+  check)
+    install_cli
+    NODE_PATH="$cache/zombienet-$zombienet_version/node_modules" node "$root/zombienet/check.cjs"
+    ;;
+  smoke)
+    prepare_network
+    # smoke.js uses the project's @polkadot/api (tests/js), not zombienet's older one.
+    bash "$root/scripts/npm-ci.sh" "$root/tests/js"
+    start=$(date +%s)
+    zombienet --provider native test zombienet/smoke.zndsl
+    echo "[zombienet] smoke test passed in $(($(date +%s) - start)) s"
+    ;;
+  spawn)
+    config=${2:-zombienet/local.toml}
+    if [[ "$config" == *gpu* ]]; then prepare_network gpu; else prepare_network; fi
+    zombienet --provider native spawn "$config"
+    ;;
   *)
-    echo "usage: scripts/zombienet.sh install" >&2
+    echo "usage: scripts/zombienet.sh install | check | smoke | spawn [CONFIG]" >&2
     exit 2
     ;;
 esac

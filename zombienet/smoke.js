@@ -1,0 +1,196 @@
+// zombienet js-script (CommonJS, run by `zombienet test`): the inference market on a parachain
+// under a real relay chain, through the project's own @polkadot/api (tests/js, 16.5.x) rather
+// than the older one zombienet bundles, which does not decorate the runtime APIs.
+//
+// Charlie publishes the digits CNN (file:// URI to the repository's copy, so nothing is
+// downloaded), the `alice` collator's account registers as a CPU worker for it (its node runs
+// `--inference` and signs with the `infr` key zombienet put in its keystore), Bob submits a
+// job, and the script waits until the worker's result settles. It checks that the output is
+// the model's reference answer, that the verification fee was burned (total issuance and
+// `BurnTotals`) and that the worker was paid. Returns 0 on success; throws otherwise.
+const { readFileSync } = require('node:fs');
+const path = require('node:path');
+const { createRequire } = require('node:module');
+
+// scripts/zombienet.sh smoke installs tests/js's locked packages first.
+const requireJs = createRequire(path.resolve(__dirname, '../tests/js/package.json'));
+const { ApiPromise, WsProvider } = requireJs('@polkadot/api');
+const { Keyring } = requireJs('@polkadot/keyring');
+const { cryptoWaitReady, blake2AsHex } = requireJs('@polkadot/util-crypto');
+
+const UNIT = 10n ** 18n;
+const MODEL = path.resolve(__dirname, '../models/digits/digits-cnn.onnx');
+const REFERENCE = path.resolve(__dirname, '../models/digits/reference.json');
+const TYPES = {
+	OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
+	OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
+};
+const VANILLA = 1; // ModeSet bit of Vanilla
+
+const hex = (bytes) => '0x' + Buffer.from(bytes).toString('hex');
+const log = (...args) => console.log('    [smoke]', ...args);
+
+// Signs and sends `tx`; resolves with the events of its block, rejects with `section.Name`.
+function send(api, tx, signer) {
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error('not included within 120 s')), 120_000);
+		tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+			if (dispatchError) {
+				clearTimeout(timer);
+				const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
+				reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
+			} else if (status.isInBlock || status.isFinalized) {
+				// A --dev node may report Finalized without InBlock first.
+				clearTimeout(timer);
+				resolve(events.map(({ event }) => event));
+			}
+		}).catch((e) => {
+			clearTimeout(timer);
+			reject(e);
+		});
+	});
+}
+
+// Resolves with the first event of a new block that `pick` returns something for.
+function waitForEvent(api, pick, seconds) {
+	return new Promise((resolve, reject) => {
+		let unsub = () => {};
+		const timer = setTimeout(() => {
+			unsub();
+			reject(new Error(`no matching event within ${seconds} s`));
+		}, seconds * 1000);
+		api.query.system
+			.events((records) => {
+				for (const { event } of records) {
+					const found = pick(event);
+					if (found) {
+						clearTimeout(timer);
+						unsub();
+						resolve(found);
+						return;
+					}
+				}
+			})
+			.then((u) => {
+				unsub = u;
+			}, reject);
+	});
+}
+
+function f32Tensor(api, shape, values) {
+	const data = hex(new Uint8Array(new Float32Array(values).buffer));
+	return api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape, data }]).toU8a();
+}
+
+function f32Values(tensor) {
+	const raw = tensor.data.toU8a(true);
+	const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+	return Array.from({ length: raw.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+async function run(nodeName, networkInfo) {
+	await cryptoWaitReady();
+	const api = await ApiPromise.create({
+		provider: new WsProvider(networkInfo.nodesByName[nodeName].wsUri),
+		types: TYPES,
+		noInitWarn: true,
+	});
+	try {
+		const keyring = new Keyring({ type: 'sr25519' });
+		const [alice, bob, charlie] = ['//Alice', '//Bob', '//Charlie'].map((s) => keyring.addFromUri(s));
+		const props = await api.rpc.system.properties();
+		log(`connected to ${nodeName}: ${await api.rpc.system.chain()}, ${props.tokenSymbol.toString()}`);
+
+		// The model, published with a file:// source the worker can read on this machine.
+		const file = readFileSync(MODEL);
+		const spec = (name, shape) => ({ name, elem: 'F32', shape });
+		let events = await send(api, api.tx.modelHub.createRepository('opg/digits-smoke', 'file://' + path.dirname(MODEL)), charlie);
+		const repository = events.find((e) => api.events.modelHub.RepositoryCreated.is(e)).data.repository;
+		events = await send(
+			api,
+			api.tx.modelHub.publishRelease(repository, {
+				version: '1.0.0',
+				artifact: blake2AsHex(file, 256),
+				artifactSize: file.length,
+				format: 'Onnx',
+				sourceUri: 'file://' + MODEL,
+				inputs: [spec('pixels', [0, 1, 8, 8])],
+				outputs: [spec('probabilities', [0, 10])],
+				modes: VANILLA,
+				zkVerifyingKey: null,
+				royalty: 0,
+			}),
+			charlie,
+		);
+		const release = events.find((e) => api.events.modelHub.ReleasePublished.is(e)).data.release.toNumber();
+		log(`release ${release} published (${file.length} bytes)`);
+
+		// The worker: Alice's account, served by the `alice` collator's in-process worker.
+		const price = UNIT / 100n;
+		const existing = await api.query.inference.workers(alice.address);
+		if (existing.isSome) {
+			const releases = existing.unwrap().releases.map((r) => r.toNumber());
+			await send(api, api.tx.inference.updateWorker([...releases, release], VANILLA, price, 4, 'Cpu'), alice);
+		} else {
+			await send(api, api.tx.inference.registerWorker(1_000n * UNIT, [release], VANILLA, price, 4, 'Cpu'), alice);
+		}
+		log(`worker ${alice.address} serves release ${release}`);
+
+		// The job.
+		const reference = JSON.parse(readFileSync(REFERENCE));
+		const sample = reference.cases[0];
+		const input = f32Tensor(api, [1, 1, 8, 8], sample.pixels);
+		const issuanceBefore = (await api.query.balances.totalIssuance()).toBigInt();
+		const burnedBefore = (await api.call.inferenceApi.burnTotals()).total.toBigInt();
+		const aliceBefore = (await api.query.system.account(alice.address)).data.free.toBigInt();
+		events = await send(api, api.tx.inference.submitJob(release, 'Vanilla', hex(input), UNIT, null), bob);
+		const submitted = events.find((e) => api.events.inference.JobSubmitted.is(e));
+		const job = submitted.data.job.toBigInt();
+		if (submitted.data.worker.toString() !== alice.address) throw new Error(`job ${job} went to ${submitted.data.worker}`);
+		log(`job ${job} submitted, waiting for the worker`);
+
+		const settled = await waitForEvent(
+			api,
+			(e) => (api.events.inference.JobSettled.is(e) && e.data.job.toBigInt() === job ? e : null) ||
+				(api.events.inference.JobRejected.is(e) && e.data.job.toBigInt() === job ? e : null),
+			300,
+		);
+		if (!api.events.inference.JobSettled.is(settled)) throw new Error(`job ${job} rejected: ${settled.data.reason}`);
+		const fee = settled.data.verificationFee.toBigInt();
+		const payment = settled.data.workerPayment.toBigInt();
+
+		const [record, , result] = (await api.call.inferenceApi.job(job)).unwrap();
+		if (!record.status.isSettled) throw new Error(`job ${job} is ${record.status}`);
+		const output = api.createType('Vec<OpgTensor>', result.unwrap().output.toU8a(true));
+		const got = f32Values(output[0]);
+		const want = sample.probabilities;
+		got.forEach((v, i) => {
+			if (Math.abs(v - want[i]) > 1e-4 + 1e-3 * Math.abs(want[i])) {
+				throw new Error(`output ${i}: ${v} != reference ${want[i]}`);
+			}
+		});
+		const predicted = got.indexOf(Math.max(...got));
+
+		const issuanceAfter = (await api.query.balances.totalIssuance()).toBigInt();
+		const burnedAfter = (await api.call.inferenceApi.burnTotals()).total.toBigInt();
+		const aliceAfter = (await api.query.system.account(alice.address)).data.free.toBigInt();
+		if (fee <= 0n) throw new Error('no verification fee');
+		// Collator fees are not burned, so issuance falls by the burn alone.
+		if (issuanceBefore - issuanceAfter !== fee) {
+			throw new Error(`issuance fell by ${issuanceBefore - issuanceAfter}, burned ${fee}`);
+		}
+		if (burnedAfter - burnedBefore !== fee) throw new Error(`BurnTotals rose by ${burnedAfter - burnedBefore}, not ${fee}`);
+		// Alice also pays her result's transaction fee (and earns collator rewards), so only
+		// the sign of the change is certain: the payment is checked from the event.
+		if (payment !== price) throw new Error(`worker paid ${payment}, price ${price}`);
+		log(
+			`job ${job} settled: class ${predicted} (label ${sample.label}), worker +${payment}, burned ${fee}, ` +
+				`Alice ${aliceAfter >= aliceBefore ? '+' : '-'}${aliceAfter >= aliceBefore ? aliceAfter - aliceBefore : aliceBefore - aliceAfter}`,
+		);
+		return 0;
+	} finally {
+		await api.disconnect();
+	}
+}
+
+module.exports = { run };
