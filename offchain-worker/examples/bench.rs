@@ -10,6 +10,8 @@ use prost::Message;
 use std::time::Instant;
 
 fn main() {
+	// As the worker does when it starts.
+	opg_worker::exec::retain_freed_memory();
 	let mut args = std::env::args().skip(1);
 	let model = args.next().expect("usage: bench <model.onnx> <inputs…> [--runs N] [--device D]");
 	let (mut inputs, mut runs, mut device, mut out) = (Vec::new(), 50usize, Device::Cpu, None);

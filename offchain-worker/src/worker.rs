@@ -160,6 +160,7 @@ impl<C: Chain> Worker<C> {
 	/// Runs until `shutdown` resolves, then waits up to the grace period for running jobs
 	/// and answers them.
 	pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+		crate::exec::retain_freed_memory();
 		let account = self.signer.account();
 		tracing::info!(
 			target: "inference",

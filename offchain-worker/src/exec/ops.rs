@@ -3,7 +3,7 @@
 //! them). Shapes are checked before a backend kernel sees them.
 
 use super::{
-	bool_from_host, float_from_vec, float_to_vec,
+	bool_from_host, cpu, float_from_vec, float_to_vec,
 	host::{self, Host},
 	int_from_host, Cx, ExecError, Value,
 };
@@ -717,29 +717,39 @@ fn matmul<B: Backend>(cx: &Cx<B>, x: F<B>, y: F<B>) -> R<F<B>> {
 
 fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let (mut x, mut y) = (a.float(cx, 0)?, a.float(cx, 1)?);
-	if shape::<B>(&x).len() != 2 || shape::<B>(&y).len() != 2 {
+	let (xs, ys) = (shape::<B>(&x), shape::<B>(&y));
+	if xs.len() != 2 || ys.len() != 2 {
 		return cx.invalid("A and B must be matrices");
 	}
-	if cx.int("transA", 0) != 0 {
+	let (ta, tb) = (cx.int("transA", 0) != 0, cx.int("transB", 0) != 0);
+	let (alpha, beta) = (cx.float("alpha", 1.0), cx.float("beta", 1.0));
+	let c = a.opt_float(cx, 2)?;
+	let (m, k) = if ta { (xs[1], xs[0]) } else { (xs[0], xs[1]) };
+	let (k2, n) = if tb { (ys[1], ys[0]) } else { (ys[0], ys[1]) };
+	if k != k2 {
+		return cx.invalid(format!("A {xs:?} and B {ys:?} do not multiply"));
+	}
+	if let Some(c) = &c {
+		let cs = shape::<B>(c);
+		if cs.len() > 2 || host::broadcast(&[m, n], &cs).as_deref() != Some(&[m, n][..]) {
+			return cx.invalid("C does not broadcast to A·B");
+		}
+	}
+	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta) {
+		return Ok(vec![Value::Float(out)]);
+	}
+	if ta {
 		x = B::float_permute(x, &[1, 0]);
 	}
-	if cx.int("transB", 0) != 0 {
+	if tb {
 		y = B::float_permute(y, &[1, 0]);
 	}
 	let mut out = matmul(cx, x, y)?;
-	let alpha = cx.float("alpha", 1.0);
 	if alpha != 1.0 {
 		out = B::float_mul_scalar(out, alpha.into());
 	}
-	if let Some(c) = a.opt_float(cx, 2)? {
+	if let Some(c) = c {
 		let os = shape::<B>(&out);
-		let Some(bs) = host::broadcast(&os, &shape::<B>(&c)) else {
-			return cx.invalid("C does not broadcast to A·B");
-		};
-		if bs != os {
-			return cx.invalid("C does not broadcast to A·B");
-		}
-		let beta = cx.float("beta", 1.0);
 		let c = if beta != 1.0 { B::float_mul_scalar(c, beta.into()) } else { c };
 		out = B::float_add(out, broadcast_to::<B>(c, &os));
 	}
@@ -840,7 +850,10 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let g = group as usize;
 	let out = match r {
 		1 => B::conv1d(x, w, bias, ConvOptions::new([strides[0]], [p[0]], [dilations[0]], g)),
-		2 => B::conv2d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
+		2 => match cpu::conv2d::<B>(&x, &w, bias.as_ref(), arr(&strides), arr(&p), arr(&dilations), g) {
+			Some(out) => out,
+			None => B::conv2d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
+		},
 		3 => B::conv3d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
 		_ => return cx.unsupported(format!("{r}-d convolution")),
 	};
@@ -992,6 +1005,10 @@ fn pool_nd<B: Backend>(
 	match k.len() {
 		1 if max => B::max_pool1d(x, k[0], s[0], p[0], d[0], ceil),
 		1 => B::avg_pool1d(x, k[0], s[0], p[0], include, ceil),
+		2 if max && !ceil => match cpu::max_pool2d::<B>(&x, arr(k), arr(s), arr(p), arr(d)) {
+			Some(out) => out,
+			None => B::max_pool2d(x, arr(k), arr(s), arr(p), arr(d), ceil),
+		},
 		2 if max => B::max_pool2d(x, arr(k), arr(s), arr(p), arr(d), ceil),
 		2 => B::avg_pool2d(x, arr(k), arr(s), arr(p), include, ceil),
 		r => {
