@@ -11,6 +11,7 @@
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { createRequire } = require('node:module');
+const { pathToFileURL } = require('node:url');
 
 // scripts/zombienet.sh smoke installs tests/js's locked packages first.
 const requireJs = createRequire(path.resolve(__dirname, '../tests/js/package.json'));
@@ -29,27 +30,6 @@ const VANILLA = 1; // ModeSet bit of Vanilla
 
 const hex = (bytes) => '0x' + Buffer.from(bytes).toString('hex');
 const log = (...args) => console.log('    [smoke]', ...args);
-
-// Signs and sends `tx`; resolves with the events of its block, rejects with `section.Name`.
-function send(api, tx, signer) {
-	return new Promise((resolve, reject) => {
-		const timer = setTimeout(() => reject(new Error('not included within 120 s')), 120_000);
-		tx.signAndSend(signer, ({ status, events, dispatchError }) => {
-			if (dispatchError) {
-				clearTimeout(timer);
-				const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
-				reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
-			} else if (status.isInBlock || status.isFinalized) {
-				// A --dev node may report Finalized without InBlock first.
-				clearTimeout(timer);
-				resolve(events.map(({ event }) => event));
-			}
-		}).catch((e) => {
-			clearTimeout(timer);
-			reject(e);
-		});
-	});
-}
 
 // Resolves with the first event of a new block that `pick` returns something for.
 function waitForEvent(api, pick, seconds) {
@@ -89,6 +69,9 @@ function f32Values(tensor) {
 }
 
 async function run(nodeName, networkInfo) {
+	// The JS tests' helper: signs, waits for inclusion, rejects with `section.Name`.
+	const lib = await import(pathToFileURL(path.resolve(__dirname, '../tests/js/lib.mjs')).href);
+	const send = async (api, tx, signer) => (await lib.send(api, tx, signer)).events;
 	await cryptoWaitReady();
 	const api = await ApiPromise.create({
 		provider: new WsProvider(networkInfo.nodesByName[nodeName].wsUri),
