@@ -65,3 +65,45 @@ fn committed_raw_specs_match_the_current_presets() {
 		assert_eq!(committed["id"], current["id"], "{file}");
 	}
 }
+
+/// `opg-node <args>` with a scratch base path; its stdout.
+fn node_stdout(args: &[&str]) -> String {
+	let base = std::env::temp_dir().join(format!("opg-spec-test-{}-{}", std::process::id(), args[0]));
+	let out = Command::new(env!("CARGO_BIN_EXE_opg-node"))
+		.args(args)
+		.arg("--base-path")
+		.arg(&base)
+		.output()
+		.expect("opg-node runs");
+	let _ = std::fs::remove_dir_all(&base);
+	assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+	String::from_utf8(out.stdout).expect("hex output").trim().to_string()
+}
+
+/// What zombienet registers on the relay chain for parachain 1000: the genesis head and code
+/// that `export-genesis-head`/`export-genesis-wasm` derive from the committed local spec.
+#[test]
+fn the_local_spec_exports_the_genesis_head_and_code_the_relay_chain_registers() {
+	let path = spec_path("opg-local-raw.json");
+	let path = path.to_str().expect("utf-8 path");
+	let spec = load("opg-local-raw.json");
+
+	let wasm = node_stdout(&["export-genesis-wasm", "--chain", path]);
+	assert_eq!(
+		wasm,
+		spec["genesis"]["raw"]["top"][CODE_KEY].as_str().unwrap(),
+		"the validation code is the spec's :code"
+	);
+
+	// A genesis header: zero parent, number 0, the state root, the empty extrinsics root, no digest.
+	let head = node_stdout(&["export-genesis-head", "--chain", path]);
+	let head = head.strip_prefix("0x").expect("hex");
+	assert_eq!(head.len(), 2 * 98, "{head}");
+	assert_eq!(&head[..66], &"0".repeat(66), "parent hash and number");
+	let state_root = &head[66..130];
+	assert_ne!(state_root, "0".repeat(64));
+	assert_eq!(&head[130..194], "03170a2e7597b7b7e3d84c05391d139a62b157e78786d8c082f29dcf4c111314");
+	assert_eq!(&head[194..], "00");
+	// Deterministic: the relay chain and every collator must derive the same head.
+	assert_eq!(node_stdout(&["export-genesis-head", "--chain", path]).trim_start_matches("0x"), head);
+}
