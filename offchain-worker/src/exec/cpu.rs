@@ -23,6 +23,14 @@ fn f32_data<B: Backend>(t: &F<B>) -> Option<FlexData> {
 	Some(if flex.as_slice::<f32>().is_some() { FlexData(flex.clone()) } else { FlexData(flex.to_contiguous()) })
 }
 
+/// [`f32_data`] of an optional tensor: `None` if it is there but not f32 on burn-flex.
+fn optional_f32_data<B: Backend>(t: Option<&F<B>>) -> Option<Option<FlexData>> {
+	match t {
+		Some(t) => f32_data::<B>(t).map(Some),
+		None => Some(None),
+	}
+}
+
 struct FlexData(FlexTensor);
 
 impl FlexData {
@@ -36,6 +44,14 @@ fn to_backend<B: Backend>(data: Vec<f32>, shape: Vec<usize>) -> F<B> {
 	*(Box::new(flex) as Box<dyn Any>).downcast::<F<B>>().expect("only called when B is burn-flex")
 }
 
+/// The outputs `o < count` whose tap `o · stride + offset - pad` lies inside `0..len`, as a
+/// range (empty if none): what im2col copies and pooling reads, with no bounds test per tap.
+fn inside(offset: usize, pad: usize, stride: usize, len: usize, count: usize) -> std::ops::Range<usize> {
+	let first = pad.saturating_sub(offset).div_ceil(stride).min(count);
+	let last = (len + pad).saturating_sub(offset).div_ceil(stride).min(count);
+	first..last.max(first)
+}
+
 fn parallelism(macs: usize) -> gemm::Parallelism {
 	if macs >= PARALLEL_MACS {
 		gemm::Parallelism::Rayon(0)
@@ -44,7 +60,7 @@ fn parallelism(macs: usize) -> gemm::Parallelism {
 	}
 }
 
-/// A row-major matrix view: element (i, j) at `ptr + i * rs + j * cs`.
+/// A matrix view: element (i, j) at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy)]
 struct Mat {
 	ptr: *const f32,
@@ -52,14 +68,50 @@ struct Mat {
 	cs: isize,
 }
 
-/// `dst[m × n] (row-major, contiguous) += lhs[m × k] · rhs[k × n]`.
+impl Mat {
+	/// A contiguous row-major `rows × cols` matrix, or its transpose when `transposed`.
+	fn of(data: &[f32], cols: usize, transposed: bool) -> Mat {
+		let (rs, cs) = if transposed { (1, cols as isize) } else { (cols as isize, 1) };
+		Mat { ptr: data.as_ptr(), rs, cs }
+	}
+}
+
+/// `dst[m × n] = (dst if accumulate, else 0) + scale · lhs[m × k] · rhs[k × n]`, `dst`
+/// row-major and contiguous.
 ///
 /// # Safety
 /// `dst` holds `m * n` values and the views address only memory they own, for the given shapes.
-unsafe fn gemm_acc(m: usize, n: usize, k: usize, dst: *mut f32, lhs: Mat, rhs: Mat, par: gemm::Parallelism) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+	[m, n, k]: [usize; 3],
+	dst: &mut [f32],
+	accumulate: bool,
+	lhs: Mat,
+	rhs: Mat,
+	scale: f32,
+	par: gemm::Parallelism,
+) {
+	debug_assert_eq!(dst.len(), m * n);
 	gemm::gemm(
-		m, n, k, dst, 1, n as isize, true, lhs.ptr, lhs.cs, lhs.rs, rhs.ptr, rhs.cs, rhs.rs, 1.0, 1.0, false, false,
-		false, par,
+		m,
+		n,
+		k,
+		dst.as_mut_ptr(),
+		1,
+		n as isize,
+		accumulate,
+		lhs.ptr,
+		lhs.cs,
+		lhs.rs,
+		rhs.ptr,
+		rhs.cs,
+		rhs.rs,
+		1.0,
+		scale,
+		false,
+		false,
+		false,
+		par,
 	)
 }
 
@@ -75,10 +127,7 @@ pub(crate) fn conv2d<B: Backend>(
 	groups: usize,
 ) -> Option<F<B>> {
 	let (xd, wd) = (f32_data::<B>(x)?, f32_data::<B>(w)?);
-	let bd = match bias {
-		Some(b) => Some(f32_data::<B>(b)?),
-		None => None,
-	};
+	let bd = optional_f32_data::<B>(bias)?;
 	let xs = xd.0.layout().shape().to_vec();
 	let ws = wd.0.layout().shape().to_vec();
 	let (n, c, h, wi) = (xs[0], xs[1], xs[2], xs[3]);
@@ -109,17 +158,7 @@ pub(crate) fn conv2d<B: Backend>(
 			let lhs = &w[g * mg * k..][..mg * k];
 			let dst = &mut out[g * mg * p..][..mg * p];
 			// SAFETY: dst is mg × p, lhs mg × k and rhs k × p, all row-major and in bounds.
-			unsafe {
-				gemm_acc(
-					mg,
-					p,
-					k,
-					dst.as_mut_ptr(),
-					Mat { ptr: lhs.as_ptr(), rs: k as isize, cs: 1 },
-					Mat { ptr: rhs.as_ptr(), rs: p as isize, cs: 1 },
-					par,
-				)
-			}
+			unsafe { gemm_into([mg, p, k], dst, true, Mat::of(lhs, k, false), Mat::of(rhs, p, false), 1.0, par) }
 		}
 	};
 	let macs = mg * p * k * groups;
@@ -158,24 +197,18 @@ fn im2col(
 		for i in 0..kh {
 			for j in 0..kw {
 				let row = rows.next().expect("c·kh·kw rows");
-				// Output columns whose input column `ox * sw + j * dw - pw` is inside the image.
-				let first = (pw.saturating_sub(j * dw)).div_ceil(sw);
-				let last = ((w + pw).saturating_sub(j * dw)).div_ceil(sw).min(ow);
-				if first >= last {
+				let xs = inside(j * dw, pw, sw, w, ow);
+				if xs.is_empty() {
 					continue;
 				}
-				for oy in 0..oh {
-					let iy = (oy * sh + i * dh) as isize - ph as isize;
-					if iy < 0 || iy >= h as isize {
-						continue;
-					}
-					let line = &plane[iy as usize * w..][..w];
+				for oy in inside(i * dh, ph, sh, h, oh) {
+					let line = &plane[(oy * sh + i * dh - ph) * w..][..w];
 					let dst = &mut row[oy * ow..][..ow];
-					let x0 = first * sw + j * dw - pw;
+					let x0 = xs.start * sw + j * dw - pw;
 					if sw == 1 {
-						dst[first..last].copy_from_slice(&line[x0..x0 + (last - first)]);
+						dst[xs.clone()].copy_from_slice(&line[x0..x0 + xs.len()]);
 					} else {
-						for (k, d) in dst[first..last].iter_mut().enumerate() {
+						for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
 							*d = line[x0 + k * sw];
 						}
 					}
@@ -208,13 +241,7 @@ pub(crate) fn max_pool2d<B: Backend>(
 			(first, last.max(first))
 		})
 		.collect();
-	let cols: Vec<(usize, usize, usize)> = (0..kw)
-		.map(|j| {
-			let first = pw.saturating_sub(j * dw).div_ceil(sw).min(ow);
-			let last = (w + pw).saturating_sub(j * dw).div_ceil(sw).min(ow);
-			(j * dw, first, last.max(first))
-		})
-		.collect();
+	let cols: Vec<(usize, std::ops::Range<usize>)> = (0..kw).map(|j| (j * dw, inside(j * dw, pw, sw, w, ow))).collect();
 	let x = xd.slice();
 	let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
 	// Taps are applied to a whole output row at a time, so consecutive outputs do not wait on
@@ -243,16 +270,16 @@ pub(crate) fn max_pool2d<B: Backend>(
 			let out = &mut dst[oy * ow..][..ow];
 			for i in i0..i1 {
 				let line = &src[(oy * sh + i * dh - ph) * w..][..w];
-				for &(offset, x0, x1) in cols.iter().filter(|c| c.1 < c.2) {
-					let taps = line[x0 * sw + offset - pw..].iter().step_by(sw);
+				for (offset, xs) in cols.iter().filter(|c| !c.1.is_empty()) {
+					let taps = line[xs.start * sw + offset - pw..].iter().step_by(sw);
 					if nan {
-						for (d, &v) in out[x0..x1].iter_mut().zip(taps) {
+						for (d, &v) in out[xs.clone()].iter_mut().zip(taps) {
 							if v > *d || v.is_nan() {
 								*d = v;
 							}
 						}
 					} else {
-						for (d, &v) in out[x0..x1].iter_mut().zip(taps) {
+						for (d, &v) in out[xs.clone()].iter_mut().zip(taps) {
 							*d = d.max(v);
 						}
 					}
@@ -297,17 +324,10 @@ pub(crate) fn gemm<B: Backend>(
 	beta: f32,
 ) -> Option<F<B>> {
 	let (ad, bd) = (f32_data::<B>(a)?, f32_data::<B>(b)?);
-	let cd = match c {
-		Some(c) => Some(f32_data::<B>(c)?),
-		None => None,
-	};
+	let cd = optional_f32_data::<B>(c)?;
 	let (as_, bs) = (ad.0.layout().shape().to_vec(), bd.0.layout().shape().to_vec());
 	let (m, k) = if trans_a { (as_[1], as_[0]) } else { (as_[0], as_[1]) };
 	let n = if trans_b { bs[0] } else { bs[1] };
-	let view = |s: &[usize], t: bool, p: *const f32| {
-		let (rs, cs) = if t { (1, s[1] as isize) } else { (s[1] as isize, 1) };
-		Mat { ptr: p, rs, cs }
-	};
 	let mut out = vec![0f32; m * n];
 	if let Some(cd) = &cd {
 		// C broadcasts from [], [n], [1, n], [m, 1] or [m, n].
@@ -327,31 +347,9 @@ pub(crate) fn gemm<B: Backend>(
 			}
 		}
 	}
-	let (lhs, rhs) = (view(&as_, trans_a, ad.slice().as_ptr()), view(&bs, trans_b, bd.slice().as_ptr()));
+	let (lhs, rhs) = (Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
 	// SAFETY: out is m × n row-major; the views cover exactly their tensors' storage.
-	unsafe {
-		gemm::gemm(
-			m,
-			n,
-			k,
-			out.as_mut_ptr(),
-			1,
-			n as isize,
-			cd.is_some(),
-			lhs.ptr,
-			lhs.cs,
-			lhs.rs,
-			rhs.ptr,
-			rhs.cs,
-			rhs.rs,
-			1.0,
-			alpha,
-			false,
-			false,
-			false,
-			parallelism(m * n * k),
-		)
-	}
+	unsafe { gemm_into([m, n, k], &mut out, cd.is_some(), lhs, rhs, alpha, parallelism(m * n * k)) }
 	Some(to_backend::<B>(out, vec![m, n]))
 }
 

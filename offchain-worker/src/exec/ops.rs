@@ -731,7 +731,8 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	}
 	if let Some(c) = &c {
 		let cs = shape::<B>(c);
-		if cs.len() > 2 || host::broadcast(&[m, n], &cs).as_deref() != Some(&[m, n][..]) {
+		// Broadcasting to [m, n] also bounds C's rank to 2.
+		if host::broadcast(&[m, n], &cs).as_deref() != Some(&[m, n][..]) {
 			return cx.invalid("C does not broadcast to A·B");
 		}
 	}
