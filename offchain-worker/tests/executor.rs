@@ -143,3 +143,72 @@ fn digits_model_matches_the_reference_in_one_batch_and_refuses_an_empty_one() {
 		other => panic!("an empty batch must be an input error, got {other:?}"),
 	}
 }
+
+/// The digits CNN, edited by `edit`.
+fn digits_with(edit: impl FnOnce(&mut proto::GraphProto)) -> Executor<Cpu> {
+	let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx")).unwrap();
+	let mut m = proto::ModelProto::decode(bytes.as_slice()).unwrap();
+	edit(m.graph.as_mut().unwrap());
+	Executor::new(Model::parse(&m.encode_to_vec()).unwrap(), Default::default()).unwrap()
+}
+
+fn node(op: &str, input: &str, output: &str) -> proto::NodeProto {
+	proto::NodeProto {
+		op_type: Some(op.into()),
+		input: vec![input.into()],
+		output: vec![output.into()],
+		..Default::default()
+	}
+}
+
+/// Puts a Relu between the Gemm and the Softmax (`logits` → `logits_relu`).
+fn relu_after_gemm(g: &mut proto::GraphProto) {
+	let softmax = g.node.iter().position(|n| n.op_type.as_deref() == Some("Softmax")).unwrap();
+	g.node[softmax].input[0] = "logits_relu".into();
+	g.node.insert(softmax, node("Relu", "logits", "logits_relu"));
+}
+
+/// Moves the reading of `value` by its Relu behind an Identity, which keeps the Relu apart.
+fn identity_before_relu(g: &mut proto::GraphProto, value: &str) {
+	let relu = g.node.iter().position(|n| n.op_type.as_deref() == Some("Relu") && n.input[0] == value).unwrap();
+	g.node[relu].input[0] = format!("{value}_copy");
+	g.node.insert(relu, node("Identity", value, &format!("{value}_copy")));
+}
+
+#[test]
+fn a_relu_after_conv_or_gemm_is_fused_without_changing_a_bit() {
+	let fused = digits_with(relu_after_gemm);
+	assert_eq!(fused.fused_relus(), 2, "Conv → Relu and Gemm → Relu");
+	let apart = digits_with(|g| {
+		relu_after_gemm(g);
+		identity_before_relu(g, "conv");
+		identity_before_relu(g, "logits");
+	});
+	assert_eq!(apart.fused_relus(), 0);
+	// Three batches of seeded values in [-1, 1), some of every sign after the Conv and Gemm.
+	let mut s = 0x2545_F491_4F6C_DD1Du64;
+	for batch in [1u32, 3, 8] {
+		let pixels: Vec<f32> = (0..batch * 64)
+			.map(|_| {
+				s ^= s << 13;
+				s ^= s >> 7;
+				s ^= s << 17;
+				(s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+			})
+			.collect();
+		let input = [f32_tensor(vec![batch, 1, 8, 8], &pixels)];
+		assert_eq!(fused.run(&input).unwrap(), apart.run(&input).unwrap(), "batch {batch}");
+	}
+
+	// A Conv output read by a second node, or that is a graph output, keeps its own Relu.
+	let shared = digits_with(|g| {
+		g.node.push(node("Identity", "conv", "conv_seen"));
+		g.output.push(proto::ValueInfoProto { name: Some("conv_seen".into()), ..g.output[0].clone() });
+	});
+	assert_eq!(shared.fused_relus(), 0);
+	let exposed =
+		digits_with(|g| g.output.push(proto::ValueInfoProto { name: Some("conv".into()), ..g.output[0].clone() }));
+	assert_eq!(exposed.fused_relus(), 0);
+	let out = exposed.run(&[f32_tensor(vec![1, 1, 8, 8], &[0.5; 64])]).unwrap();
+	assert!(floats(&out[1]).iter().any(|&v| v < 0.0), "the Conv output is given before its Relu");
+}

@@ -1,18 +1,68 @@
 //! CPU kernels for the ops that dominate CNNs and MLPs, used when the backend is burn-flex and
 //! the tensors are f32. A profile of LeNet on burn-flex put 42% of the time in its strided
 //! im2col copy and 17% in its generic pooling loop, against 12% in GEMM; these kernels copy
-//! whole rows, pool with a direct window loop, and fold biases and transposes into one GEMM
-//! call. Other backends (CUDA) and dtypes keep burn's kernels: each function returns `None`.
+//! whole rows, pool with a direct window loop, fold biases, transposes and a following Relu
+//! into one pass per image, and give single-row products their own vector kernel. Other
+//! backends (CUDA) and dtypes keep burn's kernels: each function returns `None`.
+//!
+//! The loops are written for the compiler to vectorize. [`simd_kernel!`] compiles each one
+//! twice, for the baseline target and for AVX2 with FMA, and picks one per call: the release
+//! binary stays portable and still uses the vector units it finds. Products use fused
+//! multiply-adds in both versions, so a machine without FMA computes the same bits, slowly.
 
 use burn::tensor::{backend::Backend, ops::FloatTensor, Shape, TensorData};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
-use std::any::Any;
+use std::{any::Any, mem::MaybeUninit, ops::Range};
 
 type F<B> = FloatTensor<B>;
 
-/// Below this many multiply-adds a GEMM runs on one thread (burn-flex's threshold).
+/// Below this many multiply-adds a GEMM runs on one thread (burn-flex's threshold), and a
+/// batch of convolutions below an eighth of it.
 const PARALLEL_MACS: usize = 192 * 192 * 192;
+
+/// From this many multiply-adds a Gemm splits its columns over the threads, in one fork:
+/// waking a second thread costs tens of microseconds on a small VM.
+const SPLIT_MACS: usize = 1 << 22;
+
+/// Defines `fn $name` from a body compiled twice: as is, and with AVX2 and FMA enabled, the
+/// second chosen at run time when the CPU has both. Arguments are plain identifiers.
+macro_rules! simd_kernel {
+	($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+		$(#[$attr])*
+		#[allow(clippy::too_many_arguments)]
+		fn $name($($arg: $ty),*) $(-> $ret)? {
+			#[inline(always)]
+			#[allow(clippy::too_many_arguments)]
+			fn body($($arg: $ty),*) $(-> $ret)? $body
+			#[cfg(target_arch = "x86_64")]
+			{
+				#[target_feature(enable = "avx2,fma")]
+				#[allow(clippy::too_many_arguments)]
+				unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+					body($($arg),*)
+				}
+				if !portable_only() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+					// SAFETY: the CPU has both features, checked just above.
+					return unsafe { avx2($($arg),*) };
+				}
+			}
+			body($($arg),*)
+		}
+	};
+}
+
+/// Tests can make every kernel take its portable version, to compare the two.
+#[cfg(test)]
+static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn portable_only() -> bool {
+	#[cfg(test)]
+	return PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed);
+	#[cfg(not(test))]
+	false
+}
 
 /// The contiguous f32 storage of a burn-flex tensor (copied once if it is a strided view).
 fn f32_data<B: Backend>(t: &F<B>) -> Option<FlexData> {
@@ -44,9 +94,42 @@ fn to_backend<B: Backend>(data: Vec<f32>, shape: Vec<usize>) -> F<B> {
 	*(Box::new(flex) as Box<dyn Any>).downcast::<F<B>>().expect("only called when B is burn-flex")
 }
 
+/// A `len`-element output whose chunks of `chunk` elements are each written in full by `fill`,
+/// in parallel when `parallel`, without zeroing the memory first. `fill` also gets a scratch
+/// buffer that lives as long as its thread's share of the work.
+fn build_chunks(
+	len: usize,
+	chunk: usize,
+	parallel: bool,
+	fill: impl Fn(&mut Vec<f32>, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+	let mut out = Vec::with_capacity(len);
+	let spare = &mut out.spare_capacity_mut()[..len];
+	if parallel {
+		spare.par_chunks_mut(chunk).enumerate().for_each_init(Vec::new, |s, (i, c)| fill(s, i, c));
+	} else {
+		let mut scratch = Vec::new();
+		spare.chunks_mut(chunk).enumerate().for_each(|(i, c)| fill(&mut scratch, i, c));
+	}
+	// SAFETY: `fill` wrote every element of every chunk (each caller starts with `init_rows`).
+	unsafe { out.set_len(len) };
+	out
+}
+
+/// Writes each `row`-element row of `chunk` with its value from `values` (cycled), or 0, and
+/// returns the now initialised chunk.
+fn init_rows<'a>(chunk: &'a mut [MaybeUninit<f32>], row: usize, values: Option<&[f32]>) -> &'a mut [f32] {
+	match values {
+		Some(v) => chunk.chunks_mut(row).zip(v.iter().cycle()).for_each(|(r, &v)| r.fill(MaybeUninit::new(v))),
+		None => chunk.fill(MaybeUninit::new(0.0)),
+	}
+	// SAFETY: every element was written just above; MaybeUninit<f32> has f32's layout.
+	unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// The outputs `o < count` whose tap `o · stride + offset - pad` lies inside `0..len`, as a
 /// range (empty if none): what im2col copies and pooling reads, with no bounds test per tap.
-fn inside(offset: usize, pad: usize, stride: usize, len: usize, count: usize) -> std::ops::Range<usize> {
+fn inside(offset: usize, pad: usize, stride: usize, len: usize, count: usize) -> Range<usize> {
 	let first = pad.saturating_sub(offset).div_ceil(stride).min(count);
 	let last = (len + pad).saturating_sub(offset).div_ceil(stride).min(count);
 	first..last.max(first)
@@ -68,11 +151,20 @@ struct Mat {
 	cs: isize,
 }
 
+// SAFETY: a view for reading, of memory that outlives the threads reading it.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
 impl Mat {
 	/// A contiguous row-major `rows × cols` matrix, or its transpose when `transposed`.
 	fn of(data: &[f32], cols: usize, transposed: bool) -> Mat {
 		let (rs, cs) = if transposed { (1, cols as isize) } else { (cols as isize, 1) };
 		Mat { ptr: data.as_ptr(), rs, cs }
+	}
+
+	/// The view of columns `j..` (a method, so closures capture the whole `Mat`).
+	fn columns_from(self, j: usize) -> Mat {
+		Mat { ptr: self.ptr.wrapping_offset(j as isize * self.cs), ..self }
 	}
 }
 
@@ -81,7 +173,6 @@ impl Mat {
 ///
 /// # Safety
 /// `dst` holds `m * n` values and the views address only memory they own, for the given shapes.
-#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into(
 	[m, n, k]: [usize; 3],
 	dst: &mut [f32],
@@ -92,31 +183,78 @@ unsafe fn gemm_into(
 	par: gemm::Parallelism,
 ) {
 	debug_assert_eq!(dst.len(), m * n);
-	gemm::gemm(
-		m,
-		n,
-		k,
-		dst.as_mut_ptr(),
-		1,
-		n as isize,
-		accumulate,
-		lhs.ptr,
-		lhs.cs,
-		lhs.rs,
-		rhs.ptr,
-		rhs.cs,
-		rhs.rs,
-		1.0,
-		scale,
-		false,
-		false,
-		false,
-		par,
-	)
+	// SAFETY: as the caller promises, with dst's rows n apart.
+	unsafe { gemm_strided([m, n, k], dst.as_mut_ptr(), n, accumulate, lhs, rhs, scale, par) }
 }
 
-/// 2-D convolution of NCHW `x` by `w` [M, C/groups, kh, kw] with symmetric `pads`
-/// (the asymmetric part is applied before).
+/// [`gemm_into`] with `dst`'s rows `dst_rs` apart.
+///
+/// # Safety
+/// `dst` addresses `m` rows of `n` writable values `dst_rs` apart that nothing else accesses
+/// meanwhile, and the views address only memory they own, for the given shapes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided(
+	[m, n, k]: [usize; 3],
+	dst: *mut f32,
+	dst_rs: usize,
+	accumulate: bool,
+	lhs: Mat,
+	rhs: Mat,
+	scale: f32,
+	par: gemm::Parallelism,
+) {
+	// SAFETY: as the caller promises.
+	unsafe {
+		gemm::gemm(
+			m,
+			n,
+			k,
+			dst,
+			1,
+			dst_rs as isize,
+			accumulate,
+			lhs.ptr,
+			lhs.cs,
+			lhs.rs,
+			rhs.ptr,
+			rhs.cs,
+			rhs.rs,
+			1.0,
+			scale,
+			false,
+			false,
+			false,
+			par,
+		)
+	}
+}
+
+/// A pointer handed to the threads that each write their own part of what it points to.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: only used for disjoint writes, joined before the memory is read or freed.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+	/// The pointer `offset` elements on (a method, so closures capture the whole `Shared`).
+	fn at(self, offset: usize) -> *mut f32 {
+		self.0.wrapping_add(offset)
+	}
+}
+
+simd_kernel! {
+	/// Relu in place, as burn-flex computes it (`max(x, 0)`), for fusing into the op before.
+	fn relu_in_place(x: &mut [f32]) {
+		for v in x.iter_mut() {
+			*v = v.max(0.0);
+		}
+	}
+}
+
+/// 2-D convolution of NCHW `x` by `w` [M, C/groups, kh, kw] with symmetric `pads` (the
+/// asymmetric part is applied before), followed by Relu when `relu`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d<B: Backend>(
 	x: &F<B>,
 	w: &F<B>,
@@ -125,6 +263,7 @@ pub(crate) fn conv2d<B: Backend>(
 	pads: [usize; 2],
 	dilation: [usize; 2],
 	groups: usize,
+	relu: bool,
 ) -> Option<F<B>> {
 	let (xd, wd) = (f32_data::<B>(x)?, f32_data::<B>(w)?);
 	let bd = optional_f32_data::<B>(bias)?;
@@ -137,22 +276,25 @@ pub(crate) fn conv2d<B: Backend>(
 	let ow = (wi + 2 * pads[1] - span(kw, dilation[1])) / stride[1] + 1;
 	let (mg, k, p) = (m / groups, cg * kh * kw, oh * ow);
 	let direct = kh == 1 && kw == 1 && stride == [1, 1] && pads == [0, 0];
+	let geometry = Im2col { chw: [cg, h, wi], kernel: [kh, kw], stride, pads, dilation, out: [oh, ow] };
 
-	let (x, w) = (xd.slice(), wd.slice());
-	let mut out = vec![0f32; n * m * p];
-	// The bias starts each output row, and the GEMM accumulates onto it.
-	if let Some(b) = &bd {
-		for (row, &v) in out.chunks_exact_mut(p).zip(b.slice().iter().cycle()) {
-			row.fill(v);
-		}
-	}
-	let image = |(img, out): (usize, &mut [f32]), col: &mut Vec<f32>, par: gemm::Parallelism| {
+	let (x, w, b) = (xd.slice(), wd.slice(), bd.as_ref().map(FlexData::slice));
+	let macs = mg * p * k * groups;
+	// Images in parallel, each GEMM on one thread. A single image stays on one: splitting
+	// LeNet's 2.2M multiply-adds over two threads lost more in waking the second than it saved.
+	let per_image = n > 1 && macs * n >= PARALLEL_MACS / 8;
+	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
+	let image = |col: &mut Vec<f32>, img: usize, out: &mut [MaybeUninit<f32>]| {
+		// The bias starts each output row, and the GEMM accumulates onto it.
+		let out = init_rows(out, p, b);
 		for g in 0..groups {
 			let src = &x[(img * c + g * cg) * h * wi..][..cg * h * wi];
 			let rhs = if direct {
 				src
 			} else {
-				im2col(src, [cg, h, wi], [kh, kw], stride, pads, dilation, [oh, ow], col);
+				// Every element is written: the zeros of a resize are only paid when it grows.
+				col.resize(k * p, 0.0);
+				im2col(src, &geometry, col);
 				&col[..]
 			};
 			let lhs = &w[g * mg * k..][..mg * k];
@@ -160,56 +302,58 @@ pub(crate) fn conv2d<B: Backend>(
 			// SAFETY: dst is mg × p, lhs mg × k and rhs k × p, all row-major and in bounds.
 			unsafe { gemm_into([mg, p, k], dst, true, Mat::of(lhs, k, false), Mat::of(rhs, p, false), 1.0, par) }
 		}
-	};
-	let macs = mg * p * k * groups;
-	if n > 1 && macs * n >= PARALLEL_MACS / 8 {
-		// Images in parallel, each GEMM on one thread.
-		out.par_chunks_mut(m * p)
-			.enumerate()
-			.for_each_init(Vec::new, |col, job| image(job, col, gemm::Parallelism::None));
-	} else {
-		let mut col = Vec::new();
-		for job in out.chunks_mut(m * p).enumerate() {
-			image(job, &mut col, parallelism(macs));
+		if relu {
+			relu_in_place(out);
 		}
-	}
+	};
+	let out = build_chunks(n * m * p, m * p, per_image, image);
 	Some(to_backend::<B>(out, vec![n, m, oh, ow]))
 }
 
-/// Unfolds one image [C, H, W] into `col` [C·kh·kw, oh·ow], zeros where the window is in the
-/// padding. Rows are copied as runs when the stride along the width is 1.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-	src: &[f32],
-	[c, h, w]: [usize; 3],
-	[kh, kw]: [usize; 2],
-	[sh, sw]: [usize; 2],
-	[ph, pw]: [usize; 2],
-	[dh, dw]: [usize; 2],
-	[oh, ow]: [usize; 2],
-	col: &mut Vec<f32>,
-) {
-	col.clear();
-	col.resize(c * kh * kw * oh * ow, 0.0);
-	let mut rows = col.chunks_exact_mut(oh * ow);
-	for ch in 0..c {
-		let plane = &src[ch * h * w..][..h * w];
-		for i in 0..kh {
-			for j in 0..kw {
-				let row = rows.next().expect("c·kh·kw rows");
-				let xs = inside(j * dw, pw, sw, w, ow);
-				if xs.is_empty() {
-					continue;
-				}
-				for oy in inside(i * dh, ph, sh, h, oh) {
-					let line = &plane[(oy * sh + i * dh - ph) * w..][..w];
-					let dst = &mut row[oy * ow..][..ow];
+/// The shape of one group's im2col: input [C, H, W], kernel, stride, symmetric pads,
+/// dilation and output [oh, ow].
+struct Im2col {
+	chw: [usize; 3],
+	kernel: [usize; 2],
+	stride: [usize; 2],
+	pads: [usize; 2],
+	dilation: [usize; 2],
+	out: [usize; 2],
+}
+
+simd_kernel! {
+	/// Unfolds one image [C, H, W] into `col` [C·kh·kw, oh·ow], writing every element once:
+	/// zeros where the window is in the padding, runs of the input rows elsewhere.
+	fn im2col(src: &[f32], geometry: &Im2col, col: &mut [f32]) {
+		let Im2col { chw: [c, h, w], kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], out: [oh, ow] } =
+			*geometry;
+		let mut rows = col.chunks_exact_mut(oh * ow);
+		for ch in 0..c {
+			let plane = &src[ch * h * w..][..h * w];
+			for i in 0..kh {
+				let ys = inside(i * dh, ph, sh, h, oh);
+				for j in 0..kw {
+					let row = rows.next().expect("c·kh·kw rows");
+					let xs = inside(j * dw, pw, sw, w, ow);
+					if xs.is_empty() {
+						row.fill(0.0);
+						continue;
+					}
+					row[..ys.start * ow].fill(0.0);
+					row[ys.end * ow..].fill(0.0);
 					let x0 = xs.start * sw + j * dw - pw;
-					if sw == 1 {
-						dst[xs.clone()].copy_from_slice(&line[x0..x0 + xs.len()]);
-					} else {
-						for (k, d) in dst[xs.clone()].iter_mut().enumerate() {
-							*d = line[x0 + k * sw];
+					for oy in ys.clone() {
+						let line = &plane[(oy * sh + i * dh - ph) * w..][..w];
+						let dst = &mut row[oy * ow..][..ow];
+						dst[..xs.start].fill(0.0);
+						dst[xs.end..].fill(0.0);
+						let dst = &mut dst[xs.clone()];
+						if sw == 1 {
+							copy_run(dst, &line[x0..x0 + dst.len()]);
+						} else {
+							for (k, d) in dst.iter_mut().enumerate() {
+								*d = line[x0 + k * sw];
+							}
 						}
 					}
 				}
@@ -218,59 +362,108 @@ fn im2col(
 	}
 }
 
+/// `dst.copy_from_slice(src)` for the short runs of im2col, inline: a call to memmove per run
+/// cost as much as the copying.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+	let n = dst.len();
+	assert_eq!(n, src.len());
+	if n >= 8 {
+		let (d, _) = dst.as_chunks_mut::<8>();
+		for (d, s) in d.iter_mut().zip(src.as_chunks::<8>().0) {
+			*d = *s;
+		}
+		// The last 8, overlapping the chunks before.
+		let d: &mut [f32; 8] = (&mut dst[n - 8..]).try_into().expect("8 elements");
+		*d = src[n - 8..].try_into().expect("8 elements");
+	} else {
+		for (d, s) in dst.iter_mut().zip(src) {
+			*d = *s;
+		}
+	}
+}
+
+/// The window of a 2-D max pooling: kernel, stride, symmetric pads (never selected) and
+/// dilation, over an [h, w] plane giving [oh, ow].
+struct Pool {
+	kernel: [usize; 2],
+	stride: [usize; 2],
+	pads: [usize; 2],
+	dilation: [usize; 2],
+	input: [usize; 2],
+	out: [usize; 2],
+	/// Per output row, the kernel rows inside the image.
+	rows: Vec<Range<usize>>,
+	/// Per kernel column, its offset and the output columns whose tap is inside.
+	cols: Vec<(usize, Range<usize>)>,
+}
+
 /// 2-D max pooling of NCHW `x` with symmetric `pads` (never selected) and floor rounding.
 /// NaN propagates, like burn's kernel and onnxruntime.
 pub(crate) fn max_pool2d<B: Backend>(
 	x: &F<B>,
-	[kh, kw]: [usize; 2],
-	[sh, sw]: [usize; 2],
-	[ph, pw]: [usize; 2],
-	[dh, dw]: [usize; 2],
+	kernel: [usize; 2],
+	stride: [usize; 2],
+	pads: [usize; 2],
+	dilation: [usize; 2],
 ) -> Option<F<B>> {
 	let xd = f32_data::<B>(x)?;
 	let xs = xd.0.layout().shape().to_vec();
 	let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+	let ([kh, kw], [sh, sw], [ph, pw], [dh, dw]) = (kernel, stride, pads, dilation);
 	let oh = (h + 2 * ph - ((kh - 1) * dh + 1)) / sh + 1;
 	let ow = (w + 2 * pw - ((kw - 1) * dw + 1)) / sw + 1;
-	// Kernel rows inside the image per output row, and per kernel column the output columns
-	// whose tap is inside: no bounds test per tap.
-	let rows: Vec<(usize, usize)> = (0..oh)
-		.map(|oy| {
-			let first = ph.saturating_sub(oy * sh).div_ceil(dh).min(kh);
-			let last = (h + ph).saturating_sub(oy * sh).div_ceil(dh).min(kh);
-			(first, last.max(first))
-		})
-		.collect();
-	let cols: Vec<(usize, std::ops::Range<usize>)> = (0..kw).map(|j| (j * dw, inside(j * dw, pw, sw, w, ow))).collect();
+	let pool = Pool {
+		kernel,
+		stride,
+		pads,
+		dilation,
+		input: [h, w],
+		out: [oh, ow],
+		rows: (0..oh).map(|oy| inside(oy * sh, ph, dh, h, kh)).collect(),
+		cols: (0..kw).map(|j| (j * dw, inside(j * dw, pw, sw, w, ow))).collect(),
+	};
 	let x = xd.slice();
-	let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
-	// Taps are applied to a whole output row at a time, so consecutive outputs do not wait on
-	// each other, with a branch-free max unless the plane holds a NaN (which must propagate).
-	// Non-overlapping windows inside the image (2×2 stride 2 and the like): contiguous runs.
-	let tiled = [ph, pw] == [0, 0] && [dh, dw] == [1, 1] && [sh, sw] == [kh, kw];
-	let plane = |src: &[f32], dst: &mut [f32]| {
-		// A full fold, not `any`: it vectorizes.
+	let (plane, out_plane) = (h * w, oh * ow);
+	let taps = n * c * oh * ow * kh * kw;
+	// Handing small work to the thread pool costs more than it saves; about four tasks per
+	// thread otherwise, as one plane per task costs more in scheduling than pooling.
+	let parallel = taps >= 1 << 18;
+	let per_task = if parallel { (n * c).div_ceil(4 * rayon::current_num_threads()) } else { n * c };
+	let out = build_chunks(n * c * out_plane, per_task * out_plane, parallel, |_, t, dst| {
+		let dst = init_rows(dst, out_plane, Some(&[f32::NEG_INFINITY]));
+		let src = &x[t * per_task * plane..][..dst.len() / out_plane * plane];
+		for (src, dst) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(out_plane)) {
+			pool_plane(src, dst, &pool);
+		}
+	});
+	Some(to_backend::<B>(out, vec![n, c, oh, ow]))
+}
+
+simd_kernel! {
+	/// Max-pools one plane into `dst`, which starts at -inf.
+	fn pool_plane(src: &[f32], dst: &mut [f32], pool: &Pool) {
+		let Pool { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], input: [_, w], out: [_, ow], .. } =
+			*pool;
+		// A full fold, not `any`: it vectorizes. Without NaN, `f32::max` (which drops NaN) is exact.
 		let nan = src.iter().fold(false, |acc, v| acc | v.is_nan());
-		if tiled && !nan {
-			for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-				for i in 0..kh {
-					let line = &src[(oy * sh + i) * w..][..ow * kw];
-					match kw {
-						2 => max_runs::<2>(out, line),
-						3 => max_runs::<3>(out, line),
-						_ => out.iter_mut().zip(line.chunks_exact(kw)).for_each(|(d, run)| {
-							*d = run.iter().fold(*d, |a, &b| a.max(b));
-						}),
-					}
-				}
+		let tiled = [ph, pw] == [0, 0] && [dh, dw] == [1, 1] && [sh, sw] == [kh, kw];
+		if tiled && !nan && kh == kw && kh <= 3 {
+			// Non-overlapping square windows inside the image (2×2 stride 2 and the like).
+			match kh {
+				1 => dst.copy_from_slice(src),
+				2 => square_windows::<2>(src, dst, w, ow),
+				_ => square_windows::<3>(src, dst, w, ow),
 			}
 			return;
 		}
-		for (oy, &(i0, i1)) in rows.iter().enumerate() {
+		// Taps are applied to a whole output row at a time, so consecutive outputs do not wait
+		// on each other.
+		for (oy, ks) in pool.rows.iter().enumerate() {
 			let out = &mut dst[oy * ow..][..ow];
-			for i in i0..i1 {
+			for i in ks.clone() {
 				let line = &src[(oy * sh + i * dh - ph) * w..][..w];
-				for (offset, xs) in cols.iter().filter(|c| !c.1.is_empty()) {
+				for (offset, xs) in pool.cols.iter().filter(|c| !c.1.is_empty()) {
 					let taps = line[xs.start * sw + offset - pw..].iter().step_by(sw);
 					if nan {
 						for (d, &v) in out[xs.clone()].iter_mut().zip(taps) {
@@ -286,33 +479,31 @@ pub(crate) fn max_pool2d<B: Backend>(
 				}
 			}
 		}
-	};
-	let taps = n * c * oh * ow * kh * kw;
-	if taps < 1 << 18 {
-		// Handing small work to the thread pool costs more than it saves.
-		x.chunks(h * w).zip(out.chunks_mut(oh * ow)).for_each(|(src, dst)| plane(src, dst));
-	} else {
-		// About four tasks per thread: one plane per task costs more in scheduling than pooling.
-		let per_task = (n * c / (4 * rayon::current_num_threads())).max(1);
-		x.par_chunks(h * w)
-			.zip(out.par_chunks_mut(oh * ow))
-			.with_min_len(per_task)
-			.for_each(|(src, dst)| plane(src, dst));
-	}
-	Some(to_backend::<B>(out, vec![n, c, oh, ow]))
-}
-
-/// `out[k] = max(out[k], line[N·k .. N·k + N])`, with N known to the compiler so the runs
-/// vectorize.
-fn max_runs<const N: usize>(out: &mut [f32], line: &[f32]) {
-	for (d, run) in out.iter_mut().zip(line.chunks_exact(N)) {
-		let run: &[f32; N] = run.try_into().expect("chunks of N");
-		*d = run.iter().fold(*d, |a, &b| a.max(b));
 	}
 }
 
-/// `alpha · op(a) · op(b) + beta · c` for matrices, the transposes read through strides; `c`
-/// broadcasts to the result (checked by the caller).
+/// Max pooling by non-overlapping K×K windows of a plane without NaN, each output computed
+/// from its K rows at once: with K known, the compiler vectorizes across outputs.
+#[inline(always)]
+fn square_windows<const K: usize>(src: &[f32], dst: &mut [f32], w: usize, ow: usize) {
+	// Only for non-NaN values: a compare and select, one instruction.
+	let max = |a: f32, b: f32| if a > b { a } else { b };
+	for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+		let lines: [&[[f32; K]]; K] = std::array::from_fn(|i| src[(oy * K + i) * w..][..ow * K].as_chunks::<K>().0);
+		for (x, d) in out.iter_mut().enumerate() {
+			let mut m = lines[0][x][0];
+			for line in &lines {
+				for &v in &line[x] {
+					m = max(m, v);
+				}
+			}
+			*d = m;
+		}
+	}
+}
+
+/// `alpha · op(a) · op(b) + beta · c` for matrices, the transposes read through strides, then
+/// Relu when `relu`; `c` broadcasts to the result (checked by the caller).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<B: Backend>(
 	a: &F<B>,
@@ -322,6 +513,7 @@ pub(crate) fn gemm<B: Backend>(
 	trans_b: bool,
 	alpha: f32,
 	beta: f32,
+	relu: bool,
 ) -> Option<F<B>> {
 	let (ad, bd) = (f32_data::<B>(a)?, f32_data::<B>(b)?);
 	let cd = optional_f32_data::<B>(c)?;
@@ -347,10 +539,117 @@ pub(crate) fn gemm<B: Backend>(
 			}
 		}
 	}
-	let (lhs, rhs) = (Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
-	// SAFETY: out is m × n row-major; the views cover exactly their tensors' storage.
-	unsafe { gemm_into([m, n, k], &mut out, cd.is_some(), lhs, rhs, alpha, parallelism(m * n * k)) }
+	if m == 1 {
+		// A row times a matrix: memory-bound, so columns are split over the threads.
+		let (a, b) = (ad.slice(), bd.slice());
+		let part = |t: usize, chunk: usize, out: &mut [f32]| {
+			if trans_b {
+				row_times_rows(a, &b[t * chunk * k..][..out.len() * k], alpha, out);
+			} else {
+				row_times_matrix(a, b, n, t * chunk, alpha, out);
+			}
+		};
+		let threads = rayon::current_num_threads();
+		if k * n >= SPLIT_MACS && threads > 1 {
+			let chunk = n.div_ceil(threads).next_multiple_of(64);
+			out.par_chunks_mut(chunk).enumerate().for_each(|(t, out)| part(t, chunk, out));
+		} else {
+			part(0, n, &mut out);
+		}
+	} else {
+		let (lhs, rhs) = (Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
+		let threads = rayon::current_num_threads();
+		if m * n * k >= SPLIT_MACS && threads > 1 && n >= 32 * threads {
+			// Column blocks over the threads, one fork for the whole product (gemm's own
+			// threading forks once per block of the depth).
+			let chunk = n.div_ceil(threads).next_multiple_of(16);
+			let dst = Shared(out.as_mut_ptr());
+			(0..n.div_ceil(chunk)).into_par_iter().for_each(|t| {
+				let j0 = t * chunk;
+				let rhs = rhs.columns_from(j0);
+				// SAFETY: each task writes its own columns j0.. of the m × n output; the
+				// shifted rhs view covers the same columns of B.
+				unsafe {
+					let shape = [m, chunk.min(n - j0), k];
+					gemm_strided(shape, dst.at(j0), n, cd.is_some(), lhs, rhs, alpha, gemm::Parallelism::None)
+				}
+			});
+		} else {
+			// SAFETY: out is m × n row-major; the views cover exactly their tensors' storage.
+			unsafe { gemm_into([m, n, k], &mut out, cd.is_some(), lhs, rhs, alpha, gemm::Parallelism::None) }
+		}
+	}
+	if relu {
+		relu_in_place(&mut out);
+	}
 	Some(to_backend::<B>(out, vec![m, n]))
+}
+
+simd_kernel! {
+	/// `out[j] += alpha · Σ_k a[k] · b[k, j0 + j]`, `b` row-major with `n` columns. Blocks of
+	/// 64 columns keep their sums in registers while the rows of `b` stream past.
+	fn row_times_matrix(a: &[f32], b: &[f32], n: usize, j0: usize, alpha: f32, out: &mut [f32]) {
+		const W: usize = 64;
+		for (blk, out) in out.chunks_mut(W).enumerate() {
+			let j = j0 + blk * W;
+			let mut acc = [0f32; W];
+			if out.len() == W {
+				for (kk, &x) in a.iter().enumerate() {
+					let row: &[f32; W] = b[kk * n + j..][..W].try_into().expect("W columns");
+					for (s, &v) in acc.iter_mut().zip(row) {
+						*s = v.mul_add(x, *s);
+					}
+				}
+			} else {
+				for (kk, &x) in a.iter().enumerate() {
+					let row = &b[kk * n + j..][..out.len()];
+					for (s, &v) in acc.iter_mut().zip(row) {
+						*s = v.mul_add(x, *s);
+					}
+				}
+			}
+			for (o, s) in out.iter_mut().zip(acc) {
+				*o = s.mul_add(alpha, *o);
+			}
+		}
+	}
+}
+
+simd_kernel! {
+	/// `out[j] += alpha · a · bt[j]`: dot products of `a` with the rows of `bt`, four rows at
+	/// a time so each load of `a` serves four sums, each sum kept in 8 lanes.
+	fn row_times_rows(a: &[f32], bt: &[f32], alpha: f32, out: &mut [f32]) {
+		let k = a.len();
+		let (a8, a_tail) = a.as_chunks::<8>();
+		let dot_tail = |row: &[f32]| row[k - a_tail.len()..].iter().zip(a_tail).fold(0.0, |s, (&v, &x)| v.mul_add(x, s));
+		let hsum = |l: [f32; 8]| ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+		let mut rows = bt.chunks_exact(k);
+		let mut outs = out.chunks_exact_mut(4);
+		for out in &mut outs {
+			let r: [&[f32]; 4] = std::array::from_fn(|_| rows.next().expect("one row per output"));
+			let r8: [&[[f32; 8]]; 4] = r.map(|r| r.as_chunks::<8>().0);
+			let mut acc = [[0f32; 8]; 4];
+			for (c, x) in a8.iter().enumerate() {
+				for (acc, r8) in acc.iter_mut().zip(&r8) {
+					for ((s, &v), &x) in acc.iter_mut().zip(&r8[c]).zip(x) {
+						*s = v.mul_add(x, *s);
+					}
+				}
+			}
+			for ((o, acc), r) in out.iter_mut().zip(acc).zip(r) {
+				*o = (hsum(acc) + dot_tail(r)).mul_add(alpha, *o);
+			}
+		}
+		for (o, r) in outs.into_remainder().iter_mut().zip(rows) {
+			let mut acc = [0f32; 8];
+			for (c, x) in r.as_chunks::<8>().0.iter().zip(a8) {
+				for ((s, &v), &x) in acc.iter_mut().zip(c).zip(x) {
+					*s = v.mul_add(x, *s);
+				}
+			}
+			*o = (hsum(acc) + dot_tail(r)).mul_add(alpha, *o);
+		}
+	}
 }
 
 #[cfg(test)]
@@ -358,7 +657,7 @@ mod tests {
 	//! Each fast path against burn-flex's own kernel on seeded random data, across strides,
 	//! paddings, dilations, groups, batches and transposes.
 	use super::*;
-	use burn::tensor::ops::{ConvOptions, FloatTensorOps, ModuleOps};
+	use burn::tensor::ops::{ActivationOps, ConvOptions, FloatTensorOps, ModuleOps};
 	use burn_flex::Flex;
 
 	fn random(shape: &[usize], seed: u64) -> F<Flex> {
@@ -405,7 +704,10 @@ mod tests {
 			let x = random(&[n, c, h, w], i as u64);
 			let wt = random(&[m, c / g, k[0], k[1]], 100 + i as u64);
 			let b = bias.then(|| random(&[m], 200 + i as u64));
-			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g).expect("f32 on burn-flex");
+			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, false).expect("f32 on burn-flex");
+			let fused = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true).expect("f32 on burn-flex");
+			// The fused Relu is burn's, bit for bit.
+			assert_eq!(values(fused), values(Flex::relu(got.clone())), "conv case {i} with Relu");
 			let want = Flex::conv2d(x, wt, b, ConvOptions::new(s, p, d, g));
 			assert_close(got, want, &format!("conv case {i}"));
 		}
@@ -420,6 +722,7 @@ mod tests {
 			([40, 8, 5, 5], [5, 5], [1, 1], [2, 2], [1, 1]),
 			([2, 3, 9, 10], [3, 3], [3, 3], [0, 0], [1, 1]),
 			([1, 2, 8, 9], [4, 4], [4, 4], [0, 0], [1, 1]),
+			([1, 2, 5, 5], [1, 1], [1, 1], [0, 0], [1, 1]),
 		];
 		for (i, (shape, k, s, p, d)) in cases.into_iter().enumerate() {
 			let x = random(&shape, 300 + i as u64);
@@ -436,7 +739,19 @@ mod tests {
 
 	#[test]
 	fn gemm_matches_matmul_with_transposes_and_broadcast_c() {
-		for (i, (m, k, n)) in [(1, 784, 512), (32, 256, 10), (5, 3, 7), (64, 64, 64)].into_iter().enumerate() {
+		// Single rows (with column blocks and dot products that do not divide evenly, and one
+		// split over the threads), small products, and one split by columns.
+		let shapes = [
+			(1, 784, 512),
+			(1, 13, 70),
+			(1, 5, 3),
+			(1, 2048, 2100),
+			(32, 256, 10),
+			(5, 3, 7),
+			(64, 64, 64),
+			(40, 512, 300),
+		];
+		for (i, (m, k, n)) in shapes.into_iter().enumerate() {
 			for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
 				for c_shape in [vec![], vec![n], vec![1, n], vec![m, 1], vec![m, n]] {
 					let seed = (i * 100) as u64;
@@ -444,7 +759,9 @@ mod tests {
 					let b = random(&if tb { [n, k] } else { [k, n] }, seed + 1);
 					let c = random(&c_shape, seed + 2);
 					let (alpha, beta) = (0.5, 2.0);
-					let got = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta).expect("f32 on burn-flex");
+					let got = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, false).expect("f32 on burn-flex");
+					let fused = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, true).expect("f32 on burn-flex");
+					assert_eq!(values(fused), values(Flex::relu(got.clone())), "gemm {m}x{k}x{n} with Relu");
 					let a = if ta { Flex::float_permute(a, &[1, 0]) } else { a };
 					let b = if tb { Flex::float_permute(b, &[1, 0]) } else { b };
 					let ab = Flex::float_mul_scalar(Flex::float_matmul(a, b), alpha.into());
@@ -455,6 +772,26 @@ mod tests {
 				}
 			}
 		}
+	}
+
+	#[test]
+	fn the_portable_kernels_compute_the_same_bits() {
+		let x = random(&[2, 3, 12, 13], 1);
+		let w = random(&[5, 3, 3, 3], 2);
+		let b = random(&[5], 3);
+		let (row, matrix, rows) = (random(&[1, 77], 4), random(&[77, 150], 5), random(&[150, 77], 6));
+		let run = || {
+			let conv = conv2d::<Flex>(&x, &w, Some(&b), [1, 2], [1, 1], [1, 1], 1, true).unwrap();
+			let pool = max_pool2d::<Flex>(&x, [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+			let kn = gemm::<Flex>(&row, &matrix, None, false, false, 1.5, 0.0, false).unwrap();
+			let nk = gemm::<Flex>(&row, &rows, None, false, true, 1.5, 0.0, true).unwrap();
+			[conv, pool, kn, nk].map(values)
+		};
+		let vector = run();
+		PORTABLE_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+		let portable = run();
+		PORTABLE_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
+		assert_eq!(vector, portable);
 	}
 
 	#[test]

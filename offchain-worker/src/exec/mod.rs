@@ -221,6 +221,36 @@ pub struct Executor<B: Backend> {
 	constants: HashMap<String, Value<B>>,
 	/// For each node, the values whose last reader it is (freed after it runs).
 	frees: Vec<Vec<String>>,
+	/// For each node, the Relu node it applies itself, if any (see [`fuse_relus`]).
+	fused: Vec<Option<usize>>,
+	/// Relu nodes applied by the node before them, skipped when running.
+	absorbed: Vec<bool>,
+}
+
+/// Conv and Gemm nodes whose output is read only by a Relu apply it themselves: the CPU
+/// kernels clamp each image while it is still in cache, saving a pass over memory and a
+/// buffer. Returns, per node, the index of the Relu it applies.
+fn fuse_relus(model: &Model) -> Vec<Option<usize>> {
+	let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+	for (i, node) in model.nodes.iter().enumerate() {
+		for input in node.inputs.iter().filter(|n| !n.is_empty()) {
+			readers.entry(input).or_default().push(i);
+		}
+	}
+	let is_output = |name: &str| model.outputs.iter().any(|o| o.name == name);
+	model
+		.nodes
+		.iter()
+		.map(|node| {
+			if !matches!(node.op.as_str(), "Conv" | "Gemm") || node.outputs.len() != 1 || is_output(&node.outputs[0]) {
+				return None;
+			}
+			match readers.get(node.outputs[0].as_str()).map(Vec::as_slice) {
+				Some(&[j]) if model.nodes[j].op == "Relu" && model.nodes[j].inputs.len() == 1 => Some(j),
+				_ => None,
+			}
+		})
+		.collect()
 }
 
 impl<B: Backend> Executor<B> {
@@ -239,7 +269,7 @@ impl<B: Backend> Executor<B> {
 		}
 		// Constant nodes are evaluated once, here, like initializers.
 		for node in model.nodes.iter().filter(|n| n.op == "Constant") {
-			let out = ops::run::<B>(node, model.opset, Vec::new(), &device)?;
+			let out = ops::run::<B>(node, model.opset, Vec::new(), &device, false)?;
 			for (name, value) in node.outputs.iter().zip(out) {
 				constants.insert(name.clone(), value);
 			}
@@ -270,11 +300,21 @@ impl<B: Backend> Executor<B> {
 				frees[i].push(name.to_string());
 			}
 		}
-		Ok(Executor { model, device, constants, frees })
+		let fused = fuse_relus(&model);
+		let mut absorbed = vec![false; model.nodes.len()];
+		for &j in fused.iter().flatten() {
+			absorbed[j] = true;
+		}
+		Ok(Executor { model, device, constants, frees, fused, absorbed })
 	}
 
 	pub fn model(&self) -> &Model {
 		&self.model
+	}
+
+	/// How many Relu nodes are applied by the Conv or Gemm before them.
+	pub fn fused_relus(&self) -> usize {
+		self.absorbed.iter().filter(|&&a| a).count()
 	}
 
 	/// Runs the model on tensors given in the order of the model's inputs.
@@ -368,7 +408,7 @@ impl<B: Backend> Executor<B> {
 
 	fn run_nodes(&self, mut env: HashMap<String, Value<B>>) -> Result<HashMap<String, Value<B>>, ExecError> {
 		for (i, node) in self.model.nodes.iter().enumerate() {
-			if node.op == "Constant" {
+			if node.op == "Constant" || self.absorbed[i] {
 				continue;
 			}
 			let inputs = node
@@ -389,8 +429,11 @@ impl<B: Backend> Executor<B> {
 						.ok_or_else(|| ExecError::Undefined(name.clone()))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
-			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device)?;
-			for (name, value) in node.outputs.iter().zip(outputs) {
+			let fused = self.fused[i];
+			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device, fused.is_some())?;
+			// A node that applied the Relu after it writes the Relu's output.
+			let names = fused.map_or(&node.outputs, |j| &self.model.nodes[j].outputs);
+			for (name, value) in names.iter().zip(outputs) {
 				if !name.is_empty() {
 					env.insert(name.clone(), value);
 				}
@@ -426,4 +469,6 @@ pub(crate) struct Cx<'a, B: Backend> {
 	pub node: &'a Node,
 	pub opset: i64,
 	pub device: &'a B::Device,
+	/// A Relu that followed this node (Conv or Gemm) is applied by it; see [`fuse_relus`].
+	pub fused_relu: bool,
 }

@@ -237,8 +237,9 @@ pub(crate) fn run<B: Backend>(
 	opset: i64,
 	inputs: Vec<Option<Value<B>>>,
 	device: &B::Device,
+	fused_relu: bool,
 ) -> R<Vec<Value<B>>> {
-	let cx = Cx::<B> { node, opset, device };
+	let cx = Cx::<B> { node, opset, device, fused_relu };
 	let a = Args(inputs);
 	let one = |t: F<B>| Ok(vec![Value::Float(t)]);
 	let unary = |f: fn(F<B>) -> F<B>| -> R<Vec<Value<B>>> { one(f(a.float(&cx, 0)?)) };
@@ -736,7 +737,7 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 			return cx.invalid("C does not broadcast to A·B");
 		}
 	}
-	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta) {
+	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta, cx.fused_relu) {
 		return Ok(vec![Value::Float(out)]);
 	}
 	if ta {
@@ -754,7 +755,16 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		let c = if beta != 1.0 { B::float_mul_scalar(c, beta.into()) } else { c };
 		out = B::float_add(out, broadcast_to::<B>(c, &os));
 	}
-	Ok(vec![Value::Float(out)])
+	Ok(vec![Value::Float(fused_relu(cx, out))])
+}
+
+/// Applies the Relu fused into this node, where its kernel did not.
+fn fused_relu<B: Backend>(cx: &Cx<B>, x: F<B>) -> F<B> {
+	if cx.fused_relu {
+		B::relu(x)
+	} else {
+		x
+	}
 }
 
 /// SAME padding: `total` split in halves, the odd element at the end (upper) or start (lower).
@@ -851,14 +861,14 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let g = group as usize;
 	let out = match r {
 		1 => B::conv1d(x, w, bias, ConvOptions::new([strides[0]], [p[0]], [dilations[0]], g)),
-		2 => match cpu::conv2d::<B>(&x, &w, bias.as_ref(), arr(&strides), arr(&p), arr(&dilations), g) {
-			Some(out) => out,
+		2 => match cpu::conv2d::<B>(&x, &w, bias.as_ref(), arr(&strides), arr(&p), arr(&dilations), g, cx.fused_relu) {
+			Some(out) => return Ok(vec![Value::Float(out)]),
 			None => B::conv2d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
 		},
 		3 => B::conv3d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
 		_ => return cx.unsupported(format!("{r}-d convolution")),
 	};
-	Ok(vec![Value::Float(out)])
+	Ok(vec![Value::Float(fused_relu(cx, out))])
 }
 
 fn arr<const N: usize>(v: &[usize]) -> [usize; N] {
