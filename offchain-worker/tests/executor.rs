@@ -176,15 +176,35 @@ fn identity_before_relu(g: &mut proto::GraphProto, value: &str) {
 }
 
 #[test]
-fn a_relu_after_conv_or_gemm_is_fused_without_changing_a_bit() {
+fn relu_and_max_pool_fused_into_conv_and_gemm_change_no_bit() {
 	let fused = digits_with(relu_after_gemm);
-	assert_eq!(fused.fused_relus(), 2, "Conv → Relu and Gemm → Relu");
+	assert_eq!(fused.fused(), ["Relu", "MaxPool", "Relu"], "Conv → Relu → MaxPool and Gemm → Relu");
 	let apart = digits_with(|g| {
 		relu_after_gemm(g);
 		identity_before_relu(g, "conv");
 		identity_before_relu(g, "logits");
 	});
-	assert_eq!(apart.fused_relus(), 0);
+	assert!(apart.fused().is_empty());
+	// A pooling the CPU kernel does not take (ceil mode) still runs after the Conv, as a node.
+	let ceil = |g: &mut proto::GraphProto| {
+		let pool = g.node.iter_mut().find(|n| n.op_type.as_deref() == Some("MaxPool")).unwrap();
+		pool.attribute.push(proto::AttributeProto {
+			name: Some("ceil_mode".into()),
+			r#type: Some(2),
+			i: Some(1),
+			..Default::default()
+		});
+	};
+	let ceil_fused = digits_with(|g| {
+		relu_after_gemm(g);
+		ceil(g);
+	});
+	assert_eq!(ceil_fused.fused(), ["Relu", "MaxPool", "Relu"]);
+	let ceil_apart = digits_with(|g| {
+		relu_after_gemm(g);
+		ceil(g);
+		identity_before_relu(g, "conv");
+	});
 	// Three batches of seeded values in [-1, 1), some of every sign after the Conv and Gemm.
 	let mut s = 0x2545_F491_4F6C_DD1Du64;
 	for batch in [1u32, 3, 8] {
@@ -198,6 +218,7 @@ fn a_relu_after_conv_or_gemm_is_fused_without_changing_a_bit() {
 			.collect();
 		let input = [f32_tensor(vec![batch, 1, 8, 8], &pixels)];
 		assert_eq!(fused.run(&input).unwrap(), apart.run(&input).unwrap(), "batch {batch}");
+		assert_eq!(ceil_fused.run(&input).unwrap(), ceil_apart.run(&input).unwrap(), "ceil mode, batch {batch}");
 	}
 
 	// A Conv output read by a second node, or that is a graph output, keeps its own Relu.
@@ -205,10 +226,10 @@ fn a_relu_after_conv_or_gemm_is_fused_without_changing_a_bit() {
 		g.node.push(node("Identity", "conv", "conv_seen"));
 		g.output.push(proto::ValueInfoProto { name: Some("conv_seen".into()), ..g.output[0].clone() });
 	});
-	assert_eq!(shared.fused_relus(), 0);
+	assert!(shared.fused().is_empty());
 	let exposed =
 		digits_with(|g| g.output.push(proto::ValueInfoProto { name: Some("conv".into()), ..g.output[0].clone() }));
-	assert_eq!(exposed.fused_relus(), 0);
+	assert!(exposed.fused().is_empty());
 	let out = exposed.run(&[f32_tensor(vec![1, 1, 8, 8], &[0.5; 64])]).unwrap();
 	assert!(floats(&out[1]).iter().any(|&v| v < 0.0), "the Conv output is given before its Relu");
 }

@@ -97,18 +97,18 @@ fn to_backend<B: Backend>(data: Vec<f32>, shape: Vec<usize>) -> F<B> {
 /// A `len`-element output whose chunks of `chunk` elements are each written in full by `fill`,
 /// in parallel when `parallel`, without zeroing the memory first. `fill` also gets a scratch
 /// buffer that lives as long as its thread's share of the work.
-fn build_chunks(
+fn build_chunks<S: Default>(
 	len: usize,
 	chunk: usize,
 	parallel: bool,
-	fill: impl Fn(&mut Vec<f32>, usize, &mut [MaybeUninit<f32>]) + Sync,
+	fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
 	let mut out = Vec::with_capacity(len);
 	let spare = &mut out.spare_capacity_mut()[..len];
 	if parallel {
-		spare.par_chunks_mut(chunk).enumerate().for_each_init(Vec::new, |s, (i, c)| fill(s, i, c));
+		spare.par_chunks_mut(chunk).enumerate().for_each_init(S::default, |s, (i, c)| fill(s, i, c));
 	} else {
-		let mut scratch = Vec::new();
+		let mut scratch = S::default();
 		spare.chunks_mut(chunk).enumerate().for_each(|(i, c)| fill(&mut scratch, i, c));
 	}
 	// SAFETY: `fill` wrote every element of every chunk (each caller starts with `init_rows`).
@@ -253,7 +253,8 @@ simd_kernel! {
 }
 
 /// 2-D convolution of NCHW `x` by `w` [M, C/groups, kh, kw] with symmetric `pads` (the
-/// asymmetric part is applied before), followed by Relu when `relu`.
+/// asymmetric part is applied before), followed by Relu when `relu` and by max pooling when
+/// `pool`, each image pooled while it is in cache.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d<B: Backend>(
 	x: &F<B>,
@@ -264,6 +265,7 @@ pub(crate) fn conv2d<B: Backend>(
 	dilation: [usize; 2],
 	groups: usize,
 	relu: bool,
+	pool: Option<PoolWindow>,
 ) -> Option<F<B>> {
 	let (xd, wd) = (f32_data::<B>(x)?, f32_data::<B>(w)?);
 	let bd = optional_f32_data::<B>(bias)?;
@@ -284,9 +286,8 @@ pub(crate) fn conv2d<B: Backend>(
 	// LeNet's 2.2M multiply-adds over two threads lost more in waking the second than it saved.
 	let per_image = n > 1 && macs * n >= PARALLEL_MACS / 8;
 	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
-	let image = |col: &mut Vec<f32>, img: usize, out: &mut [MaybeUninit<f32>]| {
-		// The bias starts each output row, and the GEMM accumulates onto it.
-		let out = init_rows(out, p, b);
+	// The bias starts each output row, the GEMM accumulates onto it, then Relu.
+	let convolve = |img: usize, out: &mut [f32], col: &mut Vec<f32>| {
 		for g in 0..groups {
 			let src = &x[(img * c + g * cg) * h * wi..][..cg * h * wi];
 			let rhs = if direct {
@@ -306,8 +307,20 @@ pub(crate) fn conv2d<B: Backend>(
 			relu_in_place(out);
 		}
 	};
-	let out = build_chunks(n * m * p, m * p, per_image, image);
-	Some(to_backend::<B>(out, vec![n, m, oh, ow]))
+	let pool = pool.map(|window| Pool::new(window, [oh, ow]));
+	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
+	type Scratch = (Vec<f32>, Vec<MaybeUninit<f32>>);
+	let image = |(col, unpooled): &mut Scratch, img: usize, out: &mut [MaybeUninit<f32>]| match &pool {
+		Some(pool) => {
+			unpooled.resize(m * p, MaybeUninit::uninit());
+			let conv = init_rows(&mut unpooled[..m * p], p, b);
+			convolve(img, conv, col);
+			pool.planes(conv, out);
+		},
+		None => convolve(img, init_rows(out, p, b), col),
+	};
+	let out = build_chunks(n * m * poh * pow, m * poh * pow, per_image, image);
+	Some(to_backend::<B>(out, vec![n, m, poh, pow]))
 }
 
 /// The shape of one group's im2col: input [C, H, W], kernel, stride, symmetric pads,
@@ -339,14 +352,23 @@ simd_kernel! {
 						row.fill(0.0);
 						continue;
 					}
-					row[..ys.start * ow].fill(0.0);
-					row[ys.end * ow..].fill(0.0);
+					// Rows and columns in the padding (none without padding: no call to memset).
+					if ys.start > 0 {
+						row[..ys.start * ow].fill(0.0);
+					}
+					if ys.end < oh {
+						row[ys.end * ow..].fill(0.0);
+					}
 					let x0 = xs.start * sw + j * dw - pw;
 					for oy in ys.clone() {
 						let line = &plane[(oy * sh + i * dh - ph) * w..][..w];
 						let dst = &mut row[oy * ow..][..ow];
-						dst[..xs.start].fill(0.0);
-						dst[xs.end..].fill(0.0);
+						if xs.start > 0 {
+							dst[..xs.start].fill(0.0);
+						}
+						if xs.end < ow {
+							dst[xs.end..].fill(0.0);
+						}
 						let dst = &mut dst[xs.clone()];
 						if sw == 1 {
 							copy_run(dst, &line[x0..x0 + dst.len()]);
@@ -363,28 +385,41 @@ simd_kernel! {
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col, inline: a call to memmove per run
-/// cost as much as the copying.
+/// cost as much as the copying. Runs of up to 16 are two fixed-size copies that may overlap
+/// (a loop would be turned back into a memmove call).
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
+	#[inline(always)]
+	fn fixed<const N: usize>(dst: &mut [f32], src: &[f32], at: usize) {
+		let d: &mut [f32; N] = (&mut dst[at..at + N]).try_into().expect("N elements");
+		*d = src[at..at + N].try_into().expect("N elements");
+	}
 	let n = dst.len();
 	assert_eq!(n, src.len());
-	if n >= 8 {
-		let (d, _) = dst.as_chunks_mut::<8>();
-		for (d, s) in d.iter_mut().zip(src.as_chunks::<8>().0) {
-			*d = *s;
-		}
-		// The last 8, overlapping the chunks before.
-		let d: &mut [f32; 8] = (&mut dst[n - 8..]).try_into().expect("8 elements");
-		*d = src[n - 8..].try_into().expect("8 elements");
-	} else {
-		for (d, s) in dst.iter_mut().zip(src) {
-			*d = *s;
-		}
+	match n {
+		0..4 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+		4..8 => {
+			fixed::<4>(dst, src, 0);
+			fixed::<4>(dst, src, n - 4);
+		},
+		8..=16 => {
+			fixed::<8>(dst, src, 0);
+			fixed::<8>(dst, src, n - 8);
+		},
+		_ => dst.copy_from_slice(src),
 	}
 }
 
-/// The window of a 2-D max pooling: kernel, stride, symmetric pads (never selected) and
-/// dilation, over an [h, w] plane giving [oh, ow].
+/// A 2-D max pooling window: kernel, stride, symmetric pads (never selected) and dilation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct PoolWindow {
+	pub kernel: [usize; 2],
+	pub stride: [usize; 2],
+	pub pads: [usize; 2],
+	pub dilation: [usize; 2],
+}
+
+/// A [`PoolWindow`] over an [h, w] plane, giving [oh, ow] with floor rounding.
 struct Pool {
 	kernel: [usize; 2],
 	stride: [usize; 2],
@@ -398,51 +433,58 @@ struct Pool {
 	cols: Vec<(usize, Range<usize>)>,
 }
 
-/// 2-D max pooling of NCHW `x` with symmetric `pads` (never selected) and floor rounding.
-/// NaN propagates, like burn's kernel and onnxruntime.
-pub(crate) fn max_pool2d<B: Backend>(
-	x: &F<B>,
-	kernel: [usize; 2],
-	stride: [usize; 2],
-	pads: [usize; 2],
-	dilation: [usize; 2],
-) -> Option<F<B>> {
+impl Pool {
+	/// The window over an [h, w] plane, which the caller checked it fits (padding included).
+	fn new(window: PoolWindow, [h, w]: [usize; 2]) -> Pool {
+		let PoolWindow { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } = window;
+		let oh = (h + 2 * ph - ((kh - 1) * dh + 1)) / sh + 1;
+		let ow = (w + 2 * pw - ((kw - 1) * dw + 1)) / sw + 1;
+		Pool {
+			kernel: window.kernel,
+			stride: window.stride,
+			pads: window.pads,
+			dilation: window.dilation,
+			input: [h, w],
+			out: [oh, ow],
+			rows: (0..oh).map(|oy| inside(oy * sh, ph, dh, h, kh)).collect(),
+			cols: (0..kw).map(|j| (j * dw, inside(j * dw, pw, sw, w, ow))).collect(),
+		}
+	}
+
+	/// Pools `planes` (whole [h, w] planes) into `out`, whose planes are [oh, ow], writing all
+	/// of it.
+	fn planes(&self, planes: &[f32], out: &mut [MaybeUninit<f32>]) {
+		let [h, w] = self.input;
+		let out_plane = self.out[0] * self.out[1];
+		for (src, dst) in planes.chunks_exact(h * w).zip(out.chunks_exact_mut(out_plane)) {
+			pool_plane(src, dst, self);
+		}
+	}
+}
+
+/// 2-D max pooling of NCHW `x`. NaN propagates, like burn's kernel and onnxruntime.
+pub(crate) fn max_pool2d<B: Backend>(x: &F<B>, window: PoolWindow) -> Option<F<B>> {
 	let xd = f32_data::<B>(x)?;
 	let xs = xd.0.layout().shape().to_vec();
 	let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
-	let ([kh, kw], [sh, sw], [ph, pw], [dh, dw]) = (kernel, stride, pads, dilation);
-	let oh = (h + 2 * ph - ((kh - 1) * dh + 1)) / sh + 1;
-	let ow = (w + 2 * pw - ((kw - 1) * dw + 1)) / sw + 1;
-	let pool = Pool {
-		kernel,
-		stride,
-		pads,
-		dilation,
-		input: [h, w],
-		out: [oh, ow],
-		rows: (0..oh).map(|oy| inside(oy * sh, ph, dh, h, kh)).collect(),
-		cols: (0..kw).map(|j| (j * dw, inside(j * dw, pw, sw, w, ow))).collect(),
-	};
+	let pool = Pool::new(window, [h, w]);
+	let [oh, ow] = pool.out;
 	let x = xd.slice();
 	let (plane, out_plane) = (h * w, oh * ow);
-	let taps = n * c * oh * ow * kh * kw;
+	let taps = n * c * oh * ow * window.kernel[0] * window.kernel[1];
 	// Handing small work to the thread pool costs more than it saves; about four tasks per
 	// thread otherwise, as one plane per task costs more in scheduling than pooling.
 	let parallel = taps >= 1 << 18;
 	let per_task = if parallel { (n * c).div_ceil(4 * rayon::current_num_threads()) } else { n * c };
-	let out = build_chunks(n * c * out_plane, per_task * out_plane, parallel, |_, t, dst| {
-		let dst = init_rows(dst, out_plane, Some(&[f32::NEG_INFINITY]));
-		let src = &x[t * per_task * plane..][..dst.len() / out_plane * plane];
-		for (src, dst) in src.chunks_exact(plane).zip(dst.chunks_exact_mut(out_plane)) {
-			pool_plane(src, dst, &pool);
-		}
+	let out = build_chunks(n * c * out_plane, per_task * out_plane, parallel, |_: &mut (), t, dst| {
+		pool.planes(&x[t * per_task * plane..][..dst.len() / out_plane * plane], dst);
 	});
 	Some(to_backend::<B>(out, vec![n, c, oh, ow]))
 }
 
 simd_kernel! {
-	/// Max-pools one plane into `dst`, which starts at -inf.
-	fn pool_plane(src: &[f32], dst: &mut [f32], pool: &Pool) {
+	/// Max-pools one plane into `dst`, writing all of it.
+	fn pool_plane(src: &[f32], dst: &mut [MaybeUninit<f32>], pool: &Pool) {
 		let Pool { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], input: [_, w], out: [_, ow], .. } =
 			*pool;
 		// A full fold, not `any`: it vectorizes. Without NaN, `f32::max` (which drops NaN) is exact.
@@ -451,12 +493,13 @@ simd_kernel! {
 		if tiled && !nan && kh == kw && kh <= 3 {
 			// Non-overlapping square windows inside the image (2×2 stride 2 and the like).
 			match kh {
-				1 => dst.copy_from_slice(src),
+				1 => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),
 				2 => square_windows::<2>(src, dst, w, ow),
 				_ => square_windows::<3>(src, dst, w, ow),
 			}
 			return;
 		}
+		let dst = init_rows(dst, dst.len(), Some(&[f32::NEG_INFINITY]));
 		// Taps are applied to a whole output row at a time, so consecutive outputs do not wait
 		// on each other.
 		for (oy, ks) in pool.rows.iter().enumerate() {
@@ -485,7 +528,7 @@ simd_kernel! {
 /// Max pooling by non-overlapping K×K windows of a plane without NaN, each output computed
 /// from its K rows at once: with K known, the compiler vectorizes across outputs.
 #[inline(always)]
-fn square_windows<const K: usize>(src: &[f32], dst: &mut [f32], w: usize, ow: usize) {
+fn square_windows<const K: usize>(src: &[f32], dst: &mut [MaybeUninit<f32>], w: usize, ow: usize) {
 	// Only for non-NaN values: a compare and select, one instruction.
 	let max = |a: f32, b: f32| if a > b { a } else { b };
 	for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
@@ -497,7 +540,7 @@ fn square_windows<const K: usize>(src: &[f32], dst: &mut [f32], w: usize, ow: us
 					m = max(m, v);
 				}
 			}
-			*d = m;
+			d.write(m);
 		}
 	}
 }
@@ -674,6 +717,10 @@ mod tests {
 		FlexTensor::from_data(TensorData::new(data, Shape::from(shape.to_vec())))
 	}
 
+	fn window(kernel: [usize; 2], stride: [usize; 2], pads: [usize; 2], dilation: [usize; 2]) -> PoolWindow {
+		PoolWindow { kernel, stride, pads, dilation }
+	}
+
 	fn values(t: F<Flex>) -> (Vec<usize>, Vec<f32>) {
 		let shape = t.layout().shape().to_vec();
 		(shape, t.into_data().into_vec::<f32>().unwrap())
@@ -704,10 +751,15 @@ mod tests {
 			let x = random(&[n, c, h, w], i as u64);
 			let wt = random(&[m, c / g, k[0], k[1]], 100 + i as u64);
 			let b = bias.then(|| random(&[m], 200 + i as u64));
-			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, false).expect("f32 on burn-flex");
-			let fused = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true).expect("f32 on burn-flex");
-			// The fused Relu is burn's, bit for bit.
-			assert_eq!(values(fused), values(Flex::relu(got.clone())), "conv case {i} with Relu");
+			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, false, None).expect("f32 on burn-flex");
+			let fused = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, None).expect("f32 on burn-flex");
+			// The fused Relu is burn's, bit for bit, and so is the pooling after it.
+			let relu = Flex::relu(got.clone());
+			assert_eq!(values(fused), values(relu.clone()), "conv case {i} with Relu");
+			let [oh, ow] = [2, 3].map(|a| relu.layout().shape()[a]);
+			let pool = window([oh.min(2), ow.min(3)], [1, 2], [0, ow.min(3) / 2], [1, 1]);
+			let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(pool)).expect("f32 on burn-flex");
+			assert_eq!(values(pooled), values(max_pool2d::<Flex>(&relu, pool).unwrap()), "conv case {i} pooled");
 			let want = Flex::conv2d(x, wt, b, ConvOptions::new(s, p, d, g));
 			assert_close(got, want, &format!("conv case {i}"));
 		}
@@ -726,14 +778,14 @@ mod tests {
 		];
 		for (i, (shape, k, s, p, d)) in cases.into_iter().enumerate() {
 			let x = random(&shape, 300 + i as u64);
-			let got = max_pool2d::<Flex>(&x, k, s, p, d).expect("f32 on burn-flex");
+			let got = max_pool2d::<Flex>(&x, window(k, s, p, d)).expect("f32 on burn-flex");
 			let want = Flex::max_pool2d(x, k, s, p, d, false);
 			assert_close(got, want, &format!("pool case {i}"));
 		}
 		let mut data = vec![1.0f32; 16];
 		data[5] = f32::NAN;
 		let x = FlexTensor::from_data(TensorData::new(data, Shape::from(vec![1, 1, 4, 4])));
-		let (_, out) = values(max_pool2d::<Flex>(&x, [2, 2], [2, 2], [0, 0], [1, 1]).unwrap());
+		let (_, out) = values(max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap());
 		assert!(out[0].is_nan() && out[1..].iter().all(|&v| v == 1.0), "{out:?}");
 	}
 
@@ -781,8 +833,19 @@ mod tests {
 		let b = random(&[5], 3);
 		let (row, matrix, rows) = (random(&[1, 77], 4), random(&[77, 150], 5), random(&[150, 77], 6));
 		let run = || {
-			let conv = conv2d::<Flex>(&x, &w, Some(&b), [1, 2], [1, 1], [1, 1], 1, true).unwrap();
-			let pool = max_pool2d::<Flex>(&x, [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+			let conv = conv2d::<Flex>(
+				&x,
+				&w,
+				Some(&b),
+				[1, 2],
+				[1, 1],
+				[1, 1],
+				1,
+				true,
+				Some(window([2, 2], [2, 2], [0, 0], [1, 1])),
+			)
+			.unwrap();
+			let pool = max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap();
 			let kn = gemm::<Flex>(&row, &matrix, None, false, false, 1.5, 0.0, false).unwrap();
 			let nk = gemm::<Flex>(&row, &rows, None, false, true, 1.5, 0.0, true).unwrap();
 			[conv, pool, kn, nk].map(values)
@@ -797,6 +860,6 @@ mod tests {
 	#[test]
 	fn other_dtypes_are_left_to_burn() {
 		let x = FlexTensor::from_data(TensorData::new(vec![1.0f64; 16], Shape::from(vec![1, 1, 4, 4])));
-		assert!(max_pool2d::<Flex>(&x, [2, 2], [2, 2], [0, 0], [1, 1]).is_none());
+		assert!(max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).is_none());
 	}
 }

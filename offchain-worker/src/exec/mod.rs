@@ -221,16 +221,17 @@ pub struct Executor<B: Backend> {
 	constants: HashMap<String, Value<B>>,
 	/// For each node, the values whose last reader it is (freed after it runs).
 	frees: Vec<Vec<String>>,
-	/// For each node, the Relu node it applies itself, if any (see [`fuse_relus`]).
-	fused: Vec<Option<usize>>,
-	/// Relu nodes applied by the node before them, skipped when running.
+	/// For each node, the nodes it runs right after itself (see [`fuse_epilogues`]).
+	epilogues: Vec<Vec<usize>>,
+	/// Nodes run by the node before them, skipped in the walk.
 	absorbed: Vec<bool>,
 }
 
-/// Conv and Gemm nodes whose output is read only by a Relu apply it themselves: the CPU
-/// kernels clamp each image while it is still in cache, saving a pass over memory and a
-/// buffer. Returns, per node, the index of the Relu it applies.
-fn fuse_relus(model: &Model) -> Vec<Option<usize>> {
+/// The nodes each node runs right after itself, on its output: a Relu after a Conv or Gemm,
+/// and a MaxPool after a Conv (or its Relu), each the only reader of the value before it,
+/// which is not a graph output. The CPU kernels apply them to each image while it is still in
+/// cache, saving a pass over memory and a buffer per node; elsewhere they run as usual.
+fn fuse_epilogues(model: &Model) -> Vec<Vec<usize>> {
 	let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
 	for (i, node) in model.nodes.iter().enumerate() {
 		for input in node.inputs.iter().filter(|n| !n.is_empty()) {
@@ -238,17 +239,34 @@ fn fuse_relus(model: &Model) -> Vec<Option<usize>> {
 		}
 	}
 	let is_output = |name: &str| model.outputs.iter().any(|o| o.name == name);
+	// The single reader of `node`'s single output, if it is one of `ops` with one input.
+	let next = |node: &Node, ops: &[&str]| -> Option<usize> {
+		if node.outputs.len() != 1 || is_output(&node.outputs[0]) {
+			return None;
+		}
+		match readers.get(node.outputs[0].as_str()).map(Vec::as_slice) {
+			Some(&[j]) if ops.contains(&model.nodes[j].op.as_str()) && model.nodes[j].inputs.len() == 1 => Some(j),
+			_ => None,
+		}
+	};
 	model
 		.nodes
 		.iter()
 		.map(|node| {
-			if !matches!(node.op.as_str(), "Conv" | "Gemm") || node.outputs.len() != 1 || is_output(&node.outputs[0]) {
-				return None;
+			let mut chain = Vec::new();
+			match node.op.as_str() {
+				"Gemm" => chain.extend(next(node, &["Relu"])),
+				"Conv" => {
+					let mut last = node;
+					if let Some(relu) = next(node, &["Relu"]) {
+						chain.push(relu);
+						last = &model.nodes[relu];
+					}
+					chain.extend(next(last, &["MaxPool"]));
+				},
+				_ => {},
 			}
-			match readers.get(node.outputs[0].as_str()).map(Vec::as_slice) {
-				Some(&[j]) if model.nodes[j].op == "Relu" && model.nodes[j].inputs.len() == 1 => Some(j),
-				_ => None,
-			}
+			chain
 		})
 		.collect()
 }
@@ -269,7 +287,7 @@ impl<B: Backend> Executor<B> {
 		}
 		// Constant nodes are evaluated once, here, like initializers.
 		for node in model.nodes.iter().filter(|n| n.op == "Constant") {
-			let out = ops::run::<B>(node, model.opset, Vec::new(), &device, false)?;
+			let out = ops::run::<B>(node, model.opset, Vec::new(), &device, &[])?;
 			for (name, value) in node.outputs.iter().zip(out) {
 				constants.insert(name.clone(), value);
 			}
@@ -300,21 +318,22 @@ impl<B: Backend> Executor<B> {
 				frees[i].push(name.to_string());
 			}
 		}
-		let fused = fuse_relus(&model);
+		let epilogues = fuse_epilogues(&model);
 		let mut absorbed = vec![false; model.nodes.len()];
-		for &j in fused.iter().flatten() {
+		for &j in epilogues.iter().flatten() {
 			absorbed[j] = true;
 		}
-		Ok(Executor { model, device, constants, frees, fused, absorbed })
+		Ok(Executor { model, device, constants, frees, epilogues, absorbed })
 	}
 
 	pub fn model(&self) -> &Model {
 		&self.model
 	}
 
-	/// How many Relu nodes are applied by the Conv or Gemm before them.
-	pub fn fused_relus(&self) -> usize {
-		self.absorbed.iter().filter(|&&a| a).count()
+	/// The nodes run inside the node before them, by op: Relu after Conv or Gemm, MaxPool
+	/// after Conv.
+	pub fn fused(&self) -> Vec<&str> {
+		self.model.nodes.iter().zip(&self.absorbed).filter(|(_, &a)| a).map(|(n, _)| n.op.as_str()).collect()
 	}
 
 	/// Runs the model on tensors given in the order of the model's inputs.
@@ -429,10 +448,10 @@ impl<B: Backend> Executor<B> {
 						.ok_or_else(|| ExecError::Undefined(name.clone()))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
-			let fused = self.fused[i];
-			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device, fused.is_some())?;
-			// A node that applied the Relu after it writes the Relu's output.
-			let names = fused.map_or(&node.outputs, |j| &self.model.nodes[j].outputs);
+			let epilogue: Vec<&Node> = self.epilogues[i].iter().map(|&j| &self.model.nodes[j]).collect();
+			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device, &epilogue)?;
+			// With an epilogue, the outputs are its last node's.
+			let names = epilogue.last().map_or(&node.outputs, |last| &last.outputs);
 			for (name, value) in names.iter().zip(outputs) {
 				if !name.is_empty() {
 					env.insert(name.clone(), value);
@@ -469,6 +488,15 @@ pub(crate) struct Cx<'a, B: Backend> {
 	pub node: &'a Node,
 	pub opset: i64,
 	pub device: &'a B::Device,
-	/// A Relu that followed this node (Conv or Gemm) is applied by it; see [`fuse_relus`].
-	pub fused_relu: bool,
+	/// The nodes run right after this one on its output (see [`fuse_epilogues`]).
+	pub epilogue: &'a [&'a Node],
 }
+
+// By hand: a derive would ask for `B: Copy`, and only references are copied.
+impl<B: Backend> Clone for Cx<'_, B> {
+	fn clone(&self) -> Self {
+		*self
+	}
+}
+
+impl<B: Backend> Copy for Cx<'_, B> {}

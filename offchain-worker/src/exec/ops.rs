@@ -232,15 +232,33 @@ fn slice_axis<B: Backend>(t: F<B>, axis: usize, start: usize, end: usize) -> F<B
 // ---------------------------------------------------------------------------------------
 // Dispatch.
 
+/// Runs `node`, then the `epilogue` nodes that read only its output, in order (see
+/// `fuse_epilogues`). Conv and Gemm apply a Relu, and Conv a MaxPool, inside their CPU kernels
+/// where they can; whatever they did not apply runs here as its own node, so the result is
+/// the same either way.
 pub(crate) fn run<B: Backend>(
 	node: &Node,
 	opset: i64,
 	inputs: Vec<Option<Value<B>>>,
 	device: &B::Device,
-	fused_relu: bool,
+	epilogue: &[&Node],
 ) -> R<Vec<Value<B>>> {
-	let cx = Cx::<B> { node, opset, device, fused_relu };
+	let cx = Cx::<B> { node, opset, device, epilogue };
 	let a = Args(inputs);
+	let (mut out, applied) = match node.op.as_str() {
+		"Conv" => conv(&cx, &a)?,
+		"Gemm" => gemm(&cx, &a)?,
+		_ => (op(&cx, a)?, 0),
+	};
+	for next in &epilogue[applied..] {
+		out = run::<B>(next, opset, out.into_iter().map(Some).collect(), device, &[])?;
+	}
+	Ok(out)
+}
+
+/// Every op but Conv and Gemm.
+fn op<B: Backend>(cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+	let (cx, node) = (*cx, cx.node);
 	let one = |t: F<B>| Ok(vec![Value::Float(t)]);
 	let unary = |f: fn(F<B>) -> F<B>| -> R<Vec<Value<B>>> { one(f(a.float(&cx, 0)?)) };
 	match node.op.as_str() {
@@ -341,8 +359,7 @@ pub(crate) fn run<B: Backend>(
 		"Softmax" | "LogSoftmax" => softmax(&cx, a.float(&cx, 0)?),
 		"Clip" => clip(&cx, &a),
 		"MatMul" => one(matmul(&cx, a.float(&cx, 0)?, a.float(&cx, 1)?)?),
-		"Gemm" => gemm(&cx, &a),
-		"Conv" => conv(&cx, &a),
+		"Conv" | "Gemm" => unreachable!("dispatched by `run`"),
 		"ConvTranspose" => conv_transpose(&cx, &a),
 		"MaxPool" | "AveragePool" => pool(&cx, a.float(&cx, 0)?),
 		"GlobalAveragePool" | "GlobalMaxPool" => {
@@ -716,7 +733,8 @@ fn matmul<B: Backend>(cx: &Cx<B>, x: F<B>, y: F<B>) -> R<F<B>> {
 	Ok(reshape::<B>(out, &batch))
 }
 
-fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
+/// Gemm, and the number of epilogue nodes (a Relu) its CPU kernel applied.
+fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 	let (mut x, mut y) = (a.float(cx, 0)?, a.float(cx, 1)?);
 	let (xs, ys) = (shape::<B>(&x), shape::<B>(&y));
 	if xs.len() != 2 || ys.len() != 2 {
@@ -737,8 +755,9 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 			return cx.invalid("C does not broadcast to A·B");
 		}
 	}
-	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta, cx.fused_relu) {
-		return Ok(vec![Value::Float(out)]);
+	let relu = cx.epilogue.first().is_some_and(|n| n.op == "Relu");
+	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta, relu) {
+		return Ok((vec![Value::Float(out)], relu as usize));
 	}
 	if ta {
 		x = B::float_permute(x, &[1, 0]);
@@ -755,16 +774,7 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		let c = if beta != 1.0 { B::float_mul_scalar(c, beta.into()) } else { c };
 		out = B::float_add(out, broadcast_to::<B>(c, &os));
 	}
-	Ok(vec![Value::Float(fused_relu(cx, out))])
-}
-
-/// Applies the Relu fused into this node, where its kernel did not.
-fn fused_relu<B: Backend>(cx: &Cx<B>, x: F<B>) -> F<B> {
-	if cx.fused_relu {
-		B::relu(x)
-	} else {
-		x
-	}
+	Ok((vec![Value::Float(out)], 0))
 }
 
 /// SAME padding: `total` split in halves, the odd element at the end (upper) or start (lower).
@@ -828,7 +838,8 @@ fn split_pads<B: Backend>(cx: &Cx<B>, mut x: F<B>, pads: &[(usize, usize)], valu
 	(x, sym)
 }
 
-fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
+/// Conv, and the number of epilogue nodes (a Relu, a MaxPool) its CPU kernel applied.
+fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 	let (x, w, bias) = (a.float(cx, 0)?, a.float(cx, 1)?, a.opt_float(cx, 2)?);
 	let (xs, ws) = (shape::<B>(&x), shape::<B>(&w));
 	let r = xs.len().saturating_sub(2);
@@ -861,14 +872,32 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let g = group as usize;
 	let out = match r {
 		1 => B::conv1d(x, w, bias, ConvOptions::new([strides[0]], [p[0]], [dilations[0]], g)),
-		2 => match cpu::conv2d::<B>(&x, &w, bias.as_ref(), arr(&strides), arr(&p), arr(&dilations), g, cx.fused_relu) {
-			Some(out) => return Ok(vec![Value::Float(out)]),
-			None => B::conv2d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
+		2 => {
+			let relu = cx.epilogue.first().is_some_and(|n| n.op == "Relu");
+			// A MaxPool next is pooled per image, inside the kernel, if it has the form the CPU
+			// pooling kernel takes; otherwise it runs as its own node.
+			let pool = match cx.epilogue.get(relu as usize).filter(|n| n.op == "MaxPool") {
+				Some(node) => {
+					let pcx = Cx::<B> { node, opset: cx.opset, device: cx.device, epilogue: &[] };
+					let padded = shape::<B>(&x);
+					let out: Vec<usize> = (0..2)
+						.map(|i| (padded[2 + i] + 2 * p[i] - ((ws[2 + i] - 1) * dilations[i] + 1)) / strides[i] + 1)
+						.collect();
+					let window = pool_window(&pcx, &[xs[0], ws[0], out[0], out[1]])?;
+					window.cpu_max_2d()
+				},
+				None => None,
+			};
+			let (k, s, d) = (arr(&strides), arr(&p), arr(&dilations));
+			match cpu::conv2d::<B>(&x, &w, bias.as_ref(), k, s, d, g, relu, pool) {
+				Some(out) => return Ok((vec![Value::Float(out)], relu as usize + pool.is_some() as usize)),
+				None => B::conv2d(x, w, bias, ConvOptions::new(k, s, d, g)),
+			}
 		},
 		3 => B::conv3d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
 		_ => return cx.unsupported(format!("{r}-d convolution")),
 	};
-	Ok(vec![Value::Float(fused_relu(cx, out))])
+	Ok((vec![Value::Float(out)], 0))
 }
 
 fn arr<const N: usize>(v: &[usize]) -> [usize; N] {
@@ -956,8 +985,31 @@ fn conv_transpose<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	Ok(vec![Value::Float(out)])
 }
 
-fn pool<B: Backend>(cx: &Cx<B>, x: F<B>) -> R<Vec<Value<B>>> {
-	let xs = shape::<B>(&x);
+/// A pooling node's window, checked against its input shape.
+struct PoolWindow {
+	kernel: Vec<usize>,
+	strides: Vec<usize>,
+	dilations: Vec<usize>,
+	pads: Vec<(usize, usize)>,
+	ceil: bool,
+	max: bool,
+}
+
+impl PoolWindow {
+	/// The window as the CPU's 2-D max pooling takes it, if it has that form: kernel, stride,
+	/// symmetric pads and dilation.
+	fn cpu_max_2d(&self) -> Option<cpu::PoolWindow> {
+		let symmetric = self.pads.iter().all(|&(b, e)| b == e);
+		(self.max && !self.ceil && symmetric && self.kernel.len() == 2).then(|| cpu::PoolWindow {
+			kernel: arr(&self.kernel),
+			stride: arr(&self.strides),
+			pads: [self.pads[0].0, self.pads[1].0],
+			dilation: arr(&self.dilations),
+		})
+	}
+}
+
+fn pool_window<B: Backend>(cx: &Cx<B>, xs: &[usize]) -> R<PoolWindow> {
 	let r = xs.len().saturating_sub(2);
 	let Some(kernel) = cx.ints("kernel_shape") else {
 		return cx.invalid("kernel_shape is required");
@@ -978,7 +1030,12 @@ fn pool<B: Backend>(cx: &Cx<B>, x: F<B>) -> R<Vec<Value<B>>> {
 			return cx.invalid("the window is larger than the padded input");
 		}
 	}
-	let max = cx.node.op == "MaxPool";
+	Ok(PoolWindow { kernel, strides, dilations, pads, ceil, max: cx.node.op == "MaxPool" })
+}
+
+fn pool<B: Backend>(cx: &Cx<B>, x: F<B>) -> R<Vec<Value<B>>> {
+	let xs = shape::<B>(&x);
+	let PoolWindow { kernel, strides, dilations, pads, ceil, max } = pool_window(cx, &xs)?;
 	let include = cx.int("count_include_pad", 0) != 0;
 	let asymmetric = pads.iter().any(|&(b, e)| b != e);
 	let out = if max {
@@ -1016,7 +1073,10 @@ fn pool_nd<B: Backend>(
 	match k.len() {
 		1 if max => B::max_pool1d(x, k[0], s[0], p[0], d[0], ceil),
 		1 => B::avg_pool1d(x, k[0], s[0], p[0], include, ceil),
-		2 if max && !ceil => match cpu::max_pool2d::<B>(&x, arr(k), arr(s), arr(p), arr(d)) {
+		2 if max && !ceil => match cpu::max_pool2d::<B>(
+			&x,
+			cpu::PoolWindow { kernel: arr(k), stride: arr(s), pads: arr(p), dilation: arr(d) },
+		) {
 			Some(out) => out,
 			None => B::max_pool2d(x, arr(k), arr(s), arr(p), arr(d), ceil),
 		},
