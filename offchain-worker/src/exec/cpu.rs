@@ -10,10 +10,10 @@
 //! binary stays portable and still uses the vector units it finds. Products use fused
 //! multiply-adds in both versions, so a machine without FMA computes the same bits, slowly.
 
+use super::spin;
 use burn::tensor::{backend::Backend, ops::FloatTensor, Shape, TensorData};
 use burn_flex::FlexTensor;
-use rayon::prelude::*;
-use std::{any::Any, mem::MaybeUninit, ops::Range};
+use std::{any::Any, cell::RefCell, mem::MaybeUninit, ops::Range};
 
 type F<B> = FloatTensor<B>;
 
@@ -21,8 +21,9 @@ type F<B> = FloatTensor<B>;
 /// batch of convolutions below an eighth of it.
 const PARALLEL_MACS: usize = 192 * 192 * 192;
 
-/// From this many multiply-adds a Gemm splits its columns over the threads, in one fork:
-/// waking a second thread costs tens of microseconds on a small VM.
+/// From this many multiply-adds a Gemm splits its columns over the executor's threads (a
+/// single image's convolution from a quarter, a single row from a sixteenth: they are
+/// memory-bound or small enough that a second core halves them).
 const SPLIT_MACS: usize = 1 << 22;
 
 /// Defines `fn $name` from a body compiled twice: as is, and with AVX2 and FMA enabled, the
@@ -95,25 +96,50 @@ fn to_backend<B: Backend>(data: Vec<f32>, shape: Vec<usize>) -> F<B> {
 }
 
 /// A `len`-element output whose chunks of `chunk` elements are each written in full by `fill`,
-/// in parallel when `parallel`, without zeroing the memory first. `fill` also gets a scratch
-/// buffer that lives as long as its thread's share of the work.
-fn build_chunks<S: Default>(
+/// over the executor's threads when `parallel`, without zeroing the memory first.
+fn build_chunks(
 	len: usize,
 	chunk: usize,
 	parallel: bool,
-	fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync,
+	fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
 	let mut out = Vec::with_capacity(len);
 	let spare = &mut out.spare_capacity_mut()[..len];
 	if parallel {
-		spare.par_chunks_mut(chunk).enumerate().for_each_init(S::default, |s, (i, c)| fill(s, i, c));
+		let base = Shared(spare.as_mut_ptr());
+		spin::for_each(len.div_ceil(chunk), |i| {
+			let size = chunk.min(len - i * chunk);
+			// SAFETY: chunk i of the spare capacity, which no other task touches.
+			let part = unsafe { std::slice::from_raw_parts_mut(base.at(i * chunk), size) };
+			fill(i, part)
+		});
 	} else {
-		let mut scratch = S::default();
-		spare.chunks_mut(chunk).enumerate().for_each(|(i, c)| fill(&mut scratch, i, c));
+		spare.chunks_mut(chunk).enumerate().for_each(|(i, c)| fill(i, c));
 	}
 	// SAFETY: `fill` wrote every element of every chunk (each caller starts with `init_rows`).
 	unsafe { out.set_len(len) };
 	out
+}
+
+/// At most this many values stay in a thread's im2col buffer between calls (64 MiB).
+const KEPT_COL: usize = 16 << 20;
+
+thread_local! {
+	/// This thread's im2col buffer, kept so that it is not allocated and zeroed per image.
+	static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lends `f` an im2col buffer of `len` values, this thread's kept one when free.
+fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+	COL.with(|kept| match kept.try_borrow_mut() {
+		Ok(mut col) if len <= KEPT_COL => {
+			if col.len() < len {
+				col.resize(len, 0.0);
+			}
+			f(&mut col[..len])
+		},
+		_ => f(&mut vec![0.0; len]),
+	})
 }
 
 /// Writes each `row`-element row of `chunk` with its value from `values` (cycled), or 0, and
@@ -230,15 +256,23 @@ unsafe fn gemm_strided(
 }
 
 /// A pointer handed to the threads that each write their own part of what it points to.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: only used for disjoint writes, joined before the memory is read or freed.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+struct Shared<T>(*mut T);
+// SAFETY: only used for disjoint writes (and reads of what the same task wrote), joined
+// before the memory is read otherwise or freed.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
 
-impl Shared {
+impl<T> Clone for Shared<T> {
+	fn clone(&self) -> Self {
+		*self
+	}
+}
+
+impl<T> Copy for Shared<T> {}
+
+impl<T> Shared<T> {
 	/// The pointer `offset` elements on (a method, so closures capture the whole `Shared`).
-	fn at(self, offset: usize) -> *mut f32 {
+	fn at(self, offset: usize) -> *mut T {
 		self.0.wrapping_add(offset)
 	}
 }
@@ -286,38 +320,96 @@ pub(crate) fn conv2d<B: Backend>(
 	// LeNet's 2.2M multiply-adds over two threads lost more in waking the second than it saved.
 	let per_image = n > 1 && macs * n >= PARALLEL_MACS / 8;
 	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
-	// The bias starts each output row, the GEMM accumulates onto it, then Relu.
-	let convolve = |img: usize, out: &mut [f32], col: &mut Vec<f32>| {
+	// A single image of 128K+ multiply-adds splits its output rows over the threads, each
+	// unfolding its own rows: one im2col written by one core and read by another cost more in
+	// moving cache lines than the split saved.
+	let threads = spin::threads();
+	let split = n == 1 && macs >= SPLIT_MACS / 32 && oh >= 2 * threads && threads > 1;
+	let window = pool;
+	let pool = window.map(|window| Pool::new(window, [oh, ow]));
+	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
+	// A pooling by non-overlapping windows is done by the split's tasks too, each on the
+	// windows of its rows (whole windows: the rows per task are a multiple of their height).
+	let tiled = window.filter(|w| w.pads == [0, 0] && w.dilation == [1, 1] && w.stride == w.kernel);
+	let per = oh.div_ceil(threads).next_multiple_of(tiled.map_or(1, |w| w.kernel[0]));
+	let band = |t: usize| t * per..((t + 1) * per).min(oh);
+
+	// Rows `rows` of image `img`'s output (m × p at `conv`, the bias already there) for every
+	// group, then their Relu.
+	let rows_of = |img: usize, rows: Range<usize>, conv: Shared<f32>, par: gemm::Parallelism| {
+		let cols = rows.len() * ow;
 		for g in 0..groups {
 			let src = &x[(img * c + g * cg) * h * wi..][..cg * h * wi];
-			let rhs = if direct {
-				src
+			let lhs = Mat::of(&w[g * mg * k..][..mg * k], k, false);
+			let dst = conv.at(g * mg * p + rows.start * ow);
+			if direct {
+				let rhs = Mat::of(src, p, false).columns_from(rows.start * ow);
+				// SAFETY: dst addresses mg rows of these cols, p apart, inside this group's
+				// output and written by this call alone; rhs is the same columns of the
+				// image (k × p), lhs mg × k.
+				unsafe { gemm_strided([mg, cols, k], dst, p, true, lhs, rhs, 1.0, par) }
 			} else {
-				// Every element is written: the zeros of a resize are only paid when it grows.
-				col.resize(k * p, 0.0);
-				im2col(src, &geometry, col);
-				&col[..]
-			};
-			let lhs = &w[g * mg * k..][..mg * k];
-			let dst = &mut out[g * mg * p..][..mg * p];
-			// SAFETY: dst is mg × p, lhs mg × k and rhs k × p, all row-major and in bounds.
-			unsafe { gemm_into([mg, p, k], dst, true, Mat::of(lhs, k, false), Mat::of(rhs, p, false), 1.0, par) }
+				with_col(k * cols, |col| {
+					im2col(src, &geometry, rows.clone(), col);
+					// SAFETY: as above, with rhs the k × cols unfolded rows.
+					unsafe { gemm_strided([mg, cols, k], dst, p, true, lhs, Mat::of(col, cols, false), 1.0, par) }
+				});
+			}
 		}
 		if relu {
-			relu_in_place(out);
+			for ch in 0..m {
+				// SAFETY: these rows of channel ch are this call's alone.
+				relu_in_place(unsafe { std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow), cols) });
+			}
 		}
 	};
-	let pool = pool.map(|window| Pool::new(window, [oh, ow]));
-	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
-	type Scratch = (Vec<f32>, Vec<MaybeUninit<f32>>);
-	let image = |(col, unpooled): &mut Scratch, img: usize, out: &mut [MaybeUninit<f32>]| match &pool {
-		Some(pool) => {
-			unpooled.resize(m * p, MaybeUninit::uninit());
-			let conv = init_rows(&mut unpooled[..m * p], p, b);
-			convolve(img, conv, col);
-			pool.planes(conv, out);
-		},
-		None => convolve(img, init_rows(out, p, b), col),
+	// The whole image, its rows split over the threads when `split`.
+	let all_rows = |img: usize, conv: Shared<f32>| {
+		if split {
+			spin::for_each(oh.div_ceil(per), |t| rows_of(img, band(t), conv, gemm::Parallelism::None));
+		} else {
+			rows_of(img, 0..oh, conv, par);
+		}
+	};
+	let image = |img: usize, out: &mut [MaybeUninit<f32>]| {
+		let Some(pool) = &pool else {
+			return all_rows(img, Shared(init_rows(out, p, b).as_mut_ptr()));
+		};
+		let mut unpooled = Vec::with_capacity(m * p);
+		let conv = init_rows(&mut unpooled.spare_capacity_mut()[..m * p], p, b);
+		let base = Shared(conv.as_mut_ptr());
+		match tiled {
+			Some(window) if split => {
+				let pooled = Shared(out.as_mut_ptr());
+				let kh = window.kernel[0];
+				spin::for_each(oh.div_ceil(per), |t| {
+					let rows = band(t);
+					rows_of(img, rows.clone(), base, gemm::Parallelism::None);
+					let (q0, q1) = (rows.start / kh, (rows.end / kh).min(poh));
+					if q0 < q1 {
+						let band_pool = Pool::new(window, [(q1 - q0) * kh, ow]);
+						for ch in 0..m {
+							// SAFETY: conv rows q0·kh..q1·kh of channel ch lie in `rows`, written
+							// just above by this task, and pooled rows q0..q1 are its alone.
+							let (src, dst) = unsafe {
+								(
+									std::slice::from_raw_parts(base.at(ch * p + q0 * kh * ow), (q1 - q0) * kh * ow),
+									std::slice::from_raw_parts_mut(
+										pooled.at(ch * poh * pow + q0 * pow),
+										(q1 - q0) * pow,
+									),
+								)
+							};
+							pool_plane(src, dst, &band_pool);
+						}
+					}
+				});
+			},
+			_ => {
+				all_rows(img, base);
+				pool.planes(conv, out);
+			},
+		}
 	};
 	let out = build_chunks(n * m * poh * pow, m * poh * pow, per_image, image);
 	Some(to_backend::<B>(out, vec![n, m, poh, pow]))
@@ -335,16 +427,21 @@ struct Im2col {
 }
 
 simd_kernel! {
-	/// Unfolds one image [C, H, W] into `col` [C·kh·kw, oh·ow], writing every element once:
+	/// Unfolds output rows `out_rows` of one image [C, H, W] into `col` [C·kh·kw,
+	/// out_rows·ow], writing every element once:
 	/// zeros where the window is in the padding, runs of the input rows elsewhere.
-	fn im2col(src: &[f32], geometry: &Im2col, col: &mut [f32]) {
+	fn im2col(src: &[f32], geometry: &Im2col, out_rows: Range<usize>, col: &mut [f32]) {
 		let Im2col { chw: [c, h, w], kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], out: [oh, ow] } =
 			*geometry;
-		let mut rows = col.chunks_exact_mut(oh * ow);
+		let r0 = out_rows.start;
+		let mut rows = col.chunks_exact_mut(out_rows.len() * ow);
 		for ch in 0..c {
 			let plane = &src[ch * h * w..][..h * w];
 			for i in 0..kh {
+				// The output rows whose tap is inside the image, among those asked for.
 				let ys = inside(i * dh, ph, sh, h, oh);
+				let start = ys.start.clamp(r0, out_rows.end);
+				let ys = start..ys.end.clamp(start, out_rows.end);
 				for j in 0..kw {
 					let row = rows.next().expect("c·kh·kw rows");
 					let xs = inside(j * dw, pw, sw, w, ow);
@@ -353,16 +450,16 @@ simd_kernel! {
 						continue;
 					}
 					// Rows and columns in the padding (none without padding: no call to memset).
-					if ys.start > 0 {
-						row[..ys.start * ow].fill(0.0);
+					if ys.start > r0 {
+						row[..(ys.start - r0) * ow].fill(0.0);
 					}
-					if ys.end < oh {
-						row[ys.end * ow..].fill(0.0);
+					if ys.end < out_rows.end {
+						row[(ys.end - r0) * ow..].fill(0.0);
 					}
 					let x0 = xs.start * sw + j * dw - pw;
 					for oy in ys.clone() {
 						let line = &plane[(oy * sh + i * dh - ph) * w..][..w];
-						let dst = &mut row[oy * ow..][..ow];
+						let dst = &mut row[(oy - r0) * ow..][..ow];
 						if xs.start > 0 {
 							dst[..xs.start].fill(0.0);
 						}
@@ -475,8 +572,8 @@ pub(crate) fn max_pool2d<B: Backend>(x: &F<B>, window: PoolWindow) -> Option<F<B
 	// Handing small work to the thread pool costs more than it saves; about four tasks per
 	// thread otherwise, as one plane per task costs more in scheduling than pooling.
 	let parallel = taps >= 1 << 18;
-	let per_task = if parallel { (n * c).div_ceil(4 * rayon::current_num_threads()) } else { n * c };
-	let out = build_chunks(n * c * out_plane, per_task * out_plane, parallel, |_: &mut (), t, dst| {
+	let per_task = if parallel { (n * c).div_ceil(4 * spin::threads()) } else { n * c };
+	let out = build_chunks(n * c * out_plane, per_task * out_plane, parallel, |t, dst| {
 		pool.planes(&x[t * per_task * plane..][..dst.len() / out_plane * plane], dst);
 	});
 	Some(to_backend::<B>(out, vec![n, c, oh, ow]))
@@ -592,22 +689,27 @@ pub(crate) fn gemm<B: Backend>(
 				row_times_matrix(a, b, n, t * chunk, alpha, out);
 			}
 		};
-		let threads = rayon::current_num_threads();
-		if k * n >= SPLIT_MACS && threads > 1 {
+		let threads = spin::threads();
+		if k * n >= SPLIT_MACS / 64 && threads > 1 {
 			let chunk = n.div_ceil(threads).next_multiple_of(64);
-			out.par_chunks_mut(chunk).enumerate().for_each(|(t, out)| part(t, chunk, out));
+			let base = Shared(out.as_mut_ptr());
+			spin::for_each(n.div_ceil(chunk), |t| {
+				let cols = chunk.min(n - t * chunk);
+				// SAFETY: columns t·chunk.. of the single output row are this task's alone.
+				part(t, chunk, unsafe { std::slice::from_raw_parts_mut(base.at(t * chunk), cols) })
+			});
 		} else {
 			part(0, n, &mut out);
 		}
 	} else {
 		let (lhs, rhs) = (Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
-		let threads = rayon::current_num_threads();
+		let threads = spin::threads();
 		if m * n * k >= SPLIT_MACS && threads > 1 && n >= 32 * threads {
 			// Column blocks over the threads, one fork for the whole product (gemm's own
 			// threading forks once per block of the depth).
 			let chunk = n.div_ceil(threads).next_multiple_of(16);
 			let dst = Shared(out.as_mut_ptr());
-			(0..n.div_ceil(chunk)).into_par_iter().for_each(|t| {
+			spin::for_each(n.div_ceil(chunk), |t| {
 				let j0 = t * chunk;
 				let rhs = rhs.columns_from(j0);
 				// SAFETY: each task writes its own columns j0.. of the m × n output; the
@@ -739,6 +841,8 @@ mod tests {
 		// (batch, channels, h, w, out channels, kernel, stride, pad, dilation, groups, bias)
 		let cases = [
 			(1, 1, 28, 28, 32, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
+			(1, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
+			(1, 16, 15, 9, 24, [3, 3], [1, 1], [1, 1], [1, 1], 1, false),
 			(2, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
 			(3, 4, 9, 11, 6, [3, 2], [2, 3], [1, 1], [1, 1], 1, false),
 			(2, 6, 10, 10, 4, [3, 3], [1, 2], [2, 1], [2, 2], 2, true),
@@ -760,6 +864,13 @@ mod tests {
 			let pool = window([oh.min(2), ow.min(3)], [1, 2], [0, ow.min(3) / 2], [1, 1]);
 			let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(pool)).expect("f32 on burn-flex");
 			assert_eq!(values(pooled), values(max_pool2d::<Flex>(&relu, pool).unwrap()), "conv case {i} pooled");
+			// Non-overlapping windows, which a split single image pools inside its tasks.
+			for k in [[2, 2], [3, 3], [2, 3]].into_iter().filter(|k| k[0] <= oh && k[1] <= ow) {
+				let tiled = window(k, k, [0, 0], [1, 1]);
+				let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(tiled)).unwrap();
+				let want = values(max_pool2d::<Flex>(&relu, tiled).unwrap());
+				assert_eq!(values(pooled), want, "conv case {i} pooled by {k:?}");
+			}
 			let want = Flex::conv2d(x, wt, b, ConvOptions::new(s, p, d, g));
 			assert_close(got, want, &format!("conv case {i}"));
 		}

@@ -10,6 +10,7 @@ mod cpu;
 mod engine;
 pub mod host;
 mod ops;
+mod spin;
 
 use crate::onnx::{Model, Node};
 use burn::tensor::{
