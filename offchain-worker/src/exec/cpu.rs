@@ -1,9 +1,14 @@
 //! CPU kernels for the ops that dominate CNNs and MLPs, used when the backend is burn-flex and
 //! the tensors are f32. A profile of LeNet on burn-flex put 42% of the time in its strided
-//! im2col copy and 17% in its generic pooling loop, against 12% in GEMM; these kernels copy
-//! whole rows, pool with a direct window loop, fold biases, transposes and a following Relu
-//! into one pass per image, and give single-row products their own vector kernel. Other
-//! backends (CUDA) and dtypes keep burn's kernels: each function returns `None`.
+//! im2col copy and 17% in its generic pooling loop, against 12% in GEMM. These kernels:
+//! - unfold whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from
+//!   the input;
+//! - fold the bias, and a following Relu and max pooling, into one pass per image;
+//! - pool with a direct window loop;
+//! - give single-row products their own vector kernel.
+//!
+//! Work is split over the threads of [`super::spin`]. Other backends (CUDA) and dtypes keep
+//! burn's kernels: each function returns `None`.
 //!
 //! The loops are written for the compiler to vectorize. [`simd_kernel!`] compiles each one
 //! twice, for the baseline target and for AVX2 with FMA, and picks one per call: the release
@@ -324,7 +329,9 @@ pub(crate) fn conv2d<B: Backend>(
 	// unfolding its own rows: one im2col written by one core and read by another cost more in
 	// moving cache lines than the split saved.
 	let threads = spin::threads();
-	let split = n == 1 && macs >= SPLIT_MACS / 32 && oh >= 2 * threads && threads > 1;
+	let split = n == 1 && macs >= SPLIT_MACS / 16 && oh >= 2 * threads && threads > 1;
+	// A shallow reduction over unpadded rows is summed straight from the input.
+	let small = !direct && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
 	let window = pool;
 	let pool = window.map(|window| Pool::new(window, [oh, ow]));
 	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
@@ -336,13 +343,31 @@ pub(crate) fn conv2d<B: Backend>(
 
 	// Rows `rows` of image `img`'s output (m × p at `conv`, the bias already there) for every
 	// group, then their Relu.
+	// The caller's memory at `conv` may be uninitialised: each call starts its rows from the
+	// bias, so that no thread writes rows another computes (which moved them between cores).
 	let rows_of = |img: usize, rows: Range<usize>, conv: Shared<f32>, par: gemm::Parallelism| {
 		let cols = rows.len() * ow;
+		for ch in 0..m {
+			// SAFETY: these rows of channel ch are this call's alone.
+			let band = unsafe { std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow).cast(), cols) };
+			init_rows(band, cols, b.map(|b| &b[ch..=ch]));
+		}
 		for g in 0..groups {
 			let src = &x[(img * c + g * cg) * h * wi..][..cg * h * wi];
 			let lhs = Mat::of(&w[g * mg * k..][..mg * k], k, false);
 			let dst = conv.at(g * mg * p + rows.start * ow);
-			if direct {
+			if small {
+				let bias = b.map(|b| &b[g * mg..][..mg]);
+				small_conv(
+					src,
+					&geometry,
+					&w[g * mg * k..][..mg * k],
+					bias,
+					rows.clone(),
+					Shared(conv.at(g * mg * p)),
+					p,
+				);
+			} else if direct {
 				let rhs = Mat::of(src, p, false).columns_from(rows.start * ow);
 				// SAFETY: dst addresses mg rows of these cols, p apart, inside this group's
 				// output and written by this call alone; rhs is the same columns of the
@@ -373,11 +398,10 @@ pub(crate) fn conv2d<B: Backend>(
 	};
 	let image = |img: usize, out: &mut [MaybeUninit<f32>]| {
 		let Some(pool) = &pool else {
-			return all_rows(img, Shared(init_rows(out, p, b).as_mut_ptr()));
+			return all_rows(img, Shared(out.as_mut_ptr().cast()));
 		};
-		let mut unpooled = Vec::with_capacity(m * p);
-		let conv = init_rows(&mut unpooled.spare_capacity_mut()[..m * p], p, b);
-		let base = Shared(conv.as_mut_ptr());
+		let mut unpooled = Vec::<f32>::with_capacity(m * p);
+		let base = Shared(unpooled.as_mut_ptr());
 		match tiled {
 			Some(window) if split => {
 				let pooled = Shared(out.as_mut_ptr());
@@ -407,12 +431,149 @@ pub(crate) fn conv2d<B: Backend>(
 			},
 			_ => {
 				all_rows(img, base);
-				pool.planes(conv, out);
+				// SAFETY: `all_rows` wrote every row of every channel.
+				pool.planes(unsafe { std::slice::from_raw_parts(base.0, m * p) }, out);
 			},
 		}
 	};
 	let out = build_chunks(n * m * poh * pow, m * poh * pow, per_image, image);
 	Some(to_backend::<B>(out, vec![n, m, poh, pow]))
+}
+
+/// Convolutions with at most this many multiply-adds per output (C·kh·kw) skip im2col.
+const SMALL_DEPTH: usize = 32;
+
+/// Rows `rows` of output channels `0..w.len() / k` of a convolution with a small depth `k`
+/// (unit stride along the width, no padding), written at `out` (channel planes `p` apart),
+/// each value `bias + Σ w · x` summed straight from the input rows. For LeNet's first layer
+/// (one channel, 3×3) a GEMM of depth 9 spent more on loading and storing its tile than on
+/// multiplying, and im2col cost as much again.
+fn small_conv(
+	src: &[f32],
+	geometry: &Im2col,
+	w: &[f32],
+	bias: Option<&[f32]>,
+	rows: Range<usize>,
+	out: Shared<f32>,
+	p: usize,
+) {
+	let [kh, kw] = geometry.kernel;
+	let k = geometry.chw[0] * kh * kw;
+	let ow = geometry.out[1];
+	let channels = w.len() / k;
+	// SAFETY: channel m's rows `rows` at `out` are this call's alone (the caller's split).
+	let dst = |m: usize| unsafe { std::slice::from_raw_parts_mut(out.at(m * p + rows.start * ow), rows.len() * ow) };
+	let bias = |m: usize| bias.map_or(0.0, |b| b[m]);
+	#[cfg(target_arch = "x86_64")]
+	if !portable_only() && avx2_fma() {
+		let mut m = 0;
+		while m + 4 <= channels {
+			// SAFETY: the CPU has AVX2 and FMA.
+			unsafe {
+				small_conv_avx2::<4>(
+					src,
+					geometry,
+					&w[m * k..][..4 * k],
+					std::array::from_fn(|i| bias(m + i)),
+					rows.clone(),
+					std::array::from_fn(|i| dst(m + i)),
+				)
+			};
+			m += 4;
+		}
+		for m in m..channels {
+			// SAFETY: as above.
+			unsafe { small_conv_avx2::<1>(src, geometry, &w[m * k..][..k], [bias(m)], rows.clone(), [dst(m)]) };
+		}
+		return;
+	}
+	for m in 0..channels {
+		small_conv_portable(src, geometry, &w[m * k..][..k], bias(m), rows.clone(), dst(m));
+	}
+}
+
+/// [`small_conv`] for one channel, in the order the AVX2 version sums: the same bits.
+fn small_conv_portable(src: &[f32], geometry: &Im2col, w: &[f32], bias: f32, rows: Range<usize>, out: &mut [f32]) {
+	let Im2col { chw: [c, h, wi], kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], out: [_, ow], .. } = *geometry;
+	for (oy, out) in rows.zip(out.chunks_exact_mut(ow)) {
+		for (ox, o) in out.iter_mut().enumerate() {
+			let mut acc = bias;
+			let mut taps = w.iter();
+			for ch in 0..c {
+				for i in 0..kh {
+					let line = &src[ch * h * wi + (oy * sh + i * dh) * wi..][..wi];
+					for j in 0..kw {
+						acc = line[ox + j * dw].mul_add(*taps.next().expect("k taps"), acc);
+					}
+				}
+			}
+			*o = acc;
+		}
+	}
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2_fma() -> bool {
+	std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// [`small_conv`] for `M` channels at once in AVX2: two runs of 8 output columns of a row are
+/// summed in 2·M registers, each input vector loaded once for the M channels. A row's last 8
+/// columns overlap the 8 before when the width is not a multiple of 8 (they are recomputed
+/// the same).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_conv_avx2<const M: usize>(
+	src: &[f32],
+	geometry: &Im2col,
+	w: &[f32],
+	bias: [f32; M],
+	rows: Range<usize>,
+	mut out: [&mut [f32]; M],
+) {
+	use std::arch::x86_64::*;
+	let Im2col { chw: [c, h, wi], kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], out: [_, ow], .. } = *geometry;
+	let k = c * kh * kw;
+	// Where each tap reads, from the window's corner; the weights by tap, then channel.
+	let taps: Vec<usize> = (0..c)
+		.flat_map(|ch| (0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw)))
+		.collect();
+	let weights: Vec<[f32; M]> = (0..k).map(|t| std::array::from_fn(|m| w[m * k + t])).collect();
+	let starts: Vec<usize> = (0..ow / 8).map(|q| q * 8).chain((ow % 8 != 0).then_some(ow - 8)).collect();
+	let reach = taps.last().copied().unwrap_or(0) + ow;
+	for (r, oy) in rows.enumerate() {
+		let corner = oy * sh * wi;
+		// Every load below is of 8 floats at corner + tap + s, s + 8 ≤ ow.
+		assert!(corner + reach <= src.len(), "window rows inside the image");
+		let x = src[corner..].as_ptr();
+		let block = |ss: &[usize]| -> [[__m256; M]; 2] {
+			let mut acc = [bias.map(|b| _mm256_set1_ps(b)); 2];
+			for (&tap, wt) in taps.iter().zip(&weights) {
+				// SAFETY: tap + s + 8 ≤ reach, checked above.
+				let xv: [__m256; 2] =
+					std::array::from_fn(|q| unsafe { _mm256_loadu_ps(x.add(tap + ss[q.min(ss.len() - 1)])) });
+				for m in 0..M {
+					let wv = _mm256_set1_ps(wt[m]);
+					acc[0][m] = _mm256_fmadd_ps(xv[0], wv, acc[0][m]);
+					acc[1][m] = _mm256_fmadd_ps(xv[1], wv, acc[1][m]);
+				}
+			}
+			acc
+		};
+		for ss in starts.chunks(2) {
+			let acc = block(ss);
+			for (q, &s) in ss.iter().enumerate() {
+				for (out, acc) in out.iter_mut().zip(acc[q]) {
+					let dst: &mut [f32; 8] = (&mut out[r * ow + s..][..8]).try_into().expect("8 columns");
+					// SAFETY: 8 floats of this channel's row.
+					unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), acc) };
+				}
+			}
+		}
+	}
 }
 
 /// The shape of one group's im2col: input [C, H, W], kernel, stride, symmetric pads,
@@ -843,6 +1004,9 @@ mod tests {
 			(1, 1, 28, 28, 32, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
 			(1, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
 			(1, 16, 15, 9, 24, [3, 3], [1, 1], [1, 1], [1, 1], 1, false),
+			// Depths of at most 32 without padding: summed straight from the input rows.
+			(2, 3, 12, 20, 10, [3, 3], [2, 1], [0, 0], [1, 2], 1, true),
+			(1, 2, 9, 21, 7, [2, 3], [1, 1], [0, 0], [1, 1], 1, false),
 			(2, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1, true),
 			(3, 4, 9, 11, 6, [3, 2], [2, 3], [1, 1], [1, 1], 1, false),
 			(2, 6, 10, 10, 4, [3, 3], [1, 2], [2, 1], [2, 2], 2, true),
@@ -956,10 +1120,11 @@ mod tests {
 				Some(window([2, 2], [2, 2], [0, 0], [1, 1])),
 			)
 			.unwrap();
+			let shallow = conv2d::<Flex>(&x, &w, Some(&b), [1, 1], [0, 0], [1, 1], 1, false, None).unwrap();
 			let pool = max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap();
 			let kn = gemm::<Flex>(&row, &matrix, None, false, false, 1.5, 0.0, false).unwrap();
 			let nk = gemm::<Flex>(&row, &rows, None, false, true, 1.5, 0.0, true).unwrap();
-			[conv, pool, kn, nk].map(values)
+			[conv, shallow, pool, kn, nk].map(values)
 		};
 		let vector = run();
 		PORTABLE_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
