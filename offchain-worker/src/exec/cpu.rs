@@ -304,7 +304,7 @@ pub(crate) fn conv2d<B: Backend>(
 	dilation: [usize; 2],
 	groups: usize,
 	relu: bool,
-	pool: Option<PoolWindow>,
+	pool: Option<Window>,
 ) -> Option<F<B>> {
 	let (xd, wd) = (f32_data::<B>(x)?, f32_data::<B>(w)?);
 	let bd = optional_f32_data::<B>(bias)?;
@@ -317,7 +317,8 @@ pub(crate) fn conv2d<B: Backend>(
 	let ow = (wi + 2 * pads[1] - span(kw, dilation[1])) / stride[1] + 1;
 	let (mg, k, p) = (m / groups, cg * kh * kw, oh * ow);
 	let direct = kh == 1 && kw == 1 && stride == [1, 1] && pads == [0, 0];
-	let geometry = Im2col { chw: [cg, h, wi], kernel: [kh, kw], stride, pads, dilation, out: [oh, ow] };
+	let geometry =
+		Im2col { chw: [cg, h, wi], window: Window { kernel: [kh, kw], stride, pads, dilation }, out: [oh, ow] };
 
 	let (x, w, b) = (xd.slice(), wd.slice(), bd.as_ref().map(FlexData::slice));
 	let macs = mg * p * k * groups;
@@ -457,7 +458,7 @@ fn small_conv(
 	out: Shared<f32>,
 	p: usize,
 ) {
-	let [kh, kw] = geometry.kernel;
+	let [kh, kw] = geometry.window.kernel;
 	let k = geometry.chw[0] * kh * kw;
 	let ow = geometry.out[1];
 	let channels = w.len() / k;
@@ -494,7 +495,11 @@ fn small_conv(
 
 /// [`small_conv`] for one channel, in the order the AVX2 version sums: the same bits.
 fn small_conv_portable(src: &[f32], geometry: &Im2col, w: &[f32], bias: f32, rows: Range<usize>, out: &mut [f32]) {
-	let Im2col { chw: [c, h, wi], kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], out: [_, ow], .. } = *geometry;
+	let Im2col {
+		chw: [c, h, wi],
+		window: Window { kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], .. },
+		out: [_, ow],
+	} = *geometry;
 	for (oy, out) in rows.zip(out.chunks_exact_mut(ow)) {
 		for (ox, o) in out.iter_mut().enumerate() {
 			let mut acc = bias;
@@ -535,7 +540,11 @@ unsafe fn small_conv_avx2<const M: usize>(
 	mut out: [&mut [f32]; M],
 ) {
 	use std::arch::x86_64::*;
-	let Im2col { chw: [c, h, wi], kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], out: [_, ow], .. } = *geometry;
+	let Im2col {
+		chw: [c, h, wi],
+		window: Window { kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], .. },
+		out: [_, ow],
+	} = *geometry;
 	let k = c * kh * kw;
 	// Where each tap reads, from the window's corner; the weights by tap, then channel.
 	let taps: Vec<usize> = (0..c)
@@ -576,14 +585,10 @@ unsafe fn small_conv_avx2<const M: usize>(
 	}
 }
 
-/// The shape of one group's im2col: input [C, H, W], kernel, stride, symmetric pads,
-/// dilation and output [oh, ow].
+/// The shape of one group's convolution: input [C, H, W], window and output [oh, ow].
 struct Im2col {
 	chw: [usize; 3],
-	kernel: [usize; 2],
-	stride: [usize; 2],
-	pads: [usize; 2],
-	dilation: [usize; 2],
+	window: Window,
 	out: [usize; 2],
 }
 
@@ -592,7 +597,11 @@ simd_kernel! {
 	/// out_rows·ow], writing every element once:
 	/// zeros where the window is in the padding, runs of the input rows elsewhere.
 	fn im2col(src: &[f32], geometry: &Im2col, out_rows: Range<usize>, col: &mut [f32]) {
-		let Im2col { chw: [c, h, w], kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], out: [oh, ow] } =
+		let Im2col {
+			chw: [c, h, w],
+			window: Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] },
+			out: [oh, ow],
+		} =
 			*geometry;
 		let r0 = out_rows.start;
 		let mut rows = col.chunks_exact_mut(out_rows.len() * ow);
@@ -668,21 +677,19 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 	}
 }
 
-/// A 2-D max pooling window: kernel, stride, symmetric pads (never selected) and dilation.
+/// A 2-D window, of a convolution or a pooling: kernel, stride, symmetric pads and dilation.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct PoolWindow {
+pub(crate) struct Window {
 	pub kernel: [usize; 2],
 	pub stride: [usize; 2],
 	pub pads: [usize; 2],
 	pub dilation: [usize; 2],
 }
 
-/// A [`PoolWindow`] over an [h, w] plane, giving [oh, ow] with floor rounding.
+/// A max pooling [`Window`] (pads never selected) over an [h, w] plane, giving [oh, ow] with
+/// floor rounding.
 struct Pool {
-	kernel: [usize; 2],
-	stride: [usize; 2],
-	pads: [usize; 2],
-	dilation: [usize; 2],
+	window: Window,
 	input: [usize; 2],
 	out: [usize; 2],
 	/// Per output row, the kernel rows inside the image.
@@ -693,15 +700,12 @@ struct Pool {
 
 impl Pool {
 	/// The window over an [h, w] plane, which the caller checked it fits (padding included).
-	fn new(window: PoolWindow, [h, w]: [usize; 2]) -> Pool {
-		let PoolWindow { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } = window;
+	fn new(window: Window, [h, w]: [usize; 2]) -> Pool {
+		let Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } = window;
 		let oh = (h + 2 * ph - ((kh - 1) * dh + 1)) / sh + 1;
 		let ow = (w + 2 * pw - ((kw - 1) * dw + 1)) / sw + 1;
 		Pool {
-			kernel: window.kernel,
-			stride: window.stride,
-			pads: window.pads,
-			dilation: window.dilation,
+			window,
 			input: [h, w],
 			out: [oh, ow],
 			rows: (0..oh).map(|oy| inside(oy * sh, ph, dh, h, kh)).collect(),
@@ -721,7 +725,7 @@ impl Pool {
 }
 
 /// 2-D max pooling of NCHW `x`. NaN propagates, like burn's kernel and onnxruntime.
-pub(crate) fn max_pool2d<B: Backend>(x: &F<B>, window: PoolWindow) -> Option<F<B>> {
+pub(crate) fn max_pool2d<B: Backend>(x: &F<B>, window: Window) -> Option<F<B>> {
 	let xd = f32_data::<B>(x)?;
 	let xs = xd.0.layout().shape().to_vec();
 	let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3]);
@@ -743,7 +747,12 @@ pub(crate) fn max_pool2d<B: Backend>(x: &F<B>, window: PoolWindow) -> Option<F<B
 simd_kernel! {
 	/// Max-pools one plane into `dst`, writing all of it.
 	fn pool_plane(src: &[f32], dst: &mut [MaybeUninit<f32>], pool: &Pool) {
-		let Pool { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw], input: [_, w], out: [_, ow], .. } =
+		let Pool {
+			window: Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] },
+			input: [_, w],
+			out: [_, ow],
+			..
+		} =
 			*pool;
 		// A full fold, not `any`: it vectorizes. Without NaN, `f32::max` (which drops NaN) is exact.
 		let nan = src.iter().fold(false, |acc, v| acc | v.is_nan());
@@ -980,8 +989,8 @@ mod tests {
 		FlexTensor::from_data(TensorData::new(data, Shape::from(shape.to_vec())))
 	}
 
-	fn window(kernel: [usize; 2], stride: [usize; 2], pads: [usize; 2], dilation: [usize; 2]) -> PoolWindow {
-		PoolWindow { kernel, stride, pads, dilation }
+	fn window(kernel: [usize; 2], stride: [usize; 2], pads: [usize; 2], dilation: [usize; 2]) -> Window {
+		Window { kernel, stride, pads, dilation }
 	}
 
 	fn values(t: F<Flex>) -> (Vec<usize>, Vec<f32>) {

@@ -998,9 +998,9 @@ struct PoolWindow {
 impl PoolWindow {
 	/// The window as the CPU's 2-D max pooling takes it, if it has that form: kernel, stride,
 	/// symmetric pads and dilation.
-	fn cpu_max_2d(&self) -> Option<cpu::PoolWindow> {
+	fn cpu_max_2d(&self) -> Option<cpu::Window> {
 		let symmetric = self.pads.iter().all(|&(b, e)| b == e);
-		(self.max && !self.ceil && symmetric && self.kernel.len() == 2).then(|| cpu::PoolWindow {
+		(self.max && !self.ceil && symmetric && self.kernel.len() == 2).then(|| cpu::Window {
 			kernel: arr(&self.kernel),
 			stride: arr(&self.strides),
 			pads: [self.pads[0].0, self.pads[1].0],
@@ -1075,7 +1075,7 @@ fn pool_nd<B: Backend>(
 		1 => B::avg_pool1d(x, k[0], s[0], p[0], include, ceil),
 		2 if max && !ceil => match cpu::max_pool2d::<B>(
 			&x,
-			cpu::PoolWindow { kernel: arr(k), stride: arr(s), pads: arr(p), dilation: arr(d) },
+			cpu::Window { kernel: arr(k), stride: arr(s), pads: arr(p), dilation: arr(d) },
 		) {
 			Some(out) => out,
 			None => B::max_pool2d(x, arr(k), arr(s), arr(p), arr(d), ceil),
