@@ -27,7 +27,7 @@ type F<B> = FloatTensor<B>;
 const PARALLEL_MACS: usize = 192 * 192 * 192;
 
 /// From this many multiply-adds a Gemm splits its columns over the executor's threads (a
-/// single image's convolution from a quarter, a single row from a sixteenth: they are
+/// single image's convolution from a sixteenth, a single row from a sixty-fourth: they are
 /// memory-bound or small enough that a second core halves them).
 const SPLIT_MACS: usize = 1 << 22;
 
@@ -48,7 +48,7 @@ macro_rules! simd_kernel {
 				unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
 					body($($arg),*)
 				}
-				if !portable_only() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+				if !portable_only() && avx2_fma() {
 					// SAFETY: the CPU has both features, checked just above.
 					return unsafe { avx2($($arg),*) };
 				}
@@ -121,7 +121,7 @@ fn build_chunks(
 	} else {
 		spare.chunks_mut(chunk).enumerate().for_each(|(i, c)| fill(i, c));
 	}
-	// SAFETY: `fill` wrote every element of every chunk (each caller starts with `init_rows`).
+	// SAFETY: `fill` wrote every element of every chunk (each caller's contract).
 	unsafe { out.set_len(len) };
 	out
 }
@@ -312,18 +312,15 @@ pub(crate) fn conv2d<B: Backend>(
 	let ws = wd.0.layout().shape().to_vec();
 	let (n, c, h, wi) = (xs[0], xs[1], xs[2], xs[3]);
 	let (m, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
-	let span = |k: usize, d: usize| (k - 1) * d + 1;
-	let oh = (h + 2 * pads[0] - span(kh, dilation[0])) / stride[0] + 1;
-	let ow = (wi + 2 * pads[1] - span(kw, dilation[1])) / stride[1] + 1;
+	let window = Window { kernel: [kh, kw], stride, pads, dilation };
+	let (oh, ow) = (window.out_len(0, h), window.out_len(1, wi));
 	let (mg, k, p) = (m / groups, cg * kh * kw, oh * ow);
 	let direct = kh == 1 && kw == 1 && stride == [1, 1] && pads == [0, 0];
-	let geometry =
-		Im2col { chw: [cg, h, wi], window: Window { kernel: [kh, kw], stride, pads, dilation }, out: [oh, ow] };
+	let geometry = Im2col { chw: [cg, h, wi], window, out: [oh, ow] };
 
 	let (x, w, b) = (xd.slice(), wd.slice(), bd.as_ref().map(FlexData::slice));
 	let macs = mg * p * k * groups;
-	// Images in parallel, each GEMM on one thread. A single image stays on one: splitting
-	// LeNet's 2.2M multiply-adds over two threads lost more in waking the second than it saved.
+	// Images in parallel, each GEMM on one thread.
 	let per_image = n > 1 && macs * n >= PARALLEL_MACS / 8;
 	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
 	// A single image of 128K+ multiply-adds splits its output rows over the threads, each
@@ -333,19 +330,18 @@ pub(crate) fn conv2d<B: Backend>(
 	let split = n == 1 && macs >= SPLIT_MACS / 16 && oh >= 2 * threads && threads > 1;
 	// A shallow reduction over unpadded rows is summed straight from the input.
 	let small = !direct && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
-	let window = pool;
-	let pool = window.map(|window| Pool::new(window, [oh, ow]));
+	let pool_window = pool;
+	let pool = pool_window.map(|window| Pool::new(window, [oh, ow]));
 	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
 	// A pooling by non-overlapping windows is done by the split's tasks too, each on the
 	// windows of its rows (whole windows: the rows per task are a multiple of their height).
-	let tiled = window.filter(|w| w.pads == [0, 0] && w.dilation == [1, 1] && w.stride == w.kernel);
+	let tiled = pool_window.filter(Window::tiles);
 	let per = oh.div_ceil(threads).next_multiple_of(tiled.map_or(1, |w| w.kernel[0]));
 	let band = |t: usize| t * per..((t + 1) * per).min(oh);
 
-	// Rows `rows` of image `img`'s output (m × p at `conv`, the bias already there) for every
-	// group, then their Relu.
-	// The caller's memory at `conv` may be uninitialised: each call starts its rows from the
-	// bias, so that no thread writes rows another computes (which moved them between cores).
+	// Rows `rows` of image `img`'s output (m × p at `conv`, which may be uninitialised) for
+	// every group, then their Relu. Each call starts its own rows from the bias, so that no
+	// thread writes rows another computes (which moved them between cores).
 	let rows_of = |img: usize, rows: Range<usize>, conv: Shared<f32>, par: gemm::Parallelism| {
 		let cols = rows.len() * ow;
 		for ch in 0..m {
@@ -355,19 +351,12 @@ pub(crate) fn conv2d<B: Backend>(
 		}
 		for g in 0..groups {
 			let src = &x[(img * c + g * cg) * h * wi..][..cg * h * wi];
-			let lhs = Mat::of(&w[g * mg * k..][..mg * k], k, false);
+			let weights = &w[g * mg * k..][..mg * k];
+			let lhs = Mat::of(weights, k, false);
 			let dst = conv.at(g * mg * p + rows.start * ow);
 			if small {
 				let bias = b.map(|b| &b[g * mg..][..mg]);
-				small_conv(
-					src,
-					&geometry,
-					&w[g * mg * k..][..mg * k],
-					bias,
-					rows.clone(),
-					Shared(conv.at(g * mg * p)),
-					p,
-				);
+				small_conv(src, &geometry, weights, bias, rows.clone(), Shared(conv.at(g * mg * p)), p);
 			} else if direct {
 				let rhs = Mat::of(src, p, false).columns_from(rows.start * ow);
 				// SAFETY: dst addresses mg rows of these cols, p apart, inside this group's
@@ -517,6 +506,7 @@ fn small_conv_portable(src: &[f32], geometry: &Im2col, w: &[f32], bias: f32, row
 	}
 }
 
+/// Whether the CPU has AVX2 and FMA, the features every vector kernel here is built for.
 #[cfg(target_arch = "x86_64")]
 fn avx2_fma() -> bool {
 	std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -686,6 +676,24 @@ pub(crate) struct Window {
 	pub dilation: [usize; 2],
 }
 
+impl Window {
+	/// Whether the windows tile the input: side by side, no padding, no dilation.
+	fn tiles(&self) -> bool {
+		self.pads == [0, 0] && self.dilation == [1, 1] && self.stride == self.kernel
+	}
+
+	/// The output size along axis `a` of an input of `len` (padding included in the window).
+	fn out_len(&self, a: usize, len: usize) -> usize {
+		out_len(len, self.pads[a], self.kernel[a], self.stride[a], self.dilation[a])
+	}
+}
+
+/// Outputs of a window of `kernel` taps `dilation` apart, moved by `stride` over `len` values
+/// padded by `pad` on each side (floor rounding; the caller checked the window fits).
+pub(crate) fn out_len(len: usize, pad: usize, kernel: usize, stride: usize, dilation: usize) -> usize {
+	(len + 2 * pad - ((kernel - 1) * dilation + 1)) / stride + 1
+}
+
 /// A max pooling [`Window`] (pads never selected) over an [h, w] plane, giving [oh, ow] with
 /// floor rounding.
 struct Pool {
@@ -702,8 +710,7 @@ impl Pool {
 	/// The window over an [h, w] plane, which the caller checked it fits (padding included).
 	fn new(window: Window, [h, w]: [usize; 2]) -> Pool {
 		let Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } = window;
-		let oh = (h + 2 * ph - ((kh - 1) * dh + 1)) / sh + 1;
-		let ow = (w + 2 * pw - ((kw - 1) * dw + 1)) / sw + 1;
+		let (oh, ow) = (window.out_len(0, h), window.out_len(1, w));
 		Pool {
 			window,
 			input: [h, w],
@@ -748,7 +755,7 @@ simd_kernel! {
 	/// Max-pools one plane into `dst`, writing all of it.
 	fn pool_plane(src: &[f32], dst: &mut [MaybeUninit<f32>], pool: &Pool) {
 		let Pool {
-			window: Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] },
+			window: Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, _] },
 			input: [_, w],
 			out: [_, ow],
 			..
@@ -756,8 +763,7 @@ simd_kernel! {
 			*pool;
 		// A full fold, not `any`: it vectorizes. Without NaN, `f32::max` (which drops NaN) is exact.
 		let nan = src.iter().fold(false, |acc, v| acc | v.is_nan());
-		let tiled = [ph, pw] == [0, 0] && [dh, dw] == [1, 1] && [sh, sw] == [kh, kw];
-		if tiled && !nan && kh == kw && kh <= 3 {
+		if pool.window.tiles() && !nan && kh == kw && kh <= 3 {
 			// Non-overlapping square windows inside the image (2×2 stride 2 and the like).
 			match kh {
 				1 => dst.iter_mut().zip(src).for_each(|(d, &v)| _ = d.write(v)),

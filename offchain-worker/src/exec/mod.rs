@@ -501,3 +501,10 @@ impl<B: Backend> Clone for Cx<'_, B> {
 }
 
 impl<B: Backend> Copy for Cx<'_, B> {}
+
+impl<B: Backend> Cx<'_, B> {
+	/// Whether the epilogue starts with a Relu (the first node a Conv or Gemm kernel applies).
+	pub fn relu_next(&self) -> bool {
+		self.epilogue.first().is_some_and(|n| n.op == "Relu")
+	}
+}

@@ -755,7 +755,7 @@ fn gemm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 			return cx.invalid("C does not broadcast to A·B");
 		}
 	}
-	let relu = cx.epilogue.first().is_some_and(|n| n.op == "Relu");
+	let relu = cx.relu_next();
 	if let Some(out) = cpu::gemm::<B>(&x, &y, c.as_ref(), ta, tb, alpha, beta, relu) {
 		return Ok((vec![Value::Float(out)], relu as usize));
 	}
@@ -873,7 +873,7 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 	let out = match r {
 		1 => B::conv1d(x, w, bias, ConvOptions::new([strides[0]], [p[0]], [dilations[0]], g)),
 		2 => {
-			let relu = cx.epilogue.first().is_some_and(|n| n.op == "Relu");
+			let relu = cx.relu_next();
 			// A MaxPool next is pooled per image, inside the kernel, if it has the form the CPU
 			// pooling kernel takes; otherwise it runs as its own node.
 			let pool = match cx.epilogue.get(relu as usize).filter(|n| n.op == "MaxPool") {
@@ -881,7 +881,7 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 					let pcx = Cx::<B> { node, opset: cx.opset, device: cx.device, epilogue: &[] };
 					let padded = shape::<B>(&x);
 					let out: Vec<usize> = (0..2)
-						.map(|i| (padded[2 + i] + 2 * p[i] - ((ws[2 + i] - 1) * dilations[i] + 1)) / strides[i] + 1)
+						.map(|i| cpu::out_len(padded[2 + i], p[i], ws[2 + i], strides[i], dilations[i]))
 						.collect();
 					let window = pool_window(&pcx, &[xs[0], ws[0], out[0], out[1]])?;
 					window.cpu_max_2d()
