@@ -1,8 +1,9 @@
 //! CPU kernels for the ops that dominate CNNs and MLPs, used when the backend is burn-flex and
 //! the tensors are f32. A profile of LeNet on burn-flex put 42% of the time in its strided
 //! im2col copy and 17% in its generic pooling loop, against 12% in GEMM. These kernels:
-//! - unfold whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from
-//!   the input;
+//! - on CPUs with AVX-512, convolve directly from the input ([`direct`]); elsewhere unfold
+//!   whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from the
+//!   input;
 //! - fold the bias, and a following Relu and max pooling, into one pass per image;
 //! - pool with a direct window loop;
 //! - give single-row products their own vector kernel.
@@ -14,6 +15,8 @@
 //! twice, for the baseline target and for AVX2 with FMA, and picks one per call: the release
 //! binary stays portable and still uses the vector units it finds. Products use fused
 //! multiply-adds in both versions, so a machine without FMA computes the same bits, slowly.
+
+mod direct;
 
 use super::spin;
 use burn::tensor::{backend::Backend, ops::FloatTensor, Shape, TensorData};
@@ -315,7 +318,7 @@ pub(crate) fn conv2d<B: Backend>(
 	let window = Window { kernel: [kh, kw], stride, pads, dilation };
 	let (oh, ow) = (window.out_len(0, h), window.out_len(1, wi));
 	let (mg, k, p) = (m / groups, cg * kh * kw, oh * ow);
-	let direct = kh == 1 && kw == 1 && stride == [1, 1] && pads == [0, 0];
+	let pointwise = kh == 1 && kw == 1 && stride == [1, 1] && pads == [0, 0];
 	let geometry = Im2col { chw: [cg, h, wi], window, out: [oh, ow] };
 
 	let (x, w, b) = (xd.slice(), wd.slice(), bd.as_ref().map(FlexData::slice));
@@ -329,7 +332,7 @@ pub(crate) fn conv2d<B: Backend>(
 	let threads = spin::threads();
 	let split = n == 1 && macs >= SPLIT_MACS / 16 && oh >= 2 * threads && threads > 1;
 	// A shallow reduction over unpadded rows is summed straight from the input.
-	let small = !direct && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
+	let small = !pointwise && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
 	let pool_window = pool;
 	let pool = pool_window.map(|window| Pool::new(window, [oh, ow]));
 	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
@@ -338,6 +341,24 @@ pub(crate) fn conv2d<B: Backend>(
 	let tiled = pool_window.filter(Window::tiles);
 	let per = oh.div_ceil(threads).next_multiple_of(tiled.map_or(1, |w| w.kernel[0]));
 	let band = |t: usize| t * per..((t + 1) * per).min(oh);
+
+	if direct::available() && direct::suits(mg, pointwise) && n * c * oh * ow > 0 {
+		// Padding becomes part of a copy of the input: every tap then reads the image.
+		let padded;
+		let (x, geometry) = if pads == [0, 0] {
+			(x, geometry)
+		} else {
+			padded = pad_planes(x, [h, wi], pads);
+			let chw = [cg, h + 2 * pads[0], wi + 2 * pads[1]];
+			(&padded[..], Im2col { chw, window: Window { pads: [0, 0], ..window }, out: [oh, ow] })
+		};
+		let packed = direct::Packed::new(&wd.0, w, b, groups, &geometry);
+		let epilogue = direct::Epilogue { relu, pool: pool.as_ref() };
+		// Its tiles and pooling split well from half the size (LeNet's first layer).
+		let split = n == 1 && macs >= SPLIT_MACS / 32 && oh >= 2 * threads && threads > 1;
+		let out = direct::conv(x, n, &geometry, &packed, &epilogue, per_image, split, per);
+		return Some(to_backend::<B>(out, vec![n, m, poh, pow]));
+	}
 
 	// Rows `rows` of image `img`'s output (m × p at `conv`, which may be uninitialised) for
 	// every group, then their Relu. Each call starts its own rows from the bias, so that no
@@ -357,7 +378,7 @@ pub(crate) fn conv2d<B: Backend>(
 			if small {
 				let bias = b.map(|b| &b[g * mg..][..mg]);
 				small_conv(src, &geometry, weights, bias, rows.clone(), Shared(conv.at(g * mg * p)), p);
-			} else if direct {
+			} else if pointwise {
 				let rhs = Mat::of(src, p, false).columns_from(rows.start * ow);
 				// SAFETY: dst addresses mg rows of these cols, p apart, inside this group's
 				// output and written by this call alone; rhs is the same columns of the
@@ -428,6 +449,18 @@ pub(crate) fn conv2d<B: Backend>(
 	};
 	let out = build_chunks(n * m * poh * pow, m * poh * pow, per_image, image);
 	Some(to_backend::<B>(out, vec![n, m, poh, pow]))
+}
+
+/// `planes` of [h, w] with `pads` zeros added on each side.
+fn pad_planes(planes: &[f32], [h, w]: [usize; 2], [ph, pw]: [usize; 2]) -> Vec<f32> {
+	let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+	let mut out = vec![0.0; planes.len() / (h * w).max(1) * hp * wp];
+	for (src, dst) in planes.chunks_exact(h * w).zip(out.chunks_exact_mut(hp * wp)) {
+		for (y, row) in src.chunks_exact(w).enumerate() {
+			dst[(y + ph) * wp + pw..][..w].copy_from_slice(row);
+		}
+	}
+	out
 }
 
 /// Convolutions with at most this many multiply-adds per output (C·kh·kw) skip im2col.
@@ -1052,6 +1085,76 @@ mod tests {
 			}
 			let want = Flex::conv2d(x, wt, b, ConvOptions::new(s, p, d, g));
 			assert_close(got, want, &format!("conv case {i}"));
+		}
+	}
+
+	/// Where the CPU has AVX-512 most convolutions above take the direct path: this checks it
+	/// against the im2col path and against its portable twin (bit for bit), over channel counts
+	/// that fill one to four vectors and more than one tile, with padding, strides, dilation,
+	/// groups, batches, split single images, each kind of pooling, and NaN.
+	#[test]
+	fn direct_convolution_matches_im2col_and_its_portable_twin() {
+		if !direct::available() {
+			eprintln!("no AVX-512 on this CPU: the direct convolution is not taken here");
+			return;
+		}
+		let with = |flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, f: &dyn Fn() -> F<Flex>| {
+			flag.set(true);
+			let out = f();
+			flag.set(false);
+			out
+		};
+		let bits = |t: F<Flex>| values(t).1.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+		// (batch, channels, h, w, out channels, kernel, stride, pad, dilation, groups)
+		let cases = [
+			(1, 1, 28, 28, 32, [3, 3], [1, 1], [0, 0], [1, 1], 1),
+			(3, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1),
+			(1, 32, 13, 13, 64, [3, 3], [1, 1], [0, 0], [1, 1], 1),
+			(1, 5, 9, 11, 16, [3, 3], [2, 1], [1, 1], [1, 2], 1),
+			(3, 8, 10, 10, 48, [2, 3], [1, 1], [1, 0], [1, 1], 1),
+			(1, 12, 30, 30, 80, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+			(2, 8, 9, 9, 40, [3, 3], [1, 1], [0, 0], [1, 1], 2),
+			(2, 16, 7, 8, 16, [1, 1], [2, 2], [0, 1], [1, 1], 1),
+		];
+		for (i, &(n, c, h, w, m, k, s, p, d, g)) in cases.iter().enumerate() {
+			let mut x = random(&[n, c, h, w], 500 + i as u64);
+			if i == 2 {
+				// One NaN: it spreads to the outputs whose windows read it.
+				let mut v = values(x).1;
+				v[3 * w + 4] = f32::NAN;
+				x = FlexTensor::from_data(TensorData::new(v, Shape::from(vec![n, c, h, w])));
+			}
+			let wt = random(&[m, c / g, k[0], k[1]], 600 + i as u64);
+			let b = random(&[m], 700 + i as u64);
+			let conv = |relu: bool, pool: Option<Window>| {
+				conv2d::<Flex>(&x, &wt, Some(&b), s, p, d, g, relu, pool).expect("f32 on burn-flex")
+			};
+			let [oh, ow] = [2, 3].map(|a| conv(false, None).layout().shape()[a]);
+			let pools = [
+				None,
+				Some(window([2, 2], [2, 2], [0, 0], [1, 1])),
+				Some(window([3, 3], [2, 2], [1, 1], [1, 1])),
+				Some(window([2, 3], [1, 2], [0, 1], [2, 1])),
+			];
+			let fits = |w: &Window| (0..2).all(|a| [oh, ow][a] + 2 * w.pads[a] > (w.kernel[a] - 1) * w.dilation[a]);
+			for pool in pools.into_iter().filter(|pool| pool.as_ref().is_none_or(fits)) {
+				for relu in [false, true] {
+					let what = format!("case {i}, relu {relu}, pool {pool:?}");
+					let direct = conv(relu, pool);
+					let twin = with(&direct::SCALAR, &|| conv(relu, pool));
+					let im2col = with(&direct::OFF, &|| conv(relu, pool));
+					assert_eq!(bits(direct.clone()), bits(twin), "{what}: portable twin");
+					let ((ds, dv), (is, iv)) = (values(direct), values(im2col));
+					assert_eq!(ds, is, "{what}: shape");
+					for (j, (a, b)) in dv.iter().zip(&iv).enumerate() {
+						let close = (a - b).abs() <= 1e-5 + 1e-4 * b.abs() || (a.is_nan() && b.is_nan());
+						assert!(close, "{what}: element {j}: {a} vs {b}");
+					}
+					if i == 2 {
+						assert_eq!(dv.iter().any(|v| v.is_nan()), !relu, "{what}: NaN kept without Relu");
+					}
+				}
+			}
 		}
 	}
 

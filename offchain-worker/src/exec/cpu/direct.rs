@@ -1,0 +1,551 @@
+//! Direct convolution for CPUs with AVX-512: no im2col and no GEMM packing of the input.
+//!
+//! A tile of up to 64 output channels × 6 to 8 output pixels is summed in 24 vector
+//! registers: per tap, the tile's weights are up to four vector loads and each pixel's input
+//! value one broadcast, wherever in the image the pixel lies (each pixel has its own address,
+//! so tiles run on across output rows and nothing is computed twice). The tile is stored
+//! pixel-major, channels contiguous, and the Relu and max pooling run on that layout before
+//! the (pooled, so smaller) result is written as NCHW. On LeNet's 32→64 layer, im2col and the
+//! GEMM's packing had cost a quarter of the convolution's time.
+//!
+//! Every value is `bias + Σ w · x` over the taps in weight order, one fused multiply-add per
+//! tap, in the vector kernel and in its portable twin alike.
+
+use super::{build_chunks, spin, with_col, Im2col, Pool, Shared, Window};
+use burn::tensor::Bytes;
+use burn_flex::FlexTensor;
+use std::{
+	mem::MaybeUninit,
+	ops::Range,
+	sync::{Arc, Mutex, PoisonError, Weak},
+};
+
+/// Output channels per vector.
+const LANES: usize = 16;
+/// Channel vectors in the widest tile (64 channels).
+const MAX_BLOCKS: usize = 4;
+
+#[cfg(test)]
+thread_local! {
+	/// Set by a test for the convolutions its thread starts: take the im2col path.
+	pub(super) static OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+	/// Set by a test for the convolutions its thread starts: take the vector kernels' twins.
+	pub(super) static SCALAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this CPU runs the direct convolution (tests can turn it off on their thread).
+pub(super) fn available() -> bool {
+	#[cfg(test)]
+	if OFF.get() {
+		return false;
+	}
+	has_avx512f()
+}
+
+fn has_avx512f() -> bool {
+	#[cfg(target_arch = "x86_64")]
+	return std::arch::is_x86_feature_detected!("avx512f");
+	#[cfg(not(target_arch = "x86_64"))]
+	false
+}
+
+/// Whether the direct convolution is worth taking for a group of `mg` output channels: with
+/// fewer than a vector's worth, most lanes would be padding; and a `pointwise` convolution
+/// (1×1, unit stride, no padding) is a GEMM on the input as it is, without im2col.
+pub(super) fn suits(mg: usize, pointwise: bool) -> bool {
+	mg >= LANES && !pointwise
+}
+
+/// The weights of every group as [tap][ldo] (taps in weight order, channels padded with zeros
+/// to a multiple of [`LANES`]), the biases as [ldo] per group, and each tap's offset in the
+/// input (relative to the window's corner).
+pub(super) struct Packed {
+	mg: usize,
+	ldo: usize,
+	w: Arc<Vec<f32>>,
+	bias: Vec<f32>,
+	taps: Vec<usize>,
+}
+
+impl Packed {
+	/// `w` is the storage of `weights` [groups·mg, C/groups, kh, kw], over the input
+	/// [C/groups, h, w] of `geometry` (unpadded: padding is applied to a copy of the input).
+	pub(super) fn new(
+		weights: &FlexTensor,
+		w: &[f32],
+		bias: Option<&[f32]>,
+		groups: usize,
+		geometry: &Im2col,
+	) -> Packed {
+		let Im2col { chw: [cg, h, wi], window: Window { kernel: [kh, kw], dilation: [dh, dw], .. }, .. } = *geometry;
+		let k = cg * kh * kw;
+		let mg = w.len() / (groups * k);
+		let ldo = mg.next_multiple_of(LANES);
+		let packed = kept(weights, groups, || {
+			let mut packed = vec![0.0; groups * k * ldo];
+			for (dst, src) in packed.chunks_exact_mut(k * ldo).zip(w.chunks_exact(mg * k)) {
+				// Row by row of the result, reading each weight row's cache line 16 times in a row.
+				for (t, dst) in dst.chunks_exact_mut(ldo).enumerate() {
+					for (d, row) in dst.iter_mut().zip(src.chunks_exact(k)) {
+						*d = row[t];
+					}
+				}
+			}
+			packed
+		});
+		let mut biases = vec![0.0; groups * ldo];
+		if let Some(b) = bias {
+			for (dst, src) in biases.chunks_exact_mut(ldo).zip(b.chunks_exact(mg)) {
+				dst[..mg].copy_from_slice(src);
+			}
+		}
+		let taps = (0..cg)
+			.flat_map(|ch| (0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw)))
+			.collect();
+		Packed { mg, ldo, w: packed, bias: biases, taps }
+	}
+}
+
+/// Weights packed by earlier calls, by weight tensor (storage, offset, shape) and groups: a
+/// model's layers are packed once, not per inference (at batch 1, packing cost an eighth of
+/// the run). An entry's `Weak` tells when its tensor's storage is gone, and keeps the address
+/// from being reused meanwhile; storage a `Weak` points to is never written in place
+/// (burn-flex writes through `Arc::get_mut` / `make_mut`, which move or copy it then).
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+/// At most this many packed values are kept (64 MiB); the oldest entries go first.
+const KEPT_VALUES: usize = 16 << 20;
+
+struct Kept {
+	storage: Weak<Bytes>,
+	offset: usize,
+	shape: Vec<usize>,
+	groups: usize,
+	packed: Arc<Vec<f32>>,
+}
+
+/// The packed form of `weights`, kept or made by `pack`.
+fn kept(weights: &FlexTensor, groups: usize, pack: impl FnOnce() -> Vec<f32>) -> Arc<Vec<f32>> {
+	let storage = weights.data_arc();
+	let (offset, shape) = (weights.layout().start_offset(), weights.layout().shape().to_vec());
+	let same = |k: &Kept| {
+		std::ptr::eq(k.storage.as_ptr(), Arc::as_ptr(&storage))
+			&& k.offset == offset
+			&& k.shape == shape
+			&& k.groups == groups
+	};
+	{
+		let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+		kept.retain(|k| k.storage.strong_count() > 0);
+		if let Some(k) = kept.iter().find(|k| same(k)) {
+			return k.packed.clone();
+		}
+	}
+	// Packed without the lock, so that other inferences' convolutions do not wait on it.
+	let packed = Arc::new(pack());
+	let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+	if packed.len() <= KEPT_VALUES && !kept.iter().any(same) {
+		let mut total: usize = kept.iter().map(|k| k.packed.len()).sum::<usize>() + packed.len();
+		while total > KEPT_VALUES {
+			total -= kept.remove(0).packed.len();
+		}
+		kept.push(Kept { storage: Arc::downgrade(&storage), offset, shape, groups, packed: packed.clone() });
+	}
+	packed
+}
+
+/// What follows the convolution inside the same pass.
+pub(super) struct Epilogue<'a> {
+	pub relu: bool,
+	pub pool: Option<&'a Pool>,
+}
+
+/// The convolution of `n` images [C, H, W] at `x` (`geometry` per group, unpadded), its
+/// result NCHW, pooled if asked. `per_image` runs the images in parallel; `split` splits each
+/// image's output rows over the threads in bands of `per` rows (a multiple of the pooling
+/// window's height when the windows tile the output, which the bands then pool themselves).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv(
+	x: &[f32],
+	n: usize,
+	geometry: &Im2col,
+	packed: &Packed,
+	epilogue: &Epilogue,
+	per_image: bool,
+	split: bool,
+	per: usize,
+) -> Vec<f32> {
+	let Im2col { chw: [cg, h, wi], out: [oh, ow], .. } = *geometry;
+	let (mg, ldo) = (packed.mg, packed.ldo);
+	let groups = packed.w.len() / (packed.taps.len() * ldo);
+	let [poh, pow] = epilogue.pool.map_or([oh, ow], |pool| pool.out);
+	let out_plane = poh * pow;
+	let image_len = groups * cg * h * wi;
+	let tiled = epilogue.pool.filter(|pool| pool.window.tiles()).map(|pool| pool.window.kernel[0]);
+	// The vector kernels, unless a test asks for their portable twins.
+	#[cfg(not(test))]
+	let vector = true;
+	#[cfg(test)]
+	let vector = !SCALAR.get();
+	let image = |img: usize, out: &mut [MaybeUninit<f32>]| {
+		let src = &x[img * image_len..][..image_len];
+		let out = Shared(out.as_mut_ptr());
+		// One group at a time in the pixel-major tile, [oh·ow][ldo].
+		with_col(oh * ow * ldo, |tile| {
+			let tile = Shared(tile.as_mut_ptr());
+			for g in 0..groups {
+				let group = Group { src: &src[g * cg * h * wi..][..cg * h * wi], geometry, packed, g, tile, vector };
+				let finish = |rows: Range<usize>| {
+					// SAFETY: the rows written by this call's `compute` (or all of them).
+					unsafe { group.epilogue(epilogue, rows, out, g * mg * out_plane) }
+				};
+				if split {
+					spin::for_each(oh.div_ceil(per), |t| {
+						let rows = t * per..((t + 1) * per).min(oh);
+						group.compute(rows.clone());
+						if epilogue.pool.is_none() || tiled.is_some() {
+							finish(rows);
+						}
+					});
+					if epilogue.pool.is_some() && tiled.is_none() {
+						finish(0..oh);
+					}
+				} else {
+					group.compute(0..oh);
+					finish(0..oh);
+				}
+			}
+		})
+	};
+	let chunk = groups * mg * out_plane;
+	build_chunks(n * chunk, chunk, per_image, image)
+}
+
+/// One group of one image: its input planes, and the tile its output goes through.
+struct Group<'a> {
+	src: &'a [f32],
+	geometry: &'a Im2col,
+	packed: &'a Packed,
+	g: usize,
+	tile: Shared<f32>,
+	/// Whether to take the AVX-512 kernels (only ever set where the CPU has them).
+	vector: bool,
+}
+
+impl Group<'_> {
+	/// Output rows `rows` of every channel into the tile (each call's rows its own).
+	fn compute(&self, rows: Range<usize>) {
+		let Im2col { chw: [_, _, wi], window: Window { stride: [sh, sw], .. }, out: [_, ow], .. } = *self.geometry;
+		let Packed { mg, ldo, ref w, ref bias, ref taps } = *self.packed;
+		let (q0, q1) = (rows.start * ow, rows.end * ow);
+		// Every read is at a pixel's corner plus a tap: the last pixel's is the furthest.
+		let last = q1.saturating_sub(1);
+		let reach = (last / ow) * sh * wi + (last % ow) * sw + taps.last().copied().unwrap_or(0);
+		assert!(q0 == q1 || reach < self.src.len(), "windows inside the image");
+		let w = &w[self.g * taps.len() * ldo..][..taps.len() * ldo];
+		let bias = &bias[self.g * ldo..][..ldo];
+		let pixels = Pixels { ow, row: sh * wi, sw };
+		let vector = self.vector && has_avx512f();
+		let mut c0 = 0;
+		while c0 < mg {
+			let blocks = (mg - c0).div_ceil(LANES).min(MAX_BLOCKS);
+			let run = Run { x: self.src, taps, w: &w[c0..], ldo, bias: &bias[c0..], out: self.tile.at(c0) };
+			match (vector, blocks) {
+				#[cfg(target_arch = "x86_64")]
+				(true, 4) => run.pixels::<4, 6>(q0..q1, pixels, true),
+				#[cfg(target_arch = "x86_64")]
+				(true, 3) => run.pixels::<3, 8>(q0..q1, pixels, true),
+				#[cfg(target_arch = "x86_64")]
+				(true, 2) => run.pixels::<2, 8>(q0..q1, pixels, true),
+				#[cfg(target_arch = "x86_64")]
+				(true, _) => run.pixels::<1, 8>(q0..q1, pixels, true),
+				(_, 4) => run.pixels::<4, 6>(q0..q1, pixels, false),
+				(_, 3) => run.pixels::<3, 8>(q0..q1, pixels, false),
+				(_, 2) => run.pixels::<2, 8>(q0..q1, pixels, false),
+				(_, _) => run.pixels::<1, 8>(q0..q1, pixels, false),
+			}
+			c0 += blocks * LANES;
+		}
+	}
+
+	/// Relu and pooling of tile rows `rows` (conv rows), written to channel planes at `out`
+	/// from plane `first`: when pooling, the pooled rows whose windows lie in `rows`.
+	///
+	/// # Safety
+	/// `rows` of the tile were computed, and the output values written here are this call's.
+	unsafe fn epilogue(&self, epilogue: &Epilogue, rows: Range<usize>, out: Shared<MaybeUninit<f32>>, first: usize) {
+		let Im2col { out: [oh, ow], .. } = *self.geometry;
+		let (mg, ldo) = (self.packed.mg, self.packed.ldo);
+		let tile = |q0: usize, q1: usize| {
+			// SAFETY: computed rows, as the caller promises.
+			unsafe { std::slice::from_raw_parts(self.tile.at(q0 * ldo), (q1 - q0) * ldo) }
+		};
+		let Some(pool) = epilogue.pool else {
+			let (q0, q1) = (rows.start * ow, rows.end * ow);
+			let p = oh * ow;
+			// SAFETY: pixels q0..q1 of this group's channel planes, this call's alone.
+			let planes: Vec<&mut [MaybeUninit<f32>]> = (0..mg)
+				.map(|m| unsafe { std::slice::from_raw_parts_mut(out.at(first + m * p + q0), q1 - q0) })
+				.collect();
+			return unpack(self.vector, tile(q0, q1), ldo, epilogue.relu, planes);
+		};
+		let [poh, pow] = pool.out;
+		let kh = pool.window.kernel[0];
+		let pooled = if rows == (0..oh) { 0..poh } else { rows.start / kh..(rows.end / kh).min(poh) };
+		if pooled.is_empty() {
+			return;
+		}
+		let p = poh * pow;
+		// SAFETY: these pooled rows of this group's channel planes are this call's alone.
+		let planes: Vec<&mut [MaybeUninit<f32>]> = (0..mg)
+			.map(|m| unsafe {
+				std::slice::from_raw_parts_mut(out.at(first + m * p + pooled.start * pow), pooled.len() * pow)
+			})
+			.collect();
+		// Only this call's rows: other tasks may be writing theirs.
+		pool_tile(
+			self.vector,
+			tile(rows.start * ow, rows.end * ow),
+			rows.start,
+			ldo,
+			epilogue.relu,
+			pool,
+			pooled,
+			planes,
+		)
+	}
+}
+
+/// A run of tiles over consecutive pixels, for output channels from `c0` (already applied to
+/// `w`, `bias` and `out`).
+struct Run<'a> {
+	x: &'a [f32],
+	taps: &'a [usize],
+	w: &'a [f32],
+	ldo: usize,
+	bias: &'a [f32],
+	out: *mut f32,
+}
+
+impl Run<'_> {
+	/// Pixels `q` in tiles of `P`, `MB` channel vectors each. A last, partial tile repeats its
+	/// last pixel and stores only the real ones.
+	#[inline(always)]
+	fn pixels<const MB: usize, const P: usize>(&self, q: Range<usize>, pixels: Pixels, vector: bool) {
+		let Pixels { ow, row, sw } = pixels;
+		// The next pixel's output row and column, counted on (a division per pixel cost as
+		// much as a shallow tile's multiply-adds).
+		let (mut oy, mut ox) = (q.start / ow.max(1), q.start % ow.max(1));
+		let mut start = q.start;
+		while start < q.end {
+			let valid = P.min(q.end - start);
+			let mut corners = [0; P];
+			for (p, corner) in corners.iter_mut().enumerate() {
+				if p < valid {
+					*corner = oy * row + ox * sw;
+					ox += 1;
+					if ox == ow {
+						(oy, ox) = (oy + 1, 0);
+					}
+				}
+			}
+			for p in valid..P {
+				corners[p] = corners[valid - 1];
+			}
+			// SAFETY: `out` has rows start..start + valid of ldo values, of which MB·16 from
+			// c0 (ldo is a multiple of 16 ≥ c0 + MB·16), this run's alone; `w` has
+			// taps.len() rows of ldo and `bias` ldo values from c0; every read of x is inside
+			// (the caller checked the furthest).
+			let out = self.out.wrapping_add(start * self.ldo);
+			start += valid;
+			#[cfg(target_arch = "x86_64")]
+			if vector {
+				unsafe { tile_avx512::<MB, P>(self.x, corners, self.taps, self.w, self.ldo, self.bias, out, valid) };
+				continue;
+			}
+			debug_assert!(!vector);
+			unsafe { tile_portable::<MB, P>(self.x, corners, self.taps, self.w, self.ldo, self.bias, out, valid) };
+		}
+	}
+}
+
+/// Where output pixels read: `ow` per row, rows `row` input values apart, columns `sw`.
+#[derive(Clone, Copy)]
+struct Pixels {
+	ow: usize,
+	row: usize,
+	sw: usize,
+}
+
+/// One tile: `out[p][c] = bias[c] + Σ_t w[t][c] · x[corners[p] + taps[t]]` for channels
+/// `c < MB·16` and pixels `p < valid`.
+///
+/// # Safety
+/// The CPU has AVX-512F; the reads and writes are inside the slices and the `valid` rows of
+/// `MB·16` values at `out`, `ldo` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx512<const MB: usize, const P: usize>(
+	x: &[f32],
+	corners: [usize; P],
+	taps: &[usize],
+	w: &[f32],
+	ldo: usize,
+	bias: &[f32],
+	out: *mut f32,
+	valid: usize,
+) {
+	use std::arch::x86_64::*;
+	// SAFETY (all blocks below): in bounds, as the caller promises.
+	let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
+	let b: [__m512; MB] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(bias.as_ptr().add(v * LANES)) });
+	let mut acc = [b; P];
+	let mut wp = w.as_ptr();
+	for &t in taps {
+		let wv: [__m512; MB] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(wp.add(v * LANES)) });
+		wp = wp.wrapping_add(ldo);
+		for p in 0..P {
+			let xv = _mm512_set1_ps(unsafe { *xs[p].add(t) });
+			for v in 0..MB {
+				acc[p][v] = _mm512_fmadd_ps(wv[v], xv, acc[p][v]);
+			}
+		}
+	}
+	for (p, acc) in acc.iter().enumerate().take(valid) {
+		for (v, &a) in acc.iter().enumerate() {
+			unsafe { _mm512_storeu_ps(out.add(p * ldo + v * LANES), a) };
+		}
+	}
+}
+
+/// [`tile_avx512`] one value at a time, in the same order: the same bits.
+///
+/// # Safety
+/// As for [`tile_avx512`], without the CPU feature.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_portable<const MB: usize, const P: usize>(
+	x: &[f32],
+	corners: [usize; P],
+	taps: &[usize],
+	w: &[f32],
+	ldo: usize,
+	bias: &[f32],
+	out: *mut f32,
+	valid: usize,
+) {
+	for (p, &corner) in corners.iter().enumerate().take(valid) {
+		for c in 0..MB * LANES {
+			let mut acc = bias[c];
+			for (t, &tap) in taps.iter().enumerate() {
+				acc = w[t * ldo + c].mul_add(x[corner + tap], acc);
+			}
+			// SAFETY: row p, channel c < MB·16, as the caller promises.
+			unsafe { *out.add(p * ldo + c) = acc };
+		}
+	}
+}
+
+/// Defines `fn $name(vector, …)` from a body compiled as is and with AVX-512F, the second
+/// taken when `vector` and the CPU has it.
+macro_rules! avx512_kernel {
+	($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+		$(#[$attr])*
+		#[allow(clippy::too_many_arguments)]
+		fn $name(vector: bool, $($arg: $ty),*) {
+			#[inline(always)]
+			#[allow(clippy::too_many_arguments)]
+			fn body($($arg: $ty),*) $body
+			#[cfg(target_arch = "x86_64")]
+			{
+				#[target_feature(enable = "avx512f")]
+				#[allow(clippy::too_many_arguments)]
+				unsafe fn avx512($($arg: $ty),*) {
+					body($($arg),*)
+				}
+				if vector && has_avx512f() {
+					// SAFETY: the CPU has AVX-512F, checked just above.
+					return unsafe { avx512($($arg),*) };
+				}
+			}
+			_ = vector;
+			body($($arg),*)
+		}
+	};
+}
+
+avx512_kernel! {
+	/// Tile rows (pixels, channels `ldo` apart) into channel `planes`, with Relu (burn's
+	/// `max(x, 0)`) when `relu`.
+	fn unpack(tile: &[f32], ldo: usize, relu: bool, planes: Vec<&mut [MaybeUninit<f32>]>) {
+		for (m, plane) in planes.into_iter().enumerate() {
+			for (d, row) in plane.iter_mut().zip(tile.chunks_exact(ldo)) {
+				let v = row[m];
+				d.write(if relu { v.max(0.0) } else { v });
+			}
+		}
+	}
+}
+
+avx512_kernel! {
+	/// Max pooling of the pixel-major `tile` (conv rows from `row0`, channels `ldo` apart)
+	/// into pooled rows `pooled` of the channel `planes`, whose windows lie in those rows.
+	/// After a Relu the maximum starts at 0 and skips NaN (Relu made it 0); otherwise NaN
+	/// propagates.
+	fn pool_tile(
+		tile: &[f32],
+		row0: usize,
+		ldo: usize,
+		relu: bool,
+		pool: &Pool,
+		pooled: Range<usize>,
+		planes: Vec<&mut [MaybeUninit<f32>]>,
+	) {
+		let Pool { window: Window { stride: [sh, sw], pads: [ph, pw], dilation: [dh, _], .. }, out: [_, pow], .. } =
+			*pool;
+		let ow = pool.input[1];
+		let mut planes = planes;
+		// A pooled row of one vector of channels, [pow][LANES], then written channel by
+		// channel: contiguous runs instead of a scattered value per channel and pixel.
+		let tiles = pool.window.tiles().then_some(pool.window.kernel);
+		// One vector of channels at a time: all its pooled values, [pooled pixels][LANES], then
+		// written channel by channel in contiguous runs. Read back only after the whole block,
+		// long after they were stored (a store-to-load forward right after a vector store
+		// stalled).
+		let mut block = vec![[0.0f32; LANES]; pooled.len() * pow];
+		for (c0, planes) in (0..ldo).step_by(LANES).zip(planes.chunks_mut(LANES)) {
+			for (py, slots) in pooled.clone().zip(block.chunks_exact_mut(pow)) {
+				for (px, slot) in slots.iter_mut().enumerate() {
+					// A local, not the slot: it stays in a register over the window.
+					let mut best = [if relu { 0.0 } else { f32::NEG_INFINITY }; LANES];
+					let mut take = |pixel: usize| {
+						let v: &[f32; LANES] = tile[pixel * ldo + c0..][..LANES].try_into().expect("a vector");
+						for (b, &v) in best.iter_mut().zip(v) {
+							*b = if v > *b || (!relu && v.is_nan()) { v } else { *b };
+						}
+					};
+					if let Some([kh, kw]) = tiles {
+						// Every window inside: no test per tap.
+						for i in 0..kh {
+							let first = (py * kh + i - row0) * ow + px * kw;
+							(first..first + kw).for_each(&mut take);
+						}
+					} else {
+						for i in pool.rows[py].clone() {
+							let line = (py * sh + i * dh - ph - row0) * ow;
+							for (offset, _) in pool.cols.iter().filter(|(_, xs)| xs.contains(&px)) {
+								take(line + px * sw + offset - pw);
+							}
+						}
+					}
+					*slot = best;
+				}
+			}
+			for (l, plane) in planes.iter_mut().enumerate() {
+				for (d, best) in plane.iter_mut().zip(&block) {
+					d.write(best[l]);
+				}
+			}
+		}
+	}
+}
