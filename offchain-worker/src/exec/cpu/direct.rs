@@ -447,29 +447,28 @@ unsafe fn tile_portable<const MB: usize, const P: usize>(
 }
 
 /// Defines `fn $name(vector, …)` from a body compiled as is and with AVX-512F, the second
-/// taken when `vector` and the CPU has it.
+/// taken when `vector` and the CPU has it (the body sees which as `vector`).
 macro_rules! avx512_kernel {
-	($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+	($(#[$attr:meta])* fn $name:ident($vector:ident: bool, $($arg:ident: $ty:ty),* $(,)?) $body:block) => {
 		$(#[$attr])*
 		#[allow(clippy::too_many_arguments)]
-		fn $name(vector: bool, $($arg: $ty),*) {
+		fn $name($vector: bool, $($arg: $ty),*) {
 			#[inline(always)]
 			#[allow(clippy::too_many_arguments)]
-			fn body($($arg: $ty),*) $body
+			fn body($vector: bool, $($arg: $ty),*) $body
 			#[cfg(target_arch = "x86_64")]
 			{
 				#[target_feature(enable = "avx512f")]
 				#[allow(clippy::too_many_arguments)]
 				unsafe fn avx512($($arg: $ty),*) {
-					body($($arg),*)
+					body(true, $($arg),*)
 				}
-				if vector && has_avx512f() {
+				if $vector && has_avx512f() {
 					// SAFETY: the CPU has AVX-512F, checked just above.
 					return unsafe { avx512($($arg),*) };
 				}
 			}
-			_ = vector;
-			body($($arg),*)
+			body(false, $($arg),*)
 		}
 	};
 }
@@ -477,11 +476,109 @@ macro_rules! avx512_kernel {
 avx512_kernel! {
 	/// Tile rows (pixels, channels `ldo` apart) into channel `planes`, with Relu (burn's
 	/// `max(x, 0)`) when `relu`.
-	fn unpack(tile: &[f32], ldo: usize, relu: bool, planes: Vec<&mut [MaybeUninit<f32>]>) {
-		for (m, plane) in planes.into_iter().enumerate() {
-			for (d, row) in plane.iter_mut().zip(tile.chunks_exact(ldo)) {
-				let v = row[m];
-				d.write(if relu { v.max(0.0) } else { v });
+	fn unpack(vector: bool, tile: &[f32], ldo: usize, relu: bool, planes: Vec<&mut [MaybeUninit<f32>]>) {
+		let mut planes = planes;
+		let pixels = tile.len() / ldo;
+		for (c0, planes) in (0..ldo).step_by(LANES).zip(planes.chunks_mut(LANES)) {
+			for p0 in (0..pixels).step_by(LANES) {
+				let n = LANES.min(pixels - p0);
+				transpose16(vector, &tile[p0 * ldo + c0..], ldo, n, planes, p0, relu);
+			}
+		}
+	}
+}
+
+/// Writes pixels `0..n` (n ≤ 16: rows of `src` `stride` apart, 16 channel values each) into
+/// `planes` (one per channel, at most 16) from offset `at`, with Relu when `relu`. A value
+/// at a time, a pixel-major tile became a sixth of a wide convolution's time.
+#[inline(always)]
+fn transpose16(
+	vector: bool,
+	src: &[f32],
+	stride: usize,
+	n: usize,
+	planes: &mut [&mut [MaybeUninit<f32>]],
+	at: usize,
+	relu: bool,
+) {
+	assert!((1..=LANES).contains(&n) && planes.len() <= LANES, "a 16×16 block at most");
+	assert!(src.len() >= (n - 1) * stride + LANES, "n rows of 16 values");
+	assert!(planes.iter().all(|plane| plane.len() >= at + n), "n values in each plane");
+	#[cfg(target_arch = "x86_64")]
+	if vector && has_avx512f() {
+		// SAFETY: the CPU has AVX-512F; the bounds were checked just above.
+		unsafe { transpose16_avx512(src.as_ptr(), stride, n, planes, at, relu) };
+		return;
+	}
+	_ = vector;
+	for (c, plane) in planes.iter_mut().enumerate() {
+		for (p, d) in plane[at..at + n].iter_mut().enumerate() {
+			let v = src[p * stride + c];
+			d.write(if relu { v.max(0.0) } else { v });
+		}
+	}
+}
+
+/// [`transpose16`] in registers: the standard 16×16 transpose (pairs, then 64-bit pairs,
+/// then 128-bit lanes twice) and one masked store per channel.
+///
+/// # Safety
+/// The CPU has AVX-512F, and the bounds of [`transpose16`] hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16_avx512(
+	src: *const f32,
+	stride: usize,
+	n: usize,
+	planes: &mut [&mut [MaybeUninit<f32>]],
+	at: usize,
+	relu: bool,
+) {
+	use std::arch::x86_64::*;
+	let zero = _mm512_setzero_ps();
+	// SAFETY: rows p < n hold 16 values, as the caller promises.
+	let r: [__m512; LANES] = std::array::from_fn(|p| {
+		if p >= n {
+			return zero;
+		}
+		let v = unsafe { _mm512_loadu_ps(src.add(p * stride)) };
+		// Relu as burn computes it: NaN becomes 0 (max_ps returns its second operand).
+		if relu {
+			_mm512_max_ps(v, zero)
+		} else {
+			v
+		}
+	});
+	// t[2i], t[2i+1]: rows 2i and 2i+1 interleaved by value, low and high halves of each lane.
+	let t: [__m512; LANES] = std::array::from_fn(|i| {
+		let (a, b) = (r[i & !1], r[i | 1]);
+		if i % 2 == 0 {
+			_mm512_unpacklo_ps(a, b)
+		} else {
+			_mm512_unpackhi_ps(a, b)
+		}
+	});
+	// u[4g + j]: in 128-bit lane k, column 4k + j of rows 4g..4g + 4.
+	let u: [__m512; LANES] = std::array::from_fn(|i| {
+		let (g, j) = (i / 4, i % 4);
+		let (a, b) = (_mm512_castps_pd(t[4 * g + j / 2]), _mm512_castps_pd(t[4 * g + 2 + j / 2]));
+		_mm512_castpd_ps(if j % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+	});
+	let mask: __mmask16 = if n == LANES { !0 } else { (1 << n) - 1 };
+	for j in 0..4 {
+		// Rows 0..8 and 8..16 of columns j, 8 + j (even lanes) and 4 + j, 12 + j (odd lanes).
+		let v = [_mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]), _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j])];
+		let w = [_mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]), _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j])];
+		let columns = [
+			(j, _mm512_shuffle_f32x4::<0x88>(v[0], v[1])),
+			(8 + j, _mm512_shuffle_f32x4::<0xdd>(v[0], v[1])),
+			(4 + j, _mm512_shuffle_f32x4::<0x88>(w[0], w[1])),
+			(12 + j, _mm512_shuffle_f32x4::<0xdd>(w[0], w[1])),
+		];
+		for (c, column) in columns {
+			if let Some(plane) = planes.get_mut(c) {
+				// SAFETY: values at..at + n of this plane, checked by the caller.
+				unsafe { _mm512_mask_storeu_ps(plane.as_mut_ptr().add(at).cast(), mask, column) };
 			}
 		}
 	}
@@ -493,6 +590,7 @@ avx512_kernel! {
 	/// After a Relu the maximum starts at 0 and skips NaN (Relu made it 0); otherwise NaN
 	/// propagates.
 	fn pool_tile(
+		vector: bool,
 		tile: &[f32],
 		row0: usize,
 		ldo: usize,
@@ -509,9 +607,8 @@ avx512_kernel! {
 		// channel: contiguous runs instead of a scattered value per channel and pixel.
 		let tiles = pool.window.tiles().then_some(pool.window.kernel);
 		// One vector of channels at a time: all its pooled values, [pooled pixels][LANES], then
-		// written channel by channel in contiguous runs. Read back only after the whole block,
-		// long after they were stored (a store-to-load forward right after a vector store
-		// stalled).
+		// transposed into the planes. Read back only after the whole block, long after they
+		// were stored (a store-to-load forward right after a vector store stalled).
 		let mut block = vec![[0.0f32; LANES]; pooled.len() * pow];
 		for (c0, planes) in (0..ldo).step_by(LANES).zip(planes.chunks_mut(LANES)) {
 			for (py, slots) in pooled.clone().zip(block.chunks_exact_mut(pow)) {
@@ -541,10 +638,10 @@ avx512_kernel! {
 					*slot = best;
 				}
 			}
-			for (l, plane) in planes.iter_mut().enumerate() {
-				for (d, best) in plane.iter_mut().zip(&block) {
-					d.write(best[l]);
-				}
+			let values = block.as_flattened();
+			for p0 in (0..block.len()).step_by(LANES) {
+				let n = LANES.min(block.len() - p0);
+				transpose16(vector, &values[p0 * LANES..], LANES, n, planes, p0, false);
 			}
 		}
 	}
