@@ -1,9 +1,9 @@
 //! CPU kernels for the ops that dominate CNNs and MLPs, used when the backend is burn-flex and
 //! the tensors are f32. A profile of LeNet on burn-flex put 42% of the time in its strided
 //! im2col copy and 17% in its generic pooling loop, against 12% in GEMM. These kernels:
-//! - on CPUs with AVX-512, convolve directly from the input ([`direct`]); elsewhere unfold
-//!   whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from the
-//!   input;
+//! - on CPUs with AVX-512 or AVX2, convolve directly from the input ([`direct`]); elsewhere
+//!   unfold whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from
+//!   the input;
 //! - fold the bias, and a following Relu and max pooling, into one pass per image;
 //! - pool with a direct window loop;
 //! - give single-row products their own vector kernel.
@@ -1088,20 +1088,27 @@ mod tests {
 		}
 	}
 
-	/// Where the CPU has AVX-512 most convolutions above take the direct path: this checks it
-	/// against the im2col path and against its portable twin (bit for bit), over channel counts
-	/// that fill one to four vectors and more than one tile, with padding, strides, dilation,
-	/// groups, batches, split single images, each kind of pooling, and NaN.
+	/// Where the CPU has AVX-512 or AVX2 most convolutions above take the direct path: this
+	/// checks it against the im2col path, and its AVX-512, AVX2 and portable kernels against
+	/// each other (bit for bit, those this CPU has), over channel counts that fill one to five
+	/// 16-channel blocks and more than one tile, with padding, strides, dilation, groups,
+	/// batches, split single images, each kind of pooling, and NaN.
 	#[test]
 	fn direct_convolution_matches_im2col_and_its_portable_twin() {
 		if !direct::available() {
-			eprintln!("no AVX-512 on this CPU: the direct convolution is not taken here");
+			eprintln!("no AVX-512 or AVX2 on this CPU: the direct convolution is not taken here");
 			return;
 		}
-		let with = |flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, f: &dyn Fn() -> F<Flex>| {
-			flag.set(true);
+		let forced = |isa: direct::Isa, f: &dyn Fn() -> F<Flex>| {
+			direct::FORCE.set(Some(isa));
 			let out = f();
-			flag.set(false);
+			direct::FORCE.set(None);
+			out
+		};
+		let unfolded = |f: &dyn Fn() -> F<Flex>| {
+			direct::OFF.set(true);
+			let out = f();
+			direct::OFF.set(false);
 			out
 		};
 		let bits = |t: F<Flex>| values(t).1.into_iter().map(f32::to_bits).collect::<Vec<_>>();
@@ -1115,6 +1122,8 @@ mod tests {
 			(1, 12, 30, 30, 80, [3, 3], [1, 1], [1, 1], [1, 1], 1),
 			(2, 8, 9, 9, 40, [3, 3], [1, 1], [0, 0], [1, 1], 2),
 			(2, 16, 7, 8, 16, [1, 1], [2, 2], [0, 1], [1, 1], 1),
+			// Wide rows and two passes of channel blocks: bands of 6 rows.
+			(1, 64, 20, 60, 80, [3, 3], [1, 1], [1, 1], [1, 1], 1),
 		];
 		for (i, &(n, c, h, w, m, k, s, p, d, g)) in cases.iter().enumerate() {
 			let mut x = random(&[n, c, h, w], 500 + i as u64);
@@ -1141,9 +1150,11 @@ mod tests {
 				for relu in [false, true] {
 					let what = format!("case {i}, relu {relu}, pool {pool:?}");
 					let direct = conv(relu, pool);
-					let twin = with(&direct::SCALAR, &|| conv(relu, pool));
-					let im2col = with(&direct::OFF, &|| conv(relu, pool));
-					assert_eq!(bits(direct.clone()), bits(twin), "{what}: portable twin");
+					for isa in [direct::Isa::Avx2, direct::Isa::Portable] {
+						let other = forced(isa, &|| conv(relu, pool));
+						assert_eq!(bits(direct.clone()), bits(other), "{what}: {isa:?} kernels");
+					}
+					let im2col = unfolded(&|| conv(relu, pool));
 					let ((ds, dv), (is, iv)) = (values(direct), values(im2col));
 					assert_eq!(ds, is, "{what}: shape");
 					for (j, (a, b)) in dv.iter().zip(&iv).enumerate() {

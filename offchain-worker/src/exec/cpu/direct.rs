@@ -1,15 +1,17 @@
-//! Direct convolution for CPUs with AVX-512: no im2col and no GEMM packing of the input.
+//! Direct convolution for CPUs with AVX-512 or AVX2: no im2col and no GEMM packing of the
+//! input.
 //!
-//! A tile of up to 64 output channels × 6 to 8 output pixels is summed in 24 vector
-//! registers: per tap, the tile's weights are up to four vector loads and each pixel's input
-//! value one broadcast, wherever in the image the pixel lies (each pixel has its own address,
-//! so tiles run on across output rows and nothing is computed twice). The tile is stored
+//! A tile of up to 64 output channels × 6 to 8 output pixels (AVX2: 16 channels × 6 pixels)
+//! is summed in vector registers: per tap, the tile's weights are a few vector loads and each
+//! pixel's input value one broadcast, wherever in the image the pixel lies (each pixel has its
+//! own address, so tiles run on across output rows and nothing is computed twice). The tile is stored
 //! pixel-major, channels contiguous, and the Relu and max pooling run on that layout before
 //! the (pooled, so smaller) result is written as NCHW. On LeNet's 32→64 layer, im2col and the
 //! GEMM's packing had cost a quarter of the convolution's time.
 //!
 //! Every value is `bias + Σ w · x` over the taps in weight order, one fused multiply-add per
-//! tap, in the vector kernel and in its portable twin alike.
+//! tap, in the AVX-512 and AVX2 kernels and their portable twin alike: the same bits on
+//! either kind of CPU.
 
 use super::{build_chunks, spin, with_col, Im2col, Pool, Shared, Window};
 use burn::tensor::Bytes;
@@ -20,17 +22,56 @@ use std::{
 	sync::{Arc, Mutex, PoisonError, Weak},
 };
 
-/// Output channels per vector.
+/// Output channels per block: one AVX-512 vector, two AVX2 ones.
 const LANES: usize = 16;
 /// Channel vectors in the widest tile (64 channels).
 const MAX_BLOCKS: usize = 4;
+/// The input a band of output rows reads, at most, when channel blocks pass over it in turn.
+const BAND_BYTES: usize = 128 << 10;
 
 #[cfg(test)]
 thread_local! {
 	/// Set by a test for the convolutions its thread starts: take the im2col path.
 	pub(super) static OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-	/// Set by a test for the convolutions its thread starts: take the vector kernels' twins.
-	pub(super) static SCALAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+	/// Set by a test for the convolutions its thread starts: take these kernels instead of
+	/// the CPU's best.
+	pub(super) static FORCE: std::cell::Cell<Option<Isa>> = const { std::cell::Cell::new(None) };
+}
+
+/// The kernels a direct convolution runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Isa {
+	Avx512,
+	Avx2,
+	/// The portable twin of both, for tests: a CPU with neither takes the im2col path.
+	Portable,
+}
+
+/// The best kernels this CPU has, if any.
+fn best_isa() -> Option<Isa> {
+	if has_avx512f() {
+		Some(Isa::Avx512)
+	} else if has_avx2_fma() {
+		Some(Isa::Avx2)
+	} else {
+		None
+	}
+}
+
+fn has_avx2_fma() -> bool {
+	#[cfg(target_arch = "x86_64")]
+	return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+	#[cfg(not(target_arch = "x86_64"))]
+	false
+}
+
+/// Whether this CPU has `isa`.
+fn has(isa: Isa) -> bool {
+	match isa {
+		Isa::Avx512 => has_avx512f(),
+		Isa::Avx2 => has_avx2_fma(),
+		Isa::Portable => true,
+	}
 }
 
 /// Whether this CPU runs the direct convolution (tests can turn it off on their thread).
@@ -39,7 +80,7 @@ pub(super) fn available() -> bool {
 	if OFF.get() {
 		return false;
 	}
-	has_avx512f()
+	best_isa().is_some()
 }
 
 fn has_avx512f() -> bool {
@@ -182,11 +223,12 @@ pub(super) fn conv(
 	let out_plane = poh * pow;
 	let image_len = groups * cg * h * wi;
 	let tiled = epilogue.pool.filter(|pool| pool.window.tiles()).map(|pool| pool.window.kernel[0]);
-	// The vector kernels, unless a test asks for their portable twins.
-	#[cfg(not(test))]
-	let vector = true;
+	// The CPU's best kernels, unless a test asks for others.
 	#[cfg(test)]
-	let vector = !SCALAR.get();
+	let isa = FORCE.get().filter(|&isa| has(isa)).or_else(best_isa);
+	#[cfg(not(test))]
+	let isa = best_isa();
+	let isa = isa.unwrap_or(Isa::Portable);
 	let image = |img: usize, out: &mut [MaybeUninit<f32>]| {
 		let src = &x[img * image_len..][..image_len];
 		let out = Shared(out.as_mut_ptr());
@@ -194,7 +236,7 @@ pub(super) fn conv(
 		with_col(oh * ow * ldo, |tile| {
 			let tile = Shared(tile.as_mut_ptr());
 			for g in 0..groups {
-				let group = Group { src: &src[g * cg * h * wi..][..cg * h * wi], geometry, packed, g, tile, vector };
+				let group = Group { src: &src[g * cg * h * wi..][..cg * h * wi], geometry, packed, g, tile, isa };
 				let finish = |rows: Range<usize>| {
 					// SAFETY: the rows written by this call's `compute` (or all of them).
 					unsafe { group.epilogue(epilogue, rows, out, g * mg * out_plane) }
@@ -228,14 +270,18 @@ struct Group<'a> {
 	packed: &'a Packed,
 	g: usize,
 	tile: Shared<f32>,
-	/// Whether to take the AVX-512 kernels (only ever set where the CPU has them).
-	vector: bool,
+	/// The kernels to take (only ever ones the CPU has).
+	isa: Isa,
 }
 
 impl Group<'_> {
 	/// Output rows `rows` of every channel into the tile (each call's rows its own).
 	fn compute(&self, rows: Range<usize>) {
-		let Im2col { chw: [_, _, wi], window: Window { stride: [sh, sw], .. }, out: [_, ow], .. } = *self.geometry;
+		let Im2col {
+			chw: [cg, _, wi],
+			window: Window { kernel: [kh, _], stride: [sh, sw], dilation: [dh, _], .. },
+			out: [_, ow],
+		} = *self.geometry;
 		let Packed { mg, ldo, ref w, ref bias, ref taps } = *self.packed;
 		let (q0, q1) = (rows.start * ow, rows.end * ow);
 		// Every read is at a pixel's corner plus a tap: the last pixel's is the furthest.
@@ -245,26 +291,33 @@ impl Group<'_> {
 		let w = &w[self.g * taps.len() * ldo..][..taps.len() * ldo];
 		let bias = &bias[self.g * ldo..][..ldo];
 		let pixels = Pixels { ow, row: sh * wi, sw };
-		let vector = self.vector && has_avx512f();
-		let mut c0 = 0;
-		while c0 < mg {
-			let blocks = (mg - c0).div_ceil(LANES).min(MAX_BLOCKS);
-			let run = Run { x: self.src, taps, w: &w[c0..], ldo, bias: &bias[c0..], out: self.tile.at(c0) };
-			match (vector, blocks) {
-				#[cfg(target_arch = "x86_64")]
-				(true, 4) => run.pixels::<4, 6>(q0..q1, pixels, true),
-				#[cfg(target_arch = "x86_64")]
-				(true, 3) => run.pixels::<3, 8>(q0..q1, pixels, true),
-				#[cfg(target_arch = "x86_64")]
-				(true, 2) => run.pixels::<2, 8>(q0..q1, pixels, true),
-				#[cfg(target_arch = "x86_64")]
-				(true, _) => run.pixels::<1, 8>(q0..q1, pixels, true),
-				(_, 4) => run.pixels::<4, 6>(q0..q1, pixels, false),
-				(_, 3) => run.pixels::<3, 8>(q0..q1, pixels, false),
-				(_, 2) => run.pixels::<2, 8>(q0..q1, pixels, false),
-				(_, _) => run.pixels::<1, 8>(q0..q1, pixels, false),
+		let isa = if has(self.isa) { self.isa } else { Isa::Portable };
+		// AVX2 has 16 registers: a tile of one 16-channel block (two vectors) × 6 pixels.
+		let most = if isa == Isa::Avx2 { 1 } else { MAX_BLOCKS };
+		// With more than one pass of channel blocks, rows go in bands whose input (about
+		// 128 KiB) stays in cache for every pass: a 64-channel 56×56 layer streamed its
+		// whole input from memory once per block.
+		let band = if mg.div_ceil(LANES * most) <= 1 {
+			rows.len()
+		} else {
+			let input_rows = (BAND_BYTES / (4 * cg * wi).max(1)).saturating_sub((kh - 1) * dh);
+			(input_rows.saturating_sub(1) / sh + 1).max(1)
+		};
+		for r0 in rows.clone().step_by(band.max(1)) {
+			let q = r0 * ow..(r0 + band).min(rows.end) * ow;
+			let mut c0 = 0;
+			while c0 < mg {
+				let blocks = (mg - c0).div_ceil(LANES).min(most);
+				let run = Run { x: self.src, taps, w: &w[c0..], ldo, bias: &bias[c0..], out: self.tile.at(c0), isa };
+				match (isa, blocks) {
+					(Isa::Avx2, _) => run.pixels::<1, 6>(q.clone(), pixels),
+					(_, 4) => run.pixels::<4, 6>(q.clone(), pixels),
+					(_, 3) => run.pixels::<3, 8>(q.clone(), pixels),
+					(_, 2) => run.pixels::<2, 8>(q.clone(), pixels),
+					(_, _) => run.pixels::<1, 8>(q.clone(), pixels),
+				}
+				c0 += blocks * LANES;
 			}
-			c0 += blocks * LANES;
 		}
 	}
 
@@ -287,7 +340,7 @@ impl Group<'_> {
 			let planes: Vec<&mut [MaybeUninit<f32>]> = (0..mg)
 				.map(|m| unsafe { std::slice::from_raw_parts_mut(out.at(first + m * p + q0), q1 - q0) })
 				.collect();
-			return unpack(self.vector, tile(q0, q1), ldo, epilogue.relu, planes);
+			return unpack(self.isa, tile(q0, q1), ldo, epilogue.relu, planes);
 		};
 		let [poh, pow] = pool.out;
 		let kh = pool.window.kernel[0];
@@ -303,16 +356,7 @@ impl Group<'_> {
 			})
 			.collect();
 		// Only this call's rows: other tasks may be writing theirs.
-		pool_tile(
-			self.vector,
-			tile(rows.start * ow, rows.end * ow),
-			rows.start,
-			ldo,
-			epilogue.relu,
-			pool,
-			pooled,
-			planes,
-		)
+		pool_tile(self.isa, tile(rows.start * ow, rows.end * ow), rows.start, ldo, epilogue.relu, pool, pooled, planes)
 	}
 }
 
@@ -325,13 +369,15 @@ struct Run<'a> {
 	ldo: usize,
 	bias: &'a [f32],
 	out: *mut f32,
+	/// One the CPU has.
+	isa: Isa,
 }
 
 impl Run<'_> {
 	/// Pixels `q` in tiles of `P`, `MB` channel vectors each. A last, partial tile repeats its
 	/// last pixel and stores only the real ones.
 	#[inline(always)]
-	fn pixels<const MB: usize, const P: usize>(&self, q: Range<usize>, pixels: Pixels, vector: bool) {
+	fn pixels<const MB: usize, const P: usize>(&self, q: Range<usize>, pixels: Pixels) {
 		let Pixels { ow, row, sw } = pixels;
 		// The next pixel's output row and column, counted on (a division per pixel cost as
 		// much as a shallow tile's multiply-adds).
@@ -358,13 +404,17 @@ impl Run<'_> {
 			// (the caller checked the furthest).
 			let out = self.out.wrapping_add(start * self.ldo);
 			start += valid;
-			#[cfg(target_arch = "x86_64")]
-			if vector {
-				unsafe { tile_avx512::<MB, P>(self.x, corners, self.taps, self.w, self.ldo, self.bias, out, valid) };
-				continue;
+			let (x, taps, w, ldo, bias) = (self.x, self.taps, self.w, self.ldo, self.bias);
+			match self.isa {
+				#[cfg(target_arch = "x86_64")]
+				Isa::Avx512 => unsafe { tile_avx512::<MB, P>(x, corners, taps, w, ldo, bias, out, valid) },
+				#[cfg(target_arch = "x86_64")]
+				Isa::Avx2 => {
+					debug_assert_eq!(MB, 1, "one 16-channel block per AVX2 tile");
+					unsafe { tile_avx2::<P>(x, corners, taps, w, ldo, bias, out, valid) }
+				},
+				_ => unsafe { tile_portable::<MB, P>(x, corners, taps, w, ldo, bias, out, valid) },
 			}
-			debug_assert!(!vector);
-			unsafe { tile_portable::<MB, P>(self.x, corners, self.taps, self.w, self.ldo, self.bias, out, valid) };
 		}
 	}
 }
@@ -419,10 +469,51 @@ unsafe fn tile_avx512<const MB: usize, const P: usize>(
 	}
 }
 
-/// [`tile_avx512`] one value at a time, in the same order: the same bits.
+/// [`tile_avx512`] for one 16-channel block with AVX2: 2·P sums in registers.
 ///
 /// # Safety
-/// As for [`tile_avx512`], without the CPU feature.
+/// The CPU has AVX2 and FMA; the reads and writes are inside the slices and the `valid` rows
+/// of 16 values at `out`, `ldo` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2<const P: usize>(
+	x: &[f32],
+	corners: [usize; P],
+	taps: &[usize],
+	w: &[f32],
+	ldo: usize,
+	bias: &[f32],
+	out: *mut f32,
+	valid: usize,
+) {
+	use std::arch::x86_64::*;
+	// SAFETY (all blocks below): in bounds, as the caller promises.
+	let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
+	let b: [__m256; 2] = std::array::from_fn(|v| unsafe { _mm256_loadu_ps(bias.as_ptr().add(v * 8)) });
+	let mut acc = [b; P];
+	let mut wp = w.as_ptr();
+	for &t in taps {
+		let wv: [__m256; 2] = std::array::from_fn(|v| unsafe { _mm256_loadu_ps(wp.add(v * 8)) });
+		wp = wp.wrapping_add(ldo);
+		for p in 0..P {
+			let xv = _mm256_set1_ps(unsafe { *xs[p].add(t) });
+			for v in 0..2 {
+				acc[p][v] = _mm256_fmadd_ps(wv[v], xv, acc[p][v]);
+			}
+		}
+	}
+	for (p, acc) in acc.iter().enumerate().take(valid) {
+		for (v, &a) in acc.iter().enumerate() {
+			unsafe { _mm256_storeu_ps(out.add(p * ldo + v * 8), a) };
+		}
+	}
+}
+
+/// [`tile_avx512`] and [`tile_avx2`] one value at a time, in the same order: the same bits.
+///
+/// # Safety
+/// As for [`tile_avx512`], without the CPU features.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_portable<const MB: usize, const P: usize>(
 	x: &[f32],
@@ -446,43 +537,51 @@ unsafe fn tile_portable<const MB: usize, const P: usize>(
 	}
 }
 
-/// Defines `fn $name(vector, …)` from a body compiled as is and with AVX-512F, the second
-/// taken when `vector` and the CPU has it (the body sees which as `vector`).
-macro_rules! avx512_kernel {
-	($(#[$attr:meta])* fn $name:ident($vector:ident: bool, $($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+/// Defines `fn $name(isa, …)` from a body compiled as is, with AVX-512F and with AVX2+FMA,
+/// taking the version for `isa` when the CPU has it (the body sees which as `isa`).
+macro_rules! isa_kernel {
+	($(#[$attr:meta])* fn $name:ident($isa:ident: Isa, $($arg:ident: $ty:ty),* $(,)?) $body:block) => {
 		$(#[$attr])*
 		#[allow(clippy::too_many_arguments)]
-		fn $name($vector: bool, $($arg: $ty),*) {
+		fn $name($isa: Isa, $($arg: $ty),*) {
 			#[inline(always)]
 			#[allow(clippy::too_many_arguments)]
-			fn body($vector: bool, $($arg: $ty),*) $body
+			fn body($isa: Isa, $($arg: $ty),*) $body
 			#[cfg(target_arch = "x86_64")]
 			{
 				#[target_feature(enable = "avx512f")]
 				#[allow(clippy::too_many_arguments)]
 				unsafe fn avx512($($arg: $ty),*) {
-					body(true, $($arg),*)
+					body(Isa::Avx512, $($arg),*)
 				}
-				if $vector && has_avx512f() {
-					// SAFETY: the CPU has AVX-512F, checked just above.
-					return unsafe { avx512($($arg),*) };
+				#[target_feature(enable = "avx2,fma")]
+				#[allow(clippy::too_many_arguments)]
+				unsafe fn avx2($($arg: $ty),*) {
+					body(Isa::Avx2, $($arg),*)
+				}
+				match $isa {
+					// SAFETY: the CPU has AVX-512F.
+					Isa::Avx512 if has_avx512f() => return unsafe { avx512($($arg),*) },
+					// SAFETY: the CPU has AVX2 and FMA.
+					Isa::Avx2 if has_avx2_fma() => return unsafe { avx2($($arg),*) },
+					_ => {},
 				}
 			}
-			body(false, $($arg),*)
+			body(Isa::Portable, $($arg),*)
 		}
 	};
 }
 
-avx512_kernel! {
+isa_kernel! {
 	/// Tile rows (pixels, channels `ldo` apart) into channel `planes`, with Relu (burn's
 	/// `max(x, 0)`) when `relu`.
-	fn unpack(vector: bool, tile: &[f32], ldo: usize, relu: bool, planes: Vec<&mut [MaybeUninit<f32>]>) {
+	fn unpack(isa: Isa, tile: &[f32], ldo: usize, relu: bool, planes: Vec<&mut [MaybeUninit<f32>]>) {
 		let mut planes = planes;
 		let pixels = tile.len() / ldo;
 		for (c0, planes) in (0..ldo).step_by(LANES).zip(planes.chunks_mut(LANES)) {
 			for p0 in (0..pixels).step_by(LANES) {
 				let n = LANES.min(pixels - p0);
-				transpose16(vector, &tile[p0 * ldo + c0..], ldo, n, planes, p0, relu);
+				transpose16(isa, &tile[p0 * ldo + c0..], ldo, n, planes, p0, relu);
 			}
 		}
 	}
@@ -493,7 +592,7 @@ avx512_kernel! {
 /// at a time, a pixel-major tile became a sixth of a wide convolution's time.
 #[inline(always)]
 fn transpose16(
-	vector: bool,
+	isa: Isa,
 	src: &[f32],
 	stride: usize,
 	n: usize,
@@ -505,12 +604,16 @@ fn transpose16(
 	assert!(src.len() >= (n - 1) * stride + LANES, "n rows of 16 values");
 	assert!(planes.iter().all(|plane| plane.len() >= at + n), "n values in each plane");
 	#[cfg(target_arch = "x86_64")]
-	if vector && has_avx512f() {
+	match isa {
 		// SAFETY: the CPU has AVX-512F; the bounds were checked just above.
-		unsafe { transpose16_avx512(src.as_ptr(), stride, n, planes, at, relu) };
-		return;
+		Isa::Avx512 if has_avx512f() => {
+			return unsafe { transpose16_avx512(src.as_ptr(), stride, n, planes, at, relu) }
+		},
+		// SAFETY: the CPU has AVX2; the bounds were checked just above.
+		Isa::Avx2 if has_avx2_fma() => return unsafe { transpose16_avx2(src.as_ptr(), stride, n, planes, at, relu) },
+		_ => {},
 	}
-	_ = vector;
+	_ = isa;
 	for (c, plane) in planes.iter_mut().enumerate() {
 		for (p, d) in plane[at..at + n].iter_mut().enumerate() {
 			let v = src[p * stride + c];
@@ -584,13 +687,80 @@ unsafe fn transpose16_avx512(
 	}
 }
 
-avx512_kernel! {
+/// [`transpose16`] with AVX2: four 8×8 register transposes (value pairs, then 64-bit pairs,
+/// then 128-bit halves) and masked stores.
+///
+/// # Safety
+/// The CPU has AVX2, and the bounds of [`transpose16`] hold.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose16_avx2(
+	src: *const f32,
+	stride: usize,
+	n: usize,
+	planes: &mut [&mut [MaybeUninit<f32>]],
+	at: usize,
+	relu: bool,
+) {
+	use std::arch::x86_64::*;
+	let zero = _mm256_setzero_ps();
+	for p0 in (0..n).step_by(8) {
+		let rows = (n - p0).min(8);
+		let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+		for c0 in (0..planes.len()).step_by(8) {
+			// SAFETY: rows p0 + p < n hold 16 values from src + (p0 + p)·stride.
+			let r: [__m256; 8] = std::array::from_fn(|p| {
+				if p >= rows {
+					return zero;
+				}
+				let v = unsafe { _mm256_loadu_ps(src.add((p0 + p) * stride + c0)) };
+				if relu {
+					_mm256_max_ps(v, zero)
+				} else {
+					v
+				}
+			});
+			let t: [__m256; 8] = std::array::from_fn(|i| {
+				let (a, b) = (r[i & !1], r[i | 1]);
+				if i % 2 == 0 {
+					_mm256_unpacklo_ps(a, b)
+				} else {
+					_mm256_unpackhi_ps(a, b)
+				}
+			});
+			// s[4h + j]: in 128-bit half k, column 4k + j of rows 4h..4h + 4.
+			let s: [__m256; 8] = std::array::from_fn(|i| {
+				let (h, j) = (i / 4, i % 4);
+				let (a, b) = (t[4 * h + j / 2], t[4 * h + 2 + j / 2]);
+				if j % 2 == 0 {
+					_mm256_shuffle_ps::<0x44>(a, b)
+				} else {
+					_mm256_shuffle_ps::<0xee>(a, b)
+				}
+			});
+			for j in 0..4 {
+				let columns = [
+					(c0 + j, _mm256_permute2f128_ps::<0x20>(s[j], s[4 + j])),
+					(c0 + 4 + j, _mm256_permute2f128_ps::<0x31>(s[j], s[4 + j])),
+				];
+				for (c, column) in columns {
+					if let Some(plane) = planes.get_mut(c) {
+						// SAFETY: values at + p0.. at + p0 + rows of this plane, checked by the caller.
+						unsafe { _mm256_maskstore_ps(plane.as_mut_ptr().add(at + p0).cast(), mask, column) };
+					}
+				}
+			}
+		}
+	}
+}
+
+isa_kernel! {
 	/// Max pooling of the pixel-major `tile` (conv rows from `row0`, channels `ldo` apart)
 	/// into pooled rows `pooled` of the channel `planes`, whose windows lie in those rows.
 	/// After a Relu the maximum starts at 0 and skips NaN (Relu made it 0); otherwise NaN
 	/// propagates.
 	fn pool_tile(
-		vector: bool,
+		isa: Isa,
 		tile: &[f32],
 		row0: usize,
 		ldo: usize,
@@ -603,8 +773,6 @@ avx512_kernel! {
 			*pool;
 		let ow = pool.input[1];
 		let mut planes = planes;
-		// A pooled row of one vector of channels, [pow][LANES], then written channel by
-		// channel: contiguous runs instead of a scattered value per channel and pixel.
 		let tiles = pool.window.tiles().then_some(pool.window.kernel);
 		// One vector of channels at a time: all its pooled values, [pooled pixels][LANES], then
 		// transposed into the planes. Read back only after the whole block, long after they
@@ -641,7 +809,7 @@ avx512_kernel! {
 			let values = block.as_flattened();
 			for p0 in (0..block.len()).step_by(LANES) {
 				let n = LANES.min(block.len() - p0);
-				transpose16(vector, &values[p0 * LANES..], LANES, n, planes, p0, false);
+				transpose16(isa, &values[p0 * LANES..], LANES, n, planes, p0, false);
 			}
 		}
 	}
