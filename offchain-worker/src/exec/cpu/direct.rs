@@ -411,7 +411,7 @@ impl Run<'_> {
 				#[cfg(target_arch = "x86_64")]
 				Isa::Avx2 => {
 					debug_assert_eq!(MB, 1, "one 16-channel block per AVX2 tile");
-					unsafe { tile_avx2::<P>(x, corners, taps, w, ldo, bias, out, valid) }
+					unsafe { tile_avx2::<2, P>(x, corners, taps, w, ldo, bias, out, valid) }
 				},
 				_ => unsafe { tile_portable::<MB, P>(x, corners, taps, w, ldo, bias, out, valid) },
 			}
@@ -427,93 +427,62 @@ struct Pixels {
 	sw: usize,
 }
 
-/// One tile: `out[p][c] = bias[c] + Σ_t w[t][c] · x[corners[p] + taps[t]]` for channels
-/// `c < MB·16` and pixels `p < valid`.
-///
-/// # Safety
-/// The CPU has AVX-512F; the reads and writes are inside the slices and the `valid` rows of
-/// `MB·16` values at `out`, `ldo` apart.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx512<const MB: usize, const P: usize>(
-	x: &[f32],
-	corners: [usize; P],
-	taps: &[usize],
-	w: &[f32],
-	ldo: usize,
-	bias: &[f32],
-	out: *mut f32,
-	valid: usize,
-) {
-	use std::arch::x86_64::*;
-	// SAFETY (all blocks below): in bounds, as the caller promises.
-	let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
-	let b: [__m512; MB] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(bias.as_ptr().add(v * LANES)) });
-	let mut acc = [b; P];
-	let mut wp = w.as_ptr();
-	for &t in taps {
-		let wv: [__m512; MB] = std::array::from_fn(|v| unsafe { _mm512_loadu_ps(wp.add(v * LANES)) });
-		wp = wp.wrapping_add(ldo);
-		for p in 0..P {
-			let xv = _mm512_set1_ps(unsafe { *xs[p].add(t) });
-			for v in 0..MB {
-				acc[p][v] = _mm512_fmadd_ps(wv[v], xv, acc[p][v]);
+/// Defines `unsafe fn $name::<NV, P>`, one tile: `out[p][c] = bias[c] + Σ_t w[t][c] ·
+/// x[corners[p] + taps[t]]` for channels `c < NV·lanes` and pixels `p < valid`, summed in
+/// NV·P vector registers of `$lanes` values.
+macro_rules! tile_kernel {
+	($name:ident, $feature:literal, $lanes:literal, $vec:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+		/// A tile of NV vectors of channels × P pixels.
+		///
+		/// # Safety
+		/// The CPU has the kernel's features; the reads and writes are inside the slices and
+		/// the `valid` rows of NV·lanes values at `out`, `ldo` apart.
+		#[cfg(target_arch = "x86_64")]
+		#[target_feature(enable = $feature)]
+		#[allow(clippy::too_many_arguments)]
+		unsafe fn $name<const NV: usize, const P: usize>(
+			x: &[f32],
+			corners: [usize; P],
+			taps: &[usize],
+			w: &[f32],
+			ldo: usize,
+			bias: &[f32],
+			out: *mut f32,
+			valid: usize,
+		) {
+			use std::arch::x86_64::*;
+			// SAFETY (all blocks below): in bounds, as the caller promises.
+			let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
+			let b: [$vec; NV] = std::array::from_fn(|v| unsafe { $load(bias.as_ptr().add(v * $lanes)) });
+			let mut acc = [b; P];
+			let mut wp = w.as_ptr();
+			for &t in taps {
+				let wv: [$vec; NV] = std::array::from_fn(|v| unsafe { $load(wp.add(v * $lanes)) });
+				wp = wp.wrapping_add(ldo);
+				for p in 0..P {
+					let xv = $splat(unsafe { *xs[p].add(t) });
+					for v in 0..NV {
+						acc[p][v] = $fma(wv[v], xv, acc[p][v]);
+					}
+				}
+			}
+			for (p, acc) in acc.iter().enumerate().take(valid) {
+				for (v, &a) in acc.iter().enumerate() {
+					unsafe { $store(out.add(p * ldo + v * $lanes), a) };
+				}
 			}
 		}
-	}
-	for (p, acc) in acc.iter().enumerate().take(valid) {
-		for (v, &a) in acc.iter().enumerate() {
-			unsafe { _mm512_storeu_ps(out.add(p * ldo + v * LANES), a) };
-		}
-	}
+	};
 }
 
-/// [`tile_avx512`] for one 16-channel block with AVX2: 2·P sums in registers.
-///
-/// # Safety
-/// The CPU has AVX2 and FMA; the reads and writes are inside the slices and the `valid` rows
-/// of 16 values at `out`, `ldo` apart.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2<const P: usize>(
-	x: &[f32],
-	corners: [usize; P],
-	taps: &[usize],
-	w: &[f32],
-	ldo: usize,
-	bias: &[f32],
-	out: *mut f32,
-	valid: usize,
-) {
-	use std::arch::x86_64::*;
-	// SAFETY (all blocks below): in bounds, as the caller promises.
-	let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
-	let b: [__m256; 2] = std::array::from_fn(|v| unsafe { _mm256_loadu_ps(bias.as_ptr().add(v * 8)) });
-	let mut acc = [b; P];
-	let mut wp = w.as_ptr();
-	for &t in taps {
-		let wv: [__m256; 2] = std::array::from_fn(|v| unsafe { _mm256_loadu_ps(wp.add(v * 8)) });
-		wp = wp.wrapping_add(ldo);
-		for p in 0..P {
-			let xv = _mm256_set1_ps(unsafe { *xs[p].add(t) });
-			for v in 0..2 {
-				acc[p][v] = _mm256_fmadd_ps(wv[v], xv, acc[p][v]);
-			}
-		}
-	}
-	for (p, acc) in acc.iter().enumerate().take(valid) {
-		for (v, &a) in acc.iter().enumerate() {
-			unsafe { _mm256_storeu_ps(out.add(p * ldo + v * 8), a) };
-		}
-	}
-}
+tile_kernel!(tile_avx512, "avx512f", 16, __m512, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+// 16 registers: one 16-channel block (two vectors) × 6 pixels.
+tile_kernel!(tile_avx2, "avx2,fma", 8, __m256, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
 
-/// [`tile_avx512`] and [`tile_avx2`] one value at a time, in the same order: the same bits.
+/// `tile_avx512` and `tile_avx2` one value at a time, in the same order: the same bits.
 ///
 /// # Safety
-/// As for [`tile_avx512`], without the CPU features.
+/// As for them, without the CPU features.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_portable<const MB: usize, const P: usize>(
 	x: &[f32],
