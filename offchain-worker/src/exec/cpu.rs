@@ -325,14 +325,10 @@ pub(crate) fn conv2d<B: Backend>(
 	let macs = mg * p * k * groups;
 	// Images in parallel, each GEMM on one thread.
 	let per_image = n > 1 && macs * n >= PARALLEL_MACS / 8;
-	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
-	// A single image of 128K+ multiply-adds splits its output rows over the threads, each
-	// unfolding its own rows: one im2col written by one core and read by another cost more in
-	// moving cache lines than the split saved.
+	// Whether a single image of at least `macs_from` multiply-adds splits its output rows
+	// over the threads.
 	let threads = spin::threads();
-	let split = n == 1 && macs >= SPLIT_MACS / 16 && oh >= 2 * threads && threads > 1;
-	// A shallow reduction over unpadded rows is summed straight from the input.
-	let small = !pointwise && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
+	let splits = |macs_from: usize| n == 1 && macs >= macs_from && oh >= 2 * threads && threads > 1;
 	let pool_window = pool;
 	let pool = pool_window.map(|window| Pool::new(window, [oh, ow]));
 	let [poh, pow] = pool.as_ref().map_or([oh, ow], |pool| pool.out);
@@ -340,7 +336,6 @@ pub(crate) fn conv2d<B: Backend>(
 	// windows of its rows (whole windows: the rows per task are a multiple of their height).
 	let tiled = pool_window.filter(Window::tiles);
 	let per = oh.div_ceil(threads).next_multiple_of(tiled.map_or(1, |w| w.kernel[0]));
-	let band = |t: usize| t * per..((t + 1) * per).min(oh);
 
 	if direct::available() && direct::suits(mg, pointwise) && n * c * oh * ow > 0 {
 		// Padding becomes part of a copy of the input: every tap then reads the image.
@@ -354,11 +349,19 @@ pub(crate) fn conv2d<B: Backend>(
 		};
 		let packed = direct::Packed::new(&wd.0, w, b, groups, &geometry);
 		let epilogue = direct::Epilogue { relu, pool: pool.as_ref() };
-		// Its tiles and pooling split well from half the size (LeNet's first layer).
-		let split = n == 1 && macs >= SPLIT_MACS / 32 && oh >= 2 * threads && threads > 1;
-		let out = direct::conv(x, n, &geometry, &packed, &epilogue, per_image, split, per);
+		// Its tiles and pooling split well from 128K multiply-adds (LeNet's first layer).
+		let out = direct::conv(x, n, &geometry, &packed, &epilogue, per_image, splits(SPLIT_MACS / 32), per);
 		return Some(to_backend::<B>(out, vec![n, m, poh, pow]));
 	}
+
+	let par = if per_image { gemm::Parallelism::None } else { parallelism(macs) };
+	// A single image of 256K+ multiply-adds splits its output rows, each thread unfolding its
+	// own rows: one im2col written by one core and read by another cost more in moving cache
+	// lines than the split saved.
+	let split = splits(SPLIT_MACS / 16);
+	// A shallow reduction over unpadded rows is summed straight from the input.
+	let small = !pointwise && k <= SMALL_DEPTH && stride[1] == 1 && pads == [0, 0] && ow >= 8;
+	let band = |t: usize| t * per..((t + 1) * per).min(oh);
 
 	// Rows `rows` of image `img`'s output (m × p at `conv`, which may be uninitialised) for
 	// every group, then their Relu. Each call starts its own rows from the bias, so that no

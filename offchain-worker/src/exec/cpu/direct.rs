@@ -222,7 +222,8 @@ pub(super) fn conv(
 	let [poh, pow] = epilogue.pool.map_or([oh, ow], |pool| pool.out);
 	let out_plane = poh * pow;
 	let image_len = groups * cg * h * wi;
-	let tiled = epilogue.pool.filter(|pool| pool.window.tiles()).map(|pool| pool.window.kernel[0]);
+	// Tiling windows are pooled by each band's task; others once all rows are in.
+	let pooled_in_bands = epilogue.pool.is_none_or(|pool| pool.window.tiles());
 	// The CPU's best kernels, unless a test asks for others.
 	#[cfg(test)]
 	let isa = FORCE.get().filter(|&isa| has(isa)).or_else(best_isa);
@@ -245,11 +246,11 @@ pub(super) fn conv(
 					spin::for_each(oh.div_ceil(per), |t| {
 						let rows = t * per..((t + 1) * per).min(oh);
 						group.compute(rows.clone());
-						if epilogue.pool.is_none() || tiled.is_some() {
+						if pooled_in_bands {
 							finish(rows);
 						}
 					});
-					if epilogue.pool.is_some() && tiled.is_none() {
+					if !pooled_in_bands {
 						finish(0..oh);
 					}
 				} else {
@@ -333,14 +334,14 @@ impl Group<'_> {
 			// SAFETY: computed rows, as the caller promises.
 			unsafe { std::slice::from_raw_parts(self.tile.at(q0 * ldo), (q1 - q0) * ldo) }
 		};
+		// Values `at..at + len` of each of this group's channel planes of `plane` values.
+		let planes = |plane: usize, at: usize, len: usize| -> Vec<&mut [MaybeUninit<f32>]> {
+			// SAFETY: the caller's values, this call's alone, as it promises.
+			(0..mg).map(|m| unsafe { std::slice::from_raw_parts_mut(out.at(first + m * plane + at), len) }).collect()
+		};
 		let Some(pool) = epilogue.pool else {
 			let (q0, q1) = (rows.start * ow, rows.end * ow);
-			let p = oh * ow;
-			// SAFETY: pixels q0..q1 of this group's channel planes, this call's alone.
-			let planes: Vec<&mut [MaybeUninit<f32>]> = (0..mg)
-				.map(|m| unsafe { std::slice::from_raw_parts_mut(out.at(first + m * p + q0), q1 - q0) })
-				.collect();
-			return unpack(self.isa, tile(q0, q1), ldo, epilogue.relu, planes);
+			return unpack(self.isa, tile(q0, q1), ldo, epilogue.relu, planes(oh * ow, q0, q1 - q0));
 		};
 		let [poh, pow] = pool.out;
 		let kh = pool.window.kernel[0];
@@ -348,13 +349,7 @@ impl Group<'_> {
 		if pooled.is_empty() {
 			return;
 		}
-		let p = poh * pow;
-		// SAFETY: these pooled rows of this group's channel planes are this call's alone.
-		let planes: Vec<&mut [MaybeUninit<f32>]> = (0..mg)
-			.map(|m| unsafe {
-				std::slice::from_raw_parts_mut(out.at(first + m * p + pooled.start * pow), pooled.len() * pow)
-			})
-			.collect();
+		let planes = planes(poh * pow, pooled.start * pow, pooled.len() * pow);
 		// Only this call's rows: other tasks may be writing theirs.
 		pool_tile(self.isa, tile(rows.start * ow, rows.end * ow), rows.start, ldo, epilogue.relu, pool, pooled, planes)
 	}
