@@ -18,7 +18,8 @@ struct Known {
 fn known() -> &'static Known {
 	static KNOWN: OnceLock<Known> = OnceLock::new();
 	KNOWN.get_or_init(|| {
-		let read = |name: &str| std::fs::read_to_string(format!("{FIXTURES}/{name}")).expect("fixture");
+		let read =
+			|name: &str| std::fs::read_to_string(format!("{FIXTURES}/{name}")).expect("fixture");
 		let key = snarkjs::verifying_key(&read("verification_key.json")).expect("key");
 		let proof = snarkjs::proof(&read("proof.json")).expect("proof").encode();
 		let inputs = snarkjs::public_inputs(&read("public.json"))

@@ -98,9 +98,8 @@ pub const DEFAULT_DEV_BLOCK_TIME_MS: u64 = 3000;
 impl Cli {
 	/// Block time of the dev mode, if the node runs in dev mode.
 	pub fn dev_block_time(&self) -> Option<u64> {
-		self.dev_block_time.or_else(|| {
-			self.run.base.shared_params.is_dev().then_some(DEFAULT_DEV_BLOCK_TIME_MS)
-		})
+		self.dev_block_time
+			.or_else(|| self.run.base.shared_params.is_dev().then_some(DEFAULT_DEV_BLOCK_TIME_MS))
 	}
 }
 

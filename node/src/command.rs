@@ -230,7 +230,10 @@ pub fn run() -> Result<()> {
 						.map_err(|err| format!("Relay chain argument error: {}", err))?;
 
 				info!("🧾 Parachain id: {}", ParaId::from(para_id));
-				info!("✍️  Is collating: {}", if config.role.is_authority() { "yes" } else { "no" });
+				info!(
+					"✍️  Is collating: {}",
+					if config.role.is_authority() { "yes" } else { "no" }
+				);
 
 				crate::service::start_parachain_node(
 					config,
@@ -280,7 +283,10 @@ impl CliConfiguration<Self> for RelayChainCli {
 	}
 
 	fn base_path(&self) -> Result<Option<BasePath>> {
-		Ok(self.shared_params().base_path()?.or_else(|| self.base_path.clone().map(Into::into)))
+		Ok(self
+			.shared_params()
+			.base_path()?
+			.or_else(|| self.base_path.clone().map(Into::into)))
 	}
 
 	fn rpc_addr(&self, default_listen_port: u16) -> Result<Option<Vec<RpcEndpoint>>> {

@@ -96,34 +96,37 @@ pub fn start_dev_node(
 		dev_inherent_data_providers(client.clone(), para_id, slot_duration);
 
 	let (mut seal_sink, seal_stream) = futures::channel::mpsc::channel(1024);
-	task_manager.spawn_essential_handle().spawn("dev-block-timer", None, async move {
-		loop {
-			futures_timer::Delay::new(Duration::from_millis(block_time_ms)).await;
-			let command = sc_consensus_manual_seal::EngineCommand::SealNewBlock {
-				create_empty: true,
-				finalize: true,
-				parent_hash: None,
-				sender: None,
-			};
-			// A full channel means sealing lags behind the timer; skipping a tick is fine.
-			if let Err(e) = seal_sink.try_send(command) {
-				if e.is_disconnected() {
-					break;
+	task_manager
+		.spawn_essential_handle()
+		.spawn("dev-block-timer", None, async move {
+			loop {
+				futures_timer::Delay::new(Duration::from_millis(block_time_ms)).await;
+				let command = sc_consensus_manual_seal::EngineCommand::SealNewBlock {
+					create_empty: true,
+					finalize: true,
+					parent_hash: None,
+					sender: None,
+				};
+				// A full channel means sealing lags behind the timer; skipping a tick is fine.
+				if let Err(e) = seal_sink.try_send(command) {
+					if e.is_disconnected() {
+						break;
+					}
 				}
 			}
-		}
-	});
+		});
 
-	let authorship = sc_consensus_manual_seal::run_manual_seal(sc_consensus_manual_seal::ManualSealParams {
-		block_import: client.clone(),
-		env: proposer,
-		client: client.clone(),
-		pool: transaction_pool.clone(),
-		select_chain: LongestChain::new(backend.clone()),
-		commands_stream: Box::pin(seal_stream),
-		consensus_data_provider: Some(Box::new(aura_digest_provider)),
-		create_inherent_data_providers,
-	});
+	let authorship =
+		sc_consensus_manual_seal::run_manual_seal(sc_consensus_manual_seal::ManualSealParams {
+			block_import: client.clone(),
+			env: proposer,
+			client: client.clone(),
+			pool: transaction_pool.clone(),
+			select_chain: LongestChain::new(backend.clone()),
+			commands_stream: Box::pin(seal_stream),
+			consensus_data_provider: Some(Box::new(aura_digest_provider)),
+			create_inherent_data_providers,
+		});
 	task_manager
 		.spawn_essential_handle()
 		.spawn_blocking("manual-seal", None, authorship);
@@ -189,7 +192,8 @@ fn dev_inherent_data_providers(
 		.duration_since(std::time::UNIX_EPOCH)
 		.expect("the clock is after 1970")
 		.as_millis() as u64;
-	let initial_relay_slot = now_ms.saturating_sub(2 * 60 * 60 * 1000) / RELAY_CHAIN_SLOT_DURATION_MILLIS;
+	let initial_relay_slot =
+		now_ms.saturating_sub(2 * 60 * 60 * 1000) / RELAY_CHAIN_SLOT_DURATION_MILLIS;
 
 	move |parent: Hash, ()| {
 		let result = (|| {

@@ -125,18 +125,22 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 		return Err(fail("--inference-gpu needs opg-node built with `--features cuda`".into()));
 	}
 	opg_worker::tune_allocator();
-	let signer = signer(args.inference_key.as_deref(), &node.keystore, node.dev_chain).map_err(fail)?;
+	let signer =
+		signer(args.inference_key.as_deref(), &node.keystore, node.dev_chain).map_err(fail)?;
 	let model_dir = args.model_dir.clone().unwrap_or_else(|| node.base_path.join("models"));
-	let store = Arc::new(ModelStore::open(StoreConfig::new(&model_dir)).map_err(|e| fail(e.to_string()))?);
+	let store =
+		Arc::new(ModelStore::open(StoreConfig::new(&model_dir)).map_err(|e| fail(e.to_string()))?);
 	let metrics = match &node.prometheus_registry {
-		Some(registry) => Some(Metrics::register(registry, store.clone()).map_err(|e| fail(e.to_string()))?),
+		Some(registry) =>
+			Some(Metrics::register(registry, store.clone()).map_err(|e| fail(e.to_string()))?),
 		None => None,
 	};
 	let mut config = WorkerConfig::new(node.base_path.join("inference"));
 	config.device = args.device();
 	config.concurrency = args.inference_jobs.max(1);
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
-	let mut worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
+	let mut worker =
+		Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
 	if args.tee_dev {
 		log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
 		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());
@@ -145,12 +149,20 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));
 	log::info!(target: "inference", "🧠 inference worker on {}, models in {}", args.device(), model_dir.display());
 	// Stopped with the node's other tasks; answers already sent are in the journal.
-	node.spawn_handle.spawn("inference-worker", Some("inference"), worker.run(std::future::pending()));
+	node.spawn_handle.spawn(
+		"inference-worker",
+		Some("inference"),
+		worker.run(std::future::pending()),
+	);
 	Ok(())
 }
 
 /// The worker key: see `--inference-key`.
-fn signer(key: Option<&str>, keystore: &KeystorePtr, dev_chain: bool) -> Result<Arc<dyn Signer>, String> {
+fn signer(
+	key: Option<&str>,
+	keystore: &KeystorePtr,
+	dev_chain: bool,
+) -> Result<Arc<dyn Signer>, String> {
 	let in_keystore = |public: sr25519::Public| -> Result<Arc<dyn Signer>, String> {
 		if !keystore.has_keys(&[(public.to_raw_vec(), INFERENCE_KEY_TYPE)]) {
 			return Err(format!("no `infr` key {} in the keystore", public.to_ss58check()));
@@ -166,8 +178,9 @@ fn signer(key: Option<&str>, keystore: &KeystorePtr, dev_chain: bool) -> Result<
 						insert the key into the keystore and pass its public key"
 						.into());
 				}
-				let pair = sr25519::Pair::from_string(key, None)
-					.map_err(|e| format!("--inference-key is neither a public key nor a secret URI: {e:?}"))?;
+				let pair = sr25519::Pair::from_string(key, None).map_err(|e| {
+					format!("--inference-key is neither a public key nor a secret URI: {e:?}")
+				})?;
 				Ok(Arc::new(pair))
 			},
 		},
@@ -244,7 +257,8 @@ impl Chain for NodeChain {
 		};
 		loop {
 			match stream.next().await {
-				Some(n) if n.is_new_best => return Ok(Head { number: *n.header.number(), hash: n.hash }),
+				Some(n) if n.is_new_best =>
+					return Ok(Head { number: *n.header.number(), hash: n.hash }),
 				Some(_) => continue,
 				None => {
 					// The node is shutting down.
@@ -283,7 +297,10 @@ impl Chain for NodeChain {
 	}
 
 	async fn next_nonce(&self, who: &AccountId) -> Result<Nonce, ChainError> {
-		self.system.nonce(who.clone()).await.map_err(|e| ChainError::Request(e.message().to_string()))
+		self.system
+			.nonce(who.clone())
+			.await
+			.map_err(|e| ChainError::Request(e.message().to_string()))
 	}
 
 	async fn submit(&self, xt: UncheckedExtrinsic) -> Result<H256, ChainError> {
@@ -291,15 +308,18 @@ impl Chain for NodeChain {
 			.map_err(|e| ChainError::Decode { what: "extrinsic", error: e.to_string() })?;
 		let at = self.client.info().best_hash;
 		// Bounded so that a stuck pool cannot stall the worker.
-		let submitted =
-			tokio::time::timeout(Duration::from_secs(30), self.pool.submit_one(at, TransactionSource::Local, opaque))
-				.await
-				.map_err(|_| ChainError::Connection("transaction pool did not answer in 30 s".into()))?;
+		let submitted = tokio::time::timeout(
+			Duration::from_secs(30),
+			self.pool.submit_one(at, TransactionSource::Local, opaque),
+		)
+		.await
+		.map_err(|_| ChainError::Connection("transaction pool did not answer in 30 s".into()))?;
 		submitted.map_err(|e| ChainError::Refused(e.to_string()))
 	}
 
 	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError> {
-		Ok(self.pool.ready_transaction(&hash).is_some() || self.pool.futures().iter().any(|tx| *tx.hash() == hash))
+		Ok(self.pool.ready_transaction(&hash).is_some() ||
+			self.pool.futures().iter().any(|tx| *tx.hash() == hash))
 	}
 
 	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError> {

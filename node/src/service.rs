@@ -165,7 +165,9 @@ pub fn spawn_offchain_workers(
 pub fn rpc_builder(
 	client: Arc<ParachainClient>,
 	transaction_pool: Arc<TransactionPool>,
-) -> Box<dyn Fn(sc_rpc::SubscriptionTaskExecutor) -> Result<crate::rpc::RpcExtension, sc_service::Error>> {
+) -> Box<
+	dyn Fn(sc_rpc::SubscriptionTaskExecutor) -> Result<crate::rpc::RpcExtension, sc_service::Error>,
+> {
 	Box::new(move |_| {
 		let deps = crate::rpc::FullDeps { client: client.clone(), pool: transaction_pool.clone() };
 		crate::rpc::create_full(deps).map_err(Into::into)
@@ -273,7 +275,8 @@ pub async fn start_parachain_node(
 
 	let prometheus_registry = parachain_config.prometheus_registry().cloned();
 	let base_path = parachain_config.base_path.path().to_path_buf();
-	let dev_chain = parachain_config.chain_spec.chain_type() == sc_chain_spec::ChainType::Development;
+	let dev_chain =
+		parachain_config.chain_spec.chain_type() == sc_chain_spec::ChainType::Development;
 	let net_config = sc_network::config::FullNetworkConfiguration::<
 		_,
 		_,

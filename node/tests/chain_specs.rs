@@ -60,7 +60,10 @@ fn committed_raw_specs_match_the_current_presets() {
 			genesis_without_code(&current),
 			"chain-specs/{file} is stale: run scripts/chain-specs.sh and commit the result"
 		);
-		assert_eq!(committed["genesis"]["raw"]["childrenDefault"], current["genesis"]["raw"]["childrenDefault"]);
+		assert_eq!(
+			committed["genesis"]["raw"]["childrenDefault"],
+			current["genesis"]["raw"]["childrenDefault"]
+		);
 		assert_eq!(committed["properties"], current["properties"], "{file}");
 		assert_eq!(committed["id"], current["id"], "{file}");
 	}
@@ -68,7 +71,8 @@ fn committed_raw_specs_match_the_current_presets() {
 
 /// `opg-node <args>` with a scratch base path; its stdout.
 fn node_stdout(args: &[&str]) -> String {
-	let base = std::env::temp_dir().join(format!("opg-spec-test-{}-{}", std::process::id(), args[0]));
+	let base =
+		std::env::temp_dir().join(format!("opg-spec-test-{}-{}", std::process::id(), args[0]));
 	let out = Command::new(env!("CARGO_BIN_EXE_opg-node"))
 		.args(args)
 		.arg("--base-path")
@@ -95,7 +99,8 @@ fn the_local_spec_exports_the_genesis_head_and_code_the_relay_chain_registers() 
 		"the validation code is the spec's :code"
 	);
 
-	// A genesis header: zero parent, number 0, the state root, the empty extrinsics root, no digest.
+	// A genesis header: zero parent, number 0, the state root, the empty extrinsics root, no
+	// digest.
 	let head = node_stdout(&["export-genesis-head", "--chain", path]);
 	let head = head.strip_prefix("0x").expect("hex");
 	assert_eq!(head.len(), 2 * 98, "{head}");
@@ -105,5 +110,8 @@ fn the_local_spec_exports_the_genesis_head_and_code_the_relay_chain_registers() 
 	assert_eq!(&head[130..194], "03170a2e7597b7b7e3d84c05391d139a62b157e78786d8c082f29dcf4c111314");
 	assert_eq!(&head[194..], "00");
 	// Deterministic: the relay chain and every collator must derive the same head.
-	assert_eq!(node_stdout(&["export-genesis-head", "--chain", path]).trim_start_matches("0x"), head);
+	assert_eq!(
+		node_stdout(&["export-genesis-head", "--chain", path]).trim_start_matches("0x"),
+		head
+	);
 }

@@ -12,7 +12,10 @@ use polkadot_sdk::{sp_keyring::Sr25519Keyring, sp_runtime::MultiAddress, *};
 use serde_json::json;
 
 fn transfer(dest: &AccountId, value: Balance) -> RuntimeCall {
-	RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive { dest: MultiAddress::Id(dest.clone()), value })
+	RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+		dest: MultiAddress::Id(dest.clone()),
+		value,
+	})
 }
 
 #[test]
@@ -61,7 +64,14 @@ fn help_lists_the_inference_flags() {
 		.expect("runs");
 	assert!(out.status.success());
 	let help = String::from_utf8_lossy(&out.stdout);
-	for flag in ["--inference", "--inference-gpu", "--inference-device", "--model-dir", "--inference-key", "--dev-block-time"] {
+	for flag in [
+		"--inference",
+		"--inference-gpu",
+		"--inference-device",
+		"--model-dir",
+		"--inference-key",
+		"--dev-block-time",
+	] {
 		assert!(help.contains(flag), "--help lacks {flag}");
 	}
 }

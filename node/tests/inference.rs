@@ -1,17 +1,17 @@
 //! The inference worker end to end on `opg-node --dev`, with the digits model of the
 //! `development` preset (release 1):
 //! - in the node (`--inference`): a paid job is answered with the model's reference output, and
-//!   balances, total issuance and `TotalBurned` move by exactly the price, the fees and the
-//!   burned verification fee; a malformed input is refused by the chain, and an input the model
-//!   cannot take is rejected by the worker and refunded;
+//!   balances, total issuance and `TotalBurned` move by exactly the price, the fees and the burned
+//!   verification fee; a malformed input is refused by the chain, and an input the model cannot
+//!   take is rejected by the worker and refunded;
 //! - standalone (`opg-worker --rpc`): jobs submitted while the worker is down are answered after
 //!   its restart, it reconnects after a node restart, and no job is ever answered twice;
 //! - TEE mode (`--tee-dev`, in the node and standalone): the worker attests a fresh enclave key
-//!   with the chain's challenge through the runtime's Nitro verifier, and its signed results
-//!   settle in the block that brings them;
-//! - ZK mode (`--zk-keys`): a publisher registers the integer digits model's verifying key and a
-//!   ZK release, the worker proves each answer with Groth16, and the runtime verifies the proofs
-//!   from its queue in `on_idle`; the trust gap (blocks from result to settlement) is printed.
+//!   with the chain's challenge through the runtime's Nitro verifier, and its signed results settle
+//!   in the block that brings them;
+//! - ZK mode (`--zk-keys`): a publisher registers the integer digits model's verifying key and a ZK
+//!   release, the worker proves each answer with Groth16, and the runtime verifies the proofs from
+//!   its queue in `on_idle`; the trust gap (blocks from result to settlement) is printed.
 
 mod common;
 
@@ -23,7 +23,8 @@ use std::{
 
 use codec::{Decode, Encode};
 use common::{
-	best, events, free_balance, number_of, rpc, runtime_call, storage, submit, value_key, wait_for_event, DevNode,
+	best, events, free_balance, number_of, rpc, runtime_call, storage, submit, value_key,
+	wait_for_event, DevNode,
 };
 use opg_primitives::{ElemType, JobId, Tensor, VerificationMode};
 use opg_runtime::{AccountId, Balance, Runtime, RuntimeCall, RuntimeEvent, UNIT};
@@ -45,18 +46,22 @@ fn repo(path: &str) -> PathBuf {
 }
 
 fn reference() -> serde_json::Value {
-	serde_json::from_str(&std::fs::read_to_string(repo("models/digits/reference.json")).unwrap()).unwrap()
+	serde_json::from_str(&std::fs::read_to_string(repo("models/digits/reference.json")).unwrap())
+		.unwrap()
 }
 
-/// A model cache holding both preset models and the ZK model, as an operator pre-seeds `--model-dir` (the presets'
-/// source URIs point at the public repository, which tests must not depend on).
+/// A model cache holding both preset models and the ZK model, as an operator pre-seeds
+/// `--model-dir` (the presets' source URIs point at the public repository, which tests must not
+/// depend on).
 fn seeded_model_dir(name: &str) -> PathBuf {
 	let dir = std::env::temp_dir().join(format!("opg-models-{}-{name}", std::process::id()));
 	let _ = std::fs::remove_dir_all(&dir);
 	std::fs::create_dir_all(&dir).unwrap();
-	for model in
-		["models/demo/mlp-classifier.onnx", "models/digits/digits-cnn.onnx", "models/digits-zk/digits-mlp-int8.onnx"]
-	{
+	for model in [
+		"models/demo/mlp-classifier.onnx",
+		"models/digits/digits-cnn.onnx",
+		"models/digits-zk/digits-mlp-int8.onnx",
+	] {
 		let bytes = std::fs::read(repo(model)).unwrap();
 		let hash = opg_worker::store::blake2_256(&bytes);
 		let hex: String = hash.0.iter().map(|b| format!("{b:02x}")).collect();
@@ -72,8 +77,10 @@ fn pixels_payload(shape: Vec<u32>, values: &[f32]) -> Vec<u8> {
 }
 
 fn cases_payload(cases: &[serde_json::Value]) -> Vec<u8> {
-	let values: Vec<f32> =
-		cases.iter().flat_map(|c| c["pixels"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32)).collect();
+	let values: Vec<f32> = cases
+		.iter()
+		.flat_map(|c| c["pixels"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+		.collect();
 	pixels_payload(vec![cases.len() as u32, 1, 8, 8], &values)
 }
 
@@ -98,15 +105,19 @@ fn market(event: &RuntimeEvent) -> Option<&MarketEvent<Runtime>> {
 	}
 }
 
-type JobView =
-	Option<(pallet_inference::JobOf<Runtime>, Option<Vec<u8>>, Option<pallet_inference::JobResultOf<Runtime>>)>;
+type JobView = Option<(
+	pallet_inference::JobOf<Runtime>,
+	Option<Vec<u8>>,
+	Option<pallet_inference::JobResultOf<Runtime>>,
+)>;
 
 fn job_view(port: u16, job: JobId, at: H256) -> JobView {
 	runtime_call(port, "InferenceApi_job", job, at)
 }
 
 fn total_issuance(port: u16, at: H256) -> Balance {
-	Balance::decode(&mut &storage(port, &value_key("Balances", "TotalIssuance"), at).unwrap()[..]).unwrap()
+	Balance::decode(&mut &storage(port, &value_key("Balances", "TotalIssuance"), at).unwrap()[..])
+		.unwrap()
 }
 
 fn total_burned(port: u16, at: H256) -> Balance {
@@ -122,16 +133,16 @@ fn fees_and_rewards(port: u16, from: H256, to: H256, who: &AccountId) -> (Balanc
 		let hash = common::hash_of(&rpc(port, "chain_getBlockHash", json!([n])));
 		for event in events(port, hash) {
 			match event {
-				RuntimeEvent::TransactionPayment(pallet_transaction_payment::Event::TransactionFeePaid {
-					who: payer,
-					actual_fee,
-					tip,
-				}) if payer == *who => fees += actual_fee + tip,
+				RuntimeEvent::TransactionPayment(
+					pallet_transaction_payment::Event::TransactionFeePaid {
+						who: payer,
+						actual_fee,
+						tip,
+					},
+				) if payer == *who => fees += actual_fee + tip,
 				RuntimeEvent::Balances(pallet_balances::Event::Transfer { from, to, amount })
 					if from == pot && to == *who =>
-				{
-					rewards += amount
-				},
+					rewards += amount,
 				_ => {},
 			}
 		}
@@ -141,44 +152,63 @@ fn fees_and_rewards(port: u16, from: H256, to: H256, who: &AccountId) -> (Balanc
 
 fn is_module_error(error: &DispatchError, expected: pallet_inference::Error<Runtime>) -> bool {
 	match (error, DispatchError::from(expected)) {
-		(DispatchError::Module(got), DispatchError::Module(want)) => (got.index, got.error) == (want.index, want.error),
+		(DispatchError::Module(got), DispatchError::Module(want)) =>
+			(got.index, got.error) == (want.index, want.error),
 		_ => false,
 	}
 }
 
 fn floats(tensor: &Tensor) -> Vec<f32> {
-	tensor.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+	tensor
+		.data
+		.chunks_exact(4)
+		.map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+		.collect()
 }
 
 #[test]
 fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	let models = seeded_model_dir("in-process");
-	let mut node =
-		DevNode::start(&["--dev-block-time", "1000", "--inference", "--model-dir", models.to_str().unwrap()]);
+	let mut node = DevNode::start(&[
+		"--dev-block-time",
+		"1000",
+		"--inference",
+		"--model-dir",
+		models.to_str().unwrap(),
+	]);
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
-	let (alice, bob, charlie) = (Alice.to_account_id(), Bob.to_account_id(), Charlie.to_account_id());
+	let (alice, bob, charlie) =
+		(Alice.to_account_id(), Bob.to_account_id(), Charlie.to_account_id());
 
 	// A paid job on two test images.
 	let reference = reference();
 	let cases = &reference["cases"].as_array().unwrap()[..2];
 	let input = cases_payload(cases);
 	let h0 = best(port);
-	let (bob0, alice0, charlie0) =
-		(free_balance(port, &bob, h0), free_balance(port, &alice, h0), free_balance(port, &charlie, h0));
+	let (bob0, alice0, charlie0) = (
+		free_balance(port, &bob, h0),
+		free_balance(port, &alice, h0),
+		free_balance(port, &charlie, h0),
+	);
 	let (issuance0, burned0) = (total_issuance(port, h0), total_burned(port, h0));
 	submit(port, Bob, submit_job(input.clone()));
 	let (_, (job, price)) = wait_for_event(port, h0, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
-			MarketEvent::JobSubmitted { job, worker, price, .. } if *worker == alice => Some((*job, *price)),
+			MarketEvent::JobSubmitted { job, worker, price, .. } if *worker == alice =>
+				Some((*job, *price)),
 			_ => None,
 		})
 	});
 	let (h1, (payment, royalty, fee, refund)) = wait_for_event(port, h0, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
-			MarketEvent::JobSettled { job: j, worker_payment, royalty, verification_fee, refund } if *j == job => {
-				Some((*worker_payment, *royalty, *verification_fee, *refund))
-			},
+			MarketEvent::JobSettled {
+				job: j,
+				worker_payment,
+				royalty,
+				verification_fee,
+				refund,
+			} if *j == job => Some((*worker_payment, *royalty, *verification_fee, *refund)),
 			_ => None,
 		})
 	});
@@ -186,7 +216,9 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	// The output is the model's: the reference probabilities, the right digits, and exactly the
 	// bytes the worker's executor produces for this input.
 	let (record, _, result) = job_view(port, job, h1).expect("job record");
-	assert!(matches!(record.status, JobStatus::Settled { verification_fee } if verification_fee == fee));
+	assert!(
+		matches!(record.status, JobStatus::Settled { verification_fee } if verification_fee == fee)
+	);
 	let output = result.expect("result stored").output.into_inner();
 	let tensors = Vec::<Tensor>::decode(&mut &output[..]).unwrap();
 	assert_eq!(tensors[0].shape, vec![2, 10]);
@@ -233,8 +265,13 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	submit(port, Bob, submit_job(pixels_payload(vec![1, 1, 8, 7], &[0.5; 56])));
 	wait_for_event(port, h2, TIMEOUT, |events| {
 		events.iter().find_map(|e| match e {
-			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => {
-				assert!(is_module_error(dispatch_error, pallet_inference::Error::InvalidInput), "{dispatch_error:?}");
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+				dispatch_error, ..
+			}) => {
+				assert!(
+					is_module_error(dispatch_error, pallet_inference::Error::InvalidInput),
+					"{dispatch_error:?}"
+				);
 				Some(())
 			},
 			_ => None,
@@ -372,7 +409,8 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 	let h = best(port);
 	submit(port, Bob, submit_job(cases_payload(one)));
 	let c = submitted(port, h);
-	let open: Vec<JobId> = runtime_call(port, "InferenceApi_open_jobs", Alice.to_account_id(), best(port));
+	let open: Vec<JobId> =
+		runtime_call(port, "InferenceApi_open_jobs", Alice.to_account_id(), best(port));
 	assert!(open.contains(&b) && open.contains(&c), "jobs wait for the worker: {open:?}");
 	let h = best(port);
 	let respawned = h;
@@ -399,10 +437,12 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 		let hash = common::hash_of(&rpc(port, "chain_getBlockHash", json!([n])));
 		for event in events(port, hash) {
 			match &event {
-				RuntimeEvent::Inference(MarketEvent::ResultSubmitted { job, .. }) => {
-					*answers.entry(*job).or_default() += 1
-				},
-				RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => {
+				RuntimeEvent::Inference(MarketEvent::ResultSubmitted { job, .. }) =>
+					*answers.entry(*job).or_default() += 1,
+				RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+					dispatch_error,
+					..
+				}) => {
 					panic!("an extrinsic failed in block #{n}: {dispatch_error:?}")
 				},
 				_ => {},
@@ -424,8 +464,20 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 #[cfg(not(feature = "cuda"))]
 fn gpu_flag_without_the_cuda_feature_fails_at_start() {
 	let out = Command::new(env!("CARGO_BIN_EXE_opg-node"))
-		.args(["--dev", "--tmp", "--inference-gpu", "--no-hardware-benchmarks", "--no-telemetry", "--no-prometheus"])
-		.args(["--rpc-port", &common::free_port().to_string(), "--port", &common::free_port().to_string()])
+		.args([
+			"--dev",
+			"--tmp",
+			"--inference-gpu",
+			"--no-hardware-benchmarks",
+			"--no-telemetry",
+			"--no-prometheus",
+		])
+		.args([
+			"--rpc-port",
+			&common::free_port().to_string(),
+			"--port",
+			&common::free_port().to_string(),
+		])
 		.output()
 		.expect("runs");
 	assert!(!out.status.success());
@@ -441,7 +493,8 @@ fn tee_status(port: u16, at: H256) -> pallet_tee::runtime_api::WorkerTee<u32> {
 /// serves `release` too if given.
 fn alice_offers(port: u16, mode: VerificationMode, release: Option<u32>) {
 	let worker: pallet_inference::WorkerOf<Runtime> =
-		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port)).unwrap();
+		runtime_call::<Option<_>>(port, "InferenceApi_worker", Alice.to_account_id(), best(port))
+			.unwrap();
 	let mut releases = worker.releases.into_inner();
 	releases.extend(release);
 	let h = best(port);
@@ -457,7 +510,10 @@ fn alice_offers(port: u16, mode: VerificationMode, release: Option<u32>) {
 		}),
 	);
 	wait_for_event(port, h, TIMEOUT, |events| {
-		events.iter().any(|e| matches!(e, RuntimeEvent::Inference(MarketEvent::WorkerUpdated { .. }))).then_some(())
+		events
+			.iter()
+			.any(|e| matches!(e, RuntimeEvent::Inference(MarketEvent::WorkerUpdated { .. })))
+			.then_some(())
 	});
 }
 
@@ -465,9 +521,12 @@ fn alice_offers(port: u16, mode: VerificationMode, release: Option<u32>) {
 fn attested(port: u16, from: H256) -> (H256, [u8; 32]) {
 	let (at, key) = wait_for_event(port, from, TIMEOUT, |events| {
 		events.iter().find_map(|e| match e {
-			RuntimeEvent::Tee(pallet_tee::Event::EnclaveAttested { worker, key, measurement, .. })
-				if *worker == Alice.to_account_id() =>
-			{
+			RuntimeEvent::Tee(pallet_tee::Event::EnclaveAttested {
+				worker,
+				key,
+				measurement,
+				..
+			}) if *worker == Alice.to_account_id() => {
 				assert_eq!(*measurement, pallet_tee::measurement_id(&[0; 48], &[0; 48], &[0; 48]));
 				Some(*key)
 			},
@@ -487,8 +546,10 @@ fn tee_job_settles(port: u16, enclave_key: [u8; 32], input: Vec<u8>) -> (JobId, 
 	submit(port, Bob, submit_job_in(VerificationMode::Tee, input.clone()));
 	let job = submitted(port, h);
 	let (at, submitted_in_block) = wait_for_event(port, h, TIMEOUT, |events| {
-		let settled =
-			events.iter().filter_map(market).any(|e| matches!(e, MarketEvent::JobSettled { job: j, .. } if *j == job));
+		let settled = events
+			.iter()
+			.filter_map(market)
+			.any(|e| matches!(e, MarketEvent::JobSettled { job: j, .. } if *j == job));
 		let result = events
 			.iter()
 			.filter_map(market)
@@ -561,7 +622,9 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 	submit(
 		port,
 		Charlie,
-		RuntimeCall::Zk(pallet_zk::Call::register_verifying_key { key: vk.try_into().expect("vk fits") }),
+		RuntimeCall::Zk(pallet_zk::Call::register_verifying_key {
+			key: vk.try_into().expect("vk fits"),
+		}),
 	);
 	submit(
 		port,
@@ -576,7 +639,10 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 	);
 	let (_, repository) = wait_for_event(port, h, TIMEOUT, |events| {
 		events.iter().find_map(|e| match e {
-			RuntimeEvent::ModelHub(pallet_model_hub::Event::RepositoryCreated { repository, .. }) => Some(*repository),
+			RuntimeEvent::ModelHub(pallet_model_hub::Event::RepositoryCreated {
+				repository,
+				..
+			}) => Some(*repository),
 			_ => None,
 		})
 	});
@@ -604,11 +670,16 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 	submit(
 		port,
 		Charlie,
-		RuntimeCall::ModelHub(pallet_model_hub::Call::publish_release { repository, params: Box::new(params) }),
+		RuntimeCall::ModelHub(pallet_model_hub::Call::publish_release {
+			repository,
+			params: Box::new(params),
+		}),
 	);
 	wait_for_event(port, h, TIMEOUT, |events| {
 		events.iter().find_map(|e| match e {
-			RuntimeEvent::ModelHub(pallet_model_hub::Event::ReleasePublished { release, .. }) => Some(*release),
+			RuntimeEvent::ModelHub(pallet_model_hub::Event::ReleasePublished {
+				release, ..
+			}) => Some(*release),
 			_ => None,
 		})
 	})
@@ -633,18 +704,30 @@ fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 	]);
 	let port = node.rpc_port;
 	node.wait_for_finalized(1, TIMEOUT);
-	let release = publish_zk_release(port, std::fs::read(&setup.verifying_key).unwrap(), setup.key_hash, &model);
+	let release = publish_zk_release(
+		port,
+		std::fs::read(&setup.verifying_key).unwrap(),
+		setup.key_hash,
+		&model,
+	);
 	alice_offers(port, VerificationMode::Zk, Some(release));
 
-	let reference: serde_json::Value =
-		serde_json::from_str(&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap()).unwrap();
+	let reference: serde_json::Value = serde_json::from_str(
+		&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap(),
+	)
+	.unwrap();
 	let cases = &reference["cases"].as_array().unwrap()[..3];
 	let start = best(port);
-	let burned_before = runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), start);
+	let burned_before =
+		runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), start);
 	// Three jobs at once, as a dApp would send them: the worker proves them one by one.
 	for case in cases {
-		let pixels: Vec<u8> =
-			case["pixels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8 as u8).collect();
+		let pixels: Vec<u8> = case["pixels"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|v| v.as_i64().unwrap() as i8 as u8)
+			.collect();
 		let input = vec![Tensor { elem: ElemType::I8, shape: vec![1, 64], data: pixels }].encode();
 		submit(
 			port,
@@ -671,7 +754,8 @@ fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 					assert_eq!(*mode, VerificationMode::Zk);
 					seen.entry(*job).or_default()[0] = Some(n);
 				},
-				MarketEvent::ResultSubmitted { job, .. } => seen.get_mut(job).expect("submitted first")[1] = Some(n),
+				MarketEvent::ResultSubmitted { job, .. } =>
+					seen.get_mut(job).expect("submitted first")[1] = Some(n),
 				MarketEvent::JobSettled { job, verification_fee, .. } => {
 					seen.get_mut(job).expect("submitted first")[2] = Some(n);
 					fees += verification_fee;
@@ -699,14 +783,19 @@ fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 		assert_eq!(settled, result, "verified in the on_idle of the block that brought the result");
 		let (record, _, stored) = job_view(port, *job, end).unwrap();
 		assert!(matches!(record.status, JobStatus::Settled { .. }), "{:?}", record.status);
-		let Some(opg_primitives::Evidence::ZkProof(proof)) = stored.as_ref().map(|r| &r.evidence) else {
+		let Some(opg_primitives::Evidence::ZkProof(proof)) = stored.as_ref().map(|r| &r.evidence)
+		else {
 			panic!("no proof: {stored:?}")
 		};
 		assert_eq!(proof.len(), 128, "compact Groth16 proof");
 		let output = Vec::<Tensor>::decode(&mut &stored.unwrap().output[..]).unwrap();
-		let logits: Vec<i64> =
-			output[0].data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect();
-		let expected: Vec<i64> = case["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+		let logits: Vec<i64> = output[0]
+			.data
+			.chunks_exact(4)
+			.map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+			.collect();
+		let expected: Vec<i64> =
+			case["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
 		assert_eq!(logits, expected, "the model's exact integer logits");
 	}
 	let burned = runtime_call::<BurnTotals<Balance>>(port, "InferenceApi_burn_totals", (), end);

@@ -13,22 +13,30 @@ fn main() {
 	// As the worker does when it starts.
 	opg_worker::exec::retain_freed_memory();
 	let mut args = std::env::args().skip(1);
-	let model = args.next().expect("usage: bench <model.onnx> <inputs…> [--runs N] [--device D]");
+	let model = args
+		.next()
+		.expect("usage: bench <model.onnx> <inputs…> [--runs N] [--device D]");
 	let (mut inputs, mut runs, mut device, mut out) = (Vec::new(), 50usize, Device::Cpu, None);
 	while let Some(a) = args.next() {
 		match a.as_str() {
 			"--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-			"--device" => {
+			"--device" =>
 				device = match args.next().as_deref() {
 					Some("cpu") => Device::Cpu,
-					Some(d) => Device::Cuda(d.trim_start_matches("cuda:").parse().expect("--device cuda:N")),
+					Some(d) => Device::Cuda(
+						d.trim_start_matches("cuda:").parse().expect("--device cuda:N"),
+					),
 					None => panic!("--device cpu|cuda:N"),
-				}
-			},
+				},
 			"--out" => out = args.next(),
 			path => {
 				let bytes = std::fs::read(path).expect("input file");
-				inputs.push(tensor_from_proto(&proto::TensorProto::decode(&bytes[..]).expect("TensorProto")).unwrap());
+				inputs.push(
+					tensor_from_proto(
+						&proto::TensorProto::decode(&bytes[..]).expect("TensorProto"),
+					)
+					.unwrap(),
+				);
 			},
 		}
 	}

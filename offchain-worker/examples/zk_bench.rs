@@ -15,9 +15,15 @@ fn main() {
 	let runs: usize = rest.first().map_or(3, |r| r.parse().expect("RUNS is a number"));
 	let onnx = std::fs::read(model).expect("model file");
 	let reference: serde_json::Value =
-		serde_json::from_str(&std::fs::read_to_string(reference).expect("reference file")).expect("JSON");
+		serde_json::from_str(&std::fs::read_to_string(reference).expect("reference file"))
+			.expect("JSON");
 	let case = &reference["cases"][0];
-	let pixels: Vec<i8> = case["pixels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect();
+	let pixels: Vec<i8> = case["pixels"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|v| v.as_i64().unwrap() as i8)
+		.collect();
 
 	let mlp = opg_worker::zk::mlp_of(&onnx).expect("an integer MLP");
 	let constraints = opg_zkml::constraint_count(&mlp).unwrap();
@@ -29,7 +35,8 @@ fn main() {
 	let mut proved = None;
 	for _ in 0..runs.max(1) {
 		let started = Instant::now();
-		proved = Some(opg_zkml::prove(&mlp, &keys.proving, &input, &mut rand::rngs::OsRng).unwrap());
+		proved =
+			Some(opg_zkml::prove(&mlp, &keys.proving, &input, &mut rand::rngs::OsRng).unwrap());
 		prove_s.push(started.elapsed().as_secs_f64());
 	}
 	prove_s.sort_by(f64::total_cmp);
@@ -37,7 +44,8 @@ fn main() {
 	let prepared = keys.verifying.prepare();
 	let proof = opg_groth16::Proof::decode(&proved.proof).unwrap();
 	let started = Instant::now();
-	opg_groth16::verify(&prepared, &proof, &opg_zkml::statement(&input, &proved.output)).expect("verifies");
+	opg_groth16::verify(&prepared, &proof, &opg_zkml::statement(&input, &proved.output))
+		.expect("verifies");
 	let verify_ms = started.elapsed().as_secs_f64() * 1000.0;
 	let logits = mlp.evaluate(&pixels);
 	assert_eq!(serde_json::json!(logits), case["logits"], "the proved output is the reference's");

@@ -36,16 +36,16 @@ impl Journal {
 		let path = dir.join("answers");
 		let mut entries = BTreeMap::new();
 		match std::fs::read_to_string(&path) {
-			Ok(text) => {
+			Ok(text) =>
 				for line in text.lines().filter(|l| !l.trim().is_empty()) {
 					match parse(line) {
 						Some((job, sent)) => {
 							entries.insert(job, sent);
 						},
-						None => tracing::warn!(target: "inference", line, "ignoring unreadable journal line"),
+						None =>
+							tracing::warn!(target: "inference", line, "ignoring unreadable journal line"),
 					}
-				}
-			},
+				},
 			Err(e) if e.kind() == std::io::ErrorKind::NotFound => {},
 			Err(e) => return Err(e),
 		}
@@ -93,7 +93,10 @@ impl Journal {
 	fn save(&self) -> std::io::Result<()> {
 		let mut text = String::new();
 		for (job, sent) in &self.entries {
-			let tx = sent.tx.map(|h| bytes::to_hex(h.as_bytes(), false)).unwrap_or_else(|| "-".into());
+			let tx = sent
+				.tx
+				.map(|h| bytes::to_hex(h.as_bytes(), false))
+				.unwrap_or_else(|| "-".into());
 			text.push_str(&format!("{job} {} {tx}\n", sent.block));
 		}
 		crate::write_atomically(&self.path, text.as_bytes())
@@ -123,7 +126,9 @@ mod tests {
 		let dir = tempfile::tempdir().unwrap();
 		let mut journal = Journal::open(dir.path()).unwrap();
 		assert!(journal.is_empty());
-		journal.insert(7, Sent { block: 12, tx: Some(H256::repeat_byte(0xab)) }).unwrap();
+		journal
+			.insert(7, Sent { block: 12, tx: Some(H256::repeat_byte(0xab)) })
+			.unwrap();
 		journal.insert(9, Sent { block: 13, tx: None }).unwrap();
 		let mut text = std::fs::read_to_string(dir.path().join("answers")).unwrap();
 		text.push_str("garbage line\n10 x -\n");

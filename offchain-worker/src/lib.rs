@@ -6,7 +6,8 @@
 //! fetches and caches model files by content hash, [`worker`] follows the chain and answers
 //! each job once with a signed extrinsic through a [`chain::Chain`] (the node's own client
 //! in-process, JSON-RPC when standalone), [`tee`] keeps an enclave key attested and signs
-//! TEE-mode results with it, [`zk`] proves integer models for ZK-mode jobs, and [`metrics`] exports what it does to Prometheus.
+//! TEE-mode results with it, [`zk`] proves integer models for ZK-mode jobs, and [`metrics`] exports
+//! what it does to Prometheus.
 
 pub mod chain;
 pub mod exec;

@@ -28,7 +28,12 @@ struct Args {
 
 	/// Secret URI of the worker key (e.g. `//Alice` on a dev chain). Prefer `--key-file`
 	/// elsewhere: command lines are visible to other users.
-	#[arg(long, value_name = "SURI", conflicts_with = "key_file", required_unless_present = "key_file")]
+	#[arg(
+		long,
+		value_name = "SURI",
+		conflicts_with = "key_file",
+		required_unless_present = "key_file"
+	)]
 	key: Option<String>,
 
 	/// File holding the secret URI or seed of the worker key.
@@ -119,7 +124,11 @@ enum Command {
 fn zk_setup(model: &std::path::Path, out: &std::path::Path) -> Result<(), String> {
 	let onnx = std::fs::read(model).map_err(|e| format!("reading {}: {e}", model.display()))?;
 	let report = opg_worker::zk::setup(&onnx, out).map_err(|e| e.to_string())?;
-	println!("model          {} (blake2-256 {:?})", model.display(), opg_worker::store::blake2_256(&onnx));
+	println!(
+		"model          {} (blake2-256 {:?})",
+		model.display(),
+		opg_worker::store::blake2_256(&onnx)
+	);
 	println!("constraints    {}", report.constraints);
 	println!("setup          {:.1} s", report.took.as_secs_f64());
 	println!(
@@ -139,9 +148,10 @@ fn zk_setup(model: &std::path::Path, out: &std::path::Path) -> Result<(), String
 fn signer(args: &Args) -> Result<sr25519::Pair, String> {
 	let suri = match (&args.key, &args.key_file) {
 		(Some(suri), _) => suri.clone(),
-		(None, Some(path)) => {
-			std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?.trim().to_string()
-		},
+		(None, Some(path)) => std::fs::read_to_string(path)
+			.map_err(|e| format!("reading {}: {e}", path.display()))?
+			.trim()
+			.to_string(),
 		(None, None) => return Err("no worker key: pass --key or --key-file".into()),
 	};
 	sr25519::Pair::from_string(&suri, None).map_err(|e| format!("invalid worker key: {e:?}"))
@@ -152,7 +162,9 @@ async fn main() -> std::process::ExitCode {
 	// Logs on stderr, like opg-node's, so stdout stays free for the caller.
 	tracing_subscriber::fmt()
 		.with_writer(std::io::stderr)
-		.with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+		.with_env_filter(
+			tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+		)
 		.init();
 	match run(Args::parse()).await {
 		Ok(()) => std::process::ExitCode::SUCCESS,
@@ -175,7 +187,8 @@ async fn run(args: Args) -> Result<(), String> {
 	if args.gpu && !cfg!(feature = "cuda") {
 		return Err("--gpu needs opg-worker built with `--features cuda`".into());
 	}
-	let mut store_config = StoreConfig::new(args.model_dir.clone().unwrap_or_else(|| args.base_path.join("models")));
+	let mut store_config =
+		StoreConfig::new(args.model_dir.clone().unwrap_or_else(|| args.base_path.join("models")));
 	store_config.max_cache_bytes = args.model_cache_mib << 20;
 	store_config.ipfs_gateway = args.ipfs_gateway.clone();
 	let store = Arc::new(ModelStore::open(store_config).map_err(|e| e.to_string())?);
@@ -183,8 +196,8 @@ async fn run(args: Args) -> Result<(), String> {
 	let metrics = if args.no_prometheus {
 		None
 	} else {
-		let registry =
-			prometheus_endpoint::Registry::new_custom(Some("opg".into()), None).map_err(|e| e.to_string())?;
+		let registry = prometheus_endpoint::Registry::new_custom(Some("opg".into()), None)
+			.map_err(|e| e.to_string())?;
 		let metrics = Metrics::register(&registry, store.clone()).map_err(|e| e.to_string())?;
 		let ip = if args.prometheus_external { [0, 0, 0, 0] } else { [127, 0, 0, 1] };
 		let addr = SocketAddr::from((ip, args.prometheus_port));
@@ -206,7 +219,8 @@ async fn run(args: Args) -> Result<(), String> {
 	config.device = device;
 	config.concurrency = args.jobs.max(1);
 	config.max_execution = Duration::from_secs(args.max_execution_secs.max(1));
-	let mut worker = Worker::new(chain, signer, store, metrics, config).map_err(|e| e.to_string())?;
+	let mut worker =
+		Worker::new(chain, signer, store, metrics, config).map_err(|e| e.to_string())?;
 	if args.tee_dev {
 		tracing::warn!("⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
 		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());

@@ -4,8 +4,8 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use prometheus_endpoint::{
-	exponential_buckets, register, Counter, CounterVec, Gauge, Histogram, HistogramOpts, MetricSource, Opts,
-	PrometheusError, Registry, SourcedCounter, SourcedGauge, U64,
+	exponential_buckets, register, Counter, CounterVec, Gauge, Histogram, HistogramOpts,
+	MetricSource, Opts, PrometheusError, Registry, SourcedCounter, SourcedGauge, U64,
 };
 
 use crate::store::ModelStore;
@@ -35,38 +35,64 @@ pub struct Metrics {
 
 impl Metrics {
 	/// Registers the worker's metrics, including the model cache's counters read from `store`.
-	pub fn register(registry: &Registry, store: Arc<ModelStore>) -> Result<Metrics, PrometheusError> {
+	pub fn register(
+		registry: &Registry,
+		store: Arc<ModelStore>,
+	) -> Result<Metrics, PrometheusError> {
 		let seconds = |name: &str, help: &str| {
 			// 1 ms .. ~65 s.
-			Histogram::with_opts(HistogramOpts::new(name, help).buckets(exponential_buckets(0.001, 2.0, 17)?))
+			Histogram::with_opts(
+				HistogramOpts::new(name, help).buckets(exponential_buckets(0.001, 2.0, 17)?),
+			)
 		};
 		let metrics = Metrics {
 			answers: register(
 				CounterVec::new(
-					Opts::new("opg_worker_answers_total", "Answers accepted by the transaction pool"),
+					Opts::new(
+						"opg_worker_answers_total",
+						"Answers accepted by the transaction pool",
+					),
 					&["kind"],
 				)?,
 				registry,
 			)?,
 			failures: register(
 				CounterVec::new(
-					Opts::new("opg_worker_failures_total", "Jobs whose answer did not reach the pool"),
+					Opts::new(
+						"opg_worker_failures_total",
+						"Jobs whose answer did not reach the pool",
+					),
 					&["cause"],
 				)?,
 				registry,
 			)?,
 			latency: register(
-				seconds("opg_worker_job_latency_seconds", "From a job seen in a best block to its answer ready")?,
+				seconds(
+					"opg_worker_job_latency_seconds",
+					"From a job seen in a best block to its answer ready",
+				)?,
 				registry,
 			)?,
-			execution: register(seconds("opg_worker_execution_seconds", "Model execution time")?, registry)?,
+			execution: register(
+				seconds("opg_worker_execution_seconds", "Model execution time")?,
+				registry,
+			)?,
 			queue_depth: register(
-				Gauge::new("opg_worker_queue_depth", "Jobs waiting for an executor slot or executing")?,
+				Gauge::new(
+					"opg_worker_queue_depth",
+					"Jobs waiting for an executor slot or executing",
+				)?,
 				registry,
 			)?,
-			best_block: register(Gauge::new("opg_worker_best_block", "Latest best block seen")?, registry)?,
+			best_block: register(
+				Gauge::new("opg_worker_best_block", "Latest best block seen")?,
+				registry,
+			)?,
 			resubmissions: register(
-				Counter::new("opg_worker_resubmissions_total", "Answers sent again after leaving the pool unincluded")?,
+				Counter::new(
+					"opg_worker_resubmissions_total",
+					"Answers sent again after leaving the pool unincluded",
+				)?,
 				registry,
 			)?,
 			enclave_key_validity: register(
@@ -78,7 +104,10 @@ impl Metrics {
 			)?,
 			attestation_steps: register(
 				CounterVec::new(
-					Opts::new("opg_worker_attestation_steps_total", "Attestation extrinsics sent, by step"),
+					Opts::new(
+						"opg_worker_attestation_steps_total",
+						"Attestation extrinsics sent, by step",
+					),
 					&["step"],
 				)?,
 				registry,
@@ -87,14 +116,18 @@ impl Metrics {
 		let cache = CacheSource(store);
 		register(
 			SourcedCounter::new(
-				&Opts::new("opg_worker_model_cache_total", "Model cache events").variable_label("event"),
+				&Opts::new("opg_worker_model_cache_total", "Model cache events")
+					.variable_label("event"),
 				cache.clone(),
 			)?,
 			registry,
 		)?;
 		register(
 			SourcedCounter::new(
-				&Opts::new("opg_worker_model_downloaded_bytes_total", "Bytes of model files downloaded"),
+				&Opts::new(
+					"opg_worker_model_downloaded_bytes_total",
+					"Bytes of model files downloaded",
+				),
 				CacheBytes(cache.0.clone(), false),
 			)?,
 			registry,
@@ -133,6 +166,13 @@ impl MetricSource for CacheBytes {
 	type N = u64;
 
 	fn collect(&self, mut set: impl FnMut(&[&str], u64)) {
-		set(&[], if self.1 { self.0.cached_bytes() } else { self.0.stats.downloaded_bytes.load(Ordering::Relaxed) });
+		set(
+			&[],
+			if self.1 {
+				self.0.cached_bytes()
+			} else {
+				self.0.stats.downloaded_bytes.load(Ordering::Relaxed)
+			},
+		);
 	}
 }

@@ -113,15 +113,19 @@ impl ModelStore {
 				continue;
 			};
 			let mut hash = [0u8; 32];
-			if stem.len() != 64
-				|| (0..32).any(|i| u8::from_str_radix(&stem[2 * i..2 * i + 2], 16).map(|b| hash[i] = b).is_err())
-			{
+			if stem.len() != 64 ||
+				(0..32).any(|i| {
+					u8::from_str_radix(&stem[2 * i..2 * i + 2], 16).map(|b| hash[i] = b).is_err()
+				}) {
 				continue;
 			}
 			let meta = entry.metadata()?;
 			index.insert(
 				H256(hash),
-				Entry { size: meta.len(), last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH) },
+				Entry {
+					size: meta.len(),
+					last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+				},
 			);
 		}
 		Ok(ModelStore { config, index: Mutex::new(index), stats: StoreStats::default() })
@@ -179,7 +183,10 @@ impl ModelStore {
 		// finish its own file before the (atomic) rename.
 		static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 		let n = DOWNLOADS.fetch_add(1, Ordering::Relaxed);
-		let tmp = self.config.dir.join(format!(".partial-{}-{}-{n}", hex(&hash), std::process::id()));
+		let tmp =
+			self.config
+				.dir
+				.join(format!(".partial-{}-{}-{n}", hex(&hash), std::process::id()));
 		let result = self.download(uri, size, &tmp).and_then(|bytes| {
 			let got = blake2_256(&bytes);
 			if got != hash {
@@ -192,7 +199,10 @@ impl ModelStore {
 		if result.is_err() {
 			let _ = fs::remove_file(&tmp);
 		} else {
-			self.index.lock().expect("store lock").insert(hash, Entry { size, last_used: SystemTime::now() });
+			self.index
+				.lock()
+				.expect("store lock")
+				.insert(hash, Entry { size, last_used: SystemTime::now() });
 		}
 		result
 	}
@@ -201,9 +211,13 @@ impl ModelStore {
 		let fetch_err = |reason: String| StoreError::Fetch { uri: uri.into(), reason };
 		let mut reader: Box<dyn Read> = if let Some(path) = uri.strip_prefix("file://") {
 			Box::new(fs::File::open(path).map_err(|e| fetch_err(e.to_string()))?)
-		} else if uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("ipfs://") {
+		} else if uri.starts_with("http://") ||
+			uri.starts_with("https://") ||
+			uri.starts_with("ipfs://")
+		{
 			let url = match uri.strip_prefix("ipfs://") {
-				Some(cid) => format!("{}/ipfs/{cid}", self.config.ipfs_gateway.trim_end_matches('/')),
+				Some(cid) =>
+					format!("{}/ipfs/{cid}", self.config.ipfs_gateway.trim_end_matches('/')),
 				None => uri.to_string(),
 			};
 			let agent = ureq::AgentBuilder::new()
@@ -244,7 +258,11 @@ impl ModelStore {
 			}
 		}
 		if bytes.len() as u64 != size {
-			return Err(StoreError::SizeMismatch { uri: uri.into(), got: bytes.len() as u64, want: size });
+			return Err(StoreError::SizeMismatch {
+				uri: uri.into(),
+				got: bytes.len() as u64,
+				want: size,
+			});
 		}
 		file.sync_all()?;
 		Ok(bytes)
@@ -255,8 +273,11 @@ impl ModelStore {
 		let mut index = self.index.lock().expect("store lock");
 		let mut total: u64 = index.values().map(|e| e.size).sum();
 		while total > self.config.max_cache_bytes {
-			let Some(victim) =
-				index.iter().filter(|(h, _)| Some(**h) != keep).min_by_key(|(_, e)| e.last_used).map(|(h, _)| *h)
+			let Some(victim) = index
+				.iter()
+				.filter(|(h, _)| Some(**h) != keep)
+				.min_by_key(|(_, e)| e.last_used)
+				.map(|(h, _)| *h)
 			else {
 				break;
 			};

@@ -23,7 +23,12 @@ pub type WorkerTee = pallet_tee::runtime_api::WorkerTee<opg_runtime::BlockNumber
 pub trait Attester: Send + Sync + 'static {
 	/// A document binding `public_key` to this enclave, with the chain's `nonce`, issued at
 	/// `now_ms` (the chain's time, which the document's freshness is checked against).
-	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], now_ms: u64) -> Result<Vec<u8>, String>;
+	fn document(
+		&self,
+		nonce: &[u8; 32],
+		public_key: &[u8; 32],
+		now_ms: u64,
+	) -> Result<Vec<u8>, String>;
 
 	/// What makes the documents, for logs.
 	fn describe(&self) -> &'static str;
@@ -37,7 +42,12 @@ pub struct DevAttester;
 pub const DEV_MODULE_ID: &str = "opg-worker-tee-dev";
 
 impl Attester for DevAttester {
-	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], now_ms: u64) -> Result<Vec<u8>, String> {
+	fn document(
+		&self,
+		nonce: &[u8; 32],
+		public_key: &[u8; 32],
+		now_ms: u64,
+	) -> Result<Vec<u8>, String> {
 		let ca = DevCa::new(DEV_SEED, now_ms / 1000);
 		let claims = Claims {
 			module_id: DEV_MODULE_ID.into(),
@@ -68,11 +78,16 @@ impl NsmAttester {
 	/// Opens [`NSM_DEVICE`]; fails outside a Nitro enclave.
 	pub fn open() -> Result<Self, String> {
 		use std::os::fd::IntoRawFd;
-		let device = std::fs::OpenOptions::new()
-			.read(true)
-			.write(true)
-			.open(NSM_DEVICE)
-			.map_err(|e| format!("{NSM_DEVICE}: {e} (--tee-nitro works inside an AWS Nitro enclave only)"))?;
+		let device =
+			std::fs::OpenOptions::new()
+				.read(true)
+				.write(true)
+				.open(NSM_DEVICE)
+				.map_err(|e| {
+					format!(
+						"{NSM_DEVICE}: {e} (--tee-nitro works inside an AWS Nitro enclave only)"
+					)
+				})?;
 		Ok(NsmAttester { fd: device.into_raw_fd() })
 	}
 }
@@ -98,7 +113,8 @@ const NSM_REQUEST_MAX: usize = 0x1000;
 const NSM_RESPONSE_MAX: usize = 0x3000;
 
 /// `NSM_IOCTL_RAW`: `_IOWR(0x0A, 0, struct nsm_raw)`.
-const NSM_IOCTL: libc::c_ulong = (3 << 30) | ((std::mem::size_of::<NsmMessage>() as libc::c_ulong) << 16) | (0x0A << 8);
+const NSM_IOCTL: libc::c_ulong =
+	(3 << 30) | ((std::mem::size_of::<NsmMessage>() as libc::c_ulong) << 16) | (0x0A << 8);
 
 impl NsmAttester {
 	/// One request to the NSM and its decoded response.
@@ -108,12 +124,21 @@ impl NsmAttester {
 	) -> Result<aws_nitro_enclaves_nsm_api::api::Response, String> {
 		let request = serde_cbor::to_vec(request).map_err(|e| format!("NSM request: {e}"))?;
 		if request.len() > NSM_REQUEST_MAX {
-			return Err(format!("NSM request of {} bytes over the driver's {NSM_REQUEST_MAX}", request.len()));
+			return Err(format!(
+				"NSM request of {} bytes over the driver's {NSM_REQUEST_MAX}",
+				request.len()
+			));
 		}
 		let mut response = vec![0u8; NSM_RESPONSE_MAX];
 		let mut message = NsmMessage {
-			request: libc::iovec { iov_base: request.as_ptr() as *mut libc::c_void, iov_len: request.len() },
-			response: libc::iovec { iov_base: response.as_mut_ptr() as *mut libc::c_void, iov_len: response.len() },
+			request: libc::iovec {
+				iov_base: request.as_ptr() as *mut libc::c_void,
+				iov_len: request.len(),
+			},
+			response: libc::iovec {
+				iov_base: response.as_mut_ptr() as *mut libc::c_void,
+				iov_len: response.len(),
+			},
 		};
 		// SAFETY: both buffers outlive the call; the driver reads `request` and writes at most
 		// `response.len()` bytes into `response`, then sets `message.response.iov_len`.
@@ -126,7 +151,12 @@ impl NsmAttester {
 }
 
 impl Attester for NsmAttester {
-	fn document(&self, nonce: &[u8; 32], public_key: &[u8; 32], _now_ms: u64) -> Result<Vec<u8>, String> {
+	fn document(
+		&self,
+		nonce: &[u8; 32],
+		public_key: &[u8; 32],
+		_now_ms: u64,
+	) -> Result<Vec<u8>, String> {
 		use aws_nitro_enclaves_nsm_api::api::{Request, Response};
 		let request = Request::Attestation {
 			user_data: None,
@@ -159,7 +189,11 @@ pub const RENEW_BEFORE_MS: u64 = 60 * 60 * 1000;
 impl Enclave {
 	/// An enclave with a fresh random key.
 	pub fn new(attester: impl Attester) -> Self {
-		Enclave { key: ed25519::Pair::generate().0, attester: Box::new(attester), renew_before_ms: RENEW_BEFORE_MS }
+		Enclave {
+			key: ed25519::Pair::generate().0,
+			attester: Box::new(attester),
+			renew_before_ms: RENEW_BEFORE_MS,
+		}
 	}
 
 	/// `--tee-dev`: a fresh key attested by the insecure development CA.
@@ -185,7 +219,13 @@ impl Enclave {
 
 	/// Evidence for a result: the signature over [`tee_message`] of the job, the release's
 	/// artifact, the input's hash and the output.
-	pub fn sign_result(&self, job: JobId, artifact: H256, input_hash: H256, output: &[u8]) -> [u8; 64] {
+	pub fn sign_result(
+		&self,
+		job: JobId,
+		artifact: H256,
+		input_hash: H256,
+		output: &[u8],
+	) -> [u8; 64] {
 		self.key.sign(&tee_message(job, artifact, input_hash, payload_hash(output))).0
 	}
 }
@@ -221,7 +261,13 @@ pub struct Attestation {
 impl Attestation {
 	/// Starts with nothing known about the chain.
 	pub fn new(enclave: std::sync::Arc<Enclave>) -> Self {
-		Attestation { enclave, usable_until_ms: None, pending: None, failures: 0, warned_not_worker: false }
+		Attestation {
+			enclave,
+			usable_until_ms: None,
+			pending: None,
+			failures: 0,
+			warned_not_worker: false,
+		}
 	}
 
 	/// The enclave.
@@ -296,7 +342,11 @@ impl Attestation {
 			if !answered {
 				// A failure to make the document waits like a refused one.
 				self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
-				return match self.enclave.attester.document(&challenge.nonce, &public, status.now_ms) {
+				return match self.enclave.attester.document(
+					&challenge.nonce,
+					&public,
+					status.now_ms,
+				) {
 					Ok(document) => Step::Attest(document),
 					Err(e) => {
 						tracing::error!(target: "inference", "the enclave made no attestation document: {e}");
@@ -331,7 +381,10 @@ mod tests {
 		};
 		let cbor = serde_cbor::to_vec(&request).unwrap();
 		// CBOR byte strings of 32 bytes (0x58 0x20 …), not arrays of integers.
-		let has = |byte: u8| cbor.windows(34).any(|w| w[..2] == [0x58, 0x20] && w[2..].iter().all(|b| *b == byte));
+		let has = |byte: u8| {
+			cbor.windows(34)
+				.any(|w| w[..2] == [0x58, 0x20] && w[2..].iter().all(|b| *b == byte))
+		};
 		assert!(has(7) && has(9), "{cbor:02x?}");
 		assert!(cbor.len() < NSM_REQUEST_MAX);
 	}

@@ -125,8 +125,8 @@ impl<C: Chain> Worker<C> {
 		metrics: Option<Metrics>,
 		config: WorkerConfig,
 	) -> Result<Self, WorkerError> {
-		let journal =
-			Journal::open(&config.state_dir).map_err(|e| WorkerError::Journal(config.state_dir.clone(), e))?;
+		let journal = Journal::open(&config.state_dir)
+			.map_err(|e| WorkerError::Journal(config.state_dir.clone(), e))?;
 		Ok(Worker {
 			chain,
 			signer,
@@ -178,11 +178,10 @@ impl<C: Chain> Worker<C> {
 		let follower = tokio::spawn(async move {
 			loop {
 				match chain.next_head().await {
-					Ok(head) => {
+					Ok(head) =>
 						if head_tx.send(head).is_err() {
 							break;
-						}
-					},
+						},
 					Err(e) => {
 						tracing::warn!(target: "inference", "following blocks: {e}");
 						tokio::time::sleep(Duration::from_secs(1)).await;
@@ -219,10 +218,17 @@ impl<C: Chain> Worker<C> {
 		tracing::info!(target: "inference", unanswered = self.in_flight.len(), "inference worker stopped");
 	}
 
-	async fn on_head(&mut self, head: Head, done_tx: &mpsc::UnboundedSender<Done>, slots: &Arc<Semaphore>) {
+	async fn on_head(
+		&mut self,
+		head: Head,
+		done_tx: &mpsc::UnboundedSender<Done>,
+		slots: &Arc<Semaphore>,
+	) {
 		let now = Instant::now();
 		if let Some(last) = self.last_head_at {
-			let seen = now.duration_since(last).clamp(Duration::from_millis(100), Duration::from_secs(60));
+			let seen = now
+				.duration_since(last)
+				.clamp(Duration::from_millis(100), Duration::from_secs(60));
 			self.block_time = (self.block_time * 4 + seen) / 5;
 		}
 		self.last_head_at = Some(now);
@@ -285,7 +291,8 @@ impl<C: Chain> Worker<C> {
 					m.attestation_steps.with_label_values(&[name]).inc();
 				}
 			},
-			Err(e) => tracing::warn!(target: "inference", step = name, "attestation step not accepted: {e}"),
+			Err(e) =>
+				tracing::warn!(target: "inference", step = name, "attestation step not accepted: {e}"),
 		}
 	}
 
@@ -320,8 +327,12 @@ impl<C: Chain> Worker<C> {
 			Err(e) => Err(e),
 		};
 		let Ok(finalized_open) = finalized_open else { return };
-		let ended: Vec<JobId> =
-			self.journal.jobs().into_iter().filter(|j| !open.contains(j) && !finalized_open.contains(j)).collect();
+		let ended: Vec<JobId> = self
+			.journal
+			.jobs()
+			.into_iter()
+			.filter(|j| !open.contains(j) && !finalized_open.contains(j))
+			.collect();
 		if let Err(e) = self.journal.remove(&ended) {
 			tracing::error!(target: "inference", "writing the journal: {e}");
 		}
@@ -357,7 +368,13 @@ impl<C: Chain> Worker<C> {
 		}
 	}
 
-	async fn start(&mut self, id: JobId, head: Head, done_tx: &mpsc::UnboundedSender<Done>, slots: &Arc<Semaphore>) {
+	async fn start(
+		&mut self,
+		id: JobId,
+		head: Head,
+		done_tx: &mpsc::UnboundedSender<Done>,
+		slots: &Arc<Semaphore>,
+	) {
 		let (job, input) = match self.chain.job(head.hash, id).await {
 			Ok(Some((job, Some(input)))) => (job, input),
 			Ok(_) => return,
@@ -375,7 +392,9 @@ impl<C: Chain> Worker<C> {
 			return;
 		}
 		let blocks_left = job.deadline - head.number;
-		let budget = (self.block_time * (blocks_left - 1)).max(self.block_time / 2).min(self.config.max_execution);
+		let budget = (self.block_time * (blocks_left - 1))
+			.max(self.block_time / 2)
+			.min(self.config.max_execution);
 		let seen = Instant::now();
 		self.in_flight.insert(id, seen);
 		let send = |answer| {
@@ -430,15 +449,22 @@ impl<C: Chain> Worker<C> {
 					let _slot = slot;
 					match method {
 						Method::Plain => execute(id, &store, &engines, &release, &input),
-						Method::Tee(enclave) => match execute(id, &store, &engines, &release, &input) {
-							Answer::Output { output, .. } => {
-								let signature = enclave.sign_result(id, release.artifact, job.input_hash, &output);
-								let evidence =
-									Evidence::TeeSignature(signature.to_vec().try_into().expect("64 bytes fit"));
-								Answer::Output { output, evidence }
+						Method::Tee(enclave) =>
+							match execute(id, &store, &engines, &release, &input) {
+								Answer::Output { output, .. } => {
+									let signature = enclave.sign_result(
+										id,
+										release.artifact,
+										job.input_hash,
+										&output,
+									);
+									let evidence = Evidence::TeeSignature(
+										signature.to_vec().try_into().expect("64 bytes fit"),
+									);
+									Answer::Output { output, evidence }
+								},
+								answer => answer,
 							},
-							answer => answer,
-						},
 						Method::Zk(provers) => prove(id, &store, &provers, &release, &input),
 					}
 				})
@@ -473,7 +499,9 @@ impl<C: Chain> Worker<C> {
 		let Some(head) = self.best else { return };
 		let (job, kind) = (done.job, done.answer.kind());
 		let call = done.answer.call(job).unwrap_or_else(|| {
-			Answer::Reject(RejectReason::ExecutionFailed).call(job).expect("a rejection always fits")
+			Answer::Reject(RejectReason::ExecutionFailed)
+				.call(job)
+				.expect("a rejection always fits")
 		});
 		let submitted = self.send(call, head).await;
 		let sent = match submitted {
@@ -507,7 +535,13 @@ impl<C: Chain> Worker<C> {
 }
 
 /// Runs a job's model on its input; every failure becomes the matching rejection.
-fn execute(job: JobId, store: &ModelStore, engines: &EngineCache, release: &Release, input: &[u8]) -> Answer {
+fn execute(
+	job: JobId,
+	store: &ModelStore,
+	engines: &EngineCache,
+	release: &Release,
+	input: &[u8],
+) -> Answer {
 	let engine = match engines.get(&release.artifact) {
 		Some(engine) => engine,
 		None => {
@@ -568,18 +602,30 @@ enum Method {
 }
 
 /// Evaluates and proves a ZK job; every failure becomes the matching rejection.
-fn prove(job: JobId, store: &ModelStore, provers: &Provers, release: &Release, input: &[u8]) -> Answer {
+fn prove(
+	job: JobId,
+	store: &ModelStore,
+	provers: &Provers,
+	release: &Release,
+	input: &[u8],
+) -> Answer {
 	let Some(key) = release.zk_verifying_key else {
 		tracing::warn!(target: "inference", job, "the release has no verifying key");
 		return Answer::Reject(RejectReason::ModelUnavailable);
 	};
 	let uri = String::from_utf8_lossy(&release.source_uri);
 	// The store checks the file against `artifact`.
-	let model = || store.get(release.artifact, release.artifact_size, &uri).map_err(|e| e.to_string());
+	let model = || {
+		store
+			.get(release.artifact, release.artifact_size, &uri)
+			.map_err(|e| e.to_string())
+	};
 	let started = Instant::now();
 	match provers.prove(key, release.artifact, model, input) {
 		Ok(proved) => {
-			if proved.output.len() > MAX_OUTPUT_LEN || check_tensors(&proved.output, &release.outputs).is_err() {
+			if proved.output.len() > MAX_OUTPUT_LEN ||
+				check_tensors(&proved.output, &release.outputs).is_err()
+			{
 				tracing::warn!(target: "inference", job, "the proved output does not fit the release's spec");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
@@ -589,7 +635,8 @@ fn prove(job: JobId, store: &ModelStore, provers: &Provers, release: &Release, i
 				"proved"
 			);
 			match proved.proof.try_into() {
-				Ok(proof) => Answer::Output { output: proved.output, evidence: Evidence::ZkProof(proof) },
+				Ok(proof) =>
+					Answer::Output { output: proved.output, evidence: Evidence::ZkProof(proof) },
 				Err(_) => Answer::Reject(RejectReason::ExecutionFailed),
 			}
 		},

@@ -51,8 +51,12 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 			.ok_or_else(|| fail(format!("`{}` has no declared shape", spec.name)))?
 			.iter()
 			.map(|d| match d {
-				Dim::Fixed(n) => u32::try_from(*n).map_err(|_| fail(format!("`{}`: dimension {n}", spec.name))),
-				Dim::Any => Err(fail(format!("`{}` has a dynamic dimension: a circuit has one shape", spec.name))),
+				Dim::Fixed(n) =>
+					u32::try_from(*n).map_err(|_| fail(format!("`{}`: dimension {n}", spec.name))),
+				Dim::Any => Err(fail(format!(
+					"`{}` has a dynamic dimension: a circuit has one shape",
+					spec.name
+				))),
 			})
 			.collect()
 	};
@@ -60,10 +64,16 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 		return Err(fail("one input and one output expected".into()));
 	};
 	if input.elem != ElemType::I8 || output.elem != ElemType::I32 {
-		return Err(fail(format!("input {:?} and output {:?}: int8 in, int32 out expected", input.elem, output.elem)));
+		return Err(fail(format!(
+			"input {:?} and output {:?}: int8 in, int32 out expected",
+			input.elem, output.elem
+		)));
 	}
 	let constant = |name: &str, elem: ElemType| -> Result<&opg_primitives::Tensor, ZkError> {
-		let t = model.initializers.get(name).ok_or_else(|| fail(format!("`{name}` is not a constant")))?;
+		let t = model
+			.initializers
+			.get(name)
+			.ok_or_else(|| fail(format!("`{name}` is not a constant")))?;
 		if t.elem != elem {
 			return Err(fail(format!("`{name}` is {:?}, not {elem:?}", t.elem)));
 		}
@@ -78,9 +88,17 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 	};
 	let mut nodes = model.nodes.iter().peekable();
 	let mut next = |op: &str, from: &str| -> Result<&crate::onnx::Node, ZkError> {
-		let node = nodes.next().ok_or_else(|| fail(format!("the graph ends where {op} was expected")))?;
-		if node.op != op || node.inputs.first().map(String::as_str) != Some(from) || node.outputs.len() != 1 {
-			return Err(fail(format!("node `{}` ({}) where {op} on `{from}` was expected", node.name, node.op)));
+		let node = nodes
+			.next()
+			.ok_or_else(|| fail(format!("the graph ends where {op} was expected")))?;
+		if node.op != op ||
+			node.inputs.first().map(String::as_str) != Some(from) ||
+			node.outputs.len() != 1
+		{
+			return Err(fail(format!(
+				"node `{}` ({}) where {op} on `{from}` was expected",
+				node.name, node.op
+			)));
 		}
 		Ok(node)
 	};
@@ -92,11 +110,16 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 			return Err(fail(format!("`{}`: zero points are not supported", matmul.name)));
 		}
 		let w = constant(&matmul.inputs[1], ElemType::I8)?;
-		let [inputs, outputs] = w.shape[..] else { return Err(fail(format!("`{}`: weights of rank 2", matmul.name))) };
+		let [inputs, outputs] = w.shape[..] else {
+			return Err(fail(format!("`{}`: weights of rank 2", matmul.name)))
+		};
 		let add = next("Add", &matmul.outputs[0])?;
 		let b = constant(add.inputs.get(1).map(String::as_str).unwrap_or_default(), ElemType::I32)?;
-		let bias: Vec<i32> =
-			b.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+		let bias: Vec<i32> = b
+			.data
+			.chunks_exact(4)
+			.map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+			.collect();
 		let mut layer = Dense {
 			inputs: inputs as usize,
 			outputs: outputs as usize,
@@ -119,7 +142,10 @@ pub fn integer_mlp(model: &Model) -> Result<IntegerMlp, ZkError> {
 		let clip = next("Clip", &div.outputs[0])?;
 		let bounds = (clip.inputs.get(1).map(|n| scalar(n)), clip.inputs.get(2).map(|n| scalar(n)));
 		if !matches!(bounds, (Some(Ok(0)), Some(Ok(127)))) {
-			return Err(fail(format!("`{}`: the hidden values must be clipped to [0, 127]", clip.name)));
+			return Err(fail(format!(
+				"`{}`: the hidden values must be clipped to [0, 127]",
+				clip.name
+			)));
 		}
 		let cast = next("Cast", &clip.outputs[0])?;
 		if cast.attributes.get("to") != Some(&Attribute::Int(3)) {
@@ -143,7 +169,9 @@ pub fn mlp_of(onnx: &[u8]) -> Result<IntegerMlp, ZkError> {
 
 /// blake2-256 of a verifying key's compact bytes: how the chain names it (`pallet_zk::key_hash`).
 pub fn key_hash(verifying_key: &opg_groth16::VerifyingKey) -> Result<H256, ZkError> {
-	let bytes = verifying_key.encode().map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
+	let bytes = verifying_key
+		.encode()
+		.map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
 	Ok(H256(polkadot_sdk::sp_crypto_hashing::blake2_256(&bytes)))
 }
 
@@ -178,7 +206,10 @@ pub fn setup(onnx: &[u8], dir: &Path) -> Result<SetupReport, ZkError> {
 	let io = |path: &Path, e: std::io::Error| ZkError::BadKey(path.to_path_buf(), e.to_string());
 	std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
 	let (pk, vk) = (key_file(dir, hash, "pk"), key_file(dir, hash, "vk"));
-	let vk_bytes = keys.verifying.encode().map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
+	let vk_bytes = keys
+		.verifying
+		.encode()
+		.map_err(|e| ZkError::Model(format!("verifying key: {e:?}")))?;
 	let artifact = crate::store::blake2_256(onnx);
 	let pk_bytes = [&artifact.0[..], &opg_zkml::write_proving_key(&keys.proving)].concat();
 	crate::write_atomically(&pk, &pk_bytes).map_err(|e| io(&pk, e))?;
@@ -224,21 +255,28 @@ impl Provers {
 		let path = key_file(&self.dir, key, "pk");
 		let started = Instant::now();
 		let bytes = std::fs::read(&path).map_err(|_| ZkError::NoKey(path.clone()))?;
-		let (made_for, bytes) =
-			bytes.split_at_checked(32).ok_or_else(|| ZkError::BadKey(path.clone(), "truncated".into()))?;
+		let (made_for, bytes) = bytes
+			.split_at_checked(32)
+			.ok_or_else(|| ZkError::BadKey(path.clone(), "truncated".into()))?;
 		if made_for != artifact.0 {
 			return Err(ZkError::BadKey(
 				path,
 				format!("made for model {}, not {artifact:?}", H256::from_slice(made_for)),
 			));
 		}
-		let proving = opg_zkml::read_proving_key(bytes).map_err(|e| ZkError::BadKey(path.clone(), e.to_string()))?;
+		let proving = opg_zkml::read_proving_key(bytes)
+			.map_err(|e| ZkError::BadKey(path.clone(), e.to_string()))?;
 		if key_hash(&opg_zkml::verifying_key_of(&proving))? != key {
 			return Err(ZkError::BadKey(path, "it belongs to another verifying key".into()));
 		}
 		let model = mlp_of(&model().map_err(ZkError::ModelUnavailable)?)?;
 		let prover = Arc::new(Prover { model, key: proving });
-		tracing::info!(?key, bytes = bytes.len(), took_ms = started.elapsed().as_millis() as u64, "proving key loaded");
+		tracing::info!(
+			?key,
+			bytes = bytes.len(),
+			took_ms = started.elapsed().as_millis() as u64,
+			"proving key loaded"
+		);
 		loaded.insert((key, artifact), prover.clone());
 		Ok(prover)
 	}

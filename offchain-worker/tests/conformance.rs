@@ -43,15 +43,26 @@ fn read_tensor(path: &Path) -> Tensor {
 
 fn floats(t: &Tensor) -> Vec<f64> {
 	match t.elem {
-		ElemType::F64 => t.data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-		_ => t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+		ElemType::F64 => t
+			.data
+			.chunks_exact(8)
+			.map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+			.collect(),
+		_ => t
+			.data
+			.chunks_exact(4)
+			.map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+			.collect(),
 	}
 }
 
 /// `None` when the outputs match, else why not.
 fn compare(got: &Tensor, want: &Tensor) -> Option<String> {
 	if got.elem != want.elem || got.shape != want.shape {
-		return Some(format!("got {:?} {:?}, want {:?} {:?}", got.elem, got.shape, want.elem, want.shape));
+		return Some(format!(
+			"got {:?} {:?}, want {:?} {:?}",
+			got.elem, got.shape, want.elem, want.shape
+		));
 	}
 	if !matches!(want.elem, ElemType::F32 | ElemType::F64) {
 		return (got.data != want.data).then(|| "integer outputs differ".into());
@@ -79,9 +90,8 @@ fn run_model(dir: &Path) -> Outcome {
 	};
 	let exec = match Executor::<opg_worker::exec::CpuBackend>::new(model, Default::default()) {
 		Ok(x) => x,
-		Err(e @ (ExecError::UnsupportedOp { .. } | ExecError::Unsupported { .. })) => {
-			return Outcome::Refused(e.to_string())
-		},
+		Err(e @ (ExecError::UnsupportedOp { .. } | ExecError::Unsupported { .. })) =>
+			return Outcome::Refused(e.to_string()),
 		Err(e) => return Outcome::Fail(format!("load: {e}")),
 	};
 	let mut sets: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -126,8 +136,10 @@ fn onnx_backend_test_models() {
 		.collect();
 	let (mut failures, mut passing) = (Vec::new(), Vec::new());
 	for folder in FOLDERS {
-		let mut models: Vec<PathBuf> =
-			std::fs::read_dir(root.join(folder)).expect("conformance folder").map(|e| e.unwrap().path()).collect();
+		let mut models: Vec<PathBuf> = std::fs::read_dir(root.join(folder))
+			.expect("conformance folder")
+			.map(|e| e.unwrap().path())
+			.collect();
 		models.sort();
 		let (mut pass, mut refused, mut total) = (0, 0, 0);
 		for dir in models.iter().filter(|d| d.join("model.onnx").exists()) {
@@ -148,7 +160,10 @@ fn onnx_backend_test_models() {
 				},
 			}
 		}
-		println!("{folder}: {pass}/{total} pass, {refused} refused at load, {} wrong", total - pass - refused);
+		println!(
+			"{folder}: {pass}/{total} pass, {refused} refused at load, {} wrong",
+			total - pass - refused
+		);
 	}
 	let regressions: Vec<&String> = baseline.iter().filter(|b| !passing.contains(b)).collect();
 	let new: Vec<&String> = passing.iter().filter(|p| !baseline.contains(p)).collect();

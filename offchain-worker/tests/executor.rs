@@ -10,7 +10,8 @@ use prost::Message;
 type Cpu = opg_worker::exec::CpuBackend;
 
 fn demo_bytes() -> Vec<u8> {
-	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx")).unwrap()
+	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
+		.unwrap()
 }
 
 fn f32_tensor(shape: Vec<u32>, v: &[f32]) -> Tensor {
@@ -18,7 +19,10 @@ fn f32_tensor(shape: Vec<u32>, v: &[f32]) -> Tensor {
 }
 
 fn floats(t: &Tensor) -> Vec<f32> {
-	t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+	t.data
+		.chunks_exact(4)
+		.map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+		.collect()
 }
 
 fn demo() -> Executor<Cpu> {
@@ -28,16 +32,29 @@ fn demo() -> Executor<Cpu> {
 #[test]
 fn demo_model_matches_the_onnx_reference_evaluator() {
 	let reference: serde_json::Value = serde_json::from_str(
-		&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/reference.json")).unwrap(),
+		&std::fs::read_to_string(concat!(
+			env!("CARGO_MANIFEST_DIR"),
+			"/../models/demo/reference.json"
+		))
+		.unwrap(),
 	)
 	.unwrap();
 	let exec = demo();
 	let cases = reference["cases"].as_array().unwrap();
 	assert_eq!(cases.len(), 4);
 	for case in cases {
-		let input: Vec<f32> = case["features"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-		let want: Vec<f32> =
-			case["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+		let input: Vec<f32> = case["features"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|v| v.as_f64().unwrap() as f32)
+			.collect();
+		let want: Vec<f32> = case["probabilities"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|v| v.as_f64().unwrap() as f32)
+			.collect();
 		let out = exec.run(&[f32_tensor(vec![1, 4], &input)]).unwrap();
 		assert_eq!(out.len(), 1);
 		assert_eq!((out[0].elem, out[0].shape.clone()), (ElemType::F32, vec![1, 3]));
@@ -80,7 +97,9 @@ fn demo_with(edit: impl FnOnce(&mut proto::GraphProto)) -> Result<Executor<Cpu>,
 
 #[test]
 fn unsupported_operators_and_attributes_are_refused_at_load() {
-	let err = demo_with(|g| g.node[1].op_type = Some("NonMaxSuppression".into())).err().unwrap();
+	let err = demo_with(|g| g.node[1].op_type = Some("NonMaxSuppression".into()))
+		.err()
+		.unwrap();
 	assert!(matches!(&err, ExecError::UnsupportedOp { op, .. } if op == "NonMaxSuppression"));
 	assert!(err.to_string().contains("`NonMaxSuppression`"));
 
@@ -121,13 +140,21 @@ fn shape_errors_inside_the_graph_fail_the_run_with_the_node_named() {
 fn digits_model_matches_the_reference_in_one_batch_and_refuses_an_empty_one() {
 	let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits");
 	let reference: serde_json::Value =
-		serde_json::from_str(&std::fs::read_to_string(format!("{dir}/reference.json")).unwrap()).unwrap();
+		serde_json::from_str(&std::fs::read_to_string(format!("{dir}/reference.json")).unwrap())
+			.unwrap();
 	let bytes = std::fs::read(format!("{dir}/digits-cnn.onnx")).unwrap();
-	assert_eq!(format!("{:?}", opg_worker::store::blake2_256(&bytes)), reference["blake2_256"].as_str().unwrap());
-	let exec: Executor<Cpu> = Executor::new(Model::parse(&bytes).unwrap(), Default::default()).unwrap();
+	assert_eq!(
+		format!("{:?}", opg_worker::store::blake2_256(&bytes)),
+		reference["blake2_256"].as_str().unwrap()
+	);
+	let exec: Executor<Cpu> =
+		Executor::new(Model::parse(&bytes).unwrap(), Default::default()).unwrap();
 	let cases = reference["cases"].as_array().unwrap();
 	let number = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
-	let pixels: Vec<f32> = cases.iter().flat_map(|c| c["pixels"].as_array().unwrap().iter().map(number)).collect();
+	let pixels: Vec<f32> = cases
+		.iter()
+		.flat_map(|c| c["pixels"].as_array().unwrap().iter().map(number))
+		.collect();
 	let out = exec.run(&[f32_tensor(vec![cases.len() as u32, 1, 8, 8], &pixels)]).unwrap();
 	assert_eq!(out[0].shape, vec![cases.len() as u32, 10]);
 	let got = floats(&out[0]);
@@ -146,7 +173,9 @@ fn digits_model_matches_the_reference_in_one_batch_and_refuses_an_empty_one() {
 
 /// The digits CNN, edited by `edit`.
 fn digits_with(edit: impl FnOnce(&mut proto::GraphProto)) -> Executor<Cpu> {
-	let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx")).unwrap();
+	let bytes =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx"))
+			.unwrap();
 	let mut m = proto::ModelProto::decode(bytes.as_slice()).unwrap();
 	edit(m.graph.as_mut().unwrap());
 	Executor::new(Model::parse(&m.encode_to_vec()).unwrap(), Default::default()).unwrap()
@@ -170,7 +199,11 @@ fn relu_after_gemm(g: &mut proto::GraphProto) {
 
 /// Moves the reading of `value` by its Relu behind an Identity, which keeps the Relu apart.
 fn identity_before_relu(g: &mut proto::GraphProto, value: &str) {
-	let relu = g.node.iter().position(|n| n.op_type.as_deref() == Some("Relu") && n.input[0] == value).unwrap();
+	let relu = g
+		.node
+		.iter()
+		.position(|n| n.op_type.as_deref() == Some("Relu") && n.input[0] == value)
+		.unwrap();
 	g.node[relu].input[0] = format!("{value}_copy");
 	g.node.insert(relu, node("Identity", value, &format!("{value}_copy")));
 }
@@ -218,17 +251,24 @@ fn relu_and_max_pool_fused_into_conv_and_gemm_change_no_bit() {
 			.collect();
 		let input = [f32_tensor(vec![batch, 1, 8, 8], &pixels)];
 		assert_eq!(fused.run(&input).unwrap(), apart.run(&input).unwrap(), "batch {batch}");
-		assert_eq!(ceil_fused.run(&input).unwrap(), ceil_apart.run(&input).unwrap(), "ceil mode, batch {batch}");
+		assert_eq!(
+			ceil_fused.run(&input).unwrap(),
+			ceil_apart.run(&input).unwrap(),
+			"ceil mode, batch {batch}"
+		);
 	}
 
 	// A Conv output read by a second node, or that is a graph output, keeps its own Relu.
 	let shared = digits_with(|g| {
 		g.node.push(node("Identity", "conv", "conv_seen"));
-		g.output.push(proto::ValueInfoProto { name: Some("conv_seen".into()), ..g.output[0].clone() });
+		g.output
+			.push(proto::ValueInfoProto { name: Some("conv_seen".into()), ..g.output[0].clone() });
 	});
 	assert!(shared.fused().is_empty());
-	let exposed =
-		digits_with(|g| g.output.push(proto::ValueInfoProto { name: Some("conv".into()), ..g.output[0].clone() }));
+	let exposed = digits_with(|g| {
+		g.output
+			.push(proto::ValueInfoProto { name: Some("conv".into()), ..g.output[0].clone() })
+	});
 	assert!(exposed.fused().is_empty());
 	let out = exposed.run(&[f32_tensor(vec![1, 1, 8, 8], &[0.5; 64])]).unwrap();
 	assert!(floats(&out[1]).iter().any(|&v| v < 0.0), "the Conv output is given before its Relu");

@@ -5,7 +5,8 @@ use opg_worker::onnx::{proto, Dim, Model, ModelError};
 use prost::Message;
 
 fn demo_bytes() -> Vec<u8> {
-	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx")).unwrap()
+	std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
+		.unwrap()
 }
 
 #[test]
@@ -41,14 +42,20 @@ fn demo_proto() -> proto::ModelProto {
 #[test]
 fn unsupported_features_are_named() {
 	let mut m = demo_proto();
-	m.opset_import.push(proto::OperatorSetIdProto { domain: Some("com.microsoft".into()), version: Some(1) });
-	assert_eq!(Model::parse(&m.encode_to_vec()), Err(ModelError::UnsupportedDomain("com.microsoft".into())));
+	m.opset_import
+		.push(proto::OperatorSetIdProto { domain: Some("com.microsoft".into()), version: Some(1) });
+	assert_eq!(
+		Model::parse(&m.encode_to_vec()),
+		Err(ModelError::UnsupportedDomain("com.microsoft".into()))
+	);
 
 	let mut m = demo_proto();
-	m.graph.as_mut().unwrap().initializer[0].external_data.push(proto::StringStringEntryProto {
-		key: Some("location".into()),
-		value: Some("weights.bin".into()),
-	});
+	m.graph.as_mut().unwrap().initializer[0]
+		.external_data
+		.push(proto::StringStringEntryProto {
+			key: Some("location".into()),
+			value: Some("weights.bin".into()),
+		});
 	assert_eq!(Model::parse(&m.encode_to_vec()), Err(ModelError::ExternalData("w1".into())));
 
 	let mut m = demo_proto();
@@ -75,8 +82,18 @@ fn typed_tensor_fields_decode_like_raw_data() {
 		raw_data: Some([3i64, -4].iter().flat_map(|v| v.to_le_bytes()).collect()),
 		..Default::default()
 	};
-	let typed = proto::TensorProto { dims: vec![2], data_type: Some(7), int64_data: vec![3, -4], ..Default::default() };
-	let bools = proto::TensorProto { dims: vec![3], data_type: Some(9), int32_data: vec![1, 0, 5], ..Default::default() };
+	let typed = proto::TensorProto {
+		dims: vec![2],
+		data_type: Some(7),
+		int64_data: vec![3, -4],
+		..Default::default()
+	};
+	let bools = proto::TensorProto {
+		dims: vec![3],
+		data_type: Some(9),
+		int32_data: vec![1, 0, 5],
+		..Default::default()
+	};
 	use opg_worker::onnx::tensor_from_proto;
 	assert_eq!(tensor_from_proto(&raw).unwrap(), tensor_from_proto(&typed).unwrap());
 	assert_eq!(tensor_from_proto(&bools).unwrap().data, vec![1, 0, 1]);

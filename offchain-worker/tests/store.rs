@@ -48,8 +48,14 @@ fn mismatching_or_oversized_downloads_are_deleted_and_reported() {
 	let want = blake2_256(b"original");
 	assert!(matches!(s.get(want, 8, &uri), Err(StoreError::HashMismatch { .. })));
 	assert!(matches!(s.get(want, 4, &uri), Err(StoreError::SizeMismatch { got: 8, want: 4, .. })));
-	assert!(matches!(s.get(want, 20, &uri), Err(StoreError::SizeMismatch { got: 8, want: 20, .. })));
-	assert!(matches!(s.get(want, 5000, &uri), Err(StoreError::TooLarge { size: 5000, limit: 1000 })));
+	assert!(matches!(
+		s.get(want, 20, &uri),
+		Err(StoreError::SizeMismatch { got: 8, want: 20, .. })
+	));
+	assert!(matches!(
+		s.get(want, 5000, &uri),
+		Err(StoreError::TooLarge { size: 5000, limit: 1000 })
+	));
 	assert!(matches!(s.get(want, 8, "ftp://x/m.onnx"), Err(StoreError::UnsupportedUri(_))));
 	assert!(matches!(s.get(want, 8, "file:///nonexistent/m.onnx"), Err(StoreError::Fetch { .. })));
 	// Nothing is left behind: no final file, no partial download.
@@ -109,7 +115,12 @@ fn fetches_over_http() {
 			let mut stream = stream.unwrap();
 			let mut req = [0u8; 1024];
 			let _ = stream.read(&mut req).unwrap();
-			write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+			write!(
+				stream,
+				"HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+				body.len()
+			)
+			.unwrap();
 			stream.write_all(&body).unwrap();
 		}
 	});
@@ -143,7 +154,11 @@ fn concurrent_fetches_of_one_model_all_succeed() {
 			for _ in 0..8 {
 				scope.spawn(|| {
 					barrier.wait();
-					assert_eq!(s.get(hash, bytes.len() as u64, &uri).unwrap(), bytes, "round {round}");
+					assert_eq!(
+						s.get(hash, bytes.len() as u64, &uri).unwrap(),
+						bytes,
+						"round {round}"
+					);
 				});
 			}
 		});

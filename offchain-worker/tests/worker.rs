@@ -13,11 +13,14 @@ use std::{
 use async_trait::async_trait;
 use codec::Encode;
 use opg_primitives::{
-	tee_message, ElemType, Evidence, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec, VerificationMode,
+	tee_message, ElemType, Evidence, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec,
+	VerificationMode,
 };
 use opg_runtime::{AccountId, Nonce, RuntimeCall, UncheckedExtrinsic};
 use opg_worker::{
-	chain::{extrinsic_hash, Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee},
+	chain::{
+		extrinsic_hash, Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee,
+	},
 	store::{blake2_256, ModelStore, StoreConfig},
 	tee::Enclave,
 	worker::{Worker, WorkerConfig},
@@ -63,12 +66,17 @@ impl State {
 				if self.refuse_documents {
 					return;
 				}
-				let attestation = opg_nitro::verify(document, &[opg_nitro::INSECURE_DEV_ROOT], tee.now_ms)
-					.expect("a development-CA document, fresh at chain time");
+				let attestation =
+					opg_nitro::verify(document, &[opg_nitro::INSECURE_DEV_ROOT], tee.now_ms)
+						.expect("a development-CA document, fresh at chain time");
 				let challenge = tee.challenge.take().expect("attested without a challenge");
 				assert_eq!(attestation.nonce, Some(&challenge.nonce[..]));
 				for i in 0..3 {
-					assert_eq!(attestation.pcr(i), Some(&[0u8; 48][..]), "debug mode's zero PCR{i}");
+					assert_eq!(
+						attestation.pcr(i),
+						Some(&[0u8; 48][..]),
+						"debug mode's zero PCR{i}"
+					);
 				}
 				tee.key = Some(pallet_tee::EnclaveKey {
 					public: attestation.public_key.unwrap().try_into().unwrap(),
@@ -115,7 +123,13 @@ impl Chain for MockChain {
 		Ok(state.open.clone())
 	}
 	async fn job(&self, _: H256, id: JobId) -> Result<Option<(Job, Option<Vec<u8>>)>, ChainError> {
-		Ok(self.state.lock().unwrap().jobs.get(&id).map(|(j, i)| (j.clone(), Some(i.clone()))))
+		Ok(self
+			.state
+			.lock()
+			.unwrap()
+			.jobs
+			.get(&id)
+			.map(|(j, i)| (j.clone(), Some(i.clone()))))
 	}
 	async fn release(&self, _: H256, id: ReleaseId) -> Result<Option<Release>, ChainError> {
 		Ok(self.state.lock().unwrap().releases.get(&id).cloned())
@@ -196,7 +210,8 @@ fn job(worker: &AccountId, release: ReleaseId) -> Job {
 }
 
 fn images(n: u32) -> Vec<u8> {
-	vec![Tensor { elem: ElemType::F32, shape: vec![n, 1, 8, 8], data: vec![0; 256 * n as usize] }].encode()
+	vec![Tensor { elem: ElemType::F32, shape: vec![n, 1, 8, 8], data: vec![0; 256 * n as usize] }]
+		.encode()
 }
 
 /// Alice as the worker, and release 1 serving the digits model from a file.
@@ -208,7 +223,10 @@ fn digits_on_release_1() -> (tempfile::TempDir, sr25519::Pair, AccountId, State)
 	let file = dir.path().join("digits.onnx");
 	std::fs::write(&file, &model).unwrap();
 	let mut state = State::default();
-	state.releases.insert(1, release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())));
+	state.releases.insert(
+		1,
+		release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display())),
+	);
 	(dir, key, me, state)
 }
 
@@ -223,7 +241,12 @@ fn start(chain_state: State, dir: &std::path::Path, key: &sr25519::Pair) -> Harn
 	start_with(chain_state, dir, key, None)
 }
 
-fn start_with(chain_state: State, dir: &std::path::Path, key: &sr25519::Pair, enclave: Option<Enclave>) -> Harness {
+fn start_with(
+	chain_state: State,
+	dir: &std::path::Path,
+	key: &sr25519::Pair,
+	enclave: Option<Enclave>,
+) -> Harness {
 	start_full(chain_state, dir, key, enclave, None)
 }
 
@@ -235,12 +258,15 @@ fn start_full(
 	zk_keys: Option<&std::path::Path>,
 ) -> Harness {
 	let (heads, rx) = mpsc::unbounded_channel();
-	let chain = Arc::new(MockChain { heads: tokio::sync::Mutex::new(rx), state: Mutex::new(chain_state) });
+	let chain =
+		Arc::new(MockChain { heads: tokio::sync::Mutex::new(rx), state: Mutex::new(chain_state) });
 	let store = Arc::new(ModelStore::open(StoreConfig::new(dir.join("models"))).unwrap());
 	let mut config = WorkerConfig::new(dir.join("state"));
 	config.retry_after = 2;
 	config.block_time = Duration::from_secs(1);
-	let mut worker = Worker::new(chain.clone(), Arc::new(key.clone()) as Arc<dyn Signer>, store, None, config).unwrap();
+	let mut worker =
+		Worker::new(chain.clone(), Arc::new(key.clone()) as Arc<dyn Signer>, store, None, config)
+			.unwrap();
 	if let Some(enclave) = enclave {
 		worker = worker.with_enclave(enclave);
 	}
@@ -273,7 +299,14 @@ impl Harness {
 	}
 
 	fn calls(&self) -> Vec<RuntimeCall> {
-		self.chain.state.lock().unwrap().sent.iter().map(|xt| xt.function.clone()).collect()
+		self.chain
+			.state
+			.lock()
+			.unwrap()
+			.sent
+			.iter()
+			.map(|xt| xt.function.clone())
+			.collect()
 	}
 
 	async fn stop(mut self) -> State {
@@ -285,10 +318,10 @@ impl Harness {
 
 fn answer(call: &RuntimeCall) -> (JobId, Result<Vec<u8>, RejectReason>) {
 	match call {
-		RuntimeCall::Inference(pallet_inference::Call::submit_result { job, output, .. }) => {
-			(*job, Ok(output.to_vec()))
-		},
-		RuntimeCall::Inference(pallet_inference::Call::reject_job { job, reason }) => (*job, Err(*reason)),
+		RuntimeCall::Inference(pallet_inference::Call::submit_result { job, output, .. }) =>
+			(*job, Ok(output.to_vec())),
+		RuntimeCall::Inference(pallet_inference::Call::reject_job { job, reason }) =>
+			(*job, Err(*reason)),
 		other => panic!("unexpected call {other:?}"),
 	}
 }
@@ -351,7 +384,10 @@ async fn inputs_the_model_cannot_take_and_missing_models_are_rejected_with_their
 	h.head(1, 2).await;
 	let mut answers: Vec<_> = h.calls().iter().map(answer).collect();
 	answers.sort_by_key(|a| a.0);
-	assert_eq!(answers, vec![(1, Err(RejectReason::BadInput)), (2, Err(RejectReason::ModelUnavailable))]);
+	assert_eq!(
+		answers,
+		vec![(1, Err(RejectReason::BadInput)), (2, Err(RejectReason::ModelUnavailable))]
+	);
 	h.stop().await;
 }
 
@@ -399,7 +435,13 @@ fn one_tee_job() -> (tempfile::TempDir, sr25519::Pair, State, Vec<u8>) {
 
 /// A chain on which the worker is registered but has no key, at a fixed time.
 fn unattested() -> WorkerTee {
-	WorkerTee { now_ms: 1_767_225_600_000, key: None, key_usable: false, challenge: None, is_worker: true }
+	WorkerTee {
+		now_ms: 1_767_225_600_000,
+		key: None,
+		key_usable: false,
+		challenge: None,
+		is_worker: true,
+	}
 }
 
 fn tee_calls(calls: &[RuntimeCall]) -> Vec<&'static str> {
@@ -436,11 +478,15 @@ async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
 	h.head(3, 3).await;
 	let calls = h.calls();
 	assert_eq!(calls.len(), 3);
-	let RuntimeCall::Inference(pallet_inference::Call::submit_result { job, output, evidence }) = &calls[2] else {
+	let RuntimeCall::Inference(pallet_inference::Call::submit_result { job, output, evidence }) =
+		&calls[2]
+	else {
 		panic!("not a result: {:?}", calls[2])
 	};
 	assert_eq!(*job, 3);
-	let Evidence::TeeSignature(signature) = evidence else { panic!("no TEE evidence: {evidence:?}") };
+	let Evidence::TeeSignature(signature) = evidence else {
+		panic!("no TEE evidence: {evidence:?}")
+	};
 	let artifact = h.chain.state.lock().unwrap().releases[&1].artifact;
 	let message = tee_message(3, artifact, blake2_256(&input), blake2_256(output));
 	let signature = ed25519::Signature::from_raw(signature.to_vec().try_into().unwrap());
@@ -455,7 +501,8 @@ async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
 	h.head(4, 3).await;
 	assert_eq!(h.calls().len(), 3);
 	// Under an hour left: the same key is attested again.
-	h.chain.state.lock().unwrap().tee.as_mut().unwrap().now_ms = attested.expires_at_ms - 30 * 60 * 1000;
+	h.chain.state.lock().unwrap().tee.as_mut().unwrap().now_ms =
+		attested.expires_at_ms - 30 * 60 * 1000;
 	h.head(5, 4).await;
 	h.head(6, 5).await;
 	assert_eq!(tee_calls(&h.calls()), ["challenge", "attest", "challenge", "attest"]);
@@ -497,7 +544,10 @@ async fn a_refused_attestation_is_retried_with_back_off_and_tee_jobs_are_not_ans
 			(19, "attest")
 		]
 	);
-	assert!(h.calls().iter().all(|c| matches!(c, RuntimeCall::Tee(_))), "a TEE job answered without an attested key");
+	assert!(
+		h.calls().iter().all(|c| matches!(c, RuntimeCall::Tee(_))),
+		"a TEE job answered without an attested key"
+	);
 	h.stop().await;
 }
 
@@ -513,20 +563,33 @@ async fn a_worker_without_an_enclave_rejects_tee_jobs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zk_jobs_are_proved_against_the_chains_statement() {
 	let dir = tempfile::tempdir().unwrap();
-	let model =
-		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits-zk/digits-mlp-int8.onnx")).unwrap();
+	let model = std::fs::read(concat!(
+		env!("CARGO_MANIFEST_DIR"),
+		"/../models/digits-zk/digits-mlp-int8.onnx"
+	))
+	.unwrap();
 	let file = dir.path().join("digits-zk.onnx");
 	std::fs::write(&file, &model).unwrap();
 	let keys = dir.path().join("zk-keys");
 	let setup = opg_worker::zk::setup(&model, &keys).unwrap();
-	let vk = opg_groth16::VerifyingKey::decode(&std::fs::read(&setup.verifying_key).unwrap()).unwrap();
-	assert_eq!(blake2_256(&vk.encode().unwrap()), setup.key_hash, "the file is named by its key's hash");
+	let vk =
+		opg_groth16::VerifyingKey::decode(&std::fs::read(&setup.verifying_key).unwrap()).unwrap();
+	assert_eq!(
+		blake2_256(&vk.encode().unwrap()),
+		setup.key_hash,
+		"the file is named by its key's hash"
+	);
 
 	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
 	let me = Signer::account(&key);
-	let mut release = release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display()));
-	release.inputs = vec![TensorSpec { elem: ElemType::I8, ..spec("pixels", &[1, 64]) }].try_into().unwrap();
-	release.outputs = vec![TensorSpec { elem: ElemType::I32, ..spec("logits", &[1, 10]) }].try_into().unwrap();
+	let mut release =
+		release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display()));
+	release.inputs = vec![TensorSpec { elem: ElemType::I8, ..spec("pixels", &[1, 64]) }]
+		.try_into()
+		.unwrap();
+	release.outputs = vec![TensorSpec { elem: ElemType::I32, ..spec("logits", &[1, 10]) }]
+		.try_into()
+		.unwrap();
 	release.modes = ModeSet::of(&[VerificationMode::Zk]);
 	release.zk_verifying_key = Some(setup.key_hash);
 	let mut without_key = release.clone();
@@ -550,17 +613,21 @@ async fn zk_jobs_are_proved_against_the_chains_statement() {
 	let proved = calls
 		.iter()
 		.find_map(|c| match c {
-			RuntimeCall::Inference(pallet_inference::Call::submit_result { job: 5, output, evidence }) => {
-				Some((output.to_vec(), evidence.clone()))
-			},
+			RuntimeCall::Inference(pallet_inference::Call::submit_result {
+				job: 5,
+				output,
+				evidence,
+			}) => Some((output.to_vec(), evidence.clone())),
 			_ => None,
 		})
 		.expect("job 5 answered with a result");
 	let Evidence::ZkProof(proof) = proved.1 else { panic!("no proof: {:?}", proved.1) };
 	// What the chain checks: the release's key, and public inputs it derives from the job's
 	// input and the submitted output.
-	let statement =
-		opg_groth16::decode_public_inputs(&opg_primitives::zk_public_inputs(&input, &proved.0).concat()).unwrap();
+	let statement = opg_groth16::decode_public_inputs(
+		&opg_primitives::zk_public_inputs(&input, &proved.0).concat(),
+	)
+	.unwrap();
 	let proof = opg_groth16::Proof::decode(&proof).unwrap();
 	opg_groth16::verify(&vk.prepare(), &proof, &statement).expect("the proof verifies");
 	let logits: Vec<Tensor> = codec::Decode::decode(&mut &proved.0[..]).unwrap();

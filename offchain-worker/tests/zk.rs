@@ -17,11 +17,17 @@ fn zk_model() -> Vec<u8> {
 }
 
 fn reference() -> serde_json::Value {
-	serde_json::from_str(&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap()).unwrap()
+	serde_json::from_str(&std::fs::read_to_string(repo("models/digits-zk/reference.json")).unwrap())
+		.unwrap()
 }
 
 fn pixels(case: &serde_json::Value) -> Vec<i8> {
-	case["pixels"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect()
+	case["pixels"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|v| v.as_i64().unwrap() as i8)
+		.collect()
 }
 
 #[test]
@@ -33,7 +39,12 @@ fn the_integer_digits_model_computes_the_reference_logits() {
 		[(64, 32, Some(5)), (32, 10, None)]
 	);
 	for case in reference()["cases"].as_array().unwrap() {
-		let logits: Vec<i32> = case["logits"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect();
+		let logits: Vec<i32> = case["logits"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|v| v.as_i64().unwrap() as i32)
+			.collect();
 		assert_eq!(mlp.evaluate(&pixels(case)), logits, "case {}", case["index"]);
 	}
 }
@@ -41,7 +52,8 @@ fn the_integer_digits_model_computes_the_reference_logits() {
 #[test]
 fn graphs_outside_the_integer_mlp_form_are_refused_by_name() {
 	let refused = |bytes: &[u8], what: &str| match zk::integer_mlp(&Model::parse(bytes).unwrap()) {
-		Err(ZkError::Model(message)) => assert!(message.contains(what), "{message} (wanted {what})"),
+		Err(ZkError::Model(message)) =>
+			assert!(message.contains(what), "{message} (wanted {what})"),
 		other => panic!("{other:?} (wanted {what})"),
 	};
 	// Float models are not provable.

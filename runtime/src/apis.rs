@@ -21,9 +21,9 @@ use sp_version::RuntimeVersion;
 use opg_primitives::{JobId, ReleaseId, RepositoryId, VerificationMode};
 
 use super::{
-	AccountId, Balance, Block, BlockNumber, ConsensusHook, Executive, Inference, InherentDataExt, ModelHub, Nonce,
-	ParachainSystem, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, Tee, TransactionPayment,
-	SLOT_DURATION, VERSION,
+	AccountId, Balance, Block, BlockNumber, ConsensusHook, Executive, Inference, InherentDataExt,
+	ModelHub, Nonce, ParachainSystem, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys,
+	System, Tee, TransactionPayment, SLOT_DURATION, VERSION,
 };
 
 impl_runtime_apis! {

@@ -6,14 +6,14 @@ use crate::{
 	ModelHubConfig, ParachainInfoConfig, PolkadotXcmConfig, Runtime, RuntimeGenesisConfig,
 	SessionConfig, SessionKeys, SudoConfig, TeeConfig, EXISTENTIAL_DEPOSIT, MILLI_UNIT, UNIT,
 };
+use alloc::{vec, vec::Vec};
+use frame_support::traits::ConstU32;
 use opg_primitives::{ElemType, ModeSet, ModelFormat, TensorSpec, VerificationMode};
 use pallet_inference::{GenesisWorker, Hardware};
 use pallet_model_hub::ReleaseParams;
+use polkadot_sdk::{staging_xcm as xcm, *};
 use sp_core::H256;
 use sp_runtime::Permill;
-use alloc::{vec, vec::Vec};
-use frame_support::traits::ConstU32;
-use polkadot_sdk::{staging_xcm as xcm, *};
 
 use cumulus_primitives_core::ParaId;
 use frame_support::build_struct_json_patch;
@@ -31,20 +31,16 @@ const COLLATOR_BOND: u128 = 16 * EXISTENTIAL_DEPOSIT;
 /// blake2-256 of `models/demo/mlp-classifier.onnx` (`scripts/make-demo-model.py`):
 /// 0xa4afe8034123f34b1172ac1635b2387b33f488ceb51b66482bf37eb312309bca.
 pub const DEMO_MODEL_HASH: [u8; 32] = [
-	0xa4, 0xaf, 0xe8, 0x03, 0x41, 0x23, 0xf3, 0x4b,
-	0x11, 0x72, 0xac, 0x16, 0x35, 0xb2, 0x38, 0x7b,
-	0x33, 0xf4, 0x88, 0xce, 0xb5, 0x1b, 0x66, 0x48,
-	0x2b, 0xf3, 0x7e, 0xb3, 0x12, 0x30, 0x9b, 0xca,
+	0xa4, 0xaf, 0xe8, 0x03, 0x41, 0x23, 0xf3, 0x4b, 0x11, 0x72, 0xac, 0x16, 0x35, 0xb2, 0x38, 0x7b,
+	0x33, 0xf4, 0x88, 0xce, 0xb5, 0x1b, 0x66, 0x48, 0x2b, 0xf3, 0x7e, 0xb3, 0x12, 0x30, 0x9b, 0xca,
 ];
 /// Size of the demo model file in bytes.
 pub const DEMO_MODEL_SIZE: u64 = 617;
 /// blake2-256 of `models/digits/digits-cnn.onnx` (`scripts/make-digits-model.py`):
 /// 0xa3a4b536830dfc435cae8cdcbcd5fe11150a9ddc5bdb87c0897e1165841dd0c1.
 pub const DIGITS_MODEL_HASH: [u8; 32] = [
-	0xa3, 0xa4, 0xb5, 0x36, 0x83, 0x0d, 0xfc, 0x43,
-	0x5c, 0xae, 0x8c, 0xdc, 0xbc, 0xd5, 0xfe, 0x11,
-	0x15, 0x0a, 0x9d, 0xdc, 0x5b, 0xdb, 0x87, 0xc0,
-	0x89, 0x7e, 0x11, 0x65, 0x84, 0x1d, 0xd0, 0xc1,
+	0xa3, 0xa4, 0xb5, 0x36, 0x83, 0x0d, 0xfc, 0x43, 0x5c, 0xae, 0x8c, 0xdc, 0xbc, 0xd5, 0xfe, 0x11,
+	0x15, 0x0a, 0x9d, 0xdc, 0x5b, 0xdb, 0x87, 0xc0, 0x89, 0x7e, 0x11, 0x65, 0x84, 0x1d, 0xd0, 0xc1,
 ];
 /// Size of the digits model file in bytes.
 pub const DIGITS_MODEL_SIZE: u64 = 6055;
@@ -89,12 +85,17 @@ fn digits_release() -> ReleaseParams<Runtime> {
 		artifact: H256(DIGITS_MODEL_HASH),
 		artifact_size: DIGITS_MODEL_SIZE,
 		format: ModelFormat::Onnx,
-		source_uri: b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits/digits-cnn.onnx"
-			.to_vec()
+		source_uri:
+			b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits/digits-cnn.onnx"
+				.to_vec()
+				.try_into()
+				.expect("uri fits"),
+		inputs: vec![tensor(b"pixels", ElemType::F32, &[0, 1, 8, 8])]
 			.try_into()
-			.expect("uri fits"),
-		inputs: vec![tensor(b"pixels", ElemType::F32, &[0, 1, 8, 8])].try_into().expect("one input"),
-		outputs: vec![tensor(b"probabilities", ElemType::F32, &[0, 10])].try_into().expect("one output"),
+			.expect("one input"),
+		outputs: vec![tensor(b"probabilities", ElemType::F32, &[0, 10])]
+			.try_into()
+			.expect("one output"),
 		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
 		zk_verifying_key: None,
 		royalty: Permill::from_percent(5),
@@ -123,7 +124,8 @@ fn demo_model_hub() -> ModelHubConfig {
 }
 
 /// Label of the development measurement.
-pub const DEV_MEASUREMENT_LABEL: &[u8] = b"INSECURE dev: zero PCRs (Nitro debug mode, opg-worker --tee-dev)";
+pub const DEV_MEASUREMENT_LABEL: &[u8] =
+	b"INSECURE dev: zero PCRs (Nitro debug mode, opg-worker --tee-dev)";
 
 /// The **insecure** TEE policy of the development chain: the development CA's root is pinned
 /// and enclaves with all-zero PCRs (what Nitro reports in debug mode, and what the worker's

@@ -34,7 +34,10 @@ fn stake_of(who: &AccountId) -> u128 {
 }
 
 fn escrow_of(who: &AccountId) -> u128 {
-	Balances::balance_on_hold(&RuntimeHoldReason::Inference(pallet_inference::HoldReason::JobEscrow), who)
+	Balances::balance_on_hold(
+		&RuntimeHoldReason::Inference(pallet_inference::HoldReason::JobEscrow),
+		who,
+	)
 }
 
 /// A valid input of the demo model: one f32 tensor [1, 4].
@@ -60,7 +63,11 @@ fn apply(who: Sr25519Keyring, call: RuntimeCall) -> u128 {
 		.into_iter()
 		.find_map(|r| match r.event {
 			opg_runtime::RuntimeEvent::TransactionPayment(
-				pallet_transaction_payment::Event::TransactionFeePaid { who: payer, actual_fee, .. },
+				pallet_transaction_payment::Event::TransactionFeePaid {
+					who: payer,
+					actual_fee,
+					..
+				},
 			) if payer == account(who) => Some(actual_fee),
 			_ => None,
 		})
@@ -91,13 +98,23 @@ fn invariants() {
 
 #[test]
 fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
-	let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
-		.expect("the demo model is committed");
-	assert_eq!(sp_io::hashing::blake2_256(&file), presets::DEMO_MODEL_HASH, "hash matches the file");
+	let file =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
+			.expect("the demo model is committed");
+	assert_eq!(
+		sp_io::hashing::blake2_256(&file),
+		presets::DEMO_MODEL_HASH,
+		"hash matches the file"
+	);
 	assert_eq!(file.len() as u64, presets::DEMO_MODEL_SIZE);
-	let digits = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx"))
-		.expect("the digits model is committed");
-	assert_eq!(sp_io::hashing::blake2_256(&digits), presets::DIGITS_MODEL_HASH, "hash matches the file");
+	let digits =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits/digits-cnn.onnx"))
+			.expect("the digits model is committed");
+	assert_eq!(
+		sp_io::hashing::blake2_256(&digits),
+		presets::DIGITS_MODEL_HASH,
+		"hash matches the file"
+	);
 	assert_eq!(digits.len() as u64, presets::DIGITS_MODEL_SIZE);
 
 	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
@@ -110,13 +127,17 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 			let digits = pallet_model_hub::Releases::<Runtime>::get(1).expect("digits release");
 			assert_eq!((digits.repository, digits.artifact.0), (1, presets::DIGITS_MODEL_HASH));
 			assert_eq!(digits.artifact_size, presets::DIGITS_MODEL_SIZE);
-			let digits_repo = pallet_model_hub::Repositories::<Runtime>::get(1).expect("digits repository");
+			let digits_repo =
+				pallet_model_hub::Repositories::<Runtime>::get(1).expect("digits repository");
 			assert_eq!(digits_repo.owner, account(Charlie));
 			let deposits = Balances::balance_on_hold(
 				&RuntimeHoldReason::ModelHub(pallet_model_hub::HoldReason::StorageDeposit),
 				&account(Charlie),
 			);
-			assert_eq!(deposits, repo.deposit + release.deposit + digits_repo.deposit + digits.deposit);
+			assert_eq!(
+				deposits,
+				repo.deposit + release.deposit + digits_repo.deposit + digits.deposit
+			);
 			assert!(deposits > 0);
 			invariants();
 		});
@@ -146,7 +167,10 @@ fn vanilla_job_is_paid_royalty_shared_and_verification_fee_burned() {
 
 		let job = submit_job(Bob, UNIT, None);
 		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
-		assert_eq!((record.worker.clone(), record.price), (alice.clone(), presets::DEV_WORKER_PRICE));
+		assert_eq!(
+			(record.worker.clone(), record.price),
+			(alice.clone(), presets::DEV_WORKER_PRICE)
+		);
 		assert_eq!(escrow_of(&bob), record.price + record.verification_hold);
 		assert!(record.verification_hold <= quote.verification_fee);
 		assert_eq!(Inference::open_jobs(&alice), vec![job]);
@@ -183,7 +207,10 @@ fn vanilla_job_is_paid_royalty_shared_and_verification_fee_burned() {
 			"unused verification hold refunded"
 		);
 		assert_eq!(pallet_inference::TotalBurned::<Runtime>::get(), fee);
-		assert_eq!(pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::VerificationFee), fee);
+		assert_eq!(
+			pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::VerificationFee),
+			fee
+		);
 		assert_eq!(Balances::total_issuance(), issuance - fee, "issuance fell by exactly the burn");
 		assert!(Inference::open_jobs(&alice).is_empty());
 		invariants();
@@ -220,7 +247,8 @@ fn job_refused_without_an_eligible_worker_holds_nothing() {
 	externalities(LOCAL_TESTNET_RUNTIME_PRESET).execute_with(|| {
 		start_block(1);
 		let bob = account(Bob);
-		let result = Executive::apply_extrinsic(signed(Bob, job_call(UNIT, None), 0)).expect("valid transaction");
+		let result = Executive::apply_extrinsic(signed(Bob, job_call(UNIT, None), 0))
+			.expect("valid transaction");
 		assert_eq!(
 			result,
 			Err(pallet_inference::Error::<Runtime>::NoEligibleWorker.into()),

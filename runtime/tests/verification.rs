@@ -4,10 +4,12 @@
 
 use codec::Encode;
 use opg_nitro::dev::{Claims, DevCa, DEV_SEED};
-use opg_primitives::{payload_hash, tee_message, ElemType, Evidence, ModeSet, Tensor, VerificationMode};
+use opg_primitives::{
+	payload_hash, tee_message, ElemType, Evidence, ModeSet, Tensor, VerificationMode,
+};
 use opg_runtime::{
-	genesis_config_presets::DEV_MEASUREMENT_LABEL, AccountId, Balances, Inference, ModelHub, Runtime, RuntimeOrigin,
-	Tee, Zk, UNIT,
+	genesis_config_presets::DEV_MEASUREMENT_LABEL, AccountId, Balances, Inference, ModelHub,
+	Runtime, RuntimeOrigin, Tee, Zk, UNIT,
 };
 use pallet_inference::{Hardware, JobStatus};
 use polkadot_sdk::{
@@ -77,7 +79,10 @@ fn submit_job(release: u32, mode: VerificationMode) -> u64 {
 		100 * UNIT,
 		None,
 	));
-	assert_eq!(pallet_inference::Jobs::<Runtime>::get(id).unwrap().worker, account(Sr25519Keyring::Bob));
+	assert_eq!(
+		pallet_inference::Jobs::<Runtime>::get(id).unwrap().worker,
+		account(Sr25519Keyring::Bob)
+	);
 	id
 }
 
@@ -100,7 +105,9 @@ fn a_dev_enclave_attests_and_its_signed_results_settle() {
 		// development chain's only allowed measurement) and the chain's challenge.
 		let enclave = ed25519::Pair::from_seed(&[42; 32]);
 		assert_ok!(Tee::request_challenge(signed(Sr25519Keyring::Bob)));
-		let nonce = pallet_tee::Challenges::<Runtime>::get(account(Sr25519Keyring::Bob)).unwrap().nonce;
+		let nonce = pallet_tee::Challenges::<Runtime>::get(account(Sr25519Keyring::Bob))
+			.unwrap()
+			.nonce;
 		let claims = Claims {
 			module_id: "opg-worker".into(),
 			pcrs: (0..3).map(|i| (i, vec![0; 48])).collect(),
@@ -111,11 +118,15 @@ fn a_dev_enclave_attests_and_its_signed_results_settle() {
 		let document = DevCa::new(DEV_SEED, NOW_S).document(&claims, NOW_S * 1000 - 2_000);
 		assert_ok!(Tee::attest(signed(Sr25519Keyring::Bob), document.try_into().unwrap()));
 		let zero = pallet_tee::measurement_id(&[0; 48], &[0; 48], &[0; 48]);
-		assert_eq!(&pallet_tee::Measurements::<Runtime>::get(zero).unwrap().label[..], DEV_MEASUREMENT_LABEL);
+		assert_eq!(
+			&pallet_tee::Measurements::<Runtime>::get(zero).unwrap().label[..],
+			DEV_MEASUREMENT_LABEL
+		);
 
 		let artifact = pallet_model_hub::Releases::<Runtime>::get(0).unwrap().artifact;
 		let sign = |job: u64, key: &ed25519::Pair, output: &[u8]| -> Evidence<_> {
-			let message = tee_message(job, artifact, payload_hash(&demo_input()), payload_hash(output));
+			let message =
+				tee_message(job, artifact, payload_hash(&demo_input()), payload_hash(output));
 			Evidence::TeeSignature(key.sign(&message).0.to_vec().try_into().unwrap())
 		};
 
@@ -156,7 +167,8 @@ fn a_dev_enclave_attests_and_its_signed_results_settle() {
 /// Charlie registers a Groth16 key (whose trapdoor the test knows) and publishes a ZK release of
 /// the demo model under it; returns the release, its key's hash, a proof of the demo input with
 /// `demo_output(0.5)`, and that output.
-fn zk_release() -> (u32, H256, BoundedVec<u8, <Runtime as pallet_inference::Config>::MaxEvidenceLen>, Vec<u8>) {
+fn zk_release(
+) -> (u32, H256, BoundedVec<u8, <Runtime as pallet_inference::Config>::MaxEvidenceLen>, Vec<u8>) {
 	// The statement of a job with the demo input and this output, proven under a key whose
 	// trapdoor the test knows (what the worker's prover does with a real circuit).
 	let output = demo_output(0.5);
@@ -165,9 +177,16 @@ fn zk_release() -> (u32, H256, BoundedVec<u8, <Runtime as pallet_inference::Conf
 	let (key, proof) = opg_groth16::synthetic::instance_for(&inputs, 3);
 	let key = key.encode().unwrap();
 	let hash = pallet_zk::key_hash(&key);
-	assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), key.try_into().unwrap()));
+	assert_ok!(Zk::register_verifying_key(
+		signed(Sr25519Keyring::Charlie),
+		key.try_into().unwrap()
+	));
 	let release = pallet_model_hub::NextReleaseId::<Runtime>::get();
-	assert_ok!(ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, zk_params(b"zk-1", hash)));
+	assert_ok!(ModelHub::publish_release(
+		signed(Sr25519Keyring::Charlie),
+		0,
+		zk_params(b"zk-1", hash)
+	));
 	(release, hash, proof.encode().try_into().unwrap(), output)
 }
 
@@ -196,9 +215,16 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 		let (two_inputs, _, _) = opg_groth16::synthetic::instance(2, 5);
 		let two_inputs = two_inputs.encode().unwrap();
 		let two_hash = pallet_zk::key_hash(&two_inputs);
-		assert_ok!(Zk::register_verifying_key(signed(Sr25519Keyring::Charlie), two_inputs.try_into().unwrap()));
+		assert_ok!(Zk::register_verifying_key(
+			signed(Sr25519Keyring::Charlie),
+			two_inputs.try_into().unwrap()
+		));
 		assert_noop!(
-			ModelHub::publish_release(signed(Sr25519Keyring::Charlie), 0, zk_params(b"zk-2", two_hash)),
+			ModelHub::publish_release(
+				signed(Sr25519Keyring::Charlie),
+				0,
+				zk_params(b"zk-2", two_hash)
+			),
 			pallet_model_hub::Error::<Runtime>::UnknownVerifyingKey
 		);
 		let (zk_release, hash, proof, output) = zk_release();

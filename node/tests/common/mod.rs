@@ -12,7 +12,9 @@ use std::{
 };
 
 use codec::{Decode, Encode};
-use opg_runtime::{AccountId, Balance, Nonce, RuntimeCall, RuntimeEvent, UncheckedExtrinsic, VERSION};
+use opg_runtime::{
+	AccountId, Balance, Nonce, RuntimeCall, RuntimeEvent, UncheckedExtrinsic, VERSION,
+};
 use polkadot_sdk::{
 	sp_core::{bytes, H256},
 	sp_crypto_hashing as hashing,
@@ -63,7 +65,10 @@ pub fn rpc(port: u16, method: &str, params: Value) -> Value {
 /// Calls `method`, expecting an RPC error, and returns its text.
 pub fn rpc_error(port: u16, method: &str, params: Value) -> String {
 	let response = call(port, method, params).expect("RPC reachable");
-	response.get("error").unwrap_or_else(|| panic!("{method} succeeded: {response}")).to_string()
+	response
+		.get("error")
+		.unwrap_or_else(|| panic!("{method} succeeded: {response}"))
+		.to_string()
 }
 
 /// An `opg-node --dev` child process with its own base path and ports.
@@ -81,7 +86,8 @@ impl DevNode {
 	/// Starts the node with `--dev` and extra arguments, and waits until RPC answers.
 	pub fn start(extra: &[&str]) -> Self {
 		let rpc_port = free_port();
-		let base = std::env::temp_dir().join(format!("opg-node-test-{}-{rpc_port}", std::process::id()));
+		let base =
+			std::env::temp_dir().join(format!("opg-node-test-{}-{rpc_port}", std::process::id()));
 		let _ = std::fs::remove_dir_all(&base);
 		std::fs::create_dir_all(&base).unwrap();
 		let log = base.join("node.log");
@@ -92,7 +98,8 @@ impl DevNode {
 	}
 
 	fn spawn(&mut self) {
-		let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+		let log_file =
+			std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
 		let child = Command::new(env!("CARGO_BIN_EXE_opg-node"))
 			.args(["--dev", "--no-hardware-benchmarks", "--no-telemetry", "--no-prometheus"])
 			.args(["--base-path", self.base.to_str().unwrap()])
@@ -137,7 +144,11 @@ impl DevNode {
 		loop {
 			let head = rpc(self.rpc_port, "chain_getFinalizedHead", json!([]));
 			let header = rpc(self.rpc_port, "chain_getHeader", json!([head]));
-			let n = u64::from_str_radix(header["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+			let n = u64::from_str_radix(
+				header["number"].as_str().unwrap().trim_start_matches("0x"),
+				16,
+			)
+			.unwrap();
 			if n >= number {
 				return;
 			}
@@ -188,13 +199,30 @@ pub fn hex(value: &impl Encode) -> String {
 /// builds one with `opg_runtime::tx_extension`.
 pub fn signed(port: u16, who: Sr25519Keyring, call: RuntimeCall) -> UncheckedExtrinsic {
 	let genesis = hash_of(&rpc(port, "chain_getBlockHash", json!([0])));
-	let nonce =
-		rpc(port, "system_accountNextIndex", json!([who.to_account_id().to_string()])).as_u64().unwrap() as Nonce;
+	let nonce = rpc(port, "system_accountNextIndex", json!([who.to_account_id().to_string()]))
+		.as_u64()
+		.unwrap() as Nonce;
 	let ext = opg_runtime::tx_extension(nonce, 0);
-	let implicit = ((), (), VERSION.spec_version, VERSION.transaction_version, genesis, genesis, (), (), (), None);
+	let implicit = (
+		(),
+		(),
+		VERSION.spec_version,
+		VERSION.transaction_version,
+		genesis,
+		genesis,
+		(),
+		(),
+		(),
+		None,
+	);
 	let payload = SignedPayload::from_raw(call.clone(), ext.clone(), implicit);
 	let signature = payload.using_encoded(|bytes| who.sign(bytes));
-	UncheckedExtrinsic::new_signed(call, MultiAddress::Id(who.to_account_id()), signature.into(), ext)
+	UncheckedExtrinsic::new_signed(
+		call,
+		MultiAddress::Id(who.to_account_id()),
+		signature.into(),
+		ext,
+	)
 }
 
 /// Signs and submits `call` as `who`; returns the transaction hash.
@@ -219,8 +247,10 @@ pub fn try_free_balance(port: u16, who: &AccountId, at: H256) -> Option<Balance>
 	key.extend(hashing::blake2_128(who.as_ref()));
 	key.extend(who.encode());
 	let raw = storage(port, &key, at)?;
-	let info = frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(&mut &raw[..])
-		.expect("account decodes");
+	let info = frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(
+		&mut &raw[..],
+	)
+	.expect("account decodes");
 	Some(info.data.free)
 }
 
@@ -253,7 +283,8 @@ pub fn best(port: u16) -> H256 {
 /// Calls runtime API `function` with SCALE `args` at `at` and decodes the result.
 pub fn runtime_call<R: Decode>(port: u16, function: &str, args: impl Encode, at: H256) -> R {
 	let raw = rpc(port, "state_call", json!([function, hex(&args), at]));
-	R::decode(&mut &bytes::from_hex(raw.as_str().unwrap()).unwrap()[..]).expect("runtime API result decodes")
+	R::decode(&mut &bytes::from_hex(raw.as_str().unwrap()).unwrap()[..])
+		.expect("runtime API result decodes")
 }
 
 /// Scans blocks after `from` (exclusive) until `done` returns `Some` for a block's events, or

@@ -175,10 +175,18 @@ pub fn signed_extrinsic(
 		(),
 		None::<[u8; 32]>,
 	);
-	let payload =
-		SignedPayload::<RuntimeCall, opg_runtime::TxExtension>::from_raw(call.clone(), extension.clone(), implicit);
+	let payload = SignedPayload::<RuntimeCall, opg_runtime::TxExtension>::from_raw(
+		call.clone(),
+		extension.clone(),
+		implicit,
+	);
 	let signature = payload.using_encoded(|bytes| signer.sign(bytes))?;
-	Ok(UncheckedExtrinsic::new_signed(call, MultiAddress::Id(signer.account()), signature, extension))
+	Ok(UncheckedExtrinsic::new_signed(
+		call,
+		MultiAddress::Id(signer.account()),
+		signature,
+		extension,
+	))
 }
 
 /// Hash under which the pool knows an extrinsic.

@@ -75,7 +75,8 @@ impl RpcChain {
 		let client = self.client().await?;
 		client.request(method, params).await.map_err(|e| match e {
 			RpcError::Call(e) => ChainError::Request(format!("{method}: {}", e.message())),
-			RpcError::ParseError(e) => ChainError::Decode { what: "RPC response", error: e.to_string() },
+			RpcError::ParseError(e) =>
+				ChainError::Decode { what: "RPC response", error: e.to_string() },
 			e => ChainError::Connection(format!("{method}: {e}")),
 		})
 	}
@@ -87,10 +88,13 @@ impl RpcChain {
 		args: impl Encode,
 		at: H256,
 	) -> Result<R, ChainError> {
-		let raw: String =
-			self.request("state_call", rpc_params![function, bytes::to_hex(&args.encode(), false), at]).await?;
-		let raw = bytes::from_hex(&raw).map_err(|e| ChainError::Decode { what: function, error: e.to_string() })?;
-		R::decode(&mut &raw[..]).map_err(|e| ChainError::Decode { what: function, error: e.to_string() })
+		let raw: String = self
+			.request("state_call", rpc_params![function, bytes::to_hex(&args.encode(), false), at])
+			.await?;
+		let raw = bytes::from_hex(&raw)
+			.map_err(|e| ChainError::Decode { what: function, error: e.to_string() })?;
+		R::decode(&mut &raw[..])
+			.map_err(|e| ChainError::Decode { what: function, error: e.to_string() })
 	}
 
 	async fn wait_backoff(&self) {
@@ -114,7 +118,11 @@ impl Chain for RpcChain {
 			if subscription.is_none() {
 				let subscribed = match self.client().await {
 					Ok(client) => client
-						.subscribe::<Header, _>("chain_subscribeNewHeads", rpc_params![], "chain_unsubscribeNewHeads")
+						.subscribe::<Header, _>(
+							"chain_subscribeNewHeads",
+							rpc_params![],
+							"chain_unsubscribeNewHeads",
+						)
 						.await
 						.map_err(|e| ChainError::Connection(e.to_string())),
 					Err(e) => Err(e),
@@ -160,7 +168,11 @@ impl Chain for RpcChain {
 	}
 
 	async fn job(&self, at: H256, id: JobId) -> Result<Option<(Job, Option<Vec<u8>>)>, ChainError> {
-		type View = Option<(Job, Option<Vec<u8>>, Option<pallet_inference::JobResultOf<opg_runtime::Runtime>>)>;
+		type View = Option<(
+			Job,
+			Option<Vec<u8>>,
+			Option<pallet_inference::JobResultOf<opg_runtime::Runtime>>,
+		)>;
 		let view: View = self.runtime_call("InferenceApi_job", id, at).await?;
 		Ok(view.map(|(job, input, _)| (job, input)))
 	}
@@ -171,14 +183,19 @@ impl Chain for RpcChain {
 
 	async fn signing_context(&self, at: H256) -> Result<SigningContext, ChainError> {
 		let genesis: H256 = self.request("chain_getBlockHash", rpc_params![0]).await?;
-		let version: serde_json::Value = self.request("state_getRuntimeVersion", rpc_params![at]).await?;
+		let version: serde_json::Value =
+			self.request("state_getRuntimeVersion", rpc_params![at]).await?;
 		let field = |name: &'static str| {
 			version[name]
 				.as_u64()
 				.and_then(|v| u32::try_from(v).ok())
 				.ok_or(ChainError::Decode { what: "runtime version", error: format!("no {name}") })
 		};
-		Ok(SigningContext { genesis, spec_version: field("specVersion")?, tx_version: field("transactionVersion")? })
+		Ok(SigningContext {
+			genesis,
+			spec_version: field("specVersion")?,
+			tx_version: field("transactionVersion")?,
+		})
 	}
 
 	async fn next_nonce(&self, who: &AccountId) -> Result<Nonce, ChainError> {

@@ -1,9 +1,8 @@
 //! CPU kernels for the ops that dominate CNNs and MLPs, used when the backend is burn-flex and
 //! the tensors are f32. A profile of LeNet on burn-flex put 42% of the time in its strided
 //! im2col copy and 17% in its generic pooling loop, against 12% in GEMM. These kernels:
-//! - on CPUs with AVX-512 or AVX2, convolve directly from the input ([`direct`]); elsewhere
-//!   unfold whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from
-//!   the input;
+//! - on CPUs with AVX-512 or AVX2, convolve directly from the input ([`direct`]); elsewhere unfold
+//!   whole rows for the GEMM, and sum shallow convolutions (depth ≤ 32) straight from the input;
 //! - fold the bias, and a following Relu and max pooling, into one pass per image;
 //! - pool with a direct window loop;
 //! - give single-row products their own vector kernel.
@@ -79,7 +78,11 @@ fn f32_data<B: Backend>(t: &F<B>) -> Option<FlexData> {
 	if flex.dtype() != burn::tensor::DType::F32 {
 		return None;
 	}
-	Some(if flex.as_slice::<f32>().is_some() { FlexData(flex.clone()) } else { FlexData(flex.to_contiguous()) })
+	Some(if flex.as_slice::<f32>().is_some() {
+		FlexData(flex.clone())
+	} else {
+		FlexData(flex.to_contiguous())
+	})
 }
 
 /// [`f32_data`] of an optional tensor: `None` if it is there but not f32 on burn-flex.
@@ -100,7 +103,9 @@ impl FlexData {
 
 fn to_backend<B: Backend>(data: Vec<f32>, shape: Vec<usize>) -> F<B> {
 	let flex = FlexTensor::from_data(TensorData::new(data, Shape::from(shape)));
-	*(Box::new(flex) as Box<dyn Any>).downcast::<F<B>>().expect("only called when B is burn-flex")
+	*(Box::new(flex) as Box<dyn Any>)
+		.downcast::<F<B>>()
+		.expect("only called when B is burn-flex")
 }
 
 /// A `len`-element output whose chunks of `chunk` elements are each written in full by `fill`,
@@ -152,9 +157,16 @@ fn with_col<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// Writes each `row`-element row of `chunk` with its value from `values` (cycled), or 0, and
 /// returns the now initialised chunk.
-fn init_rows<'a>(chunk: &'a mut [MaybeUninit<f32>], row: usize, values: Option<&[f32]>) -> &'a mut [f32] {
+fn init_rows<'a>(
+	chunk: &'a mut [MaybeUninit<f32>],
+	row: usize,
+	values: Option<&[f32]>,
+) -> &'a mut [f32] {
 	match values {
-		Some(v) => chunk.chunks_mut(row).zip(v.iter().cycle()).for_each(|(r, &v)| r.fill(MaybeUninit::new(v))),
+		Some(v) => chunk
+			.chunks_mut(row)
+			.zip(v.iter().cycle())
+			.for_each(|(r, &v)| r.fill(MaybeUninit::new(v))),
 		None => chunk.fill(MaybeUninit::new(0.0)),
 	}
 	// SAFETY: every element was written just above; MaybeUninit<f32> has f32's layout.
@@ -350,7 +362,16 @@ pub(crate) fn conv2d<B: Backend>(
 		let packed = direct::Packed::new(&wd.0, w, b, groups, &geometry);
 		let epilogue = direct::Epilogue { relu, pool: pool.as_ref() };
 		// Its tiles and pooling split well from 128K multiply-adds (LeNet's first layer).
-		let out = direct::conv(x, n, &geometry, &packed, &epilogue, per_image, splits(SPLIT_MACS / 32), per);
+		let out = direct::conv(
+			x,
+			n,
+			&geometry,
+			&packed,
+			&epilogue,
+			per_image,
+			splits(SPLIT_MACS / 32),
+			per,
+		);
 		return Some(to_backend::<B>(out, vec![n, m, poh, pow]));
 	}
 
@@ -370,7 +391,9 @@ pub(crate) fn conv2d<B: Backend>(
 		let cols = rows.len() * ow;
 		for ch in 0..m {
 			// SAFETY: these rows of channel ch are this call's alone.
-			let band = unsafe { std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow).cast(), cols) };
+			let band = unsafe {
+				std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow).cast(), cols)
+			};
 			init_rows(band, cols, b.map(|b| &b[ch..=ch]));
 		}
 		for g in 0..groups {
@@ -380,7 +403,15 @@ pub(crate) fn conv2d<B: Backend>(
 			let dst = conv.at(g * mg * p + rows.start * ow);
 			if small {
 				let bias = b.map(|b| &b[g * mg..][..mg]);
-				small_conv(src, &geometry, weights, bias, rows.clone(), Shared(conv.at(g * mg * p)), p);
+				small_conv(
+					src,
+					&geometry,
+					weights,
+					bias,
+					rows.clone(),
+					Shared(conv.at(g * mg * p)),
+					p,
+				);
 			} else if pointwise {
 				let rhs = Mat::of(src, p, false).columns_from(rows.start * ow);
 				// SAFETY: dst addresses mg rows of these cols, p apart, inside this group's
@@ -391,21 +422,36 @@ pub(crate) fn conv2d<B: Backend>(
 				with_col(k * cols, |col| {
 					im2col(src, &geometry, rows.clone(), col);
 					// SAFETY: as above, with rhs the k × cols unfolded rows.
-					unsafe { gemm_strided([mg, cols, k], dst, p, true, lhs, Mat::of(col, cols, false), 1.0, par) }
+					unsafe {
+						gemm_strided(
+							[mg, cols, k],
+							dst,
+							p,
+							true,
+							lhs,
+							Mat::of(col, cols, false),
+							1.0,
+							par,
+						)
+					}
 				});
 			}
 		}
 		if relu {
 			for ch in 0..m {
 				// SAFETY: these rows of channel ch are this call's alone.
-				relu_in_place(unsafe { std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow), cols) });
+				relu_in_place(unsafe {
+					std::slice::from_raw_parts_mut(conv.at(ch * p + rows.start * ow), cols)
+				});
 			}
 		}
 	};
 	// The whole image, its rows split over the threads when `split`.
 	let all_rows = |img: usize, conv: Shared<f32>| {
 		if split {
-			spin::for_each(oh.div_ceil(per), |t| rows_of(img, band(t), conv, gemm::Parallelism::None));
+			spin::for_each(oh.div_ceil(per), |t| {
+				rows_of(img, band(t), conv, gemm::Parallelism::None)
+			});
 		} else {
 			rows_of(img, 0..oh, conv, par);
 		}
@@ -431,7 +477,10 @@ pub(crate) fn conv2d<B: Backend>(
 							// just above by this task, and pooled rows q0..q1 are its alone.
 							let (src, dst) = unsafe {
 								(
-									std::slice::from_raw_parts(base.at(ch * p + q0 * kh * ow), (q1 - q0) * kh * ow),
+									std::slice::from_raw_parts(
+										base.at(ch * p + q0 * kh * ow),
+										(q1 - q0) * kh * ow,
+									),
 									std::slice::from_raw_parts_mut(
 										pooled.at(ch * poh * pow + q0 * pow),
 										(q1 - q0) * pow,
@@ -488,7 +537,9 @@ fn small_conv(
 	let ow = geometry.out[1];
 	let channels = w.len() / k;
 	// SAFETY: channel m's rows `rows` at `out` are this call's alone (the caller's split).
-	let dst = |m: usize| unsafe { std::slice::from_raw_parts_mut(out.at(m * p + rows.start * ow), rows.len() * ow) };
+	let dst = |m: usize| unsafe {
+		std::slice::from_raw_parts_mut(out.at(m * p + rows.start * ow), rows.len() * ow)
+	};
 	let bias = |m: usize| bias.map_or(0.0, |b| b[m]);
 	#[cfg(target_arch = "x86_64")]
 	if !portable_only() && avx2_fma() {
@@ -509,7 +560,16 @@ fn small_conv(
 		}
 		for m in m..channels {
 			// SAFETY: as above.
-			unsafe { small_conv_avx2::<1>(src, geometry, &w[m * k..][..k], [bias(m)], rows.clone(), [dst(m)]) };
+			unsafe {
+				small_conv_avx2::<1>(
+					src,
+					geometry,
+					&w[m * k..][..k],
+					[bias(m)],
+					rows.clone(),
+					[dst(m)],
+				)
+			};
 		}
 		return;
 	}
@@ -519,7 +579,14 @@ fn small_conv(
 }
 
 /// [`small_conv`] for one channel, in the order the AVX2 version sums: the same bits.
-fn small_conv_portable(src: &[f32], geometry: &Im2col, w: &[f32], bias: f32, rows: Range<usize>, out: &mut [f32]) {
+fn small_conv_portable(
+	src: &[f32],
+	geometry: &Im2col,
+	w: &[f32],
+	bias: f32,
+	rows: Range<usize>,
+	out: &mut [f32],
+) {
 	let Im2col {
 		chw: [c, h, wi],
 		window: Window { kernel: [kh, kw], stride: [sh, _], dilation: [dh, dw], .. },
@@ -574,10 +641,13 @@ unsafe fn small_conv_avx2<const M: usize>(
 	let k = c * kh * kw;
 	// Where each tap reads, from the window's corner; the weights by tap, then channel.
 	let taps: Vec<usize> = (0..c)
-		.flat_map(|ch| (0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw)))
+		.flat_map(|ch| {
+			(0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw))
+		})
 		.collect();
 	let weights: Vec<[f32; M]> = (0..k).map(|t| std::array::from_fn(|m| w[m * k + t])).collect();
-	let starts: Vec<usize> = (0..ow / 8).map(|q| q * 8).chain((ow % 8 != 0).then_some(ow - 8)).collect();
+	let starts: Vec<usize> =
+		(0..ow / 8).map(|q| q * 8).chain((ow % 8 != 0).then_some(ow - 8)).collect();
 	let reach = taps.last().copied().unwrap_or(0) + ow;
 	for (r, oy) in rows.enumerate() {
 		let corner = oy * sh * wi;
@@ -588,8 +658,9 @@ unsafe fn small_conv_avx2<const M: usize>(
 			let mut acc = [bias.map(|b| _mm256_set1_ps(b)); 2];
 			for (&tap, wt) in taps.iter().zip(&weights) {
 				// SAFETY: tap + s + 8 ≤ reach, checked above.
-				let xv: [__m256; 2] =
-					std::array::from_fn(|q| unsafe { _mm256_loadu_ps(x.add(tap + ss[q.min(ss.len() - 1)])) });
+				let xv: [__m256; 2] = std::array::from_fn(|q| unsafe {
+					_mm256_loadu_ps(x.add(tap + ss[q.min(ss.len() - 1)]))
+				});
 				for m in 0..M {
 					let wv = _mm256_set1_ps(wt[m]);
 					acc[0][m] = _mm256_fmadd_ps(xv[0], wv, acc[0][m]);
@@ -602,7 +673,8 @@ unsafe fn small_conv_avx2<const M: usize>(
 			let acc = block(ss);
 			for (q, &s) in ss.iter().enumerate() {
 				for (out, acc) in out.iter_mut().zip(acc[q]) {
-					let dst: &mut [f32; 8] = (&mut out[r * ow + s..][..8]).try_into().expect("8 columns");
+					let dst: &mut [f32; 8] =
+						(&mut out[r * ow + s..][..8]).try_into().expect("8 columns");
 					// SAFETY: 8 floats of this channel's row.
 					unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), acc) };
 				}
@@ -726,7 +798,13 @@ impl Window {
 
 /// Outputs of a window of `kernel` taps `dilation` apart, moved by `stride` over `len` values
 /// padded by `pad` on each side (floor rounding; the caller checked the window fits).
-pub(crate) fn out_len(len: usize, pad: usize, kernel: usize, stride: usize, dilation: usize) -> usize {
+pub(crate) fn out_len(
+	len: usize,
+	pad: usize,
+	kernel: usize,
+	stride: usize,
+	dilation: usize,
+) -> usize {
 	(len + 2 * pad - ((kernel - 1) * dilation + 1)) / stride + 1
 }
 
@@ -745,7 +823,8 @@ struct Pool {
 impl Pool {
 	/// The window over an [h, w] plane, which the caller checked it fits (padding included).
 	fn new(window: Window, [h, w]: [usize; 2]) -> Pool {
-		let Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } = window;
+		let Window { kernel: [kh, kw], stride: [sh, sw], pads: [ph, pw], dilation: [dh, dw] } =
+			window;
 		let (oh, ow) = (window.out_len(0, h), window.out_len(1, w));
 		Pool {
 			window,
@@ -841,7 +920,8 @@ fn square_windows<const K: usize>(src: &[f32], dst: &mut [MaybeUninit<f32>], w: 
 	// Only for non-NaN values: a compare and select, one instruction.
 	let max = |a: f32, b: f32| if a > b { a } else { b };
 	for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-		let lines: [&[[f32; K]]; K] = std::array::from_fn(|i| src[(oy * K + i) * w..][..ow * K].as_chunks::<K>().0);
+		let lines: [&[[f32; K]]; K] =
+			std::array::from_fn(|i| src[(oy * K + i) * w..][..ow * K].as_chunks::<K>().0);
 		for (x, d) in out.iter_mut().enumerate() {
 			let mut m = lines[0][x][0];
 			for line in &lines {
@@ -914,7 +994,8 @@ pub(crate) fn gemm<B: Backend>(
 			part(0, n, &mut out);
 		}
 	} else {
-		let (lhs, rhs) = (Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
+		let (lhs, rhs) =
+			(Mat::of(ad.slice(), as_[1], trans_a), Mat::of(bd.slice(), bs[1], trans_b));
 		let threads = spin::threads();
 		if m * n * k >= SPLIT_MACS && threads > 1 && n >= 32 * threads {
 			// Column blocks over the threads, one fork for the whole product (gemm's own
@@ -928,12 +1009,31 @@ pub(crate) fn gemm<B: Backend>(
 				// shifted rhs view covers the same columns of B.
 				unsafe {
 					let shape = [m, chunk.min(n - j0), k];
-					gemm_strided(shape, dst.at(j0), n, cd.is_some(), lhs, rhs, alpha, gemm::Parallelism::None)
+					gemm_strided(
+						shape,
+						dst.at(j0),
+						n,
+						cd.is_some(),
+						lhs,
+						rhs,
+						alpha,
+						gemm::Parallelism::None,
+					)
 				}
 			});
 		} else {
 			// SAFETY: out is m × n row-major; the views cover exactly their tensors' storage.
-			unsafe { gemm_into([m, n, k], &mut out, cd.is_some(), lhs, rhs, alpha, gemm::Parallelism::None) }
+			unsafe {
+				gemm_into(
+					[m, n, k],
+					&mut out,
+					cd.is_some(),
+					lhs,
+					rhs,
+					alpha,
+					gemm::Parallelism::None,
+				)
+			}
 		}
 	}
 	if relu {
@@ -1031,7 +1131,12 @@ mod tests {
 		FlexTensor::from_data(TensorData::new(data, Shape::from(shape.to_vec())))
 	}
 
-	fn window(kernel: [usize; 2], stride: [usize; 2], pads: [usize; 2], dilation: [usize; 2]) -> Window {
+	fn window(
+		kernel: [usize; 2],
+		stride: [usize; 2],
+		pads: [usize; 2],
+		dilation: [usize; 2],
+	) -> Window {
 		Window { kernel, stride, pads, dilation }
 	}
 
@@ -1070,19 +1175,27 @@ mod tests {
 			let x = random(&[n, c, h, w], i as u64);
 			let wt = random(&[m, c / g, k[0], k[1]], 100 + i as u64);
 			let b = bias.then(|| random(&[m], 200 + i as u64));
-			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, false, None).expect("f32 on burn-flex");
-			let fused = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, None).expect("f32 on burn-flex");
+			let got = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, false, None)
+				.expect("f32 on burn-flex");
+			let fused = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, None)
+				.expect("f32 on burn-flex");
 			// The fused Relu is burn's, bit for bit, and so is the pooling after it.
 			let relu = Flex::relu(got.clone());
 			assert_eq!(values(fused), values(relu.clone()), "conv case {i} with Relu");
 			let [oh, ow] = [2, 3].map(|a| relu.layout().shape()[a]);
 			let pool = window([oh.min(2), ow.min(3)], [1, 2], [0, ow.min(3) / 2], [1, 1]);
-			let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(pool)).expect("f32 on burn-flex");
-			assert_eq!(values(pooled), values(max_pool2d::<Flex>(&relu, pool).unwrap()), "conv case {i} pooled");
+			let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(pool))
+				.expect("f32 on burn-flex");
+			assert_eq!(
+				values(pooled),
+				values(max_pool2d::<Flex>(&relu, pool).unwrap()),
+				"conv case {i} pooled"
+			);
 			// Non-overlapping windows, which a split single image pools inside its tasks.
 			for k in [[2, 2], [3, 3], [2, 3]].into_iter().filter(|k| k[0] <= oh && k[1] <= ow) {
 				let tiled = window(k, k, [0, 0], [1, 1]);
-				let pooled = conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(tiled)).unwrap();
+				let pooled =
+					conv2d::<Flex>(&x, &wt, b.as_ref(), s, p, d, g, true, Some(tiled)).unwrap();
 				let want = values(max_pool2d::<Flex>(&relu, tiled).unwrap());
 				assert_eq!(values(pooled), want, "conv case {i} pooled by {k:?}");
 			}
@@ -1148,7 +1261,9 @@ mod tests {
 				Some(window([3, 3], [2, 2], [1, 1], [1, 1])),
 				Some(window([2, 3], [1, 2], [0, 1], [2, 1])),
 			];
-			let fits = |w: &Window| (0..2).all(|a| [oh, ow][a] + 2 * w.pads[a] > (w.kernel[a] - 1) * w.dilation[a]);
+			let fits = |w: &Window| {
+				(0..2).all(|a| [oh, ow][a] + 2 * w.pads[a] > (w.kernel[a] - 1) * w.dilation[a])
+			};
 			for pool in pools.into_iter().filter(|pool| pool.as_ref().is_none_or(fits)) {
 				for relu in [false, true] {
 					let what = format!("case {i}, relu {relu}, pool {pool:?}");
@@ -1161,11 +1276,16 @@ mod tests {
 					let ((ds, dv), (is, iv)) = (values(direct), values(im2col));
 					assert_eq!(ds, is, "{what}: shape");
 					for (j, (a, b)) in dv.iter().zip(&iv).enumerate() {
-						let close = (a - b).abs() <= 1e-5 + 1e-4 * b.abs() || (a.is_nan() && b.is_nan());
+						let close =
+							(a - b).abs() <= 1e-5 + 1e-4 * b.abs() || (a.is_nan() && b.is_nan());
 						assert!(close, "{what}: element {j}: {a} vs {b}");
 					}
 					if i == 2 {
-						assert_eq!(dv.iter().any(|v| v.is_nan()), !relu, "{what}: NaN kept without Relu");
+						assert_eq!(
+							dv.iter().any(|v| v.is_nan()),
+							!relu,
+							"{what}: NaN kept without Relu"
+						);
 					}
 				}
 			}
@@ -1192,7 +1312,8 @@ mod tests {
 		let mut data = vec![1.0f32; 16];
 		data[5] = f32::NAN;
 		let x = FlexTensor::from_data(TensorData::new(data, Shape::from(vec![1, 1, 4, 4])));
-		let (_, out) = values(max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap());
+		let (_, out) =
+			values(max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap());
 		assert!(out[0].is_nan() && out[1..].iter().all(|&v| v == 1.0), "{out:?}");
 	}
 
@@ -1218,16 +1339,26 @@ mod tests {
 					let b = random(&if tb { [n, k] } else { [k, n] }, seed + 1);
 					let c = random(&c_shape, seed + 2);
 					let (alpha, beta) = (0.5, 2.0);
-					let got = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, false).expect("f32 on burn-flex");
-					let fused = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, true).expect("f32 on burn-flex");
-					assert_eq!(values(fused), values(Flex::relu(got.clone())), "gemm {m}x{k}x{n} with Relu");
+					let got = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, false)
+						.expect("f32 on burn-flex");
+					let fused = gemm::<Flex>(&a, &b, Some(&c), ta, tb, alpha, beta, true)
+						.expect("f32 on burn-flex");
+					assert_eq!(
+						values(fused),
+						values(Flex::relu(got.clone())),
+						"gemm {m}x{k}x{n} with Relu"
+					);
 					let a = if ta { Flex::float_permute(a, &[1, 0]) } else { a };
 					let b = if tb { Flex::float_permute(b, &[1, 0]) } else { b };
 					let ab = Flex::float_mul_scalar(Flex::float_matmul(a, b), alpha.into());
 					let c = Flex::float_mul_scalar(c, beta.into());
 					let c = Flex::float_expand(c, Shape::from(vec![m, n]));
 					let want = Flex::float_add(ab, c);
-					assert_close(got, want, &format!("gemm {m}x{k}x{n} ta={ta} tb={tb} c={c_shape:?}"));
+					assert_close(
+						got,
+						want,
+						&format!("gemm {m}x{k}x{n} ta={ta} tb={tb} c={c_shape:?}"),
+					);
 				}
 			}
 		}
@@ -1238,7 +1369,8 @@ mod tests {
 		let x = random(&[2, 3, 12, 13], 1);
 		let w = random(&[5, 3, 3, 3], 2);
 		let b = random(&[5], 3);
-		let (row, matrix, rows) = (random(&[1, 77], 4), random(&[77, 150], 5), random(&[150, 77], 6));
+		let (row, matrix, rows) =
+			(random(&[1, 77], 4), random(&[77, 150], 5), random(&[150, 77], 6));
 		let run = || {
 			let conv = conv2d::<Flex>(
 				&x,
@@ -1252,7 +1384,8 @@ mod tests {
 				Some(window([2, 2], [2, 2], [0, 0], [1, 1])),
 			)
 			.unwrap();
-			let shallow = conv2d::<Flex>(&x, &w, Some(&b), [1, 1], [0, 0], [1, 1], 1, false, None).unwrap();
+			let shallow =
+				conv2d::<Flex>(&x, &w, Some(&b), [1, 1], [0, 0], [1, 1], 1, false, None).unwrap();
 			let pool = max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).unwrap();
 			let kn = gemm::<Flex>(&row, &matrix, None, false, false, 1.5, 0.0, false).unwrap();
 			let nk = gemm::<Flex>(&row, &rows, None, false, true, 1.5, 0.0, true).unwrap();
@@ -1267,7 +1400,8 @@ mod tests {
 
 	#[test]
 	fn other_dtypes_are_left_to_burn() {
-		let x = FlexTensor::from_data(TensorData::new(vec![1.0f64; 16], Shape::from(vec![1, 1, 4, 4])));
+		let x =
+			FlexTensor::from_data(TensorData::new(vec![1.0f64; 16], Shape::from(vec![1, 1, 4, 4])));
 		assert!(max_pool2d::<Flex>(&x, window([2, 2], [2, 2], [0, 0], [1, 1])).is_none());
 	}
 }

@@ -51,7 +51,8 @@ impl Engine {
 		match device {
 			Device::Cpu => Ok(Engine::Cpu(Executor::new(model, Default::default())?)),
 			#[cfg(feature = "cuda")]
-			Device::Cuda(i) => Ok(Engine::Cuda(Executor::new(model, burn::backend::cuda::CudaDevice::new(i))?)),
+			Device::Cuda(i) =>
+				Ok(Engine::Cuda(Executor::new(model, burn::backend::cuda::CudaDevice::new(i))?)),
 			#[cfg(not(feature = "cuda"))]
 			Device::Cuda(_) => Err(LoadError::NoCuda),
 		}

@@ -85,7 +85,9 @@ impl Host {
 		let st = strides(&self.shape);
 		let dims = self.shape.clone();
 		self.remap(shape.to_vec(), |ix| {
-			(0..dims.len()).map(|d| if dims[d] == 1 { 0 } else { ix[d + offset] * st[d] }).sum()
+			(0..dims.len())
+				.map(|d| if dims[d] == 1 { 0 } else { ix[d + offset] * st[d] })
+				.sum()
 		})
 	}
 
@@ -108,7 +110,11 @@ impl Host {
 		let st = strides(&self.shape);
 		let shape = ranges.iter().map(|r| r.2).collect();
 		self.remap(shape, |ix| {
-			ranges.iter().enumerate().map(|(d, &(start, step, _))| (start + step * ix[d] as i64) as usize * st[d]).sum()
+			ranges
+				.iter()
+				.enumerate()
+				.map(|(d, &(start, step, _))| (start + step * ix[d] as i64) as usize * st[d])
+				.sum()
 		})
 	}
 
@@ -183,7 +189,10 @@ mod tests {
 		assert_eq!(broadcast(&[2, 3], &[3, 2]), None);
 		let a = t(vec![2, 1], vec![10, 20]);
 		let b = t(vec![3], vec![1, 2, 3]);
-		assert_eq!(a.zip(&b, ElemType::I64, |x, y| x + y).unwrap().data, vec![11, 12, 13, 21, 22, 23]);
+		assert_eq!(
+			a.zip(&b, ElemType::I64, |x, y| x + y).unwrap().data,
+			vec![11, 12, 13, 21, 22, 23]
+		);
 	}
 
 	#[test]

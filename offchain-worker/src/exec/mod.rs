@@ -162,12 +162,22 @@ impl<B: Backend> Value<B> {
 	}
 }
 
-pub(crate) fn float_from_vec<B: Backend>(data: Vec<f32>, shape: &[usize], device: &B::Device) -> FloatTensor<B> {
-	B::float_from_data(TensorData::new(data, Shape::from(shape.to_vec())).convert::<B::FloatElem>(), device)
+pub(crate) fn float_from_vec<B: Backend>(
+	data: Vec<f32>,
+	shape: &[usize],
+	device: &B::Device,
+) -> FloatTensor<B> {
+	B::float_from_data(
+		TensorData::new(data, Shape::from(shape.to_vec())).convert::<B::FloatElem>(),
+		device,
+	)
 }
 
 pub(crate) fn int_from_host<B: Backend>(h: &Host, device: &B::Device) -> IntTensor<B> {
-	B::int_from_data(TensorData::new(h.data.clone(), Shape::from(h.shape.clone())).convert::<B::IntElem>(), device)
+	B::int_from_data(
+		TensorData::new(h.data.clone(), Shape::from(h.shape.clone())).convert::<B::IntElem>(),
+		device,
+	)
 }
 
 /// A boolean mask on the device. Built by comparing 0/1 floats, so it has whatever bool
@@ -194,10 +204,16 @@ pub(crate) fn float_to_vec<B: Backend>(t: FloatTensor<B>) -> Result<Vec<f32>, Ex
 fn host_from_tensor(t: &Tensor) -> Host {
 	let shape = t.shape.iter().map(|&d| d as usize).collect();
 	let data = match t.elem {
-		ElemType::I64 => t.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-		ElemType::I32 => {
-			t.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect()
-		},
+		ElemType::I64 => t
+			.data
+			.chunks_exact(8)
+			.map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+			.collect(),
+		ElemType::I32 => t
+			.data
+			.chunks_exact(4)
+			.map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+			.collect(),
 		ElemType::I8 => t.data.iter().map(|&b| b as i8 as i64).collect(),
 		ElemType::U8 | ElemType::Bool => t.data.iter().map(|&b| b as i64).collect(),
 		ElemType::F32 | ElemType::F64 => unreachable!("float tensors go to the device"),
@@ -246,7 +262,10 @@ fn fuse_epilogues(model: &Model) -> Vec<Vec<usize>> {
 			return None;
 		}
 		match readers.get(node.outputs[0].as_str()).map(Vec::as_slice) {
-			Some(&[j]) if ops.contains(&model.nodes[j].op.as_str()) && model.nodes[j].inputs.len() == 1 => Some(j),
+			Some(&[j])
+				if ops.contains(&model.nodes[j].op.as_str()) &&
+					model.nodes[j].inputs.len() == 1 =>
+				Some(j),
 			_ => None,
 		}
 	};
@@ -278,7 +297,10 @@ impl<B: Backend> Executor<B> {
 	pub fn new(model: Model, device: B::Device) -> Result<Self, ExecError> {
 		for node in &model.nodes {
 			if !SUPPORTED_OPS.contains(&node.op.as_str()) {
-				return Err(ExecError::UnsupportedOp { node: node.name.clone(), op: node.op.clone() });
+				return Err(ExecError::UnsupportedOp {
+					node: node.name.clone(),
+					op: node.op.clone(),
+				});
 			}
 			ops::check(node, model.opset)?;
 		}
@@ -295,8 +317,12 @@ impl<B: Backend> Executor<B> {
 		}
 
 		// Every value must be defined before use; remember where each is read last.
-		let mut defined: std::collections::HashSet<&str> =
-			model.inputs.iter().map(|i| i.name.as_str()).chain(constants.keys().map(|k| k.as_str())).collect();
+		let mut defined: std::collections::HashSet<&str> = model
+			.inputs
+			.iter()
+			.map(|i| i.name.as_str())
+			.chain(constants.keys().map(|k| k.as_str()))
+			.collect();
 		let mut last_use: HashMap<&str, usize> = HashMap::new();
 		for (i, node) in model.nodes.iter().enumerate() {
 			for input in node.inputs.iter().filter(|n| !n.is_empty()) {
@@ -334,7 +360,13 @@ impl<B: Backend> Executor<B> {
 	/// The nodes run inside the node before them, by op: Relu after Conv or Gemm, MaxPool
 	/// after Conv.
 	pub fn fused(&self) -> Vec<&str> {
-		self.model.nodes.iter().zip(&self.absorbed).filter(|(_, &a)| a).map(|(n, _)| n.op.as_str()).collect()
+		self.model
+			.nodes
+			.iter()
+			.zip(&self.absorbed)
+			.filter(|(_, &a)| a)
+			.map(|(n, _)| n.op.as_str())
+			.collect()
 	}
 
 	/// Runs the model on tensors given in the order of the model's inputs.
@@ -349,18 +381,27 @@ impl<B: Backend> Executor<B> {
 		let mut env: HashMap<String, Value<B>> = HashMap::new();
 		for (spec, t) in self.model.inputs.iter().zip(inputs) {
 			if t.elem != spec.elem {
-				return Err(ExecError::Input(format!("`{}` must be {:?}, got {:?}", spec.name, spec.elem, t.elem)));
+				return Err(ExecError::Input(format!(
+					"`{}` must be {:?}, got {:?}",
+					spec.name, spec.elem, t.elem
+				)));
 			}
 			if !t.is_consistent() {
-				return Err(ExecError::Input(format!("`{}`: data length does not match its shape", spec.name)));
+				return Err(ExecError::Input(format!(
+					"`{}`: data length does not match its shape",
+					spec.name
+				)));
 			}
 			// Float tensors cannot be empty on the device; an empty batch has nothing to compute.
 			if t.shape.contains(&0) {
-				return Err(ExecError::Input(format!("`{}` has shape {:?}: no elements", spec.name, t.shape)));
+				return Err(ExecError::Input(format!(
+					"`{}` has shape {:?}: no elements",
+					spec.name, t.shape
+				)));
 			}
 			if let Some(dims) = &spec.shape {
-				let fits = dims.len() == t.shape.len()
-					&& dims.iter().zip(&t.shape).all(|(d, &s)| match d {
+				let fits = dims.len() == t.shape.len() &&
+					dims.iter().zip(&t.shape).all(|(d, &s)| match d {
 						crate::onnx::Dim::Fixed(n) => *n == s as u64,
 						crate::onnx::Dim::Any => true,
 					});
@@ -426,7 +467,10 @@ impl<B: Backend> Executor<B> {
 		Ok(outputs)
 	}
 
-	fn run_nodes(&self, mut env: HashMap<String, Value<B>>) -> Result<HashMap<String, Value<B>>, ExecError> {
+	fn run_nodes(
+		&self,
+		mut env: HashMap<String, Value<B>>,
+	) -> Result<HashMap<String, Value<B>>, ExecError> {
 		for (i, node) in self.model.nodes.iter().enumerate() {
 			if node.op == "Constant" || self.absorbed[i] {
 				continue;
@@ -449,7 +493,8 @@ impl<B: Backend> Executor<B> {
 						.ok_or_else(|| ExecError::Undefined(name.clone()))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
-			let epilogue: Vec<&Node> = self.epilogues[i].iter().map(|&j| &self.model.nodes[j]).collect();
+			let epilogue: Vec<&Node> =
+				self.epilogues[i].iter().map(|&j| &self.model.nodes[j]).collect();
 			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device, &epilogue)?;
 			// With an epilogue, the outputs are its last node's.
 			let names = epilogue.last().map_or(&node.outputs, |last| &last.outputs);
@@ -477,7 +522,11 @@ fn to_value<B: Backend>(t: &Tensor, device: &B::Device) -> Result<Value<B>, Exec
 		},
 		ElemType::F32 => {
 			let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-			let data = t.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+			let data = t
+				.data
+				.chunks_exact(4)
+				.map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+				.collect();
 			Value::Float(float_from_vec::<B>(data, &shape, device))
 		},
 		_ => Value::Host(host_from_tensor(t)),

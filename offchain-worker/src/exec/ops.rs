@@ -23,7 +23,9 @@ type R<T> = Result<T, ExecError>;
 // Load-time checks: attributes whose values the executor does not implement.
 
 pub(crate) fn check(node: &Node, opset: i64) -> R<()> {
-	let unsupported = |what: String| Err(ExecError::Unsupported { node: node.name.clone(), op: node.op.clone(), what });
+	let unsupported = |what: String| {
+		Err(ExecError::Unsupported { node: node.name.clone(), op: node.op.clone(), what })
+	};
 	let extra_outputs = |keep: usize| node.outputs.iter().skip(keep).any(|o| !o.is_empty());
 	let s = |name: &str| match node.attributes.get(name) {
 		Some(Attribute::String(s)) => Some(String::from_utf8_lossy(s).into_owned()),
@@ -35,17 +37,17 @@ pub(crate) fn check(node: &Node, opset: i64) -> R<()> {
 	};
 	match node.op.as_str() {
 		"MaxPool" if extra_outputs(1) => return unsupported("the Indices output".into()),
-		"MaxPool" if i("storage_order").unwrap_or(0) != 0 => return unsupported("storage_order=1".into()),
-		"AveragePool" if ints_attr(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) => {
-			return unsupported("dilated average pooling".into())
-		},
-		"BatchNormalization" if extra_outputs(1) || i("training_mode").unwrap_or(0) != 0 => {
-			return unsupported("training mode".into())
-		},
-		"BatchNormalization" if opset < 7 && i("is_test").unwrap_or(0) == 0 && extra_outputs(1) => {
-			return unsupported("training mode".into())
-		},
-		"LayerNormalization" if extra_outputs(1) => return unsupported("the Mean/InvStdDev outputs".into()),
+		"MaxPool" if i("storage_order").unwrap_or(0) != 0 =>
+			return unsupported("storage_order=1".into()),
+		"AveragePool"
+			if ints_attr(node, "dilations").is_some_and(|d| d.iter().any(|&d| d != 1)) =>
+			return unsupported("dilated average pooling".into()),
+		"BatchNormalization" if extra_outputs(1) || i("training_mode").unwrap_or(0) != 0 =>
+			return unsupported("training mode".into()),
+		"BatchNormalization" if opset < 7 && i("is_test").unwrap_or(0) == 0 && extra_outputs(1) =>
+			return unsupported("training mode".into()),
+		"LayerNormalization" if extra_outputs(1) =>
+			return unsupported("the Mean/InvStdDev outputs".into()),
 		"Gelu" => match s("approximate").as_deref() {
 			None | Some("none") | Some("tanh") => {},
 			Some(other) => return unsupported(format!("approximate=\"{other}\"")),
@@ -59,13 +61,13 @@ pub(crate) fn check(node: &Node, opset: i64) -> R<()> {
 			Some(other) => return unsupported(format!("auto_pad=\"{other}\"")),
 		},
 		"Cast" => match i("to") {
-			Some(t) if crate::onnx::elem_type(t as i32).is_none() => {
-				return unsupported(format!("casting to ONNX type {t}"))
-			},
+			Some(t) if crate::onnx::elem_type(t as i32).is_none() =>
+				return unsupported(format!("casting to ONNX type {t}")),
 			Some(_) => {},
 			None => return unsupported("Cast without `to`".into()),
 		},
-		"Constant" if node.attributes.contains_key("sparse_value") => return unsupported("sparse constants".into()),
+		"Constant" if node.attributes.contains_key("sparse_value") =>
+			return unsupported("sparse constants".into()),
 		_ => {},
 	}
 	Ok(())
@@ -83,10 +85,18 @@ fn ints_attr(node: &Node, name: &str) -> Option<Vec<i64>> {
 
 impl<B: Backend> Cx<'_, B> {
 	fn invalid<T>(&self, reason: impl Into<String>) -> R<T> {
-		Err(ExecError::Invalid { node: self.node.name.clone(), op: self.node.op.clone(), reason: reason.into() })
+		Err(ExecError::Invalid {
+			node: self.node.name.clone(),
+			op: self.node.op.clone(),
+			reason: reason.into(),
+		})
 	}
 	fn unsupported<T>(&self, what: impl Into<String>) -> R<T> {
-		Err(ExecError::Unsupported { node: self.node.name.clone(), op: self.node.op.clone(), what: what.into() })
+		Err(ExecError::Unsupported {
+			node: self.node.name.clone(),
+			op: self.node.op.clone(),
+			what: what.into(),
+		})
 	}
 	fn int(&self, name: &str, default: i64) -> i64 {
 		match self.node.attributes.get(name) {
@@ -142,7 +152,8 @@ impl<B: Backend> Args<B> {
 	fn float(&self, cx: &Cx<B>, i: usize) -> R<F<B>> {
 		match self.get(cx, i)? {
 			Value::Float(t) => Ok(t.clone()),
-			Value::Host(h) => cx.invalid(format!("input {i} must be a float tensor, got {:?}", h.elem)),
+			Value::Host(h) =>
+				cx.invalid(format!("input {i} must be a float tensor, got {:?}", h.elem)),
 		}
 	}
 	fn opt_float(&self, cx: &Cx<B>, i: usize) -> R<Option<F<B>>> {
@@ -159,7 +170,8 @@ impl<B: Backend> Args<B> {
 		Ok(match self.opt(i) {
 			None => None,
 			Some(Value::Host(h)) if h.data.len() == 1 => Some(h.data[0] as f32),
-			Some(Value::Float(t)) if t.shape().num_elements() == 1 => Some(float_to_vec::<B>(t.clone())?[0]),
+			Some(Value::Float(t)) if t.shape().num_elements() == 1 =>
+				Some(float_to_vec::<B>(t.clone())?[0]),
 			Some(_) => return cx.invalid(format!("input {i} must be a scalar")),
 		})
 	}
@@ -200,7 +212,14 @@ fn over_dims<B: Backend>(mut t: F<B>, dims: &[usize], reduce: fn(F<B>, usize) ->
 }
 
 /// Pads `axis` with `before`/`after` elements of `value`.
-fn pad_constant<B: Backend>(cx: &Cx<B>, t: F<B>, axis: usize, before: usize, after: usize, value: f32) -> F<B> {
+fn pad_constant<B: Backend>(
+	cx: &Cx<B>,
+	t: F<B>,
+	axis: usize,
+	before: usize,
+	after: usize,
+	value: f32,
+) -> F<B> {
 	if before == 0 && after == 0 {
 		return t;
 	}
@@ -321,7 +340,10 @@ fn op<B: Backend>(cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 				(cx.float("alpha", 1.673_263_2), cx.float("gamma", 1.050_701))
 			};
 			// x > 0 ? x : alpha * (exp(x) - 1), then scaled by gamma.
-			let neg = B::float_mul_scalar(B::float_sub_scalar(B::float_exp(x.clone()), 1f32.into()), alpha.into());
+			let neg = B::float_mul_scalar(
+				B::float_sub_scalar(B::float_exp(x.clone()), 1f32.into()),
+				alpha.into(),
+			);
 			let mask = B::float_lower_equal_elem(x.clone(), 0f32.into(), cx.bool_dtype());
 			one(B::float_mul_scalar(B::float_mask_where(x, mask, neg), gamma.into()))
 		},
@@ -350,11 +372,17 @@ fn op<B: Backend>(cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 				// 1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))
 				let cube = B::float_mul(B::float_mul(x.clone(), x.clone()), x.clone());
 				let arg = B::float_add(x.clone(), B::float_mul_scalar(cube, 0.044715f32.into()));
-				B::float_tanh(B::float_mul_scalar(arg, (2.0f32 / std::f32::consts::PI).sqrt().into()))
+				B::float_tanh(B::float_mul_scalar(
+					arg,
+					(2.0f32 / std::f32::consts::PI).sqrt().into(),
+				))
 			} else {
 				B::float_erf(B::float_mul_scalar(x.clone(), std::f32::consts::FRAC_1_SQRT_2.into()))
 			};
-			one(B::float_mul(B::float_mul_scalar(x, 0.5f32.into()), B::float_add_scalar(inner, 1f32.into())))
+			one(B::float_mul(
+				B::float_mul_scalar(x, 0.5f32.into()),
+				B::float_add_scalar(inner, 1f32.into()),
+			))
 		},
 		"Softmax" | "LogSoftmax" => softmax(&cx, a.float(&cx, 0)?),
 		"Clip" => clip(&cx, &a),
@@ -365,7 +393,8 @@ fn op<B: Backend>(cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 		"GlobalAveragePool" | "GlobalMaxPool" => {
 			let x = a.float(&cx, 0)?;
 			let dims: Vec<usize> = (2..shape::<B>(&x).len()).collect();
-			let reduce = if node.op == "GlobalAveragePool" { B::float_mean_dim } else { B::float_max_dim };
+			let reduce =
+				if node.op == "GlobalAveragePool" { B::float_mean_dim } else { B::float_max_dim };
 			one(over_dims::<B>(x, &dims, reduce))
 		},
 		"BatchNormalization" => batch_norm(&cx, &a),
@@ -457,7 +486,15 @@ fn relayout<B: Backend>(v: &Value<B>, to: Vec<usize>) -> Value<B> {
 fn dims_of<B: Backend>(cx: &Cx<B>, h: &Host) -> R<Vec<usize>> {
 	h.data
 		.iter()
-		.map(|&d| if d >= 0 { Ok(d as usize) } else { cx.invalid(format!("negative dimension {d}")) })
+		.map(
+			|&d| {
+				if d >= 0 {
+					Ok(d as usize)
+				} else {
+					cx.invalid(format!("negative dimension {d}"))
+				}
+			},
+		)
 		.collect()
 }
 
@@ -615,8 +652,9 @@ fn compare<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		(Value::Host(x), Value::Host(y)) => (x.clone(), y.clone()),
 		// Float comparisons come back to the host: their results are masks.
 		(Value::Float(p), Value::Float(q)) => {
-			let to_host =
-				|t: &F<B>| -> R<(Vec<usize>, Vec<f32>)> { Ok((shape::<B>(t), float_to_vec::<B>(t.clone())?)) };
+			let to_host = |t: &F<B>| -> R<(Vec<usize>, Vec<f32>)> {
+				Ok((shape::<B>(t), float_to_vec::<B>(t.clone())?))
+			};
 			let ((ps, pv), (qs, qv)) = (to_host(p)?, to_host(q)?);
 			if host::broadcast(&ps, &qs).is_none() {
 				return cx.invalid("input shapes do not broadcast");
@@ -822,13 +860,19 @@ fn spatial_pads<B: Backend>(
 fn spatial_attr<B: Backend>(cx: &Cx<B>, name: &str, r: usize, default: usize) -> R<Vec<usize>> {
 	match cx.ints(name) {
 		None => Ok(vec![default; r]),
-		Some(v) if v.len() == r && v.iter().all(|&x| x >= 1) => Ok(v.iter().map(|&x| x as usize).collect()),
+		Some(v) if v.len() == r && v.iter().all(|&x| x >= 1) =>
+			Ok(v.iter().map(|&x| x as usize).collect()),
 		Some(v) => cx.invalid(format!("{name} {v:?} for {r} spatial axes")),
 	}
 }
 
 /// Applies the asymmetric part of `pads` explicitly, leaving symmetric padding for the kernel.
-fn split_pads<B: Backend>(cx: &Cx<B>, mut x: F<B>, pads: &[(usize, usize)], value: f32) -> (F<B>, Vec<usize>) {
+fn split_pads<B: Backend>(
+	cx: &Cx<B>,
+	mut x: F<B>,
+	pads: &[(usize, usize)],
+	value: f32,
+) -> (F<B>, Vec<usize>) {
 	let mut sym = Vec::with_capacity(pads.len());
 	for (i, &(b, e)) in pads.iter().enumerate() {
 		let p = b.min(e);
@@ -881,7 +925,9 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 					let pcx = Cx::<B> { node, opset: cx.opset, device: cx.device, epilogue: &[] };
 					let padded = shape::<B>(&x);
 					let out: Vec<usize> = (0..2)
-						.map(|i| cpu::out_len(padded[2 + i], p[i], ws[2 + i], strides[i], dilations[i]))
+						.map(|i| {
+							cpu::out_len(padded[2 + i], p[i], ws[2 + i], strides[i], dilations[i])
+						})
 						.collect();
 					let window = pool_window(&pcx, &[xs[0], ws[0], out[0], out[1]])?;
 					window.cpu_max_2d()
@@ -890,7 +936,8 @@ fn conv<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<(Vec<Value<B>>, usize)> {
 			};
 			let (k, s, d) = (arr(&strides), arr(&p), arr(&dilations));
 			match cpu::conv2d::<B>(&x, &w, bias.as_ref(), k, s, d, g, relu, pool) {
-				Some(out) => return Ok((vec![Value::Float(out)], relu as usize + pool.is_some() as usize)),
+				Some(out) =>
+					return Ok((vec![Value::Float(out)], relu as usize + pool.is_some() as usize)),
 				None => B::conv2d(x, w, bias, ConvOptions::new(k, s, d, g)),
 			}
 		},
@@ -917,12 +964,14 @@ fn conv_transpose<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let dilations = spatial_attr(cx, "dilations", r, 1)?;
 	let out_pad: Vec<usize> = match cx.ints("output_padding") {
 		None => vec![0; r],
-		Some(v) if v.len() == r && v.iter().all(|&p| p >= 0) => v.iter().map(|&p| p as usize).collect(),
+		Some(v) if v.len() == r && v.iter().all(|&p| p >= 0) =>
+			v.iter().map(|&p| p as usize).collect(),
 		Some(v) => return cx.invalid(format!("output_padding {v:?}")),
 	};
 	// Full output size before cropping by the pads.
-	let full: Vec<usize> =
-		(0..r).map(|i| strides[i] * (xs[2 + i] - 1) + out_pad[i] + (ws[2 + i] - 1) * dilations[i] + 1).collect();
+	let full: Vec<usize> = (0..r)
+		.map(|i| strides[i] * (xs[2 + i] - 1) + out_pad[i] + (ws[2 + i] - 1) * dilations[i] + 1)
+		.collect();
 	let pads: Vec<(usize, usize)> = if let Some(shape) = cx.ints("output_shape") {
 		let want: Vec<usize> = shape.iter().rev().take(r).rev().map(|&d| d as usize).collect();
 		if want.len() != r || want.iter().zip(&full).any(|(w, f)| w > f) {
@@ -1093,7 +1142,16 @@ fn pool_nd<B: Backend>(
 				let moved = B::float_permute(x, &perm);
 				let rows: usize = xs.iter().product::<usize>() / xs[axis];
 				let flat = B::float_reshape(moved, Shape::from(vec![rows, 1, xs[axis]]));
-				let pooled = pool_nd::<B>(flat, max, &k[i..=i], &s[i..=i], &p[i..=i], &d[i..=i], ceil, include);
+				let pooled = pool_nd::<B>(
+					flat,
+					max,
+					&k[i..=i],
+					&s[i..=i],
+					&p[i..=i],
+					&d[i..=i],
+					ceil,
+					include,
+				);
 				let len = shape::<B>(&pooled)[2];
 				let mut back: Vec<usize> = perm[..rank - 1].iter().map(|&a| xs[a]).collect();
 				back.push(len);
@@ -1112,7 +1170,9 @@ fn pool_nd<B: Backend>(
 /// A per-channel parameter as a tensor broadcastable against NC… input `xs`.
 fn legacy_channel_param<B: Backend>(cx: &Cx<B>, p: F<B>, xs: &[usize]) -> R<F<B>> {
 	let ps = shape::<B>(&p);
-	if host::broadcast(xs, &ps).as_deref() == Some(xs) && (cx.opset >= 7 || ps.len() != 1 || xs.len() < 2) {
+	if host::broadcast(xs, &ps).as_deref() == Some(xs) &&
+		(cx.opset >= 7 || ps.len() != 1 || xs.len() < 2)
+	{
 		return Ok(p);
 	}
 	// Opset 6 PRelu: a 1-D slope applies per channel.
@@ -1127,7 +1187,12 @@ fn legacy_channel_param<B: Backend>(cx: &Cx<B>, p: F<B>, xs: &[usize]) -> R<F<B>
 /// Shapes a per-channel (or per-activation, opset < 9 `spatial=0`) parameter for NC… input.
 fn channel_param<B: Backend>(cx: &Cx<B>, p: F<B>, xs: &[usize]) -> R<F<B>> {
 	let ps = shape::<B>(&p);
-	if xs.len() < 2 || ps.is_empty() || ps[0] != xs[1] || ps.len() > xs.len() - 1 || ps[..] != xs[1..1 + ps.len()] {
+	if xs.len() < 2 ||
+		ps.is_empty() ||
+		ps[0] != xs[1] ||
+		ps.len() > xs.len() - 1 ||
+		ps[..] != xs[1..1 + ps.len()]
+	{
 		return cx.invalid(format!("parameter {ps:?} does not match input {xs:?}"));
 	}
 	let mut s = vec![1];
@@ -1145,7 +1210,10 @@ fn batch_norm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	// y = (x - mean) * scale / sqrt(var + eps) + bias
 	let factor = B::float_div(scale, B::float_sqrt(B::float_add_scalar(var, eps.into())));
 	let centred = B::float_sub(x, broadcast_to::<B>(mean, &xs));
-	let y = B::float_add(B::float_mul(centred, broadcast_to::<B>(factor, &xs)), broadcast_to::<B>(bias, &xs));
+	let y = B::float_add(
+		B::float_mul(centred, broadcast_to::<B>(factor, &xs)),
+		broadcast_to::<B>(bias, &xs),
+	);
 	Ok(vec![Value::Float(y)])
 }
 
@@ -1154,7 +1222,8 @@ fn normalise<B: Backend>(x: F<B>, dims: &[usize], eps: f32) -> F<B> {
 	let xs = shape::<B>(&x);
 	let mean = over_dims::<B>(x.clone(), dims, B::float_mean_dim);
 	let centred = B::float_sub(x, broadcast_to::<B>(mean, &xs));
-	let var = over_dims::<B>(B::float_mul(centred.clone(), centred.clone()), dims, B::float_mean_dim);
+	let var =
+		over_dims::<B>(B::float_mul(centred.clone(), centred.clone()), dims, B::float_mean_dim);
 	let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
 	B::float_mul(centred, broadcast_to::<B>(inv, &xs))
 }
@@ -1165,10 +1234,12 @@ fn instance_norm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	if xs.len() < 3 {
 		return cx.invalid(format!("input {xs:?} has no spatial axes"));
 	}
-	let (scale, bias) = (channel_param(cx, a.float(cx, 1)?, &xs)?, channel_param(cx, a.float(cx, 2)?, &xs)?);
+	let (scale, bias) =
+		(channel_param(cx, a.float(cx, 1)?, &xs)?, channel_param(cx, a.float(cx, 2)?, &xs)?);
 	let dims: Vec<usize> = (2..xs.len()).collect();
 	let y = normalise::<B>(x, &dims, cx.float("epsilon", 1e-5));
-	let y = B::float_add(B::float_mul(y, broadcast_to::<B>(scale, &xs)), broadcast_to::<B>(bias, &xs));
+	let y =
+		B::float_add(B::float_mul(y, broadcast_to::<B>(scale, &xs)), broadcast_to::<B>(bias, &xs));
 	Ok(vec![Value::Float(y)])
 }
 
@@ -1183,7 +1254,8 @@ fn layer_norm<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 			continue;
 		};
 		if host::broadcast(&xs, &shape::<B>(&p)).as_deref() != Some(&xs[..]) {
-			return cx.invalid(format!("parameter {:?} does not broadcast to {xs:?}", shape::<B>(&p)));
+			return cx
+				.invalid(format!("parameter {:?} does not broadcast to {xs:?}", shape::<B>(&p)));
 		}
 		let p = broadcast_to::<B>(p, &xs);
 		y = if add { B::float_add(y, p) } else { B::float_mul(y, p) };
@@ -1197,8 +1269,11 @@ fn reduce<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let op = cx.node.op.as_str();
 	// Axes moved from attribute to input in opset 13 (ReduceSum) and 18 (the others).
 	let from_input = if op == "ReduceSum" { cx.opset >= 13 } else { cx.opset >= 18 };
-	let axes =
-		if from_input { a.opt(1).map(|_| a.host(cx, 1).map(|h| h.data.clone())).transpose()? } else { cx.ints("axes") };
+	let axes = if from_input {
+		a.opt(1).map(|_| a.host(cx, 1).map(|h| h.data.clone())).transpose()?
+	} else {
+		cx.ints("axes")
+	};
 	let axes = match axes {
 		Some(v) if !v.is_empty() => v,
 		_ if cx.int("noop_with_empty_axes", 0) != 0 => return Ok(vec![Value::Float(x)]),
@@ -1216,14 +1291,23 @@ fn reduce<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	if cx.int("keepdims", 1) != 0 {
 		return Ok(vec![Value::Float(y)]);
 	}
-	let out: Vec<usize> = xs.iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, &d)| d).collect();
+	let out: Vec<usize> = xs
+		.iter()
+		.enumerate()
+		.filter(|(i, _)| !dims.contains(i))
+		.map(|(_, &d)| d)
+		.collect();
 	Ok(vec![Value::Float(reshape::<B>(y, &out))])
 }
 
 fn reshape_op<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let v = a.get(cx, 0)?;
 	let s = v.shape();
-	let target = if cx.opset < 5 { cx.ints("shape").unwrap_or_default() } else { a.host(cx, 1)?.data.clone() };
+	let target = if cx.opset < 5 {
+		cx.ints("shape").unwrap_or_default()
+	} else {
+		a.host(cx, 1)?.data.clone()
+	};
 	let allow_zero = cx.int("allowzero", 0) != 0;
 	let mut out = Vec::with_capacity(target.len());
 	let mut infer = None;
@@ -1231,7 +1315,9 @@ fn reshape_op<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		out.push(match d {
 			0 if !allow_zero => match s.get(i) {
 				Some(&d) => d,
-				None => return cx.invalid(format!("0 at position {i} copies a dimension the input lacks")),
+				None =>
+					return cx
+						.invalid(format!("0 at position {i} copies a dimension the input lacks")),
 			},
 			-1 if infer.is_none() => {
 				infer = Some(i);
@@ -1270,7 +1356,11 @@ fn squeeze<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		if let Some(&bad) = axes.iter().find(|&&i| s[i] != 1) {
 			return cx.invalid(format!("axis {bad} has size {}, not 1", s[bad]));
 		}
-		s.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect()
+		s.iter()
+			.enumerate()
+			.filter(|(i, _)| !axes.contains(i))
+			.map(|(_, &d)| d)
+			.collect()
 	} else {
 		let Some(axes) = axes else {
 			return cx.invalid("axes are required");
@@ -1282,7 +1372,9 @@ fn squeeze<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 			return cx.invalid("repeated axis");
 		}
 		let mut rest = s.iter();
-		(0..rank).map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("counted") }).collect()
+		(0..rank)
+			.map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("counted") })
+			.collect()
 	};
 	Ok(vec![relayout(v, out)])
 }
@@ -1345,17 +1437,20 @@ fn split<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 		},
 	};
 	if sizes.len() != n || sizes.iter().sum::<usize>() != s[axis] {
-		return cx.invalid(format!("split {sizes:?} of {} along axis {axis} into {n} outputs", s[axis]));
+		return cx
+			.invalid(format!("split {sizes:?} of {} along axis {axis} into {n} outputs", s[axis]));
 	}
 	let mut start = 0;
 	let mut out = Vec::with_capacity(n);
 	for len in sizes {
 		out.push(match v {
-			Value::Float(t) if len > 0 => Value::Float(slice_axis::<B>(t.clone(), axis, start, start + len)),
+			Value::Float(t) if len > 0 =>
+				Value::Float(slice_axis::<B>(t.clone(), axis, start, start + len)),
 			Value::Float(_) => return cx.unsupported("an empty split"),
 			Value::Host(h) => {
-				let ranges: Vec<(i64, i64, usize)> =
-					(0..s.len()).map(|d| if d == axis { (start as i64, 1, len) } else { (0, 1, s[d]) }).collect();
+				let ranges: Vec<(i64, i64, usize)> = (0..s.len())
+					.map(|d| if d == axis { (start as i64, 1, len) } else { (0, 1, s[d]) })
+					.collect();
 				Value::Host(h.slice(&ranges))
 			},
 		});
@@ -1402,7 +1497,12 @@ fn slice<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let v = a.get(cx, 0)?;
 	let s = v.shape();
 	let (starts, ends, axes, steps) = if cx.opset < 10 {
-		(cx.ints("starts").unwrap_or_default(), cx.ints("ends").unwrap_or_default(), cx.ints("axes"), None)
+		(
+			cx.ints("starts").unwrap_or_default(),
+			cx.ints("ends").unwrap_or_default(),
+			cx.ints("axes"),
+			None,
+		)
 	} else {
 		let opt = |i: usize| a.opt(i).map(|_| a.host(cx, i).map(|h| h.data.clone())).transpose();
 		(a.host(cx, 1)?.data.clone(), a.host(cx, 2)?.data.clone(), opt(3)?, opt(4)?)
@@ -1475,9 +1575,11 @@ fn cast<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	Ok(vec![match (v, to) {
 		(Value::Float(t), ElemType::F32 | ElemType::F64) => float(t.clone(), to),
 		(Value::Host(h), ElemType::F32 | ElemType::F64) => float(to_float::<B>(h, cx.device), to),
-		(Value::Host(h), elem) => {
-			Value::Host(Host::new(elem, h.shape.clone(), h.data.iter().map(|&x| host::wrap(elem, x)).collect()))
-		},
+		(Value::Host(h), elem) => Value::Host(Host::new(
+			elem,
+			h.shape.clone(),
+			h.data.iter().map(|&x| host::wrap(elem, x)).collect(),
+		)),
 		(Value::Float(t), elem) => {
 			let s = shape::<B>(t);
 			let vals = float_to_vec::<B>(t.clone())?;
@@ -1487,7 +1589,13 @@ fn cast<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 			// Float to integer truncates toward zero, then wraps like the C cast.
 			let data = vals
 				.iter()
-				.map(|&v| if elem == ElemType::Bool { (v != 0.0) as i64 } else { host::wrap(elem, v as i64) })
+				.map(|&v| {
+					if elem == ElemType::Bool {
+						(v != 0.0) as i64
+					} else {
+						host::wrap(elem, v as i64)
+					}
+				})
 				.collect();
 			Value::Host(Host::new(elem, s, data))
 		},
@@ -1497,7 +1605,9 @@ fn cast<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 fn where_op<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let cond = a.host(cx, 0)?;
 	let (x, y) = (a.get(cx, 1)?, a.get(cx, 2)?);
-	let Some(out) = host::broadcast(&cond.shape, &x.shape()).and_then(|s| host::broadcast(&s, &y.shape())) else {
+	let Some(out) =
+		host::broadcast(&cond.shape, &x.shape()).and_then(|s| host::broadcast(&s, &y.shape()))
+	else {
 		return cx.invalid("condition, X and Y do not broadcast");
 	};
 	match (x, y) {
@@ -1525,12 +1635,16 @@ fn pad<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 	let xs = shape::<B>(&x);
 	let r = xs.len();
 	let (pads, value) = if cx.opset < 11 {
-		(cx.ints("pads").or_else(|| cx.ints("paddings")).unwrap_or_default(), cx.float("value", 0.0))
+		(
+			cx.ints("pads").or_else(|| cx.ints("paddings")).unwrap_or_default(),
+			cx.float("value", 0.0),
+		)
 	} else {
 		(a.host(cx, 1)?.data.clone(), a.scalar(cx, 2)?.unwrap_or(0.0))
 	};
 	let axes: Vec<usize> = match a.opt(3) {
-		Some(_) if cx.opset >= 18 => a.host(cx, 3)?.data.iter().map(|&v| cx.axis(v, r)).collect::<R<_>>()?,
+		Some(_) if cx.opset >= 18 =>
+			a.host(cx, 3)?.data.iter().map(|&v| cx.axis(v, r)).collect::<R<_>>()?,
 		_ => (0..r).collect(),
 	};
 	let n = axes.len();
@@ -1581,7 +1695,10 @@ fn pad<B: Backend>(cx: &Cx<B>, a: &Args<B>) -> R<Vec<Value<B>>> {
 				}
 				parts.push(t.clone());
 				if e > 0 {
-					parts.push(B::float_flip(slice_axis::<B>(t.clone(), axis, len - 1 - e, len - 1), &[axis]));
+					parts.push(B::float_flip(
+						slice_axis::<B>(t.clone(), axis, len - 1 - e, len - 1),
+						&[axis],
+					));
 				}
 				B::float_cat(parts, axis)
 			},

@@ -84,7 +84,9 @@ fn pool() -> &'static Pool {
 			busy: Mutex::new(()),
 		}));
 		for i in 0..workers {
-			let spawned = std::thread::Builder::new().name(format!("opg-exec-{i}")).spawn(move || pool.worker());
+			let spawned = std::thread::Builder::new()
+				.name(format!("opg-exec-{i}"))
+				.spawn(move || pool.worker());
 			if spawned.is_err() {
 				// Fewer threads only means less parallelism; sections still complete.
 				tracing::warn!(target: "opg-worker", "could not start executor thread {i}");
@@ -158,8 +160,13 @@ pub(crate) fn for_each(n: usize, task: impl Fn(usize) + Sync) {
 		Err(TryLockError::Poisoned(e)) => e.into_inner(),
 	};
 	let task: &(dyn Fn(usize) + Sync) = &task;
-	let section =
-		Section { task, n, next: AtomicUsize::new(0), done: AtomicUsize::new(0), panicked: AtomicBool::new(false) };
+	let section = Section {
+		task,
+		n,
+		next: AtomicUsize::new(0),
+		done: AtomicUsize::new(0),
+		panicked: AtomicBool::new(false),
+	};
 	{
 		let mut current = pool.current.lock().unwrap_or_else(|e| e.into_inner());
 		// SAFETY (of the lifetime): this function does not return before every worker that

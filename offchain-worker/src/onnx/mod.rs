@@ -103,7 +103,8 @@ pub struct Model {
 impl Model {
 	/// Decodes and checks a model file.
 	pub fn parse(bytes: &[u8]) -> Result<Model, ModelError> {
-		let model = proto::ModelProto::decode(bytes).map_err(|e| ModelError::Decode(e.to_string()))?;
+		let model =
+			proto::ModelProto::decode(bytes).map_err(|e| ModelError::Decode(e.to_string()))?;
 		let mut opset = None;
 		for import in &model.opset_import {
 			match import.domain.as_deref().unwrap_or("") {
@@ -142,7 +143,8 @@ impl Model {
 		let mut nodes = Vec::with_capacity(graph.node.len());
 		for (index, n) in graph.node.iter().enumerate() {
 			let op = n.op_type.clone().unwrap_or_default();
-			let name = n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{index}"));
+			let name =
+				n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{index}"));
 			match n.domain.as_deref().unwrap_or("") {
 				"" | "ai.onnx" => {},
 				other => return Err(ModelError::UnsupportedDomain(other.to_string())),
@@ -155,7 +157,13 @@ impl Model {
 				}
 				attributes.insert(key, attribute(a)?);
 			}
-			nodes.push(Node { name, op, inputs: n.input.clone(), outputs: n.output.clone(), attributes });
+			nodes.push(Node {
+				name,
+				op,
+				inputs: n.input.clone(),
+				outputs: n.output.clone(),
+				attributes,
+			});
 		}
 		Ok(Model { opset, inputs, outputs, initializers, nodes })
 	}
@@ -220,7 +228,8 @@ fn attribute(a: &proto::AttributeProto) -> Result<Attribute, ModelError> {
 		None if a.f.is_some() => Attribute::Float(a.f.unwrap_or_default()),
 		None if a.i.is_some() => Attribute::Int(a.i.unwrap_or_default()),
 		None if a.s.is_some() => Attribute::String(a.s.clone().unwrap_or_default()),
-		None if a.t.is_some() => Attribute::Tensor(tensor_from_proto(a.t.as_ref().expect("checked"))?),
+		None if a.t.is_some() =>
+			Attribute::Tensor(tensor_from_proto(a.t.as_ref().expect("checked"))?),
 		None if !a.floats.is_empty() => Attribute::Floats(a.floats.clone()),
 		None if !a.ints.is_empty() => Attribute::Ints(a.ints.clone()),
 		None => Attribute::Strings(a.strings.clone()),
@@ -241,14 +250,18 @@ pub fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, ModelError> {
 		return Err(ModelError::ExternalData(name));
 	}
 	let data_type = t.data_type.unwrap_or(0);
-	let elem = elem_type(data_type).ok_or_else(|| ModelError::UnsupportedDataType { name: name.clone(), data_type })?;
+	let elem = elem_type(data_type)
+		.ok_or_else(|| ModelError::UnsupportedDataType { name: name.clone(), data_type })?;
 	let bad = |reason: String| ModelError::BadTensor { name: name.clone(), reason };
 	let shape = t
 		.dims
 		.iter()
 		.map(|&d| u32::try_from(d).map_err(|_| bad(format!("dimension {d} out of range"))))
 		.collect::<Result<Vec<u32>, _>>()?;
-	let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize)).ok_or_else(|| bad("too many elements".into()))?;
+	let count = shape
+		.iter()
+		.try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+		.ok_or_else(|| bad("too many elements".into()))?;
 
 	let data: Vec<u8> = if let Some(raw) = &t.raw_data {
 		raw.clone()

@@ -38,15 +38,20 @@ fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
 	let who: T::AccountId = account(name, index, 0);
 	let amount = T::MinWorkerStake::get()
 		.saturating_mul(1_000u32.into())
-		.saturating_add(Pallet::<T>::max_verification_fee(VerificationMode::Zk, T::MaxInputLen::get()))
+		.saturating_add(Pallet::<T>::max_verification_fee(
+			VerificationMode::Zk,
+			T::MaxInputLen::get(),
+		))
 		.saturating_add(T::Currency::minimum_balance().saturating_mul(1_000u32.into()));
 	T::Currency::set_balance(&who, amount);
 	who
 }
 
 fn modes<T: Config>() -> ModeSet {
-	let supported: Vec<_> =
-		VerificationMode::ALL.into_iter().filter(|m| T::Verifier::supports(*m)).collect();
+	let supported: Vec<_> = VerificationMode::ALL
+		.into_iter()
+		.filter(|m| T::Verifier::supports(*m))
+		.collect();
 	ModeSet::of(&supported)
 }
 
@@ -100,7 +105,8 @@ fn submitted_job<T: Config>(release: ReleaseId) -> JobId {
 	let (job, _) = open_job::<T>(release);
 	let output: BoundedVec<u8, T::MaxOutputLen> =
 		payload(T::MaxOutputLen::get()).try_into().expect("fits MaxOutputLen");
-	let evidence = Evidence::ZkProof(vec![1u8; T::MaxEvidenceLen::get() as usize].try_into().expect("bound"));
+	let evidence =
+		Evidence::ZkProof(vec![1u8; T::MaxEvidenceLen::get() as usize].try_into().expect("bound"));
 	JobResults::<T>::insert(
 		job,
 		JobResult {

@@ -5,10 +5,10 @@
 //! chain verifies the evidence and settles.
 //!
 //! ## Two economic cycles
-//! - The **price** (set by the worker, at most the requester's `max_fee`) pays the worker, less
-//!   the release's royalty, which goes to the publisher.
-//! - The **verification fee** (flat per mode, plus a per-byte part over input, output and
-//!   evidence) is **burned** at settlement. Slashed stake is burned too. Every burn is counted in
+//! - The **price** (set by the worker, at most the requester's `max_fee`) pays the worker, less the
+//!   release's royalty, which goes to the publisher.
+//! - The **verification fee** (flat per mode, plus a per-byte part over input, output and evidence)
+//!   is **burned** at settlement. Slashed stake is burned too. Every burn is counted in
 //!   [`TotalBurned`] and [`BurnedByCause`] and announced by [`Event::Burned`]; total issuance falls
 //!   by exactly what is burned.
 //!
@@ -45,14 +45,13 @@ use opg_primitives::{payload_hash, JobId, ModeSet, ReleaseId, VerificationMode};
 use pallet_model_hub::{InputError, ModelRegistry};
 use polkadot_sdk::{
 	frame_support::{
-		self,
+		self, defensive,
 		pallet_prelude::*,
 		traits::{
 			fungible::{InspectHold, Mutate, MutateHold},
 			tokens::{Fortitude, Precision, Restriction},
 			Defensive,
 		},
-		defensive,
 		weights::WeightMeter,
 	},
 	frame_system::{self, pallet_prelude::*},
@@ -378,7 +377,9 @@ pub mod pallet {
 		}
 
 		#[cfg(feature = "try-runtime")]
-		fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		fn try_state(
+			_: BlockNumberFor<T>,
+		) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
 		}
 	}
@@ -656,7 +657,11 @@ pub mod pallet {
 		/// Rejections are counted per worker.
 		#[pallet::call_index(9)]
 		#[pallet::weight(T::WeightInfo::reject_job().saturating_add(T::Consumer::weight()))]
-		pub fn reject_job(origin: OriginFor<T>, job: JobId, reason: RejectReason) -> DispatchResult {
+		pub fn reject_job(
+			origin: OriginFor<T>,
+			job: JobId,
+			reason: RejectReason,
+		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut record = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(record.worker == who, Error::<T>::NotAssignedWorker);
@@ -694,11 +699,7 @@ pub mod pallet {
 	}
 
 	impl<T: Config> Pallet<T> {
-		fn check_offer(
-			releases: &[ReleaseId],
-			modes: ModeSet,
-			capacity: u32,
-		) -> DispatchResult {
+		fn check_offer(releases: &[ReleaseId], modes: ModeSet, capacity: u32) -> DispatchResult {
 			ensure!(!releases.is_empty(), Error::<T>::BadReleaseList);
 			ensure!(modes.is_valid(), Error::<T>::InvalidModes);
 			ensure!(
@@ -750,7 +751,8 @@ pub mod pallet {
 
 		/// Largest verification fee a job with `input_len` bytes of input can owe.
 		pub fn max_verification_fee(mode: VerificationMode, input_len: u32) -> BalanceOf<T> {
-			let evidence = if mode == VerificationMode::Vanilla { 0 } else { T::MaxEvidenceLen::get() };
+			let evidence =
+				if mode == VerificationMode::Vanilla { 0 } else { T::MaxEvidenceLen::get() };
 			Self::verification_fee(
 				mode,
 				input_len.saturating_add(T::MaxOutputLen::get()).saturating_add(evidence),
@@ -771,8 +773,7 @@ pub mod pallet {
 					w.status == WorkerStatus::Active &&
 						w.modes.contains(mode) &&
 						w.open_jobs < w.capacity &&
-						w.price <= max_fee &&
-						w.stake >= min_stake
+						w.price <= max_fee && w.stake >= min_stake
 				})
 				.collect()
 		}
@@ -881,7 +882,11 @@ pub mod pallet {
 			Ok(job)
 		}
 
-		pub(crate) fn schedule(at: BlockNumberFor<T>, job: JobId, item: AgendaItem) -> DispatchResult {
+		pub(crate) fn schedule(
+			at: BlockNumberFor<T>,
+			job: JobId,
+			item: AgendaItem,
+		) -> DispatchResult {
 			Agenda::<T>::try_mutate(at, |entries| entries.try_push((job, item)))
 				.map_err(|_| Error::<T>::AgendaFull)?;
 			// Nothing was ever scheduled before the first entry: start the cursor there rather
@@ -894,7 +899,10 @@ pub mod pallet {
 
 		pub(crate) fn enqueue(job: JobId) -> DispatchResult {
 			let (head, tail) = (QueueHead::<T>::get(), QueueTail::<T>::get());
-			ensure!(tail.saturating_sub(head) < T::MaxQueueLen::get() as u64, Error::<T>::QueueFull);
+			ensure!(
+				tail.saturating_sub(head) < T::MaxQueueLen::get() as u64,
+				Error::<T>::QueueFull
+			);
 			VerificationQueue::<T>::insert(tail, job);
 			QueueTail::<T>::put(tail.saturating_add(1));
 			Ok(())
@@ -948,8 +956,7 @@ pub mod pallet {
 				.map(|r| (r.output.into_inner(), r.evidence.len() as u32))
 				.unwrap_or_default();
 			let output_len = output.len() as u32;
-			let bytes =
-				record.input_len.saturating_add(output_len).saturating_add(evidence_len);
+			let bytes = record.input_len.saturating_add(output_len).saturating_add(evidence_len);
 			let fee = Self::verification_fee(record.mode, bytes).min(record.verification_hold);
 			let royalty_share = T::Models::release_info(record.release)
 				.map(|i| (i.publisher, i.royalty))
@@ -1006,8 +1013,9 @@ pub mod pallet {
 				.saturating_sub(paid_worker)
 				.saturating_sub(paid_royalty)
 				.saturating_sub(burned);
-			let refund = T::Currency::release(&escrow, &record.requester, remaining, Precision::Exact)
-				.defensive_unwrap_or_default();
+			let refund =
+				T::Currency::release(&escrow, &record.requester, remaining, Precision::Exact)
+					.defensive_unwrap_or_default();
 
 			record.status = JobStatus::Settled { verification_fee: burned };
 			Self::close(job, record, now, |w| w.completed = w.completed.saturating_add(1));
@@ -1064,7 +1072,8 @@ pub mod pallet {
 			)
 			.defensive_unwrap_or_default();
 			worker.stake = worker.stake.saturating_sub(burned);
-			let paused = worker.status == WorkerStatus::Active && worker.stake < T::MinWorkerStake::get();
+			let paused =
+				worker.status == WorkerStatus::Active && worker.stake < T::MinWorkerStake::get();
 			if paused {
 				worker.status = WorkerStatus::Paused;
 			}
@@ -1126,13 +1135,15 @@ pub mod pallet {
 				weight.saturating_accrue(T::WeightInfo::on_initialize_base());
 				let mut entries = Agenda::<T>::take(cursor).into_inner();
 				let take = (budget as usize).min(entries.len());
-				let rest = BoundedVec::<_, T::MaxAgendaPerBlock>::truncate_from(entries.split_off(take));
+				let rest =
+					BoundedVec::<_, T::MaxAgendaPerBlock>::truncate_from(entries.split_off(take));
 				for (job, item) in entries {
 					budget -= 1;
 					weight.saturating_accrue(match item {
 						AgendaItem::Expire => {
 							Self::process_expiry(job, now);
-							T::WeightInfo::on_initialize_expire().saturating_add(T::Consumer::weight())
+							T::WeightInfo::on_initialize_expire()
+								.saturating_add(T::Consumer::weight())
 						},
 						AgendaItem::Prune => {
 							Self::prune(job);
@@ -1234,7 +1245,11 @@ pub mod pallet {
 				.map(|(_, w)| w.price)
 				.min()?;
 			let verification_fee = Self::max_verification_fee(mode, input_len);
-			Some(FeeQuote { price, verification_fee, total: price.saturating_add(verification_fee) })
+			Some(FeeQuote {
+				price,
+				verification_fee,
+				total: price.saturating_add(verification_fee),
+			})
 		}
 
 		/// Checks that holds equal the records, counters agree and queues are consistent.
@@ -1290,8 +1305,7 @@ pub mod pallet {
 				ensure!(WorkerJobs::<T>::get(&who).len() as u32 == n, "worker job list off");
 				for release in worker.releases.iter() {
 					ensure!(
-						worker.is_unbonding() ||
-							ReleaseWorkers::<T>::get(release).contains(&who),
+						worker.is_unbonding() || ReleaseWorkers::<T>::get(release).contains(&who),
 						"active worker missing from a release pool"
 					);
 				}
@@ -1335,7 +1349,9 @@ impl<T: Config> InferenceRequester<T::AccountId, BalanceOf<T>, BlockNumberFor<T>
 
 /// Registered workers (any status): who may attest an enclave.
 pub struct RegisteredWorkers<T>(core::marker::PhantomData<T>);
-impl<T: Config> polkadot_sdk::frame_support::traits::Contains<T::AccountId> for RegisteredWorkers<T> {
+impl<T: Config> polkadot_sdk::frame_support::traits::Contains<T::AccountId>
+	for RegisteredWorkers<T>
+{
 	fn contains(who: &T::AccountId) -> bool {
 		Workers::<T>::contains_key(who)
 	}

@@ -6,8 +6,7 @@ use opg_primitives::{ElemType, Tensor, TensorSpec};
 use pallet_model_hub::{ReleaseParams, TensorSpecsOf};
 use polkadot_sdk::{
 	frame_support::{
-		self,
-		assert_ok, derive_impl, parameter_types,
+		self, assert_ok, derive_impl, parameter_types,
 		traits::{ConstU32, ConstU64, Contains, Hooks},
 	},
 	frame_system, pallet_balances, sp_io,
@@ -99,7 +98,10 @@ impl ResultVerifier<u64> for MockVerifier {
 	fn supports(mode: VerificationMode) -> bool {
 		SUPPORTED.with(|s| s.borrow().contains(mode))
 	}
-	fn verify<M: Get<u32>>(context: &VerificationContext<u64>, evidence: &Evidence<M>) -> Result<(), VerifyError> {
+	fn verify<M: Get<u32>>(
+		context: &VerificationContext<u64>,
+		evidence: &Evidence<M>,
+	) -> Result<(), VerifyError> {
 		// ZK statements are recomputed from the input: it must still be there; other evidence
 		// does not need it, so it is not read for them.
 		if (evidence.mode() == VerificationMode::Zk) != context.input.is_some() {

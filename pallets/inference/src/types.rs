@@ -24,8 +24,7 @@ pub type EvidenceOf<T> = Evidence<<T as Config>::MaxEvidenceLen>;
 /// A worker record of the pallet.
 pub type WorkerOf<T> = Worker<BalanceOf<T>, BlockNumberFor<T>, <T as Config>::MaxServedReleases>;
 /// A job record of the pallet.
-pub type JobOf<T> =
-	Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+pub type JobOf<T> = Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 /// A result record of the pallet.
 pub type JobResultOf<T> =
 	JobResult<BlockNumberFor<T>, <T as Config>::MaxOutputLen, <T as Config>::MaxEvidenceLen>;
@@ -34,8 +33,18 @@ use polkadot_sdk::frame_system;
 
 /// Hardware a worker runs models on.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
-	serde::Serialize, serde::Deserialize,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	serde::Serialize,
+	serde::Deserialize,
 )]
 pub enum Hardware {
 	/// CPU only.
@@ -65,7 +74,16 @@ pub struct GenesisWorker<AccountId, Balance> {
 
 /// Whether a worker takes jobs.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum WorkerStatus<BlockNumber> {
 	/// Takes jobs.
@@ -114,8 +132,11 @@ pub struct Worker<
 	pub slashed: u32,
 }
 
-impl<B: Clone + PartialEq + Eq + core::fmt::Debug, N: Clone + PartialEq + Eq + core::fmt::Debug, M: Get<u32>>
-	Worker<B, N, M>
+impl<
+		B: Clone + PartialEq + Eq + core::fmt::Debug,
+		N: Clone + PartialEq + Eq + core::fmt::Debug,
+		M: Get<u32>,
+	> Worker<B, N, M>
 {
 	/// Whether the worker is leaving.
 	pub fn is_unbonding(&self) -> bool {
@@ -125,7 +146,16 @@ impl<B: Clone + PartialEq + Eq + core::fmt::Debug, N: Clone + PartialEq + Eq + c
 
 /// Why a worker declined a job.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum RejectReason {
 	/// The input is valid for the IO spec but the model cannot take it (e.g. values out of
@@ -139,7 +169,16 @@ pub enum RejectReason {
 
 /// Where a job is.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum JobStatus<Balance> {
 	/// Waiting for the worker's result.
@@ -214,7 +253,16 @@ pub struct JobResult<
 
 /// Scheduled work of a block.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum AgendaItem {
 	/// Expire the job if it still has no result.
@@ -225,8 +273,18 @@ pub enum AgendaItem {
 
 /// What a burn paid for.
 #[derive(
-	Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode, DecodeWithMemTracking,
-	MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	PartialOrd,
+	Ord,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum BurnCause {
 	/// A settled job's verification fee.
@@ -325,7 +383,8 @@ pub trait ResultVerifier<AccountId> {
 		evidence: &Evidence<M>,
 	) -> Result<(), VerifyError>;
 	/// Worst-case weight of `verify` for the sizes given.
-	fn weight(mode: VerificationMode, input_len: u32, output_len: u32, evidence_len: u32) -> Weight;
+	fn weight(mode: VerificationMode, input_len: u32, output_len: u32, evidence_len: u32)
+		-> Weight;
 }
 
 /// Only Vanilla results: no evidence can be verified. For chains without verifiers.
@@ -334,7 +393,10 @@ impl<AccountId> ResultVerifier<AccountId> for VanillaOnly {
 	fn supports(mode: VerificationMode) -> bool {
 		mode == VerificationMode::Vanilla
 	}
-	fn verify<M: Get<u32>>(_: &VerificationContext<AccountId>, _: &Evidence<M>) -> Result<(), VerifyError> {
+	fn verify<M: Get<u32>>(
+		_: &VerificationContext<AccountId>,
+		_: &Evidence<M>,
+	) -> Result<(), VerifyError> {
 		Err(VerifyError::UnsupportedMode)
 	}
 	fn weight(_: VerificationMode, _: u32, _: u32, _: u32) -> Weight {

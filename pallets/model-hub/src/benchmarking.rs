@@ -5,9 +5,7 @@ use super::*;
 use alloc::{boxed::Box, vec, vec::Vec};
 use opg_primitives::ElemType;
 use polkadot_sdk::{
-	frame_benchmarking::v2::*,
-	frame_support::traits::fungible::Mutate,
-	frame_system::RawOrigin,
+	frame_benchmarking::v2::*, frame_support::traits::fungible::Mutate, frame_system::RawOrigin,
 };
 
 fn funded<T: Config>(name: &'static str) -> T::AccountId

@@ -59,8 +59,7 @@ pub type TensorSpecsOf<T> = BoundedVec<TensorSpecOf<T>, <T as Config>::MaxTensor
 
 /// A model repository.
 #[derive(
-	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen,
-	TypeInfo,
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]
@@ -79,7 +78,16 @@ pub struct Repository<T: Config> {
 
 /// Whether a release takes new jobs.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum ReleaseStatus {
 	/// Takes new jobs.
@@ -90,8 +98,7 @@ pub enum ReleaseStatus {
 
 /// An immutable model release.
 #[derive(
-	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen,
-	TypeInfo,
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]
@@ -128,8 +135,16 @@ pub struct Release<T: Config> {
 
 /// Parameters of a new release.
 #[derive(
-	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode,
-	DecodeWithMemTracking, TypeInfo, serde::Serialize, serde::Deserialize,
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	TypeInfo,
+	serde::Serialize,
+	serde::Deserialize,
 )]
 #[scale_info(skip_type_params(T))]
 #[serde(bound = "")]
@@ -351,7 +366,9 @@ pub mod pallet {
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		#[cfg(feature = "try-runtime")]
-		fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		fn try_state(
+			_: BlockNumberFor<T>,
+		) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
 		}
 	}
@@ -471,9 +488,13 @@ pub mod pallet {
 			params: Box<ReleaseParams<T>>,
 		) -> DispatchResult {
 			let who = ensure_signed(origin)?;
-			let mut repo = Repositories::<T>::get(repository).ok_or(Error::<T>::UnknownRepository)?;
+			let mut repo =
+				Repositories::<T>::get(repository).ok_or(Error::<T>::UnknownRepository)?;
 			ensure!(repo.owner == who, Error::<T>::NotOwner);
-			ensure!(repo.releases < T::MaxReleasesPerRepository::get(), Error::<T>::TooManyReleases);
+			ensure!(
+				repo.releases < T::MaxReleasesPerRepository::get(),
+				Error::<T>::TooManyReleases
+			);
 			let p = *params;
 			ensure!(!p.version.is_empty(), Error::<T>::EmptyVersion);
 			ensure!(p.artifact_size > 0, Error::<T>::EmptyArtifact);
@@ -523,7 +544,12 @@ pub mod pallet {
 			repo.releases += 1;
 			Repositories::<T>::insert(repository, repo);
 			NextReleaseId::<T>::put(next);
-			Self::deposit_event(Event::ReleasePublished { release: id, repository, artifact, deposit });
+			Self::deposit_event(Event::ReleasePublished {
+				release: id,
+				repository,
+				artifact,
+				deposit,
+			});
 			Ok(())
 		}
 
@@ -534,7 +560,8 @@ pub mod pallet {
 		pub fn retire_release(origin: OriginFor<T>, release: ReleaseId) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			let mut rel = Releases::<T>::get(release).ok_or(Error::<T>::UnknownRelease)?;
-			let repo = Repositories::<T>::get(rel.repository).ok_or(Error::<T>::UnknownRepository)?;
+			let repo =
+				Repositories::<T>::get(rel.repository).ok_or(Error::<T>::UnknownRepository)?;
 			ensure!(repo.owner == who, Error::<T>::NotOwner);
 			ensure!(rel.status == ReleaseStatus::Active, Error::<T>::ReleaseRetired);
 			T::Currency::release(
@@ -574,7 +601,9 @@ pub mod pallet {
 		}
 
 		/// Releases of `repository` that still have a record (at most `MaxReleasesPerRepository`).
-		pub fn repository_releases(repository: RepositoryId) -> alloc::vec::Vec<(ReleaseId, Release<T>)> {
+		pub fn repository_releases(
+			repository: RepositoryId,
+		) -> alloc::vec::Vec<(ReleaseId, Release<T>)> {
 			ReleaseByVersion::<T>::iter_prefix_values(repository)
 				.filter_map(|id| Releases::<T>::get(id).map(|r| (id, r)))
 				.collect()
@@ -631,7 +660,8 @@ pub mod pallet {
 			);
 			let version: BoundedVec<u8, T::MaxVersionLen> = Default::default();
 			ReleaseByVersion::<T>::insert(repository, &version, release);
-			let zk_verifying_key = modes.contains(VerificationMode::Zk).then(|| H256::repeat_byte(2));
+			let zk_verifying_key =
+				modes.contains(VerificationMode::Zk).then(|| H256::repeat_byte(2));
 			if let Some(vk) = zk_verifying_key {
 				Self::add_key_user(vk);
 			}
@@ -671,7 +701,8 @@ pub mod pallet {
 				if let Some(vk) = rel.zk_verifying_key {
 					*key_users.entry(vk).or_default() += 1;
 				}
-				let repo = Repositories::<T>::get(rel.repository).ok_or("release of no repository")?;
+				let repo =
+					Repositories::<T>::get(rel.repository).ok_or("release of no repository")?;
 				let entry = held.entry(repo.owner.clone()).or_default();
 				*entry = entry.saturating_add(rel.deposit);
 				*live.entry(rel.repository).or_default() += 1;
@@ -705,7 +736,8 @@ pub mod pallet {
 			}
 			for (who, amount) in held {
 				ensure!(
-					T::Currency::balance_on_hold(&HoldReason::StorageDeposit.into(), &who) == amount,
+					T::Currency::balance_on_hold(&HoldReason::StorageDeposit.into(), &who) ==
+						amount,
 					"held deposit differs from the records"
 				);
 			}

@@ -3,12 +3,10 @@
 use crate as pallet_model_hub;
 use polkadot_sdk::{
 	frame_support::{
-		self,
-		derive_impl, parameter_types,
+		self, derive_impl, parameter_types,
 		traits::{ConstU32, ConstU64, Contains},
 	},
-	frame_system,
-	pallet_balances,
+	frame_system, pallet_balances,
 	sp_core::H256,
 	sp_io,
 	sp_runtime::{BuildStorage, Permill},

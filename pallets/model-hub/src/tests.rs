@@ -61,8 +61,12 @@ mod repositories {
 			assert_eq!(record.deposit, 100 + record.encoded_size() as u64);
 			assert_eq!(held(ALICE), record.deposit);
 			System::assert_last_event(
-				Event::RepositoryCreated { repository: repo, owner: ALICE, deposit: record.deposit }
-					.into(),
+				Event::RepositoryCreated {
+					repository: repo,
+					owner: ALICE,
+					deposit: record.deposit,
+				}
+				.into(),
 			);
 			assert_eq!(NextRepositoryId::<Test>::get(), repo + 1);
 		});
@@ -72,7 +76,11 @@ mod repositories {
 	fn create_rejects_empty_name_and_poor_owner() {
 		new_test_ext(|| {
 			assert_noop!(
-				ModelHub::create_repository(RuntimeOrigin::signed(ALICE), bounded::<32>(b""), bounded::<128>(b"")),
+				ModelHub::create_repository(
+					RuntimeOrigin::signed(ALICE),
+					bounded::<32>(b""),
+					bounded::<128>(b"")
+				),
 				Error::<Test>::EmptyName
 			);
 			assert_noop!(
@@ -84,7 +92,11 @@ mod repositories {
 				TokenError::FundsUnavailable
 			);
 			assert_noop!(
-				ModelHub::create_repository(RuntimeOrigin::none(), bounded::<32>(b"x"), bounded::<128>(b"")),
+				ModelHub::create_repository(
+					RuntimeOrigin::none(),
+					bounded::<32>(b"x"),
+					bounded::<128>(b"")
+				),
 				DispatchError::BadOrigin
 			);
 		});
@@ -95,10 +107,18 @@ mod repositories {
 		new_test_ext(|| {
 			let repo = create_repo(ALICE);
 			let before = held(ALICE);
-			assert_ok!(ModelHub::update_repository(RuntimeOrigin::signed(ALICE), repo, bounded::<128>(&[b'x'; 60])));
+			assert_ok!(ModelHub::update_repository(
+				RuntimeOrigin::signed(ALICE),
+				repo,
+				bounded::<128>(&[b'x'; 60])
+			));
 			let grown = held(ALICE);
 			assert!(grown > before);
-			assert_ok!(ModelHub::update_repository(RuntimeOrigin::signed(ALICE), repo, bounded::<128>(b"")));
+			assert_ok!(ModelHub::update_repository(
+				RuntimeOrigin::signed(ALICE),
+				repo,
+				bounded::<128>(b"")
+			));
 			assert!(held(ALICE) < before);
 			assert_eq!(Repositories::<Test>::get(repo).unwrap().deposit, held(ALICE));
 		});
@@ -116,7 +136,10 @@ mod repositories {
 				ModelHub::update_repository(RuntimeOrigin::signed(ALICE), 99, bounded::<128>(b"")),
 				Error::<Test>::UnknownRepository
 			);
-			assert_noop!(ModelHub::remove_repository(RuntimeOrigin::signed(BOB), repo), Error::<Test>::NotOwner);
+			assert_noop!(
+				ModelHub::remove_repository(RuntimeOrigin::signed(BOB), repo),
+				Error::<Test>::NotOwner
+			);
 			assert_noop!(
 				ModelHub::remove_repository(RuntimeOrigin::signed(ALICE), 99),
 				Error::<Test>::UnknownRepository
@@ -158,8 +181,13 @@ mod releases {
 			assert_eq!(ReleaseByVersion::<Test>::get(repo, bounded::<16>(b"1.0")), Some(id));
 			assert_eq!(Repositories::<Test>::get(repo).unwrap().releases, 1);
 			System::assert_last_event(
-				Event::ReleasePublished { release: id, repository: repo, artifact: rel.artifact, deposit: rel.deposit }
-					.into(),
+				Event::ReleasePublished {
+					release: id,
+					repository: repo,
+					artifact: rel.artifact,
+					deposit: rel.deposit,
+				}
+				.into(),
 			);
 		});
 	}
@@ -168,7 +196,9 @@ mod releases {
 	fn publish_validates_every_field() {
 		new_test_ext(|| {
 			let repo = create_repo(ALICE);
-			let call = |p: Box<ReleaseParams<Test>>| ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, p);
+			let call = |p: Box<ReleaseParams<Test>>| {
+				ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, p)
+			};
 			let mut p = params(b"");
 			assert_noop!(call(p.clone()), Error::<Test>::EmptyVersion);
 			p = params(b"1");
@@ -315,8 +345,14 @@ mod releases {
 			let rel = Releases::<Test>::get(id).unwrap();
 			assert_eq!((rel.status, rel.open_jobs, rel.deposit), (ReleaseStatus::Retired, 2, 0));
 			assert!(!ModelHub::release_info(id).unwrap().active);
-			assert_noop!(<ModelHub as ModelRegistry<u64>>::job_opened(id), Error::<Test>::ReleaseRetired);
-			assert_noop!(ModelHub::retire_release(RuntimeOrigin::signed(ALICE), id), Error::<Test>::ReleaseRetired);
+			assert_noop!(
+				<ModelHub as ModelRegistry<u64>>::job_opened(id),
+				Error::<Test>::ReleaseRetired
+			);
+			assert_noop!(
+				ModelHub::retire_release(RuntimeOrigin::signed(ALICE), id),
+				Error::<Test>::ReleaseRetired
+			);
 			<ModelHub as ModelRegistry<u64>>::job_closed(id);
 			assert!(Releases::<Test>::get(id).is_some());
 			<ModelHub as ModelRegistry<u64>>::job_closed(id);
@@ -330,8 +366,14 @@ mod releases {
 		new_test_ext(|| {
 			let repo = create_repo(ALICE);
 			let id = publish(ALICE, repo, b"1");
-			assert_noop!(ModelHub::retire_release(RuntimeOrigin::signed(BOB), id), Error::<Test>::NotOwner);
-			assert_noop!(ModelHub::retire_release(RuntimeOrigin::signed(ALICE), 77), Error::<Test>::UnknownRelease);
+			assert_noop!(
+				ModelHub::retire_release(RuntimeOrigin::signed(BOB), id),
+				Error::<Test>::NotOwner
+			);
+			assert_noop!(
+				ModelHub::retire_release(RuntimeOrigin::signed(ALICE), 77),
+				Error::<Test>::UnknownRelease
+			);
 		});
 	}
 }
@@ -345,16 +387,23 @@ mod registry {
 		new_test_ext(|| {
 			let repo = create_repo(ALICE);
 			let id = publish(ALICE, repo, b"1");
-			let good = vec![Tensor { elem: ElemType::F32, shape: vec![1, 4], data: vec![0; 16] }].encode();
+			let good =
+				vec![Tensor { elem: ElemType::F32, shape: vec![1, 4], data: vec![0; 16] }].encode();
 			assert_eq!(ModelHub::check_input(id, &good), Ok(()));
 			assert_eq!(
 				ModelHub::check_output(id, &good),
 				Err(InputError::Tensor(TensorError::Shape))
 			);
-			assert_eq!(ModelHub::check_input(id, b"junk"), Err(InputError::Tensor(TensorError::Malformed)));
+			assert_eq!(
+				ModelHub::check_input(id, b"junk"),
+				Err(InputError::Tensor(TensorError::Malformed))
+			);
 			assert_eq!(ModelHub::check_input(9, &good), Err(InputError::UnknownRelease));
 			let info = ModelHub::release_info(id).unwrap();
-			assert_eq!((info.publisher, info.royalty, info.active), (ALICE, Permill::from_percent(5), true));
+			assert_eq!(
+				(info.publisher, info.royalty, info.active),
+				(ALICE, Permill::from_percent(5), true)
+			);
 			assert!(ModelHub::release_info(9).is_none());
 		});
 	}
@@ -362,7 +411,10 @@ mod registry {
 	#[test]
 	fn job_counters_of_unknown_release() {
 		new_test_ext(|| {
-			assert_noop!(<ModelHub as ModelRegistry<u64>>::job_opened(5), Error::<Test>::UnknownRelease);
+			assert_noop!(
+				<ModelHub as ModelRegistry<u64>>::job_opened(5),
+				Error::<Test>::UnknownRelease
+			);
 			// Closing an unknown release is a no-op, not a panic.
 			<ModelHub as ModelRegistry<u64>>::job_closed(5);
 		});
@@ -390,7 +442,8 @@ mod genesis {
 			let repo = Repositories::<Test>::get(0).expect("created at genesis");
 			assert_eq!((repo.owner, repo.releases), (ALICE, 2));
 			assert_eq!(ReleaseByVersion::<Test>::get(0, bounded::<16>(b"2")), Some(1));
-			let releases = Releases::<Test>::get(0).unwrap().deposit + Releases::<Test>::get(1).unwrap().deposit;
+			let releases = Releases::<Test>::get(0).unwrap().deposit +
+				Releases::<Test>::get(1).unwrap().deposit;
 			assert_eq!(held(ALICE), repo.deposit + releases);
 			ModelHub::do_try_state().expect("invariants hold");
 		});
@@ -402,7 +455,12 @@ mod genesis {
 		let mut storage = storage_with(vec![(ALICE, 1_000_000)]);
 		// The same version twice.
 		crate::GenesisConfig::<Test> {
-			repositories: vec![(ALICE, b"mlp".to_vec(), vec![], vec![*params(b"1"), *params(b"1")])],
+			repositories: vec![(
+				ALICE,
+				b"mlp".to_vec(),
+				vec![],
+				vec![*params(b"1"), *params(b"1")],
+			)],
 		}
 		.assimilate_storage(&mut storage)
 		.unwrap();

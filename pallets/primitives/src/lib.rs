@@ -25,8 +25,20 @@ pub type JobId = u64;
 
 /// How a result is backed.
 #[derive(
-	Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode, DecodeWithMemTracking,
-	MaxEncodedLen, TypeInfo, Serialize, Deserialize,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	PartialOrd,
+	Ord,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Serialize,
+	Deserialize,
 )]
 pub enum VerificationMode {
 	/// No evidence: the staked worker is trusted, the result settles on submission.
@@ -50,8 +62,19 @@ impl VerificationMode {
 
 /// A set of verification modes (bit `i` = `VerificationMode::ALL[i]`).
 #[derive(
-	Clone, Copy, PartialEq, Eq, Default, Debug, Encode, Decode, DecodeWithMemTracking,
-	MaxEncodedLen, TypeInfo, Serialize, Deserialize,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Default,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Serialize,
+	Deserialize,
 )]
 pub struct ModeSet(pub u8);
 
@@ -82,8 +105,18 @@ impl ModeSet {
 
 /// Model file format.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen,
-	TypeInfo, Serialize, Deserialize,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Serialize,
+	Deserialize,
 )]
 pub enum ModelFormat {
 	/// ONNX protobuf.
@@ -92,8 +125,18 @@ pub enum ModelFormat {
 
 /// Element type of a tensor. Data is little-endian.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen,
-	TypeInfo, Serialize, Deserialize,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Serialize,
+	Deserialize,
 )]
 pub enum ElemType {
 	/// IEEE 754 binary32.
@@ -125,8 +168,17 @@ impl ElemType {
 
 /// Declared input or output of a model. A dimension of 0 is dynamic (any size).
 #[derive(
-	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode,
-	DecodeWithMemTracking, MaxEncodedLen, TypeInfo, Serialize, Deserialize,
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	Serialize,
+	Deserialize,
 )]
 #[scale_info(skip_type_params(MaxName, MaxRank))]
 #[codec(mel_bound())]
@@ -218,8 +270,15 @@ pub fn payload_hash(payload: &[u8]) -> H256 {
 
 /// Evidence that comes with a result.
 #[derive(
-	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode,
-	DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	DebugNoBound,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 #[scale_info(skip_type_params(MaxProof))]
 #[codec(mel_bound())]
@@ -305,7 +364,8 @@ mod tests {
 	#[test]
 	fn payload_matching_spec_is_accepted() {
 		let specs = [spec(ElemType::F32, &[0, 4]), spec(ElemType::I64, &[2])];
-		let payload = alloc::vec![tensor(ElemType::F32, &[3, 4]), tensor(ElemType::I64, &[2])].encode();
+		let payload =
+			alloc::vec![tensor(ElemType::F32, &[3, 4]), tensor(ElemType::I64, &[2])].encode();
 		assert_eq!(check_tensors(&payload, &specs).unwrap().len(), 2);
 	}
 
@@ -328,7 +388,11 @@ mod tests {
 
 	#[test]
 	fn overflowing_shape_is_rejected_not_panicking() {
-		let t = Tensor { elem: ElemType::F64, shape: alloc::vec![u32::MAX, u32::MAX, u32::MAX], data: alloc::vec![] };
+		let t = Tensor {
+			elem: ElemType::F64,
+			shape: alloc::vec![u32::MAX, u32::MAX, u32::MAX],
+			data: alloc::vec![],
+		};
 		assert!(!t.is_consistent());
 	}
 
@@ -355,6 +419,9 @@ mod tests {
 	}
 
 	fn hex_literal(s: &str) -> Vec<u8> {
-		(0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+		(0..s.len())
+			.step_by(2)
+			.map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+			.collect()
 	}
 }

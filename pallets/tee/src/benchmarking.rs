@@ -25,8 +25,9 @@ fn allow_fixture_pcrs<T: Config>() -> MeasurementId {
 
 /// Pins `root` last among the most development roots a chain may have (each compared).
 fn pin_last<T: Config>(root: &[u8]) {
-	let mut roots: Vec<BoundedVec<u8, ConstU32<MAX_ROOT_LEN>>> =
-		(1..MAX_DEV_ROOTS).map(|i| alloc::vec![i as u8; root.len()].try_into().expect("fits")).collect();
+	let mut roots: Vec<BoundedVec<u8, ConstU32<MAX_ROOT_LEN>>> = (1..MAX_DEV_ROOTS)
+		.map(|i| alloc::vec![i as u8; root.len()].try_into().expect("fits"))
+		.collect();
 	roots.push(root.to_vec().try_into().expect("fits"));
 	InsecureDevRoots::<T>::put(BoundedVec::try_from(roots).expect("MAX_DEV_ROOTS"));
 }
@@ -91,7 +92,10 @@ mod benchmarks {
 		allow_fixture_pcrs::<T>();
 		Challenges::<T>::insert(
 			&who,
-			Challenge { nonce: fixture::NONCE, expires_at: frame_system::Pallet::<T>::block_number() + 1u32.into() },
+			Challenge {
+				nonce: fixture::NONCE,
+				expires_at: frame_system::Pallet::<T>::block_number() + 1u32.into(),
+			},
 		);
 
 		#[extrinsic_call]
@@ -140,7 +144,8 @@ mod benchmarks {
 
 		#[block]
 		{
-			result = Pallet::<T>::check_result_signature(&who, &fixture.message, &fixture.signature);
+			result =
+				Pallet::<T>::check_result_signature(&who, &fixture.message, &fixture.signature);
 		}
 
 		assert_eq!(result, Ok(()));

@@ -29,5 +29,6 @@ pub struct Fixture {
 
 /// The stored fixture.
 pub fn load() -> Fixture {
-	Fixture::decode(&mut &include_bytes!("benchmark-fixture.scale")[..]).expect("the fixture decodes")
+	Fixture::decode(&mut &include_bytes!("benchmark-fixture.scale")[..])
+		.expect("the fixture decodes")
 }

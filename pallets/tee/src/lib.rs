@@ -7,14 +7,14 @@
 //!
 //! 1. `request_challenge`: the worker gets a fresh 32-byte nonce, usable for
 //!    [`Config::ChallengeLifetime`] blocks and once.
-//! 2. The enclave asks the NSM for a document with `nonce` = the challenge and `public_key` =
-//!    its ed25519 key (32 bytes; a document without `public_key` may carry it in `user_data`).
-//! 3. `attest(document)`: COSE_Sign1/ES384, the payload, the X.509 chain from the leaf through
-//!    the `cabundle` to the pinned AWS Nitro root (or, on development chains only, a root set in
-//!    genesis as [`InsecureDevRoots`]) at the chain's time, freshness (≤ 5 min old, ≤ 1 min
-//!    ahead), the PCRs against the allowlist, the nonce against the challenge ([`opg_nitro`]).
-//!    The key is stored until the chain's first certificate expires or
-//!    [`Config::MaxKeyLifetime`] passes, whichever is first; the worker re-attests before.
+//! 2. The enclave asks the NSM for a document with `nonce` = the challenge and `public_key` = its
+//!    ed25519 key (32 bytes; a document without `public_key` may carry it in `user_data`).
+//! 3. `attest(document)`: COSE_Sign1/ES384, the payload, the X.509 chain from the leaf through the
+//!    `cabundle` to the pinned AWS Nitro root (or, on development chains only, a root set in
+//!    genesis as [`InsecureDevRoots`]) at the chain's time, freshness (≤ 5 min old, ≤ 1 min ahead),
+//!    the PCRs against the allowlist, the nonce against the challenge ([`opg_nitro`]). The key is
+//!    stored until the chain's first certificate expires or [`Config::MaxKeyLifetime`] passes,
+//!    whichever is first; the worker re-attests before.
 //!
 //! Results in TEE mode carry the enclave key's signature over [`opg_primitives`]' `tee_message`;
 //! [`Pallet::check_result_signature`] checks it. Revoking a measurement disables at once every
@@ -78,7 +78,9 @@ pub type GenesisMeasurement = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 pub type MeasurementId = H256;
 
 /// An allowed enclave image.
-#[derive(CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo)]
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
+)]
 #[scale_info(skip_type_params(MaxLabel))]
 pub struct Measurement<MaxLabel: Get<u32>> {
 	/// PCR0: the enclave image file.
@@ -119,7 +121,9 @@ pub struct EnclaveKey<BlockNumber> {
 }
 
 /// Why a document was refused: [`opg_nitro::Error`] as a pallet error.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, PalletError)]
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, PalletError,
+)]
 pub enum DocumentError {
 	/// Too large, or a field over its limit.
 	TooLarge,
@@ -250,7 +254,8 @@ pub mod pallet {
 
 	/// Allowed enclave measurements.
 	#[pallet::storage]
-	pub type Measurements<T: Config> = StorageMap<_, Identity, MeasurementId, Measurement<T::MaxLabelLen>>;
+	pub type Measurements<T: Config> =
+		StorageMap<_, Identity, MeasurementId, Measurement<T::MaxLabelLen>>;
 
 	/// Number of [`Measurements`].
 	#[pallet::storage]
@@ -259,16 +264,21 @@ pub mod pallet {
 	/// **Insecure** roots trusted besides AWS's, set in the genesis of development and test
 	/// chains only (e.g. [`opg_nitro::dev::DevCa`]'s): anyone can forge documents under them.
 	#[pallet::storage]
-	pub type InsecureDevRoots<T> =
-		StorageValue<_, BoundedVec<BoundedVec<u8, ConstU32<MAX_ROOT_LEN>>, ConstU32<MAX_DEV_ROOTS>>, ValueQuery>;
+	pub type InsecureDevRoots<T> = StorageValue<
+		_,
+		BoundedVec<BoundedVec<u8, ConstU32<MAX_ROOT_LEN>>, ConstU32<MAX_DEV_ROOTS>>,
+		ValueQuery,
+	>;
 
 	/// Open challenges by worker.
 	#[pallet::storage]
-	pub type Challenges<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, Challenge<BlockNumberFor<T>>>;
+	pub type Challenges<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, Challenge<BlockNumberFor<T>>>;
 
 	/// Attested enclave keys by worker.
 	#[pallet::storage]
-	pub type EnclaveKeys<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, EnclaveKey<BlockNumberFor<T>>>;
+	pub type EnclaveKeys<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, EnclaveKey<BlockNumberFor<T>>>;
 
 	/// Intermediate CAs verified under a pinned root: SHA-256 of the DER → notAfter (seconds).
 	#[pallet::storage]
@@ -288,7 +298,12 @@ pub mod pallet {
 		/// A challenge was issued: the enclave's document must carry `nonce`.
 		ChallengeIssued { worker: T::AccountId, nonce: [u8; 32], expires_at: BlockNumberFor<T> },
 		/// An enclave key was attested.
-		EnclaveAttested { worker: T::AccountId, key: [u8; 32], measurement: MeasurementId, expires_at_ms: u64 },
+		EnclaveAttested {
+			worker: T::AccountId,
+			key: [u8; 32],
+			measurement: MeasurementId,
+			expires_at_ms: u64,
+		},
 		/// An enclave key was removed.
 		EnclaveKeyEvicted { worker: T::AccountId, reason: EvictionReason },
 		/// A remembered CA expired and was forgotten.
@@ -339,7 +354,9 @@ pub mod pallet {
 		}
 
 		#[cfg(feature = "try-runtime")]
-		fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		fn try_state(
+			_: BlockNumberFor<T>,
+		) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
 		}
 	}
@@ -360,7 +377,9 @@ pub mod pallet {
 	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
 		fn build(&self) {
 			for (pcr0, pcr1, pcr2, label) in &self.measurements {
-				let pcr = |p: &Vec<u8>| -> Pcr { p.as_slice().try_into().expect("genesis PCRs are 48 bytes") };
+				let pcr = |p: &Vec<u8>| -> Pcr {
+					p.as_slice().try_into().expect("genesis PCRs are 48 bytes")
+				};
 				Pallet::<T>::do_add_measurement(
 					pcr(pcr0),
 					pcr(pcr1),
@@ -374,7 +393,9 @@ pub mod pallet {
 				.iter()
 				.map(|r| r.clone().try_into().expect("genesis root within MAX_ROOT_LEN"))
 				.collect();
-			InsecureDevRoots::<T>::put(BoundedVec::try_from(roots).expect("at most MAX_DEV_ROOTS genesis roots"));
+			InsecureDevRoots::<T>::put(
+				BoundedVec::try_from(roots).expect("at most MAX_DEV_ROOTS genesis roots"),
+			);
 		}
 	}
 
@@ -448,15 +469,22 @@ pub mod pallet {
 			let mut roots: Vec<&[u8]> = alloc::vec![opg_nitro::AWS_NITRO_ROOT_G1];
 			roots.extend(dev_roots.iter().map(|r| &r[..]));
 			let now_s = now_ms / 1000;
-			let known =
-				|fingerprint: &[u8; 32]| KnownCas::<T>::get(fingerprint).is_some_and(|not_after| not_after >= now_s);
-			let attestation = opg_nitro::verify_cached(&document, &roots, now_ms, Default::default(), &known)
-				.map_err(|e| Error::<T>::Document(e.into()))?;
+			let known = |fingerprint: &[u8; 32]| {
+				KnownCas::<T>::get(fingerprint).is_some_and(|not_after| not_after >= now_s)
+			};
+			let attestation =
+				opg_nitro::verify_cached(&document, &roots, now_ms, Default::default(), &known)
+					.map_err(|e| Error::<T>::Document(e.into()))?;
 
 			ensure!(attestation.nonce == Some(&challenge.nonce[..]), Error::<T>::NonceMismatch);
-			let pcr = |i| attestation.pcr(i).filter(|p| p.len() == PCR_LEN).ok_or(Error::<T>::MissingPcrs);
+			let pcr = |i| {
+				attestation.pcr(i).filter(|p| p.len() == PCR_LEN).ok_or(Error::<T>::MissingPcrs)
+			};
 			let measurement = measurement_id(pcr(0)?, pcr(1)?, pcr(2)?);
-			ensure!(Measurements::<T>::contains_key(measurement), Error::<T>::MeasurementNotAllowed);
+			ensure!(
+				Measurements::<T>::contains_key(measurement),
+				Error::<T>::MeasurementNotAllowed
+			);
 			let key: [u8; 32] = attestation
 				.public_key
 				.or(attestation.user_data)
@@ -531,9 +559,9 @@ pub mod pallet {
 		pub fn worker_status(worker: &T::AccountId) -> runtime_api::WorkerTee<BlockNumberFor<T>> {
 			let now_ms = Self::now_ms();
 			let key = EnclaveKeys::<T>::get(worker);
-			let key_usable = key
-				.as_ref()
-				.is_some_and(|k| now_ms < k.expires_at_ms && Measurements::<T>::contains_key(k.measurement));
+			let key_usable = key.as_ref().is_some_and(|k| {
+				now_ms < k.expires_at_ms && Measurements::<T>::contains_key(k.measurement)
+			});
 			runtime_api::WorkerTee {
 				now_ms,
 				key,
@@ -568,9 +596,13 @@ pub mod pallet {
 			signature: &[u8],
 		) -> Result<(), SignatureError> {
 			let key = EnclaveKeys::<T>::get(worker).ok_or(SignatureError::NoEnclaveKey)?;
-			ensure!(Measurements::<T>::contains_key(key.measurement), SignatureError::MeasurementRevoked);
+			ensure!(
+				Measurements::<T>::contains_key(key.measurement),
+				SignatureError::MeasurementRevoked
+			);
 			ensure!(Self::now_ms() < key.expires_at_ms, SignatureError::KeyExpired);
-			let signature: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
+			let signature: [u8; 64] =
+				signature.try_into().map_err(|_| SignatureError::Malformed)?;
 			let valid = sp_io::crypto::ed25519_verify(
 				&ed25519::Signature::from_raw(signature),
 				message,
@@ -587,11 +619,20 @@ pub mod pallet {
 				Measurements::<T>::iter_keys().count() as u32 == MeasurementCount::<T>::get(),
 				"measurement count differs"
 			);
-			ensure!(MeasurementCount::<T>::get() <= T::MaxMeasurements::get(), "too many measurements");
+			ensure!(
+				MeasurementCount::<T>::get() <= T::MaxMeasurements::get(),
+				"too many measurements"
+			);
 			for (id, m) in Measurements::<T>::iter() {
-				ensure!(id == measurement_id(&m.pcr0, &m.pcr1, &m.pcr2), "measurement under a wrong id");
+				ensure!(
+					id == measurement_id(&m.pcr0, &m.pcr1, &m.pcr2),
+					"measurement under a wrong id"
+				);
 			}
-			ensure!(KnownCas::<T>::iter_keys().count() as u32 == KnownCaCount::<T>::get(), "CA count differs");
+			ensure!(
+				KnownCas::<T>::iter_keys().count() as u32 == KnownCaCount::<T>::get(),
+				"CA count differs"
+			);
 			ensure!(KnownCaCount::<T>::get() <= T::MaxKnownCas::get(), "too many CAs");
 			Ok(())
 		}

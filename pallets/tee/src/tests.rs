@@ -47,7 +47,13 @@ fn set_time_ms(ms: u64) {
 }
 
 fn allow(pcrs: [[u8; 48]; 3]) -> MeasurementId {
-	assert_ok!(Tee::add_measurement(RuntimeOrigin::root(), pcrs[0], pcrs[1], pcrs[2], label("opg-worker test")));
+	assert_ok!(Tee::add_measurement(
+		RuntimeOrigin::root(),
+		pcrs[0],
+		pcrs[1],
+		pcrs[2],
+		label("opg-worker test")
+	));
 	measurement_id(&pcrs[0], &pcrs[1], &pcrs[2])
 }
 
@@ -103,7 +109,9 @@ mod policy {
 				DispatchError::BadOrigin
 			);
 			let id = allow(fixture::PCRS);
-			System::assert_last_event(Event::MeasurementAdded { id, label: label("opg-worker test") }.into());
+			System::assert_last_event(
+				Event::MeasurementAdded { id, label: label("opg-worker test") }.into(),
+			);
 			assert_eq!(Measurements::<Test>::get(id).unwrap().pcr1, b);
 			assert_noop!(
 				Tee::add_measurement(RuntimeOrigin::root(), a, b, c, label("again")),
@@ -116,10 +124,16 @@ mod policy {
 				Tee::add_measurement(RuntimeOrigin::root(), [99; 48], b, c, label("fifth")),
 				Error::<Test>::TooManyMeasurements
 			);
-			assert_noop!(Tee::revoke_measurement(RuntimeOrigin::signed(W1), id), DispatchError::BadOrigin);
+			assert_noop!(
+				Tee::revoke_measurement(RuntimeOrigin::signed(W1), id),
+				DispatchError::BadOrigin
+			);
 			assert_ok!(Tee::revoke_measurement(RuntimeOrigin::root(), id));
 			System::assert_last_event(Event::MeasurementRevoked { id }.into());
-			assert_noop!(Tee::revoke_measurement(RuntimeOrigin::root(), id), Error::<Test>::UnknownMeasurement);
+			assert_noop!(
+				Tee::revoke_measurement(RuntimeOrigin::root(), id),
+				Error::<Test>::UnknownMeasurement
+			);
 			assert_eq!(MeasurementCount::<Test>::get(), 3);
 			// Room again.
 			allow([[99; 48], b, c]);
@@ -139,7 +153,9 @@ mod policy {
 		.unwrap();
 		sp_io::TestExternalities::new(storage).execute_with(|| {
 			assert_eq!(InsecureDevRoots::<Test>::get()[0].to_vec(), root);
-			assert!(Measurements::<Test>::contains_key(measurement_id(&[0; 48], &[0; 48], &[0; 48])));
+			assert!(Measurements::<Test>::contains_key(measurement_id(
+				&[0; 48], &[0; 48], &[0; 48]
+			)));
 			Tee::do_try_state().unwrap();
 		});
 	}
@@ -155,7 +171,8 @@ mod attestation {
 		new_test_ext(vec![], || {
 			let (id, nonce) = aws_chain();
 			let doc = aws_document();
-			let parsed = opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
+			let parsed =
+				opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
 			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())).unwrap();
 			// Three intermediates, the leaf and the document.
 			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(5)));
@@ -164,7 +181,10 @@ mod attestation {
 			// No `public_key`: the key is the 32 bytes of `user_data`.
 			assert_eq!(&key.public[..], parsed.user_data.unwrap());
 			assert_eq!(key.measurement, id);
-			assert_eq!(key.expires_at_ms, (parsed.valid_until * 1000).min(parsed.timestamp_ms + KEY_LIFETIME_MS));
+			assert_eq!(
+				key.expires_at_ms,
+				(parsed.valid_until * 1000).min(parsed.timestamp_ms + KEY_LIFETIME_MS)
+			);
 			System::assert_last_event(
 				Event::EnclaveAttested {
 					worker: W1,
@@ -223,7 +243,9 @@ mod attestation {
 		dev_chain(|| {
 			let id = allow(fixture::PCRS);
 			let nonce = challenge(W1);
-			System::assert_last_event(Event::ChallengeIssued { worker: W1, nonce, expires_at: 11 }.into());
+			System::assert_last_event(
+				Event::ChallengeIssued { worker: W1, nonce, expires_at: 11 }.into(),
+			);
 			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(dev_document(W1, &nonce))));
 			let key = EnclaveKeys::<Test>::get(W1).unwrap();
 			assert_eq!(key.public, enclave_key(W1).public().0);
@@ -237,7 +259,10 @@ mod attestation {
 	fn challenges_are_for_workers_fresh_and_used_once() {
 		dev_chain(|| {
 			allow(fixture::PCRS);
-			assert_noop!(Tee::request_challenge(RuntimeOrigin::signed(NOBODY)), Error::<Test>::NotAWorker);
+			assert_noop!(
+				Tee::request_challenge(RuntimeOrigin::signed(NOBODY)),
+				Error::<Test>::NotAWorker
+			);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(NOBODY), bounded(dev_document(NOBODY, &[0; 32]))),
 				Error::<Test>::NotAWorker
@@ -265,11 +290,17 @@ mod attestation {
 			let doc = dev_document(W1, &n1_again);
 			// Usable through block 2 + 10.
 			System::set_block_number(13);
-			assert_noop!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())), Error::<Test>::ChallengeExpired);
+			assert_noop!(
+				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())),
+				Error::<Test>::ChallengeExpired
+			);
 			System::set_block_number(12);
 			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())));
 			// Replaying the document finds no challenge.
-			assert_noop!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)), Error::<Test>::NoChallenge);
+			assert_noop!(
+				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)),
+				Error::<Test>::NoChallenge
+			);
 		});
 	}
 
@@ -278,7 +309,10 @@ mod attestation {
 		dev_chain(|| {
 			let nonce = challenge(W1);
 			let doc = dev_document(W1, &nonce);
-			assert_noop!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)), Error::<Test>::MeasurementNotAllowed);
+			assert_noop!(
+				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)),
+				Error::<Test>::MeasurementNotAllowed
+			);
 			allow(fixture::PCRS);
 			let ca = DevCa::new(DEV_SEED, NOW_S);
 			let claims = |pcrs: Vec<(u8, Vec<u8>)>, key: Option<Vec<u8>>| Claims {
@@ -327,7 +361,11 @@ mod attestation {
 					user_data: None,
 					nonce: Some(nonce.to_vec()),
 				};
-				let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(ca.document(&claims, NOW_S * 1000))).unwrap();
+				let info = Tee::attest(
+					RuntimeOrigin::signed(W1),
+					bounded(ca.document(&claims, NOW_S * 1000)),
+				)
+				.unwrap();
 				assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(depth as u32 + 2)));
 				assert_eq!(KnownCaCount::<Test>::get(), (depth as u32).min(3));
 			});
@@ -348,12 +386,24 @@ mod results {
 			assert_eq!(Tee::check_result_signature(&W1, &message, &signature), Ok(()));
 			let mut other = message;
 			other[0] ^= 1;
-			assert_eq!(Tee::check_result_signature(&W1, &other, &signature), Err(SignatureError::Invalid));
-			assert_eq!(Tee::check_result_signature(&W1, &message, &signature[..63]), Err(SignatureError::Malformed));
+			assert_eq!(
+				Tee::check_result_signature(&W1, &other, &signature),
+				Err(SignatureError::Invalid)
+			);
+			assert_eq!(
+				Tee::check_result_signature(&W1, &message, &signature[..63]),
+				Err(SignatureError::Malformed)
+			);
 			// Another worker's key does not speak for W1, and W2 has none.
 			let forged = enclave_key(W2).sign(&message).0;
-			assert_eq!(Tee::check_result_signature(&W1, &message, &forged), Err(SignatureError::Invalid));
-			assert_eq!(Tee::check_result_signature(&W2, &message, &forged), Err(SignatureError::NoEnclaveKey));
+			assert_eq!(
+				Tee::check_result_signature(&W1, &message, &forged),
+				Err(SignatureError::Invalid)
+			);
+			assert_eq!(
+				Tee::check_result_signature(&W2, &message, &forged),
+				Err(SignatureError::NoEnclaveKey)
+			);
 		});
 	}
 
@@ -368,10 +418,16 @@ mod results {
 			set_time_ms(expires - 1);
 			assert_eq!(Tee::check_result_signature(&W1, &message, &signature), Ok(()));
 			set_time_ms(expires);
-			assert_eq!(Tee::check_result_signature(&W1, &message, &signature), Err(SignatureError::KeyExpired));
+			assert_eq!(
+				Tee::check_result_signature(&W1, &message, &signature),
+				Err(SignatureError::KeyExpired)
+			);
 			set_time_ms(NOW_S * 1000);
 			assert_ok!(Tee::revoke_measurement(RuntimeOrigin::root(), id));
-			assert_eq!(Tee::check_result_signature(&W1, &message, &signature), Err(SignatureError::MeasurementRevoked));
+			assert_eq!(
+				Tee::check_result_signature(&W1, &message, &signature),
+				Err(SignatureError::MeasurementRevoked)
+			);
 		});
 	}
 
@@ -421,10 +477,16 @@ mod eviction {
 	fn only_expired_revoked_or_orphaned_keys_are_evicted() {
 		dev_chain(|| {
 			let id = allow(fixture::PCRS);
-			assert_noop!(Tee::evict(RuntimeOrigin::signed(NOBODY), W1), Error::<Test>::NoEnclaveKey);
+			assert_noop!(
+				Tee::evict(RuntimeOrigin::signed(NOBODY), W1),
+				Error::<Test>::NoEnclaveKey
+			);
 			attest_dev(W1);
 			attest_dev(W2);
-			assert_noop!(Tee::evict(RuntimeOrigin::signed(NOBODY), W1), Error::<Test>::KeyStillValid);
+			assert_noop!(
+				Tee::evict(RuntimeOrigin::signed(NOBODY), W1),
+				Error::<Test>::KeyStillValid
+			);
 
 			WORKERS.with(|w| w.borrow_mut().remove(&W2));
 			assert_ok!(Tee::evict(RuntimeOrigin::signed(NOBODY), W2));
@@ -434,13 +496,17 @@ mod eviction {
 
 			set_time_ms(EnclaveKeys::<Test>::get(W1).unwrap().expires_at_ms);
 			assert_ok!(Tee::evict(RuntimeOrigin::signed(NOBODY), W1));
-			System::assert_last_event(Event::EnclaveKeyEvicted { worker: W1, reason: EvictionReason::Expired }.into());
+			System::assert_last_event(
+				Event::EnclaveKeyEvicted { worker: W1, reason: EvictionReason::Expired }.into(),
+			);
 
 			set_time_ms(NOW_S * 1000);
 			attest_dev(W1);
 			assert_ok!(Tee::revoke_measurement(RuntimeOrigin::root(), id));
 			assert_ok!(Tee::evict(RuntimeOrigin::signed(NOBODY), W1));
-			System::assert_last_event(Event::EnclaveKeyEvicted { worker: W1, reason: EvictionReason::Revoked }.into());
+			System::assert_last_event(
+				Event::EnclaveKeyEvicted { worker: W1, reason: EvictionReason::Revoked }.into(),
+			);
 			assert!(EnclaveKeys::<Test>::get(W1).is_none());
 		});
 	}
@@ -450,13 +516,20 @@ mod eviction {
 		new_test_ext(vec![], || {
 			aws_chain();
 			let doc = aws_document();
-			let parsed = opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
+			let parsed =
+				opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
 			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())));
 			let (fingerprint, not_after) = parsed.verified_cas[0];
 			assert_eq!(KnownCas::<Test>::get(fingerprint), Some(not_after));
-			assert_noop!(Tee::forget_ca(RuntimeOrigin::signed(NOBODY), [0; 32]), Error::<Test>::UnknownCa);
+			assert_noop!(
+				Tee::forget_ca(RuntimeOrigin::signed(NOBODY), [0; 32]),
+				Error::<Test>::UnknownCa
+			);
 			set_time_ms(not_after * 1000);
-			assert_noop!(Tee::forget_ca(RuntimeOrigin::signed(NOBODY), fingerprint), Error::<Test>::CaStillValid);
+			assert_noop!(
+				Tee::forget_ca(RuntimeOrigin::signed(NOBODY), fingerprint),
+				Error::<Test>::CaStillValid
+			);
 			set_time_ms((not_after + 1) * 1000);
 			assert_ok!(Tee::forget_ca(RuntimeOrigin::signed(NOBODY), fingerprint));
 			assert_eq!(KnownCaCount::<Test>::get(), 2);
@@ -482,7 +555,12 @@ fn benchmark_fixture_is_current() {
 		})
 		.collect();
 	let message = [0x11; 32];
-	let expected = fixture::Fixture { documents, public: key.public().0, message, signature: key.sign(&message).0 };
+	let expected = fixture::Fixture {
+		documents,
+		public: key.public().0,
+		message,
+		signature: key.sign(&message).0,
+	};
 	let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/benchmark-fixture.scale");
 	if std::env::var_os("OPG_BLESS").is_some() {
 		std::fs::write(path, expected.encode()).unwrap();

@@ -23,8 +23,11 @@ fn key(n: u32) -> (Vec<u8>, Vec<u8>, Vec<[u8; 32]>) {
 fn registered<T: Config>(n: u32) -> (H256, Vec<u8>, Vec<[u8; 32]>) {
 	let (encoded, proof, inputs) = key(n);
 	let owner = funded::<T>();
-	Pallet::<T>::register_verifying_key(RawOrigin::Signed(owner).into(), encoded.clone().try_into().expect("fits"))
-		.expect("a valid key registers");
+	Pallet::<T>::register_verifying_key(
+		RawOrigin::Signed(owner).into(),
+		encoded.clone().try_into().expect("fits"),
+	)
+	.expect("a valid key registers");
 	(key_hash(&encoded), proof, inputs)
 }
 

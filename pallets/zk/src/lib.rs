@@ -52,7 +52,8 @@ pub const MAX_KEY_LEN: u32 = verifying_key_len(MAX_PUBLIC_INPUTS) as u32;
 pub const MAX_PREPARED_LEN: u32 = prepared_key_len(MAX_PUBLIC_INPUTS) as u32;
 
 /// Balance type of the currency.
-pub type BalanceOf<T> = <<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+pub type BalanceOf<T> =
+	<<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
 
 /// A registered verifying key.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
@@ -113,7 +114,8 @@ pub mod pallet {
 	#[pallet::config]
 	pub trait Config: polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>> {
 		/// Currency in which deposits are held.
-		type Currency: MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason> + Mutate<Self::AccountId>;
+		type Currency: MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>
+			+ Mutate<Self::AccountId>;
 		/// The runtime's hold reasons.
 		type RuntimeHoldReason: From<HoldReason>;
 		/// Deposit per key.
@@ -130,13 +132,19 @@ pub mod pallet {
 
 	/// Registered keys by hash.
 	#[pallet::storage]
-	pub type VerifyingKeys<T: Config> = StorageMap<_, Identity, H256, KeyRecord<T::AccountId, BalanceOf<T>>>;
+	pub type VerifyingKeys<T: Config> =
+		StorageMap<_, Identity, H256, KeyRecord<T::AccountId, BalanceOf<T>>>;
 
 	#[pallet::event]
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
 		/// A key was registered.
-		VerifyingKeyRegistered { hash: H256, owner: T::AccountId, public_inputs: u32, deposit: BalanceOf<T> },
+		VerifyingKeyRegistered {
+			hash: H256,
+			owner: T::AccountId,
+			public_inputs: u32,
+			deposit: BalanceOf<T>,
+		},
 		/// A key was removed and its deposit released.
 		VerifyingKeyRemoved { hash: H256, owner: T::AccountId, deposit: BalanceOf<T> },
 	}
@@ -160,7 +168,9 @@ pub mod pallet {
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		#[cfg(feature = "try-runtime")]
-		fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		fn try_state(
+			_: BlockNumberFor<T>,
+		) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
 			Self::do_try_state()
 		}
 	}
@@ -185,13 +195,24 @@ pub mod pallet {
 				opg_groth16::Error::TooManyPublicInputs => Error::<T>::TooManyPublicInputs,
 				_ => Error::<T>::MalformedVerifyingKey,
 			})?;
-			let prepared: BoundedVec<u8, ConstU32<MAX_PREPARED_LEN>> =
-				decoded.prepare().to_bytes().try_into().map_err(|_| Error::<T>::MalformedVerifyingKey)?;
+			let prepared: BoundedVec<u8, ConstU32<MAX_PREPARED_LEN>> = decoded
+				.prepare()
+				.to_bytes()
+				.try_into()
+				.map_err(|_| Error::<T>::MalformedVerifyingKey)?;
 			let public_inputs = decoded.public_inputs() as u32;
 			let deposit = Self::deposit_for(prepared.len() as u32);
 			T::Currency::hold(&HoldReason::KeyDeposit.into(), &owner, deposit)?;
-			VerifyingKeys::<T>::insert(hash, KeyRecord { owner: owner.clone(), deposit, public_inputs, prepared });
-			Self::deposit_event(Event::VerifyingKeyRegistered { hash, owner, public_inputs, deposit });
+			VerifyingKeys::<T>::insert(
+				hash,
+				KeyRecord { owner: owner.clone(), deposit, public_inputs, prepared },
+			);
+			Self::deposit_event(Event::VerifyingKeyRegistered {
+				hash,
+				owner,
+				public_inputs,
+				deposit,
+			});
 			Ok(())
 		}
 
@@ -203,9 +224,18 @@ pub mod pallet {
 			let record = VerifyingKeys::<T>::get(hash).ok_or(Error::<T>::UnknownVerifyingKey)?;
 			ensure!(record.owner == who, Error::<T>::NotOwner);
 			ensure!(!T::KeyUsers::contains(&hash), Error::<T>::KeyInUse);
-			T::Currency::release(&HoldReason::KeyDeposit.into(), &who, record.deposit, Precision::Exact)?;
+			T::Currency::release(
+				&HoldReason::KeyDeposit.into(),
+				&who,
+				record.deposit,
+				Precision::Exact,
+			)?;
 			VerifyingKeys::<T>::remove(hash);
-			Self::deposit_event(Event::VerifyingKeyRemoved { hash, owner: who, deposit: record.deposit });
+			Self::deposit_event(Event::VerifyingKeyRemoved {
+				hash,
+				owner: who,
+				deposit: record.deposit,
+			});
 			Ok(())
 		}
 	}
@@ -213,7 +243,8 @@ pub mod pallet {
 	impl<T: Config> Pallet<T> {
 		/// Deposit of a stored key of `bytes` prepared bytes.
 		pub fn deposit_for(bytes: u32) -> BalanceOf<T> {
-			T::DepositBase::get().saturating_add(T::DepositPerByte::get().saturating_mul(bytes.into()))
+			T::DepositBase::get()
+				.saturating_add(T::DepositPerByte::get().saturating_mul(bytes.into()))
 		}
 
 		/// Checks `proof` against the key registered under `key` for `inputs` (32-byte
@@ -224,14 +255,16 @@ pub mod pallet {
 			if inputs.len() != record.public_inputs as usize {
 				return Err(ProofError::PublicInputCount);
 			}
-			let prepared = opg_groth16::PreparedVerifyingKey::from_trusted_bytes(&record.prepared).map_err(|_| {
-				// Only keys that decoded and prepared are stored.
-				defensive!("stored verifying key does not decode");
-				ProofError::UnknownKey
-			})?;
-			let proof = opg_groth16::Proof::decode(proof).map_err(|_| ProofError::MalformedProof)?;
-			let inputs =
-				opg_groth16::decode_public_inputs(&inputs.concat()).map_err(|_| ProofError::PublicInputOutOfRange)?;
+			let prepared = opg_groth16::PreparedVerifyingKey::from_trusted_bytes(&record.prepared)
+				.map_err(|_| {
+					// Only keys that decoded and prepared are stored.
+					defensive!("stored verifying key does not decode");
+					ProofError::UnknownKey
+				})?;
+			let proof =
+				opg_groth16::Proof::decode(proof).map_err(|_| ProofError::MalformedProof)?;
+			let inputs = opg_groth16::decode_public_inputs(&inputs.concat())
+				.map_err(|_| ProofError::PublicInputOutOfRange)?;
 			opg_groth16::verify(&prepared, &proof, &inputs).map_err(|e| match e {
 				opg_groth16::Error::PublicInputCount { .. } => ProofError::PublicInputCount,
 				_ => ProofError::InvalidProof,
@@ -252,10 +285,17 @@ pub mod pallet {
 			for (_, record) in VerifyingKeys::<T>::iter() {
 				let e = held.entry(record.owner.clone()).or_default();
 				*e = e.saturating_add(record.deposit);
-				let prepared = opg_groth16::PreparedVerifyingKey::from_trusted_bytes(&record.prepared)
-					.map_err(|_| "stored key does not decode")?;
-				ensure!(prepared.public_inputs() as u32 == record.public_inputs, "input count mismatch");
-				ensure!(record.deposit == Self::deposit_for(record.prepared.len() as u32), "deposit mismatch");
+				let prepared =
+					opg_groth16::PreparedVerifyingKey::from_trusted_bytes(&record.prepared)
+						.map_err(|_| "stored key does not decode")?;
+				ensure!(
+					prepared.public_inputs() as u32 == record.public_inputs,
+					"input count mismatch"
+				);
+				ensure!(
+					record.deposit == Self::deposit_for(record.prepared.len() as u32),
+					"deposit mismatch"
+				);
 			}
 			for (who, amount) in held {
 				ensure!(

@@ -6,7 +6,8 @@ use polkadot_sdk::{
 	sp_runtime::{DispatchError, TokenError},
 };
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../verifiers/groth16/tests/fixtures");
+const FIXTURES: &str =
+	concat!(env!("CARGO_MANIFEST_DIR"), "/../../verifiers/groth16/tests/fixtures");
 
 fn fixture(name: &str) -> String {
 	std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
@@ -15,10 +16,16 @@ fn fixture(name: &str) -> String {
 /// The circom circuit's key, proof and public inputs ([30, 5]).
 fn circom() -> (Vec<u8>, Vec<u8>, Vec<[u8; 32]>) {
 	use opg_groth16::snarkjs;
-	let key = snarkjs::verifying_key(&fixture("verification_key.json")).unwrap().encode().unwrap();
+	let key = snarkjs::verifying_key(&fixture("verification_key.json"))
+		.unwrap()
+		.encode()
+		.unwrap();
 	let proof = snarkjs::proof(&fixture("proof.json")).unwrap().encode();
-	let inputs =
-		snarkjs::public_inputs(&fixture("public.json")).unwrap().iter().map(opg_groth16::encode_public_input).collect();
+	let inputs = snarkjs::public_inputs(&fixture("public.json"))
+		.unwrap()
+		.iter()
+		.map(opg_groth16::encode_public_input)
+		.collect();
 	(key, proof, inputs)
 }
 
@@ -43,7 +50,8 @@ fn a_snarkjs_proof_verifies_against_its_registered_key() {
 		let deposit = 100 + opg_groth16::prepared_key_len(2) as u64;
 		assert_eq!(held(ALICE), deposit);
 		System::assert_last_event(
-			Event::VerifyingKeyRegistered { hash: h, owner: ALICE, public_inputs: 2, deposit }.into(),
+			Event::VerifyingKeyRegistered { hash: h, owner: ALICE, public_inputs: 2, deposit }
+				.into(),
 		);
 		assert_eq!(Zk::public_inputs(h), Some(2));
 		assert_eq!(Zk::verify(h, &proof, &inputs), Ok(()));
@@ -60,15 +68,22 @@ fn any_change_of_statement_or_proof_is_refused() {
 		assert_eq!(Zk::verify(h, &proof, &changed), Err(ProofError::InvalidProof));
 		assert_eq!(Zk::verify(h, &proof, &[inputs[1], inputs[0]]), Err(ProofError::InvalidProof));
 		assert_eq!(Zk::verify(h, &proof, &inputs[..1]), Err(ProofError::PublicInputCount));
-		assert_eq!(Zk::verify(h, &proof, &[inputs[0], inputs[1], inputs[1]]), Err(ProofError::PublicInputCount));
+		assert_eq!(
+			Zk::verify(h, &proof, &[inputs[0], inputs[1], inputs[1]]),
+			Err(ProofError::PublicInputCount)
+		);
 		// The scalar field's order r, the first value outside the field.
 		let r = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
-		let r: [u8; 32] = core::array::from_fn(|i| u8::from_str_radix(&r[2 * i..2 * i + 2], 16).unwrap());
+		let r: [u8; 32] =
+			core::array::from_fn(|i| u8::from_str_radix(&r[2 * i..2 * i + 2], 16).unwrap());
 		assert_eq!(Zk::verify(h, &proof, &[r, inputs[1]]), Err(ProofError::PublicInputOutOfRange));
 		assert_eq!(Zk::verify(h, &proof[..127], &inputs), Err(ProofError::MalformedProof));
 		let mut flipped = proof.clone();
 		flipped[100] ^= 0x10;
-		assert!(matches!(Zk::verify(h, &flipped, &inputs), Err(ProofError::MalformedProof | ProofError::InvalidProof)));
+		assert!(matches!(
+			Zk::verify(h, &flipped, &inputs),
+			Err(ProofError::MalformedProof | ProofError::InvalidProof)
+		));
 		assert_eq!(Zk::verify(H256::repeat_byte(7), &proof, &inputs), Err(ProofError::UnknownKey));
 	});
 }
@@ -94,11 +109,18 @@ fn malformed_keys_are_refused_and_nothing_is_held() {
 			(unreduced, Error::<Test>::MalformedVerifyingKey),
 			(too_many, Error::<Test>::TooManyPublicInputs),
 		] {
-			assert_noop!(Zk::register_verifying_key(RuntimeOrigin::signed(ALICE), bounded(bad)), error);
+			assert_noop!(
+				Zk::register_verifying_key(RuntimeOrigin::signed(ALICE), bounded(bad)),
+				error
+			);
 		}
 		assert_eq!(held(ALICE), 0);
 		// One byte beyond the longest key does not even decode as a call argument.
-		assert!(BoundedVec::<u8, ConstU32<MAX_KEY_LEN>>::try_from(vec![0u8; MAX_KEY_LEN as usize + 1]).is_err());
+		assert!(BoundedVec::<u8, ConstU32<MAX_KEY_LEN>>::try_from(vec![
+			0u8;
+			MAX_KEY_LEN as usize + 1
+		])
+		.is_err());
 	});
 }
 
@@ -110,7 +132,8 @@ fn keys_from_zero_to_thirty_two_inputs_register_and_verify() {
 			let key = key.encode().unwrap();
 			assert_eq!(public_inputs_of_len(key.len()), Some(n as u32));
 			let h = register(BOB, &key);
-			let inputs: Vec<[u8; 32]> = inputs.iter().map(opg_groth16::encode_public_input).collect();
+			let inputs: Vec<[u8; 32]> =
+				inputs.iter().map(opg_groth16::encode_public_input).collect();
 			assert_eq!(Zk::verify(h, &proof.encode(), &inputs), Ok(()), "n = {n}");
 		}
 		assert_eq!(public_inputs_of_len(MAX_KEY_LEN as usize), Some(32));
@@ -140,17 +163,25 @@ fn only_the_owner_removes_an_unused_key() {
 		let (key, proof, inputs) = circom();
 		let h = register(ALICE, &key);
 		let deposit = held(ALICE);
-		assert_noop!(Zk::unregister_verifying_key(RuntimeOrigin::signed(BOB), h), Error::<Test>::NotOwner);
+		assert_noop!(
+			Zk::unregister_verifying_key(RuntimeOrigin::signed(BOB), h),
+			Error::<Test>::NotOwner
+		);
 		assert_noop!(
 			Zk::unregister_verifying_key(RuntimeOrigin::signed(ALICE), H256::zero()),
 			Error::<Test>::UnknownVerifyingKey
 		);
 		IN_USE.with(|s| s.borrow_mut().insert(h));
-		assert_noop!(Zk::unregister_verifying_key(RuntimeOrigin::signed(ALICE), h), Error::<Test>::KeyInUse);
+		assert_noop!(
+			Zk::unregister_verifying_key(RuntimeOrigin::signed(ALICE), h),
+			Error::<Test>::KeyInUse
+		);
 		IN_USE.with(|s| s.borrow_mut().clear());
 		assert_ok!(Zk::unregister_verifying_key(RuntimeOrigin::signed(ALICE), h));
 		assert_eq!(held(ALICE), 0);
-		System::assert_last_event(Event::VerifyingKeyRemoved { hash: h, owner: ALICE, deposit }.into());
+		System::assert_last_event(
+			Event::VerifyingKeyRemoved { hash: h, owner: ALICE, deposit }.into(),
+		);
 		assert_eq!(Zk::verify(h, &proof, &inputs), Err(ProofError::UnknownKey));
 	});
 }
@@ -158,7 +189,8 @@ fn only_the_owner_removes_an_unused_key() {
 #[test]
 fn releases_may_reference_only_keys_of_the_inference_statement() {
 	new_test_ext(|| {
-		type Inference = KeysWithInputs<Test, ConstU32<{ opg_primitives::ZK_PUBLIC_INPUTS as u32 }>>;
+		type Inference =
+			KeysWithInputs<Test, ConstU32<{ opg_primitives::ZK_PUBLIC_INPUTS as u32 }>>;
 		let four = register(ALICE, &opg_groth16::synthetic::instance(4, 9).0.encode().unwrap());
 		let two = register(ALICE, &circom().0);
 		assert!(Inference::contains(&four));

@@ -6,10 +6,10 @@
 //! - the input payload is the constant SCALE header of the model's input tensor followed by the
 //!   witnessed bytes, and each byte's two's-complement value feeds the first layer;
 //! - a layer's accumulators are linear combinations (weights and biases are constants);
-//! - a hidden neuron decomposes `acc + 2^31` into 32 bits: bit 31 is the sign, bits `shift..`
-//!   are `relu(acc) >> shift`, and any set bit from `shift + 7` saturates the value to 127;
-//! - an output accumulator's two's-complement bits (the same decomposition with bit 31 flipped)
-//!   are the little-endian bytes of the output payload after its constant header.
+//! - a hidden neuron decomposes `acc + 2^31` into 32 bits: bit 31 is the sign, bits `shift..` are
+//!   `relu(acc) >> shift`, and any set bit from `shift + 7` saturates the value to 127;
+//! - an output accumulator's two's-complement bits (the same decomposition with bit 31 flipped) are
+//!   the little-endian bytes of the output payload after its constant header.
 
 use ark_bn254::Fr;
 use ark_ff::PrimeField;
@@ -47,8 +47,10 @@ impl<'a> InferenceCircuit<'a> {
 /// Bits of a payload: the constant header (all bytes before the tensor data, which the shapes
 /// fix) followed by the data bytes' bits, little-endian within each byte as blake2s reads them.
 fn payload_bits(header: &[u8], data: &[Boolean<Fr>]) -> Vec<Boolean<Fr>> {
-	let mut bits: Vec<Boolean<Fr>> =
-		header.iter().flat_map(|byte| (0..8).map(move |i| Boolean::constant(byte >> i & 1 == 1))).collect();
+	let mut bits: Vec<Boolean<Fr>> = header
+		.iter()
+		.flat_map(|byte| (0..8).map(move |i| Boolean::constant(byte >> i & 1 == 1)))
+		.collect();
 	bits.extend_from_slice(data);
 	bits
 }
@@ -67,7 +69,8 @@ fn expose_digest(
 	}
 	for (half, public) in [high, low].into_iter().enumerate() {
 		// Little-endian bits of the big-endian integer: the last byte comes first.
-		let bits: Vec<Boolean<Fr>> = bytes[half * 16..half * 16 + 16].iter().rev().flatten().cloned().collect();
+		let bits: Vec<Boolean<Fr>> =
+			bytes[half * 16..half * 16 + 16].iter().rev().flatten().cloned().collect();
 		Boolean::le_bits_to_fp(&bits)?.enforce_equal(public)?;
 	}
 	Ok(())
@@ -121,15 +124,19 @@ impl ConstraintSynthesizer<Fr> for InferenceCircuit<'_> {
 					}
 				}
 				// `acc + 2^31` fits 32 bits: `IntegerMlp::validate` bounds every accumulator.
-				let (bits, _) = (acc + FpVar::constant(two_31)).to_bits_le_with_top_bits_zero(32)?;
+				let (bits, _) =
+					(acc + FpVar::constant(two_31)).to_bits_le_with_top_bits_zero(32)?;
 				match layer.shift {
 					Some(shift) => {
 						let shift = shift as usize;
 						let nonnegative = bits[31].clone();
 						let low = Boolean::le_bits_to_fp(&bits[shift..shift + 7])?;
 						let high = &bits[shift + 7..31];
-						let saturated =
-							if high.is_empty() { Boolean::constant(false) } else { Boolean::kary_or(high)? };
+						let saturated = if high.is_empty() {
+							Boolean::constant(false)
+						} else {
+							Boolean::kary_or(high)?
+						};
 						let clipped = saturated.select(&FpVar::constant(Fr::from(127u64)), &low)?;
 						next.push(nonnegative.select(&clipped, &FpVar::zero())?);
 					},
@@ -145,17 +152,16 @@ impl ConstraintSynthesizer<Fr> for InferenceCircuit<'_> {
 
 		let zero_input = vec![0i8; n];
 		let zero_output = vec![0i32; model.layers.last().expect("validated").outputs];
-		let (input_payload, output_payload) = (model.input_payload(&zero_input), model.output_payload(&zero_output));
+		let (input_payload, output_payload) =
+			(model.input_payload(&zero_input), model.output_payload(&zero_output));
 		let input_header = header(&input_payload, n);
 		let output_header = header(&output_payload, 4 * zero_output.len());
-		let input_digest = ark_crypto_primitives::prf::blake2s::constraints::evaluate_blake2s(&payload_bits(
-			input_header,
-			&input_bits,
-		))?;
-		let output_digest = ark_crypto_primitives::prf::blake2s::constraints::evaluate_blake2s(&payload_bits(
-			output_header,
-			&output_bits,
-		))?;
+		let input_digest = ark_crypto_primitives::prf::blake2s::constraints::evaluate_blake2s(
+			&payload_bits(input_header, &input_bits),
+		)?;
+		let output_digest = ark_crypto_primitives::prf::blake2s::constraints::evaluate_blake2s(
+			&payload_bits(output_header, &output_bits),
+		)?;
 		expose_digest(&input_digest, &public[0], &public[1])?;
 		expose_digest(&output_digest, &public[2], &public[3])?;
 		Ok(())

@@ -95,7 +95,10 @@ impl IntegerMlp {
 			return fail(format!("{} layers (1 ..= {MAX_LAYERS})", self.layers.len()));
 		}
 		if numel(&self.input_shape) != Some(self.layers[0].inputs) {
-			return fail(format!("input shape {:?} does not hold {} values", self.input_shape, self.layers[0].inputs));
+			return fail(format!(
+				"input shape {:?} does not hold {} values",
+				self.input_shape, self.layers[0].inputs
+			));
 		}
 		let last = self.layers.len() - 1;
 		if numel(&self.output_shape) != Some(self.layers[last].outputs) {
@@ -107,8 +110,15 @@ impl IntegerMlp {
 		// Largest magnitude of each input value: int8 at the input, [0, 127] after a hidden layer.
 		let mut input_bound = 128i64;
 		for (i, layer) in self.layers.iter().enumerate() {
-			if layer.inputs == 0 || layer.outputs == 0 || layer.inputs > MAX_WIDTH || layer.outputs > MAX_WIDTH {
-				return fail(format!("layer {i}: {}×{} (1 ..= {MAX_WIDTH} each)", layer.inputs, layer.outputs));
+			if layer.inputs == 0 ||
+				layer.outputs == 0 ||
+				layer.inputs > MAX_WIDTH ||
+				layer.outputs > MAX_WIDTH
+			{
+				return fail(format!(
+					"layer {i}: {}×{} (1 ..= {MAX_WIDTH} each)",
+					layer.inputs, layer.outputs
+				));
 			}
 			if i > 0 && self.layers[i - 1].outputs != layer.inputs {
 				return fail(format!(
@@ -118,26 +128,36 @@ impl IntegerMlp {
 					self.layers[i - 1].outputs
 				));
 			}
-			if layer.weights.len() != layer.inputs * layer.outputs || layer.bias.len() != layer.outputs {
+			if layer.weights.len() != layer.inputs * layer.outputs ||
+				layer.bias.len() != layer.outputs
+			{
 				return fail(format!(
 					"layer {i}: weight or bias count does not match {}×{}",
 					layer.inputs, layer.outputs
 				));
 			}
 			match (i == last, layer.shift) {
-				(true, Some(_)) => {
-					return fail("the output layer returns int32 accumulators: no requantization".into())
-				},
-				(false, None) => return fail(format!("hidden layer {i} needs ReLU and a power-of-two requantization")),
-				(false, Some(shift)) if shift > 24 => return fail(format!("layer {i}: shift {shift} over 24")),
+				(true, Some(_)) =>
+					return fail(
+						"the output layer returns int32 accumulators: no requantization".into(),
+					),
+				(false, None) =>
+					return fail(format!(
+						"hidden layer {i} needs ReLU and a power-of-two requantization"
+					)),
+				(false, Some(shift)) if shift > 24 =>
+					return fail(format!("layer {i}: shift {shift} over 24")),
 				_ => {},
 			}
 			for o in 0..layer.outputs {
-				let reach: i64 =
-					(0..layer.inputs).map(|j| (layer.weights[j * layer.outputs + o] as i64).abs()).sum::<i64>()
-						* input_bound + (layer.bias[o] as i64).abs();
+				let reach: i64 = (0..layer.inputs)
+					.map(|j| (layer.weights[j * layer.outputs + o] as i64).abs())
+					.sum::<i64>() * input_bound +
+					(layer.bias[o] as i64).abs();
 				if reach >= ACC_LIMIT {
-					return fail(format!("layer {i}, output {o}: the accumulator can reach {reach}, beyond int32"));
+					return fail(format!(
+						"layer {i}, output {o}: the accumulator can reach {reach}, beyond int32"
+					));
 				}
 			}
 			input_bound = 127;
@@ -154,9 +174,14 @@ impl IntegerMlp {
 	pub fn read_input(&self, payload: &[u8]) -> Result<Vec<i8>, Error> {
 		let tensors = <Vec<Tensor> as codec::Decode>::decode(&mut &payload[..])
 			.map_err(|e| Error::Input(format!("not a canonical payload: {e}")))?;
-		let [tensor] = &tensors[..] else { return Err(Error::Input(format!("{} tensors, not 1", tensors.len()))) };
+		let [tensor] = &tensors[..] else {
+			return Err(Error::Input(format!("{} tensors, not 1", tensors.len())))
+		};
 		if tensor.elem != ElemType::I8 || tensor.shape != self.input_shape {
-			return Err(Error::Input(format!("{:?} {:?}, not I8 {:?}", tensor.elem, tensor.shape, self.input_shape)));
+			return Err(Error::Input(format!(
+				"{:?} {:?}, not I8 {:?}",
+				tensor.elem, tensor.shape, self.input_shape
+			)));
 		}
 		if tensor.data.len() != self.input_len() {
 			return Err(Error::Input("data length does not match the shape".into()));
@@ -231,11 +256,15 @@ fn untraced<T>(f: impl FnOnce() -> T) -> T {
 /// Groth16's circuit-specific setup for `model`, with randomness from `rng`. Whoever knows
 /// that randomness can forge proofs: run it where it is thrown away (or replace it by a
 /// multi-party ceremony).
-pub fn setup<R: rand::RngCore + rand::CryptoRng>(model: &IntegerMlp, rng: &mut R) -> Result<Keys, Error> {
+pub fn setup<R: rand::RngCore + rand::CryptoRng>(
+	model: &IntegerMlp,
+	rng: &mut R,
+) -> Result<Keys, Error> {
 	model.validate()?;
-	let (proving, vk) =
-		untraced(|| ark_groth16::Groth16::<Bn254>::circuit_specific_setup(InferenceCircuit::setup(model), rng))
-			.map_err(|e| Error::Snark(e.to_string()))?;
+	let (proving, vk) = untraced(|| {
+		ark_groth16::Groth16::<Bn254>::circuit_specific_setup(InferenceCircuit::setup(model), rng)
+	})
+	.map_err(|e| Error::Snark(e.to_string()))?;
 	let verifying = verifying_key(&vk);
 	if verifying.public_inputs() != ZK_PUBLIC_INPUTS {
 		return Err(Error::Snark(format!("{} public inputs", verifying.public_inputs())));
@@ -296,7 +325,8 @@ pub fn write_proving_key(key: &ark_groth16::ProvingKey<Bn254>) -> Vec<u8> {
 /// Reads a proving key written by [`write_proving_key`]; points are checked to be on the curve
 /// and in the subgroup.
 pub fn read_proving_key(bytes: &[u8]) -> Result<ark_groth16::ProvingKey<Bn254>, Error> {
-	ark_groth16::ProvingKey::<Bn254>::deserialize_uncompressed(bytes).map_err(|e| Error::Key(e.to_string()))
+	ark_groth16::ProvingKey::<Bn254>::deserialize_uncompressed(bytes)
+		.map_err(|e| Error::Key(e.to_string()))
 }
 
 /// The verifying key inside a proving key, in `pallet-zk`'s compact form.

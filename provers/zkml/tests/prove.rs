@@ -46,8 +46,10 @@ fn evaluation_follows_the_integer_rules() {
 	let x = [1i8, 2, 3, 4, 5, 6];
 	let acc: Vec<i64> = (0..4)
 		.map(|o| {
-			model.layers[0].bias[o] as i64
-				+ (0..6).map(|j| x[j] as i64 * model.layers[0].weights[j * 4 + o] as i64).sum::<i64>()
+			model.layers[0].bias[o] as i64 +
+				(0..6)
+					.map(|j| x[j] as i64 * model.layers[0].weights[j * 4 + o] as i64)
+					.sum::<i64>()
 		})
 		.collect();
 	assert_eq!(acc, vec![9, 3, 2767, -100]);
@@ -55,8 +57,10 @@ fn evaluation_follows_the_integer_rules() {
 	let hidden = [2i64, 0, 127, 0];
 	let out: Vec<i32> = (0..3)
 		.map(|o| {
-			(model.layers[1].bias[o] as i64
-				+ (0..4).map(|j| hidden[j] * model.layers[1].weights[j * 3 + o] as i64).sum::<i64>()) as i32
+			(model.layers[1].bias[o] as i64 +
+				(0..4)
+					.map(|j| hidden[j] * model.layers[1].weights[j * 3 + o] as i64)
+					.sum::<i64>()) as i32
 		})
 		.collect();
 	assert_eq!(model.evaluate(&x), out);
@@ -78,7 +82,8 @@ fn synthesize(model: &IntegerMlp, input: Vec<i8>, tamper: Option<usize>) -> (boo
 fn the_circuit_holds_exactly_for_the_chains_statement() {
 	let model = small();
 	let mut rng = StdRng::seed_from_u64(7);
-	let mut inputs: Vec<Vec<i8>> = vec![vec![i8::MIN; 6], vec![i8::MAX; 6], vec![0; 6], vec![1, 2, 3, 4, 5, 6]];
+	let mut inputs: Vec<Vec<i8>> =
+		vec![vec![i8::MIN; 6], vec![i8::MAX; 6], vec![0; 6], vec![1, 2, 3, 4, 5, 6]];
 	inputs.extend((0..20).map(|_| (0..6).map(|_| rng.gen::<i8>()).collect()));
 	for input in inputs {
 		let payload = model.input_payload(&input);
@@ -89,7 +94,10 @@ fn the_circuit_holds_exactly_for_the_chains_statement() {
 		assert!(constraints > 0);
 		// Any other input or output digest cannot satisfy it.
 		for i in 0..4 {
-			assert!(!synthesize(&model, input.clone(), Some(i)).0, "input {input:?}, public input {i} changed");
+			assert!(
+				!synthesize(&model, input.clone(), Some(i)).0,
+				"input {input:?}, public input {i} changed"
+			);
 		}
 	}
 }
@@ -142,9 +150,11 @@ fn only_the_canonical_input_of_the_models_shape_is_read() {
 	let mut trailing = payload.clone();
 	trailing.push(0);
 	assert!(matches!(model.read_input(&trailing), Err(Error::Input(_))));
-	let wrong_type = vec![Tensor { elem: ElemType::U8, shape: vec![1, 6], data: vec![0; 6] }].encode();
+	let wrong_type =
+		vec![Tensor { elem: ElemType::U8, shape: vec![1, 6], data: vec![0; 6] }].encode();
 	assert!(matches!(model.read_input(&wrong_type), Err(Error::Input(_))));
-	let wrong_shape = vec![Tensor { elem: ElemType::I8, shape: vec![6], data: vec![0; 6] }].encode();
+	let wrong_shape =
+		vec![Tensor { elem: ElemType::I8, shape: vec![6], data: vec![0; 6] }].encode();
 	assert!(matches!(model.read_input(&wrong_shape), Err(Error::Input(_))));
 	let two = vec![Tensor { elem: ElemType::I8, shape: vec![1, 6], data: vec![0; 6] }; 2].encode();
 	assert!(matches!(model.read_input(&two), Err(Error::Input(_))));
@@ -156,7 +166,9 @@ fn groth16_proofs_verify_against_the_chains_public_inputs_only() {
 	let model = small();
 	let mut rng = StdRng::seed_from_u64(2026);
 	let keys = opg_zkml::setup(&model, &mut rng).unwrap();
-	let prepared = opg_groth16::VerifyingKey::decode(&keys.verifying.encode().unwrap()).unwrap().prepare();
+	let prepared = opg_groth16::VerifyingKey::decode(&keys.verifying.encode().unwrap())
+		.unwrap()
+		.prepare();
 
 	let a = model.input_payload(&[1, 2, 3, 4, 5, 6]);
 	let b = model.input_payload(&[-1, 2, 3, 4, 5, 6]);
@@ -213,11 +225,15 @@ fn proving_opens_no_spans_in_the_hosts_subscriber() {
 	tracing::subscriber::with_default(CountSpans(spans.clone()), || {
 		// The gadgets do open spans (whose fields format the whole constraint system) ...
 		synthesize(&model, vec![1, 2, 3, 4, 5, 6], None);
-		assert!(spans.swap(0, std::sync::atomic::Ordering::Relaxed) > 0, "the subscriber sees gadget spans");
+		assert!(
+			spans.swap(0, std::sync::atomic::Ordering::Relaxed) > 0,
+			"the subscriber sees gadget spans"
+		);
 		// ... but not when the prover synthesizes.
 		let keys = opg_zkml::setup(&model, &mut rng).unwrap();
 		opg_zkml::constraint_count(&model).unwrap();
-		opg_zkml::prove(&model, &keys.proving, &model.input_payload(&[1, 2, 3, 4, 5, 6]), &mut rng).unwrap();
+		opg_zkml::prove(&model, &keys.proving, &model.input_payload(&[1, 2, 3, 4, 5, 6]), &mut rng)
+			.unwrap();
 	});
 	assert_eq!(spans.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

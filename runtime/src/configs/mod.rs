@@ -5,9 +5,7 @@ mod xcm_config;
 pub use verifier::ResultVerifiers;
 pub use xcm_config::*;
 
-use polkadot_sdk::{
-	staging_parachain_info as parachain_info, staging_xcm as xcm, *,
-};
+use polkadot_sdk::{staging_parachain_info as parachain_info, staging_xcm as xcm, *};
 
 use cumulus_pallet_parachain_system::RelayNumberMonotonicallyIncreases;
 use cumulus_primitives_core::{AggregateMessageOrigin, ParaId};
@@ -16,9 +14,10 @@ use frame_support::{
 	dispatch::DispatchClass,
 	dynamic_params::{dynamic_pallet_params, dynamic_params},
 	parameter_types,
-	traits::Get,
 	traits::{
-		tokens::imbalance::ResolveTo, ConstBool, ConstU32, ConstU64, ConstU8, EitherOfDiverse, TransformOrigin, VariantCountOf},
+		tokens::imbalance::ResolveTo, ConstBool, ConstU32, ConstU64, ConstU8, EitherOfDiverse, Get,
+		TransformOrigin, VariantCountOf,
+	},
 	weights::{ConstantMultiplier, Weight},
 	PalletId,
 };
@@ -38,11 +37,11 @@ use xcm::latest::prelude::BodyId;
 
 use super::{
 	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, CollatorSelection,
-	ConsensusHook, Hash, MessageQueue, ModelHub, Nonce, DAYS, MINUTES, PalletInfo, ParachainSystem, Runtime, RuntimeCall, RuntimeEvent,
-	RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask, Session, SessionKeys,
-	System, WeightToFee, XcmpQueue, AVERAGE_ON_INITIALIZE_RATIO, EXISTENTIAL_DEPOSIT, HOURS,
-	MAXIMUM_BLOCK_WEIGHT, MICRO_UNIT, MILLI_UNIT, NORMAL_DISPATCH_RATIO, SLOT_DURATION, UNIT,
-	VERSION,
+	ConsensusHook, Hash, MessageQueue, ModelHub, Nonce, PalletInfo, ParachainSystem, Runtime,
+	RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask,
+	Session, SessionKeys, System, WeightToFee, XcmpQueue, AVERAGE_ON_INITIALIZE_RATIO, DAYS,
+	EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT, MICRO_UNIT, MILLI_UNIT, MINUTES,
+	NORMAL_DISPATCH_RATIO, SLOT_DURATION, UNIT, VERSION,
 };
 
 parameter_types! {

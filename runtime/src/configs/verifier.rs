@@ -25,14 +25,21 @@ impl ResultVerifier<AccountId> for ResultVerifiers {
 		match evidence {
 			Evidence::None => Err(VerifyError::UnsupportedMode),
 			Evidence::TeeSignature(signature) => {
-				let message = tee_message(context.job, context.artifact, context.input_hash, context.output_hash);
-				Tee::check_result_signature(context.worker, &message, signature).map_err(|e| match e {
-					SignatureError::NoEnclaveKey | SignatureError::KeyExpired | SignatureError::MeasurementRevoked => {
-						VerifyError::MissingKey
+				let message = tee_message(
+					context.job,
+					context.artifact,
+					context.input_hash,
+					context.output_hash,
+				);
+				Tee::check_result_signature(context.worker, &message, signature).map_err(
+					|e| match e {
+						SignatureError::NoEnclaveKey |
+						SignatureError::KeyExpired |
+						SignatureError::MeasurementRevoked => VerifyError::MissingKey,
+						SignatureError::Malformed => VerifyError::Malformed,
+						SignatureError::Invalid => VerifyError::Invalid,
 					},
-					SignatureError::Malformed => VerifyError::Malformed,
-					SignatureError::Invalid => VerifyError::Invalid,
-				})
+				)
 			},
 			Evidence::ZkProof(proof) => {
 				let key = context.zk_verifying_key.ok_or(VerifyError::MissingKey)?;
@@ -40,14 +47,20 @@ impl ResultVerifier<AccountId> for ResultVerifiers {
 				let inputs = zk_public_inputs(input, context.output);
 				Zk::verify(key, proof, &inputs).map_err(|e| match e {
 					ProofError::UnknownKey => VerifyError::MissingKey,
-					ProofError::MalformedProof | ProofError::PublicInputOutOfRange => VerifyError::Malformed,
+					ProofError::MalformedProof | ProofError::PublicInputOutOfRange =>
+						VerifyError::Malformed,
 					ProofError::PublicInputCount | ProofError::InvalidProof => VerifyError::Invalid,
 				})
 			},
 		}
 	}
 
-	fn weight(mode: VerificationMode, input_len: u32, output_len: u32, _evidence_len: u32) -> Weight {
+	fn weight(
+		mode: VerificationMode,
+		input_len: u32,
+		output_len: u32,
+		_evidence_len: u32,
+	) -> Weight {
 		type TeeWeights = pallet_tee::weights::SubstrateWeight<Runtime>;
 		type ZkWeights = pallet_zk::weights::SubstrateWeight<Runtime>;
 		match mode {
@@ -55,7 +68,9 @@ impl ResultVerifier<AccountId> for ResultVerifiers {
 			VerificationMode::Tee => TeeWeights::check_result_signature(),
 			// Releases may only reference keys of exactly this many inputs (`VerifyingKeys`).
 			VerificationMode::Zk => ZkWeights::verify_proof(ZK_PUBLIC_INPUTS as u32)
-				.saturating_add(ZkWeights::inference_statement(input_len.saturating_add(output_len))),
+				.saturating_add(ZkWeights::inference_statement(
+					input_len.saturating_add(output_len),
+				)),
 		}
 	}
 }

@@ -5,9 +5,8 @@ use crate::{
 	Runtime, RuntimeCall, RuntimeEvent, RuntimeOrigin, WeightToFee, XcmpQueue,
 };
 use polkadot_sdk::{
-	polkadot_sdk_frame::traits::Disabled,
-	staging_xcm as xcm, staging_xcm_builder as xcm_builder, staging_xcm_executor as xcm_executor,
-	*,
+	polkadot_sdk_frame::traits::Disabled, staging_xcm as xcm, staging_xcm_builder as xcm_builder,
+	staging_xcm_executor as xcm_executor, *,
 };
 
 use frame_support::{
@@ -130,10 +129,8 @@ impl xcm_executor::Config for XcmConfig {
 pub type LocalOriginToLocation = SignedToAccountId32<RuntimeOrigin, AccountId, RelayNetwork>;
 
 /// Messages go up to the relay chain (UMP) or across to siblings (XCMP).
-pub type XcmRouter = WithUniqueTopic<(
-	cumulus_primitives_utility::ParentAsUmp<ParachainSystem, (), ()>,
-	XcmpQueue,
-)>;
+pub type XcmRouter =
+	WithUniqueTopic<(cumulus_primitives_utility::ParentAsUmp<ParachainSystem, (), ()>, XcmpQueue)>;
 
 impl pallet_xcm::Config for Runtime {
 	type RuntimeEvent = RuntimeEvent;

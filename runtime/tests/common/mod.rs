@@ -45,7 +45,12 @@ pub fn signed(who: Sr25519Keyring, call: RuntimeCall, nonce: u32) -> UncheckedEx
 	let ext = opg_runtime::tx_extension(nonce, 0);
 	let payload = SignedPayload::new(call.clone(), ext.clone()).expect("payload builds");
 	let signature = payload.using_encoded(|bytes| who.sign(bytes));
-	UncheckedExtrinsic::new_signed(call, MultiAddress::Id(who.to_account_id()), signature.into(), ext)
+	UncheckedExtrinsic::new_signed(
+		call,
+		MultiAddress::Id(who.to_account_id()),
+		signature.into(),
+		ext,
+	)
 }
 
 pub fn start_block(number: u32) {
@@ -58,4 +63,3 @@ pub fn start_block(number: u32) {
 	);
 	Executive::initialize_block(&header);
 }
-

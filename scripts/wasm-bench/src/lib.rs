@@ -85,7 +85,8 @@ pub unsafe extern "C" fn groth16_verify(
 ) -> u32 {
 	#[allow(static_mut_refs)]
 	let prepared = &PREPARED[..];
-	match opg_groth16::verify_encoded(prepared, slice(proof, proof_len), slice(inputs, inputs_len)) {
+	match opg_groth16::verify_encoded(prepared, slice(proof, proof_len), slice(inputs, inputs_len))
+	{
 		Ok(()) => 0,
 		Err(_) => 1,
 	}
@@ -117,7 +118,13 @@ pub unsafe extern "C" fn nitro_verify_cached(doc: *const u8, len: usize, now_ms:
 	#[allow(static_mut_refs)]
 	let known = |f: &[u8; 32]| KNOWN_CAS.contains(f);
 	let roots: &[&[u8]] = &[opg_nitro::AWS_NITRO_ROOT_G1];
-	match opg_nitro::verify_cached(slice(doc, len), roots, now_ms, opg_nitro::Freshness::default(), &known) {
+	match opg_nitro::verify_cached(
+		slice(doc, len),
+		roots,
+		now_ms,
+		opg_nitro::Freshness::default(),
+		&known,
+	) {
 		Ok(a) if a.signatures == 2 => 0,
 		_ => 1,
 	}

@@ -7,8 +7,8 @@
 //!   subgroup.
 //! - [`PreparedVerifyingKey`] (what the chain stores once a key is registered): e(α, β)
 //!   precomputed, −γ and −δ, IC, uncompressed. It is only ever built from a checked key, so
-//!   [`PreparedVerifyingKey::from_trusted_bytes`] skips the subgroup checks that dominate a
-//!   key's decoding cost.
+//!   [`PreparedVerifyingKey::from_trusted_bytes`] skips the subgroup checks that dominate a key's
+//!   decoding cost.
 //! - [`Proof`]: `A G1 | B G2 | C G1` compressed, [`PROOF_LEN`] = 128 bytes, fully checked.
 //!
 //! Public inputs are 32-byte big-endian scalars below the BN254 group order (the convention of
@@ -109,7 +109,11 @@ pub struct PreparedVerifyingKey {
 	ic: Vec<G1Affine>,
 }
 
-fn read<T: CanonicalDeserialize>(bytes: &mut &[u8], compress: Compress, validate: Validate) -> Option<T> {
+fn read<T: CanonicalDeserialize>(
+	bytes: &mut &[u8],
+	compress: Compress,
+	validate: Validate,
+) -> Option<T> {
 	T::deserialize_with_mode(bytes, compress, validate).ok()
 }
 
@@ -244,7 +248,11 @@ impl Proof {
 		let mut rest = bytes;
 		let (c, v) = (Compress::Yes, Validate::Yes);
 		let mut proof = || -> Option<Self> {
-			Some(Self { a: read(&mut rest, c, v)?, b: read(&mut rest, c, v)?, c: read(&mut rest, c, v)? })
+			Some(Self {
+				a: read(&mut rest, c, v)?,
+				b: read(&mut rest, c, v)?,
+				c: read(&mut rest, c, v)?,
+			})
 		};
 		let proof = proof().ok_or(Error::MalformedProof)?;
 		if proof.encode() != bytes {
@@ -299,7 +307,10 @@ pub fn verify(key: &PreparedVerifyingKey, proof: &Proof, inputs: &[Fr]) -> Resul
 	let (first, rest) = key.ic.split_first().ok_or(Error::MalformedVerifyingKey)?;
 	let l = (G1Projective::msm_unchecked(rest, inputs) + first).into_affine();
 	// γ and δ are stored negated, so this is e(A, B) · e(L, −γ) · e(C, −δ).
-	let lhs = Bn254::multi_miller_loop([proof.a, l, proof.c], [proof.b, key.neg_gamma_g2, key.neg_delta_g2]);
+	let lhs = Bn254::multi_miller_loop(
+		[proof.a, l, proof.c],
+		[proof.b, key.neg_gamma_g2, key.neg_delta_g2],
+	);
 	match Bn254::final_exponentiation(lhs) {
 		Some(value) if value == key.alpha_beta => Ok(()),
 		_ => Err(Error::InvalidProof),
@@ -322,7 +333,13 @@ mod tests {
 	fn lengths_match_the_encodings() {
 		let g1 = G1Affine::generator();
 		let g2 = G2Affine::generator();
-		let key = VerifyingKey { alpha_g1: g1, beta_g2: g2, gamma_g2: g2, delta_g2: g2, ic: alloc::vec![g1; 4] };
+		let key = VerifyingKey {
+			alpha_g1: g1,
+			beta_g2: g2,
+			gamma_g2: g2,
+			delta_g2: g2,
+			ic: alloc::vec![g1; 4],
+		};
 		assert_eq!(key.encode().unwrap().len(), verifying_key_len(3));
 		assert_eq!(key.prepare().to_bytes().len(), prepared_key_len(3));
 		let proof = Proof { a: g1, b: g2, c: g1 };

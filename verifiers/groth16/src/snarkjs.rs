@@ -72,7 +72,10 @@ fn number<F: PrimeField>(v: &Value, name: &'static str) -> Result<F, Error> {
 }
 
 fn items<'a>(v: &'a Value, name: &'static str, len: usize) -> Result<&'a [Value], Error> {
-	v.as_array().map(Vec::as_slice).filter(|a| a.len() == len).ok_or(Error::Field(name))
+	v.as_array()
+		.map(Vec::as_slice)
+		.filter(|a| a.len() == len)
+		.ok_or(Error::Field(name))
 }
 
 fn g1(v: &Value, name: &'static str) -> Result<G1Affine, Error> {
@@ -85,7 +88,9 @@ fn g1(v: &Value, name: &'static str) -> Result<G1Affine, Error> {
 	// Projective (x, y, z) with snarkjs' z = 1 in practice; divide anyway.
 	let z_inv = z.inverse().ok_or(Error::Point(name))?;
 	let p = G1Affine::new_unchecked(x * z_inv, y * z_inv);
-	(p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve()).then_some(p).ok_or(Error::Point(name))
+	(p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve())
+		.then_some(p)
+		.ok_or(Error::Point(name))
 }
 
 fn fq2(v: &Value, name: &'static str) -> Result<Fq2, Error> {
@@ -101,7 +106,9 @@ fn g2(v: &Value, name: &'static str) -> Result<G2Affine, Error> {
 	}
 	let z_inv = z.inverse().ok_or(Error::Point(name))?;
 	let p = G2Affine::new_unchecked(fq2(x, name)? * z_inv, fq2(y, name)? * z_inv);
-	(p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve()).then_some(p).ok_or(Error::Point(name))
+	(p.is_on_curve() && p.is_in_correct_subgroup_assuming_on_curve())
+		.then_some(p)
+		.ok_or(Error::Point(name))
 }
 
 /// Reads `verification_key.json`.
@@ -132,7 +139,11 @@ pub fn proof(json: &str) -> Result<Proof, Error> {
 	let v = parse(json)?;
 	check_header(&v)?;
 	let field = |name: &'static str| v.get(name).ok_or(Error::Field(name));
-	Ok(Proof { a: g1(field("pi_a")?, "pi_a")?, b: g2(field("pi_b")?, "pi_b")?, c: g1(field("pi_c")?, "pi_c")? })
+	Ok(Proof {
+		a: g1(field("pi_a")?, "pi_a")?,
+		b: g2(field("pi_b")?, "pi_b")?,
+		c: g1(field("pi_c")?, "pi_c")?,
+	})
 }
 
 /// Reads `public.json` (an array of decimal strings).

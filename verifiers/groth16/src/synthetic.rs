@@ -39,7 +39,8 @@ pub fn instance_for(inputs: &[Fr], seed: u64) -> (VerifyingKey, Proof) {
 		delta_g2: (g2 * delta).into_affine(),
 		ic: ic.iter().map(|k| (g1 * k).into_affine()).collect(),
 	};
-	let proof = Proof { a: (g1 * r).into_affine(), b: (g2 * s).into_affine(), c: (g1 * c).into_affine() };
+	let proof =
+		Proof { a: (g1 * r).into_affine(), b: (g2 * s).into_affine(), c: (g1 * c).into_affine() };
 	(key, proof)
 }
 
@@ -57,7 +58,10 @@ mod tests {
 			if n > 0 {
 				let mut other = inputs.clone();
 				other[n - 1] += Fr::from(1u64);
-				assert_eq!(crate::verify(&prepared, &proof, &other), Err(crate::Error::InvalidProof));
+				assert_eq!(
+					crate::verify(&prepared, &proof, &other),
+					Err(crate::Error::InvalidProof)
+				);
 			}
 		}
 		assert_ne!(instance(2, 1).0, instance(2, 2).0);

@@ -4,8 +4,8 @@
 //! input, the proof or the key.
 use ark_bn254::Fr;
 use opg_groth16::{
-	decode_public_inputs, encode_public_input, snarkjs, verify, verify_encoded, Error, PreparedVerifyingKey, Proof,
-	VerifyingKey, PROOF_LEN,
+	decode_public_inputs, encode_public_input, snarkjs, verify, verify_encoded, Error,
+	PreparedVerifyingKey, Proof, VerifyingKey, PROOF_LEN,
 };
 
 const KEY: &str = include_str!("fixtures/verification_key.json");
@@ -60,7 +60,10 @@ fn any_public_input_change_fails() {
 	}
 	// Swapped order, missing and extra inputs.
 	assert_eq!(verify(&key, &proof, &[good[1], good[0]]), Err(Error::InvalidProof));
-	assert_eq!(verify(&key, &proof, &good[..1]), Err(Error::PublicInputCount { expected: 2, got: 1 }));
+	assert_eq!(
+		verify(&key, &proof, &good[..1]),
+		Err(Error::PublicInputCount { expected: 2, got: 1 })
+	);
 	let three = [good[0], good[1], Fr::from(0u64)];
 	assert_eq!(verify(&key, &proof, &three), Err(Error::PublicInputCount { expected: 2, got: 3 }));
 }
@@ -72,13 +75,19 @@ fn every_bit_flip_of_proof_and_inputs_is_refused() {
 		let mut bad = v.proof.clone();
 		bad[i / 8] ^= 1 << (i % 8);
 		let r = verify_encoded(&v.prepared, &bad, &v.inputs);
-		assert!(matches!(r, Err(Error::MalformedProof | Error::InvalidProof)), "proof bit {i}: {r:?}");
+		assert!(
+			matches!(r, Err(Error::MalformedProof | Error::InvalidProof)),
+			"proof bit {i}: {r:?}"
+		);
 	}
 	for i in 0..v.inputs.len() * 8 {
 		let mut bad = v.inputs.clone();
 		bad[i / 8] ^= 1 << (i % 8);
 		let r = verify_encoded(&v.prepared, &v.proof, &bad);
-		assert!(matches!(r, Err(Error::PublicInputOutOfRange | Error::InvalidProof)), "input bit {i}: {r:?}");
+		assert!(
+			matches!(r, Err(Error::PublicInputOutOfRange | Error::InvalidProof)),
+			"input bit {i}: {r:?}"
+		);
 	}
 }
 
@@ -107,7 +116,10 @@ fn damaged_keys_are_refused_without_panics() {
 	many[1] = 33;
 	assert_eq!(VerifyingKey::decode(&many), Err(Error::TooManyPublicInputs));
 	// A truncated or padded stored key is refused, not misread.
-	assert_eq!(PreparedVerifyingKey::from_trusted_bytes(&v.prepared[1..]), Err(Error::MalformedVerifyingKey));
+	assert_eq!(
+		PreparedVerifyingKey::from_trusted_bytes(&v.prepared[1..]),
+		Err(Error::MalformedVerifyingKey)
+	);
 	assert_eq!(
 		PreparedVerifyingKey::from_trusted_bytes(&[v.prepared.clone(), vec![0]].concat()),
 		Err(Error::MalformedVerifyingKey)

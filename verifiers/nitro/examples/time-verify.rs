@@ -11,5 +11,8 @@ fn main() {
 		opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], now).unwrap();
 	}
 	let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
-	println!("nitro: attestation document ({} B), native  mean {ms:.2} ms  ({runs} runs)", doc.len());
+	println!(
+		"nitro: attestation document ({} B), native  mean {ms:.2} ms  ({runs} runs)",
+		doc.len()
+	);
 }

@@ -154,7 +154,10 @@ mod tests {
 	#[test]
 	fn decodes_the_subset_and_refuses_the_rest() {
 		// {1: -35} as in the COSE protected header.
-		assert_eq!(decode(&[0xa1, 0x01, 0x38, 0x22]), Ok(Item::Map(alloc::vec![(Item::Uint(1), Item::Negative(34))])));
+		assert_eq!(
+			decode(&[0xa1, 0x01, 0x38, 0x22]),
+			Ok(Item::Map(alloc::vec![(Item::Uint(1), Item::Negative(34))]))
+		);
 		assert_eq!(decode(&[0x43, 1, 2, 3]), Ok(Item::Bytes(&[1, 2, 3])));
 		assert_eq!(decode(&[0xf6]), Ok(Item::Null));
 		// Indefinite length, a float, trailing bytes, a length past the end, bad UTF-8.
@@ -168,14 +171,18 @@ mod tests {
 			assert_eq!(decode(bad), Err(Error::Cbor), "{bad:?}");
 		}
 		// A huge declared array is refused before allocating.
-		assert_eq!(decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Err(Error::Cbor));
+		assert_eq!(
+			decode(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+			Err(Error::Cbor)
+		);
 		// Nesting is bounded.
 		assert_eq!(decode(&[0x81; 64]), Err(Error::Cbor));
 	}
 
 	#[test]
 	fn heads_are_shortest() {
-		for (n, len) in [(0u64, 1), (23, 1), (24, 2), (255, 2), (256, 3), (65_536, 5), (1 << 32, 9)] {
+		for (n, len) in [(0u64, 1), (23, 1), (24, 2), (255, 2), (256, 3), (65_536, 5), (1 << 32, 9)]
+		{
 			let mut out = alloc::vec::Vec::new();
 			head(2, n, &mut out);
 			assert_eq!(out.len(), len, "{n}");

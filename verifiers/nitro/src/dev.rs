@@ -14,7 +14,6 @@ use der::{
 };
 use p384::ecdsa::{signature::Signer, DerSignature, Signature, SigningKey};
 use sha2::{Digest, Sha384};
-use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::{
 	ext::{
 		pkix::{BasicConstraints, KeyUsage, KeyUsages},
@@ -22,6 +21,7 @@ use x509_cert::{
 	},
 	name::Name,
 	serial_number::SerialNumber,
+	spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned},
 	time::{Time, Validity},
 	Certificate, TbsCertificate, Version,
 };
@@ -52,7 +52,11 @@ pub struct DevCa {
 fn key(seed: &str, role: &str) -> SigningKey {
 	let mut counter = 0u8;
 	loop {
-		let digest = Sha384::new().chain_update(seed).chain_update(role).chain_update([counter]).finalize();
+		let digest = Sha384::new()
+			.chain_update(seed)
+			.chain_update(role)
+			.chain_update([counter])
+			.finalize();
 		// A digest at or above the group order is refused: try the next (probability ~2^-190).
 		if let Ok(key) = SigningKey::from_slice(&digest) {
 			return key;
@@ -68,12 +72,15 @@ fn spki(key: &SigningKey) -> SubjectPublicKeyInfoOwned {
 			oid: ID_EC_PUBLIC_KEY,
 			parameters: Some(Any::encode_from(&SECP_384_R_1).expect("an OID encodes")),
 		},
-		subject_public_key: BitString::from_bytes(point.as_bytes()).expect("a point fits a bit string"),
+		subject_public_key: BitString::from_bytes(point.as_bytes())
+			.expect("a point fits a bit string"),
 	}
 }
 
 fn time(secs: u64) -> Time {
-	Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(secs)).expect("dev validity before 2050"))
+	Time::UtcTime(
+		UtcTime::from_unix_duration(Duration::from_secs(secs)).expect("dev validity before 2050"),
+	)
 }
 
 fn certificate(
@@ -130,7 +137,8 @@ const INTERMEDIATE_NAME: &str = "CN=OPG INSECURE dev intermediate,O=OPG developm
 
 impl DevCa {
 	/// The CA of `seed` ([`DEV_SEED`] for the shared one), with a leaf valid from an hour before
-	/// `now` (seconds since the Unix epoch) to a day after; root and intermediate from 2020 to 2049.
+	/// `now` (seconds since the Unix epoch) to a day after; root and intermediate from 2020 to
+	/// 2049.
 	pub fn new(seed: &str, now: u64) -> DevCa {
 		Self::with_intermediates(seed, now, 1)
 	}
@@ -138,7 +146,10 @@ impl DevCa {
 	/// [`DevCa::new`] with `depth` intermediate CAs between root and leaf (0 ..= 7, the most a
 	/// bundle holds): documents whose check costs `depth + 2` signatures, for benchmarks.
 	pub fn with_intermediates(seed: &str, now: u64, depth: u8) -> DevCa {
-		assert!((depth as usize) < crate::MAX_CABUNDLE, "a cabundle holds the root and at most 7 CAs");
+		assert!(
+			(depth as usize) < crate::MAX_CABUNDLE,
+			"a cabundle holds the root and at most 7 CAs"
+		);
 		let long = (1_577_836_800, 2_524_607_999); // 2020-01-01 .. 2049-12-31
 		let name = |i: u8| match i {
 			0 => String::from(ROOT_NAME),
@@ -152,7 +163,8 @@ impl DevCa {
 		};
 		// CA `i` (the root is 0) may be followed by the `depth - i` CAs below it.
 		let root_key = key(seed, &role(0));
-		let root = certificate(1, &name(0), &name(0), &root_key, &root_key, long, Some(Some(depth)));
+		let root =
+			certificate(1, &name(0), &name(0), &root_key, &root_key, long, Some(Some(depth)));
 		let mut issuer_key = root_key;
 		let mut intermediates = Vec::new();
 		for i in 1..=depth {
@@ -171,7 +183,15 @@ impl DevCa {
 		let leaf_key = key(seed, &alloc::format!("leaf {now}"));
 		let leaf_name = "CN=OPG INSECURE dev enclave,O=OPG development";
 		let leaf_validity = (now.saturating_sub(3_600), now + 86_400);
-		let leaf = certificate(depth + 2, leaf_name, &name(depth), &leaf_key, &issuer_key, leaf_validity, None);
+		let leaf = certificate(
+			depth + 2,
+			leaf_name,
+			&name(depth),
+			&leaf_key,
+			&issuer_key,
+			leaf_validity,
+			None,
+		);
 		DevCa { root, intermediates, leaf, leaf_key }
 	}
 

@@ -50,7 +50,10 @@ pub const MAX_AHEAD_MS: u64 = 60 * 1000;
 
 /// Why a document was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[cfg_attr(feature = "codec", derive(codec::Encode, codec::Decode, codec::DecodeWithMemTracking, scale_info::TypeInfo))]
+#[cfg_attr(
+	feature = "codec",
+	derive(codec::Encode, codec::Decode, codec::DecodeWithMemTracking, scale_info::TypeInfo)
+)]
 pub enum Error {
 	/// Larger than [`MAX_DOCUMENT_LEN`], or a field over its limit.
 	TooLarge,
@@ -149,7 +152,11 @@ struct Payload<'a> {
 
 /// Verifies `document` against the pinned `roots` (DER certificates) at `now_ms` (ms since the
 /// Unix epoch; a chain's `pallet-timestamp` time), with the default [`Freshness`].
-pub fn verify<'a>(document: &'a [u8], roots: &[&[u8]], now_ms: u64) -> Result<Attestation<'a>, Error> {
+pub fn verify<'a>(
+	document: &'a [u8],
+	roots: &[&[u8]],
+	now_ms: u64,
+) -> Result<Attestation<'a>, Error> {
 	verify_with(document, roots, now_ms, Freshness::default())
 }
 
@@ -234,9 +241,8 @@ fn cose_parts(document: &[u8]) -> Result<Parts<'_>, Error> {
 	};
 	let Item::Array(items) = item else { return Err(Error::Cbor) };
 	match items.as_slice() {
-		[Item::Bytes(protected), Item::Map(_), Item::Bytes(payload), Item::Bytes(signature)] => {
-			Ok(Parts { protected, payload, signature })
-		},
+		[Item::Bytes(protected), Item::Map(_), Item::Bytes(payload), Item::Bytes(signature)] =>
+			Ok(Parts { protected, payload, signature }),
 		_ => Err(Error::Cbor),
 	}
 }
@@ -272,8 +278,17 @@ fn optional_bytes<'a>(item: Option<&Item<'a>>, max: usize) -> Result<Option<&'a 
 fn parse_payload<'a>(payload: &'a [u8]) -> Result<Payload<'a>, Error> {
 	let Item::Map(entries) = cbor::decode(payload)? else { return Err(Error::Payload) };
 	let mut fields: [Option<&Item>; 9] = Default::default();
-	const NAMES: [&str; 9] =
-		["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"];
+	const NAMES: [&str; 9] = [
+		"module_id",
+		"digest",
+		"timestamp",
+		"pcrs",
+		"certificate",
+		"cabundle",
+		"public_key",
+		"user_data",
+		"nonce",
+	];
 	for (key, value) in &entries {
 		let Item::Text(name) = key else { return Err(Error::Payload) };
 		let slot = NAMES.iter().position(|n| n == name).ok_or(Error::Payload)?;
@@ -281,7 +296,8 @@ fn parse_payload<'a>(payload: &'a [u8]) -> Result<Payload<'a>, Error> {
 			return Err(Error::Payload);
 		}
 	}
-	let [module_id, digest, timestamp, pcrs, certificate, cabundle, public_key, user_data, nonce] = fields;
+	let [module_id, digest, timestamp, pcrs, certificate, cabundle, public_key, user_data, nonce] =
+		fields;
 
 	let module_id = match required_field(module_id)? {
 		Item::Text(s) if !s.is_empty() => *s,
@@ -318,7 +334,10 @@ fn parse_payload<'a>(payload: &'a [u8]) -> Result<Payload<'a>, Error> {
 	if bundle.len() > MAX_CABUNDLE {
 		return Err(Error::TooLarge);
 	}
-	let cabundle = bundle.iter().map(|c| bytes_within(c, 1, MAX_CERTIFICATE_LEN)).collect::<Result<_, _>>()?;
+	let cabundle = bundle
+		.iter()
+		.map(|c| bytes_within(c, 1, MAX_CERTIFICATE_LEN))
+		.collect::<Result<_, _>>()?;
 	Ok(Payload {
 		module_id,
 		timestamp_ms,

@@ -42,15 +42,19 @@ fn parse(der: &[u8]) -> Result<Parsed, Error> {
 	let cert = Certificate::from_der(der).map_err(|_| Error::Certificate)?;
 	let tbs = &cert.tbs_certificate;
 	// The outer and inner algorithm must agree (RFC 5280 4.1.1.2), and be ES384 without parameters.
-	if cert.signature_algorithm.oid != ECDSA_WITH_SHA_384
-		|| cert.signature_algorithm.parameters.is_some()
-		|| tbs.signature != cert.signature_algorithm
+	if cert.signature_algorithm.oid != ECDSA_WITH_SHA_384 ||
+		cert.signature_algorithm.parameters.is_some() ||
+		tbs.signature != cert.signature_algorithm
 	{
 		return Err(Error::Certificate);
 	}
 	let spki = &tbs.subject_public_key_info;
-	if spki.algorithm.oid != ID_EC_PUBLIC_KEY
-		|| spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok()) != Some(SECP_384_R_1)
+	if spki.algorithm.oid != ID_EC_PUBLIC_KEY ||
+		spki.algorithm
+			.parameters
+			.as_ref()
+			.and_then(|p| p.decode_as::<ObjectIdentifier>().ok()) !=
+			Some(SECP_384_R_1)
 	{
 		return Err(Error::Certificate);
 	}
@@ -84,17 +88,26 @@ fn parse(der: &[u8]) -> Result<Parsed, Error> {
 /// `known` names intermediate CAs whose path to a pinned root was verified before: the
 /// signatures on the path down to the deepest known CA are not checked again. Names,
 /// validity and constraints are always checked.
-pub fn verify_chain(chain: &[&[u8]], now: u64, known: &dyn Fn(&[u8; 32]) -> bool) -> Result<Leaf, Error> {
+pub fn verify_chain(
+	chain: &[&[u8]],
+	now: u64,
+	known: &dyn Fn(&[u8; 32]) -> bool,
+) -> Result<Leaf, Error> {
 	let parsed = chain.iter().map(|der| parse(der)).collect::<Result<Vec<_>, _>>()?;
 	let fingerprints: Vec<[u8; 32]> = chain.iter().map(|der| fingerprint(der)).collect();
 	// Deepest known intermediate (never the root, already pinned, nor the leaf).
-	let trusted_through = (1..parsed.len().saturating_sub(1)).rev().find(|&i| known(&fingerprints[i])).unwrap_or(0);
+	let trusted_through = (1..parsed.len().saturating_sub(1))
+		.rev()
+		.find(|&i| known(&fingerprints[i]))
+		.unwrap_or(0);
 	let (mut signatures, mut verified_cas) = (0, Vec::new());
 	let mut valid_until = u64::MAX;
 	for (i, cert) in parsed.iter().enumerate() {
 		let validity = &cert.cert.tbs_certificate.validity;
-		let (from, to) =
-			(validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs());
+		let (from, to) = (
+			validity.not_before.to_unix_duration().as_secs(),
+			validity.not_after.to_unix_duration().as_secs(),
+		);
 		if now < from || now > to {
 			return Err(Error::Expired);
 		}
@@ -143,7 +156,11 @@ pub fn verify_chain(chain: &[&[u8]], now: u64, known: &dyn Fn(&[u8; 32]) -> bool
 }
 
 /// Checks a COSE signature: r ‖ s, 48 bytes each.
-pub fn verify_raw_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), Error> {
+pub fn verify_raw_signature(
+	key: &VerifyingKey,
+	message: &[u8],
+	signature: &[u8],
+) -> Result<(), Error> {
 	let signature = Signature::from_slice(signature).map_err(|_| Error::Signature)?;
 	key.verify(message, &signature).map_err(|_| Error::Signature)
 }

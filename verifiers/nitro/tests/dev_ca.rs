@@ -55,12 +55,16 @@ fn every_chain_depth_verifies_and_costs_one_signature_per_certificate() {
 	for depth in 0..=7u8 {
 		let ca = DevCa::with_intermediates(DEV_SEED, NOW, depth);
 		let doc = ca.document(&claims(), NOW * 1000);
-		let a = verify(&doc, &[ca.root()], NOW * 1000).unwrap_or_else(|e| panic!("depth {depth}: {e:?}"));
+		let a = verify(&doc, &[ca.root()], NOW * 1000)
+			.unwrap_or_else(|e| panic!("depth {depth}: {e:?}"));
 		assert_eq!(a.signatures, depth as u32 + 2, "depth {depth}");
 		assert!(doc.len() <= opg_nitro::MAX_DOCUMENT_LEN, "depth {depth}: {} bytes", doc.len());
 	}
 	// The chain of depth 1 is `DevCa::new`'s.
-	assert_eq!(DevCa::with_intermediates(DEV_SEED, NOW, 1).root(), DevCa::new(DEV_SEED, NOW).root());
+	assert_eq!(
+		DevCa::with_intermediates(DEV_SEED, NOW, 1).root(),
+		DevCa::new(DEV_SEED, NOW).root()
+	);
 }
 
 /// The root a development genesis pins is the one the development CA issues under.
@@ -70,5 +74,9 @@ fn the_published_dev_root_is_the_dev_cas() {
 		let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/insecure-dev-root.der");
 		std::fs::write(path, DevCa::new(DEV_SEED, NOW).root()).unwrap();
 	}
-	assert_eq!(DevCa::new(DEV_SEED, NOW).root(), opg_nitro::INSECURE_DEV_ROOT, "rerun with OPG_BLESS=1");
+	assert_eq!(
+		DevCa::new(DEV_SEED, NOW).root(),
+		opg_nitro::INSECURE_DEV_ROOT,
+		"rerun with OPG_BLESS=1"
+	);
 }

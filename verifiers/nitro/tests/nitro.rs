@@ -10,7 +10,10 @@ const NOW_MS: u64 = 1_668_034_320_000;
 const ROOTS: &[&[u8]] = &[AWS_NITRO_ROOT_G1];
 
 fn hex(s: &str) -> Vec<u8> {
-	(0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+	(0..s.len())
+		.step_by(2)
+		.map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+		.collect()
 }
 
 #[test]
@@ -34,8 +37,14 @@ fn real_document_verifies_at_its_time() {
 	);
 	assert_eq!(a.pcr(16), None);
 	assert_eq!(a.public_key, None);
-	assert_eq!(a.user_data.unwrap(), hex("7c37108079b3e8a36d8a7970de1d6d4ff1461e0e35d9557c4d789df5e0576620"));
-	assert_eq!(a.nonce.unwrap(), hex("c678c86135de539d183acff58886d98dfb9823041af9f934bf909ac0f8d96245"));
+	assert_eq!(
+		a.user_data.unwrap(),
+		hex("7c37108079b3e8a36d8a7970de1d6d4ff1461e0e35d9557c4d789df5e0576620")
+	);
+	assert_eq!(
+		a.nonce.unwrap(),
+		hex("c678c86135de539d183acff58886d98dfb9823041af9f934bf909ac0f8d96245")
+	);
 	// The leaf's notAfter, 2022-11-10T01:52:00Z, bounds the whole path.
 	assert_eq!(a.valid_until, 1_668_045_120);
 }
@@ -111,15 +120,25 @@ fn known_intermediates_skip_their_signatures_only() {
 
 	// With the deepest CA known, only the leaf certificate and the document are checked.
 	let known = |f: &[u8; 32]| full.verified_cas.iter().any(|(k, _)| k == f);
-	let cached = opg_nitro::verify_cached(VALID, ROOTS, NOW_MS, Freshness::default(), &known).unwrap();
+	let cached =
+		opg_nitro::verify_cached(VALID, ROOTS, NOW_MS, Freshness::default(), &known).unwrap();
 	assert_eq!((cached.signatures, cached.verified_cas.len()), (2, 0));
 	assert_eq!(cached.nonce, full.nonce);
 
 	// A cache does not excuse a bad leaf, document, root or time.
-	assert_eq!(opg_nitro::verify_cached(INVALID, ROOTS, NOW_MS, Freshness::default(), &known), Err(Error::Signature));
-	assert_eq!(opg_nitro::verify_cached(VALID, &[], NOW_MS, Freshness::default(), &known), Err(Error::UntrustedRoot));
+	assert_eq!(
+		opg_nitro::verify_cached(INVALID, ROOTS, NOW_MS, Freshness::default(), &known),
+		Err(Error::Signature)
+	);
+	assert_eq!(
+		opg_nitro::verify_cached(VALID, &[], NOW_MS, Freshness::default(), &known),
+		Err(Error::UntrustedRoot)
+	);
 	let later = NOW_MS + 365 * 86_400_000;
-	assert_eq!(opg_nitro::verify_cached(VALID, ROOTS, later, Freshness::default(), &known), Err(Error::Expired));
+	assert_eq!(
+		opg_nitro::verify_cached(VALID, ROOTS, later, Freshness::default(), &known),
+		Err(Error::Expired)
+	);
 	let mut bad_leaf = VALID.to_vec();
 	// A byte inside the leaf certificate's signature (the certificate ends right before the
 	// "cabundle" key).

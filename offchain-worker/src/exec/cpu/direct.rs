@@ -4,8 +4,8 @@
 //! A tile of up to 64 output channels × 6 to 8 output pixels (AVX2: 16 channels × 6 pixels)
 //! is summed in vector registers: per tap, the tile's weights are a few vector loads and each
 //! pixel's input value one broadcast, wherever in the image the pixel lies (each pixel has its
-//! own address, so tiles run on across output rows and nothing is computed twice). The tile is stored
-//! pixel-major, channels contiguous, and the Relu and max pooling run on that layout before
+//! own address, so tiles run on across output rows and nothing is computed twice). The tile is
+//! stored pixel-major, channels contiguous, and the Relu and max pooling run on that layout before
 //! the (pooled, so smaller) result is written as NCHW. On LeNet's 32→64 layer, im2col and the
 //! GEMM's packing had cost a quarter of the convolution's time.
 //!
@@ -60,7 +60,8 @@ fn best_isa() -> Option<Isa> {
 
 fn has_avx2_fma() -> bool {
 	#[cfg(target_arch = "x86_64")]
-	return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+	return std::arch::is_x86_feature_detected!("avx2") &&
+		std::arch::is_x86_feature_detected!("fma");
 	#[cfg(not(target_arch = "x86_64"))]
 	false
 }
@@ -118,7 +119,11 @@ impl Packed {
 		groups: usize,
 		geometry: &Im2col,
 	) -> Packed {
-		let Im2col { chw: [cg, h, wi], window: Window { kernel: [kh, kw], dilation: [dh, dw], .. }, .. } = *geometry;
+		let Im2col {
+			chw: [cg, h, wi],
+			window: Window { kernel: [kh, kw], dilation: [dh, dw], .. },
+			..
+		} = *geometry;
 		let k = cg * kh * kw;
 		let mg = w.len() / (groups * k);
 		let ldo = mg.next_multiple_of(LANES);
@@ -141,7 +146,9 @@ impl Packed {
 			}
 		}
 		let taps = (0..cg)
-			.flat_map(|ch| (0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw)))
+			.flat_map(|ch| {
+				(0..kh).flat_map(move |i| (0..kw).map(move |j| ch * h * wi + i * dh * wi + j * dw))
+			})
 			.collect();
 		Packed { mg, ldo, w: packed, bias: biases, taps }
 	}
@@ -170,10 +177,10 @@ fn kept(weights: &FlexTensor, groups: usize, pack: impl FnOnce() -> Vec<f32>) ->
 	let storage = weights.data_arc();
 	let (offset, shape) = (weights.layout().start_offset(), weights.layout().shape().to_vec());
 	let same = |k: &Kept| {
-		std::ptr::eq(k.storage.as_ptr(), Arc::as_ptr(&storage))
-			&& k.offset == offset
-			&& k.shape == shape
-			&& k.groups == groups
+		std::ptr::eq(k.storage.as_ptr(), Arc::as_ptr(&storage)) &&
+			k.offset == offset &&
+			k.shape == shape &&
+			k.groups == groups
 	};
 	{
 		let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
@@ -190,7 +197,13 @@ fn kept(weights: &FlexTensor, groups: usize, pack: impl FnOnce() -> Vec<f32>) ->
 		while total > KEPT_VALUES {
 			total -= kept.remove(0).packed.len();
 		}
-		kept.push(Kept { storage: Arc::downgrade(&storage), offset, shape, groups, packed: packed.clone() });
+		kept.push(Kept {
+			storage: Arc::downgrade(&storage),
+			offset,
+			shape,
+			groups,
+			packed: packed.clone(),
+		});
 	}
 	packed
 }
@@ -237,7 +250,14 @@ pub(super) fn conv(
 		with_col(oh * ow * ldo, |tile| {
 			let tile = Shared(tile.as_mut_ptr());
 			for g in 0..groups {
-				let group = Group { src: &src[g * cg * h * wi..][..cg * h * wi], geometry, packed, g, tile, isa };
+				let group = Group {
+					src: &src[g * cg * h * wi..][..cg * h * wi],
+					geometry,
+					packed,
+					g,
+					tile,
+					isa,
+				};
 				let finish = |rows: Range<usize>| {
 					// SAFETY: the rows written by this call's `compute` (or all of them).
 					unsafe { group.epilogue(epilogue, rows, out, g * mg * out_plane) }
@@ -309,7 +329,15 @@ impl Group<'_> {
 			let mut c0 = 0;
 			while c0 < mg {
 				let blocks = (mg - c0).div_ceil(LANES).min(most);
-				let run = Run { x: self.src, taps, w: &w[c0..], ldo, bias: &bias[c0..], out: self.tile.at(c0), isa };
+				let run = Run {
+					x: self.src,
+					taps,
+					w: &w[c0..],
+					ldo,
+					bias: &bias[c0..],
+					out: self.tile.at(c0),
+					isa,
+				};
 				match (isa, blocks) {
 					(Isa::Avx2, _) => run.pixels::<1, 6>(q.clone(), pixels),
 					(_, 4) => run.pixels::<4, 6>(q.clone(), pixels),
@@ -327,7 +355,13 @@ impl Group<'_> {
 	///
 	/// # Safety
 	/// `rows` of the tile were computed, and the output values written here are this call's.
-	unsafe fn epilogue(&self, epilogue: &Epilogue, rows: Range<usize>, out: Shared<MaybeUninit<f32>>, first: usize) {
+	unsafe fn epilogue(
+		&self,
+		epilogue: &Epilogue,
+		rows: Range<usize>,
+		out: Shared<MaybeUninit<f32>>,
+		first: usize,
+	) {
 		let Im2col { out: [oh, ow], .. } = *self.geometry;
 		let (mg, ldo) = (self.packed.mg, self.packed.ldo);
 		let tile = |q0: usize, q1: usize| {
@@ -337,7 +371,11 @@ impl Group<'_> {
 		// Values `at..at + len` of each of this group's channel planes of `plane` values.
 		let planes = |plane: usize, at: usize, len: usize| -> Vec<&mut [MaybeUninit<f32>]> {
 			// SAFETY: the caller's values, this call's alone, as it promises.
-			(0..mg).map(|m| unsafe { std::slice::from_raw_parts_mut(out.at(first + m * plane + at), len) }).collect()
+			(0..mg)
+				.map(|m| unsafe {
+					std::slice::from_raw_parts_mut(out.at(first + m * plane + at), len)
+				})
+				.collect()
 		};
 		let Some(pool) = epilogue.pool else {
 			let (q0, q1) = (rows.start * ow, rows.end * ow);
@@ -345,13 +383,23 @@ impl Group<'_> {
 		};
 		let [poh, pow] = pool.out;
 		let kh = pool.window.kernel[0];
-		let pooled = if rows == (0..oh) { 0..poh } else { rows.start / kh..(rows.end / kh).min(poh) };
+		let pooled =
+			if rows == (0..oh) { 0..poh } else { rows.start / kh..(rows.end / kh).min(poh) };
 		if pooled.is_empty() {
 			return;
 		}
 		let planes = planes(poh * pow, pooled.start * pow, pooled.len() * pow);
 		// Only this call's rows: other tasks may be writing theirs.
-		pool_tile(self.isa, tile(rows.start * ow, rows.end * ow), rows.start, ldo, epilogue.relu, pool, pooled, planes)
+		pool_tile(
+			self.isa,
+			tile(rows.start * ow, rows.end * ow),
+			rows.start,
+			ldo,
+			epilogue.relu,
+			pool,
+			pooled,
+			planes,
+		)
 	}
 }
 
@@ -447,8 +495,10 @@ macro_rules! tile_kernel {
 		) {
 			use std::arch::x86_64::*;
 			// SAFETY (all blocks below): in bounds, as the caller promises.
-			let xs: [*const f32; P] = std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
-			let b: [$vec; NV] = std::array::from_fn(|v| unsafe { $load(bias.as_ptr().add(v * $lanes)) });
+			let xs: [*const f32; P] =
+				std::array::from_fn(|p| unsafe { x.as_ptr().add(corners[p]) });
+			let b: [$vec; NV] =
+				std::array::from_fn(|v| unsafe { $load(bias.as_ptr().add(v * $lanes)) });
 			let mut acc = [b; P];
 			let mut wp = w.as_ptr();
 			for &t in taps {
@@ -470,9 +520,27 @@ macro_rules! tile_kernel {
 	};
 }
 
-tile_kernel!(tile_avx512, "avx512f", 16, __m512, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+tile_kernel!(
+	tile_avx512,
+	"avx512f",
+	16,
+	__m512,
+	_mm512_loadu_ps,
+	_mm512_set1_ps,
+	_mm512_fmadd_ps,
+	_mm512_storeu_ps
+);
 // 16 registers: one 16-channel block (two vectors) × 6 pixels.
-tile_kernel!(tile_avx2, "avx2,fma", 8, __m256, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+tile_kernel!(
+	tile_avx2,
+	"avx2,fma",
+	8,
+	__m256,
+	_mm256_loadu_ps,
+	_mm256_set1_ps,
+	_mm256_fmadd_ps,
+	_mm256_storeu_ps
+);
 
 /// `tile_avx512` and `tile_avx2` one value at a time, in the same order: the same bits.
 ///
@@ -570,11 +638,11 @@ fn transpose16(
 	#[cfg(target_arch = "x86_64")]
 	match isa {
 		// SAFETY: the CPU has AVX-512F; the bounds were checked just above.
-		Isa::Avx512 if has_avx512f() => {
-			return unsafe { transpose16_avx512(src.as_ptr(), stride, n, planes, at, relu) }
-		},
+		Isa::Avx512 if has_avx512f() =>
+			return unsafe { transpose16_avx512(src.as_ptr(), stride, n, planes, at, relu) },
 		// SAFETY: the CPU has AVX2; the bounds were checked just above.
-		Isa::Avx2 if has_avx2_fma() => return unsafe { transpose16_avx2(src.as_ptr(), stride, n, planes, at, relu) },
+		Isa::Avx2 if has_avx2_fma() =>
+			return unsafe { transpose16_avx2(src.as_ptr(), stride, n, planes, at, relu) },
 		_ => {},
 	}
 	_ = isa;
@@ -629,13 +697,23 @@ unsafe fn transpose16_avx512(
 	let u: [__m512; LANES] = std::array::from_fn(|i| {
 		let (g, j) = (i / 4, i % 4);
 		let (a, b) = (_mm512_castps_pd(t[4 * g + j / 2]), _mm512_castps_pd(t[4 * g + 2 + j / 2]));
-		_mm512_castpd_ps(if j % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+		_mm512_castpd_ps(if j % 2 == 0 {
+			_mm512_unpacklo_pd(a, b)
+		} else {
+			_mm512_unpackhi_pd(a, b)
+		})
 	});
 	let mask: __mmask16 = if n == LANES { !0 } else { (1 << n) - 1 };
 	for j in 0..4 {
 		// Rows 0..8 and 8..16 of columns j, 8 + j (even lanes) and 4 + j, 12 + j (odd lanes).
-		let v = [_mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]), _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j])];
-		let w = [_mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]), _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j])];
+		let v = [
+			_mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]),
+			_mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]),
+		];
+		let w = [
+			_mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]),
+			_mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]),
+		];
 		let columns = [
 			(j, _mm512_shuffle_f32x4::<0x88>(v[0], v[1])),
 			(8 + j, _mm512_shuffle_f32x4::<0xdd>(v[0], v[1])),
@@ -670,7 +748,10 @@ unsafe fn transpose16_avx2(
 	let zero = _mm256_setzero_ps();
 	for p0 in (0..n).step_by(8) {
 		let rows = (n - p0).min(8);
-		let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+		let mask = _mm256_cmpgt_epi32(
+			_mm256_set1_epi32(rows as i32),
+			_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+		);
 		for c0 in (0..planes.len()).step_by(8) {
 			// SAFETY: rows p0 + p < n hold 16 values from src + (p0 + p)·stride.
 			let r: [__m256; 8] = std::array::from_fn(|p| {
@@ -709,8 +790,15 @@ unsafe fn transpose16_avx2(
 				];
 				for (c, column) in columns {
 					if let Some(plane) = planes.get_mut(c) {
-						// SAFETY: values at + p0.. at + p0 + rows of this plane, checked by the caller.
-						unsafe { _mm256_maskstore_ps(plane.as_mut_ptr().add(at + p0).cast(), mask, column) };
+						// SAFETY: values at + p0.. at + p0 + rows of this plane, checked by the
+						// caller.
+						unsafe {
+							_mm256_maskstore_ps(
+								plane.as_mut_ptr().add(at + p0).cast(),
+								mask,
+								column,
+							)
+						};
 					}
 				}
 			}

@@ -11,7 +11,11 @@ fn expired_job_refunds_in_full_and_slashes() {
 		let held = escrow(ALICE);
 		let alice = free(ALICE) + held;
 		run_to_block(21);
-		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Assigned, "deadline block still open");
+		assert_eq!(
+			Jobs::<Test>::get(job).unwrap().status,
+			JobStatus::Assigned,
+			"deadline block still open"
+		);
 		run_to_block(22);
 		let record = Jobs::<Test>::get(job).unwrap();
 		assert_eq!((record.status, record.ended), (JobStatus::Expired, Some(22)));
@@ -68,12 +72,20 @@ fn expiries_beyond_the_per_block_budget_carry_over() {
 			fund(w, 100_000);
 			register(w, r, 5_000, 1, vanilla_and_tee());
 		}
-		// 10 jobs, all expiring at block 7. Each block has 4 units of work: visiting the block takes
-		// one, each expiry one; 3 expire per block.
+		// 10 jobs, all expiring at block 7. Each block has 4 units of work: visiting the block
+		// takes one, each expiry one; 3 expire per block.
 		for _ in 0..10 {
-			assert_ok!(Inference::submit_job(RuntimeOrigin::signed(ALICE), r, VerificationMode::Vanilla, input(), 10, Some(5)));
+			assert_ok!(Inference::submit_job(
+				RuntimeOrigin::signed(ALICE),
+				r,
+				VerificationMode::Vanilla,
+				input(),
+				10,
+				Some(5)
+			));
 		}
-		let expired = || Jobs::<Test>::iter_values().filter(|j| j.status == JobStatus::Expired).count();
+		let expired =
+			|| Jobs::<Test>::iter_values().filter(|j| j.status == JobStatus::Expired).count();
 		run_to_block(6);
 		assert_eq!(expired(), 0);
 		for (block, count) in [(7, 3), (8, 6), (9, 9), (10, 10)] {
@@ -92,9 +104,18 @@ fn ended_jobs_are_pruned_after_retention() {
 	new_test_ext(|| {
 		let r = market();
 		let settled = submit(ALICE, r, VerificationMode::Vanilla);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), settled, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			settled,
+			output(),
+			Evidence::None
+		));
 		let rejected = submit(ALICE, r, VerificationMode::Vanilla);
-		assert_ok!(Inference::reject_job(RuntimeOrigin::signed(W1), rejected, RejectReason::ModelUnavailable));
+		assert_ok!(Inference::reject_job(
+			RuntimeOrigin::signed(W1),
+			rejected,
+			RejectReason::ModelUnavailable
+		));
 		let expired = submit(BOB, r, VerificationMode::Vanilla);
 		run_to_block(50);
 		assert!(Jobs::<Test>::get(settled).is_some(), "kept for the retention period");

@@ -3,7 +3,13 @@
 use super::*;
 use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 
-fn try_submit(who: u64, release: ReleaseId, mode: VerificationMode, max_fee: u64, timeout: Option<u64>) -> DispatchResult {
+fn try_submit(
+	who: u64,
+	release: ReleaseId,
+	mode: VerificationMode,
+	max_fee: u64,
+	timeout: Option<u64>,
+) -> DispatchResult {
 	Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), max_fee, timeout)
 }
 
@@ -26,7 +32,10 @@ fn submit_assigns_worker_and_holds_price_plus_max_fee() {
 		assert_eq!(Agenda::<Test>::get(22).into_inner(), vec![(job, AgendaItem::Expire)]);
 		// TEE jobs hold the evidence bound too.
 		let tee = submit(BOB, r, VerificationMode::Tee);
-		assert_eq!(Jobs::<Test>::get(tee).unwrap().verification_hold, 20 + input().len() as u64 + 128 + 64);
+		assert_eq!(
+			Jobs::<Test>::get(tee).unwrap().verification_hold,
+			20 + input().len() as u64 + 128 + 64
+		);
 	});
 }
 
@@ -34,19 +43,47 @@ fn submit_assigns_worker_and_holds_price_plus_max_fee() {
 fn submit_rejects_bad_requests_and_holds_nothing() {
 	new_test_ext(|| {
 		let r = market();
-		assert_noop!(try_submit(ALICE, 99, VerificationMode::Vanilla, 1_000, None), Error::<Test>::UnknownRelease);
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Zk, 1_000, None), Error::<Test>::ModeNotSupported);
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(1)), Error::<Test>::BadTimeout);
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(101)), Error::<Test>::BadTimeout);
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 99, None), Error::<Test>::NoEligibleWorker);
-		assert_noop!(try_submit(POOR, r, VerificationMode::Vanilla, 1_000, None), Error::<Test>::InsufficientBalance);
+		assert_noop!(
+			try_submit(ALICE, 99, VerificationMode::Vanilla, 1_000, None),
+			Error::<Test>::UnknownRelease
+		);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Zk, 1_000, None),
+			Error::<Test>::ModeNotSupported
+		);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(1)),
+			Error::<Test>::BadTimeout
+		);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(101)),
+			Error::<Test>::BadTimeout
+		);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 99, None),
+			Error::<Test>::NoEligibleWorker
+		);
+		assert_noop!(
+			try_submit(POOR, r, VerificationMode::Vanilla, 1_000, None),
+			Error::<Test>::InsufficientBalance
+		);
 		let bad: BoundedVec<u8, _> = vec![1, 2, 3].try_into().unwrap();
 		assert_noop!(
-			Inference::submit_job(RuntimeOrigin::signed(ALICE), r, VerificationMode::Vanilla, bad, 1_000, None),
+			Inference::submit_job(
+				RuntimeOrigin::signed(ALICE),
+				r,
+				VerificationMode::Vanilla,
+				bad,
+				1_000,
+				None
+			),
 			Error::<Test>::InvalidInput
 		);
 		SUPPORTED.with(|s| *s.borrow_mut() = ModeSet::of(&[VerificationMode::Vanilla]));
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Tee, 1_000, None), Error::<Test>::ModeUnavailable);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Tee, 1_000, None),
+			Error::<Test>::ModeUnavailable
+		);
 		assert_eq!(escrow(ALICE), 0);
 	});
 }
@@ -57,10 +94,21 @@ fn retired_release_takes_no_new_jobs_but_finishes_open_ones() {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
 		assert_ok!(ModelHub::retire_release(RuntimeOrigin::signed(PUBLISHER), r));
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None), Error::<Test>::UnknownRelease);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None),
+			Error::<Test>::UnknownRelease
+		);
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 		assert!(matches!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Settled { .. }));
-		assert!(pallet_model_hub::Releases::<Test>::get(r).is_none(), "record goes with the last job");
+		assert!(
+			pallet_model_hub::Releases::<Test>::get(r).is_none(),
+			"record goes with the last job"
+		);
 	});
 }
 
@@ -71,7 +119,10 @@ fn capacity_limits_assignments() {
 		for _ in 0..4 {
 			submit(ALICE, r, VerificationMode::Vanilla);
 		}
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None), Error::<Test>::NoEligibleWorker);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None),
+			Error::<Test>::NoEligibleWorker
+		);
 	});
 }
 
@@ -87,8 +138,18 @@ fn selection_respects_mode_and_price_and_is_stake_weighted() {
 		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 200, None));
 		assert_eq!(Jobs::<Test>::get(tee + 1).unwrap().worker, W1);
 		// Settle the two earlier jobs.
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W2), tee, output(), evidence(VerificationMode::Tee, b"valid")));
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), tee + 1, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W2),
+			tee,
+			output(),
+			evidence(VerificationMode::Tee, b"valid")
+		));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			tee + 1,
+			output(),
+			Evidence::None
+		));
 		// Over many draws, the 9x stake wins most Vanilla jobs.
 		let mut w2 = 0;
 		for n in 0..40u64 {
@@ -100,7 +161,12 @@ fn selection_respects_mode_and_price_and_is_stake_weighted() {
 			let worker = Jobs::<Test>::get(job).unwrap().worker;
 			w2 += (worker == W2) as u32;
 			// Keep both workers under capacity.
-			assert_ok!(Inference::submit_result(RuntimeOrigin::signed(worker), job, output(), Evidence::None));
+			assert_ok!(Inference::submit_result(
+				RuntimeOrigin::signed(worker),
+				job,
+				output(),
+				Evidence::None
+			));
 		}
 		assert!(w2 >= 28, "W2 won {w2}/40 draws with 90% of the stake");
 		assert!(w2 < 40, "W1 never won");
@@ -120,7 +186,10 @@ fn agenda_full_is_a_typed_error() {
 		for _ in 0..16 {
 			assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(5)));
 		}
-		assert_noop!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(5)), Error::<Test>::AgendaFull);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(5)),
+			Error::<Test>::AgendaFull
+		);
 		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(6)));
 		// Let everything expire and be pruned to keep try_state simple.
 		run_to_block(200);
@@ -131,10 +200,22 @@ fn agenda_full_is_a_typed_error() {
 fn requester_trait_submits_like_the_call() {
 	new_test_ext(|| {
 		let r = market();
-		let job = <Inference as InferenceRequester<u64, u64, u64>>::request(BOB, r, VerificationMode::Vanilla, input(), 1_000, Some(10))
-			.unwrap();
+		let job = <Inference as InferenceRequester<u64, u64, u64>>::request(
+			BOB,
+			r,
+			VerificationMode::Vanilla,
+			input(),
+			1_000,
+			Some(10),
+		)
+		.unwrap();
 		assert_eq!(Jobs::<Test>::get(job).unwrap().requester, BOB);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 		assert_eq!(finished(), vec![(job, "settled")]);
 	});
 }

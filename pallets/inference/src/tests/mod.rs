@@ -38,7 +38,14 @@ pub(crate) fn market() -> ReleaseId {
 /// Submits a job by `who` and returns its id.
 pub(crate) fn submit(who: u64, release: ReleaseId, mode: VerificationMode) -> JobId {
 	let id = NextJobId::<Test>::get();
-	assert_ok!(Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), 1_000, None));
+	assert_ok!(Inference::submit_job(
+		RuntimeOrigin::signed(who),
+		release,
+		mode,
+		input(),
+		1_000,
+		None
+	));
 	id
 }
 
@@ -53,5 +60,10 @@ pub(crate) fn evidence(mode: VerificationMode, bytes: &[u8]) -> EvidenceOf<Test>
 
 /// Gives `who` funds from the publisher (a transfer, so issuance stays as it was).
 pub(crate) fn fund(who: u64, amount: u64) {
-	assert_ok!(<Balances as Mutate<u64>>::transfer(&PUBLISHER, &who, amount, Preservation::Preserve));
+	assert_ok!(<Balances as Mutate<u64>>::transfer(
+		&PUBLISHER,
+		&who,
+		amount,
+		Preservation::Preserve
+	));
 }

@@ -31,8 +31,9 @@ fn op() -> impl Strategy<Value = Op> {
 	prop_oneof![
 		(0..3usize, 500..3_000u64, 0..400u64, 1..8u8)
 			.prop_map(|(worker, stake, price, modes)| Op::Register { worker, stake, price, modes }),
-		(0..3usize, 0..3usize, 0..600u64, 0..30u64)
-			.prop_map(|(requester, mode, max_fee, timeout)| Op::Submit { requester, mode, max_fee, timeout }),
+		(0..3usize, 0..3usize, 0..600u64, 0..30u64).prop_map(
+			|(requester, mode, max_fee, timeout)| Op::Submit { requester, mode, max_fee, timeout }
+		),
 		(0..12u64, any::<bool>()).prop_map(|(job, valid)| Op::Answer { job, valid }),
 		(0..12u64).prop_map(|job| Op::Reject { job }),
 		(0..12u64).prop_map(|job| Op::Verify { job }),
@@ -66,11 +67,18 @@ fn apply(op: &Op, release: ReleaseId) -> DispatchResult {
 			(timeout > 0).then_some(timeout),
 		),
 		Op::Answer { job, valid } => {
-			let Some(record) = Jobs::<Test>::get(job) else { return Err(Error::<Test>::UnknownJob.into()) };
+			let Some(record) = Jobs::<Test>::get(job) else {
+				return Err(Error::<Test>::UnknownJob.into())
+			};
 			let proof: &[u8] = if valid { b"valid" } else { b"nope" };
-			Inference::submit_result(signed(record.worker), job, output(), evidence(record.mode, proof))
-				.map(|_| ())
-				.map_err(|e| e.error)
+			Inference::submit_result(
+				signed(record.worker),
+				job,
+				output(),
+				evidence(record.mode, proof),
+			)
+			.map(|_| ())
+			.map_err(|e| e.error)
 		},
 		Op::Reject { job } => {
 			let worker = Jobs::<Test>::get(job).map(|j| j.worker).unwrap_or(W1);

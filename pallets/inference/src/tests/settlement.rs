@@ -10,7 +10,12 @@ fn vanilla_result_settles_at_once_with_exact_amounts() {
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
 		let (alice, w1, publisher) = (free(ALICE), free(W1), free(PUBLISHER));
 		let held = escrow(ALICE);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 
 		let fee = 10 + input().len() as u64 + output().len() as u64;
 		let royalty = 10; // 10% of 100
@@ -26,9 +31,18 @@ fn vanilla_result_settles_at_once_with_exact_amounts() {
 		assert!(JobInputs::<Test>::get(job).is_none());
 		assert_eq!(JobResults::<Test>::get(job).unwrap().output, output());
 		assert_eq!(Workers::<Test>::get(W1).unwrap().completed, 1);
-		System::assert_has_event(Event::Burned { cause: BurnCause::VerificationFee, amount: fee }.into());
 		System::assert_has_event(
-			Event::JobSettled { job, worker_payment: 90, royalty, verification_fee: fee, refund: held - 100 - fee }.into(),
+			Event::Burned { cause: BurnCause::VerificationFee, amount: fee }.into(),
+		);
+		System::assert_has_event(
+			Event::JobSettled {
+				job,
+				worker_payment: 90,
+				royalty,
+				verification_fee: fee,
+				refund: held - 100 - fee,
+			}
+			.into(),
 		);
 		assert_eq!(finished(), vec![(job, "settled")]);
 	});
@@ -38,7 +52,10 @@ fn vanilla_result_settles_at_once_with_exact_amounts() {
 fn query_helpers_follow_a_job_through_settlement() {
 	new_test_ext(|| {
 		let r = market();
-		assert_eq!(Inference::burn_totals(), BurnTotals { total: 0, verification_fees: 0, slashes: 0 });
+		assert_eq!(
+			Inference::burn_totals(),
+			BurnTotals { total: 0, verification_fees: 0, slashes: 0 }
+		);
 		assert!(Inference::job_view(0).is_none());
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
 		let (record, input_now, result) = Inference::job_view(job).unwrap();
@@ -46,14 +63,28 @@ fn query_helpers_follow_a_job_through_settlement() {
 		assert_eq!(Inference::open_jobs(&W1), vec![job]);
 		assert!(Inference::open_jobs(&W2).is_empty());
 
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 		let (record, input_now, result) = Inference::job_view(job).unwrap();
 		assert!(matches!(record.status, JobStatus::Settled { .. }));
 		assert_eq!((input_now, result.unwrap().output), (None, output()));
 		assert!(Inference::open_jobs(&W1).is_empty());
 		let fee = 10 + input().len() as u64 + output().len() as u64;
-		assert_eq!(Inference::burn_totals(), BurnTotals { total: fee, verification_fees: fee, slashes: 0 });
-		assert_eq!(ModelHub::repository_releases(0).into_iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![r]);
+		assert_eq!(
+			Inference::burn_totals(),
+			BurnTotals { total: fee, verification_fees: fee, slashes: 0 }
+		);
+		assert_eq!(
+			ModelHub::repository_releases(0)
+				.into_iter()
+				.map(|(id, _)| id)
+				.collect::<Vec<_>>(),
+			vec![r]
+		);
 		assert!(ModelHub::repository_releases(7).is_empty());
 	});
 }
@@ -63,23 +94,54 @@ fn submit_result_checks_caller_state_mode_and_output() {
 	new_test_ext(|| {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Tee);
-		assert_noop!(Inference::submit_result(RuntimeOrigin::signed(W1), 99, output(), Evidence::None), Error::<Test>::UnknownJob);
 		assert_noop!(
-			Inference::submit_result(RuntimeOrigin::signed(W2), job, output(), evidence(VerificationMode::Tee, b"valid")),
+			Inference::submit_result(RuntimeOrigin::signed(W1), 99, output(), Evidence::None),
+			Error::<Test>::UnknownJob
+		);
+		assert_noop!(
+			Inference::submit_result(
+				RuntimeOrigin::signed(W2),
+				job,
+				output(),
+				evidence(VerificationMode::Tee, b"valid")
+			),
 			Error::<Test>::NotAssignedWorker
 		);
-		assert_noop!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None), Error::<Test>::EvidenceMismatch);
 		assert_noop!(
-			Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), evidence(VerificationMode::Zk, b"valid")),
+			Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None),
 			Error::<Test>::EvidenceMismatch
 		);
 		assert_noop!(
-			Inference::submit_result(RuntimeOrigin::signed(W1), job, input().into_inner().try_into().unwrap(), evidence(VerificationMode::Tee, b"valid")),
+			Inference::submit_result(
+				RuntimeOrigin::signed(W1),
+				job,
+				output(),
+				evidence(VerificationMode::Zk, b"valid")
+			),
+			Error::<Test>::EvidenceMismatch
+		);
+		assert_noop!(
+			Inference::submit_result(
+				RuntimeOrigin::signed(W1),
+				job,
+				input().into_inner().try_into().unwrap(),
+				evidence(VerificationMode::Tee, b"valid")
+			),
 			Error::<Test>::InvalidOutput
 		);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), evidence(VerificationMode::Tee, b"valid")));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			evidence(VerificationMode::Tee, b"valid")
+		));
 		assert_noop!(
-			Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), evidence(VerificationMode::Tee, b"valid")),
+			Inference::submit_result(
+				RuntimeOrigin::signed(W1),
+				job,
+				output(),
+				evidence(VerificationMode::Tee, b"valid")
+			),
 			Error::<Test>::NotAssigned
 		);
 	});
@@ -90,13 +152,26 @@ fn tee_result_is_verified_in_the_same_call() {
 	new_test_ext(|| {
 		let r = market();
 		let good = submit(ALICE, r, VerificationMode::Tee);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), good, output(), evidence(VerificationMode::Tee, b"valid")));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			good,
+			output(),
+			evidence(VerificationMode::Tee, b"valid")
+		));
 		let fee = 20 + input().len() as u64 + output().len() as u64 + 5;
-		assert_eq!(Jobs::<Test>::get(good).unwrap().status, JobStatus::Settled { verification_fee: fee });
+		assert_eq!(
+			Jobs::<Test>::get(good).unwrap().status,
+			JobStatus::Settled { verification_fee: fee }
+		);
 
 		let bad = submit(ALICE, r, VerificationMode::Tee);
 		let (alice, held) = (free(ALICE), escrow(ALICE));
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), bad, output(), evidence(VerificationMode::Tee, b"forged")));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			bad,
+			output(),
+			evidence(VerificationMode::Tee, b"forged")
+		));
 		assert_eq!(Jobs::<Test>::get(bad).unwrap().status, JobStatus::Failed);
 		assert_eq!(free(ALICE), alice + held, "full refund");
 		assert_eq!(stake(W1), 2_000 - 500, "slashed");
@@ -120,15 +195,27 @@ fn reject_refunds_in_full_without_slash_and_counts() {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
 		let alice = free(ALICE) + escrow(ALICE);
-		assert_noop!(Inference::reject_job(RuntimeOrigin::signed(W2), job, RejectReason::BadInput), Error::<Test>::NotAssignedWorker);
-		assert_noop!(Inference::reject_job(RuntimeOrigin::signed(W1), 42, RejectReason::BadInput), Error::<Test>::UnknownJob);
+		assert_noop!(
+			Inference::reject_job(RuntimeOrigin::signed(W2), job, RejectReason::BadInput),
+			Error::<Test>::NotAssignedWorker
+		);
+		assert_noop!(
+			Inference::reject_job(RuntimeOrigin::signed(W1), 42, RejectReason::BadInput),
+			Error::<Test>::UnknownJob
+		);
 		assert_ok!(Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput));
 		assert_eq!(free(ALICE), alice);
 		assert_eq!(stake(W1), 2_000);
 		let w = Workers::<Test>::get(W1).unwrap();
 		assert_eq!((w.rejected, w.open_jobs), (1, 0));
-		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Rejected { reason: RejectReason::BadInput });
-		assert_noop!(Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput), Error::<Test>::NotAssigned);
+		assert_eq!(
+			Jobs::<Test>::get(job).unwrap().status,
+			JobStatus::Rejected { reason: RejectReason::BadInput }
+		);
+		assert_noop!(
+			Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput),
+			Error::<Test>::NotAssigned
+		);
 		assert_eq!(TotalBurned::<Test>::get(), 0);
 		assert_eq!(finished(), vec![(job, "rejected")]);
 	});
@@ -142,8 +229,14 @@ fn result_or_rejection_after_deadline_is_refused() {
 		run_to_block(21);
 		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Assigned);
 		System::set_block_number(22); // past the deadline, before on_initialize expired it
-		assert_noop!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None), Error::<Test>::DeadlinePassed);
-		assert_noop!(Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput), Error::<Test>::DeadlinePassed);
+		assert_noop!(
+			Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None),
+			Error::<Test>::DeadlinePassed
+		);
+		assert_noop!(
+			Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput),
+			Error::<Test>::DeadlinePassed
+		);
 		Inference::on_initialize(22);
 		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Expired);
 	});
@@ -154,12 +247,24 @@ mod queue {
 
 	fn zk_job() -> JobId {
 		let id = NextJobId::<Test>::get();
-		assert_ok!(Inference::submit_job(RuntimeOrigin::signed(ALICE), 0, VerificationMode::Zk, input(), 1_000, None));
+		assert_ok!(Inference::submit_job(
+			RuntimeOrigin::signed(ALICE),
+			0,
+			VerificationMode::Zk,
+			input(),
+			1_000,
+			None
+		));
 		id
 	}
 
 	fn queue_result(job: JobId, proof: &[u8]) {
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), evidence(VerificationMode::Zk, proof)));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			evidence(VerificationMode::Zk, proof)
+		));
 	}
 
 	#[test]
@@ -204,10 +309,16 @@ mod queue {
 			zk_market();
 			let job = zk_job();
 			queue_result(job, b"valid");
-			assert_noop!(Inference::verify_result(RuntimeOrigin::signed(BOB), 9), Error::<Test>::UnknownJob);
+			assert_noop!(
+				Inference::verify_result(RuntimeOrigin::signed(BOB), 9),
+				Error::<Test>::UnknownJob
+			);
 			assert_ok!(Inference::verify_result(RuntimeOrigin::signed(BOB), job));
 			assert!(matches!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Settled { .. }));
-			assert_noop!(Inference::verify_result(RuntimeOrigin::signed(BOB), job), Error::<Test>::NotPendingVerification);
+			assert_noop!(
+				Inference::verify_result(RuntimeOrigin::signed(BOB), job),
+				Error::<Test>::NotPendingVerification
+			);
 			Inference::on_idle(1, Weight::MAX);
 			assert_eq!(QueueHead::<Test>::get(), 1);
 			assert_eq!(finished(), vec![(job, "settled")]);
@@ -224,11 +335,21 @@ mod queue {
 				queue_result(*job, b"valid");
 			}
 			assert_noop!(
-				Inference::submit_result(RuntimeOrigin::signed(W1), jobs[6], output(), evidence(VerificationMode::Zk, b"valid")),
+				Inference::submit_result(
+					RuntimeOrigin::signed(W1),
+					jobs[6],
+					output(),
+					evidence(VerificationMode::Zk, b"valid")
+				),
 				Error::<Test>::QueueFull
 			);
 			Inference::on_idle(1, Weight::MAX);
-			assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), jobs[6], output(), evidence(VerificationMode::Zk, b"valid")));
+			assert_ok!(Inference::submit_result(
+				RuntimeOrigin::signed(W1),
+				jobs[6],
+				output(),
+				evidence(VerificationMode::Zk, b"valid")
+			));
 			Inference::on_idle(1, Weight::MAX);
 			let _ = r;
 		});
@@ -241,8 +362,17 @@ fn royalty_to_requester_who_publishes_is_not_moved() {
 		let r = market();
 		let job = submit(PUBLISHER, r, VerificationMode::Vanilla);
 		let before = free(PUBLISHER) + escrow(PUBLISHER);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 		let fee = TotalBurned::<Test>::get();
-		assert_eq!(free(PUBLISHER), before - 90 - fee, "pays the worker and the fee, keeps its own royalty");
+		assert_eq!(
+			free(PUBLISHER),
+			before - 90 - fee,
+			"pays the worker and the fee, keeps its own royalty"
+		);
 	});
 }

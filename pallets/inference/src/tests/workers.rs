@@ -10,8 +10,22 @@ fn releases(ids: &[ReleaseId]) -> BoundedVec<ReleaseId, ConstU32<4>> {
 	ids.to_vec().try_into().unwrap()
 }
 
-fn reg(who: u64, stake_amount: u64, ids: &[ReleaseId], modes: ModeSet, capacity: u32) -> DispatchResult {
-	Inference::register_worker(RuntimeOrigin::signed(who), stake_amount, releases(ids), modes, 100, capacity, Hardware::Gpu)
+fn reg(
+	who: u64,
+	stake_amount: u64,
+	ids: &[ReleaseId],
+	modes: ModeSet,
+	capacity: u32,
+) -> DispatchResult {
+	Inference::register_worker(
+		RuntimeOrigin::signed(who),
+		stake_amount,
+		releases(ids),
+		modes,
+		100,
+		capacity,
+		Hardware::Gpu,
+	)
 }
 
 use polkadot_sdk::frame_support::traits::ConstU32;
@@ -49,7 +63,15 @@ fn register_rejects_every_bad_offer() {
 		assert_noop!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ModeUnavailable);
 		assert_noop!(reg(POOR, 1_000, &[r], v, 1), Error::<Test>::InsufficientBalance);
 		assert_noop!(
-			Inference::register_worker(RuntimeOrigin::none(), 1_000, releases(&[r]), v, 1, 1, Hardware::Cpu),
+			Inference::register_worker(
+				RuntimeOrigin::none(),
+				1_000,
+				releases(&[r]),
+				v,
+				1,
+				1,
+				Hardware::Cpu
+			),
 			DispatchError::BadOrigin
 		);
 		assert_ok!(reg(W1, 1_000, &[r], v, 1));
@@ -79,7 +101,6 @@ fn release_pool_is_bounded() {
 	});
 }
 
-
 #[test]
 fn update_moves_pools_and_terms() {
 	new_test_ext(|| {
@@ -99,11 +120,25 @@ fn update_moves_pools_and_terms() {
 		let w = Workers::<Test>::get(W1).unwrap();
 		assert_eq!((w.price, w.capacity, w.hardware), (55, 2, Hardware::Cpu));
 		assert_noop!(
-			Inference::update_worker(RuntimeOrigin::signed(W2), releases(&[a]), vanilla_and_tee(), 1, 1, Hardware::Cpu),
+			Inference::update_worker(
+				RuntimeOrigin::signed(W2),
+				releases(&[a]),
+				vanilla_and_tee(),
+				1,
+				1,
+				Hardware::Cpu
+			),
 			Error::<Test>::NotWorker
 		);
 		assert_noop!(
-			Inference::update_worker(RuntimeOrigin::signed(W1), releases(&[9]), vanilla_and_tee(), 1, 1, Hardware::Cpu),
+			Inference::update_worker(
+				RuntimeOrigin::signed(W1),
+				releases(&[9]),
+				vanilla_and_tee(),
+				1,
+				1,
+				Hardware::Cpu
+			),
 			Error::<Test>::UnknownRelease
 		);
 	});
@@ -129,12 +164,25 @@ fn pause_and_resume() {
 	new_test_ext(|| {
 		let r = publish_release(vanilla_and_tee());
 		assert_ok!(reg(W1, 1_000, &[r], vanilla_and_tee(), 1));
-		assert_noop!(Inference::resume_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerNotPaused);
+		assert_noop!(
+			Inference::resume_worker(RuntimeOrigin::signed(W1)),
+			Error::<Test>::WorkerNotPaused
+		);
 		assert_ok!(Inference::pause_worker(RuntimeOrigin::signed(W1)));
-		assert_noop!(Inference::pause_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerNotActive);
+		assert_noop!(
+			Inference::pause_worker(RuntimeOrigin::signed(W1)),
+			Error::<Test>::WorkerNotActive
+		);
 		// A paused worker gets no jobs.
 		assert_noop!(
-			Inference::submit_job(RuntimeOrigin::signed(ALICE), r, VerificationMode::Vanilla, input(), 1_000, None),
+			Inference::submit_job(
+				RuntimeOrigin::signed(ALICE),
+				r,
+				VerificationMode::Vanilla,
+				input(),
+				1_000,
+				None
+			),
 			Error::<Test>::NoEligibleWorker
 		);
 		assert_ok!(Inference::resume_worker(RuntimeOrigin::signed(W1)));
@@ -148,20 +196,40 @@ fn unregister_waits_for_open_jobs_then_unbonds() {
 	new_test_ext(|| {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
-		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerHasOpenJobs);
-		assert_ok!(Inference::submit_result(RuntimeOrigin::signed(W1), job, output(), Evidence::None));
+		assert_noop!(
+			Inference::unregister_worker(RuntimeOrigin::signed(W1)),
+			Error::<Test>::WorkerHasOpenJobs
+		);
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
 		assert_ok!(Inference::unregister_worker(RuntimeOrigin::signed(W1)));
 		assert!(ReleaseWorkers::<Test>::get(r).is_empty());
 		System::assert_last_event(Event::WorkerUnbonding { worker: W1, unlock_at: 11 }.into());
-		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W1)), Error::<Test>::WorkerUnbonding);
-		assert_noop!(Inference::bond_extra(RuntimeOrigin::signed(W1), 1), Error::<Test>::WorkerUnbonding);
-		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotUnlocked);
+		assert_noop!(
+			Inference::unregister_worker(RuntimeOrigin::signed(W1)),
+			Error::<Test>::WorkerUnbonding
+		);
+		assert_noop!(
+			Inference::bond_extra(RuntimeOrigin::signed(W1), 1),
+			Error::<Test>::WorkerUnbonding
+		);
+		assert_noop!(
+			Inference::withdraw_stake(RuntimeOrigin::signed(W1)),
+			Error::<Test>::NotUnlocked
+		);
 		run_to_block(11);
 		let before = free(W1);
 		assert_ok!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)));
 		assert_eq!(free(W1), before + 2_000);
 		assert!(Workers::<Test>::get(W1).is_none());
-		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotWorker);
+		assert_noop!(
+			Inference::withdraw_stake(RuntimeOrigin::signed(W1)),
+			Error::<Test>::NotWorker
+		);
 	});
 }
 
@@ -169,8 +237,14 @@ fn unregister_waits_for_open_jobs_then_unbonds() {
 fn withdraw_needs_unbonding() {
 	new_test_ext(|| {
 		market();
-		assert_noop!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)), Error::<Test>::NotUnlocked);
-		assert_noop!(Inference::unregister_worker(RuntimeOrigin::signed(W2)), Error::<Test>::NotWorker);
+		assert_noop!(
+			Inference::withdraw_stake(RuntimeOrigin::signed(W1)),
+			Error::<Test>::NotUnlocked
+		);
+		assert_noop!(
+			Inference::unregister_worker(RuntimeOrigin::signed(W2)),
+			Error::<Test>::NotWorker
+		);
 	});
 }
 
@@ -190,7 +264,9 @@ mod genesis {
 		}
 		.assimilate_storage(&mut storage)
 		.unwrap();
-		crate::GenesisConfig::<Test> { workers }.assimilate_storage(&mut storage).unwrap();
+		crate::GenesisConfig::<Test> { workers }
+			.assimilate_storage(&mut storage)
+			.unwrap();
 		storage
 	}
 
@@ -208,14 +284,19 @@ mod genesis {
 
 	#[test]
 	fn genesis_registers_workers_with_held_stake() {
-		sp_io::TestExternalities::new(genesis_storage(vec![dev_worker(5_000)])).execute_with(|| {
-			let worker = Workers::<Test>::get(W1).expect("registered at genesis");
-			assert_eq!((worker.stake, worker.capacity, worker.status), (5_000, 2, WorkerStatus::Active));
-			assert_eq!(stake(W1), 5_000);
-			assert_eq!(ReleaseWorkers::<Test>::get(0).into_inner(), vec![W1]);
-			pallet_model_hub::Pallet::<Test>::do_try_state().unwrap();
-			Inference::do_try_state().unwrap();
-		});
+		sp_io::TestExternalities::new(genesis_storage(vec![dev_worker(5_000)])).execute_with(
+			|| {
+				let worker = Workers::<Test>::get(W1).expect("registered at genesis");
+				assert_eq!(
+					(worker.stake, worker.capacity, worker.status),
+					(5_000, 2, WorkerStatus::Active)
+				);
+				assert_eq!(stake(W1), 5_000);
+				assert_eq!(ReleaseWorkers::<Test>::get(0).into_inner(), vec![W1]);
+				pallet_model_hub::Pallet::<Test>::do_try_state().unwrap();
+				Inference::do_try_state().unwrap();
+			},
+		);
 	}
 
 	#[test]

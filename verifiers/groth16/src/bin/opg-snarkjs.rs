@@ -24,7 +24,8 @@ fn run(args: &[String]) -> Result<String, String> {
 			let key = snarkjs::verifying_key(&read(path)?).map_err(err)?;
 			key.encode().map(|b| hex(&b)).map_err(|e| format!("{e:?}"))
 		},
-		[cmd, path] if cmd == "proof" => Ok(hex(&snarkjs::proof(&read(path)?).map_err(err)?.encode())),
+		[cmd, path] if cmd == "proof" =>
+			Ok(hex(&snarkjs::proof(&read(path)?).map_err(err)?.encode())),
 		[cmd, path] if cmd == "public" => {
 			let inputs = snarkjs::public_inputs(&read(path)?).map_err(err)?;
 			Ok(hex(&inputs.iter().flat_map(encode_public_input).collect::<Vec<_>>()))
@@ -33,9 +34,13 @@ fn run(args: &[String]) -> Result<String, String> {
 			let key = snarkjs::verifying_key(&read(key)?).map_err(err)?;
 			let proof = snarkjs::proof(&read(proof)?).map_err(err)?;
 			let inputs = snarkjs::public_inputs(&read(public)?).map_err(err)?;
-			verify(&key.prepare(), &proof, &inputs).map(|()| "valid".into()).map_err(|e| format!("{e:?}"))
+			verify(&key.prepare(), &proof, &inputs)
+				.map(|()| "valid".into())
+				.map_err(|e| format!("{e:?}"))
 		},
-		_ => Err("usage: opg-snarkjs key|proof|public FILE, or opg-snarkjs verify KEY PROOF PUBLIC".into()),
+		_ =>
+			Err("usage: opg-snarkjs key|proof|public FILE, or opg-snarkjs verify KEY PROOF PUBLIC"
+				.into()),
 	}
 }
 
