@@ -11,6 +11,7 @@ use polkadot_sdk::{
 		Hooks,
 	},
 	frame_system::RawOrigin,
+	sp_runtime::traits::Bounded,
 };
 
 /// Bytes a one-tensor canonical payload spends besides its data (list length, element type,

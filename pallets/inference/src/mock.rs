@@ -87,9 +87,9 @@ impl Contains<H256> for RegisteredKey {
 
 thread_local! {
 	/// Modes the mock verifier accepts at all.
-	pub static SUPPORTED: RefCell<ModeSet> = RefCell::new(ModeSet(0b111));
+	pub static SUPPORTED: RefCell<ModeSet> = const { RefCell::new(ModeSet(0b111)) };
 	/// Jobs reported to the consumer, with their outcome.
-	pub static FINISHED: RefCell<Vec<(JobId, &'static str)>> = RefCell::new(Vec::new());
+	pub static FINISHED: RefCell<Vec<(JobId, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Evidence is valid when its bytes are `b"valid"`.

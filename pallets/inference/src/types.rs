@@ -28,6 +28,9 @@ pub type JobOf<T> = Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, Bl
 /// A result record of the pallet.
 pub type JobResultOf<T> =
 	JobResult<BlockNumberFor<T>, <T as Config>::MaxOutputLen, <T as Config>::MaxEvidenceLen>;
+/// What `InferenceApi::job` answers: the record, its input (while open) and its result (once
+/// submitted).
+pub type JobViewOf<T> = (JobOf<T>, Option<alloc::vec::Vec<u8>>, Option<JobResultOf<T>>);
 
 use polkadot_sdk::frame_system;
 

@@ -1,0 +1,85 @@
+//! The market's invariants (`try_state`, and the tests' after-check).
+
+use crate::{pallet::*, types::*};
+use polkadot_sdk::{
+	frame_support::{pallet_prelude::*, traits::fungible::InspectHold},
+	sp_runtime::traits::{Saturating, Zero},
+};
+
+impl<T: Config> Pallet<T> {
+	/// Checks that holds equal the records, counters agree and queues are consistent.
+	pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		use alloc::collections::btree_map::BTreeMap;
+		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+		let mut open: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		let next = NextJobId::<T>::get();
+		for (id, job) in Jobs::<T>::iter() {
+			ensure!(id < next, "job id beyond the counter");
+			if job.ended.is_none() {
+				let e = escrow.entry(job.requester.clone()).or_default();
+				*e = e.saturating_add(job.price.saturating_add(job.verification_hold));
+				*open.entry(job.worker.clone()).or_default() += 1;
+				ensure!(
+					WorkerJobs::<T>::get(&job.worker).contains(&id),
+					"open job missing from its worker's list"
+				);
+			}
+			ensure!(
+				job.ended.is_none() == JobInputs::<T>::contains_key(id),
+				"input kept exactly while the job is open"
+			);
+			let answered = matches!(
+				job.status,
+				JobStatus::Submitted | JobStatus::Settled { .. } | JobStatus::Failed
+			);
+			ensure!(
+				answered == JobResults::<T>::contains_key(id),
+				"result stored exactly for answered jobs"
+			);
+			ensure!(
+				matches!(job.status, JobStatus::Assigned | JobStatus::Submitted) ==
+					job.ended.is_none(),
+				"only assigned and submitted jobs are open"
+			);
+		}
+		for (who, amount) in escrow.iter() {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::JobEscrow.into(), who) == *amount,
+				"escrow hold differs from open jobs"
+			);
+		}
+		for (who, worker) in Workers::<T>::iter() {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::WorkerStake.into(), &who) == worker.stake,
+				"stake hold differs from the worker record"
+			);
+			let n = open.get(&who).copied().unwrap_or(0);
+			ensure!(worker.open_jobs == n, "open job count off");
+			ensure!(WorkerJobs::<T>::get(&who).len() as u32 == n, "worker job list off");
+			for release in worker.releases.iter() {
+				ensure!(
+					worker.is_unbonding() || ReleaseWorkers::<T>::get(release).contains(&who),
+					"active worker missing from a release pool"
+				);
+			}
+		}
+		for (release, pool) in ReleaseWorkers::<T>::iter() {
+			for who in pool.iter() {
+				let w = Workers::<T>::get(who).ok_or("pool lists a non-worker")?;
+				ensure!(w.releases.contains(&release), "pool lists a worker not serving it");
+				ensure!(!w.is_unbonding(), "unbonding worker still in a pool");
+			}
+		}
+		let (head, tail) = (QueueHead::<T>::get(), QueueTail::<T>::get());
+		ensure!(head <= tail, "queue head past tail");
+		ensure!(tail - head <= T::MaxQueueLen::get() as u64, "queue over its bound");
+		ensure!(
+			VerificationQueue::<T>::iter().count() as u64 == tail - head,
+			"queue entries outside head..tail"
+		);
+		let by_cause = BurnedByCause::<T>::iter_values()
+			.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
+		ensure!(by_cause == TotalBurned::<T>::get(), "burn split differs from the total");
+		Ok(())
+	}
+}

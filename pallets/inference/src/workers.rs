@@ -1,0 +1,137 @@
+//! Workers: offers, release pools, eligibility, the stake-weighted draw, slashing.
+
+use crate::{pallet::*, types::*};
+use alloc::vec::Vec;
+use opg_primitives::{JobId, ModeSet, ReleaseId, VerificationMode};
+use pallet_model_hub::ModelRegistry;
+use polkadot_sdk::{
+	frame_support::{
+		pallet_prelude::*,
+		traits::{
+			fungible::MutateHold,
+			tokens::{Fortitude, Precision},
+			Defensive,
+		},
+	},
+	frame_system,
+	sp_runtime::traits::{Saturating, UniqueSaturatedInto},
+};
+
+impl<T: Config> Pallet<T> {
+	pub(crate) fn check_offer(
+		releases: &[ReleaseId],
+		modes: ModeSet,
+		capacity: u32,
+	) -> DispatchResult {
+		ensure!(!releases.is_empty(), Error::<T>::BadReleaseList);
+		ensure!(modes.is_valid(), Error::<T>::InvalidModes);
+		ensure!(capacity > 0 && capacity <= T::MaxWorkerCapacity::get(), Error::<T>::BadCapacity);
+		for mode in VerificationMode::ALL {
+			if modes.contains(mode) {
+				ensure!(T::Verifier::supports(mode), Error::<T>::ModeUnavailable);
+			}
+		}
+		for (i, release) in releases.iter().enumerate() {
+			ensure!(!releases[..i].contains(release), Error::<T>::DuplicateRelease);
+			let info = T::Models::release_info(*release).ok_or(Error::<T>::UnknownRelease)?;
+			ensure!(info.active, Error::<T>::UnknownRelease);
+			// A worker serves a release in the modes both support; it must share one.
+			ensure!(info.modes.0 & modes.0 != 0, Error::<T>::ModeNotSupported);
+		}
+		Ok(())
+	}
+
+	pub(crate) fn join_pools(who: &T::AccountId, releases: &[ReleaseId]) -> DispatchResult {
+		for release in releases {
+			ReleaseWorkers::<T>::try_mutate(release, |pool| {
+				pool.try_push(who.clone()).map_err(|_| Error::<T>::ReleaseFull)
+			})?;
+		}
+		Ok(())
+	}
+
+	pub(crate) fn leave_pools(who: &T::AccountId, releases: &[ReleaseId]) {
+		for release in releases {
+			ReleaseWorkers::<T>::mutate_exists(release, |maybe| {
+				if let Some(pool) = maybe {
+					pool.retain(|w| w != who);
+					if pool.is_empty() {
+						*maybe = None;
+					}
+				}
+			});
+		}
+	}
+
+	/// Workers that could take a job now, with their stakes.
+	pub fn eligible_workers(
+		release: ReleaseId,
+		mode: VerificationMode,
+		max_fee: BalanceOf<T>,
+	) -> Vec<(T::AccountId, WorkerOf<T>)> {
+		let min_stake = T::MinWorkerStake::get();
+		ReleaseWorkers::<T>::get(release)
+			.into_iter()
+			.filter_map(|who| Workers::<T>::get(&who).map(|w| (who, w)))
+			.filter(|(_, w)| {
+				w.status == WorkerStatus::Active &&
+					w.modes.contains(mode) &&
+					w.open_jobs < w.capacity &&
+					w.price <= max_fee &&
+					w.stake >= min_stake
+			})
+			.collect()
+	}
+
+	/// Stake-weighted draw from the job id and the parent hash.
+	pub(crate) fn pick_worker(
+		candidates: Vec<(T::AccountId, WorkerOf<T>)>,
+		job: JobId,
+	) -> Option<(T::AccountId, WorkerOf<T>)> {
+		let total: u128 = candidates
+			.iter()
+			.map(|(_, w)| UniqueSaturatedInto::<u128>::unique_saturated_into(w.stake))
+			.fold(0u128, |a, b| a.saturating_add(b));
+		if total == 0 {
+			return None;
+		}
+		let seed = polkadot_sdk::sp_crypto_hashing::blake2_256(
+			&(b"opg/assign", job, frame_system::Pallet::<T>::parent_hash()).encode(),
+		);
+		let mut point = u128::from_le_bytes(seed[..16].try_into().expect("16 bytes")) % total;
+		for (who, w) in candidates {
+			let stake: u128 = w.stake.unique_saturated_into();
+			if point < stake {
+				return Some((who, w));
+			}
+			point -= stake;
+		}
+		None
+	}
+
+	/// Burns up to `amount` of a worker's stake; pauses it below the minimum.
+	pub(crate) fn slash(who: &T::AccountId, job: JobId, amount: BalanceOf<T>) {
+		let Some(mut worker) = Workers::<T>::get(who) else { return };
+		let amount = amount.min(worker.stake);
+		let burned = T::Currency::burn_held(
+			&HoldReason::WorkerStake.into(),
+			who,
+			amount,
+			Precision::Exact,
+			Fortitude::Force,
+		)
+		.defensive_unwrap_or_default();
+		worker.stake = worker.stake.saturating_sub(burned);
+		let paused =
+			worker.status == WorkerStatus::Active && worker.stake < T::MinWorkerStake::get();
+		if paused {
+			worker.status = WorkerStatus::Paused;
+		}
+		Workers::<T>::insert(who, worker);
+		Self::note_burn(BurnCause::Slash, burned);
+		Self::deposit_event(Event::WorkerSlashed { worker: who.clone(), job, amount: burned });
+		if paused {
+			Self::deposit_event(Event::WorkerPaused { worker: who.clone() });
+		}
+	}
+}
