@@ -567,7 +567,7 @@ fn tee_job_settles(port: u16, enclave_key: [u8; 32], input: Vec<u8>) -> (JobId, 
 		runtime_call::<Option<_>>(port, "InferenceApi_release", DIGITS, at).unwrap();
 	let message = opg_primitives::tee_message(
 		job,
-		release.artifact,
+		release.params.artifact,
 		opg_primitives::payload_hash(&input),
 		opg_primitives::payload_hash(&result.output),
 	);

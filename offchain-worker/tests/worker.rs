@@ -176,16 +176,18 @@ fn digits() -> Vec<u8> {
 fn release(artifact: H256, size: u64, uri: &str) -> Release {
 	Release {
 		repository: 0,
-		version: b"1".to_vec().try_into().unwrap(),
-		artifact,
-		artifact_size: size,
-		format: ModelFormat::Onnx,
-		source_uri: uri.as_bytes().to_vec().try_into().unwrap(),
-		inputs: vec![spec("pixels", &[0, 1, 8, 8])].try_into().unwrap(),
-		outputs: vec![spec("probabilities", &[0, 10])].try_into().unwrap(),
-		modes: ModeSet::of(&[VerificationMode::Vanilla]),
-		zk_verifying_key: None,
-		royalty: Permill::zero(),
+		params: pallet_model_hub::ReleaseParams {
+			version: b"1".to_vec().try_into().unwrap(),
+			artifact,
+			artifact_size: size,
+			format: ModelFormat::Onnx,
+			source_uri: uri.as_bytes().to_vec().try_into().unwrap(),
+			inputs: vec![spec("pixels", &[0, 1, 8, 8])].try_into().unwrap(),
+			outputs: vec![spec("probabilities", &[0, 10])].try_into().unwrap(),
+			modes: ModeSet::of(&[VerificationMode::Vanilla]),
+			zk_verifying_key: None,
+			royalty: Permill::zero(),
+		},
 		deposit: 0,
 		status: pallet_model_hub::ReleaseStatus::Active,
 		open_jobs: 1,
@@ -374,7 +376,7 @@ async fn inputs_the_model_cannot_take_and_missing_models_are_rejected_with_their
 	let (dir, key, me, mut state) = digits_on_release_1();
 	// The file at this URI does not hash to the release's artifact.
 	let mut wrong = state.releases[&1].clone();
-	wrong.artifact = H256::repeat_byte(3);
+	wrong.params.artifact = H256::repeat_byte(3);
 	state.releases.insert(2, wrong);
 	state.jobs.insert(1, (job(&me, 1), images(0)));
 	state.jobs.insert(2, (job(&me, 2), images(1)));
@@ -487,7 +489,7 @@ async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
 	let Evidence::TeeSignature(signature) = evidence else {
 		panic!("no TEE evidence: {evidence:?}")
 	};
-	let artifact = h.chain.state.lock().unwrap().releases[&1].artifact;
+	let artifact = h.chain.state.lock().unwrap().releases[&1].params.artifact;
 	let message = tee_message(3, artifact, blake2_256(&input), blake2_256(output));
 	let signature = ed25519::Signature::from_raw(signature.to_vec().try_into().unwrap());
 	assert!(ed25519::Pair::verify(&signature, message, &ed25519::Public::from_raw(public)));
@@ -584,16 +586,16 @@ async fn zk_jobs_are_proved_against_the_chains_statement() {
 	let me = Signer::account(&key);
 	let mut release =
 		release(blake2_256(&model), model.len() as u64, &format!("file://{}", file.display()));
-	release.inputs = vec![TensorSpec { elem: ElemType::I8, ..spec("pixels", &[1, 64]) }]
+	release.params.inputs = vec![TensorSpec { elem: ElemType::I8, ..spec("pixels", &[1, 64]) }]
 		.try_into()
 		.unwrap();
-	release.outputs = vec![TensorSpec { elem: ElemType::I32, ..spec("logits", &[1, 10]) }]
+	release.params.outputs = vec![TensorSpec { elem: ElemType::I32, ..spec("logits", &[1, 10]) }]
 		.try_into()
 		.unwrap();
-	release.modes = ModeSet::of(&[VerificationMode::Zk]);
-	release.zk_verifying_key = Some(setup.key_hash);
+	release.params.modes = ModeSet::of(&[VerificationMode::Zk]);
+	release.params.zk_verifying_key = Some(setup.key_hash);
 	let mut without_key = release.clone();
-	without_key.zk_verifying_key = Some(H256::repeat_byte(9));
+	without_key.params.zk_verifying_key = Some(H256::repeat_byte(9));
 	let mut state = State::default();
 	state.releases.insert(1, release);
 	state.releases.insert(2, without_key);

@@ -120,13 +120,16 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
 		externalities(preset).execute_with(|| {
 			let release = pallet_model_hub::Releases::<Runtime>::get(0).expect("demo release");
-			assert_eq!(release.artifact.0, presets::DEMO_MODEL_HASH);
-			assert_eq!(release.artifact_size, presets::DEMO_MODEL_SIZE);
+			assert_eq!(release.params.artifact.0, presets::DEMO_MODEL_HASH);
+			assert_eq!(release.params.artifact_size, presets::DEMO_MODEL_SIZE);
 			let repo = pallet_model_hub::Repositories::<Runtime>::get(0).expect("demo repository");
 			assert_eq!(repo.owner, account(Charlie));
 			let digits = pallet_model_hub::Releases::<Runtime>::get(1).expect("digits release");
-			assert_eq!((digits.repository, digits.artifact.0), (1, presets::DIGITS_MODEL_HASH));
-			assert_eq!(digits.artifact_size, presets::DIGITS_MODEL_SIZE);
+			assert_eq!(
+				(digits.repository, digits.params.artifact.0),
+				(1, presets::DIGITS_MODEL_HASH)
+			);
+			assert_eq!(digits.params.artifact_size, presets::DIGITS_MODEL_SIZE);
 			let digits_repo =
 				pallet_model_hub::Repositories::<Runtime>::get(1).expect("digits repository");
 			assert_eq!(digits_repo.owner, account(Charlie));

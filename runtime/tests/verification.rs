@@ -123,7 +123,7 @@ fn a_dev_enclave_attests_and_its_signed_results_settle() {
 			DEV_MEASUREMENT_LABEL
 		);
 
-		let artifact = pallet_model_hub::Releases::<Runtime>::get(0).unwrap().artifact;
+		let artifact = pallet_model_hub::Releases::<Runtime>::get(0).unwrap().params.artifact;
 		let sign = |job: u64, key: &ed25519::Pair, output: &[u8]| -> Evidence<_> {
 			let message =
 				tee_message(job, artifact, payload_hash(&demo_input()), payload_hash(output));
@@ -192,18 +192,12 @@ fn zk_release(
 
 /// The demo model's release 0, in ZK mode under verifying key `vk`.
 fn zk_params(version: &[u8], vk: H256) -> Box<pallet_model_hub::ReleaseParams<Runtime>> {
-	let p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap();
+	let p = pallet_model_hub::Releases::<Runtime>::get(0).unwrap().params;
 	Box::new(pallet_model_hub::ReleaseParams::<Runtime> {
 		version: version.to_vec().try_into().unwrap(),
-		artifact: p.artifact,
-		artifact_size: p.artifact_size,
-		format: p.format,
-		source_uri: p.source_uri,
-		inputs: p.inputs,
-		outputs: p.outputs,
 		modes: modes(&[VerificationMode::Zk]),
 		zk_verifying_key: Some(vk),
-		royalty: p.royalty,
+		..p
 	})
 }
 

@@ -37,7 +37,7 @@ function input(release) {
     return { shape, values, label: null };
   }
   const reference = JSON.parse(readFileSync(new URL('../../models/digits/reference.json', import.meta.url)));
-  if (release.artifact.toHex() !== reference.blake2_256) {
+  if (release.params.artifact.toHex() !== reference.blake2_256) {
     throw new Error(`release ${opts.release} is not the digits model: pass --values and --shape`);
   }
   const c = reference.cases[Number(opts.case)];

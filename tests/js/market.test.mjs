@@ -41,7 +41,8 @@ after(async () => {
 });
 
 test('the demo model is published and matches the committed file', async () => {
-  const release = (await api.query.modelHub.releases(0)).unwrap();
+  // What was published is the release's `params` (the rest is the hub's bookkeeping).
+  const release = (await api.query.modelHub.releases(0)).unwrap().params;
   const file = readFileSync(new URL('../../models/demo/mlp-classifier.onnx', import.meta.url));
   assert.equal(release.artifact.toHex(), blake2AsHex(file, 256));
   assert.equal(release.artifactSize.toNumber(), file.length);
@@ -49,7 +50,7 @@ test('the demo model is published and matches the committed file', async () => {
   assert.deepEqual(release.outputs[0].shape.map((d) => d.toNumber()), [1, 3]);
   const viaApi = await api.call.inferenceApi.repositoryReleases(0);
   assert.equal(viaApi.length, 1);
-  assert.equal(viaApi[0][1].artifact.toHex(), release.artifact.toHex());
+  assert.equal(viaApi[0][1].params.artifact.toHex(), release.artifact.toHex());
 });
 
 test('a Vanilla job is assigned, answered, settled, and its verification fee burned', async () => {

@@ -96,7 +96,11 @@ pub enum ReleaseStatus {
 	Retired,
 }
 
-/// An immutable model release.
+/// An immutable model release: what its publisher gave and the hub's bookkeeping.
+///
+/// `params` stands where its ten fields stood when they were `Release`'s own, so the SCALE
+/// encoding of a stored release is those fields in a row, as before (SCALE has no struct
+/// framing); only the metadata's shape nests them (polkadot.js: `release.params.artifact`).
 #[derive(
 	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
 )]
@@ -105,26 +109,8 @@ pub enum ReleaseStatus {
 pub struct Release<T: Config> {
 	/// Repository it belongs to.
 	pub repository: RepositoryId,
-	/// Version string, unique within the repository while the release has a record.
-	pub version: BoundedVec<u8, T::MaxVersionLen>,
-	/// blake2-256 of the model file.
-	pub artifact: H256,
-	/// Size of the model file in bytes.
-	pub artifact_size: u64,
-	/// File format.
-	pub format: ModelFormat,
-	/// Where workers download the file (file://, http(s)://, IPFS gateway URL).
-	pub source_uri: BoundedVec<u8, T::MaxUriLen>,
-	/// Input tensors, in the order a job's input lists them.
-	pub inputs: TensorSpecsOf<T>,
-	/// Output tensors, in the order a result lists them.
-	pub outputs: TensorSpecsOf<T>,
-	/// Verification modes jobs may ask for.
-	pub modes: ModeSet,
-	/// Hash of the registered Groth16 verifying key (required for ZK mode).
-	pub zk_verifying_key: Option<H256>,
-	/// Share of each job's price paid to the repository owner.
-	pub royalty: Permill,
+	/// What was published: version, model file, tensors, modes, verifying key, royalty.
+	pub params: ReleaseParams<T>,
 	/// Deposit held from the publisher for this record (zero once retired).
 	pub deposit: BalanceOf<T>,
 	/// Active or retired.
@@ -133,7 +119,8 @@ pub struct Release<T: Config> {
 	pub open_jobs: u32,
 }
 
-/// Parameters of a new release.
+/// What a release publishes: the parameters of `publish_release`, stored as they are in
+/// [`Release::params`].
 #[derive(
 	CloneNoBound,
 	PartialEqNoBound,
@@ -142,14 +129,16 @@ pub struct Release<T: Config> {
 	Encode,
 	Decode,
 	DecodeWithMemTracking,
+	MaxEncodedLen,
 	TypeInfo,
 	serde::Serialize,
 	serde::Deserialize,
 )]
 #[scale_info(skip_type_params(T))]
+#[codec(mel_bound())]
 #[serde(bound = "")]
 pub struct ReleaseParams<T: Config> {
-	/// Version string.
+	/// Version string (non-empty), unique within the repository while the release has a record.
 	pub version: BoundedVec<u8, T::MaxVersionLen>,
 	/// blake2-256 of the model file.
 	pub artifact: H256,
@@ -157,17 +146,17 @@ pub struct ReleaseParams<T: Config> {
 	pub artifact_size: u64,
 	/// File format.
 	pub format: ModelFormat,
-	/// Download location.
+	/// Where workers download the file (file://, http(s)://, IPFS gateway URL); non-empty.
 	pub source_uri: BoundedVec<u8, T::MaxUriLen>,
-	/// Input tensors (at least one).
+	/// Input tensors (at least one), in the order a job's input lists them.
 	pub inputs: TensorSpecsOf<T>,
-	/// Output tensors (at least one).
+	/// Output tensors (at least one), in the order a result lists them.
 	pub outputs: TensorSpecsOf<T>,
-	/// Supported verification modes (at least one).
+	/// Verification modes jobs may ask for (at least one).
 	pub modes: ModeSet,
-	/// Registered verifying-key hash; required exactly when `modes` has ZK.
+	/// Hash of the registered Groth16 verifying key; required exactly when `modes` has ZK.
 	pub zk_verifying_key: Option<H256>,
-	/// Royalty on each job's price, at most `MaxRoyalty`.
+	/// Share of each job's price paid to the repository owner, at most `MaxRoyalty`.
 	pub royalty: Permill,
 }
 
@@ -373,18 +362,21 @@ pub mod pallet {
 		}
 	}
 
+	/// A repository in the genesis config: `(owner, name, description URI, releases)`.
+	pub type GenesisRepository<T> = (
+		<T as frame_system::Config>::AccountId,
+		alloc::vec::Vec<u8>,
+		alloc::vec::Vec<u8>,
+		alloc::vec::Vec<ReleaseParams<T>>,
+	);
+
 	/// Repositories and releases that exist from genesis (e.g. a demo model on dev chains).
 	/// They are created as by the calls, deposits held from their owners.
 	#[pallet::genesis_config]
 	#[derive(frame_support::DefaultNoBound)]
 	pub struct GenesisConfig<T: Config> {
-		/// `(owner, name, description URI, releases)`; ids are assigned in order from 0.
-		pub repositories: alloc::vec::Vec<(
-			T::AccountId,
-			alloc::vec::Vec<u8>,
-			alloc::vec::Vec<u8>,
-			alloc::vec::Vec<ReleaseParams<T>>,
-		)>,
+		/// Ids are assigned in order from 0.
+		pub repositories: alloc::vec::Vec<GenesisRepository<T>>,
 	}
 
 	#[pallet::genesis_build]
@@ -518,16 +510,7 @@ pub mod pallet {
 			let next = id.checked_add(1).ok_or(Error::<T>::IdOverflow)?;
 			let mut release = Release::<T> {
 				repository,
-				version: p.version,
-				artifact: p.artifact,
-				artifact_size: p.artifact_size,
-				format: p.format,
-				source_uri: p.source_uri,
-				inputs: p.inputs,
-				outputs: p.outputs,
-				modes: p.modes,
-				zk_verifying_key: p.zk_verifying_key,
-				royalty: p.royalty,
+				params: p,
 				deposit: Default::default(),
 				status: ReleaseStatus::Active,
 				open_jobs: 0,
@@ -535,9 +518,9 @@ pub mod pallet {
 			release.deposit = Self::deposit_for(&release);
 			T::Currency::hold(&HoldReason::StorageDeposit.into(), &who, release.deposit)?;
 
-			let (artifact, deposit) = (release.artifact, release.deposit);
-			ReleaseByVersion::<T>::insert(repository, &release.version, id);
-			if let Some(vk) = release.zk_verifying_key {
+			let (artifact, deposit) = (release.params.artifact, release.deposit);
+			ReleaseByVersion::<T>::insert(repository, &release.params.version, id);
+			if let Some(vk) = release.params.zk_verifying_key {
 				Self::add_key_user(vk);
 			}
 			Releases::<T>::insert(id, release);
@@ -616,8 +599,8 @@ pub mod pallet {
 
 		pub(crate) fn remove_release(release: ReleaseId) {
 			if let Some(rel) = Releases::<T>::take(release) {
-				ReleaseByVersion::<T>::remove(rel.repository, &rel.version);
-				if let Some(vk) = rel.zk_verifying_key {
+				ReleaseByVersion::<T>::remove(rel.repository, &rel.params.version);
+				if let Some(vk) = rel.params.zk_verifying_key {
 					VerifyingKeyUsers::<T>::mutate_exists(vk, |n| {
 						*n = n.and_then(|n| n.checked_sub(1)).filter(|n| *n > 0)
 					});
@@ -669,16 +652,18 @@ pub mod pallet {
 				release,
 				Release::<T> {
 					repository,
-					version,
-					artifact: H256::repeat_byte(1),
-					artifact_size: 1,
-					format: ModelFormat::Onnx,
-					source_uri: Default::default(),
-					inputs: spec(),
-					outputs: spec(),
-					modes,
-					zk_verifying_key,
-					royalty: T::MaxRoyalty::get(),
+					params: ReleaseParams {
+						version,
+						artifact: H256::repeat_byte(1),
+						artifact_size: 1,
+						format: ModelFormat::Onnx,
+						source_uri: Default::default(),
+						inputs: spec(),
+						outputs: spec(),
+						modes,
+						zk_verifying_key,
+						royalty: T::MaxRoyalty::get(),
+					},
 					deposit: Default::default(),
 					status: ReleaseStatus::Active,
 					open_jobs: 0,
@@ -698,7 +683,7 @@ pub mod pallet {
 			let next_release = NextReleaseId::<T>::get();
 			for (id, rel) in Releases::<T>::iter() {
 				ensure!(id < next_release, "release id beyond the counter");
-				if let Some(vk) = rel.zk_verifying_key {
+				if let Some(vk) = rel.params.zk_verifying_key {
 					*key_users.entry(vk).or_default() += 1;
 				}
 				let repo =
@@ -707,7 +692,7 @@ pub mod pallet {
 				*entry = entry.saturating_add(rel.deposit);
 				*live.entry(rel.repository).or_default() += 1;
 				ensure!(
-					ReleaseByVersion::<T>::get(rel.repository, &rel.version) == Some(id),
+					ReleaseByVersion::<T>::get(rel.repository, &rel.params.version) == Some(id),
 					"version index out of sync"
 				);
 				ensure!(
@@ -752,22 +737,24 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 		let repo = Repositories::<T>::get(rel.repository)?;
 		Some(ReleaseInfo {
 			publisher: repo.owner,
-			artifact: rel.artifact,
-			modes: rel.modes,
-			royalty: rel.royalty,
-			zk_verifying_key: rel.zk_verifying_key,
+			artifact: rel.params.artifact,
+			modes: rel.params.modes,
+			royalty: rel.params.royalty,
+			zk_verifying_key: rel.params.zk_verifying_key,
 			active: rel.status == ReleaseStatus::Active,
 		})
 	}
 
 	fn check_input(release: ReleaseId, input: &[u8]) -> Result<(), InputError> {
 		let rel = Releases::<T>::get(release).ok_or(InputError::UnknownRelease)?;
-		check_tensors(input, &rel.inputs).map(|_| ()).map_err(InputError::Tensor)
+		check_tensors(input, &rel.params.inputs).map(|_| ()).map_err(InputError::Tensor)
 	}
 
 	fn check_output(release: ReleaseId, output: &[u8]) -> Result<(), InputError> {
 		let rel = Releases::<T>::get(release).ok_or(InputError::UnknownRelease)?;
-		check_tensors(output, &rel.outputs).map(|_| ()).map_err(InputError::Tensor)
+		check_tensors(output, &rel.params.outputs)
+			.map(|_| ())
+			.map_err(InputError::Tensor)
 	}
 
 	fn job_opened(release: ReleaseId) -> DispatchResult {

@@ -184,7 +184,7 @@ mod releases {
 				Event::ReleasePublished {
 					release: id,
 					repository: repo,
-					artifact: rel.artifact,
+					artifact: rel.params.artifact,
 					deposit: rel.deposit,
 				}
 				.into(),

@@ -45,8 +45,7 @@ use polkadot_sdk::{
 	frame_support::{
 		self,
 		pallet_prelude::*,
-		traits::{Contains, UnixTime},
-		PalletError,
+		traits::{Contains, PalletError, UnixTime},
 	},
 	frame_system::{self, pallet_prelude::*},
 	sp_core::{ed25519, H256},
@@ -120,60 +119,34 @@ pub struct EnclaveKey<BlockNumber> {
 	pub attested_at: BlockNumber,
 }
 
-/// Why a document was refused: [`opg_nitro::Error`] as a pallet error.
+/// Why a document was refused: the verifier's own [`opg_nitro::Error`] (SCALE-encoded by its
+/// `codec` feature: one byte, the variant's index), wrapped only because [`PalletError`], which a
+/// pallet error's fields need, belongs to neither crate. In metadata it is a newtype of the
+/// verifier's enum, with that enum's variant names and docs (`TooLarge` … `FromTheFuture`);
+/// polkadot.js unwraps such newtypes and shows the variant.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, PalletError,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
-pub enum DocumentError {
-	/// Too large, or a field over its limit.
-	TooLarge,
-	/// Not well-formed CBOR / COSE_Sign1.
-	Cbor,
-	/// The protected header is not {alg: ES384}.
-	UnsupportedAlgorithm,
-	/// A payload field is missing, repeated, unknown or malformed.
-	Payload,
-	/// A certificate does not parse or is not P-384/SHA-384.
-	Certificate,
-	/// The bundle does not start with a pinned root.
-	UntrustedRoot,
-	/// A certificate's issuer is not the previous certificate's subject.
-	IssuerMismatch,
-	/// CA, key-usage or path-length constraints are violated.
-	Constraints,
-	/// A certificate has an unknown critical extension.
-	UnknownCriticalExtension,
-	/// A certificate's signature does not verify.
-	CertificateSignature,
-	/// A certificate is not valid at the chain's time.
-	Expired,
-	/// The document's signature does not verify.
-	Signature,
-	/// The document is more than 5 minutes old.
-	Stale,
-	/// The document is more than 1 minute ahead of the chain's time.
-	FromTheFuture,
+pub struct DocumentError(pub opg_nitro::Error);
+
+impl PalletError for DocumentError {
+	/// The variants of `opg_nitro::Error` have no fields: one byte, the index. `integrity_test`
+	/// checks this against `MaxEncodedLen`.
+	const MAX_ENCODED_SIZE: usize = 1;
 }
 
 impl From<opg_nitro::Error> for DocumentError {
 	fn from(e: opg_nitro::Error) -> Self {
-		use opg_nitro::Error as E;
-		match e {
-			E::TooLarge => Self::TooLarge,
-			E::Cbor => Self::Cbor,
-			E::UnsupportedAlgorithm => Self::UnsupportedAlgorithm,
-			E::Payload => Self::Payload,
-			E::Certificate => Self::Certificate,
-			E::UntrustedRoot => Self::UntrustedRoot,
-			E::IssuerMismatch => Self::IssuerMismatch,
-			E::Constraints => Self::Constraints,
-			E::UnknownCriticalExtension => Self::UnknownCriticalExtension,
-			E::CertificateSignature => Self::CertificateSignature,
-			E::Expired => Self::Expired,
-			E::Signature => Self::Signature,
-			E::Stale => Self::Stale,
-			E::FromTheFuture => Self::FromTheFuture,
-		}
+		Self(e)
 	}
 }
 
@@ -351,6 +324,11 @@ pub mod pallet {
 		fn integrity_test() {
 			assert!(!T::ChallengeLifetime::get().is_zero(), "a challenge must live a block");
 			assert!(T::MaxKeyLifetime::get() > 0, "keys must live");
+			assert_eq!(
+				DocumentError::max_encoded_len(),
+				<DocumentError as PalletError>::MAX_ENCODED_SIZE,
+				"a document error fits its declared size"
+			);
 		}
 
 		#[cfg(feature = "try-runtime")]

@@ -208,13 +208,13 @@ mod attestation {
 			set_time_ms(AWS_NOW_MS + 365 * 86_400_000);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())),
-				Error::<Test>::Document(DocumentError::Expired)
+				Error::<Test>::Document(DocumentError(opg_nitro::Error::Expired))
 			);
 			// Ten minutes later it is stale.
 			set_time_ms(AWS_NOW_MS + 600_000);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)),
-				Error::<Test>::Document(DocumentError::Stale)
+				Error::<Test>::Document(DocumentError(opg_nitro::Error::Stale))
 			);
 		});
 	}
@@ -233,7 +233,7 @@ mod attestation {
 			let nonce = challenge(W1);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(dev_document(W1, &nonce))),
-				Error::<Test>::Document(DocumentError::UntrustedRoot)
+				Error::<Test>::Document(DocumentError(opg_nitro::Error::UntrustedRoot))
 			);
 		});
 	}
@@ -336,7 +336,7 @@ mod attestation {
 			let ahead = ca.document(&claims(fixture_pcrs(), key()), NOW_S * 1000 + 60_001);
 			assert_noop!(
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(ahead)),
-				Error::<Test>::Document(DocumentError::FromTheFuture)
+				Error::<Test>::Document(DocumentError(opg_nitro::Error::FromTheFuture))
 			);
 			assert_ok!(Tee::attest(
 				RuntimeOrigin::signed(W1),

@@ -1,5 +1,5 @@
 //! Native timing of `verify` on a document: `cargo run --release -p opg-nitro --example
-//! time-verify -- DOC NOW_MS` (scripts/bench-verifiers.sh prints it next to the wasm figure).
+//! time-verify -- DOC NOW_MS` (scripts/bench/verifiers.sh prints it next to the wasm figure).
 fn main() {
 	let args: Vec<String> = std::env::args().skip(1).collect();
 	let doc = std::fs::read(&args[0]).expect("document");

@@ -48,11 +48,19 @@ pub const MAX_AGE_MS: u64 = 5 * 60 * 1000;
 /// … and this far ahead of the verifier's clock.
 pub const MAX_AHEAD_MS: u64 = 60 * 1000;
 
-/// Why a document was refused.
+/// Why a document was refused. With the `codec` feature it is SCALE-encodable (one byte, the
+/// variant's index: the order of the variants is an on-chain encoding) and has type information,
+/// so a runtime can carry it in its errors, events and storage.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(
 	feature = "codec",
-	derive(codec::Encode, codec::Decode, codec::DecodeWithMemTracking, scale_info::TypeInfo)
+	derive(
+		codec::Encode,
+		codec::Decode,
+		codec::DecodeWithMemTracking,
+		codec::MaxEncodedLen,
+		scale_info::TypeInfo
+	)
 )]
 pub enum Error {
 	/// Larger than [`MAX_DOCUMENT_LEN`], or a field over its limit.
