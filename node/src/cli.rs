@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
+use opg_worker::cli::WorkerParams;
 use polkadot_sdk::*;
 
-use crate::inference::InferenceArgs;
-
 /// Sub-commands of the node.
+// Parsed once at start; boxing the large sc-cli commands would gain nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
 	/// Build a chain specification (`--chain dev|local|PATH`, `--raw` for the raw form).
@@ -90,6 +91,29 @@ pub struct Cli {
 	/// Relay chain arguments, after `--`.
 	#[arg(raw = true)]
 	pub relay_chain_args: Vec<String>,
+}
+
+/// Inference worker options of `opg-node`: the `--inference` switch and the worker's own flags,
+/// which are `opg-worker`'s too.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InferenceArgs {
+	/// Run the inference worker in this node, on the CPU backend: it executes the jobs assigned
+	/// to the worker key and submits the results as signed extrinsics.
+	#[arg(long)]
+	pub inference: bool,
+
+	/// The worker's flags (`--inference-gpu`, `--inference-device`, `--inference-jobs`,
+	/// `--inference-key`, `--model-dir`, `--tee-dev`, `--zk-keys`, …), defined once in
+	/// `opg_worker::cli` for both programs.
+	#[command(flatten)]
+	pub worker: WorkerParams,
+}
+
+impl InferenceArgs {
+	/// Whether the operator asked for the worker (`--inference-gpu` implies `--inference`).
+	pub fn enabled(&self) -> bool {
+		self.inference || self.worker.gpu
+	}
 }
 
 /// Block time of `--dev` when `--dev-block-time` is not given.

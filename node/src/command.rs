@@ -160,7 +160,7 @@ pub fn run() -> Result<()> {
 		Some(Subcommand::Benchmark(cmd)) => {
 			match cmd {
 				// Runs a runtime built with `runtime-benchmarks` (`--runtime <wasm>`), so the node
-				// itself needs no benchmark feature: see scripts/benchmarks.sh.
+				// itself needs no benchmark feature: see scripts/regen/benchmarks.sh.
 				BenchmarkCmd::Pallet(cmd) => {
 					let chain = cmd
 						.shared_params

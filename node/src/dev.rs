@@ -17,7 +17,7 @@ use sc_service::{Configuration, PartialComponents, TaskManager};
 use sp_api::ProvideRuntimeApi;
 use sp_runtime::traits::Header as HeaderT;
 
-use crate::{inference::InferenceArgs, service::ParachainClient};
+use crate::{cli::InferenceArgs, client::ParachainClient};
 
 /// Relay chain slot duration the mocked relay chain pretends to have.
 const RELAY_CHAIN_SLOT_DURATION_MILLIS: u64 = 6000;
@@ -168,22 +168,21 @@ pub fn start_dev_node(
 	Ok(task_manager)
 }
 
+/// What the dev block authoring's inherent data providers produce for each block.
+type DevInherentData = futures::future::Ready<
+	Result<
+		(sp_timestamp::InherentDataProvider, MockValidationDataInherentDataProvider<()>),
+		Box<dyn std::error::Error + Send + Sync>,
+	>,
+>;
+
 /// Timestamp and mocked relay-chain validation data for each dev block. Every parachain block
 /// gets its own relay slot so that Aura's slot checks and the consensus hook are satisfied.
 fn dev_inherent_data_providers(
 	client: Arc<ParachainClient>,
 	para_id: ParaId,
 	slot_duration: sp_consensus_aura::SlotDuration,
-) -> impl Fn(
-	Hash,
-	(),
-) -> futures::future::Ready<
-	Result<
-		(sp_timestamp::InherentDataProvider, MockValidationDataInherentDataProvider<()>),
-		Box<dyn std::error::Error + Send + Sync>,
-	>,
-> + Send
-       + Sync {
+) -> impl Fn(Hash, ()) -> DevInherentData + Send + Sync {
 	let relay_blocks_per_para_block =
 		(slot_duration.as_millis() / RELAY_CHAIN_SLOT_DURATION_MILLIS).max(1) as u32;
 	// Start the mocked relay chain in the past so that timestamps never run ahead of the

@@ -1,6 +1,6 @@
-//! The in-process inference worker: command-line flags, the node's side of
-//! [`opg_worker::chain::Chain`] (runtime API calls and the node's own transaction pool) and the
-//! keystore signer.
+//! The in-process inference worker: the node's side of [`opg_worker::chain::Chain`] (runtime
+//! API calls and the node's own transaction pool) and the keystore signer. Its flags are in
+//! [`crate::cli::InferenceArgs`].
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -11,10 +11,9 @@ use opg_primitives::{JobId, ReleaseId};
 use opg_runtime::{opaque::Block, AccountId, Nonce, Signature, UncheckedExtrinsic};
 use opg_worker::{
 	chain::{Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee},
-	exec::Device,
 	metrics::Metrics,
-	store::{ModelStore, StoreConfig},
-	worker::{Worker, WorkerConfig},
+	store::ModelStore,
+	worker::Worker,
 };
 use pallet_inference::runtime_api::InferenceApi;
 use pallet_tee::runtime_api::TeeApi;
@@ -32,70 +31,13 @@ use sp_keystore::KeystorePtr;
 use sp_runtime::{traits::Header as _, KeyTypeId};
 use substrate_frame_rpc_system::SystemApiServer;
 
-use crate::service::{ParachainClient, TransactionPool};
+use crate::{
+	cli::InferenceArgs,
+	client::{ParachainClient, TransactionPool},
+};
 
 /// Keystore type of worker keys (`opg-node key insert --key-type infr --scheme sr25519`).
 pub const INFERENCE_KEY_TYPE: KeyTypeId = KeyTypeId(*b"infr");
-
-/// Inference worker options of `opg-node`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct InferenceArgs {
-	/// Run the inference worker in this node, on the CPU backend: it executes the jobs assigned
-	/// to the worker key and submits the results as signed extrinsics.
-	#[arg(long)]
-	pub inference: bool,
-
-	/// Run the inference worker on the CUDA backend (implies `--inference`). Needs an NVIDIA
-	/// driver and the CUDA toolkit's NVRTC at run time.
-	#[arg(long)]
-	pub inference_gpu: bool,
-
-	/// CUDA device index used with `--inference-gpu`.
-	#[arg(long, value_name = "N", default_value_t = 0, requires = "inference_gpu")]
-	pub inference_device: usize,
-
-	/// Directory of the content-addressed model cache (default: `<base-path>/models`).
-	#[arg(long, value_name = "PATH")]
-	pub model_dir: Option<PathBuf>,
-
-	/// Key that signs results: a public key (hex or SS58) of an `infr` key in the node's
-	/// keystore, or a secret URI such as `//Alice` (dev chains only). Default: the keystore's
-	/// only `infr` key, or `//Alice` on a development chain.
-	#[arg(long, value_name = "KEY")]
-	pub inference_key: Option<String>,
-
-	/// Jobs the worker executes at once.
-	#[arg(long, value_name = "N", default_value_t = 2)]
-	pub inference_jobs: usize,
-
-	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
-	/// attested on chain with documents from the development CA claiming Nitro debug mode's
-	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
-	#[arg(long)]
-	pub tee_dev: bool,
-
-	/// Directory of ZK proving keys (`0x<verifying key hash>.pk`, made by `opg-worker
-	/// zk-setup`); ZK-mode jobs of releases whose key is there are proved (default:
-	/// `<base-path>/zk-keys`).
-	#[arg(long, value_name = "PATH")]
-	pub zk_keys: Option<PathBuf>,
-}
-
-impl InferenceArgs {
-	/// Whether the operator asked for the worker.
-	pub fn enabled(&self) -> bool {
-		self.inference || self.inference_gpu
-	}
-
-	/// Device the models run on.
-	pub fn device(&self) -> Device {
-		if self.inference_gpu {
-			Device::Cuda(self.inference_device)
-		} else {
-			Device::Cpu
-		}
-	}
-}
 
 /// What the worker gets from the node it runs in.
 pub struct NodeHandles {
@@ -120,34 +62,37 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	if !args.enabled() {
 		return Ok(());
 	}
+	let params = &args.worker;
 	let fail = |what: String| sc_service::Error::Other(format!("inference worker: {what}"));
-	if args.inference_gpu && !cfg!(feature = "cuda") {
+	if params.gpu && !cfg!(feature = "cuda") {
 		return Err(fail("--inference-gpu needs opg-node built with `--features cuda`".into()));
 	}
+	// Outside an AWS Nitro enclave, `--tee-nitro` stops the node here.
+	let enclave = params.enclave().map_err(fail)?;
 	opg_worker::tune_allocator();
-	let signer =
-		signer(args.inference_key.as_deref(), &node.keystore, node.dev_chain).map_err(fail)?;
-	let model_dir = args.model_dir.clone().unwrap_or_else(|| node.base_path.join("models"));
-	let store =
-		Arc::new(ModelStore::open(StoreConfig::new(&model_dir)).map_err(|e| fail(e.to_string()))?);
+	let key = params.key().map_err(fail)?;
+	let signer = signer(key.as_deref(), &node.keystore, node.dev_chain).map_err(fail)?;
+	let store_config = params.store_config(&node.base_path);
+	let model_dir = store_config.dir.clone();
+	let store = Arc::new(ModelStore::open(store_config).map_err(|e| fail(e.to_string()))?);
 	let metrics = match &node.prometheus_registry {
 		Some(registry) =>
 			Some(Metrics::register(registry, store.clone()).map_err(|e| fail(e.to_string()))?),
 		None => None,
 	};
-	let mut config = WorkerConfig::new(node.base_path.join("inference"));
-	config.device = args.device();
-	config.concurrency = args.inference_jobs.max(1);
+	let config = params.worker_config(node.base_path.join("inference"));
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
 	let mut worker =
 		Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
-	if args.tee_dev {
-		log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
-		worker = worker.with_enclave(opg_worker::tee::Enclave::dev());
+	if let Some(enclave) = enclave {
+		if params.tee_dev {
+			log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
+		}
+		worker = worker.with_enclave(enclave);
 	}
-	let zk_keys = args.zk_keys.clone().unwrap_or_else(|| node.base_path.join("zk-keys"));
+	let zk_keys = params.zk_keys_dir(&node.base_path);
 	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));
-	log::info!(target: "inference", "🧠 inference worker on {}, models in {}", args.device(), model_dir.display());
+	log::info!(target: "inference", "🧠 inference worker on {}, models in {}", params.device(), model_dir.display());
 	// Stopped with the node's other tasks; answers already sent are in the journal.
 	node.spawn_handle.spawn(
 		"inference-worker",

@@ -14,7 +14,7 @@ use cumulus_client_consensus_aura::collators::lookahead::{self as aura, Params a
 use cumulus_client_consensus_common::ParachainBlockImport as TParachainBlockImport;
 use cumulus_client_service::{
 	build_network, build_relay_chain_interface, prepare_node_config, start_relay_chain_tasks,
-	BuildNetworkParams, DARecoveryProfile, ParachainHostFunctions, StartRelayChainTasksParams,
+	BuildNetworkParams, DARecoveryProfile, StartRelayChainTasksParams,
 };
 use cumulus_primitives_core::{
 	relay_chain::{CollatorPair, ValidationCode},
@@ -24,26 +24,21 @@ use cumulus_relay_chain_interface::{OverseerHandle, RelayChainInterface};
 use prometheus_endpoint::Registry;
 use sc_client_api::Backend;
 use sc_consensus::ImportQueue;
-use sc_executor::{HeapAllocStrategy, WasmExecutor, DEFAULT_HEAP_ALLOC_STRATEGY};
+use sc_executor::{HeapAllocStrategy, DEFAULT_HEAP_ALLOC_STRATEGY};
 use sc_network::{NetworkBackend, NetworkBlock, PeerId};
-use sc_service::{Configuration, PartialComponents, TFullBackend, TFullClient, TaskManager};
+use sc_service::{Configuration, PartialComponents, TaskManager};
 use sc_telemetry::{Telemetry, TelemetryHandle, TelemetryWorker, TelemetryWorkerHandle};
 use sc_transaction_pool_api::OffchainTransactionPoolFactory;
 use sp_keystore::KeystorePtr;
 
-use crate::inference::InferenceArgs;
+use crate::{
+	cli::InferenceArgs,
+	client::{ParachainBackend, ParachainClient, ParachainExecutor, TransactionPool},
+};
 
-/// Wasm executor with the host functions cumulus runtimes need (storage proof size).
-pub type ParachainExecutor = WasmExecutor<ParachainHostFunctions>;
-/// Full client of OPG.
-pub type ParachainClient = TFullClient<Block, RuntimeApi, ParachainExecutor>;
-/// Database backend.
-pub type ParachainBackend = TFullBackend<Block>;
 /// Block import that keeps the parachain's fork-choice rules.
 pub type ParachainBlockImport =
 	TParachainBlockImport<Block, Arc<ParachainClient>, ParachainBackend>;
-/// Transaction pool.
-pub type TransactionPool = sc_transaction_pool::TransactionPoolHandle<Block, ParachainClient>;
 
 /// The parts every sub-command and both node modes share.
 pub type Service = PartialComponents<

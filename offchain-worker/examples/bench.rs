@@ -11,7 +11,7 @@ use std::time::Instant;
 
 fn main() {
 	// As the worker does when it starts.
-	opg_worker::exec::retain_freed_memory();
+	opg_worker::tune_allocator();
 	let mut args = std::env::args().skip(1);
 	let model = args
 		.next()

@@ -160,7 +160,7 @@ impl<C: Chain> Worker<C> {
 	/// Runs until `shutdown` resolves, then waits up to the grace period for running jobs
 	/// and answers them.
 	pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
-		crate::exec::retain_freed_memory();
+		crate::tune_allocator();
 		let account = self.signer.account();
 		tracing::info!(
 			target: "inference",
@@ -454,7 +454,7 @@ impl<C: Chain> Worker<C> {
 								Answer::Output { output, .. } => {
 									let signature = enclave.sign_result(
 										id,
-										release.artifact,
+										release.params.artifact,
 										job.input_hash,
 										&output,
 									);
@@ -542,24 +542,24 @@ fn execute(
 	release: &Release,
 	input: &[u8],
 ) -> Answer {
-	let engine = match engines.get(&release.artifact) {
+	let engine = match engines.get(&release.params.artifact) {
 		Some(engine) => engine,
 		None => {
-			let uri = String::from_utf8_lossy(&release.source_uri);
+			let uri = String::from_utf8_lossy(&release.params.source_uri);
 			let loaded = store
-				.get(release.artifact, release.artifact_size, &uri)
+				.get(release.params.artifact, release.params.artifact_size, &uri)
 				.map_err(|e| e.to_string())
 				.and_then(|bytes| Engine::load(&bytes, engines.device).map_err(|e| e.to_string()));
 			match loaded {
-				Ok(engine) => engines.insert(release.artifact, engine),
+				Ok(engine) => engines.insert(release.params.artifact, engine),
 				Err(e) => {
-					tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
+					tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
 					return Answer::Reject(RejectReason::ModelUnavailable);
 				},
 			}
 		},
 	};
-	let inputs = match check_tensors(input, &release.inputs) {
+	let inputs = match check_tensors(input, &release.params.inputs) {
 		Ok(inputs) => inputs,
 		Err(e) => {
 			tracing::warn!(target: "inference", job, "input does not fit the release: {e:?}");
@@ -573,7 +573,7 @@ fn execute(
 				tracing::warn!(target: "inference", job, bytes = payload.len(), "output over the chain's limit");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
-			if let Err(e) = check_tensors(&payload, &release.outputs) {
+			if let Err(e) = check_tensors(&payload, &release.params.outputs) {
 				tracing::warn!(target: "inference", job, "output does not fit the release's spec: {e:?}");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
@@ -609,22 +609,22 @@ fn prove(
 	release: &Release,
 	input: &[u8],
 ) -> Answer {
-	let Some(key) = release.zk_verifying_key else {
+	let Some(key) = release.params.zk_verifying_key else {
 		tracing::warn!(target: "inference", job, "the release has no verifying key");
 		return Answer::Reject(RejectReason::ModelUnavailable);
 	};
-	let uri = String::from_utf8_lossy(&release.source_uri);
+	let uri = String::from_utf8_lossy(&release.params.source_uri);
 	// The store checks the file against `artifact`.
 	let model = || {
 		store
-			.get(release.artifact, release.artifact_size, &uri)
+			.get(release.params.artifact, release.params.artifact_size, &uri)
 			.map_err(|e| e.to_string())
 	};
 	let started = Instant::now();
-	match provers.prove(key, release.artifact, model, input) {
+	match provers.prove(key, release.params.artifact, model, input) {
 		Ok(proved) => {
 			if proved.output.len() > MAX_OUTPUT_LEN ||
-				check_tensors(&proved.output, &release.outputs).is_err()
+				check_tensors(&proved.output, &release.params.outputs).is_err()
 			{
 				tracing::warn!(target: "inference", job, "the proved output does not fit the release's spec");
 				return Answer::Reject(RejectReason::ExecutionFailed);
@@ -641,7 +641,7 @@ fn prove(
 			}
 		},
 		Err(ZkError::ModelUnavailable(e)) => {
-			tracing::warn!(target: "inference", job, artifact = ?release.artifact, "model unavailable: {e}");
+			tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
 			Answer::Reject(RejectReason::ModelUnavailable)
 		},
 		Err(ZkError::Prove(opg_zkml::Error::Input(e))) => {

@@ -1,0 +1,230 @@
+//! The worker's command-line flags, defined once for both programs that run it: `opg-worker`
+//! flattens [`WorkerParams`] into its command line, and `opg-node` flattens it next to its own
+//! `--inference` switch (the way sc-cli's `params/*.rs` structs are shared by its commands).
+//!
+//! The names are the node's (`--inference-gpu`, `--inference-jobs`, `--model-dir`, …). The
+//! standalone worker's older spellings (`--gpu`, `--device`, `--jobs`, `--key`, `--key-file`)
+//! are aliases, so every flag either program had keeps working, in both.
+
+use std::{
+	path::{Path, PathBuf},
+	time::Duration,
+};
+
+use crate::{
+	exec::Device,
+	store::StoreConfig,
+	tee::{Enclave, NsmAttester},
+	worker::WorkerConfig,
+};
+
+/// Default of `--inference-jobs`.
+pub const DEFAULT_JOBS: usize = 2;
+/// Default of `--model-cache-mib`.
+pub const DEFAULT_MODEL_CACHE_MIB: u64 = 8192;
+/// Default of `--ipfs-gateway`.
+pub const DEFAULT_IPFS_GATEWAY: &str = "https://ipfs.io";
+/// Default of `--max-execution-secs`.
+pub const DEFAULT_MAX_EXECUTION_SECS: u64 = 120;
+
+/// The inference worker's flags, shared by `opg-worker` and `opg-node`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerParams {
+	/// Key that signs results: a secret URI (e.g. `//Alice` on a dev chain), or, in
+	/// `opg-node`, the public key (hex or SS58) of an `infr` key in the node's keystore.
+	/// `opg-node` takes a secret URI on development chains only, and without this flag uses
+	/// the keystore's only `infr` key (or `//Alice` on a development chain). `opg-worker`
+	/// needs this flag or `--inference-key-file`. Command lines are visible to other users:
+	/// prefer the keystore or a key file.
+	#[arg(
+		long = "inference-key",
+		visible_alias = "key",
+		value_name = "KEY",
+		conflicts_with = "key_file"
+	)]
+	pub key: Option<String>,
+
+	/// File holding what `--inference-key` would be given (a secret URI or seed, or in
+	/// `opg-node` a public key as well).
+	#[arg(long = "inference-key-file", visible_alias = "key-file", value_name = "PATH")]
+	pub key_file: Option<PathBuf>,
+
+	/// Run models on CUDA: needs a build with the `cuda` feature, an NVIDIA driver and the
+	/// CUDA toolkit's NVRTC at run time. In `opg-node` it implies `--inference`.
+	#[arg(long = "inference-gpu", visible_alias = "gpu")]
+	pub gpu: bool,
+
+	/// CUDA device index used with `--inference-gpu`.
+	#[arg(
+		long = "inference-device",
+		visible_alias = "device",
+		value_name = "N",
+		default_value_t = 0,
+		requires = "gpu"
+	)]
+	pub device: usize,
+
+	/// Jobs executed at once.
+	#[arg(
+		long = "inference-jobs",
+		visible_alias = "jobs",
+		value_name = "N",
+		default_value_t = DEFAULT_JOBS
+	)]
+	pub jobs: usize,
+
+	/// Longest a job may execute, in seconds (the job's deadline may allow less).
+	#[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_EXECUTION_SECS)]
+	pub max_execution_secs: u64,
+
+	/// Directory of the content-addressed model cache (default: `<base-path>/models`).
+	#[arg(long, value_name = "PATH")]
+	pub model_dir: Option<PathBuf>,
+
+	/// Evict least recently used models above this many MiB.
+	#[arg(long, value_name = "MIB", default_value_t = DEFAULT_MODEL_CACHE_MIB)]
+	pub model_cache_mib: u64,
+
+	/// Gateway for `ipfs://` model URIs.
+	#[arg(long, value_name = "URL", default_value = DEFAULT_IPFS_GATEWAY)]
+	pub ipfs_gateway: String,
+
+	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
+	/// attested on chain with documents from the development CA claiming Nitro debug mode's
+	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
+	#[arg(long, conflicts_with = "tee_nitro")]
+	pub tee_dev: bool,
+
+	/// Also answer TEE-mode jobs as the AWS Nitro enclave this worker runs in: a fresh ed25519
+	/// key, attested with documents from the Nitro Security Module (`/dev/nsm`). Fails at start
+	/// outside an enclave.
+	#[arg(long)]
+	pub tee_nitro: bool,
+
+	/// Directory of ZK proving keys (`0x<verifying key hash>.pk`, made by `opg-worker
+	/// zk-setup`); ZK-mode jobs of releases whose key is there are proved (default:
+	/// `<base-path>/zk-keys`).
+	#[arg(long, value_name = "PATH")]
+	pub zk_keys: Option<PathBuf>,
+}
+
+impl WorkerParams {
+	/// Device the models run on.
+	pub fn device(&self) -> Device {
+		if self.gpu {
+			Device::Cuda(self.device)
+		} else {
+			Device::Cpu
+		}
+	}
+
+	/// The worker key as given: `--inference-key`, or the trimmed contents of
+	/// `--inference-key-file`; `None` when neither is given.
+	pub fn key(&self) -> Result<Option<String>, String> {
+		match (&self.key, &self.key_file) {
+			(Some(key), _) => Ok(Some(key.clone())),
+			(None, Some(path)) => std::fs::read_to_string(path)
+				.map(|key| Some(key.trim().to_string()))
+				.map_err(|e| format!("reading {}: {e}", path.display())),
+			(None, None) => Ok(None),
+		}
+	}
+
+	/// The model store's configuration; the cache defaults to `<base_path>/models`.
+	pub fn store_config(&self, base_path: &Path) -> StoreConfig {
+		let dir = self.model_dir.clone().unwrap_or_else(|| base_path.join("models"));
+		let mut config = StoreConfig::new(dir);
+		config.max_cache_bytes = self.model_cache_mib.saturating_mul(1 << 20);
+		config.ipfs_gateway = self.ipfs_gateway.clone();
+		config
+	}
+
+	/// The job loop's configuration, with its state (the answer journal) in `state_dir`.
+	pub fn worker_config(&self, state_dir: impl Into<PathBuf>) -> WorkerConfig {
+		let mut config = WorkerConfig::new(state_dir);
+		config.device = self.device();
+		config.concurrency = self.jobs.max(1);
+		config.max_execution = Duration::from_secs(self.max_execution_secs.max(1));
+		config
+	}
+
+	/// Directory of the ZK proving keys; defaults to `<base_path>/zk-keys`.
+	pub fn zk_keys_dir(&self, base_path: &Path) -> PathBuf {
+		self.zk_keys.clone().unwrap_or_else(|| base_path.join("zk-keys"))
+	}
+
+	/// The enclave that signs TEE-mode results, if `--tee-dev` or `--tee-nitro` asks for one.
+	/// `--tee-nitro` opens the Nitro Security Module, so it fails outside an AWS Nitro
+	/// enclave: call this before anything connects.
+	pub fn enclave(&self) -> Result<Option<Enclave>, String> {
+		if self.tee_nitro {
+			return Ok(Some(Enclave::new(NsmAttester::open()?)));
+		}
+		Ok(self.tee_dev.then(Enclave::dev))
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use clap::Parser;
+
+	/// A command line made of the worker's flags alone.
+	#[derive(Debug, Parser)]
+	struct Command {
+		#[command(flatten)]
+		worker: WorkerParams,
+	}
+
+	fn parse(args: &[&str]) -> Result<WorkerParams, clap::Error> {
+		Command::try_parse_from(std::iter::once("opg-worker").chain(args.iter().copied()))
+			.map(|command| command.worker)
+	}
+
+	#[test]
+	fn the_old_spellings_are_aliases() {
+		let new = parse(&[
+			"--inference-gpu",
+			"--inference-device",
+			"1",
+			"--inference-jobs",
+			"4",
+			"--inference-key",
+			"//Alice",
+		])
+		.unwrap();
+		let old = parse(&["--gpu", "--device", "1", "--jobs", "4", "--key", "//Alice"]).unwrap();
+		assert_eq!(format!("{new:?}"), format!("{old:?}"));
+		assert_eq!(new.device(), Device::Cuda(1));
+		assert_eq!(new.jobs, 4);
+		assert_eq!(new.key().unwrap().as_deref(), Some("//Alice"));
+		let file = parse(&["--key-file", "/k"]).unwrap();
+		assert_eq!(file.key_file, parse(&["--inference-key-file", "/k"]).unwrap().key_file);
+	}
+
+	#[test]
+	fn defaults_are_the_library_defaults() {
+		let params = parse(&[]).unwrap();
+		let base = Path::new("/base");
+		let store = params.store_config(base);
+		let library = StoreConfig::new(base.join("models"));
+		assert_eq!(store.dir, library.dir);
+		assert_eq!(store.max_cache_bytes, library.max_cache_bytes);
+		assert_eq!(store.ipfs_gateway, library.ipfs_gateway);
+		let worker = params.worker_config(base.join("worker"));
+		let library = WorkerConfig::new(base.join("worker"));
+		assert_eq!(worker.device, library.device);
+		assert_eq!(worker.concurrency, library.concurrency);
+		assert_eq!(worker.max_execution, library.max_execution);
+		assert_eq!(params.zk_keys_dir(base), base.join("zk-keys"));
+		assert_eq!(params.key().unwrap(), None);
+		assert!(params.enclave().unwrap().is_none());
+	}
+
+	#[test]
+	fn conflicting_or_incomplete_flags_are_refused() {
+		assert!(parse(&["--inference-device", "1"]).is_err(), "a device without --inference-gpu");
+		assert!(parse(&["--tee-dev", "--tee-nitro"]).is_err());
+		assert!(parse(&["--key", "//Alice", "--key-file", "/k"]).is_err());
+	}
+}
