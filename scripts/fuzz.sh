@@ -26,7 +26,7 @@ corpus=$CARGO_TARGET_DIR/corpus
 mkdir -p "$corpus/nitro_document" "$corpus/groth16_key" "$corpus/groth16_verify"
 cp verifiers/nitro/tests/fixtures/*.cbor "$corpus/nitro_document/"
 snarkjs() {
-  cargo run -q --release --locked -p opg-groth16 --features snarkjs --bin opg-snarkjs -- "$@" \
+  cargo run -q --release --locked -p opg-groth16 --bin opg-snarkjs -- "$@" \
     | sed 's/^0x//' | xxd -r -p
 }
 fixtures=verifiers/groth16/tests/fixtures

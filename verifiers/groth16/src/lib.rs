@@ -30,9 +30,9 @@ use ark_ec::{
 use ark_ff::{BigInteger, PrimeField};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate};
 
-#[cfg(feature = "snarkjs")]
+#[cfg(feature = "std")]
 pub mod snarkjs;
-#[cfg(any(feature = "synthetic", test))]
+#[cfg(any(feature = "std", feature = "synthetic", test))]
 pub mod synthetic;
 
 /// Most public inputs a key may declare. ZKML circuits commit to input and output and keep to a
