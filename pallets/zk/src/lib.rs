@@ -163,6 +163,9 @@ pub mod pallet {
 		NotOwner,
 		/// A release references the key.
 		KeyInUse,
+		/// δ is ±γ or ±the G2 generator: anyone could prove any statement under this key (a
+		/// snarkjs key without its phase-2 contribution looks like this).
+		DegenerateVerifyingKey,
 	}
 
 	#[pallet::hooks]
@@ -193,6 +196,7 @@ pub mod pallet {
 			ensure!(!VerifyingKeys::<T>::contains_key(hash), Error::<T>::AlreadyRegistered);
 			let decoded = opg_groth16::VerifyingKey::decode(&key).map_err(|e| match e {
 				opg_groth16::Error::TooManyPublicInputs => Error::<T>::TooManyPublicInputs,
+				opg_groth16::Error::DegenerateVerifyingKey => Error::<T>::DegenerateVerifyingKey,
 				_ => Error::<T>::MalformedVerifyingKey,
 			})?;
 			let prepared: BoundedVec<u8, ConstU32<MAX_PREPARED_LEN>> = decoded

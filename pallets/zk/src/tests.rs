@@ -102,7 +102,12 @@ fn malformed_keys_are_refused_and_nothing_is_held() {
 		}
 		let mut too_many = opg_groth16::synthetic::instance(32, 0).0.encode().unwrap();
 		too_many[1] = 33;
+		// snarkjs' key with δ = γ (no phase-2 contribution): anyone could prove anything.
+		let mut forgeable = opg_groth16::VerifyingKey::decode(&key).unwrap();
+		forgeable.delta_g2 = forgeable.gamma_g2;
+		let forgeable = forgeable.encode().unwrap();
 		for (bad, error) in [
+			(forgeable, Error::<Test>::DegenerateVerifyingKey),
 			(vec![], Error::<Test>::MalformedVerifyingKey),
 			(key[..key.len() - 1].to_vec(), Error::<Test>::MalformedVerifyingKey),
 			(wrong_version, Error::<Test>::MalformedVerifyingKey),

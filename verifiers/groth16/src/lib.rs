@@ -68,6 +68,9 @@ pub enum Error {
 	MalformedVerifyingKey,
 	/// The key declares more than [`MAX_PUBLIC_INPUTS`] inputs.
 	TooManyPublicInputs,
+	/// δ is ±γ or ±the G2 generator: a key whose trapdoor is public (what a snarkjs zkey without
+	/// a phase-2 contribution has), under which anyone can prove any statement.
+	DegenerateVerifyingKey,
 	/// The proof is not 128 bytes of three valid points.
 	MalformedProof,
 	/// The public inputs are not a whole number of 32-byte scalars.
@@ -129,7 +132,8 @@ impl VerifyingKey {
 	}
 
 	/// Decodes and checks a key: length, version, every point on the curve and in the subgroup,
-	/// α, β, γ and δ not the identity (a degenerate key), and the encoding canonical (the point
+	/// α, β, γ and δ not the identity (a degenerate key), δ not ±γ nor ±the generator (a
+	/// forgeable key: [`Error::DegenerateVerifyingKey`]), and the encoding canonical (the point
 	/// at infinity has one encoding), so a key has exactly one encoding and one hash.
 	pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
 		let (&version, rest) = bytes.split_first().ok_or(Error::MalformedVerifyingKey)?;
@@ -161,6 +165,13 @@ impl VerifyingKey {
 			key.delta_g2.is_zero();
 		if degenerate || key.encode()? != bytes {
 			return Err(Error::MalformedVerifyingKey);
+		}
+		// With δ = ±γ, A = α, B = β, C = ∓L satisfies the check for any inputs; δ = ±g₂ is the
+		// value snarkjs starts phase 2 from, so a key without its contribution has it.
+		let g2 = G2Affine::generator();
+		let forgeable = [key.gamma_g2, -key.gamma_g2, g2, -g2];
+		if forgeable.contains(&key.delta_g2) {
+			return Err(Error::DegenerateVerifyingKey);
 		}
 		Ok(key)
 	}

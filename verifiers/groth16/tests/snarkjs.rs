@@ -1,7 +1,7 @@
-//! A proof made by snarkjs 0.7.6 for a circom circuit (`scripts/zk/dot.circom`: a 4-term integer
-//! dot product plus bias; public signals y = 30 and b = 5; `scripts/make-groth16-fixtures.sh`
-//! makes a new set) verifies through the binary forms, and fails after any change of a public
-//! input, the proof or the key.
+//! A proof made by snarkjs 0.7.6 for a circom circuit (`scripts/regen/zk/dot.circom`: a 4-term
+//! integer dot product plus bias; public signals y = 30 and b = 5;
+//! `scripts/regen/make-groth16-fixtures.sh` makes a new set) verifies through the binary forms, and
+//! fails after any change of a public input, the proof or the key.
 use ark_bn254::Fr;
 use opg_groth16::{
 	decode_public_inputs, encode_public_input, snarkjs, verify, verify_encoded, Error,
@@ -144,4 +144,37 @@ fn snarkjs_files_are_checked() {
 	assert!(matches!(snarkjs::public_inputs("[1]"), Err(snarkjs::Error::Field(_))));
 	let wrong_n = KEY.replace("\"nPublic\": 2", "\"nPublic\": 3");
 	assert_eq!(snarkjs::verifying_key(&wrong_n), Err(snarkjs::Error::Field("nPublic")));
+}
+
+/// With δ = ±γ (or a δ whose discrete log is public) anyone proves anything: A = α, B = β and
+/// C = ∓L satisfy e(A, B) = e(α, β)·e(L, γ)·e(C, δ) for any inputs. Such keys must not decode.
+#[test]
+fn keys_under_which_anyone_can_forge_are_refused() {
+	use ark_bn254::{G1Affine, G2Affine};
+	use ark_ec::{AffineRepr, CurveGroup};
+	let real = snarkjs::verifying_key(KEY).unwrap();
+	// A statement the circuit never proved: y = 31 instead of 30.
+	let lie = [Fr::from(31u64), Fr::from(5u64)];
+	let l = (real.ic[0].into_group() + real.ic[1] * lie[0] + real.ic[2] * lie[1]).into_affine();
+	let g2 = G2Affine::generator();
+	for (delta, c) in [
+		(real.gamma_g2, -l),
+		((-real.gamma_g2.into_group()).into_affine(), l),
+		// snarkjs' zkey before phase 2 has γ = δ = the generator.
+		(g2, -l),
+	] {
+		let key = VerifyingKey { delta_g2: delta, ..real.clone() };
+		let forged = Proof { a: real.alpha_g1, b: real.beta_g2, c: G1Affine::from(c) };
+		// The hole: prepared directly, the key accepts the forged proof of the false statement.
+		assert_eq!(verify(&key.prepare(), &forged, &lie), Ok(()));
+		// Closed where keys enter the chain: the encoding does not decode.
+		assert_eq!(
+			VerifyingKey::decode(&key.encode().unwrap()),
+			Err(Error::DegenerateVerifyingKey)
+		);
+	}
+	// δ = −g₂ is refused too, and the real key still decodes.
+	let neg = VerifyingKey { delta_g2: (-g2.into_group()).into_affine(), ..real.clone() };
+	assert_eq!(VerifyingKey::decode(&neg.encode().unwrap()), Err(Error::DegenerateVerifyingKey));
+	assert_eq!(VerifyingKey::decode(&real.encode().unwrap()), Ok(real));
 }
