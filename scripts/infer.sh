@@ -6,5 +6,5 @@
 #   scripts/infer.sh --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4 --ws ws://127.0.0.1:9944
 set -euo pipefail
 cd "$(dirname "$0")/client"
-bash ../npm-ci.sh .
+bash ../lib/npm-ci.sh .
 exec node infer.mjs "$@"

@@ -8,17 +8,17 @@
 # Expects the node to be built (scripts/run.sh or scripts/test.sh build it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/env.sh
-source "$root/scripts/env.sh"
+# shellcheck source=scripts/lib/env.sh
+source "$root/scripts/lib/env.sh"
 node_bin="$CARGO_TARGET_DIR/release/opg-node"
 [ -x "$node_bin" ] || { echo "[load] $node_bin not built: run scripts/run.sh or cargo build --release -p opg-node" >&2; exit 1; }
-bash "$root/scripts/npm-ci.sh" "$root/scripts/client"
+bash "$root/scripts/lib/npm-ci.sh" "$root/scripts/client"
 
 base=$(mktemp -d)
-# shellcheck source=scripts/devnode.sh
-source "$root/scripts/devnode.sh"
+# shellcheck source=scripts/lib/devnode.sh
+source "$root/scripts/lib/devnode.sh"
 trap 'stop_node; rm -rf "$base"' EXIT
-bash "$root/scripts/seed-models.sh" "$base/models" >/dev/null
+bash "$root/scripts/lib/seed-models.sh" "$base/models" >/dev/null
 prometheus=$(free_port)
 start_node load --inference --model-dir "$base/models" --prometheus-port "$prometheus"
 echo "[load] node: $(nproc) cores, blocks every ${OPG_DEV_BLOCK_MS:-1000} ms, log $log"

@@ -3,7 +3,7 @@
 # Idempotent and non-interactive: every step first checks whether it is already done.
 # Wasm toolchain: rustup's wasm32v1-none + rust-src when rustup can provide them; otherwise (offline
 # machines where `rustup target add` cannot reach its servers) Debian's rustc-web with core/alloc
-# prebuilt for wasm32v1-none. `scripts/env.sh` then exports the matching variables.
+# prebuilt for wasm32v1-none. `scripts/lib/env.sh` then exports the matching variables.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }

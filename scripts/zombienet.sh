@@ -31,11 +31,11 @@ install_relay() {
   fi
   echo "[zombienet] cargo install polkadot $polkadot_version (long: hours on 2 cores; resumable)"
   # The binary embeds the westend and rococo runtimes (`*-native`), whose wasm is built with
-  # the same toolchain setup as ours (scripts/env.sh); its own target directory keeps the
+  # the same toolchain setup as ours (scripts/lib/env.sh); its own target directory keeps the
   # node's build untouched.
   (
-    # shellcheck source=scripts/env.sh
-    source "$root/scripts/env.sh"
+    # shellcheck source=scripts/lib/env.sh
+    source "$root/scripts/lib/env.sh"
     unset SKIP_WASM_BUILD WASM_BUILD_WORKSPACE_HINT
     CARGO_TARGET_DIR="$cache/polkadot-target" cargo install polkadot --version "=$polkadot_version" --locked --root "$tools" \
       --bin polkadot --bin polkadot-prepare-worker --bin polkadot-execute-worker
@@ -62,11 +62,11 @@ JSON
 prepare_network() {
   install_cli
   install_relay
-  # shellcheck source=scripts/env.sh
-  source "$root/scripts/env.sh"
+  # shellcheck source=scripts/lib/env.sh
+  source "$root/scripts/lib/env.sh"
   local features=()
   if [ "${1:-}" = gpu ]; then features=(--features cuda); fi
-  (cd "$root" && cargo build --release --locked -p opg-node "${features[@]}")
+  (cd "$root" && cargo build --release --locked --workspace --bins "${features[@]}")
   export PATH="$tools/bin:$CARGO_TARGET_DIR/release:$cache/zombienet-$zombienet_version/node_modules/.bin:$PATH"
   echo "[zombienet] $(polkadot --version), $(opg-node --version)"
   cd "$root"
@@ -84,7 +84,7 @@ case "${1:-}" in
   smoke)
     prepare_network
     # smoke.js uses the project's @polkadot/api (tests/js), not zombienet's older one.
-    bash "$root/scripts/npm-ci.sh" "$root/tests/js"
+    bash "$root/scripts/lib/npm-ci.sh" "$root/tests/js"
     start=$(date +%s)
     zombienet --provider native test zombienet/smoke.zndsl
     echo "[zombienet] smoke test passed in $(($(date +%s) - start)) s"

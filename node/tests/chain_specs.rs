@@ -1,6 +1,6 @@
 //! The committed chain specs (chain-specs/) carry OPG's properties and para id, and their
 //! genesis state is what the current runtime's presets produce (regenerate with
-//! `scripts/chain-specs.sh` after a runtime or preset change).
+//! `scripts/regen/chain-specs.sh` after a runtime or preset change).
 
 use std::{path::PathBuf, process::Command};
 
@@ -58,7 +58,7 @@ fn committed_raw_specs_match_the_current_presets() {
 		assert_eq!(
 			genesis_without_code(&committed),
 			genesis_without_code(&current),
-			"chain-specs/{file} is stale: run scripts/chain-specs.sh and commit the result"
+			"chain-specs/{file} is stale: run scripts/regen/chain-specs.sh and commit the result"
 		);
 		assert_eq!(
 			committed["genesis"]["raw"]["childrenDefault"],

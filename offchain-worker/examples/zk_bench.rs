@@ -1,6 +1,6 @@
 //! Times OPG's ZK prover on an integer model: circuit size, Groth16 setup, proving (median of
 //! the runs), verification with the chain's verifier (native) and sizes; one JSON line, for
-//! `scripts/bench-zk.sh`.
+//! `scripts/bench/zk.sh`.
 //!
 //! usage: zk_bench MODEL.onnx REFERENCE.json [RUNS]
 

@@ -1,4 +1,4 @@
-//! Pallets benchmarked against this runtime (`scripts/benchmarks.sh`). The system pallets use
+//! Pallets benchmarked against this runtime (`scripts/regen/benchmarks.sh`). The system pallets use
 //! the figures their crates ship; the OPG pallets' `weights.rs` are generated from these.
 
 polkadot_sdk::frame_benchmarking::define_benchmarks!(

@@ -28,7 +28,7 @@ pub const ENDOWMENT: u128 = 1_000_000 * UNIT;
 /// Bond of a collator candidate.
 const COLLATOR_BOND: u128 = 16 * EXISTENTIAL_DEPOSIT;
 
-/// blake2-256 of `models/demo/mlp-classifier.onnx` (`scripts/make-demo-model.py`):
+/// blake2-256 of `models/demo/mlp-classifier.onnx` (`scripts/regen/make-demo-model.py`):
 /// 0xa4afe8034123f34b1172ac1635b2387b33f488ceb51b66482bf37eb312309bca.
 pub const DEMO_MODEL_HASH: [u8; 32] = [
 	0xa4, 0xaf, 0xe8, 0x03, 0x41, 0x23, 0xf3, 0x4b, 0x11, 0x72, 0xac, 0x16, 0x35, 0xb2, 0x38, 0x7b,
@@ -36,7 +36,7 @@ pub const DEMO_MODEL_HASH: [u8; 32] = [
 ];
 /// Size of the demo model file in bytes.
 pub const DEMO_MODEL_SIZE: u64 = 617;
-/// blake2-256 of `models/digits/digits-cnn.onnx` (`scripts/make-digits-model.py`):
+/// blake2-256 of `models/digits/digits-cnn.onnx` (`scripts/regen/make-digits-model.py`):
 /// 0xa3a4b536830dfc435cae8cdcbcd5fe11150a9ddc5bdb87c0897e1165841dd0c1.
 pub const DIGITS_MODEL_HASH: [u8; 32] = [
 	0xa3, 0xa4, 0xb5, 0x36, 0x83, 0x0d, 0xfc, 0x43, 0x5c, 0xae, 0x8c, 0xdc, 0xbc, 0xd5, 0xfe, 0x11,

@@ -6,7 +6,7 @@ runs), verification time, proof size and key sizes.
 Settings chosen to match what OPG proves: the input and output are committed by a hash inside
 the circuit (`hashed` visibility, Poseidon in EZKL, blake2s in OPG) and the weights are fixed
 constants. EZKL's SRS is generated locally with `gen_srs` (insecure, like a single-party
-Groth16 setup; fine for timing). Run by scripts/bench-zk.sh in its own virtualenv with
+Groth16 setup; fine for timing). Run by scripts/bench/zk.sh in its own virtualenv with
 `pip install ezkl`.
 
 usage: ezkl_digits.py WORKDIR [RUNS]

@@ -5,12 +5,12 @@
 # EZKL is installed into a virtualenv under ~/.cache/opg on first use. Not part of the tests:
 # EZKL's setup and proof take minutes and over a GiB of key on this model.
 #
-# usage: scripts/bench-zk.sh [RUNS]   (SKIP_EZKL=1: OPG only)
+# usage: scripts/bench/zk.sh [RUNS]   (SKIP_EZKL=1: OPG only)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-# shellcheck source=scripts/env.sh
-source scripts/env.sh
+# shellcheck source=scripts/lib/env.sh
+source scripts/lib/env.sh
 runs=${1:-3}
 ezkl_version=23.0.5
 model=models/digits-zk/digits-mlp-int8.onnx
@@ -27,7 +27,7 @@ if [ -z "${SKIP_EZKL:-}" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "ezkl==$ezkl_version"
   fi
-  ezkl=$("$venv/bin/python" scripts/zk/ezkl_digits.py "$work/ezkl" "$runs" | tail -1)
+  ezkl=$("$venv/bin/python" scripts/bench/ezkl_digits.py "$work/ezkl" "$runs" | tail -1)
 fi
 python3 - "$opg" "$ezkl" "$(nproc)" <<'PY'
 import json, sys

@@ -2,18 +2,18 @@
 # Runs the @polkadot/api tests (tests/js) against a fresh `opg-node --dev` on free ports.
 # Expects the node to be built (scripts/test.sh builds it).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/env.sh
-source "$root/scripts/env.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/lib/env.sh
+source "$root/scripts/lib/env.sh"
 node_bin="$CARGO_TARGET_DIR/release/opg-node"
 [ -x "$node_bin" ] || { echo "[js-test] $node_bin not built" >&2; exit 1; }
 
-bash "$root/scripts/npm-ci.sh" "$root/tests/js"
-bash "$root/scripts/npm-ci.sh" "$root/scripts/client"
+bash "$root/scripts/lib/npm-ci.sh" "$root/tests/js"
+bash "$root/scripts/lib/npm-ci.sh" "$root/scripts/client"
 
 base=$(mktemp -d)
-# shellcheck source=scripts/devnode.sh
-source "$root/scripts/devnode.sh"
+# shellcheck source=scripts/lib/devnode.sh
+source "$root/scripts/lib/devnode.sh"
 trap 'stop_node; rm -rf "$base"' EXIT
 
 # The dApp tests: Alice answers jobs by hand, so no worker runs in this node.
@@ -23,7 +23,7 @@ start_node market --no-prometheus
 stop_node
 
 # The client script against a node with the in-process worker: a digit is classified.
-bash "$root/scripts/seed-models.sh" "$base/models"
+bash "$root/scripts/lib/seed-models.sh" "$base/models"
 start_node worker --no-prometheus --inference --model-dir "$base/models"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Copies the repository's models (models/*/*.onnx) into a worker's model cache, named by their
 # blake2-256 as the cache expects, so that `--inference` on a dev chain runs them without
-# downloading from the presets' source URIs. Usage: scripts/seed-models.sh <model-dir>
+# downloading from the presets' source URIs. Usage: scripts/lib/seed-models.sh <model-dir>
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:?usage: seed-models.sh <model-dir>}
 mkdir -p "$dir"
 for model in "$root"/models/*/*.onnx; do

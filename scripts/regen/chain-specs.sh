@@ -3,11 +3,11 @@
 # with the built `opg-node`. CI checks that the committed raw specs still match the runtime
 # (node/tests/chain_specs.rs), so run this after every runtime change.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-# shellcheck source=scripts/env.sh
-source scripts/env.sh
-[ "${OPG_SKIP_BUILD:-0}" = 1 ] || cargo build --release --locked -p opg-node
+# shellcheck source=scripts/lib/env.sh
+source scripts/lib/env.sh
+[ "${OPG_SKIP_BUILD:-0}" = 1 ] || cargo build --release --locked --workspace --bins
 node_bin="$CARGO_TARGET_DIR/release/opg-node"
 mkdir -p chain-specs
 for chain in dev local; do

@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 from onnx_export import save_model
 
-root = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(__file__).resolve().parent.parent.parent
 out = root / "models" / "demo" / "mlp-classifier.onnx"
 
 rng = np.random.default_rng(2026)

@@ -37,7 +37,7 @@ BATCH = 32
 LEARNING_RATE = 0.01
 CASES = 8
 
-root = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(__file__).resolve().parent.parent.parent
 out = root / "models" / "digits" / "digits-cnn.onnx"
 rng = np.random.default_rng(SEED)
 

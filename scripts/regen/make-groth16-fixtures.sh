@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the snarkjs test vectors of verifiers/groth16 (tests/fixtures/): compiles
-# scripts/zk/dot.circom with circom (the npm wasm build, no GitHub download), runs a small
+# scripts/regen/zk/dot.circom with circom (the npm wasm build, no GitHub download), runs a small
 # powers-of-tau and Groth16 setup with snarkjs, proves one witness and checks it with snarkjs.
 # Every run draws new randomness, so the files change; the tests accept any valid set.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-zk="$root/scripts/zk"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+zk="$root/scripts/regen/zk"
 out="$root/verifiers/groth16/tests/fixtures"
-bash "$root/scripts/npm-ci.sh" "$zk"
+bash "$root/scripts/lib/npm-ci.sh" "$zk"
 cd "$zk"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

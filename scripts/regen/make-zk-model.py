@@ -46,7 +46,7 @@ LEARNING_RATE = 0.005
 CASES = 8
 HIDDEN_QUANTILE = 99.9
 
-root = pathlib.Path(__file__).resolve().parent.parent
+root = pathlib.Path(__file__).resolve().parent.parent.parent
 out = root / "models" / "digits-zk" / "digits-mlp-int8.onnx"
 rng = np.random.default_rng(SEED)
 

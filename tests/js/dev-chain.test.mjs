@@ -1,4 +1,4 @@
-// @polkadot/api against a running `opg-node --dev` (OPG_WS, started by scripts/js-test.sh):
+// @polkadot/api against a running `opg-node --dev` (OPG_WS, started by scripts/lib/js-test.sh):
 // what polkadot.js apps and dApps see.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

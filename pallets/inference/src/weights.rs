@@ -29,7 +29,7 @@
 // --heap-pages
 // 4096
 // --template
-// scripts/weight-template.hbs
+// scripts/regen/weight-template.hbs
 // --output
 // pallets/inference/src/weights.rs
 

@@ -7,7 +7,7 @@
 //! saturated to `[0, 127]`, i.e. int8); the last layer outputs its int32 accumulators. That is
 //! what post-training quantization with power-of-two scales gives, written in ONNX as
 //! `MatMulInteger → Add → Relu → Div → Clip → Cast` per hidden layer (see
-//! `scripts/make-zk-model.py`); the worker reads such graphs into an [`IntegerMlp`].
+//! `scripts/regen/make-zk-model.py`); the worker reads such graphs into an [`IntegerMlp`].
 //!
 //! [`circuit`] compiles the model into an R1CS circuit over BN254's scalar field. Weights are
 //! constants, so a layer's products cost nothing; each hidden neuron costs a 32-bit
