@@ -1,6 +1,6 @@
 //! Times the executor on one model: `bench <model.onnx> <input_0.pb> [input_1.pb …] [--runs N]
 //! [--device cpu|cuda:N] [--out outputs_dir]`. Prints one JSON line of figures; the inputs are
-//! ONNX TensorProto files, so `scripts/bench-executor.py` can feed onnxruntime the same ones.
+//! ONNX TensorProto files, so `scripts/bench/executor.py` can feed onnxruntime the same ones.
 
 use opg_worker::{
 	exec::{Device, Engine},

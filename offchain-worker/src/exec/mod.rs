@@ -5,6 +5,10 @@
 //! indices, masks) are computed on the host, see [`host`]. Models are checked when loaded:
 //! an operator or attribute the executor cannot run faithfully is an error naming it, never
 //! a wrong answer at run time.
+//!
+//! Loading resolves each node once: to its typed op from the registry in [`ops`] (attributes
+//! read and checked there), and its values to slots. A run walks the nodes without looking up
+//! an operator, an attribute or a value by name.
 
 mod cpu;
 mod engine;
@@ -21,93 +25,12 @@ use burn::tensor::{
 pub use engine::{CpuBackend, Device, Engine, LoadError};
 use host::Host;
 use opg_primitives::{ElemType, Tensor};
+use ops::{Args, Cx, Fused, Op};
 use std::collections::HashMap;
 
-/// The operators the executor implements.
-pub const SUPPORTED_OPS: &[&str] = &[
-	"Abs",
-	"Add",
-	"AveragePool",
-	"BatchNormalization",
-	"Cast",
-	"Ceil",
-	"Clip",
-	"Concat",
-	"Constant",
-	"Conv",
-	"ConvTranspose",
-	"Div",
-	"Dropout",
-	"Elu",
-	"Equal",
-	"Erf",
-	"Exp",
-	"Expand",
-	"Flatten",
-	"Floor",
-	"Gather",
-	"Gelu",
-	"Gemm",
-	"GlobalAveragePool",
-	"GlobalMaxPool",
-	"Greater",
-	"Identity",
-	"InstanceNormalization",
-	"LayerNormalization",
-	"LeakyRelu",
-	"Less",
-	"Log",
-	"LogSoftmax",
-	"MatMul",
-	"Max",
-	"MaxPool",
-	"Mean",
-	"Min",
-	"Mul",
-	"Neg",
-	"Not",
-	"Pad",
-	"Pow",
-	"PRelu",
-	"Reciprocal",
-	"ReduceMax",
-	"ReduceMean",
-	"ReduceMin",
-	"ReduceSum",
-	"Relu",
-	"Reshape",
-	"Selu",
-	"Shape",
-	"Sigmoid",
-	"Sign",
-	"Slice",
-	"Softmax",
-	"Softplus",
-	"Softsign",
-	"Split",
-	"Sqrt",
-	"Squeeze",
-	"Sub",
-	"Sum",
-	"Tanh",
-	"Tile",
-	"Transpose",
-	"Unsqueeze",
-	"Where",
-];
-
-/// Keeps freed tensor memory in the process instead of handing it back to the kernel after
-/// every op. glibc serves each allocation above 128 KiB (every activation of a CNN) with a
-/// fresh mmap, so each op's output cost page faults and zeroing: a sixth of LeNet's time.
-/// The worker calls this when it starts; it applies to the whole process (a node's other
-/// allocations too), and keeps at most 256 MiB of free heap.
-pub fn retain_freed_memory() {
-	#[cfg(all(target_os = "linux", target_env = "gnu"))]
-	// SAFETY: mallopt only changes allocator parameters; both values are in range.
-	unsafe {
-		libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-		libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-	}
+/// The operators the executor implements, from the registry, in alphabetical order.
+pub fn supported_ops() -> Vec<&'static str> {
+	ops::Registry::<CpuBackend>::new().names()
 }
 
 /// Why a model cannot be run, or a run failed.
@@ -231,24 +154,63 @@ fn tensor_from_host(h: &Host) -> Tensor {
 	Tensor { elem: h.elem, shape, data }
 }
 
-/// A model prepared for one backend device: checked, with its weights uploaded once.
+/// A model prepared for one backend device: checked, each node resolved to its typed op, with
+/// its weights uploaded once.
 pub struct Executor<B: Backend> {
 	model: Model,
 	device: B::Device,
-	constants: HashMap<String, Value<B>>,
-	/// For each node, the values whose last reader it is (freed after it runs).
-	frees: Vec<Vec<String>>,
-	/// For each node, the nodes it runs right after itself (see [`fuse_epilogues`]).
-	epilogues: Vec<Vec<usize>>,
+	/// Each node's op, its attributes read and checked at load.
+	ops: Vec<Box<dyn Op<B>>>,
+	/// The graph's value names by slot. A run keeps its values in a vector indexed by slot.
+	names: Vec<String>,
+	/// Initializers and the outputs of Constant nodes, by slot.
+	constants: Vec<Option<Value<B>>>,
+	/// The slots of the model's inputs and outputs.
+	inputs: Vec<usize>,
+	outputs: Vec<usize>,
+	/// The nodes a run walks, in order: all but Constant nodes and the nodes fused into the
+	/// node before them.
+	steps: Vec<Step>,
 	/// Nodes run by the node before them, skipped in the walk.
 	absorbed: Vec<bool>,
 }
 
+/// A node as a run walks it, its values resolved to slots at load.
+struct Step {
+	node: usize,
+	/// Each input's slot (`None`: omitted) and whether this node is its last reader, which
+	/// takes the value instead of a copy, so that kernels can reuse its buffer.
+	inputs: Vec<Option<(usize, bool)>>,
+	/// The nodes it runs right after itself, on its output (see [`fuse_epilogues`]).
+	epilogue: Vec<usize>,
+	/// Where its outputs go (with an epilogue, its last node's outputs); `None`: unused.
+	outputs: Vec<Option<usize>>,
+	/// The values whose last reader it is, freed after it runs.
+	frees: Vec<usize>,
+}
+
+/// Value names numbered in the order they are first seen.
+#[derive(Default)]
+struct Slots<'m> {
+	index: HashMap<&'m str, usize>,
+	names: Vec<String>,
+}
+
+impl<'m> Slots<'m> {
+	fn of(&mut self, name: &'m str) -> usize {
+		*self.index.entry(name).or_insert_with(|| {
+			self.names.push(name.to_string());
+			self.names.len() - 1
+		})
+	}
+}
+
 /// The nodes each node runs right after itself, on its output: a Relu after a Conv or Gemm,
-/// and a MaxPool after a Conv (or its Relu), each the only reader of the value before it,
-/// which is not a graph output. The CPU kernels apply them to each image while it is still in
-/// cache, saving a pass over memory and a buffer per node; elsewhere they run as usual.
-fn fuse_epilogues(model: &Model) -> Vec<Vec<usize>> {
+/// and a MaxPool after a Conv (or its Relu), as the ops' [`Op::fuses`] accept them, each the
+/// only reader of the value before it, which is not a graph output. The CPU kernels apply
+/// them to each image while it is still in cache, saving a pass over memory and a buffer per
+/// node; elsewhere they run as usual.
+fn fuse_epilogues<B: Backend>(model: &Model, ops: &[Box<dyn Op<B>>]) -> Vec<Vec<usize>> {
 	let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
 	for (i, node) in model.nodes.iter().enumerate() {
 		for input in node.inputs.iter().filter(|n| !n.is_empty()) {
@@ -256,35 +218,30 @@ fn fuse_epilogues(model: &Model) -> Vec<Vec<usize>> {
 		}
 	}
 	let is_output = |name: &str| model.outputs.iter().any(|o| o.name == name);
-	// The single reader of `node`'s single output, if it is one of `ops` with one input.
-	let next = |node: &Node, ops: &[&str]| -> Option<usize> {
+	// The single reader of `node`'s single output, if it has one input.
+	let next = |node: &Node| -> Option<usize> {
 		if node.outputs.len() != 1 || is_output(&node.outputs[0]) {
 			return None;
 		}
 		match readers.get(node.outputs[0].as_str()).map(Vec::as_slice) {
-			Some(&[j])
-				if ops.contains(&model.nodes[j].op.as_str()) &&
-					model.nodes[j].inputs.len() == 1 =>
-				Some(j),
+			Some(&[j]) if model.nodes[j].inputs.len() == 1 => Some(j),
 			_ => None,
 		}
 	};
 	model
 		.nodes
 		.iter()
-		.map(|node| {
-			let mut chain = Vec::new();
-			match node.op.as_str() {
-				"Gemm" => chain.extend(next(node, &["Relu"])),
-				"Conv" => {
-					let mut last = node;
-					if let Some(relu) = next(node, &["Relu"]) {
-						chain.push(relu);
-						last = &model.nodes[relu];
-					}
-					chain.extend(next(last, &["MaxPool"]));
-				},
-				_ => {},
+		.zip(ops)
+		.map(|(node, op)| {
+			let (mut chain, mut kinds, mut last) = (Vec::new(), Vec::new(), node);
+			while let Some(j) = next(last) {
+				let Some(kind) = ops[j].as_epilogue() else { break };
+				kinds.push(kind);
+				if !op.fuses(&kinds) {
+					break;
+				}
+				chain.push(j);
+				last = &model.nodes[j];
 			}
 			chain
 		})
@@ -292,25 +249,22 @@ fn fuse_epilogues(model: &Model) -> Vec<Vec<usize>> {
 }
 
 impl<B: Backend> Executor<B> {
-	/// Checks every node and uploads the weights. Unsupported operators, float64 tensors and
-	/// values read before they are produced are refused here.
+	/// Checks every node and uploads the weights. Unsupported operators and attributes, and
+	/// values read before they are produced, are refused here.
 	pub fn new(model: Model, device: B::Device) -> Result<Self, ExecError> {
-		for node in &model.nodes {
-			if !SUPPORTED_OPS.contains(&node.op.as_str()) {
-				return Err(ExecError::UnsupportedOp {
-					node: node.name.clone(),
-					op: node.op.clone(),
-				});
-			}
-			ops::check(node, model.opset)?;
-		}
+		let registry = ops::Registry::<B>::new();
+		let ops = model
+			.nodes
+			.iter()
+			.map(|node| registry.parse(node, model.opset))
+			.collect::<Result<Vec<_>, _>>()?;
 		let mut constants = HashMap::new();
 		for (name, t) in &model.initializers {
 			constants.insert(name.clone(), to_value::<B>(t, &device)?);
 		}
 		// Constant nodes are evaluated once, here, like initializers.
-		for node in model.nodes.iter().filter(|n| n.op == "Constant") {
-			let out = ops::run::<B>(node, model.opset, Vec::new(), &device, &[])?;
+		for (node, op) in model.nodes.iter().zip(&ops).filter(|(_, op)| op.is_constant()) {
+			let out = op.run(&Cx { node, device: &device }, Args(Vec::new()))?;
 			for (name, value) in node.outputs.iter().zip(out) {
 				constants.insert(name.clone(), value);
 			}
@@ -339,18 +293,66 @@ impl<B: Backend> Executor<B> {
 			}
 			last_use.remove(out.name.as_str());
 		}
+
+		// One slot per value name.
+		let mut slots = Slots::default();
+		let inputs: Vec<usize> = model.inputs.iter().map(|i| slots.of(&i.name)).collect();
+		let outputs: Vec<usize> = model.outputs.iter().map(|o| slots.of(&o.name)).collect();
 		let mut frees = vec![Vec::new(); model.nodes.len()];
 		for (name, i) in last_use {
 			if !constants.contains_key(name) {
-				frees[i].push(name.to_string());
+				frees[i].push(slots.of(name));
 			}
 		}
-		let epilogues = fuse_epilogues(&model);
+		let epilogues = fuse_epilogues(&model, &ops);
 		let mut absorbed = vec![false; model.nodes.len()];
 		for &j in epilogues.iter().flatten() {
 			absorbed[j] = true;
 		}
-		Ok(Executor { model, device, constants, frees, epilogues, absorbed })
+		let mut steps = Vec::new();
+		for (i, ((node, op), (epilogue, frees))) in
+			model.nodes.iter().zip(&ops).zip(epilogues.into_iter().zip(frees)).enumerate()
+		{
+			if op.is_constant() || absorbed[i] {
+				continue;
+			}
+			let inputs = node
+				.inputs
+				.iter()
+				.enumerate()
+				.map(|(j, name)| {
+					let slot = (!name.is_empty()).then(|| slots.of(name))?;
+					Some((slot, frees.contains(&slot) && !node.inputs[j + 1..].contains(name)))
+				})
+				.collect();
+			// With an epilogue, the outputs are its last node's.
+			let last = epilogue.last().map_or(node, |&j| &model.nodes[j]);
+			let outputs = last
+				.outputs
+				.iter()
+				.map(|name| (!name.is_empty()).then(|| slots.of(name)))
+				.collect();
+			steps.push(Step { node: i, inputs, epilogue, outputs, frees });
+		}
+		let mut slotted = Vec::new();
+		slotted.resize_with(slots.names.len(), || None);
+		for (name, value) in constants {
+			if let Some(&slot) = slots.index.get(name.as_str()) {
+				slotted[slot] = Some(value);
+			}
+		}
+		let names = slots.names;
+		Ok(Executor {
+			model,
+			device,
+			ops,
+			names,
+			constants: slotted,
+			inputs,
+			outputs,
+			steps,
+			absorbed,
+		})
 	}
 
 	pub fn model(&self) -> &Model {
@@ -378,8 +380,9 @@ impl<B: Backend> Executor<B> {
 				self.model.inputs.len()
 			)));
 		}
-		let mut env: HashMap<String, Value<B>> = HashMap::new();
-		for (spec, t) in self.model.inputs.iter().zip(inputs) {
+		let mut env: Vec<Option<Value<B>>> = Vec::new();
+		env.resize_with(self.names.len(), || None);
+		for ((spec, t), &slot) in self.model.inputs.iter().zip(inputs).zip(&self.inputs) {
 			if t.elem != spec.elem {
 				return Err(ExecError::Input(format!(
 					"`{}` must be {:?}, got {:?}",
@@ -412,7 +415,7 @@ impl<B: Backend> Executor<B> {
 					)));
 				}
 			}
-			env.insert(spec.name.clone(), to_value::<B>(t, &self.device)?);
+			env[slot] = Some(to_value::<B>(t, &self.device)?);
 		}
 
 		// Backend kernels assert on shapes; anything that slipped past the checks in `ops`
@@ -428,10 +431,10 @@ impl<B: Backend> Executor<B> {
 		})??;
 
 		let mut outputs = Vec::with_capacity(self.model.outputs.len());
-		for spec in &self.model.outputs {
-			let value = env
-				.get(&spec.name)
-				.or_else(|| self.constants.get(&spec.name))
+		for (spec, &slot) in self.model.outputs.iter().zip(&self.outputs) {
+			let value = env[slot]
+				.as_ref()
+				.or(self.constants[slot].as_ref())
 				.ok_or_else(|| ExecError::Undefined(spec.name.clone()))?
 				.clone();
 			if value.elem() != spec.elem {
@@ -469,42 +472,50 @@ impl<B: Backend> Executor<B> {
 
 	fn run_nodes(
 		&self,
-		mut env: HashMap<String, Value<B>>,
-	) -> Result<HashMap<String, Value<B>>, ExecError> {
-		for (i, node) in self.model.nodes.iter().enumerate() {
-			if node.op == "Constant" || self.absorbed[i] {
-				continue;
-			}
-			let inputs = node
+		mut env: Vec<Option<Value<B>>>,
+	) -> Result<Vec<Option<Value<B>>>, ExecError> {
+		for step in &self.steps {
+			let inputs = step
 				.inputs
 				.iter()
-				.enumerate()
-				.map(|(j, name)| {
-					if name.is_empty() {
-						return Ok(None);
-					}
-					// The last reader takes the value instead of a copy, so that kernels can
-					// reuse its buffer.
-					let last = self.frees[i].contains(name) && !node.inputs[j + 1..].contains(name);
-					let value = if last { env.remove(name) } else { env.get(name).cloned() };
+				.map(|input| {
+					let Some((slot, take)) = *input else { return Ok(None) };
+					let value = if take { env[slot].take() } else { env[slot].clone() };
 					value
-						.or_else(|| self.constants.get(name).cloned())
+						.or_else(|| self.constants[slot].clone())
 						.map(Some)
-						.ok_or_else(|| ExecError::Undefined(name.clone()))
+						.ok_or_else(|| ExecError::Undefined(self.names[slot].clone()))
 				})
 				.collect::<Result<Vec<_>, _>>()?;
-			let epilogue: Vec<&Node> =
-				self.epilogues[i].iter().map(|&j| &self.model.nodes[j]).collect();
-			let outputs = ops::run::<B>(node, self.model.opset, inputs, &self.device, &epilogue)?;
-			// With an epilogue, the outputs are its last node's.
-			let names = epilogue.last().map_or(&node.outputs, |last| &last.outputs);
-			for (name, value) in names.iter().zip(outputs) {
-				if !name.is_empty() {
-					env.insert(name.clone(), value);
+			let node = &self.model.nodes[step.node];
+			let cx = Cx { node, device: &self.device };
+			let op = &self.ops[step.node];
+			let outputs = if step.epilogue.is_empty() {
+				op.run(&cx, Args(inputs))?
+			} else {
+				let fused: Vec<Fused> = step
+					.epilogue
+					.iter()
+					.map(|&j| Fused {
+						node: &self.model.nodes[j],
+						op: self.ops[j].as_epilogue().expect("fused for being an epilogue"),
+					})
+					.collect();
+				let (mut out, applied) = op.run_fused(&cx, Args(inputs), &fused)?;
+				// What the kernel did not apply runs as its own nodes.
+				for &j in &step.epilogue[applied..] {
+					let cx = Cx { node: &self.model.nodes[j], device: &self.device };
+					out = self.ops[j].run(&cx, Args(out.into_iter().map(Some).collect()))?;
+				}
+				out
+			};
+			for (slot, value) in step.outputs.iter().zip(outputs) {
+				if let Some(slot) = slot {
+					env[*slot] = Some(value);
 				}
 			}
-			for name in &self.frees[i] {
-				env.remove(name);
+			for &slot in &step.frees {
+				env[slot] = None;
 			}
 		}
 		Ok(env)
@@ -531,29 +542,4 @@ fn to_value<B: Backend>(t: &Tensor, device: &B::Device) -> Result<Value<B>, Exec
 		},
 		_ => Value::Host(host_from_tensor(t)),
 	})
-}
-
-/// The node and opset an op is evaluated in, for attributes and error messages.
-pub(crate) struct Cx<'a, B: Backend> {
-	pub node: &'a Node,
-	pub opset: i64,
-	pub device: &'a B::Device,
-	/// The nodes run right after this one on its output (see [`fuse_epilogues`]).
-	pub epilogue: &'a [&'a Node],
-}
-
-// By hand: a derive would ask for `B: Copy`, and only references are copied.
-impl<B: Backend> Clone for Cx<'_, B> {
-	fn clone(&self) -> Self {
-		*self
-	}
-}
-
-impl<B: Backend> Copy for Cx<'_, B> {}
-
-impl<B: Backend> Cx<'_, B> {
-	/// Whether the epilogue starts with a Relu (the first node a Conv or Gemm kernel applies).
-	pub fn relu_next(&self) -> bool {
-		self.epilogue.first().is_some_and(|n| n.op == "Relu")
-	}
 }

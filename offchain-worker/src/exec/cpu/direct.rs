@@ -13,7 +13,12 @@
 //! tap, in the AVX-512 and AVX2 kernels and their portable twin alike: the same bits on
 //! either kind of CPU.
 
-use super::{build_chunks, spin, with_col, Im2col, Pool, Shared, Window};
+use super::{
+	build_chunks,
+	conv::Im2col,
+	pool::{Pool, Window},
+	spin, with_col, Shared,
+};
 use burn::tensor::Bytes;
 use burn_flex::FlexTensor;
 use std::{

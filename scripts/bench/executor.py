@@ -6,7 +6,7 @@ random weights), runs each in onnxruntime and in `opg-worker`'s bench example, c
 outputs agree (rtol 1e-3 / atol 1e-4), and prints a latency / throughput ratio table.
 
   pip install onnx onnxruntime numpy
-  python3 scripts/bench-executor.py [--runs 100] [--rounds 5] [--device cpu|cuda:0] [--threads N]
+  python3 scripts/bench/executor.py [--runs 100] [--rounds 5] [--device cpu|cuda:0] [--threads N]
 
 Each round times onnxruntime and then the executor, `--runs` runs each; a side's figure is
 its best round's median, so a round slowed by a noisy neighbour on a shared VM does not
@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def mlp(sizes, batch, seed):

@@ -1,0 +1,291 @@
+//! Broadcasting operators of two or more tensors: arithmetic, the variadic Max, Min, Sum and
+//! Mean, comparisons and Where. Integer tensors are computed on the host.
+
+use super::{boxed, broadcast_to, reshape, shape, to_float, Args, Attrs, Cx, Op, Registry, F, R};
+use crate::exec::{
+	bool_from_host, float_to_vec,
+	host::{self, Host},
+	Value,
+};
+use burn::tensor::backend::Backend;
+use opg_primitives::ElemType;
+
+pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
+	r.add("Add", |node, opset| Arith::parse(node, opset, Kind::Add));
+	r.add("Sub", |node, opset| Arith::parse(node, opset, Kind::Sub));
+	r.add("Mul", |node, opset| Arith::parse(node, opset, Kind::Mul));
+	r.add("Div", |node, opset| Arith::parse(node, opset, Kind::Div));
+	r.add("Pow", |node, opset| Arith::parse(node, opset, Kind::Pow));
+	r.add("Max", |_, _| boxed(Variadic::Max));
+	r.add("Min", |_, _| boxed(Variadic::Min));
+	r.add("Sum", |_, _| boxed(Variadic::Sum));
+	r.add("Mean", |_, _| boxed(Variadic::Mean));
+	r.add("Equal", |_, _| boxed(Compare::Equal));
+	r.add("Greater", |_, _| boxed(Compare::Greater));
+	r.add("Less", |_, _| boxed(Compare::Less));
+	r.add("Where", |_, _| boxed(Where));
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+	Add,
+	Sub,
+	Mul,
+	Div,
+	Pow,
+}
+
+/// Add, Sub, Mul, Div and Pow.
+struct Arith {
+	kind: Kind,
+	/// Before opset 7, the `broadcast` and `axis` attributes.
+	legacy: Option<Legacy>,
+}
+
+/// Before opset 7, binary ops broadcast only with `broadcast=1`, aligning B at `axis`.
+struct Legacy {
+	broadcast: bool,
+	axis: Option<i64>,
+}
+
+impl Arith {
+	fn parse<B: Backend>(node: &crate::onnx::Node, opset: i64, kind: Kind) -> R<Box<dyn Op<B>>> {
+		let a = Attrs(node);
+		let legacy = (opset < 7).then(|| Legacy {
+			broadcast: a.int("broadcast", 0) != 0,
+			axis: a.has("axis").then(|| a.int("axis", 0)),
+		});
+		boxed(Arith { kind, legacy })
+	}
+
+	/// The shape B takes before broadcasting, if the legacy attributes align it.
+	fn legacy_align<B: Backend>(
+		&self,
+		cx: &Cx<B>,
+		a: &[usize],
+		b: &[usize],
+	) -> R<Option<Vec<usize>>> {
+		let Some(legacy) = &self.legacy else { return Ok(None) };
+		if a == b {
+			return Ok(None);
+		}
+		if !legacy.broadcast {
+			return cx.invalid(format!("shapes {a:?} and {b:?} differ and broadcast is off"));
+		}
+		let Some(axis) = legacy.axis else {
+			return Ok(None);
+		};
+		let axis = if axis < 0 { axis + a.len() as i64 } else { axis } as usize;
+		if axis + b.len() > a.len() {
+			return cx.invalid(format!("cannot align {b:?} at axis {axis} of {a:?}"));
+		}
+		let mut s = vec![1; axis];
+		s.extend(b);
+		s.resize(a.len(), 1);
+		Ok(Some(s))
+	}
+}
+
+impl<B: Backend> Op<B> for Arith {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (x, y) = (a.get(cx, 0)?, a.get(cx, 1)?);
+		if let (Value::Host(x), Value::Host(y)) = (x, y) {
+			let elem = x.elem;
+			let mut y = y.clone();
+			if let Some(s) = self.legacy_align(cx, &x.shape, &y.shape)? {
+				y.shape = s;
+			}
+			if self.kind == Kind::Div && y.data.contains(&0) {
+				return cx.invalid("integer division by zero");
+			}
+			let f: fn(i64, i64) -> i64 = match self.kind {
+				Kind::Add => i64::wrapping_add,
+				Kind::Sub => i64::wrapping_sub,
+				Kind::Mul => i64::wrapping_mul,
+				Kind::Div => i64::wrapping_div,
+				Kind::Pow => |b, e| {
+					if e < 0 {
+						0
+					} else {
+						b.wrapping_pow(e.min(u32::MAX as i64) as u32)
+					}
+				},
+			};
+			return match x.zip(&y, elem, |p, q| host::wrap(elem, f(p, q))) {
+				Some(h) => Ok(vec![Value::Host(h)]),
+				None =>
+					cx.invalid(format!("shapes {:?} and {:?} do not broadcast", x.shape, y.shape)),
+			};
+		}
+		// Mixed: an integer exponent (Pow) or integer constant meets a float tensor.
+		let lift = |v: &Value<B>| match v {
+			Value::Float(t) => t.clone(),
+			Value::Host(h) => to_float::<B>(h, cx.device),
+		};
+		if matches!(x, Value::Host(_)) && self.kind != Kind::Pow {
+			return cx.invalid("an integer tensor cannot be combined with a float tensor");
+		}
+		let (x, mut y) = (lift(x), lift(y));
+		let (xs, ys) = (shape::<B>(&x), shape::<B>(&y));
+		if let Some(s) = self.legacy_align(cx, &xs, &ys)? {
+			y = reshape::<B>(y, &s);
+		}
+		let Some(out) = host::broadcast(&xs, &shape::<B>(&y)) else {
+			return cx.invalid(format!("shapes {xs:?} and {ys:?} do not broadcast"));
+		};
+		let (x, y) = (broadcast_to::<B>(x, &out), broadcast_to::<B>(y, &out));
+		Ok(vec![Value::Float(match self.kind {
+			Kind::Add => B::float_add(x, y),
+			Kind::Sub => B::float_sub(x, y),
+			Kind::Mul => B::float_mul(x, y),
+			Kind::Div => B::float_div(x, y),
+			Kind::Pow => B::float_powf(x, y),
+		})])
+	}
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variadic {
+	Max,
+	Min,
+	Sum,
+	Mean,
+}
+
+impl<B: Backend> Op<B> for Variadic {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let n = a.0.iter().flatten().count();
+		if n == 0 {
+			return cx.invalid("no inputs");
+		}
+		if a.0.iter().flatten().all(|v| matches!(v, Value::Host(_))) {
+			let mut acc = a.host(cx, 0)?.clone();
+			for v in a.0.iter().flatten().skip(1) {
+				let Value::Host(h) = v else { unreachable!() };
+				let elem = acc.elem;
+				let f = |p: i64, q: i64| match self {
+					Variadic::Max => p.max(q),
+					Variadic::Min => p.min(q),
+					Variadic::Sum | Variadic::Mean => host::wrap(elem, p.wrapping_add(q)),
+				};
+				acc = match acc.zip(h, elem, f) {
+					Some(h) => h,
+					None => return cx.invalid("input shapes do not broadcast"),
+				};
+			}
+			if *self == Variadic::Mean {
+				acc.data.iter_mut().for_each(|v| *v /= n as i64);
+			}
+			return Ok(vec![Value::Host(acc)]);
+		}
+		let mut acc = a.float(cx, 0)?;
+		for i in 1..a.0.len() {
+			let Some(_) = a.opt(i) else { continue };
+			let y = a.float(cx, i)?;
+			let Some(out) = host::broadcast(&shape::<B>(&acc), &shape::<B>(&y)) else {
+				return cx.invalid("input shapes do not broadcast");
+			};
+			let (p, q) = (broadcast_to::<B>(acc, &out), broadcast_to::<B>(y, &out));
+			acc = match self {
+				Variadic::Max => {
+					let m = B::float_lower(p.clone(), q.clone(), cx.bool_dtype());
+					B::float_mask_where(p, m, q)
+				},
+				Variadic::Min => {
+					let m = B::float_greater(p.clone(), q.clone(), cx.bool_dtype());
+					B::float_mask_where(p, m, q)
+				},
+				Variadic::Sum | Variadic::Mean => B::float_add(p, q),
+			};
+		}
+		if *self == Variadic::Mean {
+			acc = B::float_div_scalar(acc, (n as f32).into());
+		}
+		Ok(vec![Value::Float(acc)])
+	}
+}
+
+#[derive(Clone, Copy)]
+enum Compare {
+	Equal,
+	Greater,
+	Less,
+}
+
+impl<B: Backend> Op<B> for Compare {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (x, y) = (a.get(cx, 0)?, a.get(cx, 1)?);
+		let (x, y) = match (x, y) {
+			(Value::Host(x), Value::Host(y)) => (x.clone(), y.clone()),
+			// Float comparisons come back to the host: their results are masks.
+			(Value::Float(p), Value::Float(q)) => {
+				let to_host = |t: &F<B>| -> R<(Vec<usize>, Vec<f32>)> {
+					Ok((shape::<B>(t), float_to_vec::<B>(t.clone())?))
+				};
+				let ((ps, pv), (qs, qv)) = (to_host(p)?, to_host(q)?);
+				if host::broadcast(&ps, &qs).is_none() {
+					return cx.invalid("input shapes do not broadcast");
+				}
+				// Compare through an order-preserving map of f32 onto i64 (NaN compares false
+				// below).
+				let (pn, qn) = (pv.iter().any(|v| v.is_nan()), qv.iter().any(|v| v.is_nan()));
+				if pn || qn {
+					return cx.unsupported("comparing NaN values");
+				}
+				let key = |v: f32| {
+					let b = v.to_bits() as i32;
+					(if b < 0 { i32::MIN - b } else { b }) as i64
+				};
+				let ph = Host::new(ElemType::I64, ps, pv.into_iter().map(key).collect());
+				let qh = Host::new(ElemType::I64, qs, qv.into_iter().map(key).collect());
+				(ph, qh)
+			},
+			_ => return cx.invalid("cannot compare an integer tensor with a float tensor"),
+		};
+		let f = |p: i64, q: i64| {
+			(match self {
+				Compare::Equal => p == q,
+				Compare::Greater => p > q,
+				Compare::Less => p < q,
+			}) as i64
+		};
+		match x.zip(&y, ElemType::Bool, f) {
+			Some(h) => Ok(vec![Value::Host(h)]),
+			None => cx.invalid("input shapes do not broadcast"),
+		}
+	}
+}
+
+struct Where;
+
+impl<B: Backend> Op<B> for Where {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let cond = a.host(cx, 0)?;
+		let (x, y) = (a.get(cx, 1)?, a.get(cx, 2)?);
+		let Some(out) =
+			host::broadcast(&cond.shape, &x.shape()).and_then(|s| host::broadcast(&s, &y.shape()))
+		else {
+			return cx.invalid("condition, X and Y do not broadcast");
+		};
+		match (x, y) {
+			(Value::Host(x), Value::Host(y)) => {
+				let (c, x, y) =
+					(cond.broadcast_to(&out), x.broadcast_to(&out), y.broadcast_to(&out));
+				let data = c
+					.data
+					.iter()
+					.zip(x.data.iter().zip(&y.data))
+					.map(|(&c, (&p, &q))| if c != 0 { p } else { q })
+					.collect();
+				Ok(vec![Value::Host(Host::new(x.elem, out, data))])
+			},
+			(Value::Float(x), Value::Float(y)) => {
+				let mask = bool_from_host::<B>(&cond.broadcast_to(&out), cx.device);
+				let (x, y) =
+					(broadcast_to::<B>(x.clone(), &out), broadcast_to::<B>(y.clone(), &out));
+				Ok(vec![Value::Float(B::float_mask_where(y, mask, x))])
+			},
+			_ => cx.invalid("X and Y must have the same element type"),
+		}
+	}
+}
