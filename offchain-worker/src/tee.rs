@@ -217,18 +217,64 @@ impl Enclave {
 		self.attester.describe()
 	}
 
-	/// Evidence for a result: the signature over [`tee_message`] of the job, the release's
-	/// artifact, the input's hash and the output.
-	pub fn sign_result(
+	/// Admits job `job`'s input into the enclave: hashes the bytes the enclave will run and
+	/// refuses them unless they are the job's (`input_hash`, from the job record). Under
+	/// `--tee-nitro` the host relays the chain RPC, and it is the party TEE mode distrusts: were
+	/// the enclave to sign the hash the host reports, the host could pair the real job with an
+	/// input of its choosing and get a valid signature over an output of that other input.
+	pub fn admit(
 		&self,
 		job: JobId,
-		artifact: H256,
 		input_hash: H256,
-		output: &[u8],
-	) -> [u8; 64] {
-		self.key.sign(&tee_message(job, artifact, input_hash, payload_hash(output))).0
+		input: &[u8],
+	) -> Result<Admitted, InputMismatch> {
+		let computed = payload_hash(input);
+		if computed != input_hash {
+			return Err(InputMismatch { job, expected: input_hash, computed });
+		}
+		Ok(Admitted { job, input_hash: computed })
+	}
+
+	/// Evidence for a result: the signature over [`tee_message`] of the admitted job, the
+	/// release's artifact, the input hash the enclave computed and the output's hash.
+	pub fn sign_result(&self, admitted: &Admitted, artifact: H256, output: &[u8]) -> [u8; 64] {
+		let message =
+			tee_message(admitted.job, artifact, admitted.input_hash, payload_hash(output));
+		self.key.sign(&message).0
 	}
 }
+
+/// A job whose input the enclave hashed itself ([`Enclave::admit`]): the only way to get a
+/// result signed, so the signed input hash is always one the enclave computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+	job: JobId,
+	input_hash: H256,
+}
+
+/// Input bytes that are not the job's: the chain client lied, or the record changed under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputMismatch {
+	/// The job.
+	pub job: JobId,
+	/// The input hash in the job record.
+	pub expected: H256,
+	/// The hash of the bytes the enclave was given.
+	pub computed: H256,
+}
+
+impl std::fmt::Display for InputMismatch {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		write!(
+			f,
+			"job {}: the input bytes hash to {:?}, the job record says {:?}; the enclave signs \
+			 nothing for it",
+			self.job, self.computed, self.expected
+		)
+	}
+}
+
+impl std::error::Error for InputMismatch {}
 
 /// What the worker sends next to keep its key attested.
 #[derive(Debug, PartialEq, Eq)]
@@ -363,6 +409,25 @@ impl Attestation {
 #[cfg(test)]
 mod tests {
 	use super::*;
+
+	#[test]
+	fn the_enclave_signs_only_the_input_hash_it_computed() {
+		let enclave = Enclave::dev();
+		let (input, other, output) = (b"real input".as_slice(), b"host's input".as_slice(), b"out");
+		let artifact = H256::repeat_byte(5);
+		// The host pairs the real job record with other bytes: refused before anything runs.
+		let refused = enclave.admit(7, payload_hash(input), other).unwrap_err();
+		assert_eq!(refused.computed, payload_hash(other));
+		// The real bytes: the signature covers the hash of what was admitted.
+		let admitted = enclave.admit(7, payload_hash(input), input).unwrap();
+		let signature =
+			ed25519::Signature::from_raw(enclave.sign_result(&admitted, artifact, output));
+		let public = ed25519::Public::from_raw(enclave.public());
+		let message =
+			|input: &[u8]| tee_message(7, artifact, payload_hash(input), payload_hash(output));
+		assert!(ed25519::Pair::verify(&signature, message(input), &public));
+		assert!(!ed25519::Pair::verify(&signature, message(other), &public));
+	}
 
 	#[test]
 	fn the_nsm_ioctl_is_the_kernels() {

@@ -117,6 +117,14 @@ pub type Executive = frame_executive::Executive<
 
 /// Native token: OPG, 18 decimals.
 pub const TOKEN_SYMBOL: &str = "OPG";
+
+/// Whether this build trusts the **insecure** development CA and Nitro debug mode's zero PCRs
+/// from genesis ([`pallet_tee::Config::InsecureDevTrust`]): the node's bundled runtime (feature
+/// `insecure-dev-trust`, for the development and local specs) and benchmark builds. A runtime
+/// built on its own (`cargo build -p opg-runtime`, srtool) does not, and a genesis asking for it
+/// does not build.
+pub const INSECURE_DEV_TRUST: bool =
+	cfg!(any(feature = "insecure-dev-trust", feature = "runtime-benchmarks"));
 /// Decimals of OPG.
 pub const TOKEN_DECIMALS: u8 = 18;
 /// 1 OPG.

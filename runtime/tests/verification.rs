@@ -179,7 +179,8 @@ fn zk_release(
 	let hash = pallet_zk::key_hash(&key);
 	assert_ok!(Zk::register_verifying_key(
 		signed(Sr25519Keyring::Charlie),
-		key.try_into().unwrap()
+		key.try_into().unwrap(),
+		demo_artifact()
 	));
 	let release = pallet_model_hub::NextReleaseId::<Runtime>::get();
 	assert_ok!(ModelHub::publish_release(
@@ -188,6 +189,11 @@ fn zk_release(
 		zk_params(b"zk-1", hash)
 	));
 	(release, hash, proof.encode().try_into().unwrap(), output)
+}
+
+/// The demo model's artifact hash (release 0).
+fn demo_artifact() -> H256 {
+	pallet_model_hub::Releases::<Runtime>::get(0).unwrap().params.artifact
 }
 
 /// The demo model's release 0, in ZK mode under verifying key `vk`.
@@ -211,7 +217,8 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 		let two_hash = pallet_zk::key_hash(&two_inputs);
 		assert_ok!(Zk::register_verifying_key(
 			signed(Sr25519Keyring::Charlie),
-			two_inputs.try_into().unwrap()
+			two_inputs.try_into().unwrap(),
+			demo_artifact()
 		));
 		assert_noop!(
 			ModelHub::publish_release(
@@ -220,6 +227,21 @@ fn a_registered_groth16_key_backs_a_zk_release_and_its_proofs() {
 				zk_params(b"zk-2", two_hash)
 			),
 			pallet_model_hub::Error::<Runtime>::UnknownVerifyingKey
+		);
+		// A key of the inference statement, but registered for another model.
+		let other = opg_groth16::synthetic::instance(4, 6).0.encode().unwrap();
+		assert_ok!(Zk::register_verifying_key(
+			signed(Sr25519Keyring::Charlie),
+			other.clone().try_into().unwrap(),
+			H256::repeat_byte(0x0d)
+		));
+		assert_noop!(
+			ModelHub::publish_release(
+				signed(Sr25519Keyring::Charlie),
+				0,
+				zk_params(b"zk-3", pallet_zk::key_hash(&other))
+			),
+			pallet_model_hub::Error::<Runtime>::VerifyingKeyOfAnotherModel
 		);
 		let (zk_release, hash, proof, output) = zk_release();
 		assert_noop!(

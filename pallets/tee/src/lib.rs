@@ -8,18 +8,24 @@
 //! 1. `request_challenge`: the worker gets a fresh 32-byte nonce, usable for
 //!    [`Config::ChallengeLifetime`] blocks and once.
 //! 2. The enclave asks the NSM for a document with `nonce` = the challenge and `public_key` = its
-//!    ed25519 key (32 bytes; a document without `public_key` may carry it in `user_data`).
+//!    ed25519 key (32 bytes). `user_data` is never taken for the key: it is whatever the enclave
+//!    application puts there, possibly on a caller's request.
 //! 3. `attest(document)`: COSE_Sign1/ES384, the payload, the X.509 chain from the leaf through the
-//!    `cabundle` to the pinned AWS Nitro root (or, on development chains only, a root set in
-//!    genesis as [`InsecureDevRoots`]) at the chain's time, freshness (≤ 5 min old, ≤ 1 min ahead),
-//!    the PCRs against the allowlist, the nonce against the challenge ([`opg_nitro`]). The key is
-//!    stored until the chain's first certificate expires or [`Config::MaxKeyLifetime`] passes,
-//!    whichever is first; the worker re-attests before.
+//!    `cabundle` to the pinned AWS Nitro root (or, in a runtime built for development only, a root
+//!    set in genesis as [`InsecureDevRoots`]) at the chain's time, freshness (≤ 5 min old, ≤ 1 min
+//!    ahead), the PCRs against the allowlist, the nonce against the challenge ([`opg_nitro`]). The
+//!    key is stored until the chain's first certificate expires or [`Config::MaxKeyLifetime`]
+//!    passes, whichever is first; the worker re-attests before.
 //!
 //! Results in TEE mode carry the enclave key's signature over [`opg_primitives`]' `tee_message`;
 //! [`Pallet::check_result_signature`] checks it. Revoking a measurement disables at once every
 //! key attested under it; anyone may evict an expired or revoked key, or the key of an account
 //! that is no longer a worker.
+//!
+//! **Development trust** ([`Config::InsecureDevTrust`]): the development CA's root and Nitro
+//! debug mode's all-zero PCRs (whose enclaves the host can read) are accepted only by a runtime
+//! built for development. Elsewhere a genesis that lists them does not build, `attest` ignores
+//! stored development roots, and `add_measurement` refuses zero PCRs on every runtime.
 //!
 //! Intermediate CAs verified once are remembered until their `notAfter` ([`KnownCas`], at most
 //! [`Config::MaxKnownCas`]), so a re-attestation checks 2 signatures instead of 5: `attest`
@@ -63,6 +69,11 @@ pub const PCR_LEN: usize = 48;
 pub const MAX_DOCUMENT_LEN: u32 = opg_nitro::MAX_DOCUMENT_LEN as u32;
 /// Largest root certificate.
 pub const MAX_ROOT_LEN: u32 = opg_nitro::MAX_CERTIFICATE_LEN as u32;
+/// Whether `pcr` is all zeros, what Nitro reports for every PCR in debug mode.
+pub fn is_debug_pcr(pcr: &[u8]) -> bool {
+	pcr.iter().all(|b| *b == 0)
+}
+
 /// Most development roots a genesis may pin.
 pub const MAX_DEV_ROOTS: u32 = 4;
 /// Most ECDSA signatures one document costs: the bundle's CAs below the root, the leaf, the
@@ -218,6 +229,11 @@ pub mod pallet {
 		/// Most remembered intermediate CAs.
 		#[pallet::constant]
 		type MaxKnownCas: Get<u32>;
+		/// Whether this runtime is a development build, which may trust [`InsecureDevRoots`]
+		/// and Nitro debug mode's zero PCRs from genesis. `false` for any runtime a real
+		/// network runs: forged documents would attest otherwise.
+		#[pallet::constant]
+		type InsecureDevTrust: Get<bool>;
 		/// Weights of the calls and of the result check.
 		type WeightInfo: WeightInfo;
 		/// Benchmark set-up.
@@ -305,7 +321,7 @@ pub mod pallet {
 		MissingPcrs,
 		/// The enclave's measurement is not allowed.
 		MeasurementNotAllowed,
-		/// Neither `public_key` nor `user_data` is a 32-byte ed25519 key.
+		/// The document's `public_key` is not a 32-byte ed25519 key.
 		BadEnclaveKey,
 		/// The attestation would expire at once.
 		AttestationExpired,
@@ -317,6 +333,9 @@ pub mod pallet {
 		UnknownCa,
 		/// The CA has not expired.
 		CaStillValid,
+		/// A PCR is all zeros: Nitro debug mode, whose enclaves the host can read. Only a
+		/// development runtime's genesis may allow it.
+		DebugModeMeasurement,
 	}
 
 	#[pallet::hooks]
@@ -354,10 +373,21 @@ pub mod pallet {
 	#[pallet::genesis_build]
 	impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
 		fn build(&self) {
+			let dev_trust = T::InsecureDevTrust::get();
+			assert!(
+				dev_trust || self.insecure_dev_roots.is_empty(),
+				"insecure development roots in the genesis of a runtime not built for development: \
+				 documents forged with them would attest"
+			);
 			for (pcr0, pcr1, pcr2, label) in &self.measurements {
 				let pcr = |p: &Vec<u8>| -> Pcr {
 					p.as_slice().try_into().expect("genesis PCRs are 48 bytes")
 				};
+				assert!(
+					dev_trust || ![pcr0, pcr1, pcr2].iter().any(|p| is_debug_pcr(p)),
+					"Nitro debug mode's zero PCRs in the genesis of a runtime not built for \
+					 development: the host can read such enclaves"
+				);
 				Pallet::<T>::do_add_measurement(
 					pcr(pcr0),
 					pcr(pcr1),
@@ -390,6 +420,10 @@ pub mod pallet {
 			label: BoundedVec<u8, T::MaxLabelLen>,
 		) -> DispatchResult {
 			T::PolicyOrigin::ensure_origin(origin)?;
+			ensure!(
+				![&pcr0, &pcr1, &pcr2].iter().any(|p| is_debug_pcr(&p[..])),
+				Error::<T>::DebugModeMeasurement
+			);
 			Self::do_add_measurement(pcr0, pcr1, pcr2, label)
 		}
 
@@ -445,7 +479,9 @@ pub mod pallet {
 			let now_ms = Self::now_ms();
 			let dev_roots = InsecureDevRoots::<T>::get();
 			let mut roots: Vec<&[u8]> = alloc::vec![opg_nitro::AWS_NITRO_ROOT_G1];
-			roots.extend(dev_roots.iter().map(|r| &r[..]));
+			if T::InsecureDevTrust::get() {
+				roots.extend(dev_roots.iter().map(|r| &r[..]));
+			}
 			let now_s = now_ms / 1000;
 			let known = |fingerprint: &[u8; 32]| {
 				KnownCas::<T>::get(fingerprint).is_some_and(|not_after| not_after >= now_s)
@@ -465,7 +501,6 @@ pub mod pallet {
 			);
 			let key: [u8; 32] = attestation
 				.public_key
-				.or(attestation.user_data)
 				.and_then(|k| k.try_into().ok())
 				.ok_or(Error::<T>::BadEnclaveKey)?;
 			let expires_at_ms = attestation
@@ -533,13 +568,23 @@ pub mod pallet {
 			T::UnixTime::now().as_millis() as u64
 		}
 
+		/// Whether `worker` has an enclave key that signs results the chain accepts now:
+		/// unexpired, under a measurement still allowed.
+		pub fn has_usable_key(worker: &T::AccountId) -> bool {
+			Self::key_usable(EnclaveKeys::<T>::get(worker).as_ref(), Self::now_ms())
+		}
+
+		fn key_usable(key: Option<&EnclaveKey<BlockNumberFor<T>>>, now_ms: u64) -> bool {
+			key.is_some_and(|k| {
+				now_ms < k.expires_at_ms && Measurements::<T>::contains_key(k.measurement)
+			})
+		}
+
 		/// What [`runtime_api::TeeApi::worker_status`] answers.
 		pub fn worker_status(worker: &T::AccountId) -> runtime_api::WorkerTee<BlockNumberFor<T>> {
 			let now_ms = Self::now_ms();
 			let key = EnclaveKeys::<T>::get(worker);
-			let key_usable = key.as_ref().is_some_and(|k| {
-				now_ms < k.expires_at_ms && Measurements::<T>::contains_key(k.measurement)
-			});
+			let key_usable = Self::key_usable(key.as_ref(), now_ms);
 			runtime_api::WorkerTee {
 				now_ms,
 				key,
@@ -612,6 +657,14 @@ pub mod pallet {
 				"CA count differs"
 			);
 			ensure!(KnownCaCount::<T>::get() <= T::MaxKnownCas::get(), "too many CAs");
+			if !T::InsecureDevTrust::get() {
+				ensure!(InsecureDevRoots::<T>::get().is_empty(), "development roots stored");
+				ensure!(
+					Measurements::<T>::iter_values()
+						.all(|m| ![m.pcr0, m.pcr1, m.pcr2].iter().any(|p| is_debug_pcr(p))),
+					"debug-mode measurement allowed"
+				);
+			}
 			Ok(())
 		}
 	}

@@ -62,6 +62,8 @@ impl Contains<u64> for Workers {
 parameter_types! {
 	pub static MaxKnownCas: u32 = 16;
 	pub static MaxMeasurements: u32 = 4;
+	/// A development runtime unless a test says otherwise.
+	pub static InsecureDevTrust: bool = true;
 }
 
 /// Keys live 12 hours at most.
@@ -76,6 +78,7 @@ impl pallet_tee::Config for Test {
 	type MaxMeasurements = MaxMeasurements;
 	type MaxLabelLen = frame_support::traits::ConstU32<32>;
 	type MaxKnownCas = MaxKnownCas;
+	type InsecureDevTrust = InsecureDevTrust;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = Helper;

@@ -137,6 +137,21 @@ mod policy {
 			assert_eq!(MeasurementCount::<Test>::get(), 3);
 			// Room again.
 			allow([[99; 48], b, c]);
+			// Nitro debug mode's zero PCRs (any of the three) never enter by extrinsic.
+			for zero in 0..3 {
+				let mut pcrs = [[99; 48], b, c];
+				pcrs[zero] = [0; 48];
+				assert_noop!(
+					Tee::add_measurement(
+						RuntimeOrigin::root(),
+						pcrs[0],
+						pcrs[1],
+						pcrs[2],
+						label("debug")
+					),
+					Error::<Test>::DebugModeMeasurement
+				);
+			}
 		});
 	}
 
@@ -160,6 +175,45 @@ mod policy {
 		});
 	}
 
+	#[test]
+	#[should_panic(
+		expected = "insecure development roots in the genesis of a runtime not built for development"
+	)]
+	fn a_runtime_not_built_for_development_refuses_development_roots_in_genesis() {
+		InsecureDevTrust::set(false);
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		let _ = crate::GenesisConfig::<Test> {
+			insecure_dev_roots: vec![DevCa::new(DEV_SEED, NOW_S).root().to_vec()],
+			..Default::default()
+		}
+		.assimilate_storage(&mut storage);
+	}
+
+	#[test]
+	#[should_panic(expected = "Nitro debug mode's zero PCRs in the genesis of a runtime not built")]
+	fn a_runtime_not_built_for_development_refuses_debug_mode_measurements_in_genesis() {
+		InsecureDevTrust::set(false);
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		let _ = crate::GenesisConfig::<Test> {
+			measurements: vec![(vec![1; 48], vec![0; 48], vec![2; 48], b"debug".to_vec())],
+			..Default::default()
+		}
+		.assimilate_storage(&mut storage);
+	}
+
+	#[test]
+	fn a_runtime_not_built_for_development_builds_a_genesis_of_real_measurements() {
+		InsecureDevTrust::set(false);
+		let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+		crate::GenesisConfig::<Test> {
+			measurements: vec![(vec![1; 48], vec![2; 48], vec![3; 48], b"release".to_vec())],
+			..Default::default()
+		}
+		.assimilate_storage(&mut storage)
+		.unwrap();
+		sp_io::TestExternalities::new(storage).execute_with(|| Tee::do_try_state().unwrap());
+	}
+
 	use polkadot_sdk::sp_runtime::BuildStorage;
 }
 
@@ -167,41 +221,19 @@ mod attestation {
 	use super::*;
 
 	#[test]
-	fn the_real_aws_document_attests_its_key_at_its_time_only() {
+	fn the_real_aws_document_verifies_but_binds_no_key_without_public_key() {
 		new_test_ext(vec![], || {
-			let (id, nonce) = aws_chain();
+			let (_, nonce) = aws_chain();
 			let doc = aws_document();
 			let parsed =
 				opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
-			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())).unwrap();
-			// Three intermediates, the leaf and the document.
-			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(5)));
-			assert_eq!(info.pays_fee, Pays::Yes);
-			let key = EnclaveKeys::<Test>::get(W1).unwrap();
-			// No `public_key`: the key is the 32 bytes of `user_data`.
-			assert_eq!(&key.public[..], parsed.user_data.unwrap());
-			assert_eq!(key.measurement, id);
-			assert_eq!(
-				key.expires_at_ms,
-				(parsed.valid_until * 1000).min(parsed.timestamp_ms + KEY_LIFETIME_MS)
+			// Chain, signatures, freshness, PCRs and nonce all pass; its 32 bytes of `user_data`
+			// are application data, which anyone the enclave serves may have chosen: not a key.
+			assert!(parsed.public_key.is_none() && parsed.user_data.is_some_and(|d| d.len() == 32));
+			assert_noop!(
+				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())),
+				Error::<Test>::BadEnclaveKey
 			);
-			System::assert_last_event(
-				Event::EnclaveAttested {
-					worker: W1,
-					key: key.public,
-					measurement: id,
-					expires_at_ms: key.expires_at_ms,
-				}
-				.into(),
-			);
-			// The challenge is used up; the three intermediates are remembered.
-			assert!(Challenges::<Test>::get(W1).is_none());
-			assert_eq!(KnownCaCount::<Test>::get(), 3);
-
-			// Re-attesting under the remembered CAs checks the leaf and the document only.
-			Challenges::<Test>::insert(W1, Challenge { nonce, expires_at: 10 });
-			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())).unwrap();
-			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(2)));
 
 			// A year later the chain has expired.
 			Challenges::<Test>::insert(W1, Challenge { nonce, expires_at: 10 });
@@ -216,6 +248,55 @@ mod attestation {
 				Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)),
 				Error::<Test>::Document(DocumentError(opg_nitro::Error::Stale))
 			);
+		});
+	}
+
+	#[test]
+	fn intermediate_cas_verified_once_are_remembered_and_refunded() {
+		// The benchmark fixture's document under three intermediate CAs, as AWS's chains are.
+		let fixture = fixture::load();
+		let (root, doc) = fixture.documents[3].clone();
+		new_test_ext(vec![root], || {
+			set_time_ms(NOW_S * 1000);
+			let id = allow(fixture::PCRS);
+			Challenges::<Test>::insert(W1, Challenge { nonce: fixture::NONCE, expires_at: 10 });
+			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())).unwrap();
+			// Three intermediates, the leaf and the document.
+			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(5)));
+			assert_eq!(info.pays_fee, Pays::Yes);
+			let key = EnclaveKeys::<Test>::get(W1).unwrap();
+			assert_eq!((key.public, key.measurement), (fixture.public, id));
+			System::assert_last_event(
+				Event::EnclaveAttested {
+					worker: W1,
+					key: key.public,
+					measurement: id,
+					expires_at_ms: key.expires_at_ms,
+				}
+				.into(),
+			);
+			// The challenge is used up; the three intermediates are remembered.
+			assert!(Challenges::<Test>::get(W1).is_none());
+			assert_eq!(KnownCaCount::<Test>::get(), 3);
+			// Re-attesting under the remembered CAs checks the leaf and the document only.
+			Challenges::<Test>::insert(W1, Challenge { nonce: fixture::NONCE, expires_at: 10 });
+			let info = Tee::attest(RuntimeOrigin::signed(W1), bounded(doc)).unwrap();
+			assert_eq!(info.actual_weight, Some(<() as WeightInfo>::attest(2)));
+		});
+	}
+
+	#[test]
+	fn a_runtime_not_built_for_development_ignores_stored_development_roots() {
+		dev_chain(|| {
+			allow(fixture::PCRS);
+			InsecureDevTrust::set(false);
+			let nonce = challenge(W1);
+			assert_noop!(
+				Tee::attest(RuntimeOrigin::signed(W1), bounded(dev_document(W1, &nonce))),
+				Error::<Test>::Document(DocumentError(opg_nitro::Error::UntrustedRoot))
+			);
+			InsecureDevTrust::set(true);
+			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(dev_document(W1, &nonce))));
 		});
 	}
 
@@ -326,6 +407,10 @@ mod attestation {
 			for (claims, error) in [
 				(claims(fixture_pcrs()[..2].to_vec(), key()), Error::<Test>::MissingPcrs),
 				(claims(fixture_pcrs(), None), Error::<Test>::BadEnclaveKey),
+				(
+					Claims { user_data: key(), ..claims(fixture_pcrs(), None) },
+					Error::<Test>::BadEnclaveKey,
+				),
 				(claims(fixture_pcrs(), Some(vec![5u8; 33])), Error::<Test>::BadEnclaveKey),
 				(claims(fixture_pcrs(), Some(vec![5u8; 31])), Error::<Test>::BadEnclaveKey),
 			] {
@@ -513,11 +598,13 @@ mod eviction {
 
 	#[test]
 	fn expired_cas_are_forgotten_by_anyone() {
-		new_test_ext(vec![], || {
-			aws_chain();
-			let doc = aws_document();
-			let parsed =
-				opg_nitro::verify(&doc, &[opg_nitro::AWS_NITRO_ROOT_G1], AWS_NOW_MS).unwrap();
+		// A document under three intermediate CAs (the benchmark fixture's).
+		let (root, doc) = fixture::load().documents[3].clone();
+		new_test_ext(vec![root.clone()], || {
+			set_time_ms(NOW_S * 1000);
+			allow(fixture::PCRS);
+			Challenges::<Test>::insert(W1, Challenge { nonce: fixture::NONCE, expires_at: 10 });
+			let parsed = opg_nitro::verify(&doc, &[&root[..]], NOW_S * 1000).unwrap();
 			assert_ok!(Tee::attest(RuntimeOrigin::signed(W1), bounded(doc.clone())));
 			let (fingerprint, not_after) = parsed.verified_cas[0];
 			assert_eq!(KnownCas::<Test>::get(fingerprint), Some(not_after));
