@@ -4,7 +4,8 @@
 //! A model publisher runs `opg-worker zk-setup --model M.onnx --out DIR` once: it writes the
 //! proving key `DIR/0x<key hash>.pk` (prefixed with the model file's blake2-256, so a key is
 //! never used with another model) and the verifying key `DIR/0x<key hash>.vk` (the bytes to
-//! register with `zk.registerVerifyingKey`, whose blake2-256 the release references). Workers
+//! register with `zk.registerVerifyingKey` together with the model's blake2-256, whose
+//! blake2-256 the release of that model references). Workers
 //! that serve the release in ZK mode put the `.pk` file in their `--zk-keys` directory.
 
 use std::{
@@ -38,6 +39,11 @@ pub enum ZkError {
 	/// The input does not fit the model, or proving failed.
 	#[error(transparent)]
 	Prove(#[from] opg_zkml::Error),
+	/// The proof does not verify under the release's key, as the chain would check it: a
+	/// stale or wrong proving key, or a circuit that changed since the setup. Sending it would
+	/// fail on chain and slash the worker; it is rejected instead.
+	#[error("the proof does not verify under the release's key ({0}): not sent")]
+	SelfCheck(String),
 }
 
 /// The integer MLP an ONNX graph describes: per layer `MatMulInteger(x, W:int8) → Add(b:int32)`,
@@ -220,6 +226,8 @@ pub fn setup(onnx: &[u8], dir: &Path) -> Result<SetupReport, ZkError> {
 struct Prover {
 	model: IntegerMlp,
 	key: ark_groth16::ProvingKey<ark_bn254::Bn254>,
+	/// The release's verifying key, prepared once: every proof is checked before it is sent.
+	verifying: opg_groth16::PreparedVerifyingKey,
 }
 
 /// Proving keys found in a directory, loaded on first use.
@@ -266,11 +274,12 @@ impl Provers {
 		}
 		let proving = opg_zkml::read_proving_key(bytes)
 			.map_err(|e| ZkError::BadKey(path.clone(), e.to_string()))?;
-		if key_hash(&opg_zkml::verifying_key_of(&proving))? != key {
+		let verifying = opg_zkml::verifying_key_of(&proving);
+		if key_hash(&verifying)? != key {
 			return Err(ZkError::BadKey(path, "it belongs to another verifying key".into()));
 		}
 		let model = mlp_of(&model().map_err(ZkError::ModelUnavailable)?)?;
-		let prover = Arc::new(Prover { model, key: proving });
+		let prover = Arc::new(Prover { model, key: proving, verifying: verifying.prepare() });
 		tracing::info!(
 			?key,
 			bytes = bytes.len(),
@@ -292,6 +301,13 @@ impl Provers {
 		input: &[u8],
 	) -> Result<opg_zkml::Proved, ZkError> {
 		let prover = self.prover(key, artifact, model)?;
-		Ok(opg_zkml::prove(&prover.model, &prover.key, input, &mut rand::rngs::OsRng)?)
+		let proved = opg_zkml::prove(&prover.model, &prover.key, input, &mut rand::rngs::OsRng)?;
+		// The chain's check, made here first (≈ 2 ms): a proof it refuses costs the worker a
+		// slash, a rejection costs nothing.
+		let proof = opg_groth16::Proof::decode(&proved.proof)
+			.map_err(|e| ZkError::SelfCheck(format!("{e:?}")))?;
+		opg_groth16::verify(&prover.verifying, &proof, &opg_zkml::statement(input, &proved.output))
+			.map_err(|e| ZkError::SelfCheck(format!("{e:?}")))?;
+		Ok(proved)
 	}
 }

@@ -95,3 +95,48 @@ fn missing_or_foreign_proving_keys_are_reported() {
 		other => panic!("{:?}", other.map(|_| ())),
 	}
 }
+
+/// The ZK model with one first-layer weight changed, one that multiplies input `i`: what a
+/// re-export of the model looks like to a worker still holding the old proving key.
+fn with_one_weight_changed(model: &[u8], i: usize) -> Vec<u8> {
+	let mlp = zk::mlp_of(model).unwrap();
+	let weights: Vec<u8> = mlp.layers[0].weights.iter().map(|w| *w as u8).collect();
+	let at = model.windows(weights.len()).position(|w| w == weights).expect("raw weights");
+	let mut changed = model.to_vec();
+	let byte = at + i * mlp.layers[0].outputs;
+	changed[byte] = changed[byte].wrapping_add(1);
+	assert_ne!(zk::mlp_of(&changed).unwrap().layers[0].weights, mlp.layers[0].weights);
+	changed
+}
+
+#[test]
+fn a_proof_the_chain_would_refuse_is_never_sent() {
+	use codec::Encode;
+	let dir = tempfile::tempdir().unwrap();
+	let model = zk_model();
+	let setup = zk::setup(&model, dir.path()).unwrap();
+	let case = &reference()["cases"][0];
+	let input = vec![opg_primitives::Tensor {
+		elem: opg_primitives::ElemType::I8,
+		shape: vec![1, 64],
+		data: pixels(case).iter().map(|p| *p as u8).collect(),
+	}]
+	.encode();
+	let (good_artifact, key) = (opg_worker::store::blake2_256(&model), setup.key_hash);
+	assert!(Provers::new(dir.path())
+		.prove(key, good_artifact, || Ok(model.clone()), &input)
+		.is_ok());
+
+	// A stale proving key: the model changed (one weight) and the key file was relabelled for
+	// the new file. Proving succeeds, but the proof is of another circuit: a slash on chain.
+	// A weight that meets a non-zero pixel, so the computation really differs.
+	let lit = pixels(case).iter().position(|p| *p != 0).unwrap();
+	let changed = with_one_weight_changed(&model, lit);
+	let artifact = opg_worker::store::blake2_256(&changed);
+	let pk = std::fs::read(&setup.proving_key).unwrap();
+	std::fs::write(&setup.proving_key, [&artifact.0[..], &pk[32..]].concat()).unwrap();
+	match Provers::new(dir.path()).prove(key, artifact, || Ok(changed.clone()), &input) {
+		Err(ZkError::SelfCheck(why)) => assert!(why.contains("InvalidProof"), "{why}"),
+		other => panic!("{:?}", other.map(|p| p.output)),
+	}
+}

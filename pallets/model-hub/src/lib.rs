@@ -231,8 +231,8 @@ pub mod pallet {
 		/// Deposit per stored byte.
 		#[pallet::constant]
 		type DepositPerByte: Get<BalanceOf<Self>>;
-		/// Registered ZK verifying keys (by hash).
-		type VerifyingKeys: Contains<H256>;
+		/// Registered ZK verifying keys (by hash), with the model each was made for.
+		type VerifyingKeys: opg_primitives::VerifyingKeyRegistry;
 		/// Longest repository name, tensor name.
 		#[pallet::constant]
 		type MaxNameLen: Get<u32>;
@@ -350,6 +350,8 @@ pub mod pallet {
 		IdOverflow,
 		/// Too many open jobs on a release.
 		TooManyOpenJobs,
+		/// The verifying key was registered for another model (artifact hash).
+		VerifyingKeyOfAnotherModel,
 	}
 
 	#[pallet::hooks]
@@ -498,7 +500,10 @@ pub mod pallet {
 				Error::<T>::VerifyingKeyMismatch
 			);
 			if let Some(vk) = p.zk_verifying_key {
-				ensure!(T::VerifyingKeys::contains(&vk), Error::<T>::UnknownVerifyingKey);
+				let model =
+					<T::VerifyingKeys as opg_primitives::VerifyingKeyRegistry>::model_of(&vk)
+						.ok_or(Error::<T>::UnknownVerifyingKey)?;
+				ensure!(model == p.artifact, Error::<T>::VerifyingKeyOfAnotherModel);
 			}
 			ensure!(p.royalty <= T::MaxRoyalty::get(), Error::<T>::RoyaltyTooHigh);
 			ensure!(

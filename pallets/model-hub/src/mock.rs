@@ -4,7 +4,7 @@ use crate as pallet_model_hub;
 use polkadot_sdk::{
 	frame_support::{
 		self, derive_impl, parameter_types,
-		traits::{ConstU32, ConstU64, Contains},
+		traits::{ConstU32, ConstU64},
 	},
 	frame_system, pallet_balances,
 	sp_core::H256,
@@ -51,11 +51,15 @@ impl pallet_balances::Config for Test {
 	type RuntimeHoldReason = RuntimeHoldReason;
 }
 
-/// Verifying keys the tests treat as registered: those whose first byte is 0xAA.
+/// The model (artifact hash) of the tests' releases, which their registered keys were made for.
+pub const ZK_MODEL: H256 = H256::repeat_byte(7);
+
+/// Verifying keys the tests treat as registered: those whose first byte is 0xAA, all made for
+/// [`ZK_MODEL`].
 pub struct RegisteredKeys;
-impl Contains<H256> for RegisteredKeys {
-	fn contains(vk: &H256) -> bool {
-		vk.0[0] == 0xAA
+impl opg_primitives::VerifyingKeyRegistry for RegisteredKeys {
+	fn model_of(vk: &H256) -> Option<H256> {
+		(vk.0[0] == 0xAA).then_some(ZK_MODEL)
 	}
 }
 

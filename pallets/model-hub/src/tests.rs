@@ -229,6 +229,12 @@ mod releases {
 			p.modes = ModeSet::of(&[VerificationMode::Zk]);
 			p.zk_verifying_key = Some(H256::repeat_byte(0x01));
 			assert_noop!(call(p), Error::<Test>::UnknownVerifyingKey);
+			// A registered key, but made for another model's circuit.
+			p = params(b"1");
+			p.modes = ModeSet::of(&[VerificationMode::Zk]);
+			p.zk_verifying_key = Some(H256::repeat_byte(0xAA));
+			p.artifact = H256::repeat_byte(8);
+			assert_noop!(call(p), Error::<Test>::VerifyingKeyOfAnotherModel);
 			p = params(b"1");
 			p.royalty = Permill::from_percent(21);
 			assert_noop!(call(p), Error::<Test>::RoyaltyTooHigh);

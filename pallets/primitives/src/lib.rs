@@ -321,6 +321,16 @@ pub fn tee_message(job: JobId, artifact: H256, input_hash: H256, output_hash: H2
 	polkadot_sdk::sp_crypto_hashing::blake2_256(&(job, artifact, input_hash, output_hash).encode())
 }
 
+/// Registered zero-knowledge verifying keys, as the model hub sees them when a release refers to
+/// one.
+pub trait VerifyingKeyRegistry {
+	/// The model (artifact hash) `key` was registered for, if `key` is registered and a release
+	/// may refer to it. A key only proves what its circuit computes, and the circuit comes from
+	/// the publisher's setup: recording the model with the key lets the chain refuse a release
+	/// that pairs a model with another model's key.
+	fn model_of(key: &H256) -> Option<H256>;
+}
+
 /// Public inputs of a ZK inference proof.
 pub const ZK_PUBLIC_INPUTS: usize = 4;
 

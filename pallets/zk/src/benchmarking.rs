@@ -26,6 +26,7 @@ fn registered<T: Config>(n: u32) -> (H256, Vec<u8>, Vec<[u8; 32]>) {
 	Pallet::<T>::register_verifying_key(
 		RawOrigin::Signed(owner).into(),
 		encoded.clone().try_into().expect("fits"),
+		H256::repeat_byte(1),
 	)
 	.expect("a valid key registers");
 	(key_hash(&encoded), proof, inputs)
@@ -44,7 +45,7 @@ mod benchmarks {
 		let hash = key_hash(&encoded);
 
 		#[extrinsic_call]
-		_(RawOrigin::Signed(owner), encoded.try_into().expect("fits"));
+		_(RawOrigin::Signed(owner), encoded.try_into().expect("fits"), H256::repeat_byte(1));
 
 		assert_eq!(Pallet::<T>::public_inputs(hash), Some(n));
 	}

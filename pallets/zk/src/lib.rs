@@ -10,6 +10,15 @@
 //! The inference market verifies ZK results through [`Pallet::verify`]; what the public inputs
 //! of an inference proof are is fixed by [`opg_primitives::zk_public_inputs`].
 //!
+//! **Trust assumption.** A Groth16 proof is sound only if nobody knows the trapdoor of the key's
+//! circuit-specific setup, and the key proves only what its circuit computes. Both come from the
+//! publisher's setup, which the chain cannot see: a publisher who kept the trapdoor, or compiled
+//! another computation, can make "proofs" that verify. What the chain does bind: each key is
+//! registered with the model (artifact hash) its circuit was compiled from, and a release may
+//! refer only to a key registered for its own artifact; keys whose δ makes forging trivial are
+//! refused at registration. A requester trusts the publisher's setup (or an audited ceremony)
+//! as much as the model itself.
+//!
 //! Limits: a key has at most [`opg_groth16::MAX_PUBLIC_INPUTS`] (32) public inputs, so an
 //! encoded key is at most [`MAX_KEY_LEN`] bytes and a stored one [`MAX_PREPARED_LEN`]; a proof is
 //! [`opg_groth16::PROOF_LEN`] (128) bytes. Weights grow with the number of public inputs.
@@ -62,6 +71,9 @@ pub struct KeyRecord<AccountId, Balance> {
 	pub owner: AccountId,
 	/// Deposit held from `owner`.
 	pub deposit: Balance,
+	/// The model (release artifact hash) the key's circuit was compiled from, as the owner
+	/// states it; releases of other artifacts cannot refer to the key.
+	pub model: H256,
 	/// Number of public inputs a proof has.
 	pub public_inputs: u32,
 	/// The key in [`opg_groth16::PreparedVerifyingKey`]'s encoding.
@@ -142,6 +154,7 @@ pub mod pallet {
 		VerifyingKeyRegistered {
 			hash: H256,
 			owner: T::AccountId,
+			model: H256,
 			public_inputs: u32,
 			deposit: BalanceOf<T>,
 		},
@@ -180,9 +193,14 @@ pub mod pallet {
 
 	#[pallet::call]
 	impl<T: Config> Pallet<T> {
-		/// Registers `key` (compact encoding, see [`opg_groth16::VerifyingKey::decode`]) and
-		/// holds the deposit for its prepared form. Its hash, blake2-256 of `key`, is what
-		/// releases reference.
+		/// Registers `key` (compact encoding, see [`opg_groth16::VerifyingKey::decode`]) for the
+		/// model whose artifact hash is `model`, and holds the deposit for its prepared form. Its
+		/// hash, blake2-256 of `key`, is what releases of that model reference.
+		///
+		/// Soundness rests on the owner's circuit-specific setup: whoever knows its trapdoor can
+		/// prove anything under the key, and the chain cannot tell. Requesters trust the owner's
+		/// setup as they trust the model. Keys that are forgeable in the open (δ = ±γ, ±g₂) are
+		/// refused.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::register_verifying_key(
 			public_inputs_of_len(key.len()).unwrap_or(MAX_PUBLIC_INPUTS as u32)
@@ -190,6 +208,7 @@ pub mod pallet {
 		pub fn register_verifying_key(
 			origin: OriginFor<T>,
 			key: BoundedVec<u8, ConstU32<MAX_KEY_LEN>>,
+			model: H256,
 		) -> DispatchResult {
 			let owner = ensure_signed(origin)?;
 			let hash = key_hash(&key);
@@ -209,11 +228,12 @@ pub mod pallet {
 			T::Currency::hold(&HoldReason::KeyDeposit.into(), &owner, deposit)?;
 			VerifyingKeys::<T>::insert(
 				hash,
-				KeyRecord { owner: owner.clone(), deposit, public_inputs, prepared },
+				KeyRecord { owner: owner.clone(), deposit, model, public_inputs, prepared },
 			);
 			Self::deposit_event(Event::VerifyingKeyRegistered {
 				hash,
 				owner,
+				model,
 				public_inputs,
 				deposit,
 			});
@@ -312,11 +332,13 @@ pub mod pallet {
 	}
 }
 
-/// Keys registered with exactly `N` public inputs: what model releases may reference (an
-/// inference proof has [`opg_primitives::ZK_PUBLIC_INPUTS`]).
+/// Keys registered with exactly `N` public inputs, with their models: what model releases may
+/// reference (an inference proof has [`opg_primitives::ZK_PUBLIC_INPUTS`]).
 pub struct KeysWithInputs<T, N>(core::marker::PhantomData<(T, N)>);
-impl<T: Config, N: Get<u32>> Contains<H256> for KeysWithInputs<T, N> {
-	fn contains(key: &H256) -> bool {
-		Pallet::<T>::public_inputs(*key) == Some(N::get())
+impl<T: Config, N: Get<u32>> opg_primitives::VerifyingKeyRegistry for KeysWithInputs<T, N> {
+	fn model_of(key: &H256) -> Option<H256> {
+		VerifyingKeys::<T>::get(key)
+			.filter(|record| record.public_inputs == N::get())
+			.map(|record| record.model)
 	}
 }

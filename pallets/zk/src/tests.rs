@@ -37,8 +37,15 @@ fn held(who: u64) -> u64 {
 	Balances::balance_on_hold(&HoldReason::KeyDeposit.into(), &who)
 }
 
+/// The model the tests' keys are registered for.
+const MODEL: H256 = H256::repeat_byte(0x4d);
+
 fn register(who: u64, key: &[u8]) -> H256 {
-	assert_ok!(Zk::register_verifying_key(RuntimeOrigin::signed(who), bounded(key.to_vec())));
+	assert_ok!(Zk::register_verifying_key(
+		RuntimeOrigin::signed(who),
+		bounded(key.to_vec()),
+		MODEL
+	));
 	key_hash(key)
 }
 
@@ -50,8 +57,14 @@ fn a_snarkjs_proof_verifies_against_its_registered_key() {
 		let deposit = 100 + opg_groth16::prepared_key_len(2) as u64;
 		assert_eq!(held(ALICE), deposit);
 		System::assert_last_event(
-			Event::VerifyingKeyRegistered { hash: h, owner: ALICE, public_inputs: 2, deposit }
-				.into(),
+			Event::VerifyingKeyRegistered {
+				hash: h,
+				owner: ALICE,
+				model: MODEL,
+				public_inputs: 2,
+				deposit,
+			}
+			.into(),
 		);
 		assert_eq!(Zk::public_inputs(h), Some(2));
 		assert_eq!(Zk::verify(h, &proof, &inputs), Ok(()));
@@ -115,7 +128,7 @@ fn malformed_keys_are_refused_and_nothing_is_held() {
 			(too_many, Error::<Test>::TooManyPublicInputs),
 		] {
 			assert_noop!(
-				Zk::register_verifying_key(RuntimeOrigin::signed(ALICE), bounded(bad)),
+				Zk::register_verifying_key(RuntimeOrigin::signed(ALICE), bounded(bad), MODEL),
 				error
 			);
 		}
@@ -151,12 +164,12 @@ fn a_key_is_registered_once_and_the_deposit_must_be_paid() {
 	new_test_ext(|| {
 		let (key, _, _) = circom();
 		assert_noop!(
-			Zk::register_verifying_key(RuntimeOrigin::signed(POOR), bounded(key.clone())),
+			Zk::register_verifying_key(RuntimeOrigin::signed(POOR), bounded(key.clone()), MODEL),
 			DispatchError::Token(TokenError::FundsUnavailable)
 		);
 		register(ALICE, &key);
 		assert_noop!(
-			Zk::register_verifying_key(RuntimeOrigin::signed(BOB), bounded(key.clone())),
+			Zk::register_verifying_key(RuntimeOrigin::signed(BOB), bounded(key.clone()), MODEL),
 			Error::<Test>::AlreadyRegistered
 		);
 	});
@@ -192,14 +205,15 @@ fn only_the_owner_removes_an_unused_key() {
 }
 
 #[test]
-fn releases_may_reference_only_keys_of_the_inference_statement() {
+fn releases_may_reference_only_keys_of_the_inference_statement_made_for_their_model() {
 	new_test_ext(|| {
+		use opg_primitives::VerifyingKeyRegistry;
 		type Inference =
 			KeysWithInputs<Test, ConstU32<{ opg_primitives::ZK_PUBLIC_INPUTS as u32 }>>;
 		let four = register(ALICE, &opg_groth16::synthetic::instance(4, 9).0.encode().unwrap());
 		let two = register(ALICE, &circom().0);
-		assert!(Inference::contains(&four));
-		assert!(!Inference::contains(&two));
-		assert!(!Inference::contains(&H256::zero()));
+		assert_eq!(Inference::model_of(&four), Some(MODEL));
+		assert_eq!(Inference::model_of(&two), None);
+		assert_eq!(Inference::model_of(&H256::zero()), None);
 	});
 }
