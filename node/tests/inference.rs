@@ -624,6 +624,7 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 		Charlie,
 		RuntimeCall::Zk(pallet_zk::Call::register_verifying_key {
 			key: vk.try_into().expect("vk fits"),
+			model: opg_worker::store::blake2_256(model),
 		}),
 	);
 	submit(

@@ -226,11 +226,17 @@ fn missed_deadline_refunds_requester_and_burns_the_slash() {
 		start_block(1);
 		let issuance = Balances::total_issuance();
 		let (bob, alice) = (account(Bob), account(Alice));
-		let job = submit_job(Bob, UNIT, Some(2));
+		let timeout = <Runtime as pallet_inference::Config>::MinJobTimeout::get();
+		assert_eq!(
+			Executive::apply_extrinsic(signed(Bob, job_call(UNIT, Some(timeout - 1)), 0))
+				.expect("valid transaction"),
+			Err(pallet_inference::Error::<Runtime>::BadTimeout.into())
+		);
+		let job = submit_job(Bob, UNIT, Some(timeout));
 		let bob_after_submit = Balances::balance(&bob) + escrow_of(&bob);
 
-		// Expiry runs in the `on_initialize` of the block after the deadline (1 + 2).
-		for n in 2..=4 {
+		// Expiry runs in the `on_initialize` of the block after the deadline (1 + timeout).
+		for n in 2..=timeout + 2 {
 			start_block(n);
 		}
 		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();

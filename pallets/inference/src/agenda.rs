@@ -1,42 +1,62 @@
 //! The agenda (expiries and prunings per block, served in `on_initialize`) and the
 //! verification queue (served in `on_idle`).
+//!
+//! The agenda is keyed by (block, job), so scheduling never fails for lack of room and an
+//! entry whose job closed early is removed with the job, at a constant cost: a block's agenda
+//! holds only work that is still due, and nobody can fill it with entries of jobs that ended.
+//! It is served oldest block first within a weight budget per block ([`Config::AgendaWeight`]);
+//! what does not fit carries over.
+//!
+//! The queue never refuses a result: a ZK job reserves its place when it is submitted
+//! ([`OpenZkJobs`] counts the reservations, at most [`Config::MaxQueueLen`]), so a worker
+//! cannot be slashed because the queue was full when its proof arrived.
 
 use crate::{pallet::*, types::*, weights::WeightInfo};
 use opg_primitives::{JobId, VerificationMode};
 use polkadot_sdk::{
 	frame_support::{pallet_prelude::*, weights::WeightMeter},
 	frame_system::{self, pallet_prelude::*},
-	sp_runtime::traits::{Saturating, Zero},
+	sp_runtime::traits::{One, Saturating, Zero},
 };
 
 impl<T: Config> Pallet<T> {
-	pub(crate) fn schedule(at: BlockNumberFor<T>, job: JobId, item: AgendaItem) -> DispatchResult {
-		Agenda::<T>::try_mutate(at, |entries| entries.try_push((job, item)))
-			.map_err(|_| Error::<T>::AgendaFull)?;
+	pub(crate) fn schedule(at: BlockNumberFor<T>, job: JobId, item: AgendaItem) {
+		Agenda::<T>::insert(at, job, item);
 		// Nothing was ever scheduled before the first entry: start the cursor there rather
 		// than walking empty blocks from genesis (matters when the pallet joins a live chain).
 		if AgendaCursor::<T>::get().is_zero() {
 			AgendaCursor::<T>::put(frame_system::Pallet::<T>::block_number());
 		}
-		Ok(())
 	}
 
-	/// Processes due agenda entries, oldest block first. `limit` bounds the work: each
-	/// block visited and each entry processed takes one unit; what is left carries over.
-	pub fn service_agenda(now: BlockNumberFor<T>, limit: u32) -> Weight {
-		let mut weight = Weight::zero();
-		let mut budget = limit;
+	/// The block a job's expiry is scheduled for: the result is accepted through the deadline
+	/// block, expiry runs in the next one.
+	pub(crate) fn expiry_block(deadline: BlockNumberFor<T>) -> BlockNumberFor<T> {
+		deadline.saturating_add(One::one())
+	}
+
+	/// Weight of the costlier agenda entry.
+	fn worst_entry() -> Weight {
+		T::WeightInfo::on_initialize_expire()
+			.saturating_add(T::Consumer::weight())
+			.max(T::WeightInfo::on_initialize_prune())
+	}
+
+	/// Processes due agenda entries, oldest block first, while `meter` allows the costlier
+	/// entry; what is left carries over to the next block.
+	pub fn service_agenda(now: BlockNumberFor<T>, meter: &mut WeightMeter) {
 		let mut cursor = AgendaCursor::<T>::get();
-		while cursor <= now && budget > 0 {
-			budget -= 1;
-			weight.saturating_accrue(T::WeightInfo::on_initialize_base());
-			let mut entries = Agenda::<T>::take(cursor).into_inner();
-			let take = (budget as usize).min(entries.len());
-			let rest =
-				BoundedVec::<_, T::MaxAgendaPerBlock>::truncate_from(entries.split_off(take));
-			for (job, item) in entries {
-				budget -= 1;
-				weight.saturating_accrue(match item {
+		'blocks: while cursor <= now &&
+			meter.try_consume(T::WeightInfo::on_initialize_base()).is_ok()
+		{
+			// One entry at a time, first looked at and then taken: an empty block costs only
+			// its visit, and entries not reached stay for the next block.
+			while let Some(job) = Agenda::<T>::iter_key_prefix(cursor).next() {
+				if !meter.can_consume(Self::worst_entry()) {
+					break 'blocks;
+				}
+				let Some(item) = Agenda::<T>::take(cursor, job) else { break };
+				meter.consume(match item {
 					AgendaItem::Expire => {
 						Self::process_expiry(job, now);
 						T::WeightInfo::on_initialize_expire().saturating_add(T::Consumer::weight())
@@ -47,15 +67,9 @@ impl<T: Config> Pallet<T> {
 					},
 				});
 			}
-			if !rest.is_empty() {
-				// Budget spent mid-block: keep the rest for the next block.
-				Agenda::<T>::insert(cursor, rest);
-				break;
-			}
 			cursor.saturating_inc();
 		}
 		AgendaCursor::<T>::put(cursor);
-		weight
 	}
 
 	pub(crate) fn process_expiry(job: JobId, now: BlockNumberFor<T>) {
@@ -67,21 +81,33 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	pub(crate) fn prune(job: JobId) {
-		if Jobs::<T>::get(job).is_some_and(|j| j.ended.is_some()) {
-			Jobs::<T>::remove(job);
-			JobResults::<T>::remove(job);
-			JobInputs::<T>::remove(job);
-			Self::deposit_event(Event::JobPruned { job });
+	/// Removes an ended job's records; `false` if the job is open or gone.
+	pub(crate) fn prune(job: JobId) -> bool {
+		if !Jobs::<T>::get(job).is_some_and(|j| j.ended.is_some()) {
+			return false;
 		}
+		Jobs::<T>::remove(job);
+		JobResults::<T>::remove(job);
+		JobInputs::<T>::remove(job);
+		Self::deposit_event(Event::JobPruned { job });
+		true
 	}
 
-	pub(crate) fn enqueue(job: JobId) -> DispatchResult {
-		let (head, tail) = (QueueHead::<T>::get(), QueueTail::<T>::get());
-		ensure!(tail.saturating_sub(head) < T::MaxQueueLen::get() as u64, Error::<T>::QueueFull);
+	/// Queues a ZK result for verification. Never fails: its place was reserved when the job
+	/// was submitted.
+	pub(crate) fn enqueue(job: JobId) {
+		let tail = QueueTail::<T>::get();
 		VerificationQueue::<T>::insert(tail, job);
+		QueuedAt::<T>::insert(job, tail);
 		QueueTail::<T>::put(tail.saturating_add(1));
-		Ok(())
+	}
+
+	/// Takes a job's entry out of the queue (verified early by `verify_result`), leaving a gap
+	/// that `on_idle` steps over.
+	pub(crate) fn dequeue(job: JobId) {
+		if let Some(at) = QueuedAt::<T>::take(job) {
+			VerificationQueue::<T>::remove(at);
+		}
 	}
 
 	/// Verifies queued results while the meter allows a worst-case verification.
@@ -103,15 +129,20 @@ impl<T: Config> Pallet<T> {
 		let now = frame_system::Pallet::<T>::block_number();
 		let mut head = QueueHead::<T>::get();
 		let tail = QueueTail::<T>::get();
-		while head < tail && meter.try_consume(worst).is_ok() {
-			if let Some(job) = VerificationQueue::<T>::take(head) {
-				// Entries whose job was verified by `verify_result` are stale: skip them.
-				if let Some(record) = Jobs::<T>::get(job) {
-					if record.status == JobStatus::Submitted {
-						let valid = Self::verify(job, &record);
-						Self::conclude(job, record, valid, now);
+		while head < tail && meter.can_consume(worst) {
+			match VerificationQueue::<T>::take(head) {
+				// A gap left by `verify_result` costs a read, not a verification's budget.
+				None => meter.consume(T::DbWeight::get().reads(1)),
+				Some(job) => {
+					meter.consume(worst);
+					QueuedAt::<T>::remove(job);
+					if let Some(record) = Jobs::<T>::get(job) {
+						if record.status == JobStatus::Submitted {
+							let valid = Self::verify(job, &record);
+							Self::conclude(job, record, valid, now);
+						}
 					}
-				}
+				},
 			}
 			head += 1;
 		}

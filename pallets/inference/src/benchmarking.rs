@@ -284,7 +284,7 @@ mod benchmarks {
 		Jobs::<T>::mutate(job, |j| j.as_mut().unwrap().mode = VerificationMode::Zk);
 		// Fill the queue up to one below its bound.
 		for n in 0..T::MaxQueueLen::get().saturating_sub(1) {
-			Pallet::<T>::enqueue(u64::MAX - n as u64).unwrap();
+			Pallet::<T>::enqueue(u64::MAX - n as u64);
 		}
 		let output: BoundedVec<u8, T::MaxOutputLen> = payload(o).try_into().unwrap();
 		let evidence = Evidence::ZkProof(vec![1u8; e as usize].try_into().unwrap());
@@ -351,7 +351,10 @@ mod benchmarks {
 
 		#[block]
 		{
-			Pallet::<T>::service_agenda(now, 1);
+			Pallet::<T>::service_agenda(
+				now,
+				&mut WeightMeter::with_limit(T::WeightInfo::on_initialize_base()),
+			);
 		}
 
 		assert_eq!(AgendaCursor::<T>::get(), now + One::one());
@@ -409,7 +412,7 @@ mod benchmarks {
 		let release = release::<T>();
 		fill_pool::<T>(release, 1);
 		let job = submitted_job::<T>(release);
-		Pallet::<T>::enqueue(job).unwrap();
+		Pallet::<T>::enqueue(job);
 		Jobs::<T>::mutate(job, |j| j.as_mut().unwrap().status = JobStatus::Failed);
 		let mut meter = WeightMeter::new();
 
@@ -419,6 +422,24 @@ mod benchmarks {
 		}
 
 		assert_eq!(QueueHead::<T>::get(), QueueTail::<T>::get());
+	}
+
+	/// Anyone's pruning of an ended job with the largest result, its agenda entry removed.
+	#[benchmark]
+	fn prune_job() {
+		let release = release::<T>();
+		fill_pool::<T>(release, 1);
+		let job = submitted_job::<T>(release);
+		let record = Jobs::<T>::get(job).unwrap();
+		let now = frame_system::Pallet::<T>::block_number();
+		Pallet::<T>::settle(job, record, now);
+		frame_system::Pallet::<T>::set_block_number(now + T::RetentionPeriod::get());
+		let caller = funded::<T>("caller", 0);
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), job);
+
+		assert!(!Jobs::<T>::contains_key(job));
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_bench_ext(), crate::mock::Test);

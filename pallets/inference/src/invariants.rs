@@ -1,6 +1,7 @@
 //! The market's invariants (`try_state`, and the tests' after-check).
 
 use crate::{pallet::*, types::*};
+use opg_primitives::VerificationMode;
 use polkadot_sdk::{
 	frame_support::{pallet_prelude::*, traits::fungible::InspectHold},
 	sp_runtime::traits::{Saturating, Zero},
@@ -12,9 +13,17 @@ impl<T: Config> Pallet<T> {
 		use alloc::collections::btree_map::BTreeMap;
 		let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 		let mut open: BTreeMap<T::AccountId, u32> = BTreeMap::new();
+		let (mut open_zk, mut queued) = (0u32, 0u64);
 		let next = NextJobId::<T>::get();
 		for (id, job) in Jobs::<T>::iter() {
 			ensure!(id < next, "job id beyond the counter");
+			if job.ended.is_none() && job.mode == VerificationMode::Zk {
+				open_zk += 1;
+			}
+			if job.status == JobStatus::Submitted && job.mode == VerificationMode::Zk {
+				queued += 1;
+				ensure!(QueuedAt::<T>::contains_key(id), "pending proof not in the queue");
+			}
 			if job.ended.is_none() {
 				let e = escrow.entry(job.requester.clone()).or_default();
 				*e = e.saturating_add(job.price.saturating_add(job.verification_hold));
@@ -58,8 +67,9 @@ impl<T: Config> Pallet<T> {
 			ensure!(WorkerJobs::<T>::get(&who).len() as u32 == n, "worker job list off");
 			for release in worker.releases.iter() {
 				ensure!(
-					worker.is_unbonding() || ReleaseWorkers::<T>::get(release).contains(&who),
-					"active worker missing from a release pool"
+					(worker.status == WorkerStatus::Active) ==
+						ReleaseWorkers::<T>::get(release).contains(&who),
+					"pools hold exactly the active workers serving the release"
 				);
 			}
 		}
@@ -67,16 +77,37 @@ impl<T: Config> Pallet<T> {
 			for who in pool.iter() {
 				let w = Workers::<T>::get(who).ok_or("pool lists a non-worker")?;
 				ensure!(w.releases.contains(&release), "pool lists a worker not serving it");
-				ensure!(!w.is_unbonding(), "unbonding worker still in a pool");
+				ensure!(w.status == WorkerStatus::Active, "a worker that does not serve in a pool");
 			}
 		}
 		let (head, tail) = (QueueHead::<T>::get(), QueueTail::<T>::get());
 		ensure!(head <= tail, "queue head past tail");
-		ensure!(tail - head <= T::MaxQueueLen::get() as u64, "queue over its bound");
 		ensure!(
-			VerificationQueue::<T>::iter().count() as u64 == tail - head,
-			"queue entries outside head..tail"
+			OpenZkJobs::<T>::get() == open_zk,
+			"reserved queue places differ from open ZK jobs"
 		);
+		ensure!(open_zk <= T::MaxQueueLen::get(), "more open ZK jobs than queue places");
+		ensure!(VerificationQueue::<T>::iter().count() as u64 == queued, "queue entries off");
+		for (at, job) in VerificationQueue::<T>::iter() {
+			ensure!(head <= at && at < tail, "queue entry outside head..tail");
+			ensure!(QueuedAt::<T>::get(job) == Some(at), "queue position index off");
+		}
+		ensure!(QueuedAt::<T>::iter().count() as u64 == queued, "stale queue positions");
+		// Only due work is on the agenda: an expiry for each open job, a pruning for each
+		// ended one, nothing for jobs that are gone.
+		for (at, id, item) in Agenda::<T>::iter() {
+			let job = Jobs::<T>::get(id).ok_or("agenda entry of a pruned job")?;
+			match item {
+				AgendaItem::Expire => {
+					ensure!(job.ended.is_none(), "expiry left for an ended job");
+					ensure!(at == Self::expiry_block(job.deadline), "expiry off its block");
+				},
+				AgendaItem::Prune => ensure!(
+					job.ended.map(|e| e.saturating_add(T::RetentionPeriod::get())) == Some(at),
+					"pruning off its block"
+				),
+			}
+		}
 		let by_cause = BurnedByCause::<T>::iter_values()
 			.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
 		ensure!(by_cause == TotalBurned::<T>::get(), "burn split differs from the total");

@@ -1,7 +1,7 @@
 //! Jobs: submission, verification, settlement, failure, expiry, refund and closing, and the
 //! job queries of the runtime API.
 
-use crate::{pallet::*, types::*, LOG_TARGET};
+use crate::{pallet::*, types::*};
 use alloc::vec::Vec;
 use opg_primitives::{payload_hash, JobId, ReleaseId, VerificationMode};
 use pallet_model_hub::{InputError, ModelRegistry};
@@ -17,15 +17,29 @@ use polkadot_sdk::{
 	},
 	frame_system::{self, pallet_prelude::*},
 	sp_runtime::{
-		traits::{One, Saturating, Zero},
+		traits::{Saturating, Zero},
 		Permill,
 	},
 };
 
 impl<T: Config> Pallet<T> {
 	/// `submit_job` for a given requester: what other pallets call through
-	/// [`InferenceRequester`].
+	/// [`InferenceRequester`]. All or nothing: outside a dispatch nothing else rolls back a
+	/// failure halfway (e.g. the release's open-job count after the escrow hold).
 	pub fn do_submit_job(
+		requester: T::AccountId,
+		release: ReleaseId,
+		mode: VerificationMode,
+		input: BoundedVec<u8, T::MaxInputLen>,
+		max_fee: BalanceOf<T>,
+		timeout: Option<BlockNumberFor<T>>,
+	) -> Result<JobId, DispatchError> {
+		polkadot_sdk::frame_support::storage::with_storage_layer(|| {
+			Self::try_submit_job(requester, release, mode, input, max_fee, timeout)
+		})
+	}
+
+	fn try_submit_job(
 		requester: T::AccountId,
 		release: ReleaseId,
 		mode: VerificationMode,
@@ -47,6 +61,10 @@ impl<T: Config> Pallet<T> {
 			InputError::Tensor(_) => Error::<T>::InvalidInput,
 		})?;
 
+		// A ZK job reserves its verification place now, so its proof is never refused later.
+		let zk = mode == VerificationMode::Zk;
+		ensure!(!zk || OpenZkJobs::<T>::get() < T::MaxQueueLen::get(), Error::<T>::QueueFull);
+
 		let job = NextJobId::<T>::get();
 		let next = job.checked_add(1).ok_or(Error::<T>::Overflow)?;
 		let (worker_id, mut worker) =
@@ -61,11 +79,13 @@ impl<T: Config> Pallet<T> {
 
 		T::Currency::hold(&HoldReason::JobEscrow.into(), &requester, held)
 			.map_err(|_| Error::<T>::InsufficientBalance)?;
-		// The result is accepted through the deadline block; expiry runs in the next one.
-		Self::schedule(deadline.saturating_add(One::one()), job, AgendaItem::Expire)?;
 		WorkerJobs::<T>::try_mutate(&worker_id, |jobs| jobs.try_push(job))
 			.map_err(|_| Error::<T>::Overflow)?;
 		T::Models::job_opened(release)?;
+		Self::schedule(Self::expiry_block(deadline), job, AgendaItem::Expire);
+		if zk {
+			OpenZkJobs::<T>::mutate(|n| n.saturating_inc());
+		}
 		worker.open_jobs = worker.open_jobs.saturating_add(1);
 		Workers::<T>::insert(&worker_id, worker);
 
@@ -210,15 +230,17 @@ impl<T: Config> Pallet<T> {
 			.defensive_unwrap_or_default();
 
 		record.status = JobStatus::Settled { verification_fee: burned };
+		let mode = record.mode;
 		Self::close(job, record, now, |w| w.completed = w.completed.saturating_add(1));
 		Self::deposit_event(Event::JobSettled {
 			job,
+			mode,
 			worker_payment: paid_worker,
 			royalty: paid_royalty,
 			verification_fee: burned,
 			refund,
 		});
-		T::Consumer::on_job_finished(job, JobOutcome::Settled { output: &output });
+		T::Consumer::on_job_finished(job, JobOutcome::Settled { mode, output: &output });
 	}
 
 	/// Invalid evidence: full refund, worker slashed.
@@ -267,17 +289,13 @@ impl<T: Config> Pallet<T> {
 		WorkerJobs::<T>::mutate(&record.worker, |jobs| jobs.retain(|j| *j != job));
 		T::Models::job_closed(record.release);
 		JobInputs::<T>::remove(job);
-		record.ended = Some(now);
-		// Pruning is best effort: if the block's agenda is full the next one takes it.
-		let mut at = now.saturating_add(T::RetentionPeriod::get());
-		let scheduled = (0..8).any(|_| {
-			let ok = Self::schedule(at, job, AgendaItem::Prune).is_ok();
-			at = at.saturating_add(One::one());
-			ok
-		});
-		if !scheduled {
-			log::error!(target: LOG_TARGET, "job {job}: no agenda room to schedule pruning");
+		if record.mode == VerificationMode::Zk {
+			OpenZkJobs::<T>::mutate(|n| *n = n.saturating_sub(1));
 		}
+		// The expiry is no longer due (removed first: the pruning may fall on the same block).
+		Agenda::<T>::remove(Self::expiry_block(record.deadline), job);
+		Self::schedule(now.saturating_add(T::RetentionPeriod::get()), job, AgendaItem::Prune);
+		record.ended = Some(now);
 		Jobs::<T>::insert(job, record);
 	}
 

@@ -13,10 +13,12 @@
 //!   by exactly what is burned.
 //!
 //! ## Life of a job
-//! `submit_job` picks a worker (stake-weighted, pseudo-random from the job id and the parent
-//! hash — a collator can influence the pick, so the draw is fair only against requesters) and
-//! holds `price + max verification fee`. The worker calls `submit_result` (or `reject_job` for
-//! input its model cannot take: full refund, no slash). A Vanilla result settles at once; a
+//! `submit_job` picks a worker (stake-weighted, from the job id and the parent hash, and only
+//! among workers that can answer in the mode) and holds `price + max verification fee`. The
+//! draw is **not** unpredictable: both inputs are known when the job is submitted, and a
+//! requester's `max_fee` can narrow the pool, so a requester can often choose its worker, and
+//! a collator can too (see `docs/security.md`). The worker calls `submit_result` (or `reject_job`
+//! for input its model cannot take: full refund, no slash). A Vanilla result settles at once; a
 //! result with evidence is stored and visible at once and verified later, from a bounded FIFO
 //! queue in `on_idle` or by anyone calling `verify_result`. A valid result settles; an invalid
 //! one refunds the requester in full and slashes the worker. A job with no result by its
@@ -63,8 +65,6 @@ use polkadot_sdk::{
 	sp_core::H256,
 	sp_runtime::traits::{Saturating, Zero},
 };
-
-const LOG_TARGET: &str = "runtime::inference";
 
 #[frame_support::pallet]
 pub mod pallet {
@@ -144,13 +144,12 @@ pub mod pallet {
 		/// Highest capacity (concurrent jobs) of a worker.
 		#[pallet::constant]
 		type MaxWorkerCapacity: Get<u32>;
-		/// Most agenda entries (expiries, prunings) scheduled for one block.
+		/// Weight `on_initialize` may spend on due expiries and prunings per block; the rest
+		/// carries over to the next block.
 		#[pallet::constant]
-		type MaxAgendaPerBlock: Get<u32>;
-		/// Most agenda entries processed in one `on_initialize`; the rest carry over.
-		#[pallet::constant]
-		type MaxAgendaServicedPerBlock: Get<u32>;
-		/// Longest verification queue.
+		type AgendaWeight: Get<Weight>;
+		/// Most ZK jobs open at once (assigned, or with a proof waiting in the verification
+		/// queue): each reserves its queue place at submission.
 		#[pallet::constant]
 		type MaxQueueLen: Get<u32>;
 
@@ -203,15 +202,11 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type JobResults<T: Config> = StorageMap<_, Twox64Concat, JobId, JobResultOf<T>>;
 
-	/// Per block: jobs to expire or prune then.
+	/// Per block and job: what to do with the job then (expire it, or prune it). An entry
+	/// lives only while it is due: closing a job removes its expiry.
 	#[pallet::storage]
-	pub type Agenda<T: Config> = StorageMap<
-		_,
-		Twox64Concat,
-		BlockNumberFor<T>,
-		BoundedVec<(JobId, AgendaItem), T::MaxAgendaPerBlock>,
-		ValueQuery,
-	>;
+	pub type Agenda<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Twox64Concat, JobId, AgendaItem>;
 
 	/// First block whose agenda may still hold entries.
 	#[pallet::storage]
@@ -225,9 +220,17 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type QueueTail<T> = StorageValue<_, u64, ValueQuery>;
 
-	/// Verification queue entries (FIFO between head and tail).
+	/// Verification queue entries (FIFO between head and tail; `verify_result` leaves gaps).
 	#[pallet::storage]
 	pub type VerificationQueue<T> = StorageMap<_, Twox64Concat, u64, JobId>;
+
+	/// Where a job waits in the verification queue.
+	#[pallet::storage]
+	pub type QueuedAt<T> = StorageMap<_, Twox64Concat, JobId, u64>;
+
+	/// Open ZK jobs (assigned, or waiting in the queue): the queue places reserved.
+	#[pallet::storage]
+	pub type OpenZkJobs<T> = StorageValue<_, u32, ValueQuery>;
 
 	/// Everything this pallet has burned.
 	#[pallet::storage]
@@ -270,9 +273,11 @@ pub mod pallet {
 		},
 		/// A worker submitted a result (pending verification unless Vanilla).
 		ResultSubmitted { job: JobId, worker: T::AccountId, output_hash: H256 },
-		/// A job settled: worker paid, fee burned, remainder refunded.
+		/// A job settled: worker paid, fee burned, remainder refunded. `mode` says what backs
+		/// the output: a verified TEE signature or proof, or nothing but trust (Vanilla).
 		JobSettled {
 			job: JobId,
+			mode: VerificationMode,
 			worker_payment: BalanceOf<T>,
 			royalty: BalanceOf<T>,
 			verification_fee: BalanceOf<T>,
@@ -348,18 +353,21 @@ pub mod pallet {
 		EvidenceMismatch,
 		/// The job has no result waiting for verification.
 		NotPendingVerification,
-		/// The verification queue is full; try again later.
+		/// `MaxQueueLen` ZK jobs are open, each with a reserved verification place; try again
+		/// when some have settled.
 		QueueFull,
-		/// Too many entries scheduled for the deadline's block; choose another deadline.
-		AgendaFull,
 		/// A counter overflowed.
 		Overflow,
+		/// The job is open, or its retention period has not passed.
+		NotPrunable,
 	}
 
 	#[pallet::hooks]
 	impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
-			Self::service_agenda(now, T::MaxAgendaServicedPerBlock::get())
+			let mut meter = WeightMeter::with_limit(T::AgendaWeight::get());
+			Self::service_agenda(now, &mut meter);
+			meter.consumed()
 		}
 
 		fn on_idle(_now: BlockNumberFor<T>, remaining: Weight) -> Weight {
@@ -369,7 +377,17 @@ pub mod pallet {
 		}
 
 		fn integrity_test() {
-			assert!(T::MaxAgendaServicedPerBlock::get() > 0, "agenda must make progress");
+			assert!(
+				T::WeightInfo::on_initialize_base()
+					.saturating_add(T::WeightInfo::on_initialize_expire())
+					.saturating_add(T::Consumer::weight())
+					.max(
+						T::WeightInfo::on_initialize_base()
+							.saturating_add(T::WeightInfo::on_initialize_prune())
+					)
+					.all_lte(T::AgendaWeight::get()),
+				"the agenda must make progress: AgendaWeight below one block visit and entry"
+			);
 			assert!(T::MinJobTimeout::get() > Zero::zero(), "a job needs at least one block");
 			assert!(
 				T::MinJobTimeout::get() <= T::DefaultJobTimeout::get() &&
@@ -471,8 +489,11 @@ pub mod pallet {
 			let mut worker = Workers::<T>::get(&who).ok_or(Error::<T>::NotWorker)?;
 			ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
 			Self::check_offer(&releases, modes, capacity)?;
-			Self::leave_pools(&who, &worker.releases);
-			Self::join_pools(&who, &releases)?;
+			// A paused worker is in no pool; it joins its releases' pools when it resumes.
+			if worker.status == WorkerStatus::Active {
+				Self::leave_pools(&who, &worker.releases);
+				Self::join_pools(&who, &releases)?;
+			}
 			worker.releases = releases;
 			worker.modes = modes;
 			worker.price = price;
@@ -498,22 +519,26 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Stops taking new jobs; open jobs must still be answered.
+		/// Stops taking new jobs and leaves the release pools (freeing the slots for workers
+		/// that serve); open jobs must still be answered.
 		#[pallet::call_index(3)]
+		#[pallet::weight(T::WeightInfo::unregister_worker(T::MaxServedReleases::get()))]
 		pub fn pause_worker(origin: OriginFor<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
 				let worker = maybe.as_mut().ok_or(Error::<T>::NotWorker)?;
 				ensure!(worker.status == WorkerStatus::Active, Error::<T>::WorkerNotActive);
 				worker.status = WorkerStatus::Paused;
+				Self::leave_pools(&who, &worker.releases);
 				Ok(())
 			})?;
 			Self::deposit_event(Event::WorkerPaused { worker: who });
 			Ok(())
 		}
 
-		/// Takes jobs again (needs at least `MinWorkerStake`).
+		/// Takes jobs again (needs at least `MinWorkerStake`, and room in its releases' pools).
 		#[pallet::call_index(4)]
+		#[pallet::weight(T::WeightInfo::register_worker(T::MaxServedReleases::get()))]
 		pub fn resume_worker(origin: OriginFor<T>) -> DispatchResult {
 			let who = ensure_signed(origin)?;
 			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
@@ -521,7 +546,7 @@ pub mod pallet {
 				ensure!(worker.status == WorkerStatus::Paused, Error::<T>::WorkerNotPaused);
 				ensure!(worker.stake >= T::MinWorkerStake::get(), Error::<T>::StakeTooLow);
 				worker.status = WorkerStatus::Active;
-				Ok(())
+				Self::join_pools(&who, &worker.releases)
 			})?;
 			Self::deposit_event(Event::WorkerResumed { worker: who });
 			Ok(())
@@ -536,7 +561,9 @@ pub mod pallet {
 			let mut worker = Workers::<T>::get(&who).ok_or(Error::<T>::NotWorker)?;
 			ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
 			ensure!(worker.open_jobs == 0, Error::<T>::WorkerHasOpenJobs);
-			Self::leave_pools(&who, &worker.releases);
+			if worker.status == WorkerStatus::Active {
+				Self::leave_pools(&who, &worker.releases);
+			}
 			let unlock_at =
 				frame_system::Pallet::<T>::block_number().saturating_add(T::UnbondingPeriod::get());
 			worker.status = WorkerStatus::Unbonding { unlock_at };
@@ -572,7 +599,9 @@ pub mod pallet {
 		/// `timeout` blocks (default `DefaultJobTimeout`). Holds the worker's price plus the
 		/// maximum verification fee.
 		#[pallet::call_index(7)]
-		#[pallet::weight(T::WeightInfo::submit_job(input.len() as u32, T::MaxWorkersPerRelease::get()))]
+		#[pallet::weight(T::WeightInfo::submit_job(input.len() as u32, T::MaxWorkersPerRelease::get())
+			.saturating_add(T::Verifier::can_answer_weight(*mode)
+				.saturating_mul(T::MaxWorkersPerRelease::get().into())))]
 		pub fn submit_job(
 			origin: OriginFor<T>,
 			release: ReleaseId,
@@ -645,8 +674,9 @@ pub mod pallet {
 					))
 				},
 				// Proofs are verified later, from the queue or by `verify_result`.
+				// Its place in the queue was reserved at submission.
 				VerificationMode::Zk => {
-					Self::enqueue(job)?;
+					Self::enqueue(job);
 					Jobs::<T>::insert(job, record);
 					stored
 				},
@@ -694,8 +724,24 @@ pub mod pallet {
 			ensure_signed(origin)?;
 			let record = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
 			ensure!(record.status == JobStatus::Submitted, Error::<T>::NotPendingVerification);
+			Self::dequeue(job);
 			let verdict = Self::verify(job, &record);
 			Self::conclude(job, record, verdict, frame_system::Pallet::<T>::block_number());
+			Ok(())
+		}
+
+		/// Removes an ended job's records once its retention period has passed, without
+		/// waiting for the agenda. Anyone may call.
+		#[pallet::call_index(11)]
+		#[pallet::weight(T::WeightInfo::prune_job())]
+		pub fn prune_job(origin: OriginFor<T>, job: JobId) -> DispatchResult {
+			ensure_signed(origin)?;
+			let record = Jobs::<T>::get(job).ok_or(Error::<T>::UnknownJob)?;
+			let ended = record.ended.ok_or(Error::<T>::NotPrunable)?;
+			let due = ended.saturating_add(T::RetentionPeriod::get());
+			ensure!(frame_system::Pallet::<T>::block_number() >= due, Error::<T>::NotPrunable);
+			Agenda::<T>::remove(due, job);
+			Self::prune(job);
 			Ok(())
 		}
 	}

@@ -7,7 +7,7 @@ use pallet_model_hub::{ReleaseParams, TensorSpecsOf};
 use polkadot_sdk::{
 	frame_support::{
 		self, assert_ok, derive_impl, parameter_types,
-		traits::{ConstU32, ConstU64, Contains, Hooks},
+		traits::{ConstU32, ConstU64, Hooks},
 	},
 	frame_system, pallet_balances, sp_io,
 	sp_runtime::{BuildStorage, Permill},
@@ -76,18 +76,20 @@ impl pallet_model_hub::Config for Test {
 	type WeightInfo = ();
 }
 
-/// The one verifying key the hub treats as registered.
+/// The one verifying key the hub treats as registered, made for the demo release's artifact.
 pub const ZK_KEY: H256 = H256::repeat_byte(0xAA);
 pub struct RegisteredKey;
-impl Contains<H256> for RegisteredKey {
-	fn contains(vk: &H256) -> bool {
-		*vk == ZK_KEY
+impl opg_primitives::VerifyingKeyRegistry for RegisteredKey {
+	fn model_of(vk: &H256) -> Option<H256> {
+		(*vk == ZK_KEY).then_some(DEMO_ARTIFACT)
 	}
 }
 
 thread_local! {
 	/// Modes the mock verifier accepts at all.
 	pub static SUPPORTED: RefCell<ModeSet> = const { RefCell::new(ModeSet(0b111)) };
+	/// Workers without a usable enclave key (cannot answer TEE jobs).
+	pub static NO_ENCLAVE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 	/// Jobs reported to the consumer, with their outcome.
 	pub static FINISHED: RefCell<Vec<(JobId, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
@@ -115,6 +117,9 @@ impl ResultVerifier<u64> for MockVerifier {
 	}
 	fn weight(_: VerificationMode, _: u32, _: u32, _: u32) -> Weight {
 		Weight::from_parts(1_000_000, 0)
+	}
+	fn can_answer(worker: &u64, mode: VerificationMode) -> bool {
+		mode != VerificationMode::Tee || NO_ENCLAVE.with(|n| !n.borrow().contains(worker))
 	}
 }
 
@@ -156,12 +161,23 @@ impl pallet_inference::Config for Test {
 	type MaxServedReleases = ConstU32<4>;
 	type MaxWorkersPerRelease = ConstU32<4>;
 	type MaxWorkerCapacity = ConstU32<8>;
-	type MaxAgendaPerBlock = ConstU32<16>;
-	type MaxAgendaServicedPerBlock = ConstU32<4>;
+	type AgendaWeight = AgendaWeight;
 	type MaxQueueLen = ConstU32<6>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
+}
+
+/// The agenda's budget per block: visiting a block and three expiries.
+pub struct AgendaWeight;
+impl Get<Weight> for AgendaWeight {
+	fn get() -> Weight {
+		<() as crate::WeightInfo>::on_initialize_base().saturating_add(
+			<() as crate::WeightInfo>::on_initialize_expire()
+				.saturating_add(<MockConsumer as InferenceConsumer<u64>>::weight())
+				.saturating_mul(3),
+		)
+	}
 }
 
 pub const PUBLISHER: u64 = 1;
@@ -200,11 +216,14 @@ fn specs(shape: &[u32]) -> TensorSpecsOf<Test> {
 	.unwrap()
 }
 
+/// The demo release's model (artifact hash).
+pub const DEMO_ARTIFACT: H256 = H256::repeat_byte(9);
+
 /// Parameters of a demo release (`[1, 2]` f32 in, `[1]` f32 out, royalty 10%) in `modes`.
 pub fn release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
 	ReleaseParams {
 		version: version.to_vec().try_into().unwrap(),
-		artifact: H256::repeat_byte(9),
+		artifact: DEMO_ARTIFACT,
 		artifact_size: 100,
 		format: opg_primitives::ModelFormat::Onnx,
 		source_uri: b"file:///models/demo.onnx".to_vec().try_into().unwrap(),

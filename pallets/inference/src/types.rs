@@ -388,6 +388,15 @@ pub trait ResultVerifier<AccountId> {
 	/// Worst-case weight of `verify` for the sizes given.
 	fn weight(mode: VerificationMode, input_len: u32, output_len: u32, evidence_len: u32)
 		-> Weight;
+	/// Whether `worker` can answer in `mode` now with evidence that would verify (a TEE worker
+	/// needs a usable attested key): jobs go only to workers that can. Defaults to yes.
+	fn can_answer(_worker: &AccountId, _mode: VerificationMode) -> bool {
+		true
+	}
+	/// Weight of one `can_answer`.
+	fn can_answer_weight(_mode: VerificationMode) -> Weight {
+		Weight::zero()
+	}
 }
 
 /// Only Vanilla results: no evidence can be verified. For chains without verifiers.
@@ -409,8 +418,11 @@ impl<AccountId> ResultVerifier<AccountId> for VanillaOnly {
 
 /// How a job ended, as told to consumers.
 pub enum JobOutcome<'a> {
-	/// Verified and paid; the canonical output.
+	/// Paid; the canonical output, and what backs it.
 	Settled {
+		/// The job's mode: a checked TEE signature or proof, or nothing (Vanilla: an
+		/// unverified output that only the worker vouches for).
+		mode: VerificationMode,
 		/// Canonical output tensors.
 		output: &'a [u8],
 	},

@@ -73,17 +73,19 @@ impl<T: Config> Pallet<T> {
 		ReleaseWorkers::<T>::get(release)
 			.into_iter()
 			.filter_map(|who| Workers::<T>::get(&who).map(|w| (who, w)))
-			.filter(|(_, w)| {
+			.filter(|(who, w)| {
 				w.status == WorkerStatus::Active &&
 					w.modes.contains(mode) &&
 					w.open_jobs < w.capacity &&
 					w.price <= max_fee &&
-					w.stake >= min_stake
+					w.stake >= min_stake &&
+					T::Verifier::can_answer(who, mode)
 			})
 			.collect()
 	}
 
-	/// Stake-weighted draw from the job id and the parent hash.
+	/// Stake-weighted draw from the job id and the parent hash. Predictable at submission (both
+	/// are known then): it spreads jobs, it does not keep a requester from choosing a worker.
 	pub(crate) fn pick_worker(
 		candidates: Vec<(T::AccountId, WorkerOf<T>)>,
 		job: JobId,
@@ -126,6 +128,8 @@ impl<T: Config> Pallet<T> {
 			worker.status == WorkerStatus::Active && worker.stake < T::MinWorkerStake::get();
 		if paused {
 			worker.status = WorkerStatus::Paused;
+			// Pools hold only workers that can serve: the slot goes to someone who can.
+			Self::leave_pools(who, &worker.releases);
 		}
 		Workers::<T>::insert(who, worker);
 		Self::note_burn(BurnCause::Slash, burned);

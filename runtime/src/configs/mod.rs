@@ -361,6 +361,9 @@ parameter_types! {
 	pub const HubDepositPerByte: Balance = deposit(0, 1);
 	/// Highest royalty a publisher may take from each job's price.
 	pub const MaxRoyalty: Permill = Permill::from_percent(20);
+	/// Expiries and prunings per block: 5% of a block (≈ 300 expiries at the benchmarked
+	/// weights, more prunings); a backlog carries over.
+	pub InferenceAgendaWeight: Weight = Perbill::from_percent(5) * RuntimeBlockWeights::get().max_block;
 }
 
 impl pallet_model_hub::Config for Runtime {
@@ -408,7 +411,9 @@ impl pallet_inference::Config for Runtime {
 	type SlashOnInvalidProof = dynamic_params::inference::SlashOnInvalidProof;
 	type UnbondingPeriod = ConstU32<DAYS>;
 	type DefaultJobTimeout = ConstU32<{ 10 * MINUTES }>;
-	type MinJobTimeout = ConstU32<2>;
+	// A minute at 6 s blocks: a requester cannot pick a deadline so short that an honest
+	// worker misses it (and is slashed) because its answer waited a block or two in the pool.
+	type MinJobTimeout = ConstU32<{ MINUTES }>;
 	type MaxJobTimeout = ConstU32<DAYS>;
 	type RetentionPeriod = ConstU32<DAYS>;
 	type MaxInputLen = ConstU32<{ 64 * 1024 }>;
@@ -417,8 +422,7 @@ impl pallet_inference::Config for Runtime {
 	type MaxServedReleases = ConstU32<32>;
 	type MaxWorkersPerRelease = ConstU32<64>;
 	type MaxWorkerCapacity = ConstU32<64>;
-	type MaxAgendaPerBlock = ConstU32<512>;
-	type MaxAgendaServicedPerBlock = ConstU32<64>;
+	type AgendaWeight = InferenceAgendaWeight;
 	type MaxQueueLen = ConstU32<1024>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
@@ -454,6 +458,10 @@ impl pallet_tee::Config for Runtime {
 	type MaxLabelLen = ConstU32<64>;
 	// AWS's regional and zonal CAs in use at one time are a few dozen.
 	type MaxKnownCas = ConstU32<256>;
+	// Only the node's bundled runtime (its `insecure-dev-trust` feature, for the development and
+	// local specs) and benchmark builds trust the development CA; `cargo build -p opg-runtime`,
+	// what a network deploys, does not.
+	type InsecureDevTrust = ConstBool<{ super::INSECURE_DEV_TRUST }>;
 	type WeightInfo = pallet_tee::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = TeeBenchmarkHelper;

@@ -55,6 +55,19 @@ impl ResultVerifier<AccountId> for ResultVerifiers {
 		}
 	}
 
+	fn can_answer(worker: &AccountId, mode: VerificationMode) -> bool {
+		// A TEE job for a worker without a usable key would expire and slash it.
+		mode != VerificationMode::Tee || Tee::has_usable_key(worker)
+	}
+
+	fn can_answer_weight(mode: VerificationMode) -> Weight {
+		match mode {
+			// The key and its measurement.
+			VerificationMode::Tee => <Runtime as frame_system::Config>::DbWeight::get().reads(2),
+			_ => Weight::zero(),
+		}
+	}
+
 	fn weight(
 		mode: VerificationMode,
 		input_len: u32,

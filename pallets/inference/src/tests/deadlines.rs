@@ -1,7 +1,7 @@
 //! Deadlines and pruning across many blocks: bounded work per block, carry-over, slashing.
 
 use super::*;
-use polkadot_sdk::frame_support::assert_ok;
+use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 
 #[test]
 fn expired_job_refunds_in_full_and_slashes() {
@@ -95,7 +95,7 @@ fn expiries_beyond_the_per_block_budget_carry_over() {
 				assert_eq!(AgendaCursor::<Test>::get(), 7, "the rest of block 7 carries over");
 			}
 		}
-		assert!(Agenda::<Test>::get(7).is_empty());
+		assert!(Agenda::<Test>::iter_prefix(7).next().is_none());
 	});
 }
 
@@ -136,15 +136,103 @@ fn catching_up_after_quiet_blocks_is_bounded_per_block() {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
 		assert_eq!(AgendaCursor::<Test>::get(), 1, "cursor starts at the first scheduling block");
-		// Blocks 2..=29 ran no hooks; one on_initialize visits at most 4 blocks.
-		System::set_block_number(30);
-		Inference::on_initialize(30);
-		assert_eq!(AgendaCursor::<Test>::get(), 5);
-		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Assigned);
-		run_to_block(35);
+		// Blocks 2..=999 ran no hooks: one on_initialize visits what its weight allows.
+		let (visit, budget) = (<() as WeightInfo>::on_initialize_base(), AgendaWeight::get());
+		let most = (budget.ref_time() / visit.ref_time())
+			.min(budget.proof_size() / visit.proof_size().max(1));
+		System::set_block_number(1_000);
+		let used = Inference::on_initialize(1_000);
+		assert!(used.all_lte(budget));
+		let visited = AgendaCursor::<Test>::get() - 1;
+		assert!(visited >= 1 && visited <= most, "visited {visited} blocks, at most {most}");
+		// Later blocks go on where it stopped: the job's expiry (block 22) comes in turn.
+		run_to_block(1_010);
 		assert_eq!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Expired);
+		assert!(AgendaCursor::<Test>::get() <= 1_011);
+	});
+}
+
+#[test]
+fn closed_jobs_leave_nothing_due_and_honest_jobs_always_find_room() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		for w in 300..304u64 {
+			fund(w, 100_000);
+			register(w, r, 5_000, 1, vanilla_and_tee());
+			Workers::<Test>::mutate(w, |x| x.as_mut().unwrap().capacity = 8);
+		}
+		// A requester opens and settles jobs at a chosen deadline, as cheaply as it can; the
+		// expiries of the closed jobs are gone with them.
+		for _ in 0..40 {
+			let job = NextJobId::<Test>::get();
+			assert_ok!(Inference::submit_job(
+				RuntimeOrigin::signed(BOB),
+				r,
+				VerificationMode::Vanilla,
+				input(),
+				10,
+				Some(5)
+			));
+			let worker = Jobs::<Test>::get(job).unwrap().worker;
+			assert_ok!(Inference::reject_job(
+				RuntimeOrigin::signed(worker),
+				job,
+				RejectReason::BadInput
+			));
+		}
+		assert!(Agenda::<Test>::iter_prefix(7).next().is_none(), "stale expiries left behind");
+		// Many live jobs due at one block: an honest job still gets in, and all expire in time
+		// order within the per-block weight.
+		for _ in 0..31 {
+			assert_ok!(Inference::submit_job(
+				RuntimeOrigin::signed(BOB),
+				r,
+				VerificationMode::Vanilla,
+				input(),
+				10,
+				Some(5)
+			));
+		}
+		let honest = NextJobId::<Test>::get();
+		assert_ok!(Inference::submit_job(
+			RuntimeOrigin::signed(ALICE),
+			r,
+			VerificationMode::Vanilla,
+			input(),
+			10,
+			Some(5)
+		));
+		assert_eq!(Agenda::<Test>::iter_prefix(7).count(), 32);
 		run_to_block(200);
+		assert_eq!(Jobs::<Test>::get(honest), None, "expired, refunded and pruned");
+		assert!(Agenda::<Test>::iter().next().is_none(), "no agenda left behind");
+	});
+}
+
+#[test]
+fn anyone_prunes_an_ended_job_after_its_retention() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_noop!(
+			Inference::prune_job(RuntimeOrigin::signed(BOB), job),
+			Error::<Test>::NotPrunable
+		);
+		assert_ok!(Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput));
+		// Ended at block 1: kept through block 50.
+		run_to_block(50);
+		assert_noop!(
+			Inference::prune_job(RuntimeOrigin::signed(BOB), job),
+			Error::<Test>::NotPrunable
+		);
+		System::set_block_number(51);
+		assert_ok!(Inference::prune_job(RuntimeOrigin::signed(BOB), job));
+		System::assert_last_event(Event::JobPruned { job }.into());
 		assert!(Jobs::<Test>::get(job).is_none());
-		assert!(AgendaCursor::<Test>::get() <= 201);
+		assert!(Agenda::<Test>::iter().next().is_none(), "its agenda entry went with it");
+		assert_noop!(
+			Inference::prune_job(RuntimeOrigin::signed(BOB), job),
+			Error::<Test>::UnknownJob
+		);
 	});
 }

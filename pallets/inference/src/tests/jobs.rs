@@ -29,7 +29,10 @@ fn submit_assigns_worker_and_holds_price_plus_max_fee() {
 		assert_eq!(WorkerJobs::<Test>::get(W1).into_inner(), vec![job]);
 		assert_eq!(Workers::<Test>::get(W1).unwrap().open_jobs, 1);
 		assert_eq!(pallet_model_hub::Releases::<Test>::get(r).unwrap().open_jobs, 1);
-		assert_eq!(Agenda::<Test>::get(22).into_inner(), vec![(job, AgendaItem::Expire)]);
+		assert_eq!(
+			Agenda::<Test>::iter_prefix(22).collect::<Vec<_>>(),
+			vec![(job, AgendaItem::Expire)]
+		);
 		// TEE jobs hold the evidence bound too.
 		let tee = submit(BOB, r, VerificationMode::Tee);
 		assert_eq!(
@@ -170,29 +173,6 @@ fn selection_respects_mode_and_price_and_is_stake_weighted() {
 		}
 		assert!(w2 >= 28, "W2 won {w2}/40 draws with 90% of the stake");
 		assert!(w2 < 40, "W1 never won");
-	});
-}
-
-#[test]
-fn agenda_full_is_a_typed_error() {
-	new_test_ext(|| {
-		let r = publish_release(vanilla_and_tee());
-		for (i, w) in (200..204u64).enumerate() {
-			fund(w, 100_000);
-			register(w, r, 1_000 + i as u64, 1, vanilla_and_tee());
-			Workers::<Test>::mutate(w, |x| x.as_mut().unwrap().capacity = 8);
-		}
-		// 16 expiries fit in one block.
-		for _ in 0..16 {
-			assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(5)));
-		}
-		assert_noop!(
-			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(5)),
-			Error::<Test>::AgendaFull
-		);
-		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(6)));
-		// Let everything expire and be pruned to keep try_state simple.
-		run_to_block(200);
 	});
 }
 

@@ -1,6 +1,9 @@
 //! Property test: random sequences of calls and blocks. After every step the pallets'
 //! invariants hold (holds equal records, queues consistent), total issuance has fallen by
-//! exactly `TotalBurned`, and a call that fails leaves the state untouched.
+//! exactly `TotalBurned`, and a call that fails leaves the state untouched. Nothing here wraps
+//! a step in a storage layer: the calls roll back by FRAME's own layer around each call body,
+//! and the requester path that other pallets use (`InferenceRequester::request`, no dispatch
+//! around it) must roll back by itself.
 
 use super::*;
 use polkadot_sdk::{
@@ -15,7 +18,7 @@ const REQUESTERS: [u64; 3] = [ALICE, BOB, POOR];
 #[derive(Debug, Clone)]
 enum Op {
 	Register { worker: usize, stake: u64, price: u64, modes: u8 },
-	Submit { requester: usize, mode: usize, max_fee: u64, timeout: u64 },
+	Submit { requester: usize, mode: usize, max_fee: u64, timeout: u64, by_pallet: bool },
 	Answer { job: u64, valid: bool },
 	Reject { job: u64 },
 	Verify { job: u64 },
@@ -31,8 +34,14 @@ fn op() -> impl Strategy<Value = Op> {
 	prop_oneof![
 		(0..3usize, 500..3_000u64, 0..400u64, 1..8u8)
 			.prop_map(|(worker, stake, price, modes)| Op::Register { worker, stake, price, modes }),
-		(0..3usize, 0..3usize, 0..600u64, 0..30u64).prop_map(
-			|(requester, mode, max_fee, timeout)| Op::Submit { requester, mode, max_fee, timeout }
+		(0..3usize, 0..3usize, 0..600u64, 0..30u64, any::<bool>()).prop_map(
+			|(requester, mode, max_fee, timeout, by_pallet)| Op::Submit {
+				requester,
+				mode,
+				max_fee,
+				timeout,
+				by_pallet
+			}
 		),
 		(0..12u64, any::<bool>()).prop_map(|(job, valid)| Op::Answer { job, valid }),
 		(0..12u64).prop_map(|job| Op::Reject { job }),
@@ -58,14 +67,25 @@ fn apply(op: &Op, release: ReleaseId) -> DispatchResult {
 			3,
 			Hardware::Cpu,
 		),
-		Op::Submit { requester, mode, max_fee, timeout } => Inference::submit_job(
-			signed(REQUESTERS[requester]),
-			release,
-			VerificationMode::ALL[mode],
-			input(),
-			max_fee,
-			(timeout > 0).then_some(timeout),
-		),
+		Op::Submit { requester, mode, max_fee, timeout, by_pallet: true } =>
+			<Inference as InferenceRequester<u64, u64, u64>>::request(
+				REQUESTERS[requester],
+				release,
+				VerificationMode::ALL[mode],
+				input(),
+				max_fee,
+				(timeout > 0).then_some(timeout),
+			)
+			.map(|_| ()),
+		Op::Submit { requester, mode, max_fee, timeout, by_pallet: false } =>
+			Inference::submit_job(
+				signed(REQUESTERS[requester]),
+				release,
+				VerificationMode::ALL[mode],
+				input(),
+				max_fee,
+				(timeout > 0).then_some(timeout),
+			),
 		Op::Answer { job, valid } => {
 			let Some(record) = Jobs::<Test>::get(job) else {
 				return Err(Error::<Test>::UnknownJob.into())
@@ -97,6 +117,29 @@ fn apply(op: &Op, release: ReleaseId) -> DispatchResult {
 	}
 }
 
+#[test]
+fn a_request_from_another_pallet_that_fails_late_changes_nothing() {
+	new_test_ext(|| {
+		let r = market();
+		// The release cannot count another open job: the last check, after the escrow hold.
+		pallet_model_hub::Releases::<Test>::mutate(r, |rel| {
+			rel.as_mut().unwrap().open_jobs = u32::MAX
+		});
+		let root = sp_io::storage::root(StateVersion::V1);
+		assert!(<Inference as InferenceRequester<u64, u64, u64>>::request(
+			ALICE,
+			r,
+			VerificationMode::Vanilla,
+			input(),
+			1_000,
+			None
+		)
+		.is_err());
+		assert_eq!(root, sp_io::storage::root(StateVersion::V1), "a failed request left traces");
+		pallet_model_hub::Releases::<Test>::mutate(r, |rel| rel.as_mut().unwrap().open_jobs = 0);
+	});
+}
+
 proptest! {
 	#![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
@@ -107,8 +150,7 @@ proptest! {
 			let release = publish_release(all_modes());
 			for op in &ops {
 				let root = sp_io::storage::root(StateVersion::V1);
-				// Calls are transactional, as in a block: a failed call is rolled back.
-				let result = polkadot_sdk::frame_support::storage::with_storage_layer(|| apply(op, release));
+				let result = apply(op, release);
 				if result.is_err() {
 					assert_eq!(root, sp_io::storage::root(StateVersion::V1), "{op:?} failed but changed state");
 				}

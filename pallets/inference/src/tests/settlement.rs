@@ -37,6 +37,7 @@ fn vanilla_result_settles_at_once_with_exact_amounts() {
 		System::assert_has_event(
 			Event::JobSettled {
 				job,
+				mode: VerificationMode::Vanilla,
 				worker_payment: 90,
 				royalty,
 				verification_fee: fee,
@@ -326,32 +327,45 @@ mod queue {
 	}
 
 	#[test]
-	fn full_queue_refuses_results_until_it_drains() {
+	fn every_assigned_zk_job_has_a_queue_place_for_its_proof() {
 		new_test_ext(|| {
-			let r = zk_market();
+			zk_market();
 			Workers::<Test>::mutate(W1, |w| w.as_mut().unwrap().capacity = 8);
-			let jobs: Vec<_> = (0..7).map(|_| zk_job()).collect();
-			for job in &jobs[..6] {
-				queue_result(*job, b"valid");
-			}
+			// Six places: the seventh ZK job is refused at submission, with nothing held.
+			let jobs: Vec<_> = (0..6).map(|_| zk_job()).collect();
+			assert_eq!(OpenZkJobs::<Test>::get(), 6);
+			let held = escrow(ALICE);
 			assert_noop!(
-				Inference::submit_result(
-					RuntimeOrigin::signed(W1),
-					jobs[6],
-					output(),
-					evidence(VerificationMode::Zk, b"valid")
+				Inference::submit_job(
+					RuntimeOrigin::signed(ALICE),
+					0,
+					VerificationMode::Zk,
+					input(),
+					1_000,
+					None
 				),
 				Error::<Test>::QueueFull
 			);
+			assert_eq!(escrow(ALICE), held);
+			// Other modes are not held back by the ZK backlog.
+			submit(ALICE, 0, VerificationMode::Vanilla);
+			// Every assigned job's proof is accepted: no worker is slashed for a full queue.
+			for job in &jobs {
+				queue_result(*job, b"valid");
+			}
+			// Verified early, a job leaves the queue at once and frees its place.
+			assert_ok!(Inference::verify_result(RuntimeOrigin::signed(BOB), jobs[2]));
+			assert_eq!(VerificationQueue::<Test>::iter().count(), 5);
+			assert!(QueuedAt::<Test>::get(jobs[2]).is_none());
+			assert_eq!(OpenZkJobs::<Test>::get(), 5);
+			let seventh = zk_job();
 			Inference::on_idle(1, Weight::MAX);
-			assert_ok!(Inference::submit_result(
-				RuntimeOrigin::signed(W1),
-				jobs[6],
-				output(),
-				evidence(VerificationMode::Zk, b"valid")
-			));
+			assert_eq!(QueueHead::<Test>::get(), 6);
+			assert_eq!(OpenZkJobs::<Test>::get(), 1);
+			queue_result(seventh, b"valid");
 			Inference::on_idle(1, Weight::MAX);
-			let _ = r;
+			assert_eq!(OpenZkJobs::<Test>::get(), 0);
+			assert!(finished().iter().filter(|(_, tag)| *tag == "settled").count() == 7);
 		});
 	}
 }

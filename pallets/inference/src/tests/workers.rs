@@ -192,6 +192,77 @@ fn pause_and_resume() {
 }
 
 #[test]
+fn pools_hold_only_workers_that_can_serve() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		for w in 100..104u64 {
+			fund(w, 10_000);
+			assert_ok!(reg(w, 1_000, &[r], vanilla_and_tee(), 1));
+		}
+		fund(104, 10_000);
+		assert_noop!(reg(104, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ReleaseFull);
+		// A paused worker gives up its slot, and a worker that serves takes it.
+		assert_ok!(Inference::pause_worker(RuntimeOrigin::signed(100)));
+		assert!(!ReleaseWorkers::<Test>::get(r).contains(&100));
+		assert_ok!(reg(104, 1_000, &[r], vanilla_and_tee(), 1));
+		// Resuming needs room again.
+		assert_noop!(
+			Inference::resume_worker(RuntimeOrigin::signed(100)),
+			Error::<Test>::ReleaseFull
+		);
+		assert_ok!(Inference::pause_worker(RuntimeOrigin::signed(101)));
+		assert_ok!(Inference::resume_worker(RuntimeOrigin::signed(100)));
+		assert!(ReleaseWorkers::<Test>::get(r).contains(&100));
+		// A worker slashed below the minimum stake leaves the pools with its pause.
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		let worker = Jobs::<Test>::get(job).unwrap().worker;
+		run_to_block(22);
+		assert_eq!(Workers::<Test>::get(worker).unwrap().status, WorkerStatus::Paused);
+		assert!(!ReleaseWorkers::<Test>::get(r).contains(&worker));
+	});
+}
+
+#[test]
+fn tee_jobs_go_only_to_workers_with_a_usable_enclave_key() {
+	new_test_ext(|| {
+		let r = publish_release(vanilla_and_tee());
+		register(W1, r, 2_000, 100, vanilla_and_tee());
+		register(W2, r, 2_000, 100, vanilla_and_tee());
+		NO_ENCLAVE.with(|n| n.borrow_mut().push(W1));
+		for _ in 0..8 {
+			let job = submit(ALICE, r, VerificationMode::Tee);
+			assert_eq!(Jobs::<Test>::get(job).unwrap().worker, W2);
+			assert_ok!(Inference::reject_job(
+				RuntimeOrigin::signed(W2),
+				job,
+				RejectReason::BadInput
+			));
+		}
+		// Vanilla jobs do not need the key.
+		assert_ok!(Inference::submit_job(
+			RuntimeOrigin::signed(ALICE),
+			r,
+			VerificationMode::Vanilla,
+			input(),
+			1_000,
+			None
+		));
+		NO_ENCLAVE.with(|n| n.borrow_mut().push(W2));
+		assert_noop!(
+			Inference::submit_job(
+				RuntimeOrigin::signed(ALICE),
+				r,
+				VerificationMode::Tee,
+				input(),
+				1_000,
+				None
+			),
+			Error::<Test>::NoEligibleWorker
+		);
+	});
+}
+
+#[test]
 fn unregister_waits_for_open_jobs_then_unbonds() {
 	new_test_ext(|| {
 		let r = market();
