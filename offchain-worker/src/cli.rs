@@ -89,6 +89,17 @@ pub struct WorkerParams {
 	#[arg(long, value_name = "URL", default_value = DEFAULT_IPFS_GATEWAY)]
 	pub ipfs_gateway: String,
 
+	/// Let releases name `file://` models: regular files under this directory only. Off by
+	/// default: a release's URI is chosen by whoever publishes it.
+	#[arg(long, value_name = "DIR")]
+	pub allow_file_uri: Option<PathBuf>,
+
+	/// Let model downloads reach loopback, private and link-local hosts (a model server on the
+	/// operator's own network). Off by default: a release could otherwise point the worker at
+	/// its cloud's metadata service or its LAN.
+	#[arg(long)]
+	pub allow_private_model_hosts: bool,
+
 	/// Also answer TEE-mode jobs as an **insecure** development enclave: a fresh ed25519 key,
 	/// attested on chain with documents from the development CA claiming Nitro debug mode's
 	/// zero PCRs. Only the `development` chain's policy trusts them; never use it for real work.
@@ -136,6 +147,8 @@ impl WorkerParams {
 		let mut config = StoreConfig::new(dir);
 		config.max_cache_bytes = self.model_cache_mib.saturating_mul(1 << 20);
 		config.ipfs_gateway = self.ipfs_gateway.clone();
+		config.file_root = self.allow_file_uri.clone();
+		config.allow_private_hosts = self.allow_private_model_hosts;
 		config
 	}
 

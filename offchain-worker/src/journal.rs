@@ -4,9 +4,13 @@
 //! One line per job: `<job> <block> <tx hash | ->`, where `block` is the best block the answer
 //! was built on and `-` marks a submission the pool refused (retried after a pause). The file
 //! is rewritten atomically on every change; it holds at most the worker's open jobs.
+//!
+//! A second file, `started`, lists the jobs executing now. A job still listed when the worker
+//! starts was running when the process died (a crash, the OOM killer): running it again
+//! could crash it again, forever, so it is rejected instead. A clean stop empties the list.
 
 use std::{
-	collections::BTreeMap,
+	collections::{BTreeMap, BTreeSet},
 	path::{Path, PathBuf},
 };
 
@@ -22,10 +26,14 @@ pub struct Sent {
 	pub tx: Option<H256>,
 }
 
-/// Persistent map of job → answer sent.
+/// Persistent map of job → answer sent, and the jobs executing.
 pub struct Journal {
 	path: PathBuf,
 	entries: BTreeMap<JobId, Sent>,
+	started_path: PathBuf,
+	started: BTreeSet<JobId>,
+	/// Jobs that were executing when the previous process died.
+	crashed: BTreeSet<JobId>,
 }
 
 impl Journal {
@@ -49,7 +57,53 @@ impl Journal {
 			Err(e) if e.kind() == std::io::ErrorKind::NotFound => {},
 			Err(e) => return Err(e),
 		}
-		Ok(Journal { path, entries })
+		let started_path = dir.join("started");
+		let crashed: BTreeSet<JobId> = match std::fs::read_to_string(&started_path) {
+			Ok(text) => text.split_whitespace().filter_map(|j| j.parse().ok()).collect(),
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+			Err(e) => return Err(e),
+		};
+		if !crashed.is_empty() {
+			tracing::warn!(
+				target: "inference",
+				jobs = ?crashed,
+				"the last run stopped while executing these jobs: they are rejected, not run again"
+			);
+		}
+		let journal = Journal { path, entries, started_path, started: BTreeSet::new(), crashed };
+		journal.save_started()?;
+		Ok(journal)
+	}
+
+	/// Whether `job` was executing when the previous process died.
+	pub fn crashed(&self, job: JobId) -> bool {
+		self.crashed.contains(&job)
+	}
+
+	/// Records that `job` starts executing, on disk before returning.
+	pub fn start(&mut self, job: JobId) -> std::io::Result<()> {
+		self.started.insert(job);
+		self.save_started()
+	}
+
+	/// `job` finished executing (or never will, on a clean stop).
+	pub fn finish(&mut self, jobs: &[JobId]) -> std::io::Result<()> {
+		let before = self.started.len();
+		for job in jobs {
+			self.started.remove(job);
+		}
+		if self.started.len() != before {
+			self.save_started()?;
+		}
+		Ok(())
+	}
+
+	/// Writes the executing jobs, and the crashed ones until they end on chain (a crash
+	/// before the rejection lands must not clear them).
+	fn save_started(&self) -> std::io::Result<()> {
+		let text: String =
+			self.started.union(&self.crashed).map(|job| format!("{job}\n")).collect();
+		crate::write_atomically(&self.started_path, text.as_bytes())
 	}
 
 	/// What was sent for `job`.
@@ -60,6 +114,13 @@ impl Journal {
 	/// Jobs with an entry.
 	pub fn jobs(&self) -> Vec<JobId> {
 		self.entries.keys().copied().collect()
+	}
+
+	/// Jobs the journal keeps something for until they end on chain: answered or crashed.
+	pub fn tracked(&self) -> Vec<JobId> {
+		let mut jobs: BTreeSet<JobId> = self.entries.keys().copied().collect();
+		jobs.extend(self.crashed.iter().copied());
+		jobs.into_iter().collect()
 	}
 
 	/// Number of entries.
@@ -80,12 +141,16 @@ impl Journal {
 
 	/// Forgets `jobs` (ended on chain); writes the file if anything changed.
 	pub fn remove(&mut self, jobs: &[JobId]) -> std::io::Result<()> {
-		let before = self.entries.len();
+		let (before, crashed) = (self.entries.len(), self.crashed.len());
 		for job in jobs {
 			self.entries.remove(job);
+			self.crashed.remove(job);
 		}
 		if self.entries.len() != before {
 			self.save()?;
+		}
+		if self.crashed.len() != crashed {
+			self.save_started()?;
 		}
 		Ok(())
 	}
@@ -140,5 +205,24 @@ mod tests {
 		assert_eq!(reopened.get(9), Some(Sent { block: 13, tx: None }));
 		reopened.remove(&[7, 100]).unwrap();
 		assert_eq!(Journal::open(dir.path()).unwrap().jobs(), vec![9]);
+	}
+
+	#[test]
+	fn jobs_executing_when_the_process_died_are_known_after_a_restart() {
+		let dir = tempfile::tempdir().unwrap();
+		let mut journal = Journal::open(dir.path()).unwrap();
+		journal.start(4).unwrap();
+		journal.start(5).unwrap();
+		journal.finish(&[5]).unwrap();
+		// Killed here: job 4 was executing.
+		drop(journal);
+		let mut reopened = Journal::open(dir.path()).unwrap();
+		assert!(reopened.crashed(4) && !reopened.crashed(5));
+		// Remembered until the job ends on chain, even across another restart.
+		drop(reopened);
+		reopened = Journal::open(dir.path()).unwrap();
+		assert!(reopened.crashed(4));
+		reopened.remove(&[4]).unwrap();
+		assert!(!Journal::open(dir.path()).unwrap().crashed(4));
 	}
 }

@@ -61,7 +61,8 @@ enum Command {
 	/// Groth16 setup for an integer model (ZK mode): writes its proving key and verifying key.
 	///
 	/// The verifying key (`.vk`) is what the publisher registers with
-	/// `zk.registerVerifyingKey` and references from the release by its hash; workers serving
+	/// `zk.registerVerifyingKey(key, model's blake2-256)` and references from the release by
+	/// its hash; workers serving
 	/// the release in ZK mode need the proving key (`.pk`) in their `--zk-keys` directory. The
 	/// setup's randomness comes from the OS and is dropped at exit: whoever ran it must be
 	/// trusted not to have kept it.

@@ -7,6 +7,12 @@
 //! are re-hashed on every load (they are read whole to parse anyway): a corrupt file is deleted,
 //! reported and fetched again, never run. Above `max_cache_bytes` the least recently used
 //! models are evicted.
+//!
+//! Sources are untrusted (anyone can publish a release): `file://` reads only regular files
+//! under the directory the operator allows (`--allow-file-uri`), HTTP(S) never connects to a
+//! loopback, private or link-local address (every hop of a redirect included, checked at
+//! resolution), a download has a total deadline, and a failed fetch is not retried for a
+//! while, so a bad release cannot keep the worker busy.
 
 use blake2::{digest::consts::U32, Blake2b, Digest};
 use primitive_types::H256;
@@ -14,12 +20,13 @@ use std::{
 	collections::HashMap,
 	fs,
 	io::{Read, Write},
+	net::{IpAddr, SocketAddr, ToSocketAddrs},
 	path::{Path, PathBuf},
 	sync::{
 		atomic::{AtomicU64, Ordering},
 		Mutex,
 	},
-	time::{Duration, SystemTime},
+	time::{Duration, Instant, SystemTime},
 };
 
 type Blake2b256 = Blake2b<U32>;
@@ -39,8 +46,18 @@ pub struct StoreConfig {
 	pub max_model_bytes: u64,
 	/// Gateway for `ipfs://` URIs, e.g. `https://ipfs.io`.
 	pub ipfs_gateway: String,
-	/// Per-request network timeout.
+	/// Connect and per-read network timeout.
 	pub timeout: Duration,
+	/// Longest one download may take in all (connection, redirects, body).
+	pub download_deadline: Duration,
+	/// Directory whose regular files `file://` URIs may name (`--allow-file-uri`); `None`
+	/// refuses `file://`.
+	pub file_root: Option<PathBuf>,
+	/// Whether HTTP sources may be loopback, private or link-local hosts
+	/// (`--allow-private-model-hosts`: a model server on the operator's own network).
+	pub allow_private_hosts: bool,
+	/// How long a failed fetch of an artifact is remembered before it is tried again.
+	pub retry_after_failure: Duration,
 }
 
 impl StoreConfig {
@@ -51,6 +68,11 @@ impl StoreConfig {
 			max_model_bytes: 2 << 30,
 			ipfs_gateway: "https://ipfs.io".into(),
 			timeout: Duration::from_secs(60),
+			// 2 GiB at 4 MB/s.
+			download_deadline: Duration::from_secs(600),
+			file_root: None,
+			allow_private_hosts: false,
+			retry_after_failure: Duration::from_secs(300),
 		}
 	}
 }
@@ -67,6 +89,10 @@ pub enum StoreError {
 	HashMismatch { uri: String, got: H256, want: H256 },
 	#[error("fetching {uri}: {reason}")]
 	Fetch { uri: String, reason: String },
+	#[error("{uri}: {reason}")]
+	Forbidden { uri: String, reason: String },
+	#[error("fetching this model failed {ago_s} s ago ({reason}); next try in {retry_in_s} s")]
+	RecentlyFailed { reason: String, ago_s: u64, retry_in_s: u64 },
 	#[error("model cache: {0}")]
 	Io(#[from] std::io::Error),
 }
@@ -89,7 +115,59 @@ struct Entry {
 pub struct ModelStore {
 	config: StoreConfig,
 	index: Mutex<HashMap<H256, Entry>>,
+	/// Artifacts whose last fetch failed: when, and why.
+	failures: Mutex<HashMap<H256, (Instant, String)>>,
 	pub stats: StoreStats,
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918, IPv6
+/// unique local), link-local (where cloud metadata services live), shared (CGNAT),
+/// unspecified, broadcast, multicast or documentation.
+pub fn is_public(ip: IpAddr) -> bool {
+	match ip {
+		IpAddr::V4(a) => {
+			let [first, second, ..] = a.octets();
+			!(a.is_loopback() ||
+				a.is_private() ||
+				a.is_link_local() ||
+				a.is_unspecified() ||
+				a.is_broadcast() ||
+				a.is_multicast() ||
+				a.is_documentation() ||
+				first == 0 || (first == 100 && second & 0xc0 == 64))
+		},
+		IpAddr::V6(a) => {
+			if let Some(v4) = a.to_ipv4_mapped() {
+				return is_public(IpAddr::V4(v4));
+			}
+			let first = a.segments()[0];
+			!(a.is_loopback() ||
+				a.is_unspecified() ||
+				a.is_multicast() ||
+				first & 0xfe00 == 0xfc00 ||
+				first & 0xffc0 == 0xfe80)
+		},
+	}
+}
+
+/// Resolves hosts for downloads, refusing names that resolve to a non-public address. It runs
+/// for every connection, redirects included, so what is checked is what is connected to.
+struct PublicHostsOnly;
+
+impl ureq::Resolver for PublicHostsOnly {
+	fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+		let addrs: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+		if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+			return Err(std::io::Error::new(
+				std::io::ErrorKind::PermissionDenied,
+				format!(
+					"{netloc} resolves to {}, not a public address (--allow-private-model-hosts)",
+					bad.ip()
+				),
+			));
+		}
+		Ok(addrs)
+	}
 }
 
 fn hex(h: &H256) -> String {
@@ -128,7 +206,12 @@ impl ModelStore {
 				},
 			);
 		}
-		Ok(ModelStore { config, index: Mutex::new(index), stats: StoreStats::default() })
+		Ok(ModelStore {
+			config,
+			index: Mutex::new(index),
+			failures: Mutex::new(HashMap::new()),
+			stats: StoreStats::default(),
+		})
 	}
 
 	pub fn path_of(&self, hash: &H256) -> PathBuf {
@@ -165,8 +248,33 @@ impl ModelStore {
 				},
 			}
 		}
+		if let Some((at, reason)) = self.failures.lock().expect("store lock").get(&hash) {
+			let ago = at.elapsed();
+			if ago < self.config.retry_after_failure {
+				return Err(StoreError::RecentlyFailed {
+					reason: reason.clone(),
+					ago_s: ago.as_secs(),
+					retry_in_s: (self.config.retry_after_failure - ago).as_secs(),
+				});
+			}
+		}
 		self.stats.misses.fetch_add(1, Ordering::Relaxed);
-		let bytes = self.fetch(hash, size, uri)?;
+		let bytes = match self.fetch(hash, size, uri) {
+			Ok(bytes) => {
+				self.failures.lock().expect("store lock").remove(&hash);
+				bytes
+			},
+			Err(e) => {
+				// Local I/O errors are the worker's own: not held against the source.
+				if !matches!(e, StoreError::Io(_)) {
+					self.failures
+						.lock()
+						.expect("store lock")
+						.insert(hash, (Instant::now(), e.to_string()));
+				}
+				return Err(e);
+			},
+		};
 		self.evict(Some(hash))?;
 		Ok(bytes)
 	}
@@ -209,8 +317,9 @@ impl ModelStore {
 
 	fn download(&self, uri: &str, size: u64, tmp: &Path) -> Result<Vec<u8>, StoreError> {
 		let fetch_err = |reason: String| StoreError::Fetch { uri: uri.into(), reason };
+		let started = Instant::now();
 		let mut reader: Box<dyn Read> = if let Some(path) = uri.strip_prefix("file://") {
-			Box::new(fs::File::open(path).map_err(|e| fetch_err(e.to_string()))?)
+			Box::new(self.open_file(uri, path)?)
 		} else if uri.starts_with("http://") ||
 			uri.starts_with("https://") ||
 			uri.starts_with("ipfs://")
@@ -220,10 +329,14 @@ impl ModelStore {
 					format!("{}/ipfs/{cid}", self.config.ipfs_gateway.trim_end_matches('/')),
 				None => uri.to_string(),
 			};
-			let agent = ureq::AgentBuilder::new()
+			let mut agent = ureq::AgentBuilder::new()
 				.timeout_read(self.config.timeout)
 				.timeout_connect(self.config.timeout)
-				.build();
+				.timeout(self.config.download_deadline);
+			if !self.config.allow_private_hosts {
+				agent = agent.resolver(PublicHostsOnly);
+			}
+			let agent = agent.build();
 			let response = agent.get(&url).call().map_err(|e| fetch_err(e.to_string()))?;
 			Box::new(response.into_reader())
 		} else {
@@ -235,6 +348,12 @@ impl ModelStore {
 		let mut buf = vec![0u8; 1 << 16];
 		let mut next_report = 0u64;
 		loop {
+			if started.elapsed() > self.config.download_deadline {
+				return Err(fetch_err(format!(
+					"not done after {} s",
+					self.config.download_deadline.as_secs()
+				)));
+			}
 			let n = reader.read(&mut buf).map_err(|e| fetch_err(e.to_string()))?;
 			if n == 0 {
 				break;
@@ -266,6 +385,33 @@ impl ModelStore {
 		}
 		file.sync_all()?;
 		Ok(bytes)
+	}
+
+	/// Opens a `file://` source: a regular file under the allowed directory, symbolic links
+	/// resolved first (no `/dev/zero`, FIFO or `../` escape).
+	fn open_file(&self, uri: &str, path: &str) -> Result<fs::File, StoreError> {
+		let forbidden = |reason: String| StoreError::Forbidden { uri: uri.into(), reason };
+		let Some(root) = &self.config.file_root else {
+			return Err(forbidden("file:// sources are off (--allow-file-uri DIR)".into()));
+		};
+		let root = fs::canonicalize(root)
+			.map_err(|e| forbidden(format!("allowed directory {}: {e}", root.display())))?;
+		let real = fs::canonicalize(path)
+			.map_err(|e| StoreError::Fetch { uri: uri.into(), reason: e.to_string() })?;
+		if !real.starts_with(&root) {
+			return Err(forbidden(format!("{} is outside {}", real.display(), root.display())));
+		}
+		// Non-blocking, so a FIFO cannot hang the open; then only a regular file is read.
+		use std::os::unix::fs::OpenOptionsExt;
+		let file = fs::OpenOptions::new()
+			.read(true)
+			.custom_flags(libc::O_NONBLOCK)
+			.open(&real)
+			.map_err(|e| StoreError::Fetch { uri: uri.into(), reason: e.to_string() })?;
+		if !file.metadata()?.is_file() {
+			return Err(forbidden(format!("{} is not a regular file", real.display())));
+		}
+		Ok(file)
 	}
 
 	/// Evicts least recently used models until the cache fits, never `keep`.

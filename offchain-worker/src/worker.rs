@@ -29,7 +29,7 @@ use crate::{
 	journal::{Journal, Sent},
 	metrics::Metrics,
 	store::ModelStore,
-	tee::{Attestation, Enclave, Step},
+	tee::{Admitted, Attestation, Enclave, Step},
 	zk::{Provers, ZkError},
 };
 
@@ -215,6 +215,11 @@ impl<C: Chain> Worker<C> {
 				_ => break,
 			}
 		}
+		// A clean stop: what was still executing did not crash the worker.
+		let unfinished: Vec<JobId> = self.in_flight.keys().copied().collect();
+		if let Err(e) = self.journal.finish(&unfinished) {
+			tracing::error!(target: "inference", "writing the journal: {e}");
+		}
 		tracing::info!(target: "inference", unanswered = self.in_flight.len(), "inference worker stopped");
 	}
 
@@ -319,7 +324,8 @@ impl<C: Chain> Worker<C> {
 
 	/// Forgets answers to jobs that are open neither at the best nor at the finalized block.
 	async fn prune_journal(&mut self, open: &[JobId], account: &opg_runtime::AccountId) {
-		if self.journal.is_empty() {
+		let tracked = self.journal.tracked();
+		if tracked.is_empty() {
 			return;
 		}
 		let finalized_open = match self.chain.finalized().await {
@@ -327,9 +333,7 @@ impl<C: Chain> Worker<C> {
 			Err(e) => Err(e),
 		};
 		let Ok(finalized_open) = finalized_open else { return };
-		let ended: Vec<JobId> = self
-			.journal
-			.jobs()
+		let ended: Vec<JobId> = tracked
 			.into_iter()
 			.filter(|j| !open.contains(j) && !finalized_open.contains(j))
 			.collect();
@@ -400,10 +404,34 @@ impl<C: Chain> Worker<C> {
 		let send = |answer| {
 			let _ = done_tx.send(Done { job: id, answer, seen, execution: None });
 		};
+		if self.journal.crashed(id) {
+			// Running it again could crash the worker again, and again.
+			tracing::warn!(
+				target: "inference",
+				job = id,
+				"the worker died while executing this job: rejecting it instead of running it again"
+			);
+			return send(Answer::Reject(RejectReason::ExecutionFailed));
+		}
 		let method = match job.mode {
 			VerificationMode::Vanilla => Method::Plain,
 			VerificationMode::Tee => match &self.tee {
-				Some(tee) if tee.usable() => Method::Tee(tee.enclave().clone()),
+				Some(tee) if tee.usable() => {
+					let enclave = tee.enclave().clone();
+					match enclave.admit(id, job.input_hash, &input) {
+						Ok(admitted) => Method::Tee(enclave, admitted),
+						Err(e) => {
+							// Not answered: a signature is impossible, and a rejection would
+							// report the real input as bad. The chain client is not to be trusted.
+							self.in_flight.remove(&id);
+							tracing::error!(target: "inference", job = id, "{e}");
+							if let Some(m) = &self.metrics {
+								m.failures.with_label_values(&["input_mismatch"]).inc();
+							}
+							return;
+						},
+					}
+				},
 				Some(_) => {
 					// Answered once the key is attested, if the deadline still allows.
 					self.in_flight.remove(&id);
@@ -438,6 +466,9 @@ impl<C: Chain> Worker<C> {
 			budget_ms = budget.as_millis() as u64,
 			"executing"
 		);
+		if let Err(e) = self.journal.start(id) {
+			tracing::error!(target: "inference", job = id, "writing the journal: {e}");
+		}
 		let (store, engines, done_tx, slots) =
 			(self.store.clone(), self.engines.clone(), done_tx.clone(), slots.clone());
 		tokio::spawn(async move {
@@ -449,13 +480,12 @@ impl<C: Chain> Worker<C> {
 					let _slot = slot;
 					match method {
 						Method::Plain => execute(id, &store, &engines, &release, &input),
-						Method::Tee(enclave) =>
+						Method::Tee(enclave, admitted) =>
 							match execute(id, &store, &engines, &release, &input) {
 								Answer::Output { output, .. } => {
 									let signature = enclave.sign_result(
-										id,
+										&admitted,
 										release.params.artifact,
-										job.input_hash,
 										&output,
 									);
 									let evidence = Evidence::TeeSignature(
@@ -489,6 +519,9 @@ impl<C: Chain> Worker<C> {
 	/// Signs and submits an answer, and journals it.
 	async fn answer(&mut self, done: Done) {
 		self.in_flight.remove(&done.job);
+		if let Err(e) = self.journal.finish(&[done.job]) {
+			tracing::error!(target: "inference", job = done.job, "writing the journal: {e}");
+		}
 		if let Some(m) = &self.metrics {
 			m.latency.observe(done.seen.elapsed().as_secs_f64());
 			if let Some(execution) = done.execution {
@@ -595,8 +628,8 @@ fn execute(
 enum Method {
 	/// Executed, no evidence (Vanilla).
 	Plain,
-	/// Executed and signed by the attested enclave key.
-	Tee(Arc<Enclave>),
+	/// Executed and signed by the attested enclave key, over the input it admitted.
+	Tee(Arc<Enclave>, Admitted),
 	/// Evaluated by the circuit's integer semantics and proved.
 	Zk(Arc<Provers>),
 }
@@ -643,6 +676,10 @@ fn prove(
 		Err(ZkError::ModelUnavailable(e)) => {
 			tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
 			Answer::Reject(RejectReason::ModelUnavailable)
+		},
+		Err(e @ ZkError::SelfCheck(_)) => {
+			tracing::error!(target: "inference", job, key = ?key, "{e}");
+			Answer::Reject(RejectReason::ExecutionFailed)
 		},
 		Err(ZkError::Prove(opg_zkml::Error::Input(e))) => {
 			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");

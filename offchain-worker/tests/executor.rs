@@ -273,3 +273,64 @@ fn relu_and_max_pool_fused_into_conv_and_gemm_change_no_bit() {
 	let out = exposed.run(&[f32_tensor(vec![1, 1, 8, 8], &[0.5; 64])]).unwrap();
 	assert!(floats(&out[1]).iter().any(|&v| v < 0.0), "the Conv output is given before its Relu");
 }
+
+/// The demo model with its output `probabilities` passed through `op(probabilities, shape)`,
+/// `shape` an int64 initializer.
+fn demo_then(op: &str, shape: Vec<i64>) -> Executor<Cpu> {
+	demo_with(|g| {
+		let last = g.node.len() - 1;
+		g.node[last].output[0] = "softmax".into();
+		g.node.push(proto::NodeProto {
+			op_type: Some(op.into()),
+			input: vec!["softmax".into(), "sizes".into()],
+			output: vec!["probabilities".into()],
+			..Default::default()
+		});
+		g.initializer.push(proto::TensorProto {
+			name: Some("sizes".into()),
+			dims: vec![shape.len() as i64],
+			data_type: Some(7),
+			int64_data: shape,
+			..Default::default()
+		});
+	})
+	.unwrap()
+}
+
+#[test]
+fn operators_that_multiply_sizes_are_capped_before_they_allocate() {
+	let input = [f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])];
+	// Within the cap: as onnxruntime does.
+	let out = demo_then("Tile", vec![2, 3]).run(&input).unwrap();
+	assert_eq!(out[0].shape, vec![2, 9]);
+	let out = demo_then("Expand", vec![4, 1, 3]).run(&input).unwrap();
+	assert_eq!(out[0].shape, vec![4, 1, 3]);
+	// 2^40 elements (or a count that overflows) is refused, not attempted.
+	for (op, shape) in [
+		("Expand", vec![1 << 20, 1 << 20, 3]),
+		("Tile", vec![1 << 20, 1 << 20]),
+		("Tile", vec![i64::MAX, 2]),
+	] {
+		match demo_then(op, shape.clone()).run(&input) {
+			Err(ExecError::Invalid { op: o, reason, .. }) =>
+				assert!(o == op && reason.contains("over the limit"), "{op} {shape:?}: {reason}"),
+			other => panic!("{op} {shape:?}: {other:?}"),
+		}
+	}
+}
+
+#[test]
+fn an_empty_kernel_or_input_window_is_an_error_not_a_wrapped_size() {
+	// A Conv weight with a zero-size kernel axis: nothing for the window arithmetic.
+	let exec = digits_with(|g| {
+		let w = g.initializer.iter_mut().find(|t| t.name.as_deref() == Some("conv_w")).unwrap();
+		w.dims = vec![8, 1, 0, 3];
+		w.float_data.clear();
+		w.raw_data = Some(Vec::new());
+	});
+	let err = exec.run(&[f32_tensor(vec![1, 1, 8, 8], &[0.0; 64])]).unwrap_err();
+	assert!(
+		matches!(&err, ExecError::Invalid { op, reason, .. } if op == "Conv" && reason.contains("empty")),
+		"{err}"
+	);
+}

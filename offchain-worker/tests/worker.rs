@@ -262,7 +262,10 @@ fn start_full(
 	let (heads, rx) = mpsc::unbounded_channel();
 	let chain =
 		Arc::new(MockChain { heads: tokio::sync::Mutex::new(rx), state: Mutex::new(chain_state) });
-	let store = Arc::new(ModelStore::open(StoreConfig::new(dir.join("models"))).unwrap());
+	let mut store_config = StoreConfig::new(dir.join("models"));
+	// The tests' releases name their model files under `dir`.
+	store_config.file_root = Some(dir.to_path_buf());
+	let store = Arc::new(ModelStore::open(store_config).unwrap());
 	let mut config = WorkerConfig::new(dir.join("state"));
 	config.retry_after = 2;
 	config.block_time = Duration::from_secs(1);
@@ -369,6 +372,27 @@ async fn answers_once_retries_only_after_the_pool_dropped_it_and_remembers_acros
 	h.stop().await;
 	let journal = opg_worker::journal::Journal::open(&dir.path().join("state")).unwrap();
 	assert!(journal.is_empty(), "ended jobs stay in the journal: {:?}", journal.jobs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_was_executing_when_the_worker_died_is_rejected_not_run_again() {
+	let (dir, key, me, mut state) = digits_on_release_1();
+	state.jobs.insert(7, (job(&me, 1), images(1)));
+	state.jobs.insert(8, (job(&me, 1), images(1)));
+	state.open = vec![7, 8];
+	// What a worker killed while executing job 7 leaves behind.
+	std::fs::create_dir_all(dir.path().join("state")).unwrap();
+	std::fs::write(dir.path().join("state/started"), "7\n").unwrap();
+
+	let h = start(state, dir.path(), &key);
+	h.head(1, 2).await;
+	let mut answers: Vec<_> = h.calls().iter().map(answer).collect();
+	answers.sort_by_key(|a| a.0);
+	assert_eq!(answers[0], (7, Err(RejectReason::ExecutionFailed)));
+	assert!(answers[1].1.is_ok(), "job 8 runs as usual");
+	h.stop().await;
+	// A clean stop leaves only the crashed job's marker, until it ends on chain.
+	assert_eq!(std::fs::read_to_string(dir.path().join("state/started")).unwrap(), "7\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,6 +537,36 @@ async fn tee_jobs_wait_for_the_attested_key_and_carry_its_signature() {
 	assert!(renewed.expires_at_ms > attested.expires_at_ms);
 	h.head(7, 5).await;
 	assert_eq!(h.calls().len(), 5);
+	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enclave_signs_nothing_for_input_bytes_that_are_not_the_jobs() {
+	// A lying chain client (under --tee-nitro the host relays the RPC): the real job record,
+	// whose input hash is that of one image, served with two images of the host's choosing.
+	let (dir, key, mut state, input) = one_tee_job();
+	let forged = images(2);
+	assert_ne!(blake2_256(&forged), blake2_256(&input));
+	state.jobs.get_mut(&3).unwrap().1 = forged;
+	state.tee = Some(unattested());
+
+	let h = start_with(state, dir.path(), &key, Some(Enclave::dev()));
+	for n in 1..=6 {
+		let before = h.calls().len();
+		h.head(n, before).await;
+	}
+	assert_eq!(tee_calls(&h.calls()), ["challenge", "attest"]);
+	assert!(
+		h.calls().iter().all(|c| matches!(c, RuntimeCall::Tee(_))),
+		"answered a job whose input bytes do not hash to its record: {:?}",
+		h.calls()
+	);
+	// The true bytes arrive: answered, signed over the hash the enclave computed.
+	h.chain.state.lock().unwrap().jobs.get_mut(&3).unwrap().1 = input.clone();
+	h.head(7, 3).await;
+	let calls = h.calls();
+	assert_eq!(calls.len(), 3);
+	assert_eq!(answer(&calls[2]).0, 3);
 	h.stop().await;
 }
 

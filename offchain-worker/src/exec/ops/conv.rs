@@ -187,6 +187,10 @@ impl<B: Backend> Op<B> for Conv {
 		if r == 0 || ws.len() != xs.len() {
 			return cx.invalid(format!("input {xs:?} and weight {ws:?} ranks"));
 		}
+		// The window arithmetic below (and the kernels) assume at least one element each way.
+		if xs[2..].contains(&0) || ws[2..].contains(&0) {
+			return cx.invalid(format!("empty spatial extent: input {xs:?}, weight {ws:?}"));
+		}
 		let group = self.group;
 		if group < 1 || xs[1] as i64 != ws[1] as i64 * group || ws[0] as i64 % group != 0 {
 			return cx.invalid(format!("channels: input {xs:?}, weight {ws:?}, group {group}"));
@@ -270,6 +274,9 @@ impl<B: Backend> Op<B> for ConvTranspose {
 		let g = self.group;
 		if r == 0 || ws.len() != xs.len() || g < 1 || ws[0] != xs[1] || xs[1] % g as usize != 0 {
 			return cx.invalid(format!("input {xs:?}, weight {ws:?}, group {g}"));
+		}
+		if xs[2..].contains(&0) || ws[2..].contains(&0) {
+			return cx.invalid(format!("empty spatial extent: input {xs:?}, weight {ws:?}"));
 		}
 		let g = g as usize;
 		let strides = self.window.strides(cx, r)?;

@@ -216,6 +216,10 @@ impl Listed {
 // ---------------------------------------------------------------------------------------
 // What an op runs with.
 
+/// Most elements one tensor an operator makes may have (1 GiB of f32): model geometry and
+/// input shapes are untrusted, and some operators multiply them.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
 /// The node an op runs for (named in its errors) and the device its tensors live on.
 pub(crate) struct Cx<'a, B: Backend> {
 	pub node: &'a Node,
@@ -232,6 +236,17 @@ impl<B: Backend> Clone for Cx<'_, B> {
 impl<B: Backend> Copy for Cx<'_, B> {}
 
 impl<B: Backend> Cx<'_, B> {
+	/// Refuses an output of `shape` with more than [`MAX_ELEMENTS`] elements (or a count
+	/// that overflows): what operators that multiply sizes (Expand, Tile) check first.
+	fn check_elements(&self, shape: &[usize]) -> R<()> {
+		match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+			Some(n) if n <= MAX_ELEMENTS => Ok(()),
+			_ => self.invalid(format!(
+				"an output of shape {shape:?} is over the limit of {MAX_ELEMENTS} elements"
+			)),
+		}
+	}
+
 	fn invalid<T>(&self, reason: impl Into<String>) -> R<T> {
 		Err(ExecError::Invalid {
 			node: self.node.name.clone(),

@@ -81,7 +81,7 @@ impl Pool {
 		let Some(kernel) = &self.kernel_shape else {
 			return cx.invalid("kernel_shape is required");
 		};
-		if r == 0 || kernel.len() != r || kernel.iter().any(|&k| k < 1) {
+		if r == 0 || kernel.len() != r || kernel.iter().any(|&k| k < 1) || xs[2..].contains(&0) {
 			return cx.invalid(format!("kernel_shape {kernel:?} for input {xs:?}"));
 		}
 		let kernel: Vec<usize> = kernel.iter().map(|&k| k as usize).collect();

@@ -274,6 +274,7 @@ impl<B: Backend> Op<B> for Expand {
 		let Some(out) = host::broadcast(&v.shape(), &target) else {
 			return cx.invalid(format!("cannot expand {:?} to {target:?}", v.shape()));
 		};
+		cx.check_elements(&out)?;
 		Ok(vec![match v {
 			Value::Float(t) => Value::Float(broadcast_to::<B>(t.clone(), &out)),
 			Value::Host(h) => Value::Host(h.broadcast_to(&out)),
@@ -290,6 +291,13 @@ impl<B: Backend> Op<B> for Tile {
 		if reps.len() != v.shape().len() || reps.iter().any(|&r| r < 1) {
 			return cx.invalid(format!("repeats {reps:?} for rank {}", v.shape().len()));
 		}
+		let out: Option<Vec<usize>> = v
+			.shape()
+			.iter()
+			.zip(&reps)
+			.map(|(&d, &r)| usize::try_from(r).ok().and_then(|r| d.checked_mul(r)))
+			.collect();
+		cx.check_elements(&out.unwrap_or_else(|| vec![usize::MAX]))?;
 		match v {
 			Value::Float(t) => {
 				let mut t = t.clone();
