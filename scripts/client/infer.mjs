@@ -108,6 +108,8 @@ async function main() {
     // What polkadot.js apps takes as submitJob's `input`.
     report.input = u8aToHex(payload);
     if (outcome.method === 'JobSettled') {
+      // Vanilla: the output is the worker's word, not checked by the chain.
+      report.verifiedBy = { Vanilla: 'nothing (trust in the worker)', Tee: 'attested enclave signature', Zk: 'Groth16 proof' }[outcome.data.mode.toString()];
       report.verificationFeeBurned = outcome.data.verificationFee.toString();
       report.outputHash = result.unwrap().outputHash.toHex();
       report.outputs = decodeOutput(api, result.unwrap().output.toU8a(true));

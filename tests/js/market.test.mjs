@@ -75,6 +75,7 @@ test('a Vanilla job is assigned, answered, settled, and its verification fee bur
   const { events: settled } = await send(api, api.tx.inference.submitResult(job, u8aToHex(output), 'None'), alice);
   const settle = settled.find((e) => api.events.inference.JobSettled.is(e));
   assert.ok(settle, 'Vanilla results settle on submission');
+  assert.ok(settle.data.mode.isVanilla, 'the event says the output is unverified');
   const fee = settle.data.verificationFee.toBigInt();
   assert.ok(fee > 0n);
   assert.ok(settled.some((e) => api.events.inference.Burned.is(e) && e.data.amount.toBigInt() === fee));
