@@ -26,6 +26,8 @@ pub const DEFAULT_MODEL_CACHE_MIB: u64 = 8192;
 pub const DEFAULT_IPFS_GATEWAY: &str = "https://ipfs.io";
 /// Default of `--max-execution-secs`.
 pub const DEFAULT_MAX_EXECUTION_SECS: u64 = 120;
+/// Default of `--max-job-memory-mib` (the executor's [`crate::exec::DEFAULT_JOB_MEMORY`]).
+pub const DEFAULT_MAX_JOB_MEMORY_MIB: u64 = (crate::exec::DEFAULT_JOB_MEMORY >> 20) as u64;
 
 /// The inference worker's flags, shared by `opg-worker` and `opg-node`.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,6 +78,11 @@ pub struct WorkerParams {
 	/// Longest a job may execute, in seconds (the job's deadline may allow less).
 	#[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_EXECUTION_SECS)]
 	pub max_execution_secs: u64,
+
+	/// Most MiB one job's live tensors (input and intermediates; not the weights) may take. A
+	/// job that needs more is rejected as input this worker cannot take, not run out of memory.
+	#[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_JOB_MEMORY_MIB)]
+	pub max_job_memory_mib: u64,
 
 	/// Directory of the content-addressed model cache (default: `<base-path>/models`).
 	#[arg(long, value_name = "PATH")]
@@ -158,6 +165,8 @@ impl WorkerParams {
 		config.device = self.device();
 		config.concurrency = self.jobs.max(1);
 		config.max_execution = Duration::from_secs(self.max_execution_secs.max(1));
+		config.max_job_memory =
+			usize::try_from(self.max_job_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
 		config
 	}
 

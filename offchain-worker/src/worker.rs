@@ -51,6 +51,9 @@ pub struct WorkerConfig {
 	pub retry_after: u32,
 	/// Models kept loaded on the device.
 	pub loaded_models: usize,
+	/// Most bytes one job's live tensors may take (`--max-job-memory-mib`); a job that needs
+	/// more is rejected as input this worker cannot take.
+	pub max_job_memory: usize,
 	/// Where the journal lives.
 	pub state_dir: PathBuf,
 	/// How long a shutdown waits for running jobs to be answered.
@@ -67,6 +70,7 @@ impl WorkerConfig {
 			block_time: Duration::from_secs(6),
 			retry_after: 5,
 			loaded_models: 8,
+			max_job_memory: crate::exec::DEFAULT_JOB_MEMORY,
 			state_dir: state_dir.into(),
 			shutdown_grace: Duration::from_secs(10),
 		}
@@ -131,7 +135,11 @@ impl<C: Chain> Worker<C> {
 			chain,
 			signer,
 			store,
-			engines: Arc::new(EngineCache::new(config.device, config.loaded_models)),
+			engines: Arc::new(EngineCache::new(
+				config.device,
+				config.loaded_models,
+				config.max_job_memory,
+			)),
 			metrics,
 			block_time: config.block_time,
 			config,
@@ -582,7 +590,11 @@ fn execute(
 			let loaded = store
 				.get(release.params.artifact, release.params.artifact_size, &uri)
 				.map_err(|e| e.to_string())
-				.and_then(|bytes| Engine::load(&bytes, engines.device).map_err(|e| e.to_string()));
+				.and_then(|bytes| {
+					Engine::load(&bytes, engines.device)
+						.map(|e| e.with_memory_limit(engines.memory_limit))
+						.map_err(|e| e.to_string())
+				});
 			match loaded {
 				Ok(engine) => engines.insert(release.params.artifact, engine),
 				Err(e) => {
@@ -613,7 +625,9 @@ fn execute(
 			tracing::debug!(target: "inference", job, output = ?opg_primitives::payload_hash(&payload), "executed");
 			Answer::Output { output: payload, evidence: Evidence::None }
 		},
-		Err(e @ (ExecError::Input(_) | ExecError::Invalid { .. })) => {
+		Err(
+			e @ (ExecError::Input(_) | ExecError::Invalid { .. } | ExecError::OverMemory { .. }),
+		) => {
 			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");
 			Answer::Reject(RejectReason::BadInput)
 		},
@@ -696,12 +710,18 @@ fn prove(
 struct EngineCache {
 	device: Device,
 	capacity: usize,
+	memory_limit: usize,
 	engines: Mutex<Vec<(H256, Arc<Engine>)>>,
 }
 
 impl EngineCache {
-	fn new(device: Device, capacity: usize) -> Self {
-		EngineCache { device, capacity: capacity.max(1), engines: Mutex::new(Vec::new()) }
+	fn new(device: Device, capacity: usize, memory_limit: usize) -> Self {
+		EngineCache {
+			device,
+			capacity: capacity.max(1),
+			memory_limit,
+			engines: Mutex::new(Vec::new()),
+		}
 	}
 
 	fn get(&self, artifact: &H256) -> Option<Arc<Engine>> {

@@ -320,6 +320,24 @@ fn operators_that_multiply_sizes_are_capped_before_they_allocate() {
 }
 
 #[test]
+fn a_job_whose_live_tensors_exceed_the_memory_limit_fails_at_the_node_that_crosses_it() {
+	let input = [f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])];
+	// Tile to [64, 12]: 768 f32 = 3,072 bytes for that one output (each under the per-tensor
+	// cap). The input and the demo model's intermediates add a few dozen bytes.
+	let exec = demo_then("Tile", vec![64, 4]);
+	assert_eq!(exec.run(&input).unwrap()[0].shape, vec![64, 12]);
+	let exec = demo_then("Tile", vec![64, 4]).with_memory_limit(3_000);
+	match exec.run(&input) {
+		Err(ExecError::OverMemory { bytes, limit: 3_000, .. }) =>
+			assert!(bytes >= 3_072, "{bytes}"),
+		other => panic!("{other:?}"),
+	}
+	// The same model within a limit that fits it.
+	let exec = demo_then("Tile", vec![64, 4]).with_memory_limit(8_000);
+	assert_eq!(exec.run(&input).unwrap()[0].shape, vec![64, 12]);
+}
+
+#[test]
 fn an_empty_kernel_or_input_window_is_an_error_not_a_wrapped_size() {
 	// A Conv weight with a zero-size kernel axis: nothing for the window arithmetic.
 	let exec = digits_with(|g| {

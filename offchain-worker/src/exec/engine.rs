@@ -66,6 +66,15 @@ impl Engine {
 		}
 	}
 
+	/// Caps the bytes one run's live tensors may take (see [`Executor::with_memory_limit`]).
+	pub fn with_memory_limit(self, bytes: usize) -> Engine {
+		match self {
+			Engine::Cpu(x) => Engine::Cpu(x.with_memory_limit(bytes)),
+			#[cfg(feature = "cuda")]
+			Engine::Cuda(x) => Engine::Cuda(x.with_memory_limit(bytes)),
+		}
+	}
+
 	pub fn model(&self) -> &Model {
 		match self {
 			Engine::Cpu(x) => x.model(),

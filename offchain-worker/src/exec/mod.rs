@@ -48,6 +48,8 @@ pub enum ExecError {
 	Input(String),
 	#[error("backend failure: {0}")]
 	Backend(String),
+	#[error("node `{node}`: the job's tensors would take {bytes} bytes, over this worker's limit of {limit} (--max-job-memory-mib)")]
+	OverMemory { node: String, bytes: usize, limit: usize },
 }
 
 /// A value flowing through the graph.
@@ -57,6 +59,16 @@ pub(crate) enum Value<B: Backend> {
 	Float(FloatTensor<B>),
 	/// An integer or boolean tensor on the host.
 	Host(Host),
+}
+
+impl<B: Backend> Value<B> {
+	/// Bytes of its elements.
+	fn bytes(&self) -> usize {
+		match self {
+			Value::Float(t) => t.shape().num_elements().saturating_mul(t.dtype().size()),
+			Value::Host(h) => h.data.len().saturating_mul(std::mem::size_of::<i64>()),
+		}
+	}
 }
 
 impl<B: Backend> Clone for Value<B> {
@@ -173,7 +185,12 @@ pub struct Executor<B: Backend> {
 	steps: Vec<Step>,
 	/// Nodes run by the node before them, skipped in the walk.
 	absorbed: Vec<bool>,
+	/// Most bytes a run's live tensors (inputs and intermediates, not the weights) may take.
+	memory_limit: usize,
 }
+
+/// Default of [`Executor::memory_limit`]: 4 GiB of live tensors per job.
+pub const DEFAULT_JOB_MEMORY: usize = 4 << 30;
 
 /// A node as a run walks it, its values resolved to slots at load.
 struct Step {
@@ -352,11 +369,19 @@ impl<B: Backend> Executor<B> {
 			outputs,
 			steps,
 			absorbed,
+			memory_limit: DEFAULT_JOB_MEMORY,
 		})
 	}
 
 	pub fn model(&self) -> &Model {
 		&self.model
+	}
+
+	/// Caps the bytes a run's live tensors may take; a run that would go over fails with
+	/// [`ExecError::OverMemory`] (see [`DEFAULT_JOB_MEMORY`]).
+	pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+		self.memory_limit = bytes;
+		self
 	}
 
 	/// The nodes run inside the node before them, by op: Relu after Conv or Gemm, MaxPool
@@ -474,13 +499,24 @@ impl<B: Backend> Executor<B> {
 		&self,
 		mut env: Vec<Option<Value<B>>>,
 	) -> Result<Vec<Option<Value<B>>>, ExecError> {
+		// Bytes of the run's live values: a copy counts as much as its original (an upper
+		// bound where the backend shares buffers). A value taken by its last reader counts
+		// until that node's outputs replace it.
+		let mut live: usize = env.iter().flatten().map(Value::bytes).sum();
 		for step in &self.steps {
+			let mut taken = 0usize;
 			let inputs = step
 				.inputs
 				.iter()
 				.map(|input| {
 					let Some((slot, take)) = *input else { return Ok(None) };
-					let value = if take { env[slot].take() } else { env[slot].clone() };
+					let value = if take {
+						let v = env[slot].take();
+						taken += v.as_ref().map_or(0, Value::bytes);
+						v
+					} else {
+						env[slot].clone()
+					};
 					value
 						.or_else(|| self.constants[slot].clone())
 						.map(Some)
@@ -509,13 +545,26 @@ impl<B: Backend> Executor<B> {
 				}
 				out
 			};
+			live = live.saturating_sub(taken);
 			for (slot, value) in step.outputs.iter().zip(outputs) {
 				if let Some(slot) = slot {
-					env[*slot] = Some(value);
+					live = live.saturating_add(value.bytes());
+					if let Some(old) = env[*slot].replace(value) {
+						live = live.saturating_sub(old.bytes());
+					}
 				}
 			}
+			if live > self.memory_limit {
+				return Err(ExecError::OverMemory {
+					node: node.name.clone(),
+					bytes: live,
+					limit: self.memory_limit,
+				});
+			}
 			for &slot in &step.frees {
-				env[slot] = None;
+				if let Some(old) = env[slot].take() {
+					live = live.saturating_sub(old.bytes());
+				}
 			}
 		}
 		Ok(env)
