@@ -202,8 +202,10 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	});
 	let (h1, (payment, royalty, fee, refund)) = wait_for_event(port, h0, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
+			// A Vanilla job: the event says nothing but trust backs the output.
 			MarketEvent::JobSettled {
 				job: j,
+				mode: VerificationMode::Vanilla,
 				worker_payment,
 				royalty,
 				verification_fee,
@@ -279,19 +281,27 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	});
 
 	// An empty batch fits the release's spec ([0, 1, 8, 8]) but gives the model nothing to
-	// compute: the worker rejects it and the requester gets everything back but the tx fee.
+	// compute: the worker rejects it and the requester gets everything back but the tx fee and
+	// the data fee for the input the chain stored.
 	let h3 = best(port);
 	let bob3 = free_balance(port, &bob, h3);
-	submit(port, Bob, submit_job(pixels_payload(vec![0, 1, 8, 8], &[])));
-	let (h4, reason) = wait_for_event(port, h3, TIMEOUT, |events| {
+	let empty = pixels_payload(vec![0, 1, 8, 8], &[]);
+	submit(port, Bob, submit_job(empty.clone()));
+	let (h4, (reason, data_fee)) = wait_for_event(port, h3, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
-			MarketEvent::JobRejected { reason, .. } => Some(*reason),
+			MarketEvent::JobRejected { reason, data_fee, .. } => Some((*reason, *data_fee)),
 			_ => None,
 		})
 	});
 	assert_eq!(reason, RejectReason::BadInput);
+	// The per-byte fee (a runtime parameter, 10 µOPG by default) over the stored input.
+	assert!(data_fee > 0 && data_fee % empty.len() as Balance == 0, "{data_fee}");
 	let (bob_fees, _) = fees_and_rewards(port, h3, h4, &bob);
-	assert_eq!(bob3 - free_balance(port, &bob, h4), bob_fees, "a rejected job is refunded in full");
+	assert_eq!(
+		bob3 - free_balance(port, &bob, h4),
+		bob_fees + data_fee,
+		"a rejected job is refunded but for its data fee"
+	);
 
 	assert!(node.stop().success());
 	let log = node.log();

@@ -208,6 +208,7 @@ fn job(worker: &AccountId, release: ReleaseId) -> Job {
 		created: 1,
 		status: JobStatus::Assigned,
 		ended: None,
+		congestion_mark: 0,
 	}
 }
 

@@ -63,6 +63,8 @@ pub type BlockId = generic::BlockId<Block>;
 
 /// Transaction extensions, in the order signers encode them.
 /// `StorageWeightReclaim` wraps the rest so that unused proof size is given back to the block.
+/// `PrioritizeAnswers` (no data) admits workers' answers (operational) only while the call would
+/// accept them, first in the pool.
 pub type TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim<
 	Runtime,
 	(
@@ -76,6 +78,7 @@ pub type TxExtension = cumulus_pallet_weight_reclaim::StorageWeightReclaim<
 		frame_system::CheckWeight<Runtime>,
 		pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
 		frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+		pallet_inference::PrioritizeAnswers<Runtime>,
 	),
 >;
 
@@ -93,6 +96,7 @@ pub fn tx_extension(nonce: Nonce, tip: Balance) -> TxExtension {
 		frame_system::CheckWeight::<Runtime>::new(),
 		pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(tip),
 		frame_metadata_hash_extension::CheckMetadataHash::<Runtime>::new(false),
+		pallet_inference::PrioritizeAnswers::<Runtime>::new(),
 	)
 		.into()
 }

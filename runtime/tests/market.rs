@@ -9,7 +9,8 @@ use codec::Encode;
 use opg_primitives::{ElemType, Tensor, VerificationMode};
 use opg_runtime::{
 	configs::dynamic_params::inference as params, genesis_config_presets as presets, AccountId,
-	Balances, Executive, Inference, ModelHub, Runtime, RuntimeCall, RuntimeHoldReason, UNIT,
+	Balance, Balances, Executive, Inference, ModelHub, Runtime, RuntimeCall, RuntimeHoldReason,
+	UNIT,
 };
 use pallet_inference::{BurnCause, JobStatus, WorkerStatus};
 use polkadot_sdk::{
@@ -242,11 +243,18 @@ fn missed_deadline_refunds_requester_and_burns_the_slash() {
 		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
 		assert_eq!(record.status, JobStatus::Expired);
 		assert_eq!(escrow_of(&bob), 0);
-		assert_eq!(Balances::balance(&bob), bob_after_submit, "requester refunded in full");
+		// The input was stored for the job's life: its per-byte fee is burned, the rest refunded.
+		let data_fee = params::VerificationFeePerByte::get() * record.input_len as Balance;
+		assert!(data_fee > 0);
+		assert_eq!(Balances::balance(&bob), bob_after_submit - data_fee, "refunded less data fee");
 		let slash = params::SlashOnTimeout::get();
 		assert_eq!(stake_of(&alice), presets::DEV_WORKER_STAKE - slash);
 		assert_eq!(pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::Slash), slash);
-		assert_eq!(Balances::total_issuance(), issuance - slash);
+		assert_eq!(
+			pallet_inference::BurnedByCause::<Runtime>::get(BurnCause::VerificationFee),
+			data_fee
+		);
+		assert_eq!(Balances::total_issuance(), issuance - slash - data_fee);
 		invariants();
 	});
 }
@@ -270,6 +278,59 @@ fn job_refused_without_an_eligible_worker_holds_nothing() {
 				opg_runtime::AccountId,
 			>>::supports(mode));
 		}
+		invariants();
+	});
+}
+
+#[test]
+fn an_answer_finds_room_in_a_block_that_ordinary_transactions_filled() {
+	use polkadot_sdk::{
+		frame_support::dispatch::DispatchClass,
+		sp_runtime::transaction_validity::{InvalidTransaction, TransactionSource},
+	};
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		let job = submit_job(Bob, UNIT, None);
+		let answer = RuntimeCall::Inference(pallet_inference::Call::submit_result {
+			job,
+			output: demo_output().try_into().unwrap(),
+			evidence: pallet_inference::Evidence::None,
+		});
+		let nonce = |who| frame_system::Pallet::<Runtime>::account_nonce(account(who));
+		// Someone else's answer is not even a valid transaction: the room is the worker's.
+		assert_eq!(
+			Executive::validate_transaction(
+				TransactionSource::External,
+				signed(Bob, answer.clone(), nonce(Bob)),
+				Default::default(),
+			),
+			Err(InvalidTransaction::Custom(pallet_inference::invalid_answer::NOT_ASSIGNED_WORKER)
+				.into())
+		);
+		let valid = Executive::validate_transaction(
+			TransactionSource::External,
+			signed(Alice, answer.clone(), nonce(Alice)),
+			Default::default(),
+		)
+		.expect("the worker's answer is valid");
+		assert_eq!(valid.priority, pallet_inference::ANSWER_PRIORITY);
+
+		// Ordinary transactions have used all the normal-class room of this block.
+		let limits = <Runtime as frame_system::Config>::BlockWeights::get();
+		let normal = limits.get(DispatchClass::Normal).max_total.unwrap();
+		frame_system::BlockWeight::<Runtime>::mutate(|w| w.set(normal, DispatchClass::Normal));
+		let transfer = RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+			dest: account(Charlie).into(),
+			value: UNIT,
+		});
+		assert_eq!(
+			Executive::apply_extrinsic(signed(Bob, transfer, nonce(Bob))),
+			Err(InvalidTransaction::ExhaustsResources.into())
+		);
+		// The answer still goes in, and the job settles.
+		apply(Alice, answer);
+		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
+		assert!(matches!(record.status, JobStatus::Settled { .. }));
 		invariants();
 	});
 }

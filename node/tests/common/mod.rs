@@ -214,6 +214,7 @@ pub fn signed(port: u16, who: Sr25519Keyring, call: RuntimeCall) -> UncheckedExt
 		(),
 		(),
 		None,
+		(),
 	);
 	let payload = SignedPayload::from_raw(call.clone(), ext.clone(), implicit);
 	let signature = payload.using_encoded(|bytes| who.sign(bytes));

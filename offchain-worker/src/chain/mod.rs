@@ -174,6 +174,7 @@ pub fn signed_extrinsic(
 		(),
 		(),
 		None::<[u8; 32]>,
+		(),
 	);
 	let payload = SignedPayload::<RuntimeCall, opg_runtime::TxExtension>::from_raw(
 		call.clone(),

@@ -72,18 +72,54 @@ impl<T: Config> Pallet<T> {
 		AgendaCursor::<T>::put(cursor);
 	}
 
+	/// A job's deadline has passed. Without full blocks in its time it expires and its worker
+	/// is slashed. Full blocks (in which the answer may have found no room) move the deadline
+	/// by as many blocks, up to `MaxJobTimeout` past the first one; when it can move no
+	/// further the job expires without a slash.
 	pub(crate) fn process_expiry(job: JobId, now: BlockNumberFor<T>) {
-		if let Some(record) = Jobs::<T>::get(job) {
-			// Only jobs still waiting for a result expire; submitted ones are in the queue.
-			if record.status == JobStatus::Assigned {
-				Self::expire(job, record, now);
-			}
+		let Some(mut record) = Jobs::<T>::get(job) else { return };
+		// Only jobs still waiting for a result expire; submitted ones are in the queue.
+		if record.status != JobStatus::Assigned {
+			return;
 		}
+		let congestion = CongestedBlocks::<T>::get();
+		let full = congestion.saturating_sub(record.congestion_mark);
+		if full == 0 {
+			return Self::expire(job, record, now, false);
+		}
+		let latest = record
+			.created
+			.saturating_add(T::MaxJobTimeout::get().saturating_mul(2u32.into()));
+		let deadline = record.deadline.saturating_add(full.into()).min(latest);
+		if deadline <= record.deadline {
+			return Self::expire(job, record, now, true);
+		}
+		record.deadline = deadline;
+		record.congestion_mark = congestion;
+		Self::schedule(Self::expiry_block(deadline), job, AgendaItem::Expire);
+		Jobs::<T>::insert(job, record);
+		Self::deposit_event(Event::DeadlineExtended { job, deadline });
+	}
+
+	/// Whether this block is at least 90% full, by weight (all classes: answers are
+	/// operational and may use the whole block) or by size: an answer submitted now may have
+	/// found no room.
+	pub(crate) fn block_is_congested() -> bool {
+		let limits = <T as frame_system::Config>::BlockWeights::get();
+		let used = frame_system::Pallet::<T>::block_weight().total();
+		let max_len = *<T as frame_system::Config>::BlockLength::get()
+			.max
+			.get(DispatchClass::Operational);
+		let len = frame_system::Pallet::<T>::block_size();
+		let full = |used: u64, max: u64| max > 0 && used >= max / 10 * 9;
+		full(used.ref_time(), limits.max_block.ref_time()) ||
+			full(used.proof_size(), limits.max_block.proof_size()) ||
+			full(len.into(), max_len.into())
 	}
 
 	/// Removes an ended job's records; `false` if the job is open or gone.
 	pub(crate) fn prune(job: JobId) -> bool {
-		if !Jobs::<T>::get(job).is_some_and(|j| j.ended.is_some()) {
+		if Jobs::<T>::get(job).is_none_or(|j| j.ended.is_none()) {
 			return false;
 		}
 		Jobs::<T>::remove(job);

@@ -442,5 +442,18 @@ mod benchmarks {
 		assert!(!Jobs::<T>::contains_key(job));
 	}
 
+	#[benchmark]
+	fn set_min_timeouts() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+		let max = T::MaxJobTimeout::get();
+		let min_timeouts = MinTimeouts { vanilla: max, tee: max, zk: max };
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), min_timeouts);
+
+		assert_eq!(Workers::<T>::get(&who).unwrap().min_timeouts, min_timeouts);
+	}
+
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_bench_ext(), crate::mock::Test);
 }

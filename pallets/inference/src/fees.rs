@@ -14,6 +14,12 @@ impl<T: Config> Pallet<T> {
 		fees.flat(mode).saturating_add(fees.per_byte.saturating_mul(bytes.into()))
 	}
 
+	/// The per-byte fee for `input_len` bytes of stored input: what a job that does not settle
+	/// (rejected, failed, expired) still pays.
+	pub fn data_fee(input_len: u32) -> BalanceOf<T> {
+		T::VerificationFees::get().per_byte.saturating_mul(input_len.into())
+	}
+
 	/// Largest verification fee a job with `input_len` bytes of input can owe.
 	pub fn max_verification_fee(mode: VerificationMode, input_len: u32) -> BalanceOf<T> {
 		let evidence = if mode == VerificationMode::Vanilla { 0 } else { T::MaxEvidenceLen::get() };
@@ -23,16 +29,22 @@ impl<T: Config> Pallet<T> {
 		)
 	}
 
-	/// Fee quote: the lowest eligible price and the maximum verification fee.
+	/// Fee quote for a job with the default timeout: the lowest eligible price and the maximum
+	/// verification fee.
 	pub fn quote(
 		release: ReleaseId,
 		mode: VerificationMode,
 		input_len: u32,
 	) -> Option<FeeQuote<BalanceOf<T>>> {
-		let price = Self::eligible_workers(release, mode, BalanceOf::<T>::max_value())
-			.into_iter()
-			.map(|(_, w)| w.price)
-			.min()?;
+		let price = Self::eligible_workers(
+			release,
+			mode,
+			BalanceOf::<T>::max_value(),
+			T::DefaultJobTimeout::get(),
+		)
+		.into_iter()
+		.map(|(_, w)| w.price)
+		.min()?;
 		let verification_fee = Self::max_verification_fee(mode, input_len);
 		Some(FeeQuote { price, verification_fee, total: price.saturating_add(verification_fee) })
 	}

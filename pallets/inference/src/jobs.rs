@@ -68,7 +68,7 @@ impl<T: Config> Pallet<T> {
 		let job = NextJobId::<T>::get();
 		let next = job.checked_add(1).ok_or(Error::<T>::Overflow)?;
 		let (worker_id, mut worker) =
-			Self::pick_worker(Self::eligible_workers(release, mode, max_fee), job)
+			Self::pick_worker(Self::eligible_workers(release, mode, max_fee, timeout), job)
 				.ok_or(Error::<T>::NoEligibleWorker)?;
 
 		let now = frame_system::Pallet::<T>::block_number();
@@ -104,6 +104,7 @@ impl<T: Config> Pallet<T> {
 				created: now,
 				status: JobStatus::Assigned,
 				ended: None,
+				congestion_mark: CongestedBlocks::<T>::get(),
 			},
 		);
 		JobInputs::<T>::insert(job, input);
@@ -243,34 +244,63 @@ impl<T: Config> Pallet<T> {
 		T::Consumer::on_job_finished(job, JobOutcome::Settled { mode, output: &output });
 	}
 
-	/// Invalid evidence: full refund, worker slashed.
+	/// Invalid evidence: refund less the data fee, worker slashed.
 	pub(crate) fn fail(job: JobId, mut record: JobOf<T>, now: BlockNumberFor<T>) {
-		let refund = Self::refund(&record);
+		let (data_fee, refund) = Self::refund(&record);
 		Self::slash(&record.worker, job, T::SlashOnInvalidProof::get());
 		record.status = JobStatus::Failed;
 		Self::close(job, record, now, |w| w.slashed = w.slashed.saturating_add(1));
-		Self::deposit_event(Event::JobFailed { job, refund });
+		Self::deposit_event(Event::JobFailed { job, data_fee, refund });
 		T::Consumer::on_job_finished(job, JobOutcome::Failed);
 	}
 
-	/// Deadline passed without a result.
-	pub(crate) fn expire(job: JobId, mut record: JobOf<T>, now: BlockNumberFor<T>) {
-		let refund = Self::refund(&record);
-		Self::slash(&record.worker, job, T::SlashOnTimeout::get());
+	/// Deadline passed without a result: the worker is slashed unless `congested` (full blocks
+	/// kept its answer out and the deadline cannot move further).
+	pub(crate) fn expire(
+		job: JobId,
+		mut record: JobOf<T>,
+		now: BlockNumberFor<T>,
+		congested: bool,
+	) {
+		let (data_fee, refund) = Self::refund(&record);
+		let slashed = if congested {
+			Zero::zero()
+		} else {
+			Self::slash(&record.worker, job, T::SlashOnTimeout::get())
+		};
 		record.status = JobStatus::Expired;
-		Self::close(job, record, now, |w| w.slashed = w.slashed.saturating_add(1));
-		Self::deposit_event(Event::JobExpired { job, refund });
+		Self::close(job, record, now, |w| {
+			if !congested {
+				w.slashed = w.slashed.saturating_add(1)
+			}
+		});
+		Self::deposit_event(Event::JobExpired { job, data_fee, refund, slashed });
 		T::Consumer::on_job_finished(job, JobOutcome::Expired);
 	}
 
-	pub(crate) fn refund(record: &JobOf<T>) -> BalanceOf<T> {
-		T::Currency::release(
-			&HoldReason::JobEscrow.into(),
+	/// Ends the escrow of a job that did not settle: burns the per-byte fee for the input the
+	/// chain stored (every outcome pays for its bytes, not only settlement) and releases the
+	/// rest. Returns (data fee burned, refund).
+	pub(crate) fn refund(record: &JobOf<T>) -> (BalanceOf<T>, BalanceOf<T>) {
+		let escrow: T::RuntimeHoldReason = HoldReason::JobEscrow.into();
+		let data_fee = Self::data_fee(record.input_len).min(record.verification_hold);
+		let burned = T::Currency::burn_held(
+			&escrow,
 			&record.requester,
-			record.price.saturating_add(record.verification_hold),
+			data_fee,
+			Precision::Exact,
+			Fortitude::Force,
+		)
+		.defensive_unwrap_or_default();
+		Self::note_burn(BurnCause::VerificationFee, burned);
+		let refund = T::Currency::release(
+			&escrow,
+			&record.requester,
+			record.price.saturating_add(record.verification_hold).saturating_sub(burned),
 			Precision::Exact,
 		)
-		.defensive_unwrap_or_default()
+		.defensive_unwrap_or_default();
+		(burned, refund)
 	}
 
 	/// Ends a job: frees the worker's slot, tells the hub, schedules pruning.

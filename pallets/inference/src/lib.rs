@@ -17,12 +17,16 @@
 //! among workers that can answer in the mode) and holds `price + max verification fee`. The
 //! draw is **not** unpredictable: both inputs are known when the job is submitted, and a
 //! requester's `max_fee` can narrow the pool, so a requester can often choose its worker, and
-//! a collator can too (see `docs/security.md`). The worker calls `submit_result` (or `reject_job`
-//! for input its model cannot take: full refund, no slash). A Vanilla result settles at once; a
+//! a collator can too (see `docs/security.md`). Workers are drawn only if their minimum timeout
+//! for the mode (`set_min_timeouts`) fits the job's. The worker calls `submit_result` (or
+//! `reject_job` for input its model cannot take: no slash). A Vanilla result settles at once; a
 //! result with evidence is stored and visible at once and verified later, from a bounded FIFO
 //! queue in `on_idle` or by anyone calling `verify_result`. A valid result settles; an invalid
-//! one refunds the requester in full and slashes the worker. A job with no result by its
-//! deadline expires in `on_initialize`: full refund, worker slashed. Ended jobs are pruned after
+//! one refunds the requester and slashes the worker. A job with no result by its deadline
+//! expires in `on_initialize`: refund, worker slashed; but full blocks in the job's time (where
+//! the answer may have found no room) first move the deadline, and a job kept out to the end
+//! expires without a slash. Every outcome burns the per-byte fee of the stored input; only
+//! settlement burns the rest of the verification fee. Ended jobs are pruned after
 //! `RetentionPeriod`. Per-block work is bounded; nothing iterates a user-growable map.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -37,6 +41,7 @@ mod invariants;
 mod jobs;
 #[cfg(test)]
 mod mock;
+mod priority;
 pub mod runtime_api;
 #[cfg(test)]
 mod tests;
@@ -45,6 +50,7 @@ pub mod weights;
 mod workers;
 
 pub use pallet::*;
+pub use priority::{invalid_answer, PrioritizeAnswers, ANSWER_PRIORITY};
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -232,6 +238,12 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type OpenZkJobs<T> = StorageValue<_, u32, ValueQuery>;
 
+	/// Blocks whose normal-class weight or length was nearly used up, counted since genesis.
+	/// A worker whose deadline fell in such blocks may not have found room for its answer:
+	/// they extend its deadline (see [`Job::congestion_mark`]).
+	#[pallet::storage]
+	pub type CongestedBlocks<T> = StorageValue<_, u32, ValueQuery>;
+
 	/// Everything this pallet has burned.
 	#[pallet::storage]
 	pub type TotalBurned<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
@@ -283,12 +295,29 @@ pub mod pallet {
 			verification_fee: BalanceOf<T>,
 			refund: BalanceOf<T>,
 		},
-		/// A result failed verification: requester refunded, worker slashed.
-		JobFailed { job: JobId, refund: BalanceOf<T> },
-		/// The worker rejected the job: requester refunded in full.
-		JobRejected { job: JobId, reason: RejectReason, refund: BalanceOf<T> },
-		/// The deadline passed without a result: requester refunded, worker slashed.
-		JobExpired { job: JobId, refund: BalanceOf<T> },
+		/// A result failed verification: the input's data fee burned, the rest refunded, the
+		/// worker slashed.
+		JobFailed { job: JobId, data_fee: BalanceOf<T>, refund: BalanceOf<T> },
+		/// The worker rejected the job: the input's data fee burned, the rest refunded.
+		JobRejected {
+			job: JobId,
+			reason: RejectReason,
+			data_fee: BalanceOf<T>,
+			refund: BalanceOf<T>,
+		},
+		/// The deadline passed without a result: the input's data fee burned, the rest
+		/// refunded, the worker slashed.
+		/// `slashed` is zero when full blocks kept the worker's answer out until the end.
+		JobExpired {
+			job: JobId,
+			data_fee: BalanceOf<T>,
+			refund: BalanceOf<T>,
+			slashed: BalanceOf<T>,
+		},
+		/// Full blocks fell within the job's time: its deadline moved by as many blocks.
+		DeadlineExtended { job: JobId, deadline: BlockNumberFor<T> },
+		/// A worker set the shortest timeouts it takes.
+		MinTimeoutsSet { worker: T::AccountId, min_timeouts: MinTimeouts<BlockNumberFor<T>> },
 		/// An ended job's records were removed.
 		JobPruned { job: JobId },
 		/// OPG was burned.
@@ -330,14 +359,15 @@ pub mod pallet {
 		NotUnlocked,
 		/// The worker is unbonding and cannot change.
 		WorkerUnbonding,
-		/// No active worker serves the release and mode at a price within `max_fee` with free
-		/// capacity.
+		/// No active worker serves the release and mode at a price within `max_fee`, with free
+		/// capacity and a minimum timeout within the job's.
 		NoEligibleWorker,
 		/// The input does not match the release's input spec.
 		InvalidInput,
 		/// The output does not match the release's output spec.
 		InvalidOutput,
-		/// The deadline is outside `MinJobTimeout..=MaxJobTimeout`.
+		/// The deadline is outside `MinJobTimeout..=MaxJobTimeout` (or a worker's minimum
+		/// timeout is above `MaxJobTimeout`).
 		BadTimeout,
 		/// Not enough free balance for the stake or the escrow.
 		InsufficientBalance,
@@ -367,7 +397,15 @@ pub mod pallet {
 		fn on_initialize(now: BlockNumberFor<T>) -> Weight {
 			let mut meter = WeightMeter::with_limit(T::AgendaWeight::get());
 			Self::service_agenda(now, &mut meter);
-			meter.consumed()
+			// `on_finalize`: the block's weight and length (read by System anyway) and the
+			// congestion counter.
+			meter.consumed().saturating_add(T::DbWeight::get().reads_writes(1, 1))
+		}
+
+		fn on_finalize(_now: BlockNumberFor<T>) {
+			if Self::block_is_congested() {
+				CongestedBlocks::<T>::mutate(|n| *n = n.saturating_add(1));
+			}
 		}
 
 		fn on_idle(_now: BlockNumberFor<T>, remaining: Weight) -> Weight {
@@ -467,6 +505,7 @@ pub mod pallet {
 					completed: 0,
 					rejected: 0,
 					slashed: 0,
+					min_timeouts: Default::default(),
 				},
 			);
 			Self::deposit_event(Event::WorkerRegistered { worker: who, stake });
@@ -616,9 +655,11 @@ pub mod pallet {
 
 		/// The assigned worker's answer: `output` (canonical tensors matching the release's
 		/// output spec) with `evidence` of the job's mode. Vanilla results settle at once;
-		/// others are verified from the queue.
+		/// others are verified from the queue. Operational: an answer has the block space
+		/// ordinary transactions cannot fill, and [`PrioritizeAnswers`] lets only answers the
+		/// call would accept into the pool and the block.
 		#[pallet::call_index(8)]
-		#[pallet::weight(T::WeightInfo::submit_result(output.len() as u32, evidence.len() as u32)
+		#[pallet::weight((T::WeightInfo::submit_result(output.len() as u32, evidence.len() as u32)
 			.saturating_add(T::Verifier::weight(
 				VerificationMode::Tee,
 				T::MaxInputLen::get(),
@@ -626,7 +667,7 @@ pub mod pallet {
 				evidence.len() as u32,
 			))
 			.saturating_add(T::WeightInfo::settle())
-			.saturating_add(T::Consumer::weight()))]
+			.saturating_add(T::Consumer::weight()), DispatchClass::Operational))]
 		pub fn submit_result(
 			origin: OriginFor<T>,
 			job: JobId,
@@ -685,10 +726,14 @@ pub mod pallet {
 		}
 
 		/// The assigned worker declines the job (input its model cannot take, model not
-		/// available, ...): the requester is refunded in full and the worker is not slashed.
+		/// available, ...): the requester pays only the data fee for its stored input and the
+		/// worker is not slashed.
 		/// Rejections are counted per worker.
 		#[pallet::call_index(9)]
-		#[pallet::weight(T::WeightInfo::reject_job().saturating_add(T::Consumer::weight()))]
+		#[pallet::weight((
+			T::WeightInfo::reject_job().saturating_add(T::Consumer::weight()),
+			DispatchClass::Operational
+		))]
 		pub fn reject_job(
 			origin: OriginFor<T>,
 			job: JobId,
@@ -700,10 +745,10 @@ pub mod pallet {
 			ensure!(record.status == JobStatus::Assigned, Error::<T>::NotAssigned);
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(now <= record.deadline, Error::<T>::DeadlinePassed);
-			let refund = Self::refund(&record);
+			let (data_fee, refund) = Self::refund(&record);
 			record.status = JobStatus::Rejected { reason };
 			Self::close(job, record, now, |w| w.rejected = w.rejected.saturating_add(1));
-			Self::deposit_event(Event::JobRejected { job, reason, refund });
+			Self::deposit_event(Event::JobRejected { job, reason, data_fee, refund });
 			T::Consumer::on_job_finished(job, JobOutcome::Rejected);
 			Ok(())
 		}
@@ -727,6 +772,33 @@ pub mod pallet {
 			Self::dequeue(job);
 			let verdict = Self::verify(job, &record);
 			Self::conclude(job, record, verdict, frame_system::Pallet::<T>::block_number());
+			Ok(())
+		}
+
+		/// Sets the shortest timeout, per mode, of the jobs this worker is assigned (zero: the
+		/// chain's floor). A worker that needs longer to answer a mode (ZK proving, a large
+		/// model) avoids jobs it would miss and be slashed for.
+		#[pallet::call_index(12)]
+		#[pallet::weight(T::WeightInfo::set_min_timeouts())]
+		pub fn set_min_timeouts(
+			origin: OriginFor<T>,
+			min_timeouts: MinTimeouts<BlockNumberFor<T>>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let max = T::MaxJobTimeout::get();
+			ensure!(
+				[min_timeouts.vanilla, min_timeouts.tee, min_timeouts.zk]
+					.iter()
+					.all(|t| *t <= max),
+				Error::<T>::BadTimeout
+			);
+			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
+				let worker = maybe.as_mut().ok_or(Error::<T>::NotWorker)?;
+				ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
+				worker.min_timeouts = min_timeouts;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::MinTimeoutsSet { worker: who, min_timeouts });
 			Ok(())
 		}
 

@@ -276,6 +276,8 @@ pub fn run_to_block(n: u64) {
 	while System::block_number() < n {
 		let next = System::block_number() + 1;
 		Inference::on_finalize(System::block_number());
+		// A new block starts empty, as `System::initialize` would leave it.
+		frame_system::BlockWeight::<Test>::kill();
 		System::set_block_number(next);
 		Inference::on_initialize(next);
 		Inference::on_idle(next, Weight::MAX);

@@ -133,6 +133,43 @@ pub struct Worker<
 	pub rejected: u32,
 	/// Times the worker was slashed.
 	pub slashed: u32,
+	/// Shortest timeout the worker takes per mode: jobs with less time are not assigned to it.
+	pub min_timeouts: MinTimeouts<BlockNumber>,
+}
+
+/// A worker's shortest acceptable job timeout per mode, in blocks. Zero means the chain's
+/// floor (`MinJobTimeout`).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Default,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+)]
+pub struct MinTimeouts<BlockNumber> {
+	/// Vanilla jobs.
+	pub vanilla: BlockNumber,
+	/// TEE jobs.
+	pub tee: BlockNumber,
+	/// ZK jobs (proving takes longest).
+	pub zk: BlockNumber,
+}
+
+impl<BlockNumber: Copy> MinTimeouts<BlockNumber> {
+	/// The minimum for `mode`.
+	pub fn of(&self, mode: VerificationMode) -> BlockNumber {
+		match mode {
+			VerificationMode::Vanilla => self.vanilla,
+			VerificationMode::Tee => self.tee,
+			VerificationMode::Zk => self.zk,
+		}
+	}
 }
 
 impl<
@@ -231,6 +268,10 @@ pub struct Job<AccountId, Balance, BlockNumber> {
 	pub status: JobStatus<Balance>,
 	/// Block in which the job ended (settled, failed, rejected, expired).
 	pub ended: Option<BlockNumber>,
+	/// [`CongestedBlocks`](crate::CongestedBlocks) when the job was assigned or its deadline
+	/// last moved: full blocks since then extend the deadline instead of counting against the
+	/// worker.
+	pub congestion_mark: u32,
 }
 
 /// A worker's result.

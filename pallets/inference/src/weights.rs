@@ -61,6 +61,7 @@ pub trait WeightInfo {
 	fn on_idle_base() -> Weight;
 	fn on_idle_verify() -> Weight;
 	fn prune_job() -> Weight;
+	fn set_min_timeouts() -> Weight;
 }
 
 /// Weights for `pallet_inference` measured against the OPG runtime, with the runtime's DB weights.
@@ -454,6 +455,14 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
+	/// Not measured by the CLI yet: the work of `pause_worker` (one worker read and written)
+	/// without leaving pools. Regenerate with `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::Workers` (r:1 w:1)
+	fn set_min_timeouts() -> Weight {
+		Weight::from_parts(16_725_000, 3701)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
 
 }
 
@@ -846,6 +855,14 @@ impl WeightInfo for () {
 		Weight::from_parts(18_717_000, 3648)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
+	}
+	/// Not measured by the CLI yet: the work of `pause_worker` (one worker read and written)
+	/// without leaving pools. Regenerate with `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::Workers` (r:1 w:1)
+	fn set_min_timeouts() -> Weight {
+		Weight::from_parts(16_725_000, 3701)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 
 }

@@ -68,6 +68,7 @@ impl<T: Config> Pallet<T> {
 		release: ReleaseId,
 		mode: VerificationMode,
 		max_fee: BalanceOf<T>,
+		timeout: polkadot_sdk::frame_system::pallet_prelude::BlockNumberFor<T>,
 	) -> Vec<(T::AccountId, WorkerOf<T>)> {
 		let min_stake = T::MinWorkerStake::get();
 		ReleaseWorkers::<T>::get(release)
@@ -78,6 +79,7 @@ impl<T: Config> Pallet<T> {
 					w.modes.contains(mode) &&
 					w.open_jobs < w.capacity &&
 					w.price <= max_fee &&
+					w.min_timeouts.of(mode) <= timeout &&
 					w.stake >= min_stake &&
 					T::Verifier::can_answer(who, mode)
 			})
@@ -112,8 +114,9 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// Burns up to `amount` of a worker's stake; pauses it below the minimum.
-	pub(crate) fn slash(who: &T::AccountId, job: JobId, amount: BalanceOf<T>) {
-		let Some(mut worker) = Workers::<T>::get(who) else { return };
+	/// Burns up to `amount` of a worker's stake; returns what was burned.
+	pub(crate) fn slash(who: &T::AccountId, job: JobId, amount: BalanceOf<T>) -> BalanceOf<T> {
+		let Some(mut worker) = Workers::<T>::get(who) else { return Zero::zero() };
 		let amount = amount.min(worker.stake);
 		let burned = T::Currency::burn_held(
 			&HoldReason::WorkerStake.into(),
@@ -137,5 +140,6 @@ impl<T: Config> Pallet<T> {
 		if paused {
 			Self::deposit_event(Event::WorkerPaused { worker: who.clone() });
 		}
+		burned
 	}
 }

@@ -324,7 +324,8 @@ pub mod dynamic_params {
 		/// Flat verification fee of a zero-knowledge result; burned on settlement.
 		#[codec(index = 3)]
 		pub static ZkVerificationFee: Balance = 200 * MILLI_UNIT;
-		/// Verification fee per byte of input, output and proof; burned on settlement.
+		/// Verification fee per byte of input, output and proof; burned on settlement, and for
+		/// the input alone on every other outcome.
 		#[codec(index = 4)]
 		pub static VerificationFeePerByte: Balance = 10 * MICRO_UNIT;
 		/// Stake burned when a worker misses a job's deadline.

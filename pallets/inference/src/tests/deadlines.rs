@@ -4,7 +4,7 @@ use super::*;
 use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 
 #[test]
-fn expired_job_refunds_in_full_and_slashes() {
+fn expired_job_refunds_all_but_the_data_fee_and_slashes() {
 	new_test_ext(|| {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
@@ -19,12 +19,15 @@ fn expired_job_refunds_in_full_and_slashes() {
 		run_to_block(22);
 		let record = Jobs::<Test>::get(job).unwrap();
 		assert_eq!((record.status, record.ended), (JobStatus::Expired, Some(22)));
-		assert_eq!(free(ALICE), alice);
+		let data_fee = input().len() as u64;
+		assert_eq!(free(ALICE), alice - data_fee);
 		assert_eq!(stake(W1), 2_000 - 300);
 		assert_eq!(BurnedByCause::<Test>::get(BurnCause::Slash), 300);
 		assert!(JobInputs::<Test>::get(job).is_none());
 		assert_eq!(finished(), vec![(job, "expired")]);
-		System::assert_has_event(Event::JobExpired { job, refund: held }.into());
+		System::assert_has_event(
+			Event::JobExpired { job, data_fee, refund: held - data_fee, slashed: 300 }.into(),
+		);
 	});
 }
 
@@ -234,5 +237,168 @@ fn anyone_prunes_an_ended_job_after_its_retention() {
 			Inference::prune_job(RuntimeOrigin::signed(BOB), job),
 			Error::<Test>::UnknownJob
 		);
+	});
+}
+
+/// Fills the current block's normal-class weight, as a block crowded with transactions would.
+fn fill_block() {
+	let max = <<Test as frame_system::Config>::BlockWeights as Get<
+		frame_system::limits::BlockWeights,
+	>>::get()
+	.max_block;
+	frame_system::BlockWeight::<Test>::mutate(|w: &mut frame_system::ConsumedWeight| {
+		w.set(max, polkadot_sdk::frame_support::dispatch::DispatchClass::Normal)
+	});
+}
+
+#[test]
+fn full_blocks_move_the_deadline_instead_of_slashing() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		assert_eq!(Jobs::<Test>::get(job).unwrap().deadline, 21);
+		// Two full blocks in the job's time: the answer may have found no room in them.
+		for block in [5, 9] {
+			run_to_block(block);
+			fill_block();
+		}
+		run_to_block(22);
+		let record = Jobs::<Test>::get(job).unwrap();
+		assert_eq!((record.status, record.deadline), (JobStatus::Assigned, 23));
+		System::assert_has_event(Event::DeadlineExtended { job, deadline: 23 }.into());
+		assert_eq!(stake(W1), 2_000);
+		// The worker answers in the time it was given back.
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
+		assert!(matches!(Jobs::<Test>::get(job).unwrap().status, JobStatus::Settled { .. }));
+		assert_eq!(CongestedBlocks::<Test>::get(), 2);
+	});
+}
+
+#[test]
+fn a_worker_kept_out_by_full_blocks_to_the_end_is_not_slashed() {
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		let (alice, held) = (free(ALICE), escrow(ALICE));
+		// Every block full: the deadline moves until it reaches twice `MaxJobTimeout` after
+		// submission, then the job expires with a refund and no slash.
+		let latest = 1 + 2 * 100;
+		for block in 2..=latest + 1 {
+			run_to_block(block);
+			fill_block();
+		}
+		run_to_block(latest + 2);
+		let record = Jobs::<Test>::get(job).unwrap();
+		assert_eq!((record.status, record.deadline), (JobStatus::Expired, latest));
+		let data_fee = input().len() as u64;
+		assert_eq!(free(ALICE), alice + held - data_fee);
+		assert_eq!(stake(W1), 2_000, "not slashed");
+		assert_eq!(Workers::<Test>::get(W1).unwrap().slashed, 0);
+		System::assert_has_event(
+			Event::JobExpired { job, data_fee, refund: held - data_fee, slashed: 0 }.into(),
+		);
+		assert_eq!(BurnedByCause::<Test>::get(BurnCause::Slash), 0);
+	});
+}
+
+#[test]
+fn workers_get_no_jobs_shorter_than_their_minimum_for_the_mode() {
+	new_test_ext(|| {
+		let r = market();
+		let slow = MinTimeouts { vanilla: 30, tee: 0, zk: 0 };
+		assert_noop!(
+			Inference::set_min_timeouts(RuntimeOrigin::signed(ALICE), slow),
+			Error::<Test>::NotWorker
+		);
+		assert_noop!(
+			Inference::set_min_timeouts(
+				RuntimeOrigin::signed(W1),
+				MinTimeouts { vanilla: 101, tee: 0, zk: 0 }
+			),
+			Error::<Test>::BadTimeout
+		);
+		assert_ok!(Inference::set_min_timeouts(RuntimeOrigin::signed(W1), slow));
+		System::assert_has_event(Event::MinTimeoutsSet { worker: W1, min_timeouts: slow }.into());
+		let submit_with = |mode, timeout| {
+			Inference::submit_job(RuntimeOrigin::signed(ALICE), r, mode, input(), 1_000, timeout)
+		};
+		// The default timeout (20) and 29 blocks are too short for W1's Vanilla minimum.
+		assert_noop!(submit_with(VerificationMode::Vanilla, None), Error::<Test>::NoEligibleWorker);
+		assert_noop!(
+			submit_with(VerificationMode::Vanilla, Some(29)),
+			Error::<Test>::NoEligibleWorker
+		);
+		assert_eq!(Inference::quote(r, VerificationMode::Vanilla, 20), None);
+		assert_ok!(submit_with(VerificationMode::Vanilla, Some(30)));
+		// Its TEE minimum is the chain's floor.
+		assert_ok!(submit_with(VerificationMode::Tee, Some(2)));
+		assert_eq!(Workers::<Test>::get(W1).unwrap().open_jobs, 2);
+	});
+}
+
+#[test]
+fn only_answers_the_call_would_accept_enter_the_pool_first_and_until_their_deadline() {
+	use polkadot_sdk::{
+		frame_support::dispatch::{DispatchClass, GetDispatchInfo},
+		sp_runtime::{
+			traits::DispatchTransaction,
+			transaction_validity::{
+				InvalidTransaction, TransactionSource, TransactionValidityError, ValidTransaction,
+			},
+		},
+	};
+	new_test_ext(|| {
+		let r = market();
+		let job = submit(ALICE, r, VerificationMode::Vanilla);
+		let answer = |job| -> RuntimeCall {
+			Call::submit_result { job, output: output(), evidence: Evidence::None }.into()
+		};
+		let rejection: RuntimeCall =
+			Call::reject_job { job, reason: RejectReason::BadInput }.into();
+		let other: RuntimeCall = Call::pause_worker {}.into();
+		let validate = |who: u64, call: &RuntimeCall| -> Result<ValidTransaction, u8> {
+			PrioritizeAnswers::<Test>::new()
+				.validate_only(
+					Some(who).into(),
+					call,
+					&call.get_dispatch_info(),
+					0,
+					TransactionSource::External,
+					0,
+				)
+				.map(|(valid, ..)| valid)
+				.map_err(|e| match e {
+					TransactionValidityError::Invalid(InvalidTransaction::Custom(c)) => c,
+					e => panic!("{e:?}"),
+				})
+		};
+		// Answers use the block space ordinary transactions cannot fill.
+		assert_eq!(answer(job).get_dispatch_info().class, DispatchClass::Operational);
+		assert_eq!(rejection.get_dispatch_info().class, DispatchClass::Operational);
+		System::set_block_number(5);
+		for call in [&answer(job), &rejection] {
+			let valid = validate(W1, call).unwrap();
+			assert_eq!((valid.priority, valid.longevity), (ANSWER_PRIORITY, 21 - 5 + 1));
+			// Someone else's answer cannot take that room.
+			assert_eq!(validate(W2, call), Err(invalid_answer::NOT_ASSIGNED_WORKER));
+		}
+		assert_eq!(validate(W1, &answer(job + 1)), Err(invalid_answer::UNKNOWN_JOB));
+		// Other calls pass unchanged.
+		assert_eq!(validate(W1, &other), Ok(ValidTransaction::default()));
+		System::set_block_number(22);
+		assert_eq!(validate(W1, &answer(job)), Err(invalid_answer::DEADLINE_PASSED));
+		System::set_block_number(21);
+		assert_ok!(Inference::submit_result(
+			RuntimeOrigin::signed(W1),
+			job,
+			output(),
+			Evidence::None
+		));
+		assert_eq!(validate(W1, &answer(job)), Err(invalid_answer::NOT_WAITING));
 	});
 }

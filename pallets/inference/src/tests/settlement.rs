@@ -174,10 +174,14 @@ fn tee_result_is_verified_in_the_same_call() {
 			evidence(VerificationMode::Tee, b"forged")
 		));
 		assert_eq!(Jobs::<Test>::get(bad).unwrap().status, JobStatus::Failed);
-		assert_eq!(free(ALICE), alice + held, "full refund");
+		let data_fee = input().len() as u64;
+		assert_eq!(free(ALICE), alice + held - data_fee, "refund less the input's data fee");
 		assert_eq!(stake(W1), 2_000 - 500, "slashed");
 		assert_eq!(BurnedByCause::<Test>::get(BurnCause::Slash), 500);
-		assert_eq!(TotalBurned::<Test>::get(), fee + 500);
+		assert_eq!(TotalBurned::<Test>::get(), fee + data_fee + 500);
+		System::assert_has_event(
+			Event::JobFailed { job: bad, data_fee, refund: held - data_fee }.into(),
+		);
 		System::assert_has_event(Event::WorkerSlashed { worker: W1, job: bad, amount: 500 }.into());
 		assert_eq!(finished(), vec![(good, "settled"), (bad, "failed")]);
 	});
@@ -191,7 +195,7 @@ fn zk_market() -> ReleaseId {
 }
 
 #[test]
-fn reject_refunds_in_full_without_slash_and_counts() {
+fn reject_refunds_all_but_the_data_fee_without_slash_and_counts() {
 	new_test_ext(|| {
 		let r = market();
 		let job = submit(ALICE, r, VerificationMode::Vanilla);
@@ -204,9 +208,21 @@ fn reject_refunds_in_full_without_slash_and_counts() {
 			Inference::reject_job(RuntimeOrigin::signed(W1), 42, RejectReason::BadInput),
 			Error::<Test>::UnknownJob
 		);
+		let held = escrow(ALICE);
 		assert_ok!(Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput));
-		assert_eq!(free(ALICE), alice);
+		// The input was stored until now: its per-byte fee is paid on every outcome.
+		let data_fee = input().len() as u64;
+		assert_eq!(free(ALICE), alice - data_fee);
 		assert_eq!(stake(W1), 2_000);
+		System::assert_has_event(
+			Event::JobRejected {
+				job,
+				reason: RejectReason::BadInput,
+				data_fee,
+				refund: held - data_fee,
+			}
+			.into(),
+		);
 		let w = Workers::<Test>::get(W1).unwrap();
 		assert_eq!((w.rejected, w.open_jobs), (1, 0));
 		assert_eq!(
@@ -217,7 +233,8 @@ fn reject_refunds_in_full_without_slash_and_counts() {
 			Inference::reject_job(RuntimeOrigin::signed(W1), job, RejectReason::BadInput),
 			Error::<Test>::NotAssigned
 		);
-		assert_eq!(TotalBurned::<Test>::get(), 0);
+		assert_eq!(BurnedByCause::<Test>::get(BurnCause::VerificationFee), data_fee);
+		assert_eq!(TotalBurned::<Test>::get(), data_fee);
 		assert_eq!(finished(), vec![(job, "rejected")]);
 	});
 }
