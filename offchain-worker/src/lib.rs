@@ -11,14 +11,14 @@
 
 pub mod chain;
 pub mod cli;
-pub mod exec;
 pub mod journal;
 pub mod metrics;
-pub mod onnx;
 pub mod store;
 pub mod tee;
 pub mod worker;
 pub mod zk;
+
+pub use opg_exec::{exec, onnx};
 
 /// Replaces `path` with `bytes` all at once: written and synced beside it, then renamed, so a
 /// crash leaves the old file or the new one, never half of it.
