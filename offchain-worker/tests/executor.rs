@@ -338,6 +338,36 @@ fn a_job_whose_live_tensors_exceed_the_memory_limit_fails_at_the_node_that_cross
 }
 
 #[test]
+fn float_inputs_of_different_types_are_an_error_before_any_kernel() {
+	// Found by the `onnx_model` fuzz target: Add of an f32 tensor and an f64 one reached
+	// burn-flex, which asserts on the dtype. ONNX gives both inputs one type constraint.
+	let exec = demo_with(|g| {
+		let last = g.node.len() - 1;
+		g.node[last].output[0] = "softmax".into();
+		g.node.push(proto::NodeProto {
+			op_type: Some("Add".into()),
+			input: vec!["softmax".into(), "offset".into()],
+			output: vec!["probabilities".into()],
+			..Default::default()
+		});
+		g.initializer.push(proto::TensorProto {
+			name: Some("offset".into()),
+			dims: vec![1],
+			data_type: Some(11),
+			double_data: vec![0.5],
+			..Default::default()
+		});
+	})
+	.unwrap();
+	let err = exec.run(&[f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])]).unwrap_err();
+	assert!(
+		matches!(&err, ExecError::Invalid { op, reason, .. }
+			if op == "Add" && reason.contains("different types")),
+		"{err}"
+	);
+}
+
+#[test]
 fn an_empty_kernel_or_input_window_is_an_error_not_a_wrapped_size() {
 	// A Conv weight with a zero-size kernel axis: nothing for the window arithmetic.
 	let exec = digits_with(|g| {

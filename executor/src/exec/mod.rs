@@ -204,7 +204,23 @@ struct Step {
 	outputs: Vec<Option<usize>>,
 	/// The values whose last reader it is, freed after it runs.
 	frees: Vec<usize>,
+	/// Whether its float inputs must share one type (see [`MIXED_FLOAT_OPS`]).
+	uniform_floats: bool,
 }
+
+/// Operators whose ONNX type constraints let float inputs differ (`Pow`'s exponent, the
+/// statistics of `BatchNormalization`, the scales of `Resize`, ...). Every other operator's
+/// float inputs share one type constraint: a model that mixes f32 and f64 there is invalid,
+/// and is refused before a kernel sees it (burn's kernels assert on the dtype).
+const MIXED_FLOAT_OPS: &[&str] = &[
+	"BatchNormalization",
+	"CastLike",
+	"Dropout",
+	"LayerNormalization",
+	"Pow",
+	"Resize",
+	"Upsample",
+];
 
 /// Value names numbered in the order they are first seen.
 #[derive(Default)]
@@ -349,7 +365,8 @@ impl<B: Backend> Executor<B> {
 				.iter()
 				.map(|name| (!name.is_empty()).then(|| slots.of(name)))
 				.collect();
-			steps.push(Step { node: i, inputs, epilogue, outputs, frees });
+			let uniform_floats = !MIXED_FLOAT_OPS.contains(&node.op.as_str());
+			steps.push(Step { node: i, inputs, epilogue, outputs, frees, uniform_floats });
 		}
 		let mut slotted = Vec::new();
 		slotted.resize_with(slots.names.len(), || None);
@@ -525,6 +542,19 @@ impl<B: Backend> Executor<B> {
 				.collect::<Result<Vec<_>, _>>()?;
 			let node = &self.model.nodes[step.node];
 			let cx = Cx { node, device: &self.device };
+			if step.uniform_floats {
+				let mut floats = inputs.iter().flatten().filter_map(|v| match v {
+					Value::Float(t) => Some(t.dtype()),
+					Value::Host(_) => None,
+				});
+				if let Some(first) = floats.next() {
+					if let Some(other) = floats.find(|d| *d != first) {
+						return cx.invalid(format!(
+							"float inputs of different types ({first:?} and {other:?})"
+						));
+					}
+				}
+			}
 			let op = &self.ops[step.node];
 			let outputs = if step.epilogue.is_empty() {
 				op.run(&cx, Args(inputs))?

@@ -247,7 +247,7 @@ impl<B: Backend> Cx<'_, B> {
 		}
 	}
 
-	fn invalid<T>(&self, reason: impl Into<String>) -> R<T> {
+	pub(crate) fn invalid<T>(&self, reason: impl Into<String>) -> R<T> {
 		Err(ExecError::Invalid {
 			node: self.node.name.clone(),
 			op: self.node.op.clone(),
