@@ -7,8 +7,8 @@
 //! only while the call would accept it: sent by the job's assigned worker, the job waiting for
 //! its answer, the deadline not passed. Such an answer gets the highest pool priority and
 //! leaves the pool when its deadline passes. (On this 18-decimal token, the fee extension's
-//! priority saturates with tiny tips, so priority alone would not set answers apart; the
-//! reserved room does.)
+//! priority already saturates at a tip of 1 OPG, so priority alone would not set answers
+//! apart; the reserved room does.)
 
 use crate::{pallet::*, types::JobStatus, JobOf};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
