@@ -10,14 +10,13 @@ use polkadot_sdk::{
 impl<T: Config> Pallet<T> {
 	/// Verification fee of a job whose data (input, output, evidence) has `bytes` bytes.
 	pub fn verification_fee(mode: VerificationMode, bytes: u32) -> BalanceOf<T> {
-		let fees = T::VerificationFees::get();
-		fees.flat(mode).saturating_add(fees.per_byte.saturating_mul(bytes.into()))
+		T::VerificationFees::get().flat.of(mode).saturating_add(Self::data_fee(bytes))
 	}
 
-	/// The per-byte fee for `input_len` bytes of stored input: what a job that does not settle
-	/// (rejected, failed, expired) still pays.
-	pub fn data_fee(input_len: u32) -> BalanceOf<T> {
-		T::VerificationFees::get().per_byte.saturating_mul(input_len.into())
+	/// The per-byte part of the verification fee for `bytes` bytes. Over a job's stored input
+	/// alone, it is what a job that does not settle (rejected, failed, expired) still pays.
+	pub fn data_fee(bytes: u32) -> BalanceOf<T> {
+		T::VerificationFees::get().per_byte.saturating_mul(bytes.into())
 	}
 
 	/// Largest verification fee a job with `input_len` bytes of input can owe.

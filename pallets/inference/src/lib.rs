@@ -238,7 +238,7 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type OpenZkJobs<T> = StorageValue<_, u32, ValueQuery>;
 
-	/// Blocks whose normal-class weight or length was nearly used up, counted since genesis.
+	/// Blocks at least 90% full (by weight or size), counted since genesis.
 	/// A worker whose deadline fell in such blocks may not have found room for its answer:
 	/// they extend its deadline (see [`Job::congestion_mark`]).
 	#[pallet::storage]
@@ -306,8 +306,8 @@ pub mod pallet {
 			refund: BalanceOf<T>,
 		},
 		/// The deadline passed without a result: the input's data fee burned, the rest
-		/// refunded, the worker slashed.
-		/// `slashed` is zero when full blocks kept the worker's answer out until the end.
+		/// refunded, the worker slashed (`slashed` is zero when full blocks kept its answer out
+		/// until the end).
 		JobExpired {
 			job: JobId,
 			data_fee: BalanceOf<T>,
@@ -775,33 +775,6 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Sets the shortest timeout, per mode, of the jobs this worker is assigned (zero: the
-		/// chain's floor). A worker that needs longer to answer a mode (ZK proving, a large
-		/// model) avoids jobs it would miss and be slashed for.
-		#[pallet::call_index(12)]
-		#[pallet::weight(T::WeightInfo::set_min_timeouts())]
-		pub fn set_min_timeouts(
-			origin: OriginFor<T>,
-			min_timeouts: MinTimeouts<BlockNumberFor<T>>,
-		) -> DispatchResult {
-			let who = ensure_signed(origin)?;
-			let max = T::MaxJobTimeout::get();
-			ensure!(
-				[min_timeouts.vanilla, min_timeouts.tee, min_timeouts.zk]
-					.iter()
-					.all(|t| *t <= max),
-				Error::<T>::BadTimeout
-			);
-			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
-				let worker = maybe.as_mut().ok_or(Error::<T>::NotWorker)?;
-				ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
-				worker.min_timeouts = min_timeouts;
-				Ok(())
-			})?;
-			Self::deposit_event(Event::MinTimeoutsSet { worker: who, min_timeouts });
-			Ok(())
-		}
-
 		/// Removes an ended job's records once its retention period has passed, without
 		/// waiting for the agenda. Anyone may call.
 		#[pallet::call_index(11)]
@@ -814,6 +787,28 @@ pub mod pallet {
 			ensure!(frame_system::Pallet::<T>::block_number() >= due, Error::<T>::NotPrunable);
 			Agenda::<T>::remove(due, job);
 			Self::prune(job);
+			Ok(())
+		}
+
+		/// Sets the shortest timeout, per mode, of the jobs this worker is assigned (zero: the
+		/// chain's floor). A worker that needs longer to answer a mode (ZK proving, a large
+		/// model) avoids jobs it would miss and be slashed for.
+		#[pallet::call_index(12)]
+		#[pallet::weight(T::WeightInfo::set_min_timeouts())]
+		pub fn set_min_timeouts(
+			origin: OriginFor<T>,
+			min_timeouts: MinTimeouts<BlockNumberFor<T>>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			let max = T::MaxJobTimeout::get();
+			ensure!(min_timeouts.values().iter().all(|t| *t <= max), Error::<T>::BadTimeout);
+			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
+				let worker = maybe.as_mut().ok_or(Error::<T>::NotWorker)?;
+				ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
+				worker.min_timeouts = min_timeouts;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::MinTimeoutsSet { worker: who, min_timeouts });
 			Ok(())
 		}
 	}

@@ -57,7 +57,10 @@ impl pallet_balances::Config for Test {
 
 parameter_types! {
 	pub const MaxRoyalty: Permill = Permill::from_percent(20);
-	pub const Fees: VerificationFees<u64> = VerificationFees { vanilla: 10, tee: 20, zk: 30, per_byte: 1 };
+	pub const Fees: VerificationFees<u64> = VerificationFees {
+		flat: PerMode { vanilla: 10, tee: 20, zk: 30 },
+		per_byte: 1,
+	};
 }
 
 impl pallet_model_hub::Config for Test {

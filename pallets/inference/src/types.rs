@@ -137,8 +137,7 @@ pub struct Worker<
 	pub min_timeouts: MinTimeouts<BlockNumber>,
 }
 
-/// A worker's shortest acceptable job timeout per mode, in blocks. Zero means the chain's
-/// floor (`MinJobTimeout`).
+/// One value per verification mode.
 #[derive(
 	Clone,
 	Copy,
@@ -152,25 +151,34 @@ pub struct Worker<
 	MaxEncodedLen,
 	TypeInfo,
 )]
-pub struct MinTimeouts<BlockNumber> {
-	/// Vanilla jobs.
-	pub vanilla: BlockNumber,
-	/// TEE jobs.
-	pub tee: BlockNumber,
-	/// ZK jobs (proving takes longest).
-	pub zk: BlockNumber,
+pub struct PerMode<T> {
+	/// For Vanilla jobs.
+	pub vanilla: T,
+	/// For TEE jobs.
+	pub tee: T,
+	/// For ZK jobs.
+	pub zk: T,
 }
 
-impl<BlockNumber: Copy> MinTimeouts<BlockNumber> {
-	/// The minimum for `mode`.
-	pub fn of(&self, mode: VerificationMode) -> BlockNumber {
+impl<T: Copy> PerMode<T> {
+	/// The value for `mode`.
+	pub fn of(&self, mode: VerificationMode) -> T {
 		match mode {
 			VerificationMode::Vanilla => self.vanilla,
 			VerificationMode::Tee => self.tee,
 			VerificationMode::Zk => self.zk,
 		}
 	}
+
+	/// The three values, in mode order.
+	pub fn values(&self) -> [T; 3] {
+		[self.vanilla, self.tee, self.zk]
+	}
 }
+
+/// A worker's shortest acceptable job timeout per mode, in blocks. Zero means the chain's
+/// floor (`MinJobTimeout`).
+pub type MinTimeouts<BlockNumber> = PerMode<BlockNumber>;
 
 impl<
 		B: Clone + PartialEq + Eq + core::fmt::Debug,
@@ -340,25 +348,10 @@ pub enum BurnCause {
 /// Flat verification fees per mode and the per-byte part (over input, output and evidence).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Encode, Decode, TypeInfo)]
 pub struct VerificationFees<Balance> {
-	/// Flat fee of Vanilla jobs.
-	pub vanilla: Balance,
-	/// Flat fee of TEE jobs.
-	pub tee: Balance,
-	/// Flat fee of ZK jobs.
-	pub zk: Balance,
+	/// Flat fee of each mode's jobs.
+	pub flat: PerMode<Balance>,
 	/// Fee per byte of input, output and evidence.
 	pub per_byte: Balance,
-}
-
-impl<Balance: Copy> VerificationFees<Balance> {
-	/// Flat fee of `mode`.
-	pub fn flat(&self, mode: VerificationMode) -> Balance {
-		match mode {
-			VerificationMode::Vanilla => self.vanilla,
-			VerificationMode::Tee => self.tee,
-			VerificationMode::Zk => self.zk,
-		}
-	}
 }
 
 /// What a job costs at most: the cheapest eligible worker's price and the largest verification

@@ -13,7 +13,7 @@ use polkadot_sdk::{
 			Defensive,
 		},
 	},
-	frame_system,
+	frame_system::{self, pallet_prelude::BlockNumberFor},
 	sp_runtime::traits::{Saturating, UniqueSaturatedInto},
 };
 
@@ -68,7 +68,7 @@ impl<T: Config> Pallet<T> {
 		release: ReleaseId,
 		mode: VerificationMode,
 		max_fee: BalanceOf<T>,
-		timeout: polkadot_sdk::frame_system::pallet_prelude::BlockNumberFor<T>,
+		timeout: BlockNumberFor<T>,
 	) -> Vec<(T::AccountId, WorkerOf<T>)> {
 		let min_stake = T::MinWorkerStake::get();
 		ReleaseWorkers::<T>::get(release)
@@ -113,8 +113,8 @@ impl<T: Config> Pallet<T> {
 		None
 	}
 
-	/// Burns up to `amount` of a worker's stake; pauses it below the minimum.
-	/// Burns up to `amount` of a worker's stake; returns what was burned.
+	/// Burns up to `amount` of a worker's stake, pauses it below the minimum; returns what was
+	/// burned.
 	pub(crate) fn slash(who: &T::AccountId, job: JobId, amount: BalanceOf<T>) -> BalanceOf<T> {
 		let Some(mut worker) = Workers::<T>::get(who) else { return Zero::zero() };
 		let amount = amount.min(worker.stake);

@@ -391,9 +391,11 @@ impl Get<pallet_inference::VerificationFees<Balance>> for VerificationFeeSchedul
 	fn get() -> pallet_inference::VerificationFees<Balance> {
 		use dynamic_params::inference as p;
 		pallet_inference::VerificationFees {
-			vanilla: p::VanillaVerificationFee::get(),
-			tee: p::TeeVerificationFee::get(),
-			zk: p::ZkVerificationFee::get(),
+			flat: pallet_inference::PerMode {
+				vanilla: p::VanillaVerificationFee::get(),
+				tee: p::TeeVerificationFee::get(),
+				zk: p::ZkVerificationFee::get(),
+			},
 			per_byte: p::VerificationFeePerByte::get(),
 		}
 	}

@@ -78,14 +78,7 @@ fn expiries_beyond_the_per_block_budget_carry_over() {
 		// 10 jobs, all expiring at block 7. Each block has 4 units of work: visiting the block
 		// takes one, each expiry one; 3 expire per block.
 		for _ in 0..10 {
-			assert_ok!(Inference::submit_job(
-				RuntimeOrigin::signed(ALICE),
-				r,
-				VerificationMode::Vanilla,
-				input(),
-				10,
-				Some(5)
-			));
+			assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 10, Some(5)));
 		}
 		let expired =
 			|| Jobs::<Test>::iter_values().filter(|j| j.status == JobStatus::Expired).count();
@@ -168,14 +161,7 @@ fn closed_jobs_leave_nothing_due_and_honest_jobs_always_find_room() {
 		// expiries of the closed jobs are gone with them.
 		for _ in 0..40 {
 			let job = NextJobId::<Test>::get();
-			assert_ok!(Inference::submit_job(
-				RuntimeOrigin::signed(BOB),
-				r,
-				VerificationMode::Vanilla,
-				input(),
-				10,
-				Some(5)
-			));
+			assert_ok!(try_submit(BOB, r, VerificationMode::Vanilla, 10, Some(5)));
 			let worker = Jobs::<Test>::get(job).unwrap().worker;
 			assert_ok!(Inference::reject_job(
 				RuntimeOrigin::signed(worker),
@@ -187,24 +173,10 @@ fn closed_jobs_leave_nothing_due_and_honest_jobs_always_find_room() {
 		// Many live jobs due at one block: an honest job still gets in, and all expire in time
 		// order within the per-block weight.
 		for _ in 0..31 {
-			assert_ok!(Inference::submit_job(
-				RuntimeOrigin::signed(BOB),
-				r,
-				VerificationMode::Vanilla,
-				input(),
-				10,
-				Some(5)
-			));
+			assert_ok!(try_submit(BOB, r, VerificationMode::Vanilla, 10, Some(5)));
 		}
 		let honest = NextJobId::<Test>::get();
-		assert_ok!(Inference::submit_job(
-			RuntimeOrigin::signed(ALICE),
-			r,
-			VerificationMode::Vanilla,
-			input(),
-			10,
-			Some(5)
-		));
+		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 10, Some(5)));
 		assert_eq!(Agenda::<Test>::iter_prefix(7).count(), 32);
 		run_to_block(200);
 		assert_eq!(Jobs::<Test>::get(honest), None, "expired, refunded and pruned");
@@ -324,19 +296,19 @@ fn workers_get_no_jobs_shorter_than_their_minimum_for_the_mode() {
 		);
 		assert_ok!(Inference::set_min_timeouts(RuntimeOrigin::signed(W1), slow));
 		System::assert_has_event(Event::MinTimeoutsSet { worker: W1, min_timeouts: slow }.into());
-		let submit_with = |mode, timeout| {
-			Inference::submit_job(RuntimeOrigin::signed(ALICE), r, mode, input(), 1_000, timeout)
-		};
 		// The default timeout (20) and 29 blocks are too short for W1's Vanilla minimum.
-		assert_noop!(submit_with(VerificationMode::Vanilla, None), Error::<Test>::NoEligibleWorker);
 		assert_noop!(
-			submit_with(VerificationMode::Vanilla, Some(29)),
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None),
+			Error::<Test>::NoEligibleWorker
+		);
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(29)),
 			Error::<Test>::NoEligibleWorker
 		);
 		assert_eq!(Inference::quote(r, VerificationMode::Vanilla, 20), None);
-		assert_ok!(submit_with(VerificationMode::Vanilla, Some(30)));
+		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, Some(30)));
 		// Its TEE minimum is the chain's floor.
-		assert_ok!(submit_with(VerificationMode::Tee, Some(2)));
+		assert_ok!(try_submit(ALICE, r, VerificationMode::Tee, 1_000, Some(2)));
 		assert_eq!(Workers::<Test>::get(W1).unwrap().open_jobs, 2);
 	});
 }

@@ -3,16 +3,6 @@
 use super::*;
 use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 
-fn try_submit(
-	who: u64,
-	release: ReleaseId,
-	mode: VerificationMode,
-	max_fee: u64,
-	timeout: Option<u64>,
-) -> DispatchResult {
-	Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), max_fee, timeout)
-}
-
 #[test]
 fn submit_assigns_worker_and_holds_price_plus_max_fee() {
 	new_test_ext(|| {

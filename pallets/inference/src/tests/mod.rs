@@ -35,17 +35,21 @@ pub(crate) fn market() -> ReleaseId {
 	release
 }
 
+/// `submit_job` of the demo input by `who`, with `max_fee` and `timeout`.
+pub(crate) fn try_submit(
+	who: u64,
+	release: ReleaseId,
+	mode: VerificationMode,
+	max_fee: u64,
+	timeout: Option<u64>,
+) -> DispatchResult {
+	Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), max_fee, timeout)
+}
+
 /// Submits a job by `who` and returns its id.
 pub(crate) fn submit(who: u64, release: ReleaseId, mode: VerificationMode) -> JobId {
 	let id = NextJobId::<Test>::get();
-	assert_ok!(Inference::submit_job(
-		RuntimeOrigin::signed(who),
-		release,
-		mode,
-		input(),
-		1_000,
-		None
-	));
+	assert_ok!(try_submit(who, release, mode, 1_000, None));
 	id
 }
 

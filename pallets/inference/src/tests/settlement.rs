@@ -265,14 +265,7 @@ mod queue {
 
 	fn zk_job() -> JobId {
 		let id = NextJobId::<Test>::get();
-		assert_ok!(Inference::submit_job(
-			RuntimeOrigin::signed(ALICE),
-			0,
-			VerificationMode::Zk,
-			input(),
-			1_000,
-			None
-		));
+		assert_ok!(try_submit(ALICE, 0, VerificationMode::Zk, 1_000, None));
 		id
 	}
 
@@ -353,14 +346,7 @@ mod queue {
 			assert_eq!(OpenZkJobs::<Test>::get(), 6);
 			let held = escrow(ALICE);
 			assert_noop!(
-				Inference::submit_job(
-					RuntimeOrigin::signed(ALICE),
-					0,
-					VerificationMode::Zk,
-					input(),
-					1_000,
-					None
-				),
+				try_submit(ALICE, 0, VerificationMode::Zk, 1_000, None),
 				Error::<Test>::QueueFull
 			);
 			assert_eq!(escrow(ALICE), held);

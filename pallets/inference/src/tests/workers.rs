@@ -88,16 +88,22 @@ fn retired_release_cannot_be_served() {
 	});
 }
 
+/// A release whose pool is full: workers 100..=103 serve it, and 104 (funded) is refused.
+fn full_pool() -> ReleaseId {
+	let r = publish_release(vanilla_and_tee());
+	for w in 100..104u64 {
+		fund(w, 10_000);
+		assert_ok!(reg(w, 1_000, &[r], vanilla_and_tee(), 1));
+	}
+	fund(104, 10_000);
+	assert_noop!(reg(104, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ReleaseFull);
+	r
+}
+
 #[test]
 fn release_pool_is_bounded() {
 	new_test_ext(|| {
-		let r = publish_release(vanilla_and_tee());
-		for w in 100..104u64 {
-			fund(w, 10_000);
-			assert_ok!(reg(w, 1_000, &[r], vanilla_and_tee(), 1));
-		}
-		fund(104, 10_000);
-		assert_noop!(reg(104, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ReleaseFull);
+		full_pool();
 	});
 }
 
@@ -175,14 +181,7 @@ fn pause_and_resume() {
 		);
 		// A paused worker gets no jobs.
 		assert_noop!(
-			Inference::submit_job(
-				RuntimeOrigin::signed(ALICE),
-				r,
-				VerificationMode::Vanilla,
-				input(),
-				1_000,
-				None
-			),
+			try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None),
 			Error::<Test>::NoEligibleWorker
 		);
 		assert_ok!(Inference::resume_worker(RuntimeOrigin::signed(W1)));
@@ -194,13 +193,7 @@ fn pause_and_resume() {
 #[test]
 fn pools_hold_only_workers_that_can_serve() {
 	new_test_ext(|| {
-		let r = publish_release(vanilla_and_tee());
-		for w in 100..104u64 {
-			fund(w, 10_000);
-			assert_ok!(reg(w, 1_000, &[r], vanilla_and_tee(), 1));
-		}
-		fund(104, 10_000);
-		assert_noop!(reg(104, 1_000, &[r], vanilla_and_tee(), 1), Error::<Test>::ReleaseFull);
+		let r = full_pool();
 		// A paused worker gives up its slot, and a worker that serves takes it.
 		assert_ok!(Inference::pause_worker(RuntimeOrigin::signed(100)));
 		assert!(!ReleaseWorkers::<Test>::get(r).contains(&100));
@@ -239,24 +232,10 @@ fn tee_jobs_go_only_to_workers_with_a_usable_enclave_key() {
 			));
 		}
 		// Vanilla jobs do not need the key.
-		assert_ok!(Inference::submit_job(
-			RuntimeOrigin::signed(ALICE),
-			r,
-			VerificationMode::Vanilla,
-			input(),
-			1_000,
-			None
-		));
+		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 1_000, None));
 		NO_ENCLAVE.with(|n| n.borrow_mut().push(W2));
 		assert_noop!(
-			Inference::submit_job(
-				RuntimeOrigin::signed(ALICE),
-				r,
-				VerificationMode::Tee,
-				input(),
-				1_000,
-				None
-			),
+			try_submit(ALICE, r, VerificationMode::Tee, 1_000, None),
 			Error::<Test>::NoEligibleWorker
 		);
 	});
