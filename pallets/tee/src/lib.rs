@@ -69,9 +69,10 @@ pub const PCR_LEN: usize = 48;
 pub const MAX_DOCUMENT_LEN: u32 = opg_nitro::MAX_DOCUMENT_LEN as u32;
 /// Largest root certificate.
 pub const MAX_ROOT_LEN: u32 = opg_nitro::MAX_CERTIFICATE_LEN as u32;
-/// Whether `pcr` is all zeros, what Nitro reports for every PCR in debug mode.
-pub fn is_debug_pcr(pcr: &[u8]) -> bool {
-	pcr.iter().all(|b| *b == 0)
+/// Whether any of a measurement's PCRs is all zeros, what Nitro reports for every PCR in
+/// debug mode.
+pub fn is_debug_measurement(pcrs: [&[u8]; 3]) -> bool {
+	pcrs.iter().any(|pcr| pcr.iter().all(|b| *b == 0))
 }
 
 /// Most development roots a genesis may pin.
@@ -384,7 +385,7 @@ pub mod pallet {
 					p.as_slice().try_into().expect("genesis PCRs are 48 bytes")
 				};
 				assert!(
-					dev_trust || ![pcr0, pcr1, pcr2].iter().any(|p| is_debug_pcr(p)),
+					dev_trust || !is_debug_measurement([pcr0, pcr1, pcr2].map(Vec::as_slice)),
 					"Nitro debug mode's zero PCRs in the genesis of a runtime not built for \
 					 development: the host can read such enclaves"
 				);
@@ -421,7 +422,7 @@ pub mod pallet {
 		) -> DispatchResult {
 			T::PolicyOrigin::ensure_origin(origin)?;
 			ensure!(
-				![&pcr0, &pcr1, &pcr2].iter().any(|p| is_debug_pcr(&p[..])),
+				!is_debug_measurement([&pcr0[..], &pcr1[..], &pcr2[..]]),
 				Error::<T>::DebugModeMeasurement
 			);
 			Self::do_add_measurement(pcr0, pcr1, pcr2, label)
@@ -660,8 +661,11 @@ pub mod pallet {
 			if !T::InsecureDevTrust::get() {
 				ensure!(InsecureDevRoots::<T>::get().is_empty(), "development roots stored");
 				ensure!(
-					Measurements::<T>::iter_values()
-						.all(|m| ![m.pcr0, m.pcr1, m.pcr2].iter().any(|p| is_debug_pcr(p))),
+					Measurements::<T>::iter_values().all(|m| !is_debug_measurement([
+						&m.pcr0[..],
+						&m.pcr1[..],
+						&m.pcr2[..]
+					])),
 					"debug-mode measurement allowed"
 				);
 			}
