@@ -62,10 +62,9 @@ enum Command {
 	///
 	/// The verifying key (`.vk`) is what the publisher registers with
 	/// `zk.registerVerifyingKey(key, model's blake2-256)` and references from the release by
-	/// its hash; workers serving
-	/// the release in ZK mode need the proving key (`.pk`) in their `--zk-keys` directory. The
-	/// setup's randomness comes from the OS and is dropped at exit: whoever ran it must be
-	/// trusted not to have kept it.
+	/// its hash; workers serving the release in ZK mode need the proving key (`.pk`) in their
+	/// `--zk-keys` directory. The setup's randomness comes from the OS and is dropped at exit:
+	/// whoever ran it must be trusted not to have kept it.
 	ZkSetup {
 		/// The model's ONNX file (an integer MLP: see `scripts/regen/make-zk-model.py`).
 		#[arg(long, value_name = "PATH")]

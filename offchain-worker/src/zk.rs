@@ -4,9 +4,9 @@
 //! A model publisher runs `opg-worker zk-setup --model M.onnx --out DIR` once: it writes the
 //! proving key `DIR/0x<key hash>.pk` (prefixed with the model file's blake2-256, so a key is
 //! never used with another model) and the verifying key `DIR/0x<key hash>.vk` (the bytes to
-//! register with `zk.registerVerifyingKey` together with the model's blake2-256, whose
-//! blake2-256 the release of that model references). Workers
-//! that serve the release in ZK mode put the `.pk` file in their `--zk-keys` directory.
+//! register with `zk.registerVerifyingKey`, together with the model's blake2-256; the model's
+//! release references the key by the key's blake2-256). Workers that serve the release in ZK
+//! mode put the `.pk` file in their `--zk-keys` directory.
 
 use std::{
 	collections::HashMap,

@@ -61,16 +61,6 @@ pub(crate) enum Value<B: Backend> {
 	Host(Host),
 }
 
-impl<B: Backend> Value<B> {
-	/// Bytes of its elements.
-	fn bytes(&self) -> usize {
-		match self {
-			Value::Float(t) => t.shape().num_elements().saturating_mul(t.dtype().size()),
-			Value::Host(h) => h.data.len().saturating_mul(std::mem::size_of::<i64>()),
-		}
-	}
-}
-
 impl<B: Backend> Clone for Value<B> {
 	fn clone(&self) -> Self {
 		match self {
@@ -93,6 +83,14 @@ impl<B: Backend> Value<B> {
 			Value::Float(t) if t.dtype() == DType::F64 => ElemType::F64,
 			Value::Float(_) => ElemType::F32,
 			Value::Host(h) => h.elem,
+		}
+	}
+
+	/// Bytes of its elements.
+	fn bytes(&self) -> usize {
+		match self {
+			Value::Float(t) => t.shape().num_elements().saturating_mul(t.dtype().size()),
+			Value::Host(h) => h.data.len().saturating_mul(std::mem::size_of::<i64>()),
 		}
 	}
 }
