@@ -127,10 +127,18 @@ async function run(nodeName, networkInfo) {
 		const burnedBefore = (await api.call.inferenceApi.burnTotals()).total.toBigInt();
 		const aliceBefore = (await api.query.system.account(alice.address)).data.free.toBigInt();
 		events = await send(api, api.tx.inference.submitJob(release, 'Vanilla', hex(input), UNIT, null), bob);
-		const submitted = events.find((e) => api.events.inference.JobSubmitted.is(e));
-		const job = submitted.data.job.toBigInt();
-		if (submitted.data.worker.toString() !== alice.address) throw new Error(`job ${job} went to ${submitted.data.worker}`);
-		log(`job ${job} submitted, waiting for the worker`);
+		const job = events.find((e) => api.events.inference.JobQueued.is(e)).data.job.toBigInt();
+		// Drawn in a later block, with the relay parent's randomness: poll the record (an event
+		// subscription started now could miss the block that drew it).
+		let drawn = null;
+		for (let i = 0; i < 600 && !drawn; i += 1) {
+			const view = await api.call.inferenceApi.job(job);
+			if (view.isSome) drawn = view.unwrap()[0];
+			else await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		if (!drawn) throw new Error(`job ${job} not drawn within 120 s`);
+		if (drawn.worker.toString() !== alice.address) throw new Error(`job ${job} went to ${drawn.worker}`);
+		log(`job ${job} drawn under relay randomness, waiting for the worker`);
 
 		const settled = await waitForEvent(
 			api,

@@ -221,6 +221,16 @@ fn dev_inherent_data_providers(
 				relay_offset,
 				para_blocks_per_relay_epoch: 10,
 				upgrade_go_ahead: pending_upgrade.then_some(UpgradeGoAhead::GoAhead),
+				// The relay parent's BABE randomness, which the inference market draws workers
+				// with. A real relay's is its block author's VRF output; the mocked relay's
+				// follows from the parent block, unknown before it is built.
+				additional_key_values: Some(vec![(
+					polkadot_primitives::well_known_keys::CURRENT_BLOCK_RANDOMNESS.to_vec(),
+					Some(sp_crypto_hashing::blake2_256(
+						&(b"opg/dev-relay-randomness", parent, block_number).encode(),
+					))
+					.encode(),
+				)]),
 				..Default::default()
 			};
 			let timestamp = sp_timestamp::InherentDataProvider::new(

@@ -195,7 +195,7 @@ fn in_process_worker_answers_a_paid_job_with_the_reference_output() {
 	submit(port, Bob, submit_job(input.clone()));
 	let (_, (job, price)) = wait_for_event(port, h0, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
-			MarketEvent::JobSubmitted { job, worker, price, .. } if *worker == alice =>
+			MarketEvent::JobAssigned { job, worker, price, .. } if *worker == alice =>
 				Some((*job, *price)),
 			_ => None,
 		})
@@ -385,7 +385,7 @@ fn settled(port: u16, from: H256, job: JobId) -> H256 {
 fn submitted(port: u16, from: H256) -> JobId {
 	wait_for_event(port, from, TIMEOUT, |events| {
 		events.iter().filter_map(market).find_map(|e| match e {
-			MarketEvent::JobSubmitted { job, .. } => Some(*job),
+			MarketEvent::JobAssigned { job, .. } => Some(*job),
 			_ => None,
 		})
 	})
@@ -761,7 +761,7 @@ fn zk_worker_proves_its_results_and_the_runtime_settles_them_from_its_queue() {
 		let n = number_of(port, at);
 		for e in events.iter().filter_map(market) {
 			match e {
-				MarketEvent::JobSubmitted { job, mode, .. } => {
+				MarketEvent::JobAssigned { job, mode, .. } => {
 					assert_eq!(*mode, VerificationMode::Zk);
 					seen.entry(*job).or_default()[0] = Some(n);
 				},

@@ -86,9 +86,11 @@ fn job_call(max_fee: u128, timeout: Option<u32>) -> RuntimeCall {
 	})
 }
 
+/// Submits a job and draws its worker; returns its id.
 fn submit_job(who: Sr25519Keyring, max_fee: u128, timeout: Option<u32>) -> u64 {
 	let id = pallet_inference::NextJobId::<Runtime>::get();
 	let _ = apply(who, job_call(max_fee, timeout));
+	draw();
 	id
 }
 
@@ -331,6 +333,56 @@ fn an_answer_finds_room_in_a_block_that_ordinary_transactions_filled() {
 		apply(Alice, answer);
 		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
 		assert!(matches!(record.status, JobStatus::Settled { .. }));
+		invariants();
+	});
+}
+
+#[test]
+fn the_draw_takes_its_randomness_from_the_relay_parent() {
+	use cumulus_pallet_parachain_system::{OnSystemEvent, RelayChainStateProof, ValidationData};
+	use cumulus_primitives_core::{
+		relay_chain::well_known_keys::CURRENT_BLOCK_RANDOMNESS, PersistedValidationData,
+	};
+	use cumulus_test_relay_sproof_builder::RelayStateSproofBuilder;
+	use opg_runtime::configs::RelayRandomness;
+
+	// The relay state proof of a relay parent numbered `number` whose BABE randomness is
+	// `value`, as the parachain-system inherent hands it over.
+	let relay_parent = |number: u32, value: Option<[u8; 32]>| {
+		let mut builder = RelayStateSproofBuilder::default();
+		let para_id = builder.para_id;
+		if let Some(value) = value {
+			builder
+				.additional_key_values
+				.push((CURRENT_BLOCK_RANDOMNESS.to_vec(), Some(value).encode()));
+		}
+		let (root, proof) = builder.into_state_root_and_proof();
+		ValidationData::<Runtime>::put(PersistedValidationData {
+			relay_parent_number: number,
+			relay_parent_storage_root: root,
+			..Default::default()
+		});
+		let proof = RelayChainStateProof::new(para_id, root, proof).expect("proof of root");
+		<RelayRandomness as OnSystemEvent>::on_relay_state_proof(&proof);
+	};
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		relay_parent(7, Some([42; 32]));
+		assert_eq!(pallet_inference::Randomness::<Runtime>::get(), (7, [42; 32]));
+		let job = pallet_inference::NextJobId::<Runtime>::get();
+		apply(Bob, job_call(UNIT, None));
+		assert!(pallet_inference::PendingJobs::<Runtime>::contains_key(job));
+
+		// The next block: a relay parent without randomness, then one no newer, change nothing.
+		start_block(2);
+		relay_parent(8, None);
+		relay_parent(7, Some([1; 32]));
+		assert_eq!(pallet_inference::Randomness::<Runtime>::get(), (7, [42; 32]));
+		// A newer relay parent's randomness draws the job once the inherents are applied.
+		relay_parent(8, Some([43; 32]));
+		assert_eq!(pallet_inference::Randomness::<Runtime>::get(), (8, [43; 32]));
+		Executive::inherents_applied();
+		assert_eq!(pallet_inference::Jobs::<Runtime>::get(job).unwrap().worker, account(Alice));
 		invariants();
 	});
 }

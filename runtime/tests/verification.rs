@@ -79,6 +79,7 @@ fn submit_job(release: u32, mode: VerificationMode) -> u64 {
 		100 * UNIT,
 		None,
 	));
+	draw();
 	assert_eq!(
 		pallet_inference::Jobs::<Runtime>::get(id).unwrap().worker,
 		account(Sr25519Keyring::Bob)
@@ -311,6 +312,7 @@ fn on_idle_verifies_queued_proofs_as_far_as_the_block_has_room() {
 					100 * UNIT,
 					None,
 				));
+				draw();
 				let assigned = pallet_inference::Jobs::<Runtime>::get(job).unwrap().worker;
 				let worker = workers.into_iter().find(|w| account(*w) == assigned).unwrap();
 				assert_ok!(Inference::submit_result(

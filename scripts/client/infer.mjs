@@ -85,7 +85,7 @@ async function main() {
             const e = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
             reject(new Error(e ? `${e.section}.${e.name}: ${e.docs.join(' ')}` : dispatchError.toString()));
           } else if (status.isInBlock || status.isFinalized) {
-            const ev = events.map((r) => r.event).find((e) => api.events.inference.JobSubmitted.is(e));
+            const ev = events.map((r) => r.event).find((e) => api.events.inference.JobQueued.is(e));
             if (ev) resolve(ev.data.job.toBigInt());
           }
         }).catch(reject);
@@ -95,7 +95,7 @@ async function main() {
       api.query.system.events((records) => {
         for (const { event } of records) {
           if (event.section !== 'inference' || event.data.job?.toBigInt?.() !== job) continue;
-          if (['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed'].includes(event.method)) {
+          if (['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed', 'JobCancelled'].includes(event.method)) {
             clearTimeout(timer);
             resolve(event);
           }
@@ -103,6 +103,13 @@ async function main() {
       });
     });
     const seconds = (Date.now() - started) / 1000;
+    if (outcome.method === 'JobCancelled') {
+      // Never drawn: no record; refunded in full.
+      const report = { job: job.toString(), release: releaseId, outcome: outcome.method, seconds,
+        reason: outcome.data.reason.toString(), refund: outcome.data.refund.toString() };
+      console.log(opts.json ? JSON.stringify(report) : `job ${job}: cancelled (${report.reason}), refunded ${formatOpg(BigInt(report.refund))}`);
+      return 1;
+    }
     const [record, , result] = (await api.call.inferenceApi.job(job)).unwrap();
     const report = { job: job.toString(), release: releaseId, outcome: outcome.method, seconds, worker: record.worker.toString(), price: record.price.toString() };
     // What polkadot.js apps takes as submitJob's `input`.

@@ -32,7 +32,7 @@ const { values: opts } = parseArgs({
   },
 });
 
-const END_EVENTS = ['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed'];
+const END_EVENTS = ['JobSettled', 'JobRejected', 'JobExpired', 'JobFailed', 'JobCancelled'];
 const log = (...a) => { if (!opts.json) console.log(...a); };
 
 // Signs, sends and resolves with the events of the block that included the extrinsic.
@@ -142,7 +142,7 @@ async function main() {
           const tx = api.tx.inference.submitJob(releaseId, 'Vanilla', payload, UNIT, null);
           const { events, block } = await send(api, tx, account);
           const tIncluded = Date.now();
-          const submitted = events.find((e) => api.events.inference.JobSubmitted.is(e));
+          const submitted = events.find((e) => api.events.inference.JobQueued.is(e));
           const job = submitted.data.job.toBigInt();
           const includedAt = (await api.rpc.chain.getHeader(block)).number.toNumber();
           const end = ended.get(job) ?? await new Promise((resolve, reject) => {

@@ -22,3 +22,16 @@ export function send(api, tx, signer) {
     }).catch((e) => { clearTimeout(timer); reject(e); });
   });
 }
+
+/**
+ * Waits until `job` has been drawn (it is queued at submission and drawn in a later block);
+ * resolves with its record from `InferenceApi::job`.
+ */
+export async function drawn(api, job, seconds = 30) {
+  for (let i = 0; i < seconds * 5; i += 1) {
+    const view = await api.call.inferenceApi.job(job);
+    if (view.isSome) return view.unwrap()[0];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`job ${job} not drawn within ${seconds} s`);
+}

@@ -8,7 +8,7 @@ import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady, blake2AsHex } from '@polkadot/util-crypto';
 import { readFileSync } from 'node:fs';
 import { u8aToHex } from '@polkadot/util';
-import { send } from './lib.mjs';
+import { drawn, send } from './lib.mjs';
 
 const WS = process.env.OPG_WS ?? 'ws://127.0.0.1:9944';
 const UNIT = 10n ** 18n;
@@ -64,10 +64,12 @@ test('a Vanilla job is assigned, answered, settled, and its verification fee bur
   const burnedBefore = (await api.call.inferenceApi.burnTotals()).total.toBigInt();
 
   const { events: submitted } = await send(api, api.tx.inference.submitJob(0, 'Vanilla', u8aToHex(input), UNIT, null), bob);
-  const jobEvent = submitted.find((e) => api.events.inference.JobSubmitted.is(e));
-  assert.ok(jobEvent, 'JobSubmitted emitted');
-  const job = jobEvent.data.job.toBigInt();
-  assert.equal(jobEvent.data.worker.toString(), alice.address);
+  const queued = submitted.find((e) => api.events.inference.JobQueued.is(e));
+  assert.ok(queued, 'JobQueued emitted');
+  const job = queued.data.job.toBigInt();
+  // The worker is drawn in a later block, with randomness that did not exist at submission.
+  const drawnRecord = await drawn(api, job);
+  assert.equal(drawnRecord.worker.toString(), alice.address);
   const open = await api.call.inferenceApi.openJobs(alice.address);
   assert.ok(open.some((id) => id.toBigInt() === job), 'the worker sees its open job');
 

@@ -6,12 +6,14 @@ use alloc::{vec, vec::Vec};
 use opg_primitives::{ElemType, Tensor};
 use polkadot_sdk::{
 	frame_benchmarking::v2::*,
-	frame_support::traits::{
-		fungible::{Inspect, Mutate},
-		Hooks,
+	frame_support::{
+		traits::{
+			fungible::{Inspect, Mutate},
+			Hooks,
+		},
+		weights::WeightMeter,
 	},
 	frame_system::RawOrigin,
-	sp_runtime::traits::Bounded,
 };
 
 /// Bytes a one-tensor canonical payload spends besides its data (list length, element type,
@@ -85,20 +87,36 @@ fn fill_pool<T: Config>(release: ReleaseId, n: u32) -> Vec<T::AccountId> {
 		.collect()
 }
 
-/// A Vanilla job with the largest input, assigned to a worker; returns (job, worker).
-fn open_job<T: Config>(release: ReleaseId) -> (JobId, T::AccountId) {
+/// The fee that every pool worker of the benchmarks (priced at the minimum balance) takes.
+fn max_fee<T: Config>() -> BalanceOf<T> {
+	T::Currency::minimum_balance()
+}
+
+/// A Vanilla job with the largest input, queued for its draw.
+fn pending_job<T: Config>(release: ReleaseId) -> JobId {
+	pending_job_with_fee::<T>(release, max_fee::<T>())
+}
+
+/// A Vanilla job with the largest input and `max_fee`, queued for its draw.
+fn pending_job_with_fee<T: Config>(release: ReleaseId, max_fee: BalanceOf<T>) -> JobId {
 	let requester = funded::<T>("requester", 0);
 	let input = payload(T::MaxInputLen::get()).try_into().expect("fits MaxInputLen");
-	let job = Pallet::<T>::do_submit_job(
-		requester,
-		release,
-		VerificationMode::Vanilla,
-		input,
-		BalanceOf::<T>::max_value(),
-		None,
-	)
-	.expect("an eligible worker");
-	(job, Jobs::<T>::get(job).expect("just created").worker)
+	Pallet::<T>::do_submit_job(requester, release, VerificationMode::Vanilla, input, max_fee, None)
+		.expect("an eligible worker")
+}
+
+/// A new randomness round, as the next block's relay parent brings.
+fn new_round<T: Config>() {
+	let (round, _) = Randomness::<T>::get();
+	Pallet::<T>::note_randomness(round + 1, [round as u8; 32]);
+}
+
+/// A Vanilla job with the largest input, assigned to a worker; returns (job, worker).
+fn open_job<T: Config>(release: ReleaseId) -> (JobId, T::AccountId) {
+	let job = pending_job::<T>(release);
+	new_round::<T>();
+	Pallet::<T>::assign_pending(frame_system::Pallet::<T>::block_number(), &mut WeightMeter::new());
+	(job, Jobs::<T>::get(job).expect("just drawn").worker)
 }
 
 /// An open job with a stored result of the largest size, waiting for verification.
@@ -264,11 +282,55 @@ mod benchmarks {
 			release,
 			VerificationMode::Vanilla,
 			input,
-			BalanceOf::<T>::max_value(),
+			max_fee::<T>(),
 			None,
 		);
 
+		assert!(PendingJobs::<T>::contains_key(job));
+	}
+
+	/// `on_poll` with nothing to draw.
+	#[benchmark]
+	fn on_poll_base() {
+		let now = frame_system::Pallet::<T>::block_number();
+		#[block]
+		{
+			Pallet::<T>::assign_pending(now, &mut WeightMeter::new());
+		}
+	}
+
+	/// One draw from a pool of `w` workers, all of which can take the job (each read and
+	/// checked), for a job with the largest input.
+	#[benchmark]
+	fn assign_job(w: Linear<1, { T::MaxWorkersPerRelease::get() }>) {
+		let release = release::<T>();
+		fill_pool::<T>(release, w);
+		// A max fee above the price: the draw releases the difference.
+		let job = pending_job_with_fee::<T>(release, max_fee::<T>().saturating_mul(2u32.into()));
+		new_round::<T>();
+		let now = frame_system::Pallet::<T>::block_number();
+		#[block]
+		{
+			Pallet::<T>::assign_pending(now, &mut WeightMeter::new());
+		}
 		assert!(Jobs::<T>::contains_key(job));
+	}
+
+	/// A pending job no worker can take at its draw: cancelled and refunded.
+	#[benchmark]
+	fn cancel_job() {
+		let release = release::<T>();
+		let workers = fill_pool::<T>(release, 1);
+		let job = pending_job::<T>(release);
+		Pallet::<T>::pause_worker(RawOrigin::Signed(workers[0].clone()).into())
+			.expect("active worker");
+		new_round::<T>();
+		let now = frame_system::Pallet::<T>::block_number();
+		#[block]
+		{
+			Pallet::<T>::assign_pending(now, &mut WeightMeter::new());
+		}
+		assert!(!PendingJobs::<T>::contains_key(job) && !Jobs::<T>::contains_key(job));
 	}
 
 	/// Stores an output of `o` bytes and evidence of `e` bytes and queues it (ZK path).

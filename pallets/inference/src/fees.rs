@@ -4,7 +4,7 @@ use crate::{pallet::*, types::*};
 use opg_primitives::{ReleaseId, VerificationMode};
 use polkadot_sdk::{
 	frame_support::pallet_prelude::*,
-	sp_runtime::traits::{Bounded, Saturating, Zero},
+	sp_runtime::traits::{Saturating, Zero},
 };
 
 impl<T: Config> Pallet<T> {
@@ -28,22 +28,14 @@ impl<T: Config> Pallet<T> {
 		)
 	}
 
-	/// Fee quote for a job with the default timeout: the lowest eligible price and the maximum
-	/// verification fee.
+	/// Fee quote for a job with the default timeout: the lowest `max_fee` the draw accepts and
+	/// the maximum verification fee.
 	pub fn quote(
 		release: ReleaseId,
 		mode: VerificationMode,
 		input_len: u32,
 	) -> Option<FeeQuote<BalanceOf<T>>> {
-		let price = Self::eligible_workers(
-			release,
-			mode,
-			BalanceOf::<T>::max_value(),
-			T::DefaultJobTimeout::get(),
-		)
-		.into_iter()
-		.map(|(_, w)| w.price)
-		.min()?;
+		let price = Self::lowest_max_fee(release, mode, T::DefaultJobTimeout::get())?;
 		let verification_fee = Self::max_verification_fee(mode, input_len);
 		Some(FeeQuote { price, verification_fee, total: price.saturating_add(verification_fee) })
 	}

@@ -51,6 +51,29 @@ impl<T: Config> Pallet<T> {
 				"only assigned and submitted jobs are open"
 			);
 		}
+		let cursor = AssignCursor::<T>::get();
+		ensure!(cursor <= next, "draw cursor beyond the next job id");
+		let mut pending = 0u64;
+		for (id, job) in PendingJobs::<T>::iter() {
+			ensure!(cursor <= id && id < next, "pending job outside cursor..next");
+			ensure!(!Jobs::<T>::contains_key(id), "a job both pending and assigned");
+			ensure!(JobInputs::<T>::contains_key(id), "pending job without its input");
+			let e = escrow.entry(job.requester.clone()).or_default();
+			*e = e.saturating_add(job.max_fee.saturating_add(job.verification_hold));
+			if job.mode == VerificationMode::Zk {
+				open_zk += 1;
+			}
+			pending += 1;
+		}
+		ensure!(pending == next - cursor, "a job between cursor and next is not pending");
+		ensure!(pending <= T::MaxPendingJobs::get().into(), "more pending jobs than allowed");
+		for id in JobInputs::<T>::iter_keys() {
+			ensure!(
+				PendingJobs::<T>::contains_key(id) ||
+					Jobs::<T>::get(id).is_some_and(|j| j.ended.is_none()),
+				"input of a job neither pending nor open"
+			);
+		}
 		for (who, amount) in escrow.iter() {
 			ensure!(
 				T::Currency::balance_on_hold(&HoldReason::JobEscrow.into(), who) == *amount,

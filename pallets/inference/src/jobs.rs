@@ -64,61 +64,42 @@ impl<T: Config> Pallet<T> {
 		// A ZK job reserves its verification place now, so its proof is never refused later.
 		let zk = mode == VerificationMode::Zk;
 		ensure!(!zk || OpenZkJobs::<T>::get() < T::MaxQueueLen::get(), Error::<T>::QueueFull);
+		// The draw happens later; refuse now what it would refuse, so nothing is held in vain.
+		Self::draw_pool(release, mode, max_fee, timeout)?;
 
 		let job = NextJobId::<T>::get();
 		let next = job.checked_add(1).ok_or(Error::<T>::Overflow)?;
-		let (worker_id, mut worker) =
-			Self::pick_worker(Self::eligible_workers(release, mode, max_fee, timeout), job)
-				.ok_or(Error::<T>::NoEligibleWorker)?;
+		ensure!(
+			job.saturating_sub(AssignCursor::<T>::get()) < T::MaxPendingJobs::get().into(),
+			Error::<T>::TooManyPendingJobs
+		);
 
-		let now = frame_system::Pallet::<T>::block_number();
-		let deadline = now.saturating_add(timeout);
-		let price = worker.price;
 		let verification_hold = Self::max_verification_fee(mode, input.len() as u32);
-		let held = price.saturating_add(verification_hold);
-
+		let held = max_fee.saturating_add(verification_hold);
 		T::Currency::hold(&HoldReason::JobEscrow.into(), &requester, held)
 			.map_err(|_| Error::<T>::InsufficientBalance)?;
-		WorkerJobs::<T>::try_mutate(&worker_id, |jobs| jobs.try_push(job))
-			.map_err(|_| Error::<T>::Overflow)?;
 		T::Models::job_opened(release)?;
-		Self::schedule(Self::expiry_block(deadline), job, AgendaItem::Expire);
 		if zk {
 			OpenZkJobs::<T>::mutate(|n| n.saturating_inc());
 		}
-		worker.open_jobs = worker.open_jobs.saturating_add(1);
-		Workers::<T>::insert(&worker_id, worker);
-
-		Jobs::<T>::insert(
+		PendingJobs::<T>::insert(
 			job,
-			Job {
+			PendingJob {
 				requester: requester.clone(),
-				worker: worker_id.clone(),
 				release,
 				mode,
 				input_hash: payload_hash(&input),
 				input_len: input.len() as u32,
-				price,
+				max_fee,
 				verification_hold,
-				deadline,
-				created: now,
-				status: JobStatus::Assigned,
-				ended: None,
-				congestion_mark: CongestedBlocks::<T>::get(),
+				timeout,
+				submitted: frame_system::Pallet::<T>::block_number(),
+				round: Randomness::<T>::get().0,
 			},
 		);
 		JobInputs::<T>::insert(job, input);
 		NextJobId::<T>::put(next);
-		Self::deposit_event(Event::JobSubmitted {
-			job,
-			requester,
-			worker: worker_id,
-			release,
-			mode,
-			price,
-			held,
-			deadline,
-		});
+		Self::deposit_event(Event::JobQueued { job, requester, release, mode, held });
 		Ok(job)
 	}
 
@@ -282,24 +263,36 @@ impl<T: Config> Pallet<T> {
 	/// chain stored (every outcome pays for its bytes, not only settlement) and releases the
 	/// rest. Returns (data fee burned, refund).
 	pub(crate) fn refund(record: &JobOf<T>) -> (BalanceOf<T>, BalanceOf<T>) {
+		Self::release_escrow(
+			&record.requester,
+			record.price.saturating_add(record.verification_hold),
+			record.input_len,
+			record.verification_hold,
+		)
+	}
+
+	/// Burns the data fee of `input_len` stored bytes (at most `verification_hold`) from a
+	/// requester's `held` escrow and releases the rest. Returns (data fee burned, refund).
+	pub(crate) fn release_escrow(
+		requester: &T::AccountId,
+		held: BalanceOf<T>,
+		input_len: u32,
+		verification_hold: BalanceOf<T>,
+	) -> (BalanceOf<T>, BalanceOf<T>) {
 		let escrow: T::RuntimeHoldReason = HoldReason::JobEscrow.into();
-		let data_fee = Self::data_fee(record.input_len).min(record.verification_hold);
+		let data_fee = Self::data_fee(input_len).min(verification_hold);
 		let burned = T::Currency::burn_held(
 			&escrow,
-			&record.requester,
+			requester,
 			data_fee,
 			Precision::Exact,
 			Fortitude::Force,
 		)
 		.defensive_unwrap_or_default();
 		Self::note_burn(BurnCause::VerificationFee, burned);
-		let refund = T::Currency::release(
-			&escrow,
-			&record.requester,
-			record.price.saturating_add(record.verification_hold).saturating_sub(burned),
-			Precision::Exact,
-		)
-		.defensive_unwrap_or_default();
+		let refund =
+			T::Currency::release(&escrow, requester, held.saturating_sub(burned), Precision::Exact)
+				.defensive_unwrap_or_default();
 		(burned, refund)
 	}
 

@@ -13,12 +13,15 @@
 //!   by exactly what is burned.
 //!
 //! ## Life of a job
-//! `submit_job` picks a worker (stake-weighted, from the job id and the parent hash, and only
-//! among workers that can answer in the mode) and holds `price + max verification fee`. The
-//! draw is **not** unpredictable: both inputs are known when the job is submitted, and a
-//! requester's `max_fee` can narrow the pool, so a requester can often choose its worker, and
-//! a collator can too (see `docs/security.md`). Workers are drawn only if their minimum timeout
-//! for the mode (`set_min_timeouts`) fits the job's. The worker calls `submit_result` (or
+//! `submit_job` holds `max_fee + max verification fee` and queues the job. Its worker is drawn
+//! in a later block's `on_poll`, stake-weighted, with randomness the runtime gives
+//! [`Pallet::note_randomness`] after the inherents (the relay parent's BABE randomness), so
+//! the draw is unknown when the job is submitted; the draw releases what the worker's price
+//! leaves of `max_fee`, and the timeout runs from it. The pool is the workers that can take
+//! the job (active, serving the release in the mode, with capacity and a usable enclave key
+//! for TEE); `max_fee` and the timeout (against each worker's `set_min_timeouts`) may narrow
+//! it, but not below `MinDrawCandidates`, so a requester cannot single out one worker among
+//! several (`docs/security.md` has what is left). The worker calls `submit_result` (or
 //! `reject_job` for input its model cannot take: no slash). A Vanilla result settles at once; a
 //! result with evidence is stored and visible at once and verified later, from a bounded FIFO
 //! queue in `on_idle` or by anyone calling `verify_result`. A valid result settles; an invalid
@@ -33,6 +36,7 @@
 extern crate alloc;
 
 mod agenda;
+mod assignment;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod fees;
@@ -119,7 +123,7 @@ pub mod pallet {
 		/// Blocks between `unregister_worker` and `withdraw_stake`.
 		#[pallet::constant]
 		type UnbondingPeriod: Get<BlockNumberFor<Self>>;
-		/// Deadline of a job that names none, in blocks after submission.
+		/// Time a job that names none gives its worker, in blocks after the draw.
 		#[pallet::constant]
 		type DefaultJobTimeout: Get<BlockNumberFor<Self>>;
 		/// Shortest deadline a job may ask for.
@@ -158,6 +162,20 @@ pub mod pallet {
 		/// queue): each reserves its queue place at submission.
 		#[pallet::constant]
 		type MaxQueueLen: Get<u32>;
+		/// Fewest workers the draw may choose from, when at least that many serve the release
+		/// and mode: a requester's price cap and timeout may not narrow the pool below it.
+		#[pallet::constant]
+		type MinDrawCandidates: Get<u32>;
+		/// Most jobs waiting for their draw; `submit_job` is refused beyond.
+		#[pallet::constant]
+		type MaxPendingJobs: Get<u32>;
+		/// Blocks a submitted job waits for fresh randomness before it is cancelled and
+		/// refunded.
+		#[pallet::constant]
+		type MaxAssignmentDelay: Get<BlockNumberFor<Self>>;
+		/// Weight `on_poll` may spend on draws per block; the rest waits for the next block.
+		#[pallet::constant]
+		type AssignmentWeight: Get<Weight>;
 
 		/// Weights of calls and hooks.
 		type WeightInfo: WeightInfo;
@@ -199,7 +217,20 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type Jobs<T: Config> = StorageMap<_, Twox64Concat, JobId, JobOf<T>>;
 
-	/// Inputs of open jobs, answered or not (removed when the job ends).
+	/// Jobs waiting for their draw, from [`AssignCursor`] up to [`NextJobId`].
+	#[pallet::storage]
+	pub type PendingJobs<T: Config> = StorageMap<_, Twox64Concat, JobId, PendingJobOf<T>>;
+
+	/// The oldest job that may still wait for its draw: drawn in submission order.
+	#[pallet::storage]
+	pub type AssignCursor<T> = StorageValue<_, JobId, ValueQuery>;
+
+	/// The latest randomness the runtime gave [`Pallet::note_randomness`]: its round (the
+	/// relay parent's number under a relay chain) and its value.
+	#[pallet::storage]
+	pub type Randomness<T> = StorageValue<_, (u32, [u8; 32]), ValueQuery>;
+
+	/// Inputs of pending and open jobs, answered or not (removed when the job ends).
 	#[pallet::storage]
 	pub type JobInputs<T: Config> =
 		StorageMap<_, Twox64Concat, JobId, BoundedVec<u8, T::MaxInputLen>>;
@@ -272,8 +303,18 @@ pub mod pallet {
 		WorkerRemoved { worker: T::AccountId, stake: BalanceOf<T> },
 		/// Stake was slashed (and burned).
 		WorkerSlashed { worker: T::AccountId, job: JobId, amount: BalanceOf<T> },
-		/// A job was submitted and assigned.
-		JobSubmitted {
+		/// A job was submitted: `max_fee` and the maximum verification fee are held until its
+		/// worker is drawn in a later block.
+		JobQueued {
+			job: JobId,
+			requester: T::AccountId,
+			release: ReleaseId,
+			mode: VerificationMode,
+			held: BalanceOf<T>,
+		},
+		/// A job's worker was drawn: `held` is now its price plus the maximum verification fee,
+		/// the rest of `max_fee` was released.
+		JobAssigned {
 			job: JobId,
 			requester: T::AccountId,
 			worker: T::AccountId,
@@ -283,6 +324,8 @@ pub mod pallet {
 			held: BalanceOf<T>,
 			deadline: BlockNumberFor<T>,
 		},
+		/// A job ended without a worker, refunded in full.
+		JobCancelled { job: JobId, reason: CancelReason, refund: BalanceOf<T> },
 		/// A worker submitted a result (pending verification unless Vanilla).
 		ResultSubmitted { job: JobId, worker: T::AccountId, output_hash: H256 },
 		/// A job settled: worker paid, fee burned, remainder refunded. `mode` says what backs
@@ -362,6 +405,12 @@ pub mod pallet {
 		/// No active worker serves the release and mode at a price within `max_fee`, with free
 		/// capacity and a minimum timeout within the job's.
 		NoEligibleWorker,
+		/// `max_fee` or the timeout leaves fewer than `MinDrawCandidates` of the workers that
+		/// could take the job: the draw would not be a draw. Raise `max_fee` (see
+		/// `InferenceApi::fee_quote`) or the timeout.
+		PoolTooNarrow,
+		/// `MaxPendingJobs` jobs wait for their draw; try again in a block.
+		TooManyPendingJobs,
 		/// The input does not match the release's input spec.
 		InvalidInput,
 		/// The output does not match the release's output spec.
@@ -402,6 +451,14 @@ pub mod pallet {
 			meter.consumed().saturating_add(T::DbWeight::get().reads_writes(1, 1))
 		}
 
+		fn on_poll(now: BlockNumberFor<T>, meter: &mut WeightMeter) {
+			// After the inherents: the runtime has given this block's randomness.
+			let mut budget =
+				WeightMeter::with_limit(meter.remaining().min(T::AssignmentWeight::get()));
+			Self::assign_pending(now, &mut budget);
+			meter.consume(budget.consumed());
+		}
+
 		fn on_finalize(_now: BlockNumberFor<T>) {
 			if Self::block_is_congested() {
 				CongestedBlocks::<T>::mutate(|n| *n = n.saturating_add(1));
@@ -426,6 +483,13 @@ pub mod pallet {
 					.all_lte(T::AgendaWeight::get()),
 				"the agenda must make progress: AgendaWeight below one block visit and entry"
 			);
+			assert!(
+				T::WeightInfo::on_poll_base()
+					.saturating_add(Self::assign_weight())
+					.all_lte(T::AssignmentWeight::get()),
+				"the draw must make progress: AssignmentWeight below one draw"
+			);
+			assert!(T::MinDrawCandidates::get() > 0, "a draw needs a candidate");
 			assert!(T::MinJobTimeout::get() > Zero::zero(), "a job needs at least one block");
 			assert!(
 				T::MinJobTimeout::get() <= T::DefaultJobTimeout::get() &&
@@ -634,9 +698,12 @@ pub mod pallet {
 		}
 
 		/// Submits a job: `input` (canonical tensors matching the release's input spec) for
-		/// `release`, answered in `mode`, by a worker whose price is at most `max_fee`, before
-		/// `timeout` blocks (default `DefaultJobTimeout`). Holds the worker's price plus the
-		/// maximum verification fee.
+		/// `release`, answered in `mode`, by a worker whose price is at most `max_fee`, within
+		/// `timeout` blocks of its draw (default `DefaultJobTimeout`). Holds `max_fee` plus the
+		/// maximum verification fee. The worker is drawn in a later block (`JobAssigned`), from
+		/// randomness unknown now; the draw releases what the worker's price leaves of
+		/// `max_fee`. Refused unless at least `MinDrawCandidates` of the workers that could
+		/// take the job (all of them, if fewer) accept `max_fee` and `timeout`.
 		#[pallet::call_index(7)]
 		#[pallet::weight(T::WeightInfo::submit_job(input.len() as u32, T::MaxWorkersPerRelease::get())
 			.saturating_add(T::Verifier::can_answer_weight(*mode)

@@ -135,6 +135,7 @@ impl InferenceConsumer<u64> for MockConsumer {
 			JobOutcome::Failed => "failed",
 			JobOutcome::Rejected => "rejected",
 			JobOutcome::Expired => "expired",
+			JobOutcome::Cancelled => "cancelled",
 		};
 		FINISHED.with(|f| f.borrow_mut().push((job, tag)));
 	}
@@ -166,6 +167,10 @@ impl pallet_inference::Config for Test {
 	type MaxWorkerCapacity = ConstU32<8>;
 	type AgendaWeight = AgendaWeight;
 	type MaxQueueLen = ConstU32<6>;
+	type MinDrawCandidates = ConstU32<2>;
+	type MaxPendingJobs = ConstU32<8>;
+	type MaxAssignmentDelay = ConstU64<5>;
+	type AssignmentWeight = AssignmentWeight;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
@@ -180,6 +185,15 @@ impl Get<Weight> for AgendaWeight {
 				.saturating_add(<MockConsumer as InferenceConsumer<u64>>::weight())
 				.saturating_mul(3),
 		)
+	}
+}
+
+/// The draw's budget per block: the base and three draws.
+pub struct AssignmentWeight;
+impl Get<Weight> for AssignmentWeight {
+	fn get() -> Weight {
+		<() as crate::WeightInfo>::on_poll_base()
+			.saturating_add(crate::Pallet::<Test>::assign_weight().saturating_mul(3))
 	}
 }
 
@@ -274,7 +288,21 @@ pub fn register(who: u64, release: ReleaseId, stake: u64, price: u64, modes: Mod
 	));
 }
 
-/// Advances to block `n`, running the hooks as the executive would.
+/// A fresh randomness round, as the relay parent of a new block would bring.
+pub fn new_randomness() {
+	let round = crate::Randomness::<Test>::get().0 + 1;
+	Inference::note_randomness(round, sp_io::hashing::blake2_256(&round.to_le_bytes()));
+}
+
+/// Draws the pending jobs now, with fresh randomness (what the next block's `on_poll` would
+/// do, without moving the block number).
+pub fn draw() {
+	new_randomness();
+	Inference::on_poll(System::block_number(), &mut WeightMeter::new());
+}
+
+/// Advances to block `n`, running the hooks as the executive would; each block brings fresh
+/// randomness, as a relay parent does.
 pub fn run_to_block(n: u64) {
 	while System::block_number() < n {
 		let next = System::block_number() + 1;
@@ -283,6 +311,8 @@ pub fn run_to_block(n: u64) {
 		frame_system::BlockWeight::<Test>::kill();
 		System::set_block_number(next);
 		Inference::on_initialize(next);
+		new_randomness();
+		Inference::on_poll(next, &mut WeightMeter::new());
 		Inference::on_idle(next, Weight::MAX);
 	}
 }

@@ -25,6 +25,9 @@ pub type EvidenceOf<T> = Evidence<<T as Config>::MaxEvidenceLen>;
 pub type WorkerOf<T> = Worker<BalanceOf<T>, BlockNumberFor<T>, <T as Config>::MaxServedReleases>;
 /// A job record of the pallet.
 pub type JobOf<T> = Job<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+/// A job waiting for its worker.
+pub type PendingJobOf<T> =
+	PendingJob<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 /// A result record of the pallet.
 pub type JobResultOf<T> =
 	JobResult<BlockNumberFor<T>, <T as Config>::MaxOutputLen, <T as Config>::MaxEvidenceLen>;
@@ -249,6 +252,53 @@ pub enum JobStatus<Balance> {
 	Expired,
 }
 
+/// A submitted job waiting for its worker. The draw happens in a later block, from randomness
+/// that did not exist when the job was submitted (see [`crate::Pallet::note_randomness`]).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct PendingJob<AccountId, Balance, BlockNumber> {
+	/// Who pays.
+	pub requester: AccountId,
+	/// Model release.
+	pub release: ReleaseId,
+	/// Verification mode.
+	pub mode: VerificationMode,
+	/// blake2-256 of the canonical input.
+	pub input_hash: H256,
+	/// Input length in bytes.
+	pub input_len: u32,
+	/// Highest price the requester accepts; held until the draw, which releases what the
+	/// drawn worker's price leaves.
+	pub max_fee: Balance,
+	/// Maximum verification fee, held until settlement.
+	pub verification_hold: Balance,
+	/// Blocks the worker has, counted from the draw.
+	pub timeout: BlockNumber,
+	/// Block of submission.
+	pub submitted: BlockNumber,
+	/// The randomness round current at submission: the draw waits for a later one.
+	pub round: u32,
+}
+
+/// Why a submitted job ended without a worker.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+)]
+pub enum CancelReason {
+	/// At the draw, no worker could take the job (the pool changed since submission).
+	NoWorker,
+	/// No fresh randomness arrived within `MaxAssignmentDelay` blocks.
+	NoRandomness,
+}
+
 /// An inference job.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
 pub struct Job<AccountId, Balance, BlockNumber> {
@@ -270,7 +320,7 @@ pub struct Job<AccountId, Balance, BlockNumber> {
 	pub verification_hold: Balance,
 	/// Last block in which the result is accepted.
 	pub deadline: BlockNumber,
-	/// Block of submission.
+	/// Block of the draw (the job was submitted in an earlier one).
 	pub created: BlockNumber,
 	/// Where the job is.
 	pub status: JobStatus<Balance>,
@@ -354,15 +404,17 @@ pub struct VerificationFees<Balance> {
 	pub per_byte: Balance,
 }
 
-/// What a job costs at most: the cheapest eligible worker's price and the largest verification
-/// fee.
+/// What a job costs at most: the lowest `max_fee` that `submit_job` accepts and the largest
+/// verification fee.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
 pub struct FeeQuote<Balance> {
-	/// Lowest price among eligible workers.
+	/// Lowest `max_fee` the draw accepts: the `MinDrawCandidates`-th lowest price among the
+	/// workers that can take the job (the highest, if fewer). The drawn worker's price is at
+	/// most this.
 	pub price: Balance,
 	/// Largest verification fee (maximal output and evidence).
 	pub verification_fee: Balance,
-	/// `price + verification_fee`: what `submit_job` holds at most.
+	/// `price + verification_fee`: what `submit_job` holds with `max_fee = price`.
 	pub total: Balance,
 }
 
@@ -466,6 +518,8 @@ pub enum JobOutcome<'a> {
 	Rejected,
 	/// No result before the deadline.
 	Expired,
+	/// Never assigned: no worker could take it at the draw.
+	Cancelled,
 }
 
 /// On-chain consumers of inference: told when their jobs end.

@@ -62,6 +62,9 @@ pub trait WeightInfo {
 	fn on_idle_verify() -> Weight;
 	fn prune_job() -> Weight;
 	fn set_min_timeouts() -> Weight;
+	fn on_poll_base() -> Weight;
+	fn assign_job(w: u32, ) -> Weight;
+	fn cancel_job() -> Weight;
 }
 
 /// Weights for `pallet_inference` measured against the OPG runtime, with the runtime's DB weights.
@@ -463,6 +466,54 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
+	/// Not measured by the CLI yet: `benchmark on_poll_base` (benchmarking.rs) reads the
+	/// cursor, the next job id and the randomness. Regenerate with `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::AssignCursor` (r:1 w:0)
+	/// Storage: `Inference::NextJobId` (r:1 w:0)
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	fn on_poll_base() -> Weight {
+		Weight::from_parts(7_431_000, 1493)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+	}
+	/// Not measured by the CLI yet: `benchmark assign_job` (benchmarking.rs) draws from a pool
+	/// of `w` workers: the draw's share of the old `submit_job` (its `w` term and reads), plus
+	/// the pending record, the escrow release and the cursor. Regenerate with
+	/// `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::PendingJobs` (r:1 w:1)
+	/// Storage: `Inference::ReleaseWorkers` (r:1 w:0)
+	/// Storage: `Inference::Workers` (r:w w:1)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Storage: `Inference::WorkerJobs` (r:1 w:1)
+	/// Storage: `Inference::CongestedBlocks` (r:1 w:0)
+	/// Storage: `Inference::Agenda` (r:1 w:1)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:0)
+	/// Storage: `Inference::AssignCursor` (r:0 w:1)
+	/// Storage: `Inference::Jobs` (r:0 w:1)
+	/// The range of component `w` is `[1, 64]`.
+	fn assign_job(w: u32, ) -> Weight {
+		Weight::from_parts(109_944_536, 13545)
+			.saturating_add(Weight::from_parts(5_955_835, 0).saturating_mul(w.into()))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(w.into())))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
+			.saturating_add(Weight::from_parts(0, 2711).saturating_mul(w.into()))
+	}
+	/// Not measured by the CLI yet: `benchmark cancel_job` (benchmarking.rs) ends a pending
+	/// job without a worker (refund, release count, input and record removed); these are the
+	/// figures of `on_initialize_expire`, which does that and more. Regenerate with
+	/// `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::PendingJobs` (r:1 w:1)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Storage: `ModelHub::Releases` (r:1 w:1)
+	/// Storage: `Inference::JobInputs` (r:0 w:1)
+	fn cancel_job() -> Weight {
+		Weight::from_parts(151_034_000, 8087)
+			.saturating_add(T::DbWeight::get().reads(14_u64))
+			.saturating_add(T::DbWeight::get().writes(13_u64))
+	}
 
 }
 
@@ -863,6 +914,54 @@ impl WeightInfo for () {
 		Weight::from_parts(16_725_000, 3701)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	/// Not measured by the CLI yet: `benchmark on_poll_base` (benchmarking.rs) reads the
+	/// cursor, the next job id and the randomness. Regenerate with `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::AssignCursor` (r:1 w:0)
+	/// Storage: `Inference::NextJobId` (r:1 w:0)
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	fn on_poll_base() -> Weight {
+		Weight::from_parts(7_431_000, 1493)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+	}
+	/// Not measured by the CLI yet: `benchmark assign_job` (benchmarking.rs) draws from a pool
+	/// of `w` workers: the draw's share of the old `submit_job` (its `w` term and reads), plus
+	/// the pending record, the escrow release and the cursor. Regenerate with
+	/// `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::PendingJobs` (r:1 w:1)
+	/// Storage: `Inference::ReleaseWorkers` (r:1 w:0)
+	/// Storage: `Inference::Workers` (r:w w:1)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Storage: `Inference::WorkerJobs` (r:1 w:1)
+	/// Storage: `Inference::CongestedBlocks` (r:1 w:0)
+	/// Storage: `Inference::Agenda` (r:1 w:1)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:0)
+	/// Storage: `Inference::AssignCursor` (r:0 w:1)
+	/// Storage: `Inference::Jobs` (r:0 w:1)
+	/// The range of component `w` is `[1, 64]`.
+	fn assign_job(w: u32, ) -> Weight {
+		Weight::from_parts(109_944_536, 13545)
+			.saturating_add(Weight::from_parts(5_955_835, 0).saturating_mul(w.into()))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(w.into())))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
+			.saturating_add(Weight::from_parts(0, 2711).saturating_mul(w.into()))
+	}
+	/// Not measured by the CLI yet: `benchmark cancel_job` (benchmarking.rs) ends a pending
+	/// job without a worker (refund, release count, input and record removed); these are the
+	/// figures of `on_initialize_expire`, which does that and more. Regenerate with
+	/// `scripts/regen/benchmarks.sh`.
+	/// Storage: `Inference::PendingJobs` (r:1 w:1)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Storage: `ModelHub::Releases` (r:1 w:1)
+	/// Storage: `Inference::JobInputs` (r:0 w:1)
+	fn cancel_job() -> Weight {
+		Weight::from_parts(151_034_000, 8087)
+			.saturating_add(RocksDbWeight::get().reads(14_u64))
+			.saturating_add(RocksDbWeight::get().writes(13_u64))
 	}
 
 }

@@ -1,7 +1,6 @@
-//! Workers: offers, release pools, eligibility, the stake-weighted draw, slashing.
+//! Workers: offers, release pools, slashing.
 
 use crate::{pallet::*, types::*};
-use alloc::vec::Vec;
 use opg_primitives::{JobId, ModeSet, ReleaseId, VerificationMode};
 use pallet_model_hub::ModelRegistry;
 use polkadot_sdk::{
@@ -13,8 +12,7 @@ use polkadot_sdk::{
 			Defensive,
 		},
 	},
-	frame_system::{self, pallet_prelude::BlockNumberFor},
-	sp_runtime::traits::{Saturating, UniqueSaturatedInto},
+	sp_runtime::traits::Saturating,
 };
 
 impl<T: Config> Pallet<T> {
@@ -61,56 +59,6 @@ impl<T: Config> Pallet<T> {
 				}
 			});
 		}
-	}
-
-	/// Workers that could take a job now, with their stakes.
-	pub fn eligible_workers(
-		release: ReleaseId,
-		mode: VerificationMode,
-		max_fee: BalanceOf<T>,
-		timeout: BlockNumberFor<T>,
-	) -> Vec<(T::AccountId, WorkerOf<T>)> {
-		let min_stake = T::MinWorkerStake::get();
-		ReleaseWorkers::<T>::get(release)
-			.into_iter()
-			.filter_map(|who| Workers::<T>::get(&who).map(|w| (who, w)))
-			.filter(|(who, w)| {
-				w.status == WorkerStatus::Active &&
-					w.modes.contains(mode) &&
-					w.open_jobs < w.capacity &&
-					w.price <= max_fee &&
-					w.min_timeouts.of(mode) <= timeout &&
-					w.stake >= min_stake &&
-					T::Verifier::can_answer(who, mode)
-			})
-			.collect()
-	}
-
-	/// Stake-weighted draw from the job id and the parent hash. Predictable at submission (both
-	/// are known then): it spreads jobs, it does not keep a requester from choosing a worker.
-	pub(crate) fn pick_worker(
-		candidates: Vec<(T::AccountId, WorkerOf<T>)>,
-		job: JobId,
-	) -> Option<(T::AccountId, WorkerOf<T>)> {
-		let total: u128 = candidates
-			.iter()
-			.map(|(_, w)| UniqueSaturatedInto::<u128>::unique_saturated_into(w.stake))
-			.fold(0u128, |a, b| a.saturating_add(b));
-		if total == 0 {
-			return None;
-		}
-		let seed = polkadot_sdk::sp_crypto_hashing::blake2_256(
-			&(b"opg/assign", job, frame_system::Pallet::<T>::parent_hash()).encode(),
-		);
-		let mut point = u128::from_le_bytes(seed[..16].try_into().expect("16 bytes")) % total;
-		for (who, w) in candidates {
-			let stake: u128 = w.stake.unique_saturated_into();
-			if point < stake {
-				return Some((who, w));
-			}
-			point -= stake;
-		}
-		None
 	}
 
 	/// Burns up to `amount` of a worker's stake, pauses it below the minimum; returns what was

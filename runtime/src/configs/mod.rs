@@ -166,7 +166,7 @@ parameter_types! {
 impl cumulus_pallet_parachain_system::Config for Runtime {
 	type WeightInfo = cumulus_pallet_parachain_system::weights::SubstrateWeight<Runtime>;
 	type RuntimeEvent = RuntimeEvent;
-	type OnSystemEvent = ();
+	type OnSystemEvent = RelayRandomness;
 	type SelfParaId = parachain_info::Pallet<Runtime>;
 	type OutboundXcmpMessageSource = XcmpQueue;
 	type DmpQueue = frame_support::traits::EnqueueWithOrigin<MessageQueue, RelayOrigin>;
@@ -181,6 +181,35 @@ impl cumulus_pallet_parachain_system::Config for Runtime {
 }
 
 impl parachain_info::Config for Runtime {}
+
+/// Gives the inference market's draw the relay parent's randomness (its BABE author's VRF
+/// output, `CURRENT_BLOCK_RANDOMNESS`, read from the verified relay state proof) with the relay
+/// parent's number as its round. Jobs submitted under one relay parent are drawn under a later
+/// one, whose randomness did not exist when they were submitted.
+pub struct RelayRandomness;
+impl cumulus_pallet_parachain_system::OnSystemEvent for RelayRandomness {
+	fn on_validation_data(_: &cumulus_primitives_core::PersistedValidationData) {}
+	fn on_validation_code_applied() {}
+	fn on_relay_state_proof(
+		proof: &cumulus_pallet_parachain_system::RelayChainStateProof,
+	) -> Weight {
+		use cumulus_primitives_core::relay_chain::well_known_keys::CURRENT_BLOCK_RANDOMNESS;
+		// Set by the same inherent just before this call.
+		let round = cumulus_pallet_parachain_system::ValidationData::<Runtime>::get()
+			.map(|data| data.relay_parent_number);
+		// BABE stores `Option<Randomness>`; a relay without BABE gives none, and jobs wait
+		// (then are cancelled and refunded after `MaxAssignmentDelay`).
+		let value = proof
+			.read_optional_entry::<Option<[u8; 32]>>(CURRENT_BLOCK_RANDOMNESS)
+			.ok()
+			.flatten()
+			.flatten();
+		if let (Some(round), Some(value)) = (round, value) {
+			pallet_inference::Pallet::<Runtime>::note_randomness(round, value);
+		}
+		<Runtime as frame_system::Config>::DbWeight::get().reads_writes(2, 1)
+	}
+}
 
 parameter_types! {
 	pub MessageQueueServiceWeight: Weight = Perbill::from_percent(35) * RuntimeBlockWeights::get().max_block;
@@ -365,6 +394,9 @@ parameter_types! {
 	/// Expiries and prunings per block: 5% of a block (≈ 300 expiries at the benchmarked
 	/// weights, more prunings); a backlog carries over.
 	pub InferenceAgendaWeight: Weight = Perbill::from_percent(5) * RuntimeBlockWeights::get().max_block;
+	/// Draws per block: 10% of a block (≈ 30 draws from full 64-worker pools, whose TEE key
+	/// checks count too, ≈ 120 from pools of four); a backlog waits for the next block.
+	pub InferenceAssignmentWeight: Weight = Perbill::from_percent(10) * RuntimeBlockWeights::get().max_block;
 }
 
 impl pallet_model_hub::Config for Runtime {
@@ -427,6 +459,13 @@ impl pallet_inference::Config for Runtime {
 	type MaxWorkerCapacity = ConstU32<64>;
 	type AgendaWeight = InferenceAgendaWeight;
 	type MaxQueueLen = ConstU32<1024>;
+	// A requester's price cap and timeout leave at least three workers to draw from (all of
+	// them, if fewer serve).
+	type MinDrawCandidates = ConstU32<3>;
+	type MaxPendingJobs = ConstU32<1024>;
+	// A minute at 6 s blocks without a new relay parent: the job is refunded.
+	type MaxAssignmentDelay = ConstU32<{ MINUTES }>;
+	type AssignmentWeight = InferenceAssignmentWeight;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;

@@ -1,4 +1,4 @@
-//! Submitting jobs: validation, worker selection, escrow.
+//! Submitting jobs: validation, escrow, capacity, quotes (the draw: `draw.rs`).
 
 use super::*;
 use polkadot_sdk::frame_support::{assert_noop, assert_ok};
@@ -120,53 +120,6 @@ fn capacity_limits_assignments() {
 }
 
 #[test]
-fn selection_respects_mode_and_price_and_is_stake_weighted() {
-	new_test_ext(|| {
-		let r = publish_release(vanilla_and_tee());
-		register(W1, r, 1_000, 100, ModeSet::of(&[VerificationMode::Vanilla]));
-		register(W2, r, 9_000, 500, vanilla_and_tee());
-		// Only W2 answers TEE; only W1 is within a max fee of 200.
-		let tee = submit(ALICE, r, VerificationMode::Tee);
-		assert_eq!(Jobs::<Test>::get(tee).unwrap().worker, W2);
-		assert_ok!(try_submit(ALICE, r, VerificationMode::Vanilla, 200, None));
-		assert_eq!(Jobs::<Test>::get(tee + 1).unwrap().worker, W1);
-		// Settle the two earlier jobs.
-		assert_ok!(Inference::submit_result(
-			RuntimeOrigin::signed(W2),
-			tee,
-			output(),
-			evidence(VerificationMode::Tee, b"valid")
-		));
-		assert_ok!(Inference::submit_result(
-			RuntimeOrigin::signed(W1),
-			tee + 1,
-			output(),
-			Evidence::None
-		));
-		// Over many draws, the 9x stake wins most Vanilla jobs.
-		let mut w2 = 0;
-		for n in 0..40u64 {
-			fund(1_000 + n, 10_000);
-			run_to_block(2 + n);
-			System::set_parent_hash(H256::from_low_u64_be(n));
-			assert_ok!(try_submit(1_000 + n, r, VerificationMode::Vanilla, 1_000, None));
-			let job = NextJobId::<Test>::get() - 1;
-			let worker = Jobs::<Test>::get(job).unwrap().worker;
-			w2 += (worker == W2) as u32;
-			// Keep both workers under capacity.
-			assert_ok!(Inference::submit_result(
-				RuntimeOrigin::signed(worker),
-				job,
-				output(),
-				Evidence::None
-			));
-		}
-		assert!(w2 >= 28, "W2 won {w2}/40 draws with 90% of the stake");
-		assert!(w2 < 40, "W1 never won");
-	});
-}
-
-#[test]
 fn requester_trait_submits_like_the_call() {
 	new_test_ext(|| {
 		let r = market();
@@ -179,6 +132,7 @@ fn requester_trait_submits_like_the_call() {
 			Some(10),
 		)
 		.unwrap();
+		draw();
 		assert_eq!(Jobs::<Test>::get(job).unwrap().requester, BOB);
 		assert_ok!(Inference::submit_result(
 			RuntimeOrigin::signed(W1),
@@ -191,13 +145,20 @@ fn requester_trait_submits_like_the_call() {
 }
 
 #[test]
-fn quote_reports_cheapest_price_and_max_fee() {
+fn quote_reports_the_lowest_max_fee_the_draw_accepts() {
 	new_test_ext(|| {
 		let r = publish_release(vanilla_and_tee());
 		assert!(Inference::quote(r, VerificationMode::Vanilla, 10).is_none());
 		register(W1, r, 1_000, 300, vanilla_and_tee());
 		register(W2, r, 1_000, 200, vanilla_and_tee());
+		// Two workers can take the job and the draw needs two candidates: the quote is the
+		// max fee that admits both.
 		let q = Inference::quote(r, VerificationMode::Tee, 10).unwrap();
-		assert_eq!((q.price, q.verification_fee, q.total), (200, 20 + 10 + 128 + 64, 200 + 222));
+		assert_eq!((q.price, q.verification_fee, q.total), (300, 20 + 10 + 128 + 64, 300 + 222));
+		assert_noop!(
+			try_submit(ALICE, r, VerificationMode::Tee, q.price - 1, None),
+			Error::<Test>::PoolTooNarrow
+		);
+		assert_ok!(try_submit(ALICE, r, VerificationMode::Tee, q.price, None));
 	});
 }

@@ -2,6 +2,7 @@
 //! `try_state` and the issuance/burn identity (see `mock::new_test_ext`).
 
 mod deadlines;
+mod draw;
 mod jobs;
 mod properties;
 mod settlement;
@@ -35,8 +36,9 @@ pub(crate) fn market() -> ReleaseId {
 	release
 }
 
-/// `submit_job` of the demo input by `who`, with `max_fee` and `timeout`.
-pub(crate) fn try_submit(
+/// `submit_job` of the demo input by `who`, with `max_fee` and `timeout`; the job waits for
+/// its draw.
+pub(crate) fn try_queue(
 	who: u64,
 	release: ReleaseId,
 	mode: VerificationMode,
@@ -44,6 +46,19 @@ pub(crate) fn try_submit(
 	timeout: Option<u64>,
 ) -> DispatchResult {
 	Inference::submit_job(RuntimeOrigin::signed(who), release, mode, input(), max_fee, timeout)
+}
+
+/// `submit_job` as [`try_queue`], then the draw (as the next block's would be, in this block).
+pub(crate) fn try_submit(
+	who: u64,
+	release: ReleaseId,
+	mode: VerificationMode,
+	max_fee: u64,
+	timeout: Option<u64>,
+) -> DispatchResult {
+	try_queue(who, release, mode, max_fee, timeout)?;
+	draw();
+	Ok(())
 }
 
 /// Submits a job by `who` and returns its id.

@@ -17,17 +17,52 @@ const REQUESTERS: [u64; 3] = [ALICE, BOB, POOR];
 
 #[derive(Debug, Clone)]
 enum Op {
-	Register { worker: usize, stake: u64, price: u64, modes: u8 },
-	Submit { requester: usize, mode: usize, max_fee: u64, timeout: u64, by_pallet: bool },
-	Answer { job: u64, valid: bool },
-	Reject { job: u64 },
-	Verify { job: u64 },
-	Pause { worker: usize },
-	Resume { worker: usize },
-	BondExtra { worker: usize, amount: u64 },
-	Unregister { worker: usize },
-	Withdraw { worker: usize },
-	Advance { blocks: u64 },
+	Register {
+		worker: usize,
+		stake: u64,
+		price: u64,
+		modes: u8,
+	},
+	Submit {
+		requester: usize,
+		mode: usize,
+		max_fee: u64,
+		timeout: u64,
+		by_pallet: bool,
+	},
+	Answer {
+		job: u64,
+		valid: bool,
+	},
+	Reject {
+		job: u64,
+	},
+	Verify {
+		job: u64,
+	},
+	Pause {
+		worker: usize,
+	},
+	Resume {
+		worker: usize,
+	},
+	BondExtra {
+		worker: usize,
+		amount: u64,
+	},
+	Unregister {
+		worker: usize,
+	},
+	Withdraw {
+		worker: usize,
+	},
+	Advance {
+		blocks: u64,
+	},
+	/// Draw the pending jobs in this block, with or without fresh randomness.
+	Draw {
+		fresh: bool,
+	},
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +87,7 @@ fn op() -> impl Strategy<Value = Op> {
 		(0..3usize).prop_map(|worker| Op::Unregister { worker }),
 		(0..3usize).prop_map(|worker| Op::Withdraw { worker }),
 		(1..25u64).prop_map(|blocks| Op::Advance { blocks }),
+		any::<bool>().prop_map(|fresh| Op::Draw { fresh }),
 	]
 }
 
@@ -114,6 +150,13 @@ fn apply(op: &Op, release: ReleaseId) -> DispatchResult {
 			run_to_block(System::block_number() + blocks);
 			Ok(())
 		},
+		Op::Draw { fresh } => {
+			if fresh {
+				new_randomness();
+			}
+			Inference::on_poll(System::block_number(), &mut WeightMeter::new());
+			Ok(())
+		},
 	}
 }
 
@@ -160,6 +203,7 @@ proptest! {
 			run_to_block(System::block_number() + 300);
 			check_invariants(issuance);
 			assert!(Jobs::<Test>::iter().next().is_none(), "jobs left after retention");
+			assert!(PendingJobs::<Test>::iter().next().is_none(), "jobs left undrawn");
 			assert!(Workers::<Test>::iter_values().all(|w| w.open_jobs == 0));
 		});
 	}
