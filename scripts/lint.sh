@@ -4,15 +4,13 @@
 #   taplo     the TOML manifests' format (.taplo.toml; npm @taplo/cli, pinned in scripts/lib/taplo)
 #   clippy    every crate and target, the CUDA backend included, warnings denied
 # `scripts/lint.sh fix` rewrites what rustfmt and taplo would refuse, then checks clippy.
-# `scripts/lint.sh style` runs rustfmt and taplo only: scripts/test.sh lints with clippy inside
-# its builds (scripts/lib/clippy.sh) rather than in a check-mode build of its own.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib/env.sh
 source scripts/lib/env.sh
 mode=${1:-check}
-case $mode in check | style) check=(--check) ;; fix) check=() ;; *) echo "usage: lint.sh [check|fix|style]" >&2; exit 2 ;; esac
+case $mode in check) check=(--check) ;; fix) check=() ;; *) echo "usage: lint.sh [check|fix]" >&2; exit 2 ;; esac
 
 # The standalone crates (fuzz targets, the wasm benchmark) have workspaces of their own.
 manifests=(Cargo.toml fuzz/Cargo.toml scripts/bench/wasm/Cargo.toml)
@@ -33,12 +31,8 @@ else
   RUST_LOG=warn scripts/lib/taplo/node_modules/.bin/taplo fmt --check
 fi
 
-if [ "$mode" = style ]; then
-  echo "[lint] ok (style)"
-  exit 0
-fi
-# Release profile: build scripts and proc-macros are shared with the release builds, and this
-# one check-mode pass also stands for the CUDA backend's compile check.
+# Release profile: build scripts and proc-macros are shared with the test build (which runs
+# next), and this one check-mode pass also stands for the CUDA backend's compile check.
 echo "[lint] cargo clippy --workspace --all-targets --features opg-worker/cuda"
 cargo clippy --release --locked --workspace --all-targets --features opg-worker/cuda -q -- -D warnings
 echo "[lint] ok"

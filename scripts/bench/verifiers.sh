@@ -14,8 +14,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32v1-none; then
   # scripts/setup.sh's offline route: Debian's toolchain with prebuilt core/alloc.
   toolchain=("+${WASM_BUILD_TOOLCHAIN:?run scripts/setup.sh first}")
 fi
-# Its own workspace, for wasm: no clippy wrapper (scripts/lib/clippy.sh) from the caller.
-(cd scripts/bench/wasm && env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo "${toolchain[@]}" build --locked --release --target wasm32v1-none --target-dir "$out" -q)
+(cd scripts/bench/wasm && cargo "${toolchain[@]}" build --locked --release --target wasm32v1-none --target-dir "$out" -q)
 # `--workspace` resolves features as the test build does, so these reuse its crates.
 cargo build --locked --release -q --workspace --bin opg-snarkjs --example time-verify
 fixtures=verifiers/groth16/tests/fixtures
