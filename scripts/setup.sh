@@ -11,7 +11,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # --- system packages -------------------------------------------------------------------------
-apt_pkgs=(build-essential clang libclang-dev protobuf-compiler pkg-config libssl-dev git curl ca-certificates)
+apt_pkgs=(build-essential clang libclang-dev protobuf-compiler pkg-config libssl-dev git curl ca-certificates time unzip)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -111,4 +111,6 @@ if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')
   python3 -m pip install -q "onnx==$onnx_version" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "onnx==$onnx_version"
 fi
+# --- the LLM engine's test model (llm/tests): SmolLM2-135M-Instruct, cached outside the clone -
+log "LLM test model: $(bash "$here/lib/llm-model.sh")"
 log "done"

@@ -1,0 +1,560 @@
+//! One decoder-only transformer, parameterised by the GGUF metadata: Llama (2, 3.x with its
+//! `rope_freqs`, SmolLM, TinyLlama, Mistral), Qwen 2 (QKV biases, NEOX RoPE) and Qwen 3
+//! (per-head Q/K RMSNorm). Weights stay in the file's map; activations are quantized per
+//! matmul the way llama.cpp does for the weight's type; the KV cache is f16, preallocated for
+//! the session, and appended in place.
+//!
+//! Every output element is one sequential dot product computed by one thread, and the
+//! reductions (norms, softmax) run in a fixed order: the result does not depend on the
+//! thread count.
+
+use half::f16;
+use rayon::prelude::*;
+
+use crate::{
+	gguf::{Gguf, GgufError, TensorInfo},
+	quant::{self, ActKind, Acts, GgmlType},
+	tokenizer::TokenId,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+	#[error(transparent)]
+	Gguf(#[from] GgufError),
+	#[error("architecture {0:?} is not supported (llama, qwen2 and qwen3 are)")]
+	Architecture(String),
+	#[error("tensor {0:?} is missing")]
+	MissingTensor(String),
+	#[error("tensor {name:?} has shape {got:?}, expected {want:?}")]
+	Shape { name: String, got: Vec<u64>, want: Vec<u64> },
+	#[error("{0}")]
+	Config(String),
+	#[error("the context is full: {needed} positions needed, {cap} available")]
+	ContextFull { needed: usize, cap: usize },
+	#[error("token id {0} is outside the vocabulary")]
+	Token(TokenId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+	Llama,
+	Qwen2,
+	Qwen3,
+}
+
+impl Arch {
+	pub fn name(self) -> &'static str {
+		match self {
+			Arch::Llama => "llama",
+			Arch::Qwen2 => "qwen2",
+			Arch::Qwen3 => "qwen3",
+		}
+	}
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+	pub arch: Arch,
+	pub n_layer: usize,
+	pub n_embd: usize,
+	pub n_ff: usize,
+	pub n_head: usize,
+	pub n_head_kv: usize,
+	pub head_dim: usize,
+	pub n_ctx_train: usize,
+	pub vocab: usize,
+	pub rope_dims: usize,
+	pub rope_base: f32,
+	pub rope_freq_scale: f32,
+	/// NEOX RoPE rotates (x[i], x[i + d/2]); the original (GGUF llama) rotates (x[2i], x[2i+1]).
+	pub rope_neox: bool,
+	pub rms_eps: f32,
+}
+
+fn cfg_err(s: impl Into<String>) -> ModelError {
+	ModelError::Config(s.into())
+}
+
+impl Config {
+	pub fn from_gguf(g: &Gguf) -> Result<Self, ModelError> {
+		let arch_name = g.str("general.architecture")?;
+		let arch = match arch_name {
+			"llama" => Arch::Llama,
+			"qwen2" => Arch::Qwen2,
+			"qwen3" => Arch::Qwen3,
+			other => return Err(ModelError::Architecture(other.into())),
+		};
+		let k = |s: &str| format!("{arch_name}.{s}");
+		let usize_of = |key: &str| -> Result<usize, ModelError> {
+			let v = g.u64(&k(key))?;
+			usize::try_from(v)
+				.ok()
+				.filter(|&v| v > 0 && v <= 1 << 24)
+				.ok_or_else(|| cfg_err(format!("{} = {v} is out of range", k(key))))
+		};
+		let n_embd = usize_of("embedding_length")?;
+		let n_head = usize_of("attention.head_count")?;
+		let n_head_kv = if g.get(&k("attention.head_count_kv")).is_some() {
+			usize_of("attention.head_count_kv")?
+		} else {
+			n_head
+		};
+		let head_dim = if g.get(&k("attention.key_length")).is_some() {
+			usize_of("attention.key_length")?
+		} else {
+			if n_embd % n_head != 0 {
+				return Err(cfg_err(format!(
+					"embedding length {n_embd} is not a multiple of {n_head} heads"
+				)));
+			}
+			n_embd / n_head
+		};
+		if g.get(&k("attention.value_length")).is_some() &&
+			usize_of("attention.value_length")? != head_dim
+		{
+			return Err(cfg_err("key and value head sizes differ"));
+		}
+		if n_head % n_head_kv != 0 {
+			return Err(cfg_err(format!("{n_head} heads do not share {n_head_kv} KV heads evenly")));
+		}
+		let rope_dims = if g.get(&k("rope.dimension_count")).is_some() {
+			usize_of("rope.dimension_count")?
+		} else {
+			head_dim
+		};
+		if rope_dims > head_dim || rope_dims % 2 != 0 {
+			return Err(cfg_err(format!("RoPE over {rope_dims} of {head_dim} dimensions")));
+		}
+		let mut rope_freq_scale = 1.0;
+		if let Some(v) = g.get(&k("rope.scaling.type")) {
+			match v.as_str() {
+				Some("none") => {},
+				Some("linear") => {
+					let f = g.f32_or(&k("rope.scaling.factor"), 1.0)?;
+					if !(f.is_finite() && f > 0.0) {
+						return Err(cfg_err(format!("RoPE scaling factor {f}")));
+					}
+					rope_freq_scale = 1.0 / f;
+				},
+				other =>
+					return Err(cfg_err(format!(
+						"RoPE scaling {other:?} is not supported (none and linear are)"
+					))),
+			}
+		}
+		let rope_base = g.f32_or(&k("rope.freq_base"), 10_000.0)?;
+		let rms_eps = g.f32_or(&k("attention.layer_norm_rms_epsilon"), 1e-5)?;
+		let in_range =
+			rope_base.is_finite() && rope_base > 1.0 && rms_eps.is_finite() && rms_eps >= 0.0;
+		if !in_range {
+			return Err(cfg_err("RoPE base or RMS epsilon out of range"));
+		}
+		let vocab = match g.get("tokenizer.ggml.tokens") {
+			Some(crate::gguf::Value::Array(a)) => a.len(),
+			_ => return Err(cfg_err("tokenizer.ggml.tokens is missing")),
+		};
+		Ok(Self {
+			arch,
+			n_layer: usize_of("block_count")?,
+			n_embd,
+			n_ff: usize_of("feed_forward_length")?,
+			n_head,
+			n_head_kv,
+			head_dim,
+			n_ctx_train: usize_of("context_length")?,
+			vocab,
+			rope_dims,
+			rope_base,
+			rope_freq_scale,
+			rope_neox: arch != Arch::Llama,
+			rms_eps,
+		})
+	}
+}
+
+/// A weight matrix in the file: `rows` rows of `cols` elements of type `ty`.
+#[derive(Clone, Debug)]
+struct Mat {
+	offset: usize,
+	ty: GgmlType,
+	rows: usize,
+	cols: usize,
+}
+
+impl Mat {
+	fn row_bytes(&self) -> usize {
+		self.ty.row_bytes(self.cols)
+	}
+}
+
+struct Layer {
+	attn_norm: Vec<f32>,
+	wq: Mat,
+	wk: Mat,
+	wv: Mat,
+	wo: Mat,
+	bq: Option<Vec<f32>>,
+	bk: Option<Vec<f32>>,
+	bv: Option<Vec<f32>>,
+	q_norm: Option<Vec<f32>>,
+	k_norm: Option<Vec<f32>>,
+	ffn_norm: Vec<f32>,
+	gate: Mat,
+	up: Mat,
+	down: Mat,
+}
+
+pub struct Model {
+	pub gguf: Gguf,
+	pub cfg: Config,
+	tok_embd: Mat,
+	layers: Vec<Layer>,
+	output_norm: Vec<f32>,
+	output: Mat,
+	/// Llama 3.x's per-frequency RoPE divisors.
+	rope_freqs: Option<Vec<f32>>,
+	pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for Model {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.debug_struct("Model").field("cfg", &self.cfg).finish()
+	}
+}
+
+fn want_shape(t: &TensorInfo, want: &[usize]) -> Result<(), ModelError> {
+	let want: Vec<u64> = want.iter().map(|&d| d as u64).collect();
+	if t.dims != want {
+		return Err(ModelError::Shape { name: t.name.clone(), got: t.dims.clone(), want });
+	}
+	Ok(())
+}
+
+impl Model {
+	/// Checks the file's architecture, every tensor's presence, shape and type, and builds a
+	/// thread pool of `threads` (0: one per core).
+	pub fn load(gguf: Gguf, threads: usize) -> Result<Self, ModelError> {
+		let cfg = Config::from_gguf(&gguf)?;
+		let tensor =
+			|name: &str| gguf.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.into()));
+		let mat = |name: &str, cols: usize, rows: usize| -> Result<Mat, ModelError> {
+			let t = tensor(name)?;
+			// Rows are whole blocks (checked by the parser), so activations quantize in whole
+			// blocks.
+			want_shape(t, &[cols, rows])?;
+			Ok(Mat { offset: t.offset, ty: t.ty, rows, cols })
+		};
+		let vector = |name: &str, n: usize| -> Result<Vec<f32>, ModelError> {
+			let t = tensor(name)?;
+			want_shape(t, &[n])?;
+			let mut v = vec![0f32; n];
+			quant::dequantize(t.ty, gguf.data(t), &mut v);
+			Ok(v)
+		};
+		let opt_vector = |name: &str, n: usize| -> Result<Option<Vec<f32>>, ModelError> {
+			if gguf.tensor(name).is_some() {
+				vector(name, n).map(Some)
+			} else {
+				Ok(None)
+			}
+		};
+		let (e, hd) = (cfg.n_embd, cfg.head_dim);
+		let (q_dim, kv_dim) = (cfg.n_head * hd, cfg.n_head_kv * hd);
+		let mut layers = Vec::with_capacity(cfg.n_layer);
+		for i in 0..cfg.n_layer {
+			let n = |s: &str| format!("blk.{i}.{s}");
+			let qk_norm = cfg.arch == Arch::Qwen3;
+			layers.push(Layer {
+				attn_norm: vector(&n("attn_norm.weight"), e)?,
+				wq: mat(&n("attn_q.weight"), e, q_dim)?,
+				wk: mat(&n("attn_k.weight"), e, kv_dim)?,
+				wv: mat(&n("attn_v.weight"), e, kv_dim)?,
+				wo: mat(&n("attn_output.weight"), q_dim, e)?,
+				bq: opt_vector(&n("attn_q.bias"), q_dim)?,
+				bk: opt_vector(&n("attn_k.bias"), kv_dim)?,
+				bv: opt_vector(&n("attn_v.bias"), kv_dim)?,
+				q_norm: if qk_norm { Some(vector(&n("attn_q_norm.weight"), hd)?) } else { None },
+				k_norm: if qk_norm { Some(vector(&n("attn_k_norm.weight"), hd)?) } else { None },
+				ffn_norm: vector(&n("ffn_norm.weight"), e)?,
+				gate: mat(&n("ffn_gate.weight"), e, cfg.n_ff)?,
+				up: mat(&n("ffn_up.weight"), e, cfg.n_ff)?,
+				down: mat(&n("ffn_down.weight"), cfg.n_ff, e)?,
+			});
+		}
+		let tok_embd = mat("token_embd.weight", e, cfg.vocab)?;
+		// Tied embeddings: no output matrix of its own.
+		let output = if gguf.tensor("output.weight").is_some() {
+			mat("output.weight", e, cfg.vocab)?
+		} else {
+			tok_embd.clone()
+		};
+		let output_norm = vector("output_norm.weight", e)?;
+		let rope_freqs = opt_vector("rope_freqs.weight", cfg.rope_dims / 2)?;
+		let pool = rayon::ThreadPoolBuilder::new()
+			.num_threads(threads)
+			.thread_name(|i| format!("opg-llm-{i}"))
+			.build()
+			.map_err(|e| cfg_err(format!("cannot start the threads: {e}")))?;
+		Ok(Self { gguf, cfg, tok_embd, layers, output_norm, output, rope_freqs, pool })
+	}
+
+	pub fn threads(&self) -> usize {
+		self.pool.current_num_threads()
+	}
+
+	fn bytes(&self, m: &Mat) -> &[u8] {
+		&self.gguf.bytes()[m.offset..m.offset + m.rows * m.row_bytes()]
+	}
+
+	/// `out[t][r] = W[r] · x[t]` for the `t` activation vectors in `acts`.
+	fn matmul(&self, m: &Mat, acts: &[Acts], out: &mut Vec<f32>) {
+		let w = self.bytes(m);
+		let rb = m.row_bytes();
+		let t = acts.len();
+		out.clear();
+		out.resize(t * m.rows, 0.0);
+		let chunk = (m.rows / (self.threads() * 8)).clamp(8, 256);
+		if t == 1 {
+			out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
+				for (i, v) in o.iter_mut().enumerate() {
+					let r = c * chunk + i;
+					*v = quant::dot_row(m.ty, &w[r * rb..(r + 1) * rb], &acts[0]);
+				}
+			});
+			return;
+		}
+		// Row-major per thread (each weight row read once for all tokens), then transposed.
+		let mut by_row = vec![0f32; t * m.rows];
+		by_row.par_chunks_mut(chunk * t).enumerate().for_each(|(c, o)| {
+			for (i, row_out) in o.chunks_mut(t).enumerate() {
+				let r = c * chunk + i;
+				let row = &w[r * rb..(r + 1) * rb];
+				for (v, a) in row_out.iter_mut().zip(acts) {
+					*v = quant::dot_row(m.ty, row, a);
+				}
+			}
+		});
+		for r in 0..m.rows {
+			for j in 0..t {
+				out[j * m.rows + r] = by_row[r * t + j];
+			}
+		}
+	}
+
+	fn rope_cache(&self, pos: usize) -> Vec<(f32, f32)> {
+		let half = self.cfg.rope_dims / 2;
+		let theta_scale = self.cfg.rope_base.powf(-2.0 / self.cfg.rope_dims as f32);
+		let mut theta = pos as f32;
+		(0..half)
+			.map(|i| {
+				let ff = self.rope_freqs.as_ref().map_or(1.0, |f| f[i]);
+				let th = theta / ff * self.cfg.rope_freq_scale;
+				theta *= theta_scale;
+				(th.cos(), th.sin())
+			})
+			.collect()
+	}
+
+	fn rope(&self, x: &mut [f32], cache: &[(f32, f32)]) {
+		let d = self.cfg.rope_dims;
+		for (i, &(c, s)) in cache.iter().enumerate() {
+			let (a, b) = if self.cfg.rope_neox { (i, i + d / 2) } else { (2 * i, 2 * i + 1) };
+			let (x0, x1) = (x[a], x[b]);
+			x[a] = x0 * c - x1 * s;
+			x[b] = x0 * s + x1 * c;
+		}
+	}
+}
+
+/// x ← x / rms(x) · w, the sum of squares in f64 as ggml sums it.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+	let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+	let mean = (sum / x.len() as f64) as f32;
+	let scale = 1.0 / (mean + eps).sqrt();
+	for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+		*o = v * scale * g;
+	}
+}
+
+fn quantize_rows(kind: ActKind, x: &[f32], width: usize) -> Vec<Acts> {
+	x.chunks_exact(width).map(|r| quant::quantize_acts(kind, r)).collect()
+}
+
+/// One sequence's state: the KV cache (f16, `cap` positions per layer) and its length.
+pub struct Session<'m> {
+	model: &'m Model,
+	k: Vec<Vec<f16>>,
+	v: Vec<Vec<f16>>,
+	len: usize,
+	cap: usize,
+}
+
+impl<'m> Session<'m> {
+	/// A session for up to `cap` positions (prompt and generated tokens), at most the model's
+	/// training context.
+	pub fn new(model: &'m Model, cap: usize) -> Result<Self, ModelError> {
+		if cap == 0 || cap > model.cfg.n_ctx_train {
+			return Err(ModelError::ContextFull { needed: cap, cap: model.cfg.n_ctx_train });
+		}
+		let kv = model.cfg.n_head_kv * model.cfg.head_dim;
+		let zeros = || (0..model.cfg.n_layer).map(|_| vec![f16::ZERO; cap * kv]).collect();
+		Ok(Self { model, k: zeros(), v: zeros(), len: 0, cap })
+	}
+
+	pub fn len(&self) -> usize {
+		self.len
+	}
+
+	pub fn is_empty(&self) -> bool {
+		self.len == 0
+	}
+
+	/// Runs `tokens` (the prompt in one pass, or one generated token) and returns the logits
+	/// that follow the last of them.
+	pub fn forward(&mut self, tokens: &[TokenId]) -> Result<Vec<f32>, ModelError> {
+		let m = self.model;
+		if self.len + tokens.len() > self.cap {
+			return Err(ModelError::ContextFull { needed: self.len + tokens.len(), cap: self.cap });
+		}
+		if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= m.cfg.vocab) {
+			return Err(ModelError::Token(bad));
+		}
+		if tokens.is_empty() {
+			return Err(cfg_err("nothing to run"));
+		}
+		m.pool.install(|| self.forward_inner(tokens))
+	}
+
+	fn forward_inner(&mut self, tokens: &[TokenId]) -> Result<Vec<f32>, ModelError> {
+		let m = self.model;
+		let c = &m.cfg;
+		let (e, hd, t) = (c.n_embd, c.head_dim, tokens.len());
+		let (q_dim, kv_dim) = (c.n_head * hd, c.n_head_kv * hd);
+		let p0 = self.len;
+
+		let mut x = vec![0f32; t * e];
+		let emb = m.bytes(&m.tok_embd);
+		let rb = m.tok_embd.row_bytes();
+		for (row, &tok) in x.chunks_exact_mut(e).zip(tokens) {
+			quant::dequantize(m.tok_embd.ty, &emb[tok as usize * rb..(tok as usize + 1) * rb], row);
+		}
+		let ropes: Vec<Vec<(f32, f32)>> = (0..t).map(|i| m.rope_cache(p0 + i)).collect();
+		let (mut h, mut q, mut k, mut v, mut o) =
+			(vec![0f32; t * e], Vec::new(), Vec::new(), Vec::new(), Vec::new());
+		let (mut g, mut u, mut att) = (Vec::new(), Vec::new(), vec![0f32; t * q_dim]);
+		let scale = 1.0 / (hd as f32).sqrt();
+		let group = c.n_head / c.n_head_kv;
+
+		for (li, l) in m.layers.iter().enumerate() {
+			for (xr, hr) in x.chunks_exact(e).zip(h.chunks_exact_mut(e)) {
+				rms_norm(xr, &l.attn_norm, c.rms_eps, hr);
+			}
+			let acts = quantize_rows(l.wq.ty.act_kind(), &h, e);
+			m.matmul(&l.wq, &acts, &mut q);
+			let acts_k = if l.wk.ty.act_kind() == l.wq.ty.act_kind() {
+				None
+			} else {
+				Some(quantize_rows(l.wk.ty.act_kind(), &h, e))
+			};
+			m.matmul(&l.wk, acts_k.as_ref().unwrap_or(&acts), &mut k);
+			let acts_v = if l.wv.ty.act_kind() == l.wq.ty.act_kind() {
+				None
+			} else {
+				Some(quantize_rows(l.wv.ty.act_kind(), &h, e))
+			};
+			m.matmul(&l.wv, acts_v.as_ref().unwrap_or(&acts), &mut v);
+			for (bias, y, w) in
+				[(&l.bq, &mut q, q_dim), (&l.bk, &mut k, kv_dim), (&l.bv, &mut v, kv_dim)]
+			{
+				if let Some(b) = bias {
+					for row in y.chunks_exact_mut(w) {
+						row.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+					}
+				}
+			}
+			for (i, rope) in ropes.iter().enumerate() {
+				for head in q[i * q_dim..(i + 1) * q_dim].chunks_exact_mut(hd) {
+					if let Some(nw) = &l.q_norm {
+						let src = head.to_vec();
+						rms_norm(&src, nw, c.rms_eps, head);
+					}
+					m.rope(head, rope);
+				}
+				for head in k[i * kv_dim..(i + 1) * kv_dim].chunks_exact_mut(hd) {
+					if let Some(nw) = &l.k_norm {
+						let src = head.to_vec();
+						rms_norm(&src, nw, c.rms_eps, head);
+					}
+					m.rope(head, rope);
+				}
+			}
+			// Append to the cache in place.
+			let (kc, vc) = (&mut self.k[li], &mut self.v[li]);
+			for i in 0..t {
+				let at = (p0 + i) * kv_dim;
+				for j in 0..kv_dim {
+					kc[at + j] = f16::from_f32(k[i * kv_dim + j]);
+					vc[at + j] = f16::from_f32(v[i * kv_dim + j]);
+				}
+			}
+			let (kc, vc) = (&self.k[li], &self.v[li]);
+			// Causal attention: one task per (token, head), each summing in position order.
+			att.par_chunks_mut(hd).enumerate().for_each(|(task, out)| {
+				let (i, head) = (task / c.n_head, task % c.n_head);
+				let kvh = head / group;
+				let pos = p0 + i;
+				let qh = &q[i * q_dim + head * hd..i * q_dim + (head + 1) * hd];
+				let mut s: Vec<f32> = (0..=pos)
+					.map(|j| {
+						let kr = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+						qh.iter().zip(kr).map(|(a, b)| a * b.to_f32()).sum::<f32>() * scale
+					})
+					.collect();
+				let max = s.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+				let mut sum = 0f64;
+				for p in s.iter_mut() {
+					*p = (*p - max).exp();
+					sum += *p as f64;
+				}
+				let inv = (1.0 / sum) as f32;
+				out.fill(0.0);
+				for (j, p) in s.iter().enumerate() {
+					let w = p * inv;
+					let vr = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+					for (o, vv) in out.iter_mut().zip(vr) {
+						*o += w * vv.to_f32();
+					}
+				}
+			});
+			let acts = quantize_rows(l.wo.ty.act_kind(), &att, q_dim);
+			m.matmul(&l.wo, &acts, &mut o);
+			x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+
+			for (xr, hr) in x.chunks_exact(e).zip(h.chunks_exact_mut(e)) {
+				rms_norm(xr, &l.ffn_norm, c.rms_eps, hr);
+			}
+			let acts = quantize_rows(l.gate.ty.act_kind(), &h, e);
+			m.matmul(&l.gate, &acts, &mut g);
+			let acts_u = if l.up.ty.act_kind() == l.gate.ty.act_kind() {
+				None
+			} else {
+				Some(quantize_rows(l.up.ty.act_kind(), &h, e))
+			};
+			m.matmul(&l.up, acts_u.as_ref().unwrap_or(&acts), &mut u);
+			// SwiGLU: silu(gate) · up.
+			g.iter_mut().zip(&u).for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
+			let acts = quantize_rows(l.down.ty.act_kind(), &g, c.n_ff);
+			m.matmul(&l.down, &acts, &mut o);
+			x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+		}
+		self.len += t;
+
+		let last = &x[(t - 1) * e..];
+		let mut hn = vec![0f32; e];
+		rms_norm(last, &m.output_norm, c.rms_eps, &mut hn);
+		let acts = vec![quant::quantize_acts(m.output.ty.act_kind(), &hn)];
+		let mut logits = Vec::new();
+		m.matmul(&m.output, &acts, &mut logits);
+		Ok(logits)
+	}
+}

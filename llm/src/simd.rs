@@ -1,0 +1,301 @@
+//! AVX2 twins of the block dot products in [`crate::quant`]: the integer sum of each block is
+//! exact either way, and the float arithmetic after it is the same expression in the same
+//! order, so both paths give the same bits (checked by the tests below on every block type).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use crate::quant::Q8Block;
+
+/// Whether this CPU can take the AVX2 path (checked once).
+pub fn avx2() -> bool {
+	#[cfg(target_arch = "x86_64")]
+	{
+		static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+		*HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+	}
+	#[cfg(not(target_arch = "x86_64"))]
+	{
+		false
+	}
+}
+
+#[inline]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+	half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum_i32(v: __m256i) -> i32 {
+	let lo = _mm256_castsi256_si128(v);
+	let hi = _mm256_extracti128_si256::<1>(v);
+	let s = _mm_add_epi32(lo, hi);
+	let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+	let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+	_mm_cvtsi128_si32(s)
+}
+
+/// Σ x·y over 32 unsigned × signed bytes (x ≤ 15 or |x|·|y| ≤ 128·127: no i16 saturation).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_u8_i8(x: __m256i, y: __m256i) -> i32 {
+	let p16 = _mm256_maddubs_epi16(x, y);
+	hsum_i32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+}
+
+/// The 32 nibbles of a Q4 block as bytes: low nibbles (elements 0..16), then high (16..32).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn nibbles(qs: &[u8]) -> __m256i {
+	assert!(qs.len() >= 16);
+	// SAFETY: 16 readable bytes (asserted), unaligned load.
+	let b = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+	let m = _mm_set1_epi8(0x0F);
+	let lo = _mm_and_si128(b, m);
+	let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+	_mm256_set_m128i(hi, lo)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load32(q: &[i8; 32]) -> __m256i {
+	// SAFETY: 32 readable bytes, unaligned load.
+	unsafe { _mm256_loadu_si256(q.as_ptr().cast()) }
+}
+
+/// Q4_0 row · Q8_0 activations.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_0(row: &[u8], y: &[Q8Block]) -> f32 {
+	let ones = _mm256_set1_epi8(1);
+	let mut sum = 0f32;
+	for (b, y) in row.chunks_exact(18).zip(y) {
+		let yv = load32(&y.qs);
+		// Σ(q − 8)·y = Σq·y − 8·Σy, both exact.
+		let sumi = dot_u8_i8(nibbles(&b[2..18]), yv) - 8 * dot_u8_i8(ones, yv);
+		sum += sumi as f32 * (f16_at(b, 0) * y.d);
+	}
+	sum
+}
+
+/// Q4_1 row · Q8_1 activations.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_1(row: &[u8], y: &[Q8Block]) -> f32 {
+	let mut sum = 0f32;
+	for (b, y) in row.chunks_exact(20).zip(y) {
+		let sumi = dot_u8_i8(nibbles(&b[4..20]), load32(&y.qs));
+		sum += (f16_at(b, 0) * y.d) * sumi as f32 + f16_at(b, 2) * y.s;
+	}
+	sum
+}
+
+/// Q8_0 row · Q8_0 activations.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q8_0(row: &[u8], y: &[Q8Block]) -> f32 {
+	let mut sum = 0f32;
+	for (b, y) in row.chunks_exact(34).zip(y) {
+		// SAFETY: 32 readable bytes after the scale, unaligned load.
+		let x = unsafe { _mm256_loadu_si256(b[2..34].as_ptr().cast()) };
+		// |x|·(y·sign x) = x·y; y is ours and never −128, so the sign flip cannot overflow.
+		let sumi = dot_u8_i8(_mm256_abs_epi8(x), _mm256_sign_epi8(load32(&y.qs), x));
+		sum += sumi as f32 * (f16_at(b, 0) * y.d);
+	}
+	sum
+}
+
+/// Σ over each 128-bit half: (elements 0..16, elements 16..32) of a 32-byte product.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_halves(x: __m256i, y: __m256i) -> (i32, i32) {
+	let p = _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+	let h = |v: __m128i| {
+		let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+		_mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v)))
+	};
+	(h(_mm256_castsi256_si128(p)), h(_mm256_extracti128_si256::<1>(p)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_bytes(b: &[u8]) -> __m256i {
+	assert!(b.len() >= 32);
+	// SAFETY: 32 readable bytes (asserted), unaligned load.
+	unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_i8(b: &[i8]) -> __m256i {
+	assert!(b.len() >= 32);
+	// SAFETY: 32 readable bytes (asserted), unaligned load.
+	unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// Q4_K (`with_high`: Q5_K) row · Q8_K activations.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q45_k(row: &[u8], y: &[crate::quant::Q8KBlock], with_high: bool) -> f32 {
+	let bb = if with_high { 176 } else { 144 };
+	let m4 = _mm256_set1_epi8(0x0F);
+	let one = _mm256_set1_epi8(1);
+	let mut sum = 0f32;
+	for (b, y) in row.chunks_exact(bb).zip(y) {
+		let scales = &b[4..16];
+		let (qh, qs) = if with_high { (&b[16..48], &b[48..]) } else { (&b[0..0], &b[16..]) };
+		let hv = if with_high { load_bytes(qh) } else { _mm256_setzero_si256() };
+		let (mut sumi, mut summ) = (0i32, 0i32);
+		for k in 0..4 {
+			let q = load_bytes(&qs[32 * k..]);
+			let mut lo = _mm256_and_si256(q, m4);
+			let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+			if with_high {
+				let bit = |sb: i32| {
+					let v = _mm256_srl_epi16(hv, _mm_cvtsi32_si128(sb));
+					_mm256_slli_epi16::<4>(_mm256_and_si256(v, one))
+				};
+				lo = _mm256_or_si256(lo, bit(2 * k as i32));
+				hi = _mm256_or_si256(hi, bit(2 * k as i32 + 1));
+			}
+			for (sb, v) in [(2 * k, lo), (2 * k + 1, hi)] {
+				let (sc, m) = crate::quant::scale_min_k4(sb, scales);
+				sumi += sc as i32 * dot_u8_i8(v, load_i8(&y.qs[32 * sb..]));
+				summ += m as i32 * (y.bsums[2 * sb] as i32 + y.bsums[2 * sb + 1] as i32);
+			}
+		}
+		sum += f16_at(b, 0) * y.d * sumi as f32 - f16_at(b, 2) * y.d * summ as f32;
+	}
+	sum
+}
+
+/// Q6_K row · Q8_K activations.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q6_k(row: &[u8], y: &[crate::quant::Q8KBlock]) -> f32 {
+	let m4 = _mm256_set1_epi8(0x0F);
+	let m2 = _mm256_set1_epi8(0x03);
+	let mut sum = 0f32;
+	for (b, y) in row.chunks_exact(210).zip(y) {
+		let mut sumi = 0i32;
+		for h in 0..2 {
+			let ql0 = load_bytes(&b[64 * h..]);
+			let ql1 = load_bytes(&b[64 * h + 32..]);
+			let qh = load_bytes(&b[128 + 32 * h..]);
+			let high = |shift: i32| {
+				let v = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift)), m2);
+				_mm256_slli_epi16::<4>(v)
+			};
+			// Unsigned 0..63 here; Σ(q − 32)·y = Σq·y − 32·Σy, with Σy per 16 from bsums.
+			let parts = [
+				_mm256_or_si256(_mm256_and_si256(ql0, m4), high(0)),
+				_mm256_or_si256(_mm256_and_si256(ql1, m4), high(2)),
+				_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(4)),
+				_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(6)),
+			];
+			for (j, q) in parts.into_iter().enumerate() {
+				let e = 128 * h + 32 * j;
+				let (a, c) = dot_halves(q, load_i8(&y.qs[e..]));
+				let g = e / 16;
+				sumi += (b[192 + g] as i8) as i32 * (a - 32 * y.bsums[g] as i32);
+				sumi += (b[193 + g] as i8) as i32 * (c - 32 * y.bsums[g + 1] as i32);
+			}
+		}
+		sum += f16_at(b, 208) * y.d * sumi as f32;
+	}
+	sum
+}
+
+#[cfg(test)]
+mod tests {
+	use crate::quant::{self, Acts, GgmlType};
+
+	#[test]
+	fn avx2_and_portable_paths_give_the_same_bits() {
+		if !super::avx2() {
+			eprintln!("no AVX2 on this CPU: nothing to compare");
+			return;
+		}
+		let n = 1024;
+		for ty in [
+			GgmlType::Q4_0,
+			GgmlType::Q4_1,
+			GgmlType::Q8_0,
+			GgmlType::Q4_K,
+			GgmlType::Q5_K,
+			GgmlType::Q6_K,
+		] {
+			for seed in 0..20u32 {
+				let mut x = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+				let mut row: Vec<u8> = (0..ty.row_bytes(n))
+					.map(|_| {
+						x ^= x << 13;
+						x ^= x >> 17;
+						x ^= x << 5;
+						x as u8
+					})
+					.collect();
+				for blk in row.chunks_exact_mut(ty.block_bytes()) {
+					let d = half::f16::from_f32(0.001 + (blk[5] as f32) * 1e-4).to_le_bytes();
+					let min = half::f16::from_f32(-0.01 * blk[7] as f32).to_le_bytes();
+					match ty {
+						GgmlType::Q6_K => blk[208..210].copy_from_slice(&d),
+						GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q5_K => {
+							blk[..2].copy_from_slice(&d);
+							blk[2..4].copy_from_slice(&min);
+						},
+						_ => blk[..2].copy_from_slice(&d),
+					}
+				}
+				let v: Vec<f32> = (0..n)
+					.map(|i| {
+						(((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 100.0 -
+							10.0
+					})
+					.collect();
+				let acts = quant::quantize_acts(ty.act_kind(), &v);
+				let portable = quant::dot_row_portable(ty, &row, &acts);
+				// SAFETY: AVX2 checked above.
+				let fast = unsafe {
+					match (ty, &acts) {
+						(GgmlType::Q4_0, Acts::Q8(y)) => super::dot_q4_0(&row, y),
+						(GgmlType::Q4_1, Acts::Q8(y)) => super::dot_q4_1(&row, y),
+						(GgmlType::Q8_0, Acts::Q8(y)) => super::dot_q8_0(&row, y),
+						(GgmlType::Q4_K, Acts::Q8K(y)) => super::dot_q45_k(&row, y, false),
+						(GgmlType::Q5_K, Acts::Q8K(y)) => super::dot_q45_k(&row, y, true),
+						(GgmlType::Q6_K, Acts::Q8K(y)) => super::dot_q6_k(&row, y),
+						_ => unreachable!(),
+					}
+				};
+				assert_eq!(
+					fast.to_bits(),
+					portable.to_bits(),
+					"{ty:?} seed {seed}: {fast} vs {portable}"
+				);
+			}
+		}
+	}
+}

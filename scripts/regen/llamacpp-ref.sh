@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerates llm/tests/fixtures/llamacpp-*.json: llama.cpp's token ids and greedy tokens on
+# the test model (scripts/lib/llm-model.sh fetches it), or on the GGUF files named, from npm
+# node-llama-cpp@3.21.1, whose prebuilt binaries install offline. Installed once under
+# ~/.cache/opg (≈ 730 MB).
+#   scripts/regen/llamacpp-ref.sh [MODEL.gguf ...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=("$(bash "$root/scripts/lib/llm-model.sh")")
+ref="$HOME/.cache/opg/llm/llamacpp"
+if [ ! -d "$ref/node_modules/node-llama-cpp" ]; then
+  mkdir -p "$ref"
+  echo '{"name":"opg-llamacpp-ref","private":true,"type":"module"}' >"$ref/package.json"
+  (cd "$ref" && npm i -E --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null)
+fi
+cp "$root/scripts/regen/llamacpp-ref.mjs" "$ref/"
+for model in "${models[@]}"; do
+  node "$ref/llamacpp-ref.mjs" "$model" "$root/llm/tests/fixtures/cases.json" \
+    "$root/llm/tests/fixtures/llamacpp-$(basename "$model" .gguf).json"
+done
