@@ -73,6 +73,125 @@ enum Command {
 		#[arg(long, value_name = "PATH", default_value = "zk-keys")]
 		out: PathBuf,
 	},
+	/// Runs a GGUF language model on a prompt exactly as an LLM job would, and prints the
+	/// text (or JSON with token ids and timings): for publishers testing a release and
+	/// operators sizing machines.
+	Generate(GenerateArgs),
+}
+
+/// `opg-worker generate`: a GGUF model run exactly as an LLM job runs it.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "messages"])))]
+struct GenerateArgs {
+	/// The model's GGUF file.
+	#[arg(long, value_name = "FILE.gguf")]
+	model: PathBuf,
+	/// The prompt as raw text: the texts of the model's special tokens in it (such as
+	/// `<|im_start|>`) become those tokens, and BOS is added where the model asks for it.
+	#[arg(long, value_name = "TEXT")]
+	prompt: Option<String>,
+	/// A chat as JSON, `[{"role": "user", "content": "…"}, …]`, rendered with the model's
+	/// chat template.
+	#[arg(long, value_name = "FILE.json")]
+	messages: Option<PathBuf>,
+	#[arg(long, value_name = "N", default_value_t = 128)]
+	max_tokens: u32,
+	/// 0: greedy.
+	#[arg(long, value_name = "T", default_value_t = 0.0)]
+	temperature: f32,
+	#[arg(long, value_name = "K", default_value_t = 40)]
+	top_k: u32,
+	#[arg(long, value_name = "P", default_value_t = 0.95)]
+	top_p: f32,
+	#[arg(long, value_name = "P", default_value_t = 0.05)]
+	min_p: f32,
+	#[arg(long, value_name = "X", default_value_t = 1.0)]
+	repeat_penalty: f32,
+	#[arg(long, value_name = "S", default_value_t = 0)]
+	seed: u64,
+	/// Stop before this text (repeatable).
+	#[arg(long, value_name = "TEXT")]
+	stop: Vec<String>,
+	/// CPU threads (0: one per core).
+	#[arg(long, value_name = "N", default_value_t = 0)]
+	threads: usize,
+	/// Print JSON: the text, token ids, finish reason, counts, engine and timings.
+	#[arg(long)]
+	json: bool,
+}
+
+fn generate(a: &GenerateArgs) -> Result<(), String> {
+	use opg_llm::{generate::GenerateParams, sample::SamplingParams};
+	let t0 = std::time::Instant::now();
+	let gguf =
+		opg_llm::gguf::Gguf::open(&a.model).map_err(|e| format!("{}: {e}", a.model.display()))?;
+	let tokenizer = opg_llm::tokenizer::Tokenizer::from_gguf(&gguf).map_err(|e| e.to_string())?;
+	let model = opg_llm::model::Model::load(gguf, a.threads).map_err(|e| e.to_string())?;
+	let load = t0.elapsed();
+	let prompt = match (&a.prompt, &a.messages) {
+		(Some(p), _) => tokenizer.encode(p, true, true),
+		(None, Some(path)) => {
+			let json = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+			let messages: Vec<opg_llm::chat::Message> =
+				serde_json::from_slice(&json).map_err(|e| format!("{}: {e}", path.display()))?;
+			let chat = opg_llm::chat::ChatTemplate::from_gguf(&model.gguf, &tokenizer)
+				.map_err(|e| e.to_string())?;
+			chat.encode(&tokenizer, &messages).map_err(|e| e.to_string())?
+		},
+		(None, None) => unreachable!("clap requires one of --prompt and --messages"),
+	};
+	let params = GenerateParams {
+		max_tokens: a.max_tokens,
+		sampling: SamplingParams {
+			temperature: a.temperature,
+			top_k: a.top_k,
+			top_p: a.top_p,
+			min_p: a.min_p,
+			repeat_penalty: a.repeat_penalty,
+			repeat_last_n: 64,
+			seed: a.seed,
+		},
+		stop: a.stop.clone(),
+	};
+	let out = opg_llm::generate::generate(&model, &tokenizer, &prompt, &params, |_| {})
+		.map_err(|e| e.to_string())?;
+	let per_s = |n: usize, d: std::time::Duration| n as f64 / d.as_secs_f64().max(1e-9);
+	if a.json {
+		let v = serde_json::json!({
+			"text": out.text,
+			"prompt_token_ids": prompt,
+			"token_ids": out.tokens,
+			"finish_reason": out.finish.as_str(),
+			"prompt_tokens": out.prompt_tokens,
+			"completion_tokens": out.tokens.len(),
+			"engine": opg_llm::ENGINE_VERSION,
+			"sampler": opg_llm::sample::SAMPLER_VERSION,
+			"device": "cpu",
+			"threads": model.threads(),
+			"logits_digest": format!("{:016x}", out.logits_digest),
+			"timings": {
+				"load_ms": load.as_secs_f64() * 1e3,
+				"prefill_ms": out.prefill.as_secs_f64() * 1e3,
+				"prefill_tokens_per_s": per_s(out.prompt_tokens, out.prefill),
+				"decode_ms": out.decode.as_secs_f64() * 1e3,
+				"decode_tokens_per_s": per_s(out.tokens.len().saturating_sub(1), out.decode),
+			},
+		});
+		println!("{v}");
+	} else {
+		println!("{}", out.text);
+		eprintln!(
+			"[{} prompt + {} generated tokens, {}; load {:.0} ms, prefill {:.1} tok/s, decode {:.1} tok/s, {} threads]",
+			out.prompt_tokens,
+			out.tokens.len(),
+			out.finish.as_str(),
+			load.as_secs_f64() * 1e3,
+			per_s(out.prompt_tokens, out.prefill),
+			per_s(out.tokens.len().saturating_sub(1), out.decode),
+			model.threads()
+		);
+	}
+	Ok(())
 }
 
 fn zk_setup(model: &std::path::Path, out: &std::path::Path) -> Result<(), String> {
@@ -125,8 +244,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-	if let Some(Command::ZkSetup { model, out }) = &args.command {
-		return zk_setup(model, out);
+	match &args.command {
+		Some(Command::ZkSetup { model, out }) => return zk_setup(model, out),
+		Some(Command::Generate(g)) => return generate(g),
+		None => {},
 	}
 	let params = &args.worker;
 	// Before anything connects: outside an enclave there is nothing to serve TEE jobs with.
