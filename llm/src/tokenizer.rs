@@ -617,6 +617,22 @@ fn split_digits(cats: &[Cat], words: &[(usize, usize)]) -> Vec<(usize, usize)> {
 	out
 }
 
+/// The length of `'s|'t|'re|'ve|'m|'ll|'d` at `pos` within a word ending at `end` (any ASCII
+/// case for Llama 3's `(?i:…)`), if one starts there.
+fn contraction(chars: &[char], pos: usize, end: usize, any_case: bool) -> Option<usize> {
+	if chars[pos] != '\'' || pos + 1 >= end {
+		return None;
+	}
+	let fold = |c: char| if any_case { c.to_ascii_lowercase() } else { c };
+	let n1 = fold(chars[pos + 1]);
+	if matches!(n1, 's' | 't' | 'm' | 'd') {
+		return Some(2);
+	}
+	let two =
+		pos + 2 < end && matches!((n1, fold(chars[pos + 2])), ('r', 'e') | ('v', 'e') | ('l', 'l'));
+	two.then_some(3)
+}
+
 /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, within each word.
 fn split_gpt2(chars: &[char], cats: &[Cat], words: &[(usize, usize)]) -> Vec<(usize, usize)> {
 	let mut out = Vec::new();
@@ -632,20 +648,10 @@ fn split_gpt2(chars: &[char], cats: &[Cat], words: &[(usize, usize)]) -> Vec<(us
 		};
 		while pos < e {
 			let c = chars[pos];
-			if c == '\'' && pos + 1 < e {
-				let n1 = chars[pos + 1];
-				if matches!(n1, 's' | 't' | 'm' | 'd') {
-					pos += 2;
-					emit(&mut out, &mut start, pos);
-					continue;
-				}
-				if pos + 2 < e &&
-					matches!((n1, chars[pos + 2]), ('r', 'e') | ('v', 'e') | ('l', 'l'))
-				{
-					pos += 3;
-					emit(&mut out, &mut start, pos);
-					continue;
-				}
+			if let Some(n) = contraction(chars, pos, e, false) {
+				pos += n;
+				emit(&mut out, &mut start, pos);
+				continue;
 			}
 			let c2 = if c == ' ' { cat(pos + 1) } else { cat(pos) };
 			if let Some(k @ (Cat::Letter | Cat::Number | Cat::Other)) = c2 {
@@ -696,22 +702,10 @@ fn split_llama3(
 		};
 		while pos < e {
 			let c = chars[pos];
-			if c == '\'' && pos + 1 < e {
-				let n1 = chars[pos + 1].to_ascii_lowercase();
-				if matches!(n1, 's' | 't' | 'm' | 'd') {
-					pos += 2;
-					emit(&mut out, &mut start, pos);
-					continue;
-				}
-				if pos + 2 < e &&
-					matches!(
-						(n1, chars[pos + 2].to_ascii_lowercase()),
-						('r', 'e') | ('v', 'e') | ('l', 'l')
-					) {
-					pos += 3;
-					emit(&mut out, &mut start, pos);
-					continue;
-				}
+			if let Some(n) = contraction(chars, pos, e, true) {
+				pos += n;
+				emit(&mut out, &mut start, pos);
+				continue;
 			}
 			if !(c == '\r' || c == '\n' || cats[pos] == Cat::Number) &&
 				(cats[pos] == Cat::Letter || cat(pos + 1) == Some(Cat::Letter))
