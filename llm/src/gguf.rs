@@ -355,6 +355,12 @@ impl Gguf {
 /// aligned to 32 bytes. For tools and tests (a model converted in memory, say); the parser
 /// above is what checks files from elsewhere.
 pub fn write(metadata: &[(&str, &Value)], tensors: &[(&str, &[u64], GgmlType, &[u8])]) -> Vec<u8> {
+	let tensors: Vec<_> = tensors.iter().map(|&(n, d, ty, b)| (n, d, ty.id(), b)).collect();
+	write_raw(metadata, &tensors)
+}
+
+/// [`write`] with raw GGML type ids, so tests can also write types the parser refuses.
+fn write_raw(metadata: &[(&str, &Value)], tensors: &[(&str, &[u64], u32, &[u8])]) -> Vec<u8> {
 	fn string(b: &mut Vec<u8>, s: &str) {
 		b.extend((s.len() as u64).to_le_bytes());
 		b.extend(s.as_bytes());
@@ -412,7 +418,7 @@ pub fn write(metadata: &[(&str, &Value)], tensors: &[(&str, &[u64], GgmlType, &[
 		string(&mut b, name);
 		b.extend((dims.len() as u32).to_le_bytes());
 		dims.iter().for_each(|d| b.extend(d.to_le_bytes()));
-		b.extend(ty.id().to_le_bytes());
+		b.extend(ty.to_le_bytes());
 		b.extend(offset.to_le_bytes());
 		offset += (data.len() as u64).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
 	}
@@ -521,16 +527,11 @@ impl<'a> Reader<'a> {
 pub(crate) mod tests {
 	use super::*;
 
-	/// A minimal GGUF writer for tests: metadata of strings and u32s, F32 tensors.
+	/// A GGUF builder for tests: string and u32 metadata, tensors of any type id (including
+	/// ones the parser refuses), written by [`write_raw`].
 	pub(crate) struct Writer {
-		kv: Vec<(String, u32, Vec<u8>)>,
+		kv: Vec<(String, Value)>,
 		tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
-	}
-
-	fn string(s: &str) -> Vec<u8> {
-		let mut b = (s.len() as u64).to_le_bytes().to_vec();
-		b.extend_from_slice(s.as_bytes());
-		b
 	}
 
 	impl Writer {
@@ -538,11 +539,11 @@ pub(crate) mod tests {
 			Self { kv: vec![], tensors: vec![] }
 		}
 		pub(crate) fn str(mut self, k: &str, v: &str) -> Self {
-			self.kv.push((k.into(), 8, string(v)));
+			self.kv.push((k.into(), Value::String(v.into())));
 			self
 		}
 		pub(crate) fn u32(mut self, k: &str, v: u32) -> Self {
-			self.kv.push((k.into(), 4, v.to_le_bytes().to_vec()));
+			self.kv.push((k.into(), Value::U32(v)));
 			self
 		}
 		pub(crate) fn tensor(mut self, name: &str, dims: &[u64], ty: u32, data: Vec<u8>) -> Self {
@@ -550,30 +551,13 @@ pub(crate) mod tests {
 			self
 		}
 		pub(crate) fn build(&self) -> Vec<u8> {
-			let mut b = b"GGUF".to_vec();
-			b.extend(3u32.to_le_bytes());
-			b.extend((self.tensors.len() as u64).to_le_bytes());
-			b.extend((self.kv.len() as u64).to_le_bytes());
-			for (k, ty, v) in &self.kv {
-				b.extend(string(k));
-				b.extend(ty.to_le_bytes());
-				b.extend(v);
-			}
-			let mut offset = 0u64;
-			for (name, dims, ty, data) in &self.tensors {
-				b.extend(string(name));
-				b.extend((dims.len() as u32).to_le_bytes());
-				dims.iter().for_each(|d| b.extend(d.to_le_bytes()));
-				b.extend(ty.to_le_bytes());
-				b.extend(offset.to_le_bytes());
-				offset += (data.len() as u64).div_ceil(32) * 32;
-			}
-			b.resize(b.len().div_ceil(32) * 32, 0);
-			for (_, _, _, data) in &self.tensors {
-				b.extend(data);
-				b.resize(b.len().div_ceil(32) * 32, 0);
-			}
-			b
+			let kv: Vec<_> = self.kv.iter().map(|(k, v)| (k.as_str(), v)).collect();
+			let tensors: Vec<_> = self
+				.tensors
+				.iter()
+				.map(|(n, d, ty, b)| (n.as_str(), d.as_slice(), *ty, b.as_slice()))
+				.collect();
+			write_raw(&kv, &tensors)
 		}
 	}
 

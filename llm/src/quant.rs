@@ -510,11 +510,11 @@ fn bytemuck_i8(b: &[u8]) -> &[i8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
 	use super::*;
 
 	/// A random-looking but fixed byte pattern, with valid f16 scales where blocks keep them.
-	fn block_bytes(ty: GgmlType, n_blocks: usize, seed: u32) -> Vec<u8> {
+	pub(crate) fn block_bytes(ty: GgmlType, n_blocks: usize, seed: u32) -> Vec<u8> {
 		let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
 		let mut b: Vec<u8> = (0..n_blocks * ty.block_bytes())
 			.map(|_| {

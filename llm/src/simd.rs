@@ -249,27 +249,7 @@ mod tests {
 			GgmlType::Q6_K,
 		] {
 			for seed in 0..20u32 {
-				let mut x = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-				let mut row: Vec<u8> = (0..ty.row_bytes(n))
-					.map(|_| {
-						x ^= x << 13;
-						x ^= x >> 17;
-						x ^= x << 5;
-						x as u8
-					})
-					.collect();
-				for blk in row.chunks_exact_mut(ty.block_bytes()) {
-					let d = half::f16::from_f32(0.001 + (blk[5] as f32) * 1e-4).to_le_bytes();
-					let min = half::f16::from_f32(-0.01 * blk[7] as f32).to_le_bytes();
-					match ty {
-						GgmlType::Q6_K => blk[208..210].copy_from_slice(&d),
-						GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q5_K => {
-							blk[..2].copy_from_slice(&d);
-							blk[2..4].copy_from_slice(&min);
-						},
-						_ => blk[..2].copy_from_slice(&d),
-					}
-				}
+				let row = quant::tests::block_bytes(ty, n / ty.block_len(), seed);
 				let v: Vec<f32> = (0..n)
 					.map(|i| {
 						(((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 100.0 -
