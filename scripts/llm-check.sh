@@ -10,12 +10,7 @@ cd "$root"
 source scripts/lib/env.sh
 model=$(bash scripts/lib/llm-model.sh)
 derived="$HOME/.cache/opg/models/derived"
-ref="$HOME/.cache/opg/llm/llamacpp"
-if [ ! -d "$ref/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$ref"
-  echo '{"name":"opg-llamacpp-ref","private":true,"type":"module"}' >"$ref/package.json"
-  (cd "$ref" && npm i -E --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null)
-fi
+bash scripts/lib/llamacpp.sh >/dev/null  # requantize.py loads its libllama
 mkdir -p "$derived"
 for t in F16 BF16 Q8_0 Q4_0 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K; do
   f="$derived/$(basename "$model" .Q4_1.gguf).$t.gguf"

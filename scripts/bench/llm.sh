@@ -19,12 +19,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$model" ] || model=$(bash scripts/lib/llm-model.sh)
-ref="$HOME/.cache/opg/llm/llamacpp"
-if [ ! -d "$ref/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$ref"
-  echo '{"name":"opg-llamacpp-ref","private":true,"type":"module"}' >"$ref/package.json"
-  (cd "$ref" && npm i -E --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null)
-fi
+ref=$(bash scripts/lib/llamacpp.sh)
 cp scripts/bench/llm-llamacpp.mjs "$ref/"
 # Benchmarks build without the CI's clippy wrapper (scripts/lib/clippy.sh): rustc's own codegen.
 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --release --locked -q -p opg-worker --bin opg-worker

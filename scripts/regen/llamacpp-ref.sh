@@ -8,12 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=("$(bash "$root/scripts/lib/llm-model.sh")")
-ref="$HOME/.cache/opg/llm/llamacpp"
-if [ ! -d "$ref/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$ref"
-  echo '{"name":"opg-llamacpp-ref","private":true,"type":"module"}' >"$ref/package.json"
-  (cd "$ref" && npm i -E --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null)
-fi
+ref=$(bash "$root/scripts/lib/llamacpp.sh")
 cp "$root/scripts/regen/llamacpp-ref.mjs" "$ref/"
 for model in "${models[@]}"; do
   node "$ref/llamacpp-ref.mjs" "$model" "$root/llm/tests/fixtures/cases.json" \
