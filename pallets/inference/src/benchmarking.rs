@@ -517,5 +517,20 @@ mod benchmarks {
 		assert_eq!(Workers::<T>::get(&who).unwrap().min_timeouts, min_timeouts);
 	}
 
+	#[benchmark]
+	fn set_token_prices() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+		let prices = TokenPrices {
+			prompt_per_1k: T::Currency::minimum_balance(),
+			completion_per_1k: T::Currency::minimum_balance(),
+		};
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), prices);
+
+		assert_eq!(Workers::<T>::get(&who).unwrap().token_prices, prices);
+	}
+
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_bench_ext(), crate::mock::Test);
 }

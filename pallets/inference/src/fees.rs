@@ -1,7 +1,11 @@
 //! Fees and burns: verification fees, quotes, and the burn counters.
 
 use crate::{pallet::*, types::*};
-use opg_primitives::{ReleaseId, VerificationMode};
+use opg_primitives::{
+	chat::{TokenBudget, TokenUsage},
+	ReleaseId, VerificationMode,
+};
+use pallet_model_hub::ModelRegistry;
 use polkadot_sdk::{
 	frame_support::pallet_prelude::*,
 	sp_runtime::traits::{Saturating, Zero},
@@ -28,16 +32,83 @@ impl<T: Config> Pallet<T> {
 		)
 	}
 
-	/// Fee quote for a job with the default timeout: the lowest `max_fee` the draw accepts and
-	/// the maximum verification fee.
+	/// Fee quote for a tensor job with the default timeout: the lowest `max_fee` the draw
+	/// accepts and the maximum verification fee. `None` for an LLM release, whose price depends
+	/// on the request: see [`Self::quote_input`].
 	pub fn quote(
 		release: ReleaseId,
 		mode: VerificationMode,
 		input_len: u32,
 	) -> Option<FeeQuote<BalanceOf<T>>> {
-		let price = Self::lowest_max_fee(release, mode, T::DefaultJobTimeout::get())?;
+		if T::Models::release_info(release)?.llm {
+			return None;
+		}
+		Self::quote_budget(release, mode, input_len, None)
+	}
+
+	/// Fee quote for a job with this input and the default timeout, for any release: for an
+	/// LLM release, the price covers the request's token budget. `None` if the input does not
+	/// fit the release or no worker would take the job.
+	pub fn quote_input(
+		release: ReleaseId,
+		mode: VerificationMode,
+		input: &[u8],
+	) -> Option<FeeQuote<BalanceOf<T>>> {
+		let budget = T::Models::check_input(release, input).ok()?;
+		Self::quote_budget(release, mode, input.len() as u32, budget)
+	}
+
+	fn quote_budget(
+		release: ReleaseId,
+		mode: VerificationMode,
+		input_len: u32,
+		budget: Option<TokenBudget>,
+	) -> Option<FeeQuote<BalanceOf<T>>> {
+		let price = Self::lowest_max_fee(release, mode, T::DefaultJobTimeout::get(), budget)?;
 		let verification_fee = Self::max_verification_fee(mode, input_len);
 		Some(FeeQuote { price, verification_fee, total: price.saturating_add(verification_fee) })
+	}
+
+	/// What `tokens` cost at `prices` (per 1,000 tokens, rounded down).
+	pub fn token_charge(prices: &TokenPrices<BalanceOf<T>>, tokens: TokenUsage) -> BalanceOf<T> {
+		let milli = prices
+			.prompt_per_1k
+			.saturating_mul(tokens.prompt.into())
+			.saturating_add(prices.completion_per_1k.saturating_mul(tokens.completion.into()));
+		milli / 1000u32.into()
+	}
+
+	/// The most a worker charges for a job: its per-job price, plus the token budget at its
+	/// token prices for an LLM job.
+	pub fn max_charge(worker: &WorkerOf<T>, budget: Option<TokenBudget>) -> BalanceOf<T> {
+		match budget {
+			None => worker.price,
+			Some(b) => worker.price.saturating_add(Self::token_charge(
+				&worker.token_prices,
+				TokenUsage { prompt: b.prompt, completion: b.completion },
+			)),
+		}
+	}
+
+	/// What a settled job pays its worker (royalty included): its price, or for an LLM job
+	/// the per-job price and the reported tokens (each capped at the budget), never more than
+	/// was held.
+	pub(crate) fn charge(record: &JobOf<T>, usage: Option<TokenUsage>) -> BalanceOf<T> {
+		match &record.tokens {
+			None => record.price,
+			Some(terms) => {
+				// The output was checked at submission; no counts would bill no tokens.
+				let usage = usage.unwrap_or_default();
+				let billed = TokenUsage {
+					prompt: usage.prompt.min(terms.budget.prompt),
+					completion: usage.completion.min(terms.budget.completion),
+				};
+				terms
+					.base
+					.saturating_add(Self::token_charge(&terms.prices, billed))
+					.min(record.price)
+			},
+		}
 	}
 
 	pub(crate) fn note_burn(cause: BurnCause, amount: BalanceOf<T>) {

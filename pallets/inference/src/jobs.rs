@@ -3,7 +3,8 @@
 
 use crate::{pallet::*, types::*};
 use alloc::vec::Vec;
-use opg_primitives::{payload_hash, JobId, ReleaseId, VerificationMode};
+use codec::Decode;
+use opg_primitives::{chat::ChatResponse, payload_hash, JobId, ReleaseId, VerificationMode};
 use pallet_model_hub::{InputError, ModelRegistry};
 use polkadot_sdk::{
 	frame_support::{
@@ -56,16 +57,17 @@ impl<T: Config> Pallet<T> {
 		ensure!(info.active, Error::<T>::UnknownRelease);
 		ensure!(info.modes.contains(mode), Error::<T>::ModeNotSupported);
 		ensure!(T::Verifier::supports(mode), Error::<T>::ModeUnavailable);
-		T::Models::check_input(release, &input).map_err(|e| match e {
+		let tokens = T::Models::check_input(release, &input).map_err(|e| match e {
 			InputError::UnknownRelease => Error::<T>::UnknownRelease,
 			InputError::Tensor(_) => Error::<T>::InvalidInput,
+			InputError::Chat(_) => Error::<T>::InvalidChatRequest,
 		})?;
 
 		// A ZK job reserves its verification place now, so its proof is never refused later.
 		let zk = mode == VerificationMode::Zk;
 		ensure!(!zk || OpenZkJobs::<T>::get() < T::MaxQueueLen::get(), Error::<T>::QueueFull);
 		// The draw happens later; refuse now what it would refuse, so nothing is held in vain.
-		Self::draw_pool(release, mode, max_fee, timeout)?;
+		Self::draw_pool(release, mode, max_fee, timeout, tokens)?;
 
 		let job = NextJobId::<T>::get();
 		let next = job.checked_add(1).ok_or(Error::<T>::Overflow)?;
@@ -95,6 +97,7 @@ impl<T: Config> Pallet<T> {
 				timeout,
 				submitted: frame_system::Pallet::<T>::block_number(),
 				round: Randomness::<T>::get().0,
+				tokens,
 			},
 		);
 		JobInputs::<T>::insert(job, input);
@@ -153,11 +156,15 @@ impl<T: Config> Pallet<T> {
 		let output_len = output.len() as u32;
 		let bytes = record.input_len.saturating_add(output_len).saturating_add(evidence_len);
 		let fee = Self::verification_fee(record.mode, bytes).min(record.verification_hold);
+		let usage = record
+			.tokens
+			.and_then(|_| ChatResponse::decode(&mut &output[..]).ok().map(|r| r.usage()));
+		let charge = Self::charge(&record, usage);
 		let royalty_share = T::Models::release_info(record.release)
 			.map(|i| (i.publisher, i.royalty))
 			.unwrap_or((record.worker.clone(), Permill::zero()));
-		let royalty = royalty_share.1.mul_floor(record.price);
-		let payment = record.price.saturating_sub(royalty);
+		let royalty = royalty_share.1.mul_floor(charge);
+		let payment = charge.saturating_sub(royalty);
 
 		let pay = |to: &T::AccountId, amount: BalanceOf<T>| -> BalanceOf<T> {
 			if amount.is_zero() || *to == record.requester {

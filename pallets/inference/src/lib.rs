@@ -361,6 +361,8 @@ pub mod pallet {
 		DeadlineExtended { job: JobId, deadline: BlockNumberFor<T> },
 		/// A worker set the shortest timeouts it takes.
 		MinTimeoutsSet { worker: T::AccountId, min_timeouts: MinTimeouts<BlockNumberFor<T>> },
+		/// A worker set its prices per 1,000 tokens of LLM jobs.
+		TokenPricesSet { worker: T::AccountId, prices: TokenPrices<BalanceOf<T>> },
 		/// An ended job's records were removed.
 		JobPruned { job: JobId },
 		/// OPG was burned.
@@ -439,6 +441,10 @@ pub mod pallet {
 		Overflow,
 		/// The job is open, or its retention period has not passed.
 		NotPrunable,
+		/// The input of an LLM job is not a valid chat request for the release (malformed,
+		/// not UTF-8, no message, too many messages or stop strings, `max_tokens` of 0 or over
+		/// the context or `MAX_COMPLETION_TOKENS`, a sampling parameter out of range).
+		InvalidChatRequest,
 	}
 
 	#[pallet::hooks]
@@ -528,6 +534,13 @@ pub mod pallet {
 					w.hardware,
 				)
 				.expect("genesis worker is valid and can hold its stake");
+				if let Some(prices) = w.token_prices {
+					Pallet::<T>::set_token_prices(
+						frame_system::RawOrigin::Signed(w.account.clone()).into(),
+						prices,
+					)
+					.expect("the genesis worker was just registered");
+				}
 			}
 		}
 	}
@@ -570,6 +583,7 @@ pub mod pallet {
 					rejected: 0,
 					slashed: 0,
 					min_timeouts: Default::default(),
+					token_prices: Default::default(),
 				},
 			);
 			Self::deposit_event(Event::WorkerRegistered { worker: who, stake });
@@ -748,8 +762,13 @@ pub mod pallet {
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(now <= record.deadline, Error::<T>::DeadlinePassed);
 			ensure!(evidence.mode() == record.mode, Error::<T>::EvidenceMismatch);
-			T::Models::check_output(record.release, &output)
+			let usage = T::Models::check_output(record.release, &output)
 				.map_err(|_| Error::<T>::InvalidOutput)?;
+			// An LLM answer cannot bill more tokens than the request allowed.
+			if let Some(terms) = &record.tokens {
+				let usage = usage.ok_or(Error::<T>::InvalidOutput)?;
+				ensure!(usage.completion <= terms.budget.completion, Error::<T>::InvalidOutput);
+			}
 
 			let output_hash = payload_hash(&output);
 			let (input_len, output_len, evidence_len) =
@@ -876,6 +895,26 @@ pub mod pallet {
 				Ok(())
 			})?;
 			Self::deposit_event(Event::MinTimeoutsSet { worker: who, min_timeouts });
+			Ok(())
+		}
+
+		/// Sets the worker's prices per 1,000 prompt and per 1,000 completion tokens: an LLM
+		/// job costs its per-job price plus its tokens at these prices. Jobs already drawn keep
+		/// the prices of their draw.
+		#[pallet::call_index(13)]
+		#[pallet::weight(T::WeightInfo::set_token_prices())]
+		pub fn set_token_prices(
+			origin: OriginFor<T>,
+			prices: TokenPrices<BalanceOf<T>>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Workers::<T>::try_mutate(&who, |maybe| -> DispatchResult {
+				let worker = maybe.as_mut().ok_or(Error::<T>::NotWorker)?;
+				ensure!(!worker.is_unbonding(), Error::<T>::WorkerUnbonding);
+				worker.token_prices = prices;
+				Ok(())
+			})?;
+			Self::deposit_event(Event::TokenPricesSet { worker: who, prices });
 			Ok(())
 		}
 	}

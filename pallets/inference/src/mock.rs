@@ -76,6 +76,7 @@ impl pallet_model_hub::Config for Test {
 	type MaxRank = ConstU32<4>;
 	type MaxReleasesPerRepository = ConstU32<8>;
 	type MaxRoyalty = MaxRoyalty;
+	type MaxContextLength = ConstU32<{ 128 * 1024 }>;
 	type WeightInfo = ();
 }
 
@@ -249,6 +250,7 @@ pub fn release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
 		modes,
 		zk_verifying_key: modes.contains(VerificationMode::Zk).then_some(ZK_KEY),
 		royalty: Permill::from_percent(10),
+		llm: None,
 	}
 }
 
@@ -268,6 +270,84 @@ pub fn publish_release(modes: ModeSet) -> ReleaseId {
 		Box::new(release_params(&id.to_le_bytes(), modes))
 	));
 	id
+}
+
+/// The LLM release's model (artifact hash).
+pub const LLM_ARTIFACT: H256 = H256::repeat_byte(7);
+
+/// Parameters of an LLM release (GGUF; context 64 tokens, vocabulary 100, prompt overhead 10
+/// and 5 per message; royalty 10%) in `modes`.
+pub fn llm_release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
+	ReleaseParams {
+		version: version.to_vec().try_into().unwrap(),
+		artifact: LLM_ARTIFACT,
+		artifact_size: 1000,
+		format: opg_primitives::ModelFormat::Gguf,
+		source_uri: b"file:///models/llm.gguf".to_vec().try_into().unwrap(),
+		inputs: Default::default(),
+		outputs: Default::default(),
+		modes,
+		zk_verifying_key: None,
+		royalty: Permill::from_percent(10),
+		llm: Some(opg_primitives::chat::LlmSpec {
+			architecture: b"llama".to_vec().try_into().unwrap(),
+			context_length: 64,
+			vocab_size: 100,
+			template_hash: H256::repeat_byte(3),
+			prompt_overhead: 10,
+			message_overhead: 5,
+		}),
+	}
+}
+
+/// Publishes an LLM release with `modes` and returns its id.
+pub fn publish_llm_release(modes: ModeSet) -> ReleaseId {
+	if pallet_model_hub::Repositories::<Test>::get(0).is_none() {
+		assert_ok!(ModelHub::create_repository(
+			RuntimeOrigin::signed(PUBLISHER),
+			b"demo".to_vec().try_into().unwrap(),
+			Default::default()
+		));
+	}
+	let id = pallet_model_hub::NextReleaseId::<Test>::get();
+	assert_ok!(ModelHub::publish_release(
+		RuntimeOrigin::signed(PUBLISHER),
+		0,
+		Box::new(llm_release_params(&id.to_le_bytes(), modes))
+	));
+	id
+}
+
+/// A chat request of one user message, greedy, with `max_tokens`.
+pub fn chat_request(content: &str, max_tokens: u32) -> opg_primitives::chat::ChatRequest {
+	use opg_primitives::chat::*;
+	ChatRequest {
+		prompt: Prompt::Chat(vec![ChatMessage {
+			role: Role::User,
+			content: content.as_bytes().to_vec(),
+		}]),
+		max_tokens,
+		sampling: Sampling::default(),
+		stop: vec![],
+	}
+}
+
+/// An answer with `prompt` prompt tokens and `completion` generated tokens.
+pub fn chat_response(prompt: u32, completion: u32) -> BoundedVec<u8, ConstU32<128>> {
+	use opg_primitives::chat::*;
+	ChatResponse {
+		text: b"4".to_vec(),
+		token_ids: (0..completion).map(|i| i % 100).collect(),
+		finish_reason: FinishReason::Stop,
+		prompt_tokens: prompt,
+		completion_tokens: completion,
+		engine: b"opg-llm/test".to_vec(),
+		device_class: b"cpu".to_vec(),
+		logits_digest: 1,
+	}
+	.encode()
+	.try_into()
+	.unwrap()
 }
 
 /// Vanilla and TEE.

@@ -16,9 +16,14 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		Worker: Codec,
 		Release: Codec,
 	{
-		/// What a job of `mode` on `release` with `input_len` bytes of input costs at most, or
-		/// `None` if no worker would take it.
+		/// What a tensor job of `mode` on `release` with `input_len` bytes of input costs at
+		/// most, or `None` if no worker would take it (or the release is an LLM's: its price
+		/// depends on the request, see `input_quote`).
 		fn fee_quote(release: ReleaseId, mode: VerificationMode, input_len: u32) -> Option<FeeQuote<Balance>>;
+		/// What a job of `mode` on `release` with this input costs at most, for any release:
+		/// for an LLM release the price covers the request's token budget. `None` if the input
+		/// does not fit the release or no worker would take the job.
+		fn input_quote(release: ReleaseId, mode: VerificationMode, input: Vec<u8>) -> Option<FeeQuote<Balance>>;
 		/// A job, its input (while open) and its result (once submitted).
 		fn job(id: JobId) -> Option<(Job, Option<Vec<u8>>, Option<JobResult>)>;
 		/// Open jobs assigned to `worker`: what a worker polls.

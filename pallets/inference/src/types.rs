@@ -2,7 +2,7 @@
 
 use crate::Config;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use opg_primitives::{JobId, ModeSet, ReleaseId, VerificationMode};
+use opg_primitives::{chat::TokenBudget, JobId, ModeSet, ReleaseId, VerificationMode};
 use polkadot_sdk::{
 	frame_support::{
 		pallet_prelude::*, traits::fungible::Inspect, CloneNoBound, DebugNoBound, EqNoBound,
@@ -76,6 +76,44 @@ pub struct GenesisWorker<AccountId, Balance> {
 	pub capacity: u32,
 	/// CPU or GPU.
 	pub hardware: Hardware,
+	/// Prices per 1,000 tokens for LLM jobs, on top of `price` (none: zero).
+	#[serde(default)]
+	pub token_prices: Option<TokenPrices<Balance>>,
+}
+
+/// A worker's prices for the tokens of LLM jobs, per 1,000 tokens: an LLM job costs the
+/// worker's per-job price plus its prompt and completion tokens at these prices.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Default,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+	serde::Serialize,
+	serde::Deserialize,
+)]
+pub struct TokenPrices<Balance> {
+	/// Per 1,000 prompt tokens.
+	pub prompt_per_1k: Balance,
+	/// Per 1,000 completion tokens.
+	pub completion_per_1k: Balance,
+}
+
+/// The per-token terms of an LLM job, fixed at its draw.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, MaxEncodedLen, TypeInfo)]
+pub struct TokenTerms<Balance> {
+	/// The worker's per-job price.
+	pub base: Balance,
+	/// The worker's token prices.
+	pub prices: TokenPrices<Balance>,
+	/// The most tokens the job can be billed for (its escrow covers them).
+	pub budget: TokenBudget,
 }
 
 /// Whether a worker takes jobs.
@@ -138,6 +176,8 @@ pub struct Worker<
 	pub slashed: u32,
 	/// Shortest timeout the worker takes per mode: jobs with less time are not assigned to it.
 	pub min_timeouts: MinTimeouts<BlockNumber>,
+	/// Prices per 1,000 prompt and completion tokens of LLM jobs, on top of `price`.
+	pub token_prices: TokenPrices<Balance>,
 }
 
 /// One value per verification mode.
@@ -277,6 +317,8 @@ pub struct PendingJob<AccountId, Balance, BlockNumber> {
 	pub submitted: BlockNumber,
 	/// The randomness round current at submission: the draw waits for a later one.
 	pub round: u32,
+	/// For an LLM job: the most tokens it can be billed for.
+	pub tokens: Option<TokenBudget>,
 }
 
 /// Why a submitted job ended without a worker.
@@ -314,7 +356,9 @@ pub struct Job<AccountId, Balance, BlockNumber> {
 	pub input_hash: H256,
 	/// Input length in bytes.
 	pub input_len: u32,
-	/// Worker's price, held until settlement.
+	/// Worker's price, held until settlement: for an LLM job the most it can charge (its
+	/// per-job price and the token budget at its token prices), of which settlement pays
+	/// what the reported tokens cost.
 	pub price: Balance,
 	/// Maximum verification fee, held until settlement.
 	pub verification_hold: Balance,
@@ -330,6 +374,8 @@ pub struct Job<AccountId, Balance, BlockNumber> {
 	/// last moved: full blocks since then extend the deadline instead of counting against the
 	/// worker.
 	pub congestion_mark: u32,
+	/// For an LLM job: the per-token terms its price was computed from.
+	pub tokens: Option<TokenTerms<Balance>>,
 }
 
 /// A worker's result.
@@ -405,7 +451,7 @@ pub struct VerificationFees<Balance> {
 }
 
 /// What a job costs at most: the lowest `max_fee` that `submit_job` accepts and the largest
-/// verification fee.
+/// verification fee. For an LLM job the price covers its whole token budget.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
 pub struct FeeQuote<Balance> {
 	/// Lowest `max_fee` the draw accepts: the `MinDrawCandidates`-th lowest price among the

@@ -49,6 +49,7 @@ fn worst_params<T: Config>(version: u32) -> ReleaseParams<T> {
 		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
 		zk_verifying_key: None,
 		royalty: T::MaxRoyalty::get(),
+		llm: None,
 	}
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Publishers create model **repositories** and publish immutable **releases** in them: a
 //! version, the blake2-256 hash and size of the model file, where to download it, its input and
-//! output tensors, the verification modes it supports, an optional ZK verifying-key hash and a
-//! royalty on every job.
+//! output tensors (ONNX) or its language-model spec (GGUF: chat jobs, priced per token), the
+//! verification modes it supports, an optional ZK verifying-key hash and a royalty on every
+//! job.
 //!
 //! Storage is paid for: a deposit proportional to the stored bytes is held (fungible holds,
 //! [`HoldReason`]) while a repository or release is live, and released when it is removed or
@@ -26,6 +27,7 @@ pub mod weights;
 use alloc::boxed::Box;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use opg_primitives::{
+	chat::{check_chat_request, check_chat_response, ChatError, LlmSpec, TokenBudget, TokenUsage},
 	check_tensors, ModeSet, ModelFormat, ReleaseId, RepositoryId, TensorError, TensorSpec,
 	VerificationMode,
 };
@@ -56,6 +58,8 @@ pub type BalanceOf<T> =
 pub type TensorSpecOf<T> = TensorSpec<<T as Config>::MaxNameLen, <T as Config>::MaxRank>;
 /// Inputs or outputs of a release.
 pub type TensorSpecsOf<T> = BoundedVec<TensorSpecOf<T>, <T as Config>::MaxTensors>;
+/// A language-model spec with the pallet's bounds.
+pub type LlmSpecOf<T> = LlmSpec<<T as Config>::MaxNameLen>;
 
 /// A model repository.
 #[derive(
@@ -148,9 +152,9 @@ pub struct ReleaseParams<T: Config> {
 	pub format: ModelFormat,
 	/// Where workers download the file (file://, http(s)://, IPFS gateway URL); non-empty.
 	pub source_uri: BoundedVec<u8, T::MaxUriLen>,
-	/// Input tensors (at least one), in the order a job's input lists them.
+	/// Input tensors (ONNX: at least one; GGUF: none), in the order a job's input lists them.
 	pub inputs: TensorSpecsOf<T>,
-	/// Output tensors (at least one), in the order a result lists them.
+	/// Output tensors (ONNX: at least one; GGUF: none), in the order a result lists them.
 	pub outputs: TensorSpecsOf<T>,
 	/// Verification modes jobs may ask for (at least one).
 	pub modes: ModeSet,
@@ -158,6 +162,10 @@ pub struct ReleaseParams<T: Config> {
 	pub zk_verifying_key: Option<H256>,
 	/// Share of each job's price paid to the repository owner, at most `MaxRoyalty`.
 	pub royalty: Permill,
+	/// The language model's spec: present exactly when `format` is GGUF. Its jobs take a
+	/// SCALE `ChatRequest` and answer a `ChatResponse` (`opg_primitives::chat`).
+	#[serde(default)]
+	pub llm: Option<LlmSpecOf<T>>,
 }
 
 /// What the market needs to know of a release.
@@ -175,6 +183,8 @@ pub struct ReleaseInfo<AccountId> {
 	pub zk_verifying_key: Option<H256>,
 	/// Whether it takes new jobs.
 	pub active: bool,
+	/// Whether its jobs are chats (a GGUF release), priced per token.
+	pub llm: bool,
 }
 
 /// Why a job input does not fit a release.
@@ -184,16 +194,20 @@ pub enum InputError {
 	UnknownRelease,
 	/// The payload does not match the IO spec.
 	Tensor(TensorError),
+	/// The payload is not a valid chat request (or response) for the release.
+	Chat(ChatError),
 }
 
 /// The hub as the inference market sees it.
 pub trait ModelRegistry<AccountId> {
 	/// A release's market-relevant facts.
 	fn release_info(release: ReleaseId) -> Option<ReleaseInfo<AccountId>>;
-	/// Checks a canonical input payload against the release's input spec.
-	fn check_input(release: ReleaseId, input: &[u8]) -> Result<(), InputError>;
-	/// Checks a canonical output payload against the release's output spec.
-	fn check_output(release: ReleaseId, output: &[u8]) -> Result<(), InputError>;
+	/// Checks a job input against the release: canonical tensors against its input spec, or
+	/// a chat request against its LLM spec, whose token budget is returned.
+	fn check_input(release: ReleaseId, input: &[u8]) -> Result<Option<TokenBudget>, InputError>;
+	/// Checks a result against the release: canonical tensors against its output spec, or a
+	/// chat response, whose token counts are returned.
+	fn check_output(release: ReleaseId, output: &[u8]) -> Result<Option<TokenUsage>, InputError>;
 	/// A job now references the release (fails if it is unknown or retired).
 	fn job_opened(release: ReleaseId) -> DispatchResult;
 	/// A job that referenced the release has ended.
@@ -254,6 +268,9 @@ pub mod pallet {
 		/// Highest royalty a release may set.
 		#[pallet::constant]
 		type MaxRoyalty: Get<Permill>;
+		/// Longest context an LLM release may declare, in tokens.
+		#[pallet::constant]
+		type MaxContextLength: Get<u32>;
 		/// Weights of the calls.
 		type WeightInfo: WeightInfo;
 	}
@@ -352,6 +369,14 @@ pub mod pallet {
 		TooManyOpenJobs,
 		/// The verifying key was registered for another model (artifact hash).
 		VerifyingKeyOfAnotherModel,
+		/// An ONNX release declares tensors and no LLM spec; a GGUF release an LLM spec and
+		/// no tensors.
+		FormatMismatch,
+		/// The LLM spec has an empty architecture, a zero context length or vocabulary, or a
+		/// context length above `MaxContextLength`.
+		InvalidLlmSpec,
+		/// ZK mode is for small tensor models: a GGUF release cannot offer it.
+		ZkModeNotForLlm,
 	}
 
 	#[pallet::hooks]
@@ -493,7 +518,24 @@ pub mod pallet {
 			ensure!(!p.version.is_empty(), Error::<T>::EmptyVersion);
 			ensure!(p.artifact_size > 0, Error::<T>::EmptyArtifact);
 			ensure!(!p.source_uri.is_empty(), Error::<T>::EmptySourceUri);
-			ensure!(!p.inputs.is_empty() && !p.outputs.is_empty(), Error::<T>::NoTensors);
+			match (p.format, &p.llm) {
+				(ModelFormat::Onnx, None) =>
+					ensure!(!p.inputs.is_empty() && !p.outputs.is_empty(), Error::<T>::NoTensors),
+				(ModelFormat::Gguf, Some(spec)) => {
+					ensure!(
+						p.inputs.is_empty() && p.outputs.is_empty(),
+						Error::<T>::FormatMismatch
+					);
+					ensure!(
+						!spec.architecture.is_empty() &&
+							spec.vocab_size > 0 && spec.context_length > 0 &&
+							spec.context_length <= T::MaxContextLength::get(),
+						Error::<T>::InvalidLlmSpec
+					);
+					ensure!(!p.modes.contains(VerificationMode::Zk), Error::<T>::ZkModeNotForLlm);
+				},
+				_ => return Err(Error::<T>::FormatMismatch.into()),
+			}
 			ensure!(p.modes.is_valid(), Error::<T>::InvalidModes);
 			ensure!(
 				p.modes.contains(VerificationMode::Zk) == p.zk_verifying_key.is_some(),
@@ -668,6 +710,7 @@ pub mod pallet {
 						modes,
 						zk_verifying_key,
 						royalty: T::MaxRoyalty::get(),
+						llm: None,
 					},
 					deposit: Default::default(),
 					status: ReleaseStatus::Active,
@@ -747,19 +790,32 @@ impl<T: Config> ModelRegistry<T::AccountId> for Pallet<T> {
 			royalty: rel.params.royalty,
 			zk_verifying_key: rel.params.zk_verifying_key,
 			active: rel.status == ReleaseStatus::Active,
+			llm: rel.params.llm.is_some(),
 		})
 	}
 
-	fn check_input(release: ReleaseId, input: &[u8]) -> Result<(), InputError> {
+	fn check_input(release: ReleaseId, input: &[u8]) -> Result<Option<TokenBudget>, InputError> {
 		let rel = Releases::<T>::get(release).ok_or(InputError::UnknownRelease)?;
-		check_tensors(input, &rel.params.inputs).map(|_| ()).map_err(InputError::Tensor)
+		match &rel.params.llm {
+			Some(spec) => check_chat_request(input, spec)
+				.map(|(_, budget)| Some(budget))
+				.map_err(InputError::Chat),
+			None => check_tensors(input, &rel.params.inputs)
+				.map(|_| None)
+				.map_err(InputError::Tensor),
+		}
 	}
 
-	fn check_output(release: ReleaseId, output: &[u8]) -> Result<(), InputError> {
+	fn check_output(release: ReleaseId, output: &[u8]) -> Result<Option<TokenUsage>, InputError> {
 		let rel = Releases::<T>::get(release).ok_or(InputError::UnknownRelease)?;
-		check_tensors(output, &rel.params.outputs)
-			.map(|_| ())
-			.map_err(InputError::Tensor)
+		match &rel.params.llm {
+			Some(spec) => check_chat_response(output, spec.vocab_size)
+				.map(|r| Some(r.usage()))
+				.map_err(InputError::Chat),
+			None => check_tensors(output, &rel.params.outputs)
+				.map(|_| None)
+				.map_err(InputError::Tensor),
+		}
 	}
 
 	fn job_opened(release: ReleaseId) -> DispatchResult {

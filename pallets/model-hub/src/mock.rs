@@ -80,6 +80,7 @@ impl pallet_model_hub::Config for Test {
 	type MaxRank = ConstU32<4>;
 	type MaxReleasesPerRepository = ConstU32<3>;
 	type MaxRoyalty = MaxRoyalty;
+	type MaxContextLength = ConstU32<{ 128 * 1024 }>;
 	type WeightInfo = ();
 }
 

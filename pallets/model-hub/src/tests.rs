@@ -27,6 +27,7 @@ fn params(version: &[u8]) -> Box<ReleaseParams<Test>> {
 		modes: ModeSet::of(&[VerificationMode::Vanilla]),
 		zk_verifying_key: None,
 		royalty: Permill::from_percent(5),
+		llm: None,
 	})
 }
 
@@ -395,7 +396,7 @@ mod registry {
 			let id = publish(ALICE, repo, b"1");
 			let good =
 				vec![Tensor { elem: ElemType::F32, shape: vec![1, 4], data: vec![0; 16] }].encode();
-			assert_eq!(ModelHub::check_input(id, &good), Ok(()));
+			assert_eq!(ModelHub::check_input(id, &good), Ok(None));
 			assert_eq!(
 				ModelHub::check_output(id, &good),
 				Err(InputError::Tensor(TensorError::Shape))
@@ -423,6 +424,131 @@ mod registry {
 			);
 			// Closing an unknown release is a no-op, not a panic.
 			<ModelHub as ModelRegistry<u64>>::job_closed(5);
+		});
+	}
+}
+
+mod llm {
+	use super::*;
+	use codec::Encode;
+	use opg_primitives::chat::*;
+
+	fn llm_params(version: &[u8]) -> Box<ReleaseParams<Test>> {
+		Box::new(ReleaseParams {
+			format: ModelFormat::Gguf,
+			source_uri: bounded::<128>(b"https://models.example/smollm2.Q4_1.gguf"),
+			inputs: Default::default(),
+			outputs: Default::default(),
+			modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+			llm: Some(LlmSpec {
+				architecture: bounded::<32>(b"llama"),
+				context_length: 8192,
+				vocab_size: 49152,
+				template_hash: H256::repeat_byte(5),
+				prompt_overhead: 30,
+				message_overhead: 6,
+			}),
+			..*params(version)
+		})
+	}
+
+	fn refused(p: Box<ReleaseParams<Test>>, error: Error<Test>) {
+		let repo = NextRepositoryId::<Test>::get().saturating_sub(1);
+		assert_noop!(ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, p), error);
+	}
+
+	#[test]
+	fn a_gguf_release_declares_an_llm_spec_and_no_tensors() {
+		new_test_ext(|| {
+			let repo = create_repo(ALICE);
+			assert_ok!(ModelHub::publish_release(
+				RuntimeOrigin::signed(ALICE),
+				repo,
+				llm_params(b"1")
+			));
+			assert!(ModelHub::release_info(0).unwrap().llm);
+			let onnx = publish(ALICE, repo, b"onnx");
+			assert!(!ModelHub::release_info(onnx).unwrap().llm);
+
+			let mut p = llm_params(b"2");
+			p.llm = None;
+			refused(p, Error::<Test>::FormatMismatch);
+			let mut p = llm_params(b"2");
+			p.inputs = vec![tensor(ElemType::F32, &[1])].try_into().unwrap();
+			refused(p, Error::<Test>::FormatMismatch);
+			let mut p = params(b"2");
+			p.llm = llm_params(b"2").llm;
+			refused(p, Error::<Test>::FormatMismatch);
+
+			for spoil in [
+				|s: &mut LlmSpecOf<Test>| s.architecture = Default::default(),
+				|s: &mut LlmSpecOf<Test>| s.context_length = 0,
+				|s: &mut LlmSpecOf<Test>| s.context_length = 128 * 1024 + 1,
+				|s: &mut LlmSpecOf<Test>| s.vocab_size = 0,
+			] {
+				let mut p = llm_params(b"2");
+				spoil(p.llm.as_mut().unwrap());
+				refused(p, Error::<Test>::InvalidLlmSpec);
+			}
+			let mut p = llm_params(b"2");
+			p.modes = ModeSet::of(&[VerificationMode::Zk]);
+			p.zk_verifying_key = Some(H256::repeat_byte(0xAA));
+			refused(p, Error::<Test>::ZkModeNotForLlm);
+
+			// At the edge: the longest context.
+			let mut p = llm_params(b"2");
+			p.llm.as_mut().unwrap().context_length = 128 * 1024;
+			assert_ok!(ModelHub::publish_release(RuntimeOrigin::signed(ALICE), repo, p));
+		});
+	}
+
+	#[test]
+	fn chat_jobs_are_checked_against_the_llm_spec() {
+		new_test_ext(|| {
+			let repo = create_repo(ALICE);
+			assert_ok!(ModelHub::publish_release(
+				RuntimeOrigin::signed(ALICE),
+				repo,
+				llm_params(b"1")
+			));
+			let request = ChatRequest {
+				prompt: Prompt::Chat(vec![
+					ChatMessage { role: Role::System, content: b"Be brief.".to_vec() },
+					ChatMessage { role: Role::User, content: b"Capital of France?".to_vec() },
+				]),
+				max_tokens: 16,
+				sampling: Sampling::default(),
+				stop: vec![b"\n\n".to_vec()],
+			};
+			assert_eq!(
+				ModelHub::check_input(0, &request.encode()),
+				Ok(Some(TokenBudget { prompt: 30 + 9 + 6 + 18 + 6, completion: 16 }))
+			);
+			let tensors =
+				vec![Tensor { elem: ElemType::F32, shape: vec![1, 4], data: vec![0; 16] }].encode();
+			assert_eq!(
+				ModelHub::check_input(0, &tensors),
+				Err(InputError::Chat(ChatError::Malformed))
+			);
+			let response = ChatResponse {
+				text: b"Paris.".to_vec(),
+				token_ids: vec![4, 49151],
+				finish_reason: FinishReason::Stop,
+				prompt_tokens: 40,
+				completion_tokens: 2,
+				engine: b"opg-llm/0.1.0+cpu-1".to_vec(),
+				device_class: b"cpu-x86_64".to_vec(),
+				logits_digest: 0,
+			};
+			assert_eq!(
+				ModelHub::check_output(0, &response.encode()),
+				Ok(Some(TokenUsage { prompt: 40, completion: 2 }))
+			);
+			let outside = ChatResponse { token_ids: vec![4, 49152], ..response };
+			assert_eq!(
+				ModelHub::check_output(0, &outside.encode()),
+				Err(InputError::Chat(ChatError::Inconsistent))
+			);
 		});
 	}
 }

@@ -7,6 +7,8 @@
 
 extern crate alloc;
 
+pub mod chat;
+
 use alloc::vec::Vec;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::{
@@ -119,8 +121,11 @@ impl ModeSet {
 	Deserialize,
 )]
 pub enum ModelFormat {
-	/// ONNX protobuf.
+	/// ONNX protobuf: a tensor model, jobs in and out as [`Tensors`].
 	Onnx,
+	/// GGUF (llama.cpp's format): a decoder-only language model, jobs in and out as
+	/// [`chat::ChatRequest`] and [`chat::ChatResponse`].
+	Gguf,
 }
 
 /// Element type of a tensor. Data is little-endian.

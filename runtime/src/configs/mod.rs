@@ -414,6 +414,7 @@ impl pallet_model_hub::Config for Runtime {
 	type MaxRank = ConstU32<8>;
 	type MaxReleasesPerRepository = ConstU32<64>;
 	type MaxRoyalty = MaxRoyalty;
+	type MaxContextLength = ConstU32<{ 128 * 1024 }>;
 	type WeightInfo = pallet_model_hub::weights::SubstrateWeight<Runtime>;
 }
 

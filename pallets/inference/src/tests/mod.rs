@@ -4,6 +4,7 @@
 mod deadlines;
 mod draw;
 mod jobs;
+mod llm;
 mod properties;
 mod settlement;
 mod workers;

@@ -329,6 +329,7 @@ mod genesis {
 			price: 100,
 			capacity: 2,
 			hardware: Hardware::Cpu,
+			token_prices: None,
 		}
 	}
 
