@@ -22,6 +22,8 @@ use crate::{
 pub const DEFAULT_JOBS: usize = 2;
 /// Default of `--model-cache-mib`.
 pub const DEFAULT_MODEL_CACHE_MIB: u64 = 8192;
+/// Default of `--max-model-mib`.
+pub const DEFAULT_MAX_MODEL_MIB: u64 = 8192;
 /// Default of `--ipfs-gateway`.
 pub const DEFAULT_IPFS_GATEWAY: &str = "https://ipfs.io";
 /// Default of `--max-execution-secs`.
@@ -84,6 +86,11 @@ pub struct WorkerParams {
 	#[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_JOB_MEMORY_MIB)]
 	pub max_job_memory_mib: u64,
 
+	/// Threads an LLM job's matrix products run on (0: one per core). Results are the same
+	/// bits for any count.
+	#[arg(long, value_name = "N", default_value_t = 0)]
+	pub llm_threads: usize,
+
 	/// Directory of the content-addressed model cache (default: `<base-path>/models`).
 	#[arg(long, value_name = "PATH")]
 	pub model_dir: Option<PathBuf>,
@@ -91,6 +98,11 @@ pub struct WorkerParams {
 	/// Evict least recently used models above this many MiB.
 	#[arg(long, value_name = "MIB", default_value_t = DEFAULT_MODEL_CACHE_MIB)]
 	pub model_cache_mib: u64,
+
+	/// Refuse any model file larger than this many MiB, whatever its release declares (the
+	/// download is cut off there too). LLM files are large: a 7B model in Q4 is ≈ 4 GiB.
+	#[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_MODEL_MIB)]
+	pub max_model_mib: u64,
 
 	/// Gateway for `ipfs://` model URIs.
 	#[arg(long, value_name = "URL", default_value = DEFAULT_IPFS_GATEWAY)]
@@ -153,6 +165,7 @@ impl WorkerParams {
 		let dir = self.model_dir.clone().unwrap_or_else(|| base_path.join("models"));
 		let mut config = StoreConfig::new(dir);
 		config.max_cache_bytes = self.model_cache_mib.saturating_mul(1 << 20);
+		config.max_model_bytes = self.max_model_mib.saturating_mul(1 << 20);
 		config.ipfs_gateway = self.ipfs_gateway.clone();
 		config.file_root = self.allow_file_uri.clone();
 		config.allow_private_hosts = self.allow_private_model_hosts;
@@ -164,6 +177,7 @@ impl WorkerParams {
 		let mut config = WorkerConfig::new(state_dir);
 		config.device = self.device();
 		config.concurrency = self.jobs.max(1);
+		config.llm_threads = self.llm_threads;
 		config.max_execution = Duration::from_secs(self.max_execution_secs.max(1));
 		config.max_job_memory =
 			usize::try_from(self.max_job_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);

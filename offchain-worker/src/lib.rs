@@ -1,8 +1,9 @@
 //! # OPG inference worker
 //!
-//! Runs the ONNX models registered in the model hub and answers the jobs assigned to its
+//! Runs the models registered in the model hub and answers the jobs assigned to its
 //! account: [`onnx`] loads any model file at run time into a checked graph, [`exec`]
-//! interprets it with burn (burn-flex on the CPU, CUDA with the `cuda` feature), [`store`]
+//! interprets it with burn (burn-flex on the CPU, CUDA with the `cuda` feature), [`llm`] runs
+//! the chat jobs of GGUF releases with `opg-llm`, [`store`]
 //! fetches and caches model files by content hash, [`worker`] follows the chain and answers
 //! each job once with a signed extrinsic through a [`chain::Chain`] (the node's own client
 //! in-process, JSON-RPC when standalone), [`tee`] keeps an enclave key attested and signs
@@ -12,6 +13,7 @@
 pub mod chain;
 pub mod cli;
 pub mod journal;
+pub mod llm;
 pub mod metrics;
 pub mod store;
 pub mod tee;

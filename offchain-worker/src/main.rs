@@ -77,6 +77,167 @@ enum Command {
 	/// text (or JSON with token ids and timings): for publishers testing a release and
 	/// operators sizing machines.
 	Generate(GenerateArgs),
+	/// Runs an ONNX model on an input exactly as a tensor job would (same executor, same
+	/// canonical encoding), and prints the outputs, the output hash a result would carry and
+	/// the timings, as JSON: for publishers testing a release and operators sizing machines.
+	Run(RunArgs),
+	/// Prints what a release of a GGUF file declares, as JSON: its blake2-256 and size, and the
+	/// LLM spec (architecture, trained context, vocabulary, tokenizer hash, template
+	/// overheads) that workers check the file against. A release may declare a shorter
+	/// context and larger overheads, never the reverse.
+	Inspect {
+		/// The model's GGUF file.
+		#[arg(long, value_name = "FILE.gguf")]
+		model: PathBuf,
+	},
+}
+
+/// `opg-worker run`: an ONNX model run exactly as a tensor job runs it.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("tensors").required(true).args(["input", "input_scale"])))]
+struct RunArgs {
+	/// The model's ONNX file.
+	#[arg(long, value_name = "FILE.onnx")]
+	model: PathBuf,
+	/// The input tensors as JSON, in the model's input order:
+	/// `[{"elem": "F32", "shape": [1, 4], "values": [5.1, 3.5, 1.4, 0.2]}]` (elem: F32, F64,
+	/// I8, U8, I32, I64, Bool).
+	#[arg(long, value_name = "FILE.json")]
+	input: Option<PathBuf>,
+	/// The input as a job carries it: the canonical SCALE bytes, in a file (raw, or as 0x hex).
+	#[arg(long, value_name = "FILE")]
+	input_scale: Option<PathBuf>,
+	/// `cpu`, or `cuda:N` (a `--features cuda` build).
+	#[arg(long, value_name = "DEVICE", default_value = "cpu")]
+	device: String,
+	/// Times to run it (the timings report the fastest and the median).
+	#[arg(long, value_name = "N", default_value_t = 1)]
+	runs: u32,
+}
+
+/// One tensor of `opg-worker run`'s JSON input.
+#[derive(serde::Deserialize)]
+struct JsonTensor {
+	elem: String,
+	shape: Vec<u32>,
+	values: Vec<f64>,
+}
+
+fn tensor_from_json(t: &JsonTensor) -> Result<opg_primitives::Tensor, String> {
+	use opg_primitives::ElemType::*;
+	let elem = match t.elem.as_str() {
+		"F32" => F32,
+		"F64" => F64,
+		"I8" => I8,
+		"U8" => U8,
+		"I32" => I32,
+		"I64" => I64,
+		"Bool" => Bool,
+		other => return Err(format!("unknown element type {other:?}")),
+	};
+	let mut data = Vec::with_capacity(t.values.len() * elem.size());
+	for &v in &t.values {
+		match elem {
+			F32 => data.extend((v as f32).to_le_bytes()),
+			F64 => data.extend(v.to_le_bytes()),
+			I8 => data.extend((v as i8).to_le_bytes()),
+			U8 | Bool => data.push(v as u8),
+			I32 => data.extend((v as i32).to_le_bytes()),
+			I64 => data.extend((v as i64).to_le_bytes()),
+		}
+	}
+	let tensor = opg_primitives::Tensor { elem, shape: t.shape.clone(), data };
+	if !tensor.is_consistent() {
+		return Err(format!("{} values do not fill shape {:?}", t.values.len(), t.shape));
+	}
+	Ok(tensor)
+}
+
+fn tensor_to_json(t: &opg_primitives::Tensor) -> serde_json::Value {
+	use opg_primitives::ElemType::*;
+	let size = t.elem.size();
+	let values: Vec<serde_json::Value> = t
+		.data
+		.chunks_exact(size)
+		.map(|b| match t.elem {
+			F32 => serde_json::json!(f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+			F64 => serde_json::json!(f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+			I8 => serde_json::json!(b[0] as i8),
+			U8 | Bool => serde_json::json!(b[0]),
+			I32 => serde_json::json!(i32::from_le_bytes(b.try_into().expect("4 bytes"))),
+			I64 => serde_json::json!(i64::from_le_bytes(b.try_into().expect("8 bytes"))),
+		})
+		.collect();
+	serde_json::json!({ "elem": format!("{:?}", t.elem), "shape": t.shape, "values": values })
+}
+
+fn run_onnx(a: &RunArgs) -> Result<(), String> {
+	use codec::{Decode, Encode};
+	let device = match a.device.as_str() {
+		"cpu" => opg_worker::exec::Device::Cpu,
+		d => match d.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+			Some(i) => opg_worker::exec::Device::Cuda(i),
+			None => return Err(format!("--device {d}: cpu or cuda:N")),
+		},
+	};
+	let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+	let inputs: opg_primitives::Tensors = match (&a.input, &a.input_scale) {
+		(Some(path), _) => {
+			let json: Vec<JsonTensor> = serde_json::from_slice(&read(path)?)
+				.map_err(|e| format!("{}: {e}", path.display()))?;
+			json.iter().map(tensor_from_json).collect::<Result<_, _>>()?
+		},
+		(None, Some(path)) => {
+			let raw = read(path)?;
+			let text = String::from_utf8_lossy(&raw);
+			let bytes = match text.trim().strip_prefix("0x") {
+				Some(hex) => (0..hex.len())
+					.step_by(2)
+					.map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+					.collect::<Result<Vec<u8>, _>>()
+					.map_err(|_| format!("{}: not hex", path.display()))?,
+				None => raw,
+			};
+			let mut input = &bytes[..];
+			let tensors = opg_primitives::Tensors::decode(&mut input)
+				.map_err(|e| format!("{}: not canonical tensors: {e}", path.display()))?;
+			if !input.is_empty() {
+				return Err(format!("{}: trailing bytes after the tensors", path.display()));
+			}
+			tensors
+		},
+		(None, None) => unreachable!("clap requires one of --input and --input-scale"),
+	};
+	let t0 = std::time::Instant::now();
+	let bytes = read(&a.model)?;
+	let artifact = opg_worker::store::blake2_256(&bytes);
+	let engine = opg_worker::exec::Engine::load(&bytes, device)
+		.map_err(|e| format!("{}: {e}", a.model.display()))?;
+	let load = t0.elapsed();
+	let mut times = Vec::new();
+	let mut outputs = Vec::new();
+	for _ in 0..a.runs.max(1) {
+		let t = std::time::Instant::now();
+		outputs = engine.run(&inputs).map_err(|e| e.to_string())?;
+		times.push(t.elapsed().as_secs_f64() * 1e3);
+	}
+	times.sort_by(f64::total_cmp);
+	let payload = outputs.encode();
+	let v = serde_json::json!({
+		"model": format!("{artifact:?}"),
+		"device": device.to_string(),
+		"outputs": outputs.iter().map(tensor_to_json).collect::<Vec<_>>(),
+		"output_bytes": payload.len(),
+		"output_hash": format!("{:?}", opg_primitives::payload_hash(&payload)),
+		"timings": {
+			"load_ms": load.as_secs_f64() * 1e3,
+			"runs": times.len(),
+			"fastest_ms": times[0],
+			"median_ms": times[times.len() / 2],
+		},
+	});
+	println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+	Ok(())
 }
 
 /// `opg-worker generate`: a GGUF model run exactly as an LLM job runs it.
@@ -218,6 +379,32 @@ fn zk_setup(model: &std::path::Path, out: &std::path::Path) -> Result<(), String
 	Ok(())
 }
 
+fn inspect(model: &std::path::Path) -> Result<(), String> {
+	let bytes = std::fs::read(model).map_err(|e| format!("{}: {e}", model.display()))?;
+	let (artifact, size) = (opg_worker::store::blake2_256(&bytes), bytes.len());
+	drop(bytes);
+	let engine = opg_worker::llm::LlmEngine::open(model, 1)
+		.map_err(|e| format!("{}: {e}", model.display()))?;
+	let m = engine.measured();
+	let v = serde_json::json!({
+		"artifact": format!("{artifact:?}"),
+		"artifact_size": size,
+		"format": "Gguf",
+		"llm": {
+			"architecture": m.architecture,
+			"context_length": m.context_length,
+			"vocab_size": m.vocab_size,
+			"template_hash": format!("{:?}", m.template_hash),
+			"prompt_overhead": m.prompt_overhead,
+			"message_overhead": m.message_overhead,
+		},
+		"engine": opg_worker::llm::engine_version(),
+		"device_class": opg_worker::llm::device_class(),
+	});
+	println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+	Ok(())
+}
+
 fn signer(params: &WorkerParams) -> Result<sr25519::Pair, String> {
 	let suri = params
 		.key()?
@@ -247,6 +434,8 @@ async fn run(args: Args) -> Result<(), String> {
 	match &args.command {
 		Some(Command::ZkSetup { model, out }) => return zk_setup(model, out),
 		Some(Command::Generate(g)) => return generate(g),
+		Some(Command::Inspect { model }) => return inspect(model),
+		Some(Command::Run(r)) => return run_onnx(r),
 		None => {},
 	}
 	let params = &args.worker;

@@ -279,6 +279,40 @@ impl ModelStore {
 		Ok(bytes)
 	}
 
+	/// The path of a verified artifact, fetched from `uri` if not cached: for models mapped
+	/// from disk rather than read (GGUF). A cached file is hashed as it is streamed, without
+	/// holding it in memory; nothing but the store writes in its directory.
+	pub fn get_path(&self, hash: H256, size: u64, uri: &str) -> Result<PathBuf, StoreError> {
+		let path = self.path_of(&hash);
+		if self.contains(&hash) {
+			if size <= self.config.max_model_bytes && Self::file_is(&path, hash, size) {
+				self.stats.hits.fetch_add(1, Ordering::Relaxed);
+				self.touch(hash);
+				return Ok(path);
+			}
+			// `get` deletes a corrupt copy (or refuses an oversized one) and fetches again.
+		}
+		self.get(hash, size, uri).map(|_| path)
+	}
+
+	/// Whether the file at `path` has `size` bytes and hashes to `hash`.
+	fn file_is(path: &Path, hash: H256, size: u64) -> bool {
+		let Ok(mut file) = fs::File::open(path) else { return false };
+		if file.metadata().map(|m| m.len()).ok() != Some(size) {
+			return false;
+		}
+		let mut hasher = Blake2b256::new();
+		let mut buf = vec![0u8; 1 << 20];
+		loop {
+			match file.read(&mut buf) {
+				Ok(0) => break,
+				Ok(n) => hasher.update(&buf[..n]),
+				Err(_) => return false,
+			}
+		}
+		H256(hasher.finalize().into()) == hash
+	}
+
 	fn touch(&self, hash: H256) {
 		if let Some(e) = self.index.lock().expect("store lock").get_mut(&hash) {
 			e.last_used = SystemTime::now();

@@ -17,7 +17,9 @@ use std::{
 };
 
 use codec::Encode;
-use opg_primitives::{check_tensors, Evidence, JobId, VerificationMode};
+use opg_primitives::{
+	chat::check_chat_request, check_tensors, Evidence, JobId, ModelFormat, VerificationMode,
+};
 use opg_runtime::{Nonce, RuntimeCall};
 use pallet_inference::{JobStatus, RejectReason};
 use polkadot_sdk::sp_core::H256;
@@ -27,6 +29,7 @@ use crate::{
 	chain::{signed_extrinsic, Answer, Chain, ChainError, Head, Release, Signer},
 	exec::{Device, Engine, ExecError},
 	journal::{Journal, Sent},
+	llm::{LlmEngine, LlmJobError},
 	metrics::Metrics,
 	store::ModelStore,
 	tee::{Admitted, Attestation, Enclave, Step},
@@ -51,6 +54,8 @@ pub struct WorkerConfig {
 	pub retry_after: u32,
 	/// Models kept loaded on the device.
 	pub loaded_models: usize,
+	/// Threads an LLM's matrix products run on (0: one per core).
+	pub llm_threads: usize,
 	/// Most bytes one job's live tensors may take (`--max-job-memory-mib`); a job that needs
 	/// more is rejected as input this worker cannot take.
 	pub max_job_memory: usize,
@@ -70,6 +75,7 @@ impl WorkerConfig {
 			block_time: Duration::from_secs(6),
 			retry_after: 5,
 			loaded_models: 8,
+			llm_threads: 0,
 			max_job_memory: crate::exec::DEFAULT_JOB_MEMORY,
 			state_dir: state_dir.into(),
 			shutdown_grace: Duration::from_secs(10),
@@ -139,6 +145,7 @@ impl<C: Chain> Worker<C> {
 				config.device,
 				config.loaded_models,
 				config.max_job_memory,
+				config.llm_threads,
 			)),
 			metrics,
 			block_time: config.block_time,
@@ -583,6 +590,9 @@ fn execute(
 	release: &Release,
 	input: &[u8],
 ) -> Answer {
+	if release.params.format == ModelFormat::Gguf {
+		return execute_llm(job, store, engines, release, input);
+	}
 	let engine = match engines.get(&release.params.artifact) {
 		Some(engine) => engine,
 		None => {
@@ -633,6 +643,90 @@ fn execute(
 		},
 		Err(e) => {
 			tracing::warn!(target: "inference", job, "execution failed: {e}");
+			Answer::Reject(RejectReason::ExecutionFailed)
+		},
+	}
+}
+
+/// Runs an LLM job: the release's GGUF model (checked against its spec when loaded) on the
+/// job's chat request.
+fn execute_llm(
+	job: JobId,
+	store: &ModelStore,
+	engines: &EngineCache,
+	release: &Release,
+	input: &[u8],
+) -> Answer {
+	let Some(spec) = &release.params.llm else {
+		tracing::warn!(target: "inference", job, "a GGUF release without an LLM spec");
+		return Answer::Reject(RejectReason::ModelUnavailable);
+	};
+	let engine = match engines.llm(&release.params.artifact) {
+		Some(engine) => engine,
+		None => {
+			let uri = String::from_utf8_lossy(&release.params.source_uri);
+			let started = Instant::now();
+			// Mapped, not read: the weights stay in the page cache.
+			let loaded = store
+				.get_path(release.params.artifact, release.params.artifact_size, &uri)
+				.map_err(|e| e.to_string())
+				.and_then(|path| LlmEngine::open(&path, engines.llm_threads));
+			match loaded {
+				Ok(engine) => {
+					tracing::info!(
+						target: "inference",
+						job, artifact = ?release.params.artifact,
+						load_ms = started.elapsed().as_millis() as u64,
+						"LLM loaded"
+					);
+					engines.insert_llm(release.params.artifact, engine)
+				},
+				Err(e) => {
+					tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
+					return Answer::Reject(RejectReason::ModelUnavailable);
+				},
+			}
+		},
+	};
+	// Per job, not per load: releases of one file may declare different specs.
+	if let Err(e) = engine.check(spec) {
+		tracing::warn!(target: "inference", job, release = ?release.params.version, "{e}");
+		return Answer::Reject(RejectReason::ModelUnavailable);
+	}
+	// The chain checked it at submission; a worker trusts no chain client blindly.
+	let request = match check_chat_request(input, spec) {
+		Ok((request, _)) => request,
+		Err(e) => {
+			tracing::warn!(target: "inference", job, "not a chat request for the release: {e:?}");
+			return Answer::Reject(RejectReason::BadInput);
+		},
+	};
+	let started = Instant::now();
+	match engine.run(&request, spec.context_length) {
+		Ok(response) => {
+			let payload = response.encode();
+			if payload.len() > MAX_OUTPUT_LEN {
+				tracing::warn!(target: "inference", job, bytes = payload.len(), "response over the chain's limit");
+				return Answer::Reject(RejectReason::ExecutionFailed);
+			}
+			let took = started.elapsed().as_secs_f64();
+			tracing::info!(
+				target: "inference",
+				job,
+				prompt_tokens = response.prompt_tokens,
+				completion_tokens = response.completion_tokens,
+				finish = ?response.finish_reason,
+				tokens_per_s = response.completion_tokens as f64 / took.max(1e-9),
+				"generated"
+			);
+			Answer::Output { output: payload, evidence: Evidence::None }
+		},
+		Err(LlmJobError::BadInput(e)) => {
+			tracing::warn!(target: "inference", job, "the model cannot take this request: {e}");
+			Answer::Reject(RejectReason::BadInput)
+		},
+		Err(LlmJobError::Failed(e)) => {
+			tracing::warn!(target: "inference", job, "generation failed: {e}");
 			Answer::Reject(RejectReason::ExecutionFailed)
 		},
 	}
@@ -706,41 +800,72 @@ fn prove(
 	}
 }
 
-/// Models loaded on the device, least recently used dropped first.
+/// Models loaded on the device (ONNX graphs and LLMs), least recently used dropped first.
 struct EngineCache {
 	device: Device,
-	capacity: usize,
 	memory_limit: usize,
-	engines: Mutex<Vec<(H256, Arc<Engine>)>>,
+	llm_threads: usize,
+	onnx: Lru<Engine>,
+	llm: Lru<LlmEngine>,
 }
 
 impl EngineCache {
-	fn new(device: Device, capacity: usize, memory_limit: usize) -> Self {
+	fn new(device: Device, capacity: usize, memory_limit: usize, llm_threads: usize) -> Self {
 		EngineCache {
 			device,
-			capacity: capacity.max(1),
 			memory_limit,
-			engines: Mutex::new(Vec::new()),
+			llm_threads,
+			onnx: Lru::new(capacity),
+			// Each holds its whole file in memory: fewer of them.
+			llm: Lru::new(capacity.min(2)),
 		}
 	}
 
 	fn get(&self, artifact: &H256) -> Option<Arc<Engine>> {
-		let mut engines = self.engines.lock().expect("engine cache lock");
-		let at = engines.iter().position(|(h, _)| h == artifact)?;
-		let entry = engines.remove(at);
-		let engine = entry.1.clone();
-		engines.push(entry);
-		Some(engine)
+		self.onnx.get(artifact)
 	}
 
 	fn insert(&self, artifact: H256, engine: Engine) -> Arc<Engine> {
-		let engine = Arc::new(engine);
-		let mut engines = self.engines.lock().expect("engine cache lock");
-		engines.retain(|(h, _)| *h != artifact);
-		if engines.len() >= self.capacity {
-			engines.remove(0);
+		self.onnx.insert(artifact, engine)
+	}
+
+	fn llm(&self, artifact: &H256) -> Option<Arc<LlmEngine>> {
+		self.llm.get(artifact)
+	}
+
+	fn insert_llm(&self, artifact: H256, engine: LlmEngine) -> Arc<LlmEngine> {
+		self.llm.insert(artifact, engine)
+	}
+}
+
+/// Values by artifact hash, least recently used dropped first.
+struct Lru<E> {
+	capacity: usize,
+	entries: Mutex<Vec<(H256, Arc<E>)>>,
+}
+
+impl<E> Lru<E> {
+	fn new(capacity: usize) -> Self {
+		Lru { capacity: capacity.max(1), entries: Mutex::new(Vec::new()) }
+	}
+
+	fn get(&self, artifact: &H256) -> Option<Arc<E>> {
+		let mut entries = self.entries.lock().expect("engine cache lock");
+		let at = entries.iter().position(|(h, _)| h == artifact)?;
+		let entry = entries.remove(at);
+		let value = entry.1.clone();
+		entries.push(entry);
+		Some(value)
+	}
+
+	fn insert(&self, artifact: H256, value: E) -> Arc<E> {
+		let value = Arc::new(value);
+		let mut entries = self.entries.lock().expect("engine cache lock");
+		entries.retain(|(h, _)| *h != artifact);
+		if entries.len() >= self.capacity {
+			entries.remove(0);
 		}
-		engines.push((artifact, engine.clone()));
-		engine
+		entries.push((artifact, value.clone()));
+		value
 	}
 }

@@ -2,7 +2,8 @@
 //! second answer only after the first left the pool unincluded, and the rejections a job can
 //! get (input the model cannot take, model file unavailable); in TEE mode, the enclave key's
 //! attestation (challenge, development-CA document, renewal, back-off) and signed results; in
-//! ZK mode, a proof of the integer model that verifies against the chain's statement.
+//! ZK mode, a proof of the integer model that verifies against the chain's statement; LLM jobs
+//! of a GGUF release, checked against the release's spec.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -13,6 +14,10 @@ use std::{
 use async_trait::async_trait;
 use codec::Encode;
 use opg_primitives::{
+	chat::{
+		check_chat_request, check_chat_response, ChatMessage, ChatRequest, LlmSpec, Prompt, Role,
+		Sampling,
+	},
 	tee_message, ElemType, Evidence, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec,
 	VerificationMode,
 };
@@ -187,6 +192,7 @@ fn release(artifact: H256, size: u64, uri: &str) -> Release {
 			modes: ModeSet::of(&[VerificationMode::Vanilla]),
 			zk_verifying_key: None,
 			royalty: Permill::zero(),
+			llm: None,
 		},
 		deposit: 0,
 		status: pallet_model_hub::ReleaseStatus::Active,
@@ -209,6 +215,7 @@ fn job(worker: &AccountId, release: ReleaseId) -> Job {
 		status: JobStatus::Assigned,
 		ended: None,
 		congestion_mark: 0,
+		tokens: None,
 	}
 }
 
@@ -691,5 +698,130 @@ async fn zk_jobs_are_proved_against_the_chains_statement() {
 	assert_eq!((logits[0].elem, logits[0].shape.clone()), (ElemType::I32, vec![1, 10]));
 	// No proving key for release 2's verifying key: rejected, not guessed.
 	assert!(calls.iter().any(|c| answer(c) == (6, Err(RejectReason::ExecutionFailed))));
+	h.stop().await;
+}
+
+/// The LLM test model (`scripts/lib/llm-model.sh` fetches it; `scripts/setup.sh` runs it).
+fn smollm2() -> std::path::PathBuf {
+	let path = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+	assert!(
+		path.exists(),
+		"{} is missing: scripts/lib/llm-model.sh fetches it (scripts/setup.sh runs it)",
+		path.display()
+	);
+	path
+}
+
+/// Release 3: SmolLM2 from a file under `dir`, with the spec the file measures (context
+/// `context`), and Alice as its worker.
+fn smollm2_on_release_3(
+	context: u32,
+) -> (tempfile::TempDir, sr25519::Pair, AccountId, State, opg_worker::llm::Measured) {
+	let dir = tempfile::tempdir().unwrap();
+	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
+	let me = Signer::account(&key);
+	let file = dir.path().join("smollm2.gguf");
+	std::fs::hard_link(smollm2(), &file)
+		.or_else(|_| std::fs::copy(smollm2(), &file).map(|_| ()))
+		.unwrap();
+	let bytes = std::fs::read(&file).unwrap();
+	let (artifact, size) = (blake2_256(&bytes), bytes.len() as u64);
+	let measured = opg_worker::llm::LlmEngine::load(bytes, 1).unwrap().measured().clone();
+	let mut release = release(artifact, size, &format!("file://{}", file.display()));
+	release.params.format = ModelFormat::Gguf;
+	release.params.inputs = Default::default();
+	release.params.outputs = Default::default();
+	release.params.llm = Some(LlmSpec {
+		architecture: measured.architecture.as_bytes().to_vec().try_into().unwrap(),
+		context_length: context,
+		vocab_size: measured.vocab_size,
+		template_hash: measured.template_hash,
+		prompt_overhead: measured.prompt_overhead,
+		message_overhead: measured.message_overhead,
+	});
+	let mut state = State::default();
+	state.releases.insert(3, release);
+	(dir, key, me, state, measured)
+}
+
+fn france(max_tokens: u32) -> Vec<u8> {
+	ChatRequest {
+		// Told to be brief, SmolLM2-135M (Q4_1) names Paris; asked alone, it rambles in French.
+		prompt: Prompt::Chat(vec![
+			ChatMessage { role: Role::System, content: b"Answer in one short sentence.".to_vec() },
+			ChatMessage { role: Role::User, content: b"What is the capital of France?".to_vec() },
+		]),
+		max_tokens,
+		sampling: Sampling::default(),
+		stop: vec![],
+	}
+	.encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_jobs_are_answered_with_a_chat_response_the_chain_accepts_and_the_same_bits_again() {
+	let (dir, key, me, mut state, measured) = smollm2_on_release_3(8192);
+	assert_eq!(
+		(measured.architecture.as_str(), measured.vocab_size, measured.context_length),
+		("llama", 49152, 8192)
+	);
+	state.jobs.insert(1, (job(&me, 3), france(12)));
+	state.jobs.insert(2, (job(&me, 3), france(12)));
+	state.open = vec![1, 2];
+
+	let h = start(state, dir.path(), &key);
+	h.head(1, 2).await;
+	let mut answers: Vec<_> = h.calls().iter().map(answer).collect();
+	answers.sort_by_key(|a| a.0);
+	assert_eq!(answers.len(), 2);
+	let output = answers[0].1.clone().expect("answered");
+	assert_eq!(answers[1].1.as_ref().unwrap(), &output, "the same request, other bits");
+	let response = check_chat_response(&output, measured.vocab_size).expect("the chain's check");
+	let text = String::from_utf8(response.text.clone()).unwrap();
+	assert!(text.contains("Paris"), "{text:?}");
+	assert!(response.completion_tokens >= 1 && response.completion_tokens <= 12);
+	assert_eq!(response.engine, opg_worker::llm::engine_version().into_bytes());
+	// Within the budget the chain escrowed for it.
+	let spec = h.chain.state.lock().unwrap().releases[&3].params.llm.clone().unwrap();
+	let (_, budget) = check_chat_request(&france(12), &spec).unwrap();
+	assert!(
+		response.prompt_tokens > 5 && response.prompt_tokens <= budget.prompt,
+		"{response:?} {budget:?}"
+	);
+	h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_jobs_the_file_or_the_context_cannot_take_are_rejected_with_their_reason() {
+	// A context of 32 tokens: the rendered chat (27 tokens) and 12 more do not fit.
+	let (dir, key, me, mut state, _) = smollm2_on_release_3(32);
+	// Release 4: the same file, declared with another vocabulary.
+	let mut wrong = state.releases[&3].clone();
+	wrong.params.llm.as_mut().unwrap().vocab_size = 32000;
+	state.releases.insert(4, wrong);
+	// Release 5: overheads below what the template adds.
+	let mut low = state.releases[&3].clone();
+	low.params.llm.as_mut().unwrap().message_overhead = 0;
+	state.releases.insert(5, low);
+	state.jobs.insert(1, (job(&me, 3), france(12)));
+	state.jobs.insert(2, (job(&me, 4), france(2)));
+	state.jobs.insert(3, (job(&me, 5), france(2)));
+	state.jobs.insert(4, (job(&me, 3), b"not a chat request".to_vec()));
+	state.open = vec![1, 2, 3, 4];
+
+	let h = start(state, dir.path(), &key);
+	h.head(1, 4).await;
+	let mut answers: Vec<_> = h.calls().iter().map(answer).collect();
+	answers.sort_by_key(|a| a.0);
+	assert_eq!(
+		answers,
+		vec![
+			(1, Err(RejectReason::BadInput)),
+			(2, Err(RejectReason::ModelUnavailable)),
+			(3, Err(RejectReason::ModelUnavailable)),
+			(4, Err(RejectReason::BadInput)),
+		]
+	);
 	h.stop().await;
 }
