@@ -7,7 +7,11 @@
 // `--inference` and signs with the `infr` key zombienet put in its keystore), Bob submits a
 // job, and the script waits until the worker's result settles. It checks that the output is
 // the model's reference answer, that the verification fee was burned (total issuance and
-// `BurnTotals`) and that the worker was paid. Returns 0 on success; throws otherwise.
+// `BurnTotals`) and that the worker was paid. Then a chat: Charlie publishes SmolLM2 (the
+// GGUF that scripts/lib/llm-model.sh caches, with the preset release's LLM spec), Alice serves
+// it at per-token prices, Bob asks a question; the answer must name Paris and the worker be
+// paid exactly its per-job price plus the reported tokens. Returns 0 on success; throws
+// otherwise.
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { createRequire } = require('node:module');
@@ -21,11 +25,8 @@ const { cryptoWaitReady, blake2AsHex } = requireJs('@polkadot/util-crypto');
 
 const UNIT = 10n ** 18n;
 const MODEL = path.resolve(__dirname, '../models/digits/digits-cnn.onnx');
+const LLM = path.join(process.env.HOME ?? '', '.cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf');
 const REFERENCE = path.resolve(__dirname, '../models/digits/reference.json');
-const TYPES = {
-	OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
-	OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
-};
 const VANILLA = 1; // ModeSet bit of Vanilla
 
 const hex = (bytes) => '0x' + Buffer.from(bytes).toString('hex');
@@ -72,6 +73,8 @@ async function run(nodeName, networkInfo) {
 	// The JS tests' helper: signs, waits for inclusion, rejects with `section.Name`.
 	const lib = await import(pathToFileURL(path.resolve(__dirname, '../tests/js/lib.mjs')).href);
 	const send = async (api, tx, signer) => (await lib.send(api, tx, signer)).events;
+	// The client scripts' job layouts (tensors, chat request and response).
+	const { TYPES, chatRequest } = await import(pathToFileURL(path.resolve(__dirname, '../scripts/client/opg.mjs')).href);
 	await cryptoWaitReady();
 	const api = await ApiPromise.create({
 		provider: new WsProvider(networkInfo.nodesByName[nodeName].wsUri),
@@ -102,6 +105,7 @@ async function run(nodeName, networkInfo) {
 				modes: VANILLA,
 				zkVerifyingKey: null,
 				royalty: 0,
+				llm: null,
 			}),
 			charlie,
 		);
@@ -178,6 +182,60 @@ async function run(nodeName, networkInfo) {
 			`job ${job} settled: class ${predicted} (label ${sample.label}), worker +${payment}, burned ${fee}, ` +
 				`Alice ${aliceAfter >= aliceBefore ? '+' : '-'}${aliceAfter >= aliceBefore ? aliceAfter - aliceBefore : aliceBefore - aliceAfter}`,
 		);
+
+		// A chat, paid per token.
+		const gguf = readFileSync(LLM);
+		const preset = (await api.call.inferenceApi.release(2)).unwrap().params;
+		if (preset.llm.isNone) throw new Error('release 2 of the preset is not SmolLM2');
+		events = await send(
+			api,
+			api.tx.modelHub.publishRelease(repository, {
+				version: 'smollm2-smoke',
+				artifact: blake2AsHex(gguf, 256),
+				artifactSize: gguf.length,
+				format: 'Gguf',
+				sourceUri: 'file://' + LLM,
+				inputs: [],
+				outputs: [],
+				modes: VANILLA,
+				zkVerifyingKey: null,
+				royalty: 0,
+				llm: preset.llm.unwrap(),
+			}),
+			charlie,
+		);
+		const llmRelease = events.find((e) => api.events.modelHub.ReleasePublished.is(e)).data.release.toNumber();
+		await send(api, api.tx.inference.updateWorker([release, llmRelease], VANILLA, price, 4, 'Cpu'), alice);
+		const prices = { promptPer1k: UNIT / 1000n, completionPer1k: UNIT / 100n };
+		await send(api, api.tx.inference.setTokenPrices(prices), alice);
+		const request = chatRequest(
+			api,
+			[
+				{ role: 'System', content: 'Answer in one short sentence.' },
+				{ role: 'User', content: 'What is the capital of France?' },
+			],
+			{ maxTokens: 16 },
+		);
+		const quote = (await api.call.inferenceApi.inputQuote(llmRelease, 'Vanilla', hex(request.toU8a()))).unwrap();
+		events = await send(api, api.tx.inference.submitJob(llmRelease, 'Vanilla', hex(request.toU8a()), quote.price, null), bob);
+		const chat = events.find((e) => api.events.inference.JobQueued.is(e)).data.job.toBigInt();
+		const chatSettled = await waitForEvent(
+			api,
+			(e) => (api.events.inference.JobSettled.is(e) && e.data.job.toBigInt() === chat ? e : null) ||
+				(api.events.inference.JobRejected.is(e) && e.data.job.toBigInt() === chat ? e : null),
+			600,
+		);
+		if (!api.events.inference.JobSettled.is(chatSettled)) throw new Error(`chat ${chat} rejected: ${chatSettled.data.reason}`);
+		const [, , chatResult] = (await api.call.inferenceApi.job(chat)).unwrap();
+		const answer = api.createType('OpgChatResponse', chatResult.unwrap().output.toU8a(true));
+		const text = new TextDecoder().decode(answer.text.toU8a(true));
+		if (!text.includes('Paris')) throw new Error(`the answer does not name Paris: ${text}`);
+		const [p, c] = [answer.promptTokens.toBigInt(), answer.completionTokens.toBigInt()];
+		const owed = price + (p * prices.promptPer1k + c * prices.completionPer1k) / 1000n;
+		if (chatSettled.data.workerPayment.toBigInt() !== owed) {
+			throw new Error(`worker paid ${chatSettled.data.workerPayment}, owed ${owed} for ${p} + ${c} tokens`);
+		}
+		log(`chat ${chat} settled: "${text}" (${p} + ${c} tokens), worker +${owed}, burned ${chatSettled.data.verificationFee}`);
 		return 0;
 	} finally {
 		await api.disconnect();

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 // Submits an inference job to an OPG node with @polkadot/api, waits for the worker's answer and
-// prints the decoded output tensors (and the predicted class of classifier outputs).
+// prints the decoded output tensors (and the predicted class of classifier outputs), or for a
+// chat the answer, its token counts and where the money went.
 //
 //   node scripts/client/infer.mjs                       # digits model, first reference image
 //   node scripts/client/infer.mjs --case 5              # another image of models/digits/reference.json
 //   node scripts/client/infer.mjs --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4
+//   node scripts/client/infer.mjs --chat "What is the capital of France?"   # the first LLM release
+//   chat options: --system TEXT ('Answer in one short sentence.')  --max-tokens 64
+//                 --temperature 0 (greedy)  --seed 0  --stop TEXT
 //   options: --ws URL (ws://127.0.0.1:9944)  --suri //Bob  --max-fee 1 (OPG)  --json
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
@@ -12,13 +16,21 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { TYPES, UNIT } from './opg.mjs';
+import { TYPES, UNIT, chatRequest } from './opg.mjs';
 
 const { values: opts } = parseArgs({
   options: {
     ws: { type: 'string', default: process.env.OPG_WS ?? 'ws://127.0.0.1:9944' },
     suri: { type: 'string', default: '//Bob' },
-    release: { type: 'string', default: '1' },
+    release: { type: 'string' },
+    chat: { type: 'string' },
+    // SmolLM2-135M in Q4_1 answers "What is the capital of France?" with Paris when told to be
+    // brief; `--system ''` sends the question alone.
+    system: { type: 'string', default: 'Answer in one short sentence.' },
+    'max-tokens': { type: 'string', default: '64' },
+    temperature: { type: 'string', default: '0' },
+    seed: { type: 'string', default: '0' },
+    stop: { type: 'string', multiple: true, default: [] },
     case: { type: 'string', default: '0' },
     values: { type: 'string' },
     shape: { type: 'string' },
@@ -62,18 +74,42 @@ function decodeOutput(api, bytes) {
   });
 }
 
+// The first release (of the first 64 ids) that is an LLM's.
+async function firstLlmRelease(api) {
+  for (let id = 0; id < 64; id++) {
+    const r = await api.call.inferenceApi.release(id);
+    if (r.isSome && r.unwrap().params.llm.isSome) return id;
+  }
+  throw new Error('no LLM release found: pass --release');
+}
+
 async function main() {
   await cryptoWaitReady();
   const api = await ApiPromise.create({ provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: TYPES });
   try {
     const signer = new Keyring({ type: 'sr25519' }).addFromUri(opts.suri);
-    const releaseId = Number(opts.release);
+    const chat = opts.chat !== undefined;
+    const releaseId = opts.release !== undefined ? Number(opts.release) : chat ? await firstLlmRelease(api) : 1;
     const release = (await api.call.inferenceApi.release(releaseId)).unwrap();
-    const { shape, values, label } = input(release);
-    const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
-    const payload = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape, data }]).toU8a();
-    const quote = await api.call.inferenceApi.feeQuote(releaseId, 'Vanilla', payload.length);
-    if (quote.isNone) throw new Error(`no worker serves release ${releaseId}`);
+    if (chat !== release.params.llm.isSome) {
+      throw new Error(`release ${releaseId} is ${chat ? 'not an LLM: drop --chat' : 'an LLM: use --chat TEXT'}`);
+    }
+    let payload;
+    let label = null;
+    if (chat) {
+      const messages = [...(opts.system ? [{ role: 'System', content: opts.system }] : []), { role: 'User', content: opts.chat }];
+      payload = chatRequest(api, messages, {
+        maxTokens: Number(opts['max-tokens']), temperature: Number(opts.temperature), seed: Number(opts.seed), stop: opts.stop,
+      }).toU8a();
+    } else {
+      const { shape, values, label: l } = input(release);
+      label = l;
+      const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
+      payload = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape, data }]).toU8a();
+    }
+    // The input's own quote: for a chat, the price of its whole token budget.
+    const quote = await api.call.inferenceApi.inputQuote(releaseId, 'Vanilla', u8aToHex(payload));
+    if (quote.isNone) throw new Error(`no worker serves release ${releaseId} (or the input does not fit it)`);
     const maxFee = BigInt(Math.round(Number(opts['max-fee']) * 1e6)) * (UNIT / 1_000_000n);
     const started = Date.now();
 
@@ -119,6 +155,20 @@ async function main() {
       report.verifiedBy = { Vanilla: 'nothing (trust in the worker)', Tee: 'attested enclave signature', Zk: 'Groth16 proof' }[outcome.data.mode.toString()];
       report.verificationFeeBurned = outcome.data.verificationFee.toString();
       report.outputHash = result.unwrap().outputHash.toHex();
+      report.workerPayment = outcome.data.workerPayment.toString();
+      report.royalty = outcome.data.royalty.toString();
+      report.refund = outcome.data.refund.toString();
+      if (chat) {
+        const r = api.createType('OpgChatResponse', result.unwrap().output.toU8a(true));
+        report.answer = new TextDecoder().decode(r.text.toU8a(true));
+        report.finishReason = r.finishReason.toString();
+        report.promptTokens = r.promptTokens.toNumber();
+        report.completionTokens = r.completionTokens.toNumber();
+        report.engine = new TextDecoder().decode(r.engine.toU8a(true));
+        report.deviceClass = new TextDecoder().decode(r.deviceClass.toU8a(true));
+      }
+    }
+    if (outcome.method === 'JobSettled' && !chat) {
       report.outputs = decodeOutput(api, result.unwrap().output.toU8a(true));
       const [first] = report.outputs;
       if (first?.elem === 'F32' && first.shape.length === 2) {
@@ -136,7 +186,16 @@ async function main() {
       console.log(JSON.stringify(report));
     } else {
       console.log(`job ${report.job} on release ${releaseId}: ${report.outcome} after ${seconds.toFixed(1)} s (worker ${report.worker})`);
-      console.log(`  price ${formatOpg(BigInt(report.price))}` + (report.verificationFeeBurned ? `, verification fee burned ${formatOpg(BigInt(report.verificationFeeBurned))}` : ''));
+      if (report.answer !== undefined) {
+        console.log(`  answer: ${report.answer}`);
+        console.log(`  tokens: ${report.promptTokens} prompt + ${report.completionTokens} completion (finish: ${report.finishReason}; ${report.engine}, ${report.deviceClass})`);
+      }
+      if (report.workerPayment !== undefined) {
+        console.log(`  paid: worker ${formatOpg(BigInt(report.workerPayment))}, publisher royalty ${formatOpg(BigInt(report.royalty))} (of at most ${formatOpg(BigInt(report.price))} held)`);
+        console.log(`  burned: verification fee ${formatOpg(BigInt(report.verificationFeeBurned))}; refunded ${formatOpg(BigInt(report.refund))}`);
+      } else {
+        console.log(`  price ${formatOpg(BigInt(report.price))}`);
+      }
       for (const t of report.outputs ?? []) console.log(`  output ${t.elem} [${t.shape}]: ${t.values.map((v) => +v.toFixed(4)).join(', ')}`);
       if (report.predicted) console.log(`  predicted class: ${report.predicted.join(', ')}` + (label !== null ? ` (label ${label})` : ''));
       if (report.reason) console.log(`  reason: ${report.reason}`);

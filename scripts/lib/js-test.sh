@@ -31,6 +31,17 @@ for case in 0 7; do
   echo "[js-test] infer.mjs --case $case: $out"
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["outcome"]=="JobSettled" and r["predicted"]==[r["label"]], r' "$out"
 done
+# A chat with the preset's SmolLM2: greedy, so the answer is known; paid per token.
+out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" \
+  --chat "What is the capital of France?" --max-tokens 16 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+echo "[js-test] infer.mjs --chat: $out"
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["outcome"] == "JobSettled" and "Paris" in r["answer"], r
+assert 0 < r["completionTokens"] <= 16 and r["promptTokens"] > 0, r
+assert int(r["workerPayment"]) > 0 and int(r["verificationFeeBurned"]) > 0 and int(r["refund"]) > 0, r
+' "$out"
 # The load script, briefly: jobs from several accounts at the worker's capacity all settle.
 out=$(node "$root/scripts/client/load.mjs" --ws "ws://127.0.0.1:$rpc_port" --jobs 12 --json) \
   || { echo "$out"; tail -50 "$log"; exit 1; }

@@ -94,6 +94,7 @@ test('every project runtime API answers through api.call', async () => {
   const calls = {
     inferenceApi: {
       feeQuote: [0, 'Vanilla', 16],
+      inputQuote: [0, 'Vanilla', '0x'],
       job: [0],
       openJobs: [ALICE],
       worker: [ALICE],
@@ -112,7 +113,10 @@ test('every project runtime API answers through api.call', async () => {
     }
   }
   assert.ok((await api.call.inferenceApi.feeQuote(0, 'Vanilla', 16)).isSome, 'Alice serves release 0');
-  assert.equal((await api.call.inferenceApi.worker(ALICE)).unwrap().releases.length, 2);
+  assert.equal((await api.call.inferenceApi.worker(ALICE)).unwrap().releases.length, 3);
+  // An LLM release: quoted per request, not per input size.
+  assert.ok((await api.call.inferenceApi.release(2)).unwrap().params.llm.isSome);
+  assert.ok((await api.call.inferenceApi.feeQuote(2, 'Vanilla', 16)).isNone);
   assert.equal((await api.call.inferenceApi.repositoryReleases(1))[0][0].toNumber(), 1);
   assert.ok((await api.call.teeApi.workerStatus(ALICE)).isWorker.isTrue);
 });
