@@ -284,14 +284,15 @@ impl ModelStore {
 	/// holding it in memory; nothing but the store writes in its directory.
 	pub fn get_path(&self, hash: H256, size: u64, uri: &str) -> Result<PathBuf, StoreError> {
 		let path = self.path_of(&hash);
-		if self.contains(&hash) {
-			if size <= self.config.max_model_bytes && Self::file_is(&path, hash, size) {
-				self.stats.hits.fetch_add(1, Ordering::Relaxed);
-				self.touch(hash);
-				return Ok(path);
-			}
-			// `get` deletes a corrupt copy (or refuses an oversized one) and fetches again.
+		if self.contains(&hash) &&
+			size <= self.config.max_model_bytes &&
+			Self::file_is(&path, hash, size)
+		{
+			self.stats.hits.fetch_add(1, Ordering::Relaxed);
+			self.touch(hash);
+			return Ok(path);
 		}
+		// `get` deletes a corrupt copy (or refuses an oversized one) and fetches again.
 		self.get(hash, size, uri).map(|_| path)
 	}
 
