@@ -22,14 +22,17 @@ export const TYPES = {
 // A chat request: `messages` as [{ role: 'User', content: 'text' }, ...]; greedy unless a
 // temperature (a number, e.g. 0.7) is given.
 export function chatRequest(api, messages, { maxTokens = 64, temperature = 0, seed = 0, stop = [] } = {}) {
+  // As hex: polkadot.js reads a Uint8Array given for `Bytes` as already length-prefixed, and a
+  // string that starts with 0x as hex.
+  const utf8 = (text) => `0x${Buffer.from(text, 'utf8').toString('hex')}`;
   return api.createType('OpgChatRequest', {
-    prompt: { Chat: messages.map((m) => ({ role: m.role, content: new TextEncoder().encode(m.content) })) },
+    prompt: { Chat: messages.map((m) => ({ role: m.role, content: utf8(m.content) })) },
     maxTokens,
     sampling: {
       temperature: Math.round(temperature * 1000), topK: 40, topP: 950_000, minP: 50_000,
       repeatPenalty: 1000, repeatLastN: 64, seed,
     },
-    stop: stop.map((s) => new TextEncoder().encode(s)),
+    stop: stop.map(utf8),
   });
 }
 // 1 OPG in plancks (18 decimals).
