@@ -256,6 +256,12 @@ pub fn release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test> {
 
 /// Publishes a release with `modes` (royalty 10%) and returns its id.
 pub fn publish_release(modes: ModeSet) -> ReleaseId {
+	publish_with(|version| release_params(version, modes))
+}
+
+/// Publishes `params(version)` in the publisher's repository (created on first use), the
+/// version being the new release's id; returns the id.
+fn publish_with(params: impl FnOnce(&[u8]) -> ReleaseParams<Test>) -> ReleaseId {
 	if pallet_model_hub::Repositories::<Test>::get(0).is_none() {
 		assert_ok!(ModelHub::create_repository(
 			RuntimeOrigin::signed(PUBLISHER),
@@ -267,7 +273,7 @@ pub fn publish_release(modes: ModeSet) -> ReleaseId {
 	assert_ok!(ModelHub::publish_release(
 		RuntimeOrigin::signed(PUBLISHER),
 		0,
-		Box::new(release_params(&id.to_le_bytes(), modes))
+		Box::new(params(&id.to_le_bytes()))
 	));
 	id
 }
@@ -302,20 +308,7 @@ pub fn llm_release_params(version: &[u8], modes: ModeSet) -> ReleaseParams<Test>
 
 /// Publishes an LLM release with `modes` and returns its id.
 pub fn publish_llm_release(modes: ModeSet) -> ReleaseId {
-	if pallet_model_hub::Repositories::<Test>::get(0).is_none() {
-		assert_ok!(ModelHub::create_repository(
-			RuntimeOrigin::signed(PUBLISHER),
-			b"demo".to_vec().try_into().unwrap(),
-			Default::default()
-		));
-	}
-	let id = pallet_model_hub::NextReleaseId::<Test>::get();
-	assert_ok!(ModelHub::publish_release(
-		RuntimeOrigin::signed(PUBLISHER),
-		0,
-		Box::new(llm_release_params(&id.to_le_bytes(), modes))
-	));
-	id
+	publish_with(|version| llm_release_params(version, modes))
 }
 
 /// A chat request of one user message, greedy, with `max_tokens`.
