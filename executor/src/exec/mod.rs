@@ -241,7 +241,11 @@ impl<'m> Slots<'m> {
 /// only reader of the value before it, which is not a graph output. The CPU kernels apply
 /// them to each image while it is still in cache, saving a pass over memory and a buffer per
 /// node; elsewhere they run as usual.
-fn fuse_epilogues<B: Backend>(model: &Model, ops: &[Box<dyn Op<B>>]) -> Vec<Vec<usize>> {
+fn fuse_epilogues<B: Backend>(
+	model: &Model,
+	ops: &[Box<dyn Op<B>>],
+	folded: &[bool],
+) -> Vec<Vec<usize>> {
 	let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
 	for (i, node) in model.nodes.iter().enumerate() {
 		for input in node.inputs.iter().filter(|n| !n.is_empty()) {
@@ -263,8 +267,12 @@ fn fuse_epilogues<B: Backend>(model: &Model, ops: &[Box<dyn Op<B>>]) -> Vec<Vec<
 		.nodes
 		.iter()
 		.zip(ops)
-		.map(|(node, op)| {
+		.zip(folded)
+		.map(|((node, op), &folded)| {
 			let (mut chain, mut kinds, mut last) = (Vec::new(), Vec::new(), node);
+			if folded {
+				return chain;
+			}
 			while let Some(j) = next(last) {
 				let Some(kind) = ops[j].as_epilogue() else { break };
 				kinds.push(kind);
@@ -277,6 +285,47 @@ fn fuse_epilogues<B: Backend>(model: &Model, ops: &[Box<dyn Op<B>>]) -> Vec<Vec<
 			chain
 		})
 		.collect()
+}
+
+/// Most elements a value computed at load may have (64 Mi, 256 MiB of f32): beyond that a
+/// folded constant costs more memory than recomputing it per run saves time.
+const MAX_FOLDED_ELEMENTS: usize = 1 << 26;
+
+/// Constant folding: runs, once and in graph order, every node whose inputs are all constants
+/// (initializers, Constant nodes, nodes folded before it), such as the dequantization of int8
+/// weights or shape arithmetic on them, and keeps its outputs as constants. A node that fails
+/// here, or whose outputs are too large, is left to run (and fail) with the job. Returns which
+/// nodes were folded.
+fn fold_constants<B: Backend>(
+	model: &Model,
+	ops: &[Box<dyn Op<B>>],
+	constants: &mut HashMap<String, Value<B>>,
+	device: &B::Device,
+) -> Vec<bool> {
+	let mut folded = vec![false; model.nodes.len()];
+	for (i, (node, op)) in model.nodes.iter().zip(ops).enumerate() {
+		let inputs: Vec<&String> = node.inputs.iter().filter(|n| !n.is_empty()).collect();
+		if op.is_constant() ||
+			inputs.is_empty() ||
+			!inputs.iter().all(|n| constants.contains_key(*n))
+		{
+			continue;
+		}
+		let args = node.inputs.iter().map(|n| constants.get(n).cloned()).collect();
+		let run = std::panic::AssertUnwindSafe(|| op.run(&Cx { node, device }, Args(args)));
+		let Ok(Ok(out)) = std::panic::catch_unwind(run) else { continue };
+		let small = out.iter().all(|v| v.shape().iter().product::<usize>() <= MAX_FOLDED_ELEMENTS);
+		if out.len() < node.outputs.iter().filter(|n| !n.is_empty()).count() || !small {
+			continue;
+		}
+		for (name, value) in node.outputs.iter().zip(out) {
+			if !name.is_empty() {
+				constants.insert(name.clone(), value);
+			}
+		}
+		folded[i] = true;
+	}
+	folded
 }
 
 impl<B: Backend> Executor<B> {
@@ -300,6 +349,7 @@ impl<B: Backend> Executor<B> {
 				constants.insert(name.clone(), value);
 			}
 		}
+		let folded = fold_constants(&model, &ops, &mut constants, &device);
 
 		// Every value must be defined before use; remember where each is read last.
 		let mut defined: std::collections::HashSet<&str> = model
@@ -335,7 +385,7 @@ impl<B: Backend> Executor<B> {
 				frees[i].push(slots.of(name));
 			}
 		}
-		let epilogues = fuse_epilogues(&model, &ops);
+		let epilogues = fuse_epilogues(&model, &ops, &folded);
 		let mut absorbed = vec![false; model.nodes.len()];
 		for &j in epilogues.iter().flatten() {
 			absorbed[j] = true;
@@ -344,7 +394,7 @@ impl<B: Backend> Executor<B> {
 		for (i, ((node, op), (epilogue, frees))) in
 			model.nodes.iter().zip(&ops).zip(epilogues.into_iter().zip(frees)).enumerate()
 		{
-			if op.is_constant() || absorbed[i] {
+			if op.is_constant() || absorbed[i] || folded[i] {
 				continue;
 			}
 			let inputs = node
