@@ -174,3 +174,27 @@ fn onnx_backend_test_models() {
 	// A model the executor accepts must never give a wrong answer.
 	assert!(failures.is_empty(), "accepted models gave wrong answers or failed: {failures:?}");
 }
+
+/// The operator cases of `tests/ops/` (written by `scripts/regen/onnx-op-cases.py`, outputs
+/// from onnxruntime): every one must load and match.
+#[test]
+fn onnxruntime_operator_cases() {
+	let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops");
+	let mut cases: Vec<PathBuf> =
+		std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+	cases.sort();
+	assert!(cases.len() >= 60, "the operator cases are missing from {}", root.display());
+	let mut failures = Vec::new();
+	for dir in &cases {
+		let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+		match run_model(dir) {
+			Outcome::Pass => {},
+			Outcome::Refused(why) | Outcome::Fail(why) => {
+				println!("  FAILED  {name}: {why}");
+				failures.push(name);
+			},
+		}
+	}
+	println!("onnxruntime operator cases: {}/{} pass", cases.len() - failures.len(), cases.len());
+	assert!(failures.is_empty(), "operator cases that do not match onnxruntime: {failures:?}");
+}

@@ -1,7 +1,10 @@
-//! Broadcasting operators of two or more tensors: arithmetic, the variadic Max, Min, Sum and
-//! Mean, comparisons and Where. Integer tensors are computed on the host.
+//! Broadcasting operators of two or more tensors: arithmetic, Mod and BitShift, the variadic
+//! Max, Min, Sum and Mean, comparisons, the logical And, Or and Xor, and Where. Integer tensors
+//! are computed on the host.
 
-use super::{boxed, broadcast_to, reshape, shape, to_float, Args, Attrs, Cx, Op, Registry, F, R};
+use super::{
+	boxed, broadcast_to, reshape, shape, to_float, Args, Attrs, Cx, Elems, Op, Registry, F, R,
+};
 use crate::exec::{
 	bool_from_host, float_to_vec,
 	host::{self, Host},
@@ -23,7 +26,22 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	r.add("Equal", |_, _| boxed(Compare::Equal));
 	r.add("Greater", |_, _| boxed(Compare::Greater));
 	r.add("Less", |_, _| boxed(Compare::Less));
+	r.add("GreaterOrEqual", |_, _| boxed(Compare::GreaterOrEqual));
+	r.add("LessOrEqual", |_, _| boxed(Compare::LessOrEqual));
 	r.add("Where", |_, _| boxed(Where));
+	r.add("And", |_, _| boxed(Logic::And));
+	r.add("Or", |_, _| boxed(Logic::Or));
+	r.add("Xor", |_, _| boxed(Logic::Xor));
+	r.add("Mod", |node, _| boxed(Mod { fmod: Attrs(node).int("fmod", 0) != 0 }));
+	r.add("BitShift", |node, _| {
+		let a = Attrs(node);
+		let left = match a.string("direction").as_deref() {
+			Some("LEFT") => true,
+			Some("RIGHT") => false,
+			_ => return a.unsupported("a direction other than LEFT or RIGHT"),
+		};
+		boxed(BitShift { left })
+	});
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -210,6 +228,8 @@ enum Compare {
 	Equal,
 	Greater,
 	Less,
+	GreaterOrEqual,
+	LessOrEqual,
 }
 
 impl<B: Backend> Op<B> for Compare {
@@ -247,6 +267,8 @@ impl<B: Backend> Op<B> for Compare {
 				Compare::Equal => p == q,
 				Compare::Greater => p > q,
 				Compare::Less => p < q,
+				Compare::GreaterOrEqual => p >= q,
+				Compare::LessOrEqual => p <= q,
 			}) as i64
 		};
 		match x.zip(&y, ElemType::Bool, f) {
@@ -286,6 +308,113 @@ impl<B: Backend> Op<B> for Where {
 				Ok(vec![Value::Float(B::float_mask_where(y, mask, x))])
 			},
 			_ => cx.invalid("X and Y must have the same element type"),
+		}
+	}
+}
+
+/// And, Or and Xor of two boolean tensors.
+#[derive(Clone, Copy)]
+enum Logic {
+	And,
+	Or,
+	Xor,
+}
+
+impl<B: Backend> Op<B> for Logic {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (x, y) = (a.host(cx, 0)?, a.host(cx, 1)?);
+		if x.elem != ElemType::Bool || y.elem != ElemType::Bool {
+			return cx.invalid("the inputs must be boolean tensors");
+		}
+		let f = |p: i64, q: i64| {
+			let (p, q) = (p != 0, q != 0);
+			(match self {
+				Logic::And => p && q,
+				Logic::Or => p || q,
+				Logic::Xor => p != q,
+			}) as i64
+		};
+		match x.zip(y, ElemType::Bool, f) {
+			Some(h) => Ok(vec![Value::Host(h)]),
+			None => cx.invalid("input shapes do not broadcast"),
+		}
+	}
+}
+
+/// Mod: the remainder with the divisor's sign (`fmod=0`, integers only) or the dividend's
+/// (`fmod=1`, C's fmod; the only mode for floats). Float remainders are exact, so they are
+/// computed on the host and are the same bits on every backend.
+struct Mod {
+	fmod: bool,
+}
+
+impl<B: Backend> Op<B> for Mod {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		match (a.get(cx, 0)?, a.get(cx, 1)?) {
+			(Value::Host(x), Value::Host(y)) => {
+				if y.data.contains(&0) {
+					return cx.invalid("integer modulo by zero");
+				}
+				let elem = x.elem;
+				let f = |p: i64, q: i64| {
+					let r = p.wrapping_rem(q);
+					if !self.fmod && r != 0 && (r < 0) != (q < 0) {
+						host::wrap(elem, r + q)
+					} else {
+						r
+					}
+				};
+				match x.zip(y, elem, f) {
+					Some(h) => Ok(vec![Value::Host(h)]),
+					None => cx.invalid("input shapes do not broadcast"),
+				}
+			},
+			(Value::Float(p), Value::Float(q)) => {
+				if !self.fmod {
+					return cx.invalid("Mod of floats needs fmod=1");
+				}
+				let (ps, qs) = (shape::<B>(p), shape::<B>(q));
+				let Some(out) = host::broadcast(&ps, &qs) else {
+					return cx.invalid("input shapes do not broadcast");
+				};
+				let (p, q) =
+					(broadcast_to::<B>(p.clone(), &out), broadcast_to::<B>(q.clone(), &out));
+				let (p, q) = (Elems::read::<B>(p)?, Elems::read::<B>(q)?);
+				let r = match (p, q) {
+					(Elems::F32(p), Elems::F32(q)) =>
+						Elems::F32(p.iter().zip(&q).map(|(x, y)| x % y).collect()),
+					(Elems::F64(p), Elems::F64(q)) =>
+						Elems::F64(p.iter().zip(&q).map(|(x, y)| x % y).collect()),
+					_ => return cx.invalid("float inputs of different types"),
+				};
+				Ok(vec![r.into_value::<B>(&out, cx.device)])
+			},
+			_ => cx.invalid("cannot take an integer modulo a float or the reverse"),
+		}
+	}
+}
+
+/// BitShift of unsigned integers (uint8 here: the executor's one unsigned type).
+struct BitShift {
+	left: bool,
+}
+
+impl<B: Backend> Op<B> for BitShift {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (x, y) = (a.host(cx, 0)?, a.host(cx, 1)?);
+		if x.elem != ElemType::U8 || y.elem != ElemType::U8 {
+			return cx.unsupported(format!("BitShift of {:?}: the executor has uint8 only", x.elem));
+		}
+		let left = self.left;
+		// Shifting by the type's width or more gives 0, as numpy and onnxruntime do.
+		let f = |p: i64, q: i64| match (q >= 8, left) {
+			(true, _) => 0,
+			(false, true) => (p << q) & 0xff,
+			(false, false) => p >> q,
+		};
+		match x.zip(y, ElemType::U8, f) {
+			Some(h) => Ok(vec![Value::Host(h)]),
+			None => cx.invalid("input shapes do not broadcast"),
 		}
 	}
 }

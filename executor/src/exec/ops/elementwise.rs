@@ -1,8 +1,8 @@
 //! Element-wise operators of one tensor: float math and activations, Neg, Abs and Not on
-//! integers too, and Clip.
+//! integers too, Clip, and the IsNaN and IsInf masks.
 
 use super::{
-	boxed, broadcast_to, one, reshape, shape, Args, Attrs, Cx, Epilogue, Op, Registry, F, R,
+	boxed, broadcast_to, one, reshape, shape, Args, Attrs, Cx, Elems, Epilogue, Op, Registry, F, R,
 };
 use crate::exec::{
 	host::{self, broadcast, Host},
@@ -33,6 +33,23 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 		boxed(Elu { alpha: a.float("alpha", 1.673_263_2), gamma: a.float("gamma", 1.050_701) })
 	});
 	r.add("Softplus", |_, _| boxed(Softplus));
+	r.add("Mish", |_, _| boxed(Mish));
+	r.add("HardSigmoid", |node, _| {
+		let a = Attrs(node);
+		boxed(HardSigmoid {
+			alpha: a.float("alpha", 0.2),
+			beta: a.float("beta", 0.5),
+			swish: false,
+		})
+	});
+	// HardSwish is x · HardSigmoid(x) with alpha 1/6 and beta 1/2.
+	r.add("HardSwish", |_, _| boxed(HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5, swish: true }));
+	r.add("IsNaN", |_, _| boxed(IsClass::Nan));
+	r.add("IsInf", |node, _| {
+		let a = Attrs(node);
+		let (pos, neg) = (a.int("detect_positive", 1) != 0, a.int("detect_negative", 1) != 0);
+		boxed(IsClass::Inf { pos, neg })
+	});
 	r.add("Softsign", |_, _| boxed(Softsign));
 	r.add("PRelu", |_, opset| boxed(PRelu { legacy: opset < 7 }));
 	r.add("Gelu", |node, _| {
@@ -148,6 +165,63 @@ impl<B: Backend> Op<B> for Softplus {
 		let x = a.float(cx, 0)?;
 		let tail = B::float_log1p(B::float_exp(B::float_neg(B::float_abs(x.clone()))));
 		one(B::float_add(B::relu(x), tail))
+	}
+}
+
+/// x · tanh(softplus(x)), with the stable softplus.
+struct Mish;
+
+impl<B: Backend> Op<B> for Mish {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let x = a.float(cx, 0)?;
+		let tail = B::float_log1p(B::float_exp(B::float_neg(B::float_abs(x.clone()))));
+		let softplus = B::float_add(B::relu(x.clone()), tail);
+		one(B::float_mul(x, B::float_tanh(softplus)))
+	}
+}
+
+/// max(0, min(1, alpha·x + beta)), times x for HardSwish.
+struct HardSigmoid {
+	alpha: f32,
+	beta: f32,
+	swish: bool,
+}
+
+impl<B: Backend> Op<B> for HardSigmoid {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let x = a.float(cx, 0)?;
+		let y = B::float_add_scalar(
+			B::float_mul_scalar(x.clone(), self.alpha.into()),
+			self.beta.into(),
+		);
+		let y = B::float_clamp(y, 0f32.into(), 1f32.into());
+		one(if self.swish { B::float_mul(x, y) } else { y })
+	}
+}
+
+/// IsNaN and IsInf: a boolean mask of a float tensor's special values, read on the host.
+enum IsClass {
+	Nan,
+	Inf { pos: bool, neg: bool },
+}
+
+impl<B: Backend> Op<B> for IsClass {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		if let Elems::Int(..) = v {
+			return cx.invalid("the input must be a float tensor");
+		}
+		let data = (0..v.len())
+			.map(|i| {
+				let x = v.get_f64(i);
+				(match self {
+					IsClass::Nan => x.is_nan(),
+					IsClass::Inf { pos, neg } =>
+						x.is_infinite() && if x > 0.0 { *pos } else { *neg },
+				}) as i64
+			})
+			.collect();
+		Ok(vec![Value::Host(Host::new(ElemType::Bool, s, data))])
 	}
 }
 

@@ -1,8 +1,14 @@
-//! Indexing: Gather and Slice.
+//! Indexing: Gather and Slice on the device; GatherElements, GatherND, ScatterElements,
+//! ScatterND, OneHot, NonZero and Trilu, which move elements by computed indices, on the host
+//! (copies change no bits, and scatter reductions apply in index order).
 
-use super::{boxed, one, reshape, Args, Attrs, Cx, Op, Registry, R};
-use crate::exec::{host::Host, int_from_host, Value};
+use super::{boxed, one, reshape, Args, Attrs, Cx, Elems, Op, Registry, R};
+use crate::exec::{
+	host::{self, strides, Host},
+	int_from_host, Value,
+};
 use burn::tensor::{backend::Backend, Slice};
+use opg_primitives::ElemType;
 use std::borrow::Cow;
 
 pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
@@ -17,6 +23,342 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 		});
 		boxed(SliceOp { legacy })
 	});
+	r.add("GatherElements", |node, _| boxed(GatherElements { axis: Attrs(node).int("axis", 0) }));
+	r.add("GatherND", |node, _| {
+		let b = Attrs(node).int("batch_dims", 0);
+		if b < 0 {
+			return Attrs(node).unsupported("a negative batch_dims");
+		}
+		boxed(GatherNd { batch_dims: b as usize })
+	});
+	r.add("ScatterElements", |node, _| {
+		let a = Attrs(node);
+		boxed(ScatterElements { axis: a.int("axis", 0), reduction: Reduction::parse(a)? })
+	});
+	r.add("ScatterND", |node, _| boxed(ScatterNd { reduction: Reduction::parse(Attrs(node))? }));
+	r.add("OneHot", |node, _| boxed(OneHot { axis: Attrs(node).int("axis", -1) }));
+	r.add("NonZero", |_, _| boxed(NonZero));
+	r.add("Trilu", |node, _| boxed(Trilu { upper: Attrs(node).int("upper", 1) != 0 }));
+}
+
+/// Normalises a possibly negative index into `0..dim`.
+fn index<B: Backend>(cx: &Cx<B>, i: i64, dim: usize) -> R<usize> {
+	let d = dim as i64;
+	if i < -d || i >= d {
+		return cx.invalid(format!("index {i} out of range for an axis of size {dim}"));
+	}
+	Ok(if i < 0 { i + d } else { i } as usize)
+}
+
+/// The multi-index of flat position `i` in a tensor with strides `st`.
+fn unravel(i: usize, st: &[usize], shape: &[usize]) -> Vec<usize> {
+	(0..shape.len()).map(|d| (i / st[d]) % shape[d].max(1)).collect()
+}
+
+struct GatherElements {
+	axis: i64,
+}
+
+impl<B: Backend> Op<B> for GatherElements {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let idx = a.host(cx, 1)?;
+		if idx.shape.len() != s.len() || s.is_empty() {
+			return cx.invalid("data and indices must have the same rank (at least 1)");
+		}
+		let axis = cx.axis(self.axis, s.len())?;
+		if idx.shape.iter().zip(&s).enumerate().any(|(d, (&i, &n))| d != axis && i > n) {
+			return cx.invalid(format!("indices {:?} exceed data {s:?}", idx.shape));
+		}
+		let (ist, dst) = (strides(&idx.shape), strides(&s));
+		let mut src = Vec::with_capacity(idx.data.len());
+		for (i, &k) in idx.data.iter().enumerate() {
+			let mut pos = unravel(i, &ist, &idx.shape);
+			pos[axis] = index(cx, k, s[axis])?;
+			src.push(pos.iter().zip(&dst).map(|(p, st)| p * st).sum());
+		}
+		Ok(vec![v.pick(src.into_iter()).into_value::<B>(&idx.shape, cx.device)])
+	}
+}
+
+struct GatherNd {
+	batch_dims: usize,
+}
+
+impl<B: Backend> Op<B> for GatherNd {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let idx = a.host(cx, 1)?;
+		let b = self.batch_dims;
+		let (q, r) = (idx.shape.len(), s.len());
+		if q < 1 || r < 1 || b >= q.min(r) || idx.shape[..b] != s[..b] {
+			return cx.invalid(format!("indices {:?} do not index data {s:?}", idx.shape));
+		}
+		let k = idx.shape[q - 1];
+		if b + k > r {
+			return cx.invalid(format!("index tuples of {k} for data of rank {r}"));
+		}
+		let dst = strides(&s);
+		let chunk: usize = s[b + k..].iter().product();
+		let batch_size: usize = s[b..].iter().product();
+		let tuples = idx.data.len() / k.max(1);
+		let per_batch = tuples / s[..b].iter().product::<usize>().max(1);
+		let mut out_shape = idx.shape[..q - 1].to_vec();
+		out_shape.extend(&s[b + k..]);
+		cx.check_elements(&out_shape)?;
+		let mut src = Vec::with_capacity(tuples * chunk);
+		for t in 0..tuples {
+			let mut base = (t / per_batch.max(1)) * batch_size;
+			for m in 0..k {
+				base += index(cx, idx.data[t * k + m], s[b + m])? * dst[b + m];
+			}
+			src.extend(base..base + chunk);
+		}
+		Ok(vec![v.pick(src.into_iter()).into_value::<B>(&out_shape, cx.device)])
+	}
+}
+
+/// How a scatter combines an update with the element it lands on.
+#[derive(Clone, Copy)]
+enum Reduction {
+	None,
+	Add,
+	Mul,
+	Max,
+	Min,
+}
+
+impl Reduction {
+	fn parse(a: Attrs) -> R<Reduction> {
+		Ok(match a.string("reduction").as_deref() {
+			None | Some("none") => Reduction::None,
+			Some("add") => Reduction::Add,
+			Some("mul") => Reduction::Mul,
+			Some("max") => Reduction::Max,
+			Some("min") => Reduction::Min,
+			Some(other) => return a.unsupported(format!("reduction=\"{other}\"")),
+		})
+	}
+
+	/// `data` with each `(target, source)` pair of `moves` applied in order.
+	fn apply(self, data: Elems, updates: &Elems, moves: &[(usize, usize)]) -> Elems {
+		macro_rules! apply {
+			($d:expr, $u:expr, $add:expr, $mul:expr) => {{
+				let mut d = $d;
+				for &(t, s) in moves {
+					let (x, y) = (d[t], $u[s]);
+					d[t] = match self {
+						Reduction::None => y,
+						Reduction::Add => $add(x, y),
+						Reduction::Mul => $mul(x, y),
+						Reduction::Max =>
+							if y > x {
+								y
+							} else {
+								x
+							},
+						Reduction::Min =>
+							if y < x {
+								y
+							} else {
+								x
+							},
+					};
+				}
+				d
+			}};
+		}
+		match (data, updates) {
+			(Elems::Int(e, d), Elems::Int(_, u)) => Elems::Int(
+				e,
+				apply!(
+					d,
+					u,
+					|p: i64, q: i64| host::wrap(e, p.wrapping_add(q)),
+					|p: i64, q: i64| host::wrap(e, p.wrapping_mul(q))
+				),
+			),
+			(Elems::F32(d), Elems::F32(u)) =>
+				Elems::F32(apply!(d, u, |p: f32, q| p + q, |p: f32, q| p * q)),
+			(Elems::F64(d), Elems::F64(u)) =>
+				Elems::F64(apply!(d, u, |p: f64, q| p + q, |p: f64, q| p * q)),
+			(d, _) => d,
+		}
+	}
+}
+
+/// Data and updates of the same kind of element, or an error.
+fn same_kind<B: Backend>(cx: &Cx<B>, d: &Elems, u: &Elems) -> R<()> {
+	match (d, u) {
+		(Elems::Int(p, _), Elems::Int(q, _)) if p == q => Ok(()),
+		(Elems::F32(_), Elems::F32(_)) | (Elems::F64(_), Elems::F64(_)) => Ok(()),
+		_ => cx.invalid("data and updates differ in type"),
+	}
+}
+
+struct ScatterElements {
+	axis: i64,
+	reduction: Reduction,
+}
+
+impl<B: Backend> Op<B> for ScatterElements {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let idx = a.host(cx, 1)?;
+		let (us, u) = Elems::of(a.get(cx, 2)?)?;
+		same_kind(cx, &v, &u)?;
+		if us != idx.shape || idx.shape.len() != s.len() || s.is_empty() {
+			return cx.invalid("indices and updates must share a shape of the data's rank");
+		}
+		let axis = cx.axis(self.axis, s.len())?;
+		if idx.shape.iter().zip(&s).enumerate().any(|(d, (&i, &n))| d != axis && i > n) {
+			return cx.invalid(format!("indices {:?} exceed data {s:?}", idx.shape));
+		}
+		let (ist, dst) = (strides(&idx.shape), strides(&s));
+		let mut moves = Vec::with_capacity(idx.data.len());
+		for (i, &k) in idx.data.iter().enumerate() {
+			let mut pos = unravel(i, &ist, &idx.shape);
+			pos[axis] = index(cx, k, s[axis])?;
+			moves.push((pos.iter().zip(&dst).map(|(p, st)| p * st).sum(), i));
+		}
+		Ok(vec![self.reduction.apply(v, &u, &moves).into_value::<B>(&s, cx.device)])
+	}
+}
+
+struct ScatterNd {
+	reduction: Reduction,
+}
+
+impl<B: Backend> Op<B> for ScatterNd {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let idx = a.host(cx, 1)?;
+		let (us, u) = Elems::of(a.get(cx, 2)?)?;
+		same_kind(cx, &v, &u)?;
+		let q = idx.shape.len();
+		let k = idx.shape.last().copied().unwrap_or(0);
+		let mut want = idx.shape[..q.saturating_sub(1)].to_vec();
+		want.extend(s.get(k..).unwrap_or(&[]));
+		if q < 1 || k > s.len() || us != want {
+			return cx.invalid(format!(
+				"indices {:?} and updates {us:?} do not fit data {s:?}",
+				idx.shape
+			));
+		}
+		let dst = strides(&s);
+		let chunk: usize = s[k..].iter().product();
+		let mut moves = Vec::with_capacity(u.len());
+		for t in 0..idx.data.len() / k.max(1) {
+			let mut base = 0;
+			for m in 0..k {
+				base += index(cx, idx.data[t * k + m], s[m])? * dst[m];
+			}
+			moves.extend((0..chunk).map(|c| (base + c, t * chunk + c)));
+		}
+		Ok(vec![self.reduction.apply(v, &u, &moves).into_value::<B>(&s, cx.device)])
+	}
+}
+
+/// One-hot vectors of `depth` along `axis`, with the off and on values of input 2.
+struct OneHot {
+	axis: i64,
+}
+
+impl<B: Backend> Op<B> for OneHot {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, idx) = Elems::of(a.get(cx, 0)?)?;
+		let depth = match Elems::of(a.get(cx, 1)?)? {
+			(d, e) if d.iter().product::<usize>() == 1 => e.get_f64(0),
+			_ => return cx.invalid("depth must be a scalar"),
+		};
+		if !(depth >= 1.0 && depth <= super::MAX_ELEMENTS as f64) {
+			return cx.invalid(format!("depth {depth} is not a positive size"));
+		}
+		let depth = depth as usize;
+		let (vs, values) = Elems::of(a.get(cx, 2)?)?;
+		if vs.iter().product::<usize>() != 2 || vs.len() != 1 {
+			return cx.invalid("values must be [off, on]");
+		}
+		let axis = cx.axis(self.axis, s.len() + 1)?;
+		let mut out = s.clone();
+		out.insert(axis, depth);
+		cx.check_elements(&out)?;
+		let inner: usize = s[axis..].iter().product();
+		let total: usize = out.iter().product();
+		let picks = (0..total).map(|o| {
+			let (outer, rest) = (o / (depth * inner), o % (depth * inner));
+			let (d, i) = (rest / inner, rest % inner);
+			// Truncated toward zero like onnxruntime; negative indices count from the end.
+			let mut k = idx.get_f64(outer * inner + i) as i64;
+			if k < 0 {
+				k += depth as i64;
+			}
+			(k == d as i64) as usize
+		});
+		Ok(vec![values.pick(picks).into_value::<B>(&out, cx.device)])
+	}
+}
+
+/// The indices of the non-zero elements, one row per axis (int64 [rank, count]).
+struct NonZero;
+
+impl<B: Backend> Op<B> for NonZero {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let st = strides(&s);
+		let hits: Vec<usize> = (0..v.len()).filter(|&i| v.get_f64(i) != 0.0).collect();
+		let mut data = vec![0; s.len() * hits.len()];
+		for (j, &i) in hits.iter().enumerate() {
+			for (d, p) in unravel(i, &st, &s).into_iter().enumerate() {
+				data[d * hits.len() + j] = p as i64;
+			}
+		}
+		Ok(vec![Value::Host(Host::new(ElemType::I64, vec![s.len(), hits.len()], data))])
+	}
+}
+
+/// The upper (or lower) triangle of the last two axes from diagonal `k` (input 1), the rest 0.
+struct Trilu {
+	upper: bool,
+}
+
+impl<B: Backend> Op<B> for Trilu {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		if s.len() < 2 {
+			return cx.invalid("Trilu needs a rank of at least 2");
+		}
+		let k = match a.opt(1) {
+			Some(_) => match &a.host(cx, 1)?.data[..] {
+				[k] => *k,
+				_ => return cx.invalid("k must be a scalar"),
+			},
+			None => 0,
+		};
+		let (rows, cols) = (s[s.len() - 2], s[s.len() - 1]);
+		let keep = |i: usize| {
+			let (r, c) = ((i / cols.max(1)) % rows.max(1), i % cols.max(1));
+			let d = c as i64 - r as i64;
+			if self.upper {
+				d >= k
+			} else {
+				d <= k
+			}
+		};
+		let r = match v {
+			Elems::Int(e, d) => Elems::Int(
+				e,
+				d.into_iter().enumerate().map(|(i, x)| if keep(i) { x } else { 0 }).collect(),
+			),
+			Elems::F32(d) => Elems::F32(
+				d.into_iter().enumerate().map(|(i, x)| if keep(i) { x } else { 0.0 }).collect(),
+			),
+			Elems::F64(d) => Elems::F64(
+				d.into_iter().enumerate().map(|(i, x)| if keep(i) { x } else { 0.0 }).collect(),
+			),
+		};
+		Ok(vec![r.into_value::<B>(&s, cx.device)])
+	}
 }
 
 struct Gather {

@@ -28,7 +28,7 @@ impl<B: Backend> Op<B> for MatMul {
 }
 
 /// ONNX MatMul: numpy semantics, including 1-D operands and broadcast batch dimensions.
-fn matmul<B: Backend>(cx: &Cx<B>, x: F<B>, y: F<B>) -> R<F<B>> {
+pub(super) fn matmul<B: Backend>(cx: &Cx<B>, x: F<B>, y: F<B>) -> R<F<B>> {
 	let (mut xs, mut ys) = (shape::<B>(&x), shape::<B>(&y));
 	if xs.is_empty() || ys.is_empty() {
 		return cx.invalid("MatMul of a scalar");

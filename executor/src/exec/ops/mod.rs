@@ -19,6 +19,7 @@ mod index;
 mod linalg;
 mod norm;
 mod pool;
+mod quant;
 mod reduce;
 mod shape;
 
@@ -28,6 +29,7 @@ use burn::tensor::{
 	backend::Backend, get_device_settings, ops::FloatTensor, DType, FloatDType, Scalar, Shape,
 	Slice, TensorMetadata,
 };
+use opg_primitives::ElemType;
 use std::{borrow::Cow, collections::HashMap};
 
 type F<B> = FloatTensor<B>;
@@ -104,6 +106,7 @@ impl<B: Backend> Registry<B> {
 		linalg::register(&mut registry);
 		norm::register(&mut registry);
 		pool::register(&mut registry);
+		quant::register(&mut registry);
 		reduce::register(&mut registry);
 		shape::register(&mut registry);
 		registry
@@ -398,6 +401,74 @@ fn slice_axis<B: Backend>(t: F<B>, axis: usize, start: usize, end: usize) -> F<B
 	B::float_slice(t, &slices)
 }
 
+/// A tensor's elements on the host in their own type, for the ops that index, scan or
+/// compare elements one by one (GatherND, CumSum, ArgMax, IsNaN …): integers widened to
+/// `i64`, floats as stored. Copying through it changes no bits.
+enum Elems {
+	Int(ElemType, Vec<i64>),
+	F32(Vec<f32>),
+	F64(Vec<f64>),
+}
+
+impl Elems {
+	fn read<B: Backend>(t: F<B>) -> R<Elems> {
+		let data = super::read::<B>(t)?;
+		let backend = |e| ExecError::Backend(format!("{e:?}"));
+		Ok(match data.dtype {
+			DType::F64 => Elems::F64(data.into_vec::<f64>().map_err(backend)?),
+			DType::F32 => Elems::F32(data.into_vec::<f32>().map_err(backend)?),
+			_ => Elems::F32(data.convert::<f32>().into_vec::<f32>().map_err(backend)?),
+		})
+	}
+
+	/// The elements of `v` and its shape.
+	fn of<B: Backend>(v: &Value<B>) -> R<(Vec<usize>, Elems)> {
+		Ok(match v {
+			Value::Float(t) => (shape::<B>(t), Elems::read::<B>(t.clone())?),
+			Value::Host(h) => (h.shape.clone(), Elems::Int(h.elem, h.data.clone())),
+		})
+	}
+
+	fn len(&self) -> usize {
+		match self {
+			Elems::Int(_, v) => v.len(),
+			Elems::F32(v) => v.len(),
+			Elems::F64(v) => v.len(),
+		}
+	}
+
+	/// The elements at `index`, in that order.
+	fn pick(&self, index: impl Iterator<Item = usize>) -> Elems {
+		match self {
+			Elems::Int(e, v) => Elems::Int(*e, index.map(|i| v[i]).collect()),
+			Elems::F32(v) => Elems::F32(index.map(|i| v[i]).collect()),
+			Elems::F64(v) => Elems::F64(index.map(|i| v[i]).collect()),
+		}
+	}
+
+	/// Element `i` as an f64 (exact for every type the executor has but i64 beyond 2^53),
+	/// for comparisons.
+	fn get_f64(&self, i: usize) -> f64 {
+		match self {
+			Elems::Int(_, v) => v[i] as f64,
+			Elems::F32(v) => v[i] as f64,
+			Elems::F64(v) => v[i],
+		}
+	}
+
+	/// Back to a value of `shape`: floats to the device, integers to the host.
+	fn into_value<B: Backend>(self, shape: &[usize], device: &B::Device) -> Value<B> {
+		match self {
+			Elems::Int(e, v) => Value::Host(Host::new(e, shape.to_vec(), v)),
+			Elems::F32(v) => Value::Float(float_from_vec::<B>(v, shape, device)),
+			Elems::F64(v) => Value::Float(B::float_from_data(
+				burn::tensor::TensorData::new(v, Shape::from(shape.to_vec())),
+				device,
+			)),
+		}
+	}
+}
+
 fn arr<const N: usize>(v: &[usize]) -> [usize; N] {
 	std::array::from_fn(|i| v[i])
 }
@@ -410,7 +481,7 @@ mod tests {
 	fn every_operator_is_registered_once() {
 		// `add` panics on a second registration of a name.
 		let names = Registry::<crate::exec::CpuBackend>::new().names();
-		assert_eq!(names.len(), 69);
+		assert_eq!(names.len(), 102);
 		for op in ["Abs", "Conv", "Gemm", "MaxPool", "Relu", "Where"] {
 			assert!(names.contains(&op), "{op}");
 		}

@@ -1,17 +1,18 @@
 //! Operators that move or copy elements without computing on them: Identity, Dropout,
 //! Shape, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Tile, Concat, Split and
-//! Pad. Float tensors stay on the device and integer ones on the host.
+//! Pad; ConstantOfShape, which fills a shape, and Range. Float tensors stay on the device and
+//! integer ones on the host.
 
 use super::{
-	boxed, broadcast_to, one, pad_constant, shape, slice_axis, Args, Attrs, Cx, Listed, Op,
+	boxed, broadcast_to, one, pad_constant, shape, slice_axis, Args, Attrs, Cx, Elems, Listed, Op,
 	Registry, F, R,
 };
 use crate::exec::{
 	host::{self, Host},
-	Value,
+	to_value, Value,
 };
 use burn::tensor::backend::Backend;
-use opg_primitives::ElemType;
+use opg_primitives::{ElemType, Tensor};
 
 pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	// Inference: Dropout drops nothing.
@@ -36,6 +37,20 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	});
 	r.add("Transpose", |node, _| boxed(Transpose { perm: Attrs(node).ints("perm") }));
 	r.add("Expand", |_, _| boxed(Expand));
+	r.add("Range", |_, _| boxed(Range));
+	r.add("ConstantOfShape", |node, _| {
+		let a = Attrs(node);
+		// A one-element tensor of any type; float32 zero when absent.
+		let value = match node.attributes.get("value") {
+			None =>
+				Tensor { elem: ElemType::F32, shape: vec![1], data: 0f32.to_le_bytes().to_vec() },
+			Some(crate::onnx::Attribute::Tensor(t))
+				if t.shape.iter().map(|&d| d as u64).product::<u64>() == 1 =>
+				t.clone(),
+			Some(_) => return a.unsupported("a `value` that is not a one-element tensor"),
+		};
+		boxed(ConstantOfShape { value })
+	});
 	r.add("Tile", |_, _| boxed(Tile));
 	r.add("Concat", |node, opset| {
 		// No default axis from opset 4: an absent one is out of range when run.
@@ -279,6 +294,89 @@ impl<B: Backend> Op<B> for Expand {
 			Value::Float(t) => Value::Float(broadcast_to::<B>(t.clone(), &out)),
 			Value::Host(h) => Value::Host(h.broadcast_to(&out)),
 		}])
+	}
+}
+
+/// A tensor of the input shape filled with the one element of `value`, in `value`'s type.
+struct ConstantOfShape {
+	value: Tensor,
+}
+
+impl<B: Backend> Op<B> for ConstantOfShape {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let dims = dims_of(cx, a.host(cx, 0)?)?;
+		cx.check_elements(&dims)?;
+		let n: usize = dims.iter().product();
+		let v = &self.value;
+		let width = v.data.len();
+		let data = v.data.iter().copied().cycle().take(n * width).collect();
+		let shape = dims.iter().map(|&d| d as u32).collect();
+		to_value::<B>(&Tensor { elem: v.elem, shape, data }, cx.device).map(|v| vec![v])
+	}
+}
+
+/// `start, start + delta, …` below `limit` (above it for a negative delta), in the inputs'
+/// type. Float values are accumulated as onnxruntime does (each the previous plus delta).
+struct Range;
+
+impl<B: Backend> Op<B> for Range {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let mut parts = Vec::new();
+		for i in 0..3 {
+			let (s, e) = Elems::of(a.get(cx, i)?)?;
+			if s.iter().product::<usize>() != 1 {
+				return cx.invalid("start, limit and delta must be scalars");
+			}
+			parts.push(e);
+		}
+		let (start, limit, delta) = (parts[0].get_f64(0), parts[1].get_f64(0), parts[2].get_f64(0));
+		if delta == 0.0 || !(start.is_finite() && limit.is_finite() && delta.is_finite()) {
+			return cx.invalid("delta must be non-zero and every bound finite");
+		}
+		let n = ((limit - start) / delta).ceil().max(0.0);
+		if n > super::MAX_ELEMENTS as f64 {
+			return cx.invalid(format!("a range of {n} elements is over the limit"));
+		}
+		let n = n as usize;
+		let out = match &parts[0] {
+			Elems::Int(e, v) => {
+				let (s, d) = (v[0], delta as i64);
+				Elems::Int(
+					*e,
+					(0..n as i64)
+						.map(|i| host::wrap(*e, s.wrapping_add(i.wrapping_mul(d))))
+						.collect(),
+				)
+			},
+			Elems::F32(v) => {
+				let (mut x, d) = (v[0], delta as f32);
+				Elems::F32(
+					(0..n)
+						.map(|_| {
+							let y = x;
+							x = y + d;
+							y
+						})
+						.collect(),
+				)
+			},
+			Elems::F64(v) => {
+				let mut x = v[0];
+				Elems::F64(
+					(0..n)
+						.map(|_| {
+							let y = x;
+							x = y + delta;
+							y
+						})
+						.collect(),
+				)
+			},
+		};
+		if n == 0 && !matches!(out, Elems::Int(..)) {
+			return cx.unsupported("an empty float range");
+		}
+		Ok(vec![out.into_value::<B>(&[n], cx.device)])
 	}
 }
 

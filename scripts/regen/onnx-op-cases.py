@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Writes offchain-worker/tests/ops/: one small ONNX model per operator case, each with an
+input set and onnxruntime's outputs for it, in the ONNX backend-test layout
+(`<case>/model.onnx`, `<case>/test_data_set_0/{input,output}_N.pb`). The conformance test
+(offchain-worker/tests/conformance.rs) runs every case and needs all of them to match, so CI
+checks the executor against onnxruntime without installing it.
+
+  pip install onnx==1.23.2 onnxruntime==1.32.0 numpy
+  python3 scripts/regen/onnx-op-cases.py
+
+Inputs come from a seeded generator, so the files are reproducible.
+"""
+import os, shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "offchain-worker", "tests", "ops")
+rng = np.random.default_rng(24)
+def elem(a):
+    return helper.np_dtype_to_tensor_dtype(a.dtype)
+cases = []
+
+
+def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, **attrs):
+    """A one-node model of `op` on `inputs` (name -> array); `consts` become initializers.
+    `exact(inputs, consts)`, where given, is the mathematically exact output, which replaces
+    onnxruntime's when the two differ (the script says so)."""
+    consts = consts or {}
+    names = list(inputs) + list(consts)
+    outs = [f"y{i}" for i in range(n_out)]
+    node = helper.make_node(op, [n if n else "" for n in names], outs, **attrs)
+    g = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info(k, elem(v), v.shape) for k, v in inputs.items()],
+        [helper.make_empty_tensor_value_info(o) for o in outs],
+        [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    cases.append((name, m, inputs, (lambda: exact(inputs, consts)) if exact else None))
+
+
+def f32(*shape, scale=2.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+# Logic and comparisons.
+a, b = rng.random((3, 4)) > 0.5, rng.random((4,)) > 0.5
+for op in ["And", "Or", "Xor"]:
+    case(op.lower(), op, {"a": a, "b": b})
+x = f32(3, 4)
+y = x.copy(); y[0] = x[0]; y[1] = -x[1]
+for op in ["GreaterOrEqual", "LessOrEqual"]:
+    case(f"{op.lower()}_float", op, {"a": x, "b": y})
+    case(f"{op.lower()}_int", op, {"a": rng.integers(-3, 3, (2, 3)), "b": rng.integers(-3, 3, (3,))})
+case("mod_int", "Mod", {"a": rng.integers(-20, 20, (3, 5)), "b": np.array([3, -3, 7, -7, 5], np.int64)})
+case("mod_int_fmod", "Mod", {"a": rng.integers(-20, 20, (3, 5)), "b": np.array([3, -3, 7, -7, 5], np.int64)}, fmod=1)
+case("mod_float", "Mod", {"a": f32(3, 5, scale=10), "b": np.array([3, -3, 0.7, -2.5, 5], np.float32)}, fmod=1)
+for d in ["LEFT", "RIGHT"]:
+    case(f"bitshift_{d.lower()}", "BitShift", {"a": rng.integers(0, 256, (6,)).astype(np.uint8),
+                                                "b": np.array([0, 1, 3, 7, 2, 5], np.uint8)}, direction=d)
+
+# Element-wise.
+special = np.array([[0.0, np.nan, np.inf, -np.inf], [1.5, -2.0, np.nan, 3.0]], np.float32)
+case("isnan", "IsNaN", {"x": special})
+case("isinf", "IsInf", {"x": special})
+case("isinf_negative", "IsInf", {"x": special}, detect_positive=0)
+wide = np.linspace(-8, 8, 33, dtype=np.float32).reshape(3, 11)
+case("hardsigmoid", "HardSigmoid", {"x": wide}, alpha=0.3, beta=0.4)
+case("hardswish", "HardSwish", {"x": wide})
+case("mish", "Mish", {"x": np.concatenate([wide.ravel(), [-100.0, 100.0, 30.0]]).astype(np.float32)}, opset=18)
+
+# Reductions (opset 18: axes are an input).
+x = f32(2, 3, 4)
+axes = np.array([1, -1], np.int64)
+for op in ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceProd"]:
+    case(op.lower(), op, {"x": x}, opset=18, consts={"axes": axes})
+case("reducelogsum", "ReduceLogSum", {"x": np.abs(x) + 0.1}, opset=18, consts={"axes": axes}, keepdims=0)
+case("reduceprod_all", "ReduceProd", {"x": f32(3, 4, scale=1.0)}, opset=18, keepdims=0)
+case("reducesum_int", "ReduceSum", {"x": rng.integers(-9, 9, (3, 4))}, consts={"axes": np.array([1], np.int64)})
+case("reducemax_int", "ReduceMax", {"x": rng.integers(-9, 9, (3, 4))}, opset=18, consts={"axes": np.array([0], np.int64)}, keepdims=0)
+ties = np.array([[1, 3, 3, 0], [2, 2, 1, 2], [0, 0, 0, 0]], np.float32)
+case("argmax", "ArgMax", {"x": ties}, axis=1)
+case("argmax_last", "ArgMax", {"x": ties}, axis=1, select_last_index=1, keepdims=0)
+case("argmin", "ArgMin", {"x": ties}, axis=0)
+case("argmax_int", "ArgMax", {"x": rng.integers(-5, 5, (2, 3, 4))}, axis=-1)
+x = f32(3, 5)
+case("cumsum", "CumSum", {"x": x}, consts={"axis": np.array(1, np.int64)})
+case("cumsum_exclusive_reverse", "CumSum", {"x": x}, consts={"axis": np.array(0, np.int64)}, exclusive=1, reverse=1)
+case("cumsum_int", "CumSum", {"x": rng.integers(-5, 5, (2, 6))}, consts={"axis": np.array(-1, np.int64)})
+
+# Shapes.
+case("constantofshape", "ConstantOfShape", {"shape": np.array([2, 3], np.int64)})
+case("constantofshape_int", "ConstantOfShape", {"shape": np.array([4], np.int64)},
+     value=numpy_helper.from_array(np.array([7], np.int64)))
+case("range_int", "Range", {"start": np.array(10, np.int64), "limit": np.array(-3, np.int64), "delta": np.array(-4, np.int64)})
+case("range_float", "Range", {"start": np.array(0.1, np.float32), "limit": np.array(7.3, np.float32), "delta": np.array(0.7, np.float32)})
+
+# Indexing.
+data = f32(3, 4)
+case("gatherelements", "GatherElements", {"x": data, "i": np.array([[0, -1, 2], [1, 1, 0]], np.int64)}, axis=1)
+case("gatherelements_axis0", "GatherElements", {"x": data, "i": np.array([[2, 0, 1, 1]], np.int64)}, axis=0)
+d3 = f32(2, 3, 4)
+case("gathernd", "GatherND", {"x": d3, "i": np.array([[0, 1], [1, -1], [0, 0]], np.int64)})
+case("gathernd_batch", "GatherND", {"x": d3, "i": np.array([[[2]], [[0]]], np.int64)}, batch_dims=1)
+case("gathernd_int", "GatherND", {"x": rng.integers(0, 9, (3, 3)), "i": np.array([[2, 1], [0, 0]], np.int64)})
+case("scatterelements", "ScatterElements", {"x": data, "i": np.array([[1, 0, 3]], np.int64), "u": f32(1, 3)}, axis=1)
+case("scatterelements_add", "ScatterElements", {"x": data, "i": np.array([[1, 1], [0, 2]], np.int64), "u": f32(2, 2)},
+     opset=18, axis=0, reduction="add")
+case("scatternd", "ScatterND", {"x": d3, "i": np.array([[1], [0]], np.int64), "u": f32(2, 3, 4)})
+case("scatternd_add", "ScatterND", {"x": d3, "i": np.array([[0, 1], [0, 1]], np.int64), "u": f32(2, 4)}, reduction="add")
+case("onehot", "OneHot", {"i": np.array([[1, -1], [0, 5]], np.int64)},
+     consts={"depth": np.array(4, np.int64), "values": np.array([-1.0, 2.5], np.float32)}, axis=1)
+case("onehot_last_axis", "OneHot", {"i": np.array([0, 2, 3], np.int64)},
+     consts={"depth": np.array(3, np.int64), "values": np.array([0, 1], np.int64)})
+case("nonzero", "NonZero", {"x": np.array([[0.0, 1.5, 0.0], [-2.0, 0.0, 3.0]], np.float32)})
+case("nonzero_bool", "NonZero", {"x": rng.random((2, 3, 2)) > 0.5})
+m = f32(2, 4, 5)
+case("trilu_upper", "Trilu", {"x": m}, consts={"k": np.array(1, np.int64)})
+case("trilu_lower", "Trilu", {"x": m}, consts={"k": np.array(-1, np.int64)}, upper=0)
+case("trilu_int", "Trilu", {"x": rng.integers(1, 9, (4, 4))}, upper=0)
+
+# int8 quantization, as onnxruntime's quantize_dynamic / quantize_static write it.
+x = f32(4, 6, scale=3.0)
+case("quantizelinear_uint8", "QuantizeLinear", {"x": x},
+     consts={"s": np.array(0.05, np.float32), "z": np.array(128, np.uint8)})
+case("quantizelinear_int8_axis", "QuantizeLinear", {"x": x},
+     consts={"s": np.array([0.02, 0.1, 0.03, 0.5, 0.04, 0.06], np.float32), "z": np.array([0, 1, -2, 3, 0, -1], np.int8)})
+case("quantizelinear_ties", "QuantizeLinear", {"x": np.array([0.5, 1.5, 2.5, -0.5, -1.5, 300, -300], np.float32)},
+     consts={"s": np.array(1.0, np.float32), "z": np.array(0, np.int8)})
+case("dequantizelinear", "DequantizeLinear", {"x": rng.integers(0, 256, (3, 4)).astype(np.uint8)},
+     consts={"s": np.array(0.07, np.float32), "z": np.array(120, np.uint8)})
+case("dequantizelinear_axis", "DequantizeLinear", {"x": rng.integers(-128, 128, (3, 4)).astype(np.int8)},
+     consts={"s": np.array([0.5, 0.25, 0.1], np.float32), "z": np.array([0, -3, 4], np.int8)}, axis=0)
+case("dynamicquantizelinear", "DynamicQuantizeLinear", {"x": f32(5, 7)}, n_out=3)
+case("dynamicquantizelinear_positive", "DynamicQuantizeLinear", {"x": np.abs(f32(3, 4)) + 1}, n_out=3)
+case("dynamicquantizelinear_zeros", "DynamicQuantizeLinear", {"x": np.zeros((2, 2), np.float32)}, n_out=3)
+# onnxruntime's uint8 x int8 kernel on AVX2 without VNNI adds pairs of products in int16 with
+# saturation (vpmaddubsw), so with both operands near their extremes it is not exact. The
+# executor computes the exact product; those cases keep it as their reference.
+def matmul_exact(i, c):
+    a = i["a"].astype(np.int64) - c.get("az", np.array(0)).astype(np.int64)
+    b = i["b"].astype(np.int64) - c.get("bz", np.array(0)).astype(np.int64)
+    return [(a @ b).astype(np.int32)]
+a8 = rng.integers(0, 256, (2, 3, 16)).astype(np.uint8)
+b8 = rng.integers(-128, 128, (16, 5)).astype(np.int8)
+case("matmulinteger", "MatMulInteger", {"a": a8, "b": b8}, exact=matmul_exact)
+case("matmulinteger_zero_points", "MatMulInteger", {"a": a8, "b": b8}, exact=matmul_exact,
+     consts={"az": np.array(131, np.uint8), "bz": np.array([0, 1, -2, 5, -7], np.int8)})
+case("matmulinteger_small", "MatMulInteger", {"a": (a8 // 4).astype(np.uint8), "b": (b8 // 2).astype(np.int8)},
+     exact=matmul_exact)
+case("matmulinteger_uint8", "MatMulInteger", {"a": rng.integers(0, 256, (4, 300)).astype(np.uint8),
+                                               "b": rng.integers(0, 256, (300, 3)).astype(np.uint8)})
+
+
+def main():
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    for name, model, inputs, exact in cases:
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            outs = session.run(None, inputs)
+        except Exception as e:
+            raise SystemExit(f"case {name}: {e}")
+        if exact:
+            want = exact()
+            if any(not np.array_equal(o, w) for o, w in zip(outs, want)):
+                print(f"{name}: onnxruntime is not exact here; the reference is the exact result")
+                outs = want
+        # The outputs' declared types and shapes are what onnxruntime produced.
+        del model.graph.output[:]
+        model.graph.output.extend(helper.make_tensor_value_info(f"y{i}", elem(v), v.shape)
+                                  for i, v in enumerate(outs))
+        onnx.checker.check_model(model, full_check=True)
+        d = os.path.join(OUT, name, "test_data_set_0")
+        os.makedirs(d)
+        onnx.save(model, os.path.join(OUT, name, "model.onnx"))
+        for i, v in enumerate(inputs.values()):
+            onnx.save_tensor(numpy_helper.from_array(v), os.path.join(d, f"input_{i}.pb"))
+        for i, v in enumerate(outs):
+            onnx.save_tensor(numpy_helper.from_array(v), os.path.join(d, f"output_{i}.pb"))
+    print(f"{len(cases)} cases written to {os.path.relpath(OUT, ROOT)} (onnxruntime {ort.__version__})")
+
+
+main()
