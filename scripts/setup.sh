@@ -111,6 +111,15 @@ if ! python3 -c "import onnx, sys; sys.exit(onnx.__version__ != '$onnx_version')
   python3 -m pip install -q "onnx==$onnx_version" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "onnx==$onnx_version"
 fi
+# --- onnxruntime: writes the int8 export of the encoder test model (below) -------------------
+ort_version=1.32.0
+if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ort_version')" 2>/dev/null; then
+  log "installing onnxruntime==$ort_version (pip)"
+  python3 -m pip install -q "onnxruntime==$ort_version" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "onnxruntime==$ort_version"
+fi
+# --- the executor's real-model tests: MiniLM-L3 fp32 and int8, cached outside the clone -------
+log "encoder test models: $(bash "$here/lib/encoder-model.sh")"
 # --- the LLM engine's test model (llm/tests): SmolLM2-135M-Instruct, cached outside the clone -
 log "LLM test model: $(bash "$here/lib/llm-model.sh")"
 log "done"
