@@ -113,6 +113,9 @@ struct RunArgs {
 	/// Times to run it (the timings report the fastest and the median).
 	#[arg(long, value_name = "N", default_value_t = 1)]
 	runs: u32,
+	/// Also report where the time goes: milliseconds per run by operator, over all runs.
+	#[arg(long)]
+	profile: bool,
 }
 
 /// One tensor of `opg-worker run`'s JSON input.
@@ -216,12 +219,39 @@ fn run_onnx(a: &RunArgs) -> Result<(), String> {
 	let load = t0.elapsed();
 	let mut times = Vec::new();
 	let mut outputs = Vec::new();
+	// Operator -> (nodes run, milliseconds), over all runs.
+	let mut by_op: std::collections::BTreeMap<String, (u64, f64)> = Default::default();
 	for _ in 0..a.runs.max(1) {
 		let t = std::time::Instant::now();
-		outputs = engine.run(&inputs).map_err(|e| e.to_string())?;
+		if a.profile {
+			let (out, nodes) = engine.run_profiled(&inputs).map_err(|e| e.to_string())?;
+			outputs = out;
+			for (op, d) in nodes {
+				let e = by_op.entry(op).or_default();
+				e.0 += 1;
+				e.1 += d.as_secs_f64() * 1e3;
+			}
+		} else {
+			outputs = engine.run(&inputs).map_err(|e| e.to_string())?;
+		}
 		times.push(t.elapsed().as_secs_f64() * 1e3);
 	}
 	times.sort_by(f64::total_cmp);
+	let runs = times.len() as f64;
+	let mut profile: Vec<_> = by_op.into_iter().collect();
+	profile.sort_by(|x, y| y.1 .1.total_cmp(&x.1 .1));
+	let total: f64 = profile.iter().map(|p| p.1 .1).sum::<f64>().max(f64::MIN_POSITIVE);
+	let profile: Vec<_> = profile
+		.iter()
+		.map(|(op, (n, ms))| {
+			serde_json::json!({
+				"op": op,
+				"nodes_per_run": *n as f64 / runs,
+				"ms_per_run": ms / runs,
+				"share": ms / total,
+			})
+		})
+		.collect();
 	let payload = outputs.encode();
 	let v = serde_json::json!({
 		"model": format!("{artifact:?}"),
@@ -236,6 +266,10 @@ fn run_onnx(a: &RunArgs) -> Result<(), String> {
 			"median_ms": times[times.len() / 2],
 		},
 	});
+	let mut v = v;
+	if a.profile {
+		v["profile"] = serde_json::Value::Array(profile);
+	}
 	println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
 	Ok(())
 }

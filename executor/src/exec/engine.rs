@@ -66,6 +66,19 @@ impl Engine {
 		}
 	}
 
+	/// [`Engine::run`] with each node's time (see [`Executor::run_profiled`]).
+	#[allow(clippy::type_complexity)]
+	pub fn run_profiled(
+		&self,
+		inputs: &[Tensor],
+	) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>), ExecError> {
+		match self {
+			Engine::Cpu(x) => x.run_profiled(inputs),
+			#[cfg(feature = "cuda")]
+			Engine::Cuda(x) => x.run_profiled(inputs),
+		}
+	}
+
 	/// Caps the bytes one run's live tensors may take (see [`Executor::with_memory_limit`]).
 	pub fn with_memory_limit(self, bytes: usize) -> Engine {
 		match self {

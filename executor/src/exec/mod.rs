@@ -26,7 +26,7 @@ pub use engine::{CpuBackend, Device, Engine, LoadError};
 use host::Host;
 use opg_primitives::{ElemType, Tensor};
 use ops::{Args, Cx, Fused, Op};
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap};
 
 /// The operators the executor implements, from the registry, in alphabetical order.
 pub fn supported_ops() -> Vec<&'static str> {
@@ -311,7 +311,7 @@ fn fold_constants<B: Backend>(
 		{
 			continue;
 		}
-		let args = node.inputs.iter().map(|n| constants.get(n).cloned()).collect();
+		let args = node.inputs.iter().map(|n| constants.get(n).map(Cow::Borrowed)).collect();
 		let run = std::panic::AssertUnwindSafe(|| op.run(&Cx { node, device }, Args(args)));
 		let Ok(Ok(out)) = std::panic::catch_unwind(run) else { continue };
 		let small = out.iter().all(|v| v.shape().iter().product::<usize>() <= MAX_FOLDED_ELEMENTS);
@@ -350,6 +350,16 @@ impl<B: Backend> Executor<B> {
 			}
 		}
 		let folded = fold_constants(&model, &ops, &mut constants, &device);
+		let mut ops = ops;
+		for (i, node) in model.nodes.iter().enumerate().filter(|(i, _)| !folded[*i]) {
+			let known: Vec<Option<&Value<B>>> =
+				node.inputs.iter().map(|n| constants.get(n.as_str())).collect();
+			if known.iter().any(Option::is_some) {
+				if let Some(op) = ops[i].specialize(&Cx { node, device: &device }, &known) {
+					ops[i] = op;
+				}
+			}
+		}
 
 		// Every value must be defined before use; remember where each is read last.
 		let mut defined: std::collections::HashSet<&str> = model
@@ -463,6 +473,37 @@ impl<B: Backend> Executor<B> {
 
 	/// Runs the model on tensors given in the order of the model's inputs.
 	pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ExecError> {
+		self.run_timed(inputs, None)
+	}
+
+	/// [`Executor::run`], and the wall time of each node that ran, by its operator (with its
+	/// fused epilogue's, as `Conv+Relu`), in run order. On a GPU backend a node's time is
+	/// the time to queue its kernels, not to run them.
+	pub fn run_profiled(
+		&self,
+		inputs: &[Tensor],
+	) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>), ExecError> {
+		let mut times = Vec::new();
+		let out = self.run_timed(inputs, Some(&mut times))?;
+		let named = times
+			.into_iter()
+			.map(|(i, t): (usize, std::time::Duration)| {
+				let step = &self.steps[i];
+				let mut op = self.model.nodes[step.node].op.clone();
+				for &j in &step.epilogue {
+					op = format!("{op}+{}", self.model.nodes[j].op);
+				}
+				(op, t)
+			})
+			.collect();
+		Ok((out, named))
+	}
+
+	fn run_timed(
+		&self,
+		inputs: &[Tensor],
+		times: Option<&mut Vec<(usize, std::time::Duration)>>,
+	) -> Result<Vec<Tensor>, ExecError> {
 		if inputs.len() != self.model.inputs.len() {
 			return Err(ExecError::Input(format!(
 				"{} tensors given, the model takes {}",
@@ -510,7 +551,7 @@ impl<B: Backend> Executor<B> {
 
 		// Backend kernels assert on shapes; anything that slipped past the checks in `ops`
 		// must fail this job, not the worker.
-		let run = std::panic::AssertUnwindSafe(|| self.run_nodes(env));
+		let run = std::panic::AssertUnwindSafe(|| self.run_nodes(env, times));
 		let env = std::panic::catch_unwind(run).map_err(|p| {
 			let msg = p
 				.downcast_ref::<String>()
@@ -563,12 +604,14 @@ impl<B: Backend> Executor<B> {
 	fn run_nodes(
 		&self,
 		mut env: Vec<Option<Value<B>>>,
+		mut times: Option<&mut Vec<(usize, std::time::Duration)>>,
 	) -> Result<Vec<Option<Value<B>>>, ExecError> {
 		// Bytes of the run's live values: a copy counts as much as its original (an upper
 		// bound where the backend shares buffers). A value taken by its last reader counts
 		// until that node's outputs replace it.
 		let mut live: usize = env.iter().flatten().map(Value::bytes).sum();
-		for step in &self.steps {
+		for (index, step) in self.steps.iter().enumerate() {
+			let started = times.is_some().then(std::time::Instant::now);
 			let mut taken = 0usize;
 			let inputs = step
 				.inputs
@@ -583,7 +626,8 @@ impl<B: Backend> Executor<B> {
 						env[slot].clone()
 					};
 					value
-						.or_else(|| self.constants[slot].clone())
+						.map(Cow::Owned)
+						.or_else(|| self.constants[slot].as_ref().map(Cow::Borrowed))
 						.map(Some)
 						.ok_or_else(|| ExecError::Undefined(self.names[slot].clone()))
 				})
@@ -591,7 +635,7 @@ impl<B: Backend> Executor<B> {
 			let node = &self.model.nodes[step.node];
 			let cx = Cx { node, device: &self.device };
 			if step.uniform_floats {
-				let mut floats = inputs.iter().flatten().filter_map(|v| match v {
+				let mut floats = inputs.iter().flatten().filter_map(|v| match &**v {
 					Value::Float(t) => Some(t.dtype()),
 					Value::Host(_) => None,
 				});
@@ -619,10 +663,13 @@ impl<B: Backend> Executor<B> {
 				// What the kernel did not apply runs as its own nodes.
 				for &j in &step.epilogue[applied..] {
 					let cx = Cx { node: &self.model.nodes[j], device: &self.device };
-					out = self.ops[j].run(&cx, Args(out.into_iter().map(Some).collect()))?;
+					out = self.ops[j].run(&cx, Args::owned(out.into_iter().map(Some).collect()))?;
 				}
 				out
 			};
+			if let (Some(times), Some(started)) = (times.as_deref_mut(), started) {
+				times.push((index, started.elapsed()));
+			}
 			live = live.saturating_sub(taken);
 			for (slot, value) in step.outputs.iter().zip(outputs) {
 				if let Some(slot) = slot {

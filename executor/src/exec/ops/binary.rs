@@ -151,6 +151,16 @@ impl<B: Backend> Op<B> for Arith {
 		let Some(out) = host::broadcast(&xs, &shape::<B>(&y)) else {
 			return cx.invalid(format!("shapes {xs:?} and {ys:?} do not broadcast"));
 		};
+		// Add and Mul commute exactly; with the broadcast operand on the right (`bias + x` as
+		// torch exports it), burn-flex takes its vector path instead of a strided loop.
+		let (x, y) = if matches!(self.kind, Kind::Add | Kind::Mul) &&
+			shape::<B>(&x) != out &&
+			shape::<B>(&y) == out
+		{
+			(y, x)
+		} else {
+			(x, y)
+		};
 		let (x, y) = (broadcast_to::<B>(x, &out), broadcast_to::<B>(y, &out));
 		Ok(vec![Value::Float(match self.kind {
 			Kind::Add => B::float_add(x, y),
@@ -172,13 +182,13 @@ enum Variadic {
 
 impl<B: Backend> Op<B> for Variadic {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		let n = a.0.iter().flatten().count();
+		let n = a.given().count();
 		if n == 0 {
 			return cx.invalid("no inputs");
 		}
-		if a.0.iter().flatten().all(|v| matches!(v, Value::Host(_))) {
+		if a.given().all(|v| matches!(v, Value::Host(_))) {
 			let mut acc = a.host(cx, 0)?.clone();
-			for v in a.0.iter().flatten().skip(1) {
+			for v in a.given().skip(1) {
 				let Value::Host(h) = v else { unreachable!() };
 				let elem = acc.elem;
 				let f = |p: i64, q: i64| match self {

@@ -48,6 +48,13 @@ pub(crate) trait Op<B: Backend>: Send + Sync {
 		false
 	}
 
+	/// At load, given the inputs that are constants (`None` for the others): an op that has
+	/// done its work on them once (weights converted, packed), or `None` to keep this one.
+	/// It must compute the same bits as this op.
+	fn specialize(&self, _cx: &Cx<B>, _constants: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
+		None
+	}
+
 	/// What the op does when the op before it runs it on its output, if a kernel can.
 	fn as_epilogue(&self) -> Option<Epilogue<'_>> {
 		None
@@ -282,12 +289,21 @@ impl<B: Backend> Cx<'_, B> {
 	}
 }
 
-/// An op's inputs, `None` where an optional one is omitted.
-pub(crate) struct Args<B: Backend>(pub Vec<Option<Value<B>>>);
+/// An op's inputs, `None` where an optional one is omitted. Constants (weights) are lent,
+/// not copied: an integer weight lives on the host, where a copy is a copy of every element.
+pub(crate) struct Args<'a, B: Backend>(pub Vec<Option<Cow<'a, Value<B>>>>);
 
-impl<B: Backend> Args<B> {
+impl<B: Backend> Args<'_, B> {
+	/// Inputs the op owns.
+	pub(crate) fn owned(values: Vec<Option<Value<B>>>) -> Self {
+		Args(values.into_iter().map(|v| v.map(Cow::Owned)).collect())
+	}
 	fn opt(&self, i: usize) -> Option<&Value<B>> {
-		self.0.get(i).and_then(|v| v.as_ref())
+		self.0.get(i).and_then(|v| v.as_deref())
+	}
+	/// The inputs given, in order.
+	fn given(&self) -> impl Iterator<Item = &Value<B>> {
+		self.0.iter().flatten().map(|v| &**v)
 	}
 	fn get(&self, cx: &Cx<B>, i: usize) -> R<&Value<B>> {
 		match self.opt(i) {

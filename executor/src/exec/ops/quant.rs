@@ -248,14 +248,56 @@ impl MatMulInteger {
 
 impl<B: Backend> Op<B> for MatMulInteger {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		let (x, y) = (a.host(cx, 0)?, a.host(cx, 1)?);
-		if x.shape.is_empty() || y.shape.is_empty() {
+		let y = a.host(cx, 1)?;
+		let bz = a.opt(3).map(|_| a.host(cx, 3)).transpose()?;
+		if y.shape.is_empty() {
+			return cx.invalid("MatMulInteger of a scalar");
+		}
+		let q = Self::centred(cx, y, bz, false)?;
+		Self::times(cx, &a, q)
+	}
+
+	/// Constant weights (B and its zero point, as quantize_dynamic writes them) are centred
+	/// and converted once.
+	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
+		let Some(Some(Value::Host(y))) = known.get(1) else { return None };
+		let bz = match known.get(3) {
+			None | Some(None) if cx.node.inputs.get(3).is_none_or(|n| n.is_empty()) => None,
+			Some(Some(Value::Host(z))) => Some(z),
+			_ => return None,
+		};
+		if y.shape.is_empty() {
+			return None;
+		}
+		let b = Self::centred(cx, y, bz, false).ok()?;
+		Some(Box::new(MatMulIntegerPacked::<B> { b }))
+	}
+}
+
+/// MatMulInteger with B centred and on the device since load.
+struct MatMulIntegerPacked<B: Backend> {
+	b: burn::tensor::ops::FloatTensor<B>,
+}
+
+impl<B: Backend> Op<B> for MatMulIntegerPacked<B> {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		MatMulInteger::times(cx, &a, self.b.clone())
+	}
+}
+
+impl MatMulInteger {
+	/// A (input 0, less its zero point, input 2) times the centred B `q`, as int32.
+	fn times<B: Backend>(
+		cx: &Cx<B>,
+		a: &Args<B>,
+		q: burn::tensor::ops::FloatTensor<B>,
+	) -> R<Vec<Value<B>>> {
+		let x = a.host(cx, 0)?;
+		if x.shape.is_empty() {
 			return cx.invalid("MatMulInteger of a scalar");
 		}
 		let az = a.opt(2).map(|_| a.host(cx, 2)).transpose()?;
-		let bz = a.opt(3).map(|_| a.host(cx, 3)).transpose()?;
 		let p = Self::centred(cx, x, az, true)?;
-		let q = Self::centred(cx, y, bz, false)?;
 		let out = matmul(cx, p, q)?;
 		let s = shape::<B>(&out);
 		let data = crate::exec::read::<B>(out)?

@@ -417,7 +417,7 @@ struct Concat {
 
 impl<B: Backend> Op<B> for Concat {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		let parts: Vec<&Value<B>> = a.0.iter().flatten().collect();
+		let parts: Vec<&Value<B>> = a.given().collect();
 		let Some(&first) = parts.first() else {
 			return cx.invalid("no inputs");
 		};
