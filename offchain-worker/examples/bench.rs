@@ -63,8 +63,16 @@ fn main() {
 			std::fs::write(format!("{dir}/output_{i}.bin"), &t.data).unwrap();
 		}
 	}
+	// Peak resident memory of the process (model, weights, the runs' tensors), from Linux.
+	let peak_mib = std::fs::read_to_string("/proc/self/status")
+		.ok()
+		.and_then(|s| {
+			let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+			line.split_whitespace().nth(1)?.parse::<f64>().ok()
+		})
+		.map_or(-1.0, |kib| kib / 1024.0);
 	println!(
-		"{{\"model\":\"{model}\",\"device\":\"{device}\",\"runs\":{runs},\"load_ms\":{load_ms:.3},\"first_ms\":{first_ms:.3},\"mean_ms\":{mean:.4},\"p50_ms\":{:.4},\"p90_ms\":{:.4},\"min_ms\":{:.4}}}",
+		"{{\"model\":\"{model}\",\"device\":\"{device}\",\"runs\":{runs},\"load_ms\":{load_ms:.3},\"first_ms\":{first_ms:.3},\"mean_ms\":{mean:.4},\"p50_ms\":{:.4},\"p90_ms\":{:.4},\"min_ms\":{:.4},\"peak_mib\":{peak_mib:.1}}}",
 		pct(0.5),
 		pct(0.9),
 		times[0]

@@ -122,6 +122,20 @@ case("trilu_upper", "Trilu", {"x": m}, consts={"k": np.array(1, np.int64)})
 case("trilu_lower", "Trilu", {"x": m}, consts={"k": np.array(-1, np.int64)}, upper=0)
 case("trilu_int", "Trilu", {"x": rng.integers(1, 9, (4, 4))}, upper=0)
 
+# Top-k, blocks, RMS normalization.
+ties = np.array([[3, 1, 3, 2, 5, 5], [0, -1, 2, 2, 2, 7]], np.float32)
+case("topk", "TopK", {"x": ties}, n_out=2, consts={"k": np.array([3], np.int64)})
+case("topk_smallest", "TopK", {"x": ties}, n_out=2, consts={"k": np.array([4], np.int64)}, largest=0)
+case("topk_axis0", "TopK", {"x": f32(5, 3)}, n_out=2, consts={"k": np.array([2], np.int64)}, axis=0)
+case("topk_int", "TopK", {"x": rng.integers(-9, 9, (2, 3, 5))}, n_out=2, consts={"k": np.array([2], np.int64)})
+case("depthtospace_dcr", "DepthToSpace", {"x": f32(1, 8, 2, 3)}, blocksize=2)
+case("depthtospace_crd", "DepthToSpace", {"x": f32(2, 8, 2, 3)}, blocksize=2, mode="CRD")
+case("spacetodepth", "SpaceToDepth", {"x": f32(2, 3, 4, 6)}, blocksize=2)
+case("rmsnormalization", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
+     consts={"scale": f32(8, scale=1.0)}, epsilon=1e-5)
+case("rmsnormalization_axis", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
+     consts={"scale": f32(3, 8, scale=1.0)}, axis=1)
+
 # int8 quantization, as onnxruntime's quantize_dynamic / quantize_static write it.
 x = f32(4, 6, scale=3.0)
 case("quantizelinear_uint8", "QuantizeLinear", {"x": x},

@@ -62,10 +62,12 @@ macro_rules! simd_kernel {
 // After the macro, which they use.
 mod conv;
 mod direct;
+mod elementwise;
 mod linalg;
 mod pool;
 
 pub(crate) use conv::conv2d;
+pub(crate) use elementwise::{binary, erf, softmax_last, Arith};
 pub(crate) use linalg::gemm;
 pub(crate) use pool::{max_pool2d, out_len, Window};
 

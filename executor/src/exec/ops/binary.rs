@@ -6,7 +6,7 @@ use super::{
 	boxed, broadcast_to, reshape, shape, to_float, Args, Attrs, Cx, Elems, Op, Registry, F, R,
 };
 use crate::exec::{
-	bool_from_host, float_to_vec,
+	bool_from_host, cpu, float_to_vec,
 	host::{self, Host},
 	Value,
 };
@@ -161,6 +161,19 @@ impl<B: Backend> Op<B> for Arith {
 		} else {
 			(x, y)
 		};
+		// A broadcast that is not one shared row (an attention mask) has a CPU kernel.
+		if shape::<B>(&x) != shape::<B>(&y) {
+			let op = match self.kind {
+				Kind::Add => Some(cpu::Arith::Add),
+				Kind::Sub => Some(cpu::Arith::Sub),
+				Kind::Mul => Some(cpu::Arith::Mul),
+				Kind::Div => Some(cpu::Arith::Div),
+				Kind::Pow => None,
+			};
+			if let Some(t) = op.and_then(|op| cpu::binary::<B>(op, &x, &y, &out)) {
+				return Ok(vec![Value::Float(t)]);
+			}
+		}
 		let (x, y) = (broadcast_to::<B>(x, &out), broadcast_to::<B>(y, &out));
 		Ok(vec![Value::Float(match self.kind {
 			Kind::Add => B::float_add(x, y),

@@ -15,7 +15,7 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	r.add("Sqrt", |_, _| unary(B::float_sqrt));
 	r.add("Exp", |_, _| unary(B::float_exp));
 	r.add("Log", |_, _| unary(B::float_log));
-	r.add("Erf", |_, _| unary(B::float_erf));
+	r.add("Erf", |_, _| boxed(Erf));
 	r.add("Floor", |_, _| unary(B::float_floor));
 	r.add("Ceil", |_, _| unary(B::float_ceil));
 	r.add("Reciprocal", |_, _| unary(B::float_recip));
@@ -80,6 +80,16 @@ fn unary<B: Backend>(f: fn(F<B>) -> F<B>) -> R<Box<dyn Op<B>>> {
 impl<B: Backend> Op<B> for Unary<B> {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 		one((self.0)(a.float(cx, 0)?))
+	}
+}
+
+/// erf, by the CPU kernel where it applies (burn-flex calls a scalar erf per element).
+struct Erf;
+
+impl<B: Backend> Op<B> for Erf {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let x = a.float(cx, 0)?;
+		one(crate::exec::cpu::erf::<B>(&x).unwrap_or_else(|| B::float_erf(x)))
 	}
 }
 

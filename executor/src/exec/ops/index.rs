@@ -1,6 +1,7 @@
 //! Indexing: Gather and Slice on the device; GatherElements, GatherND, ScatterElements,
-//! ScatterND, OneHot, NonZero and Trilu, which move elements by computed indices, on the host
-//! (copies change no bits, and scatter reductions apply in index order).
+//! ScatterND, OneHot, NonZero, Trilu, TopK, DepthToSpace and SpaceToDepth, which move
+//! elements by computed indices, on the host (copies change no bits, and scatter reductions
+//! apply in index order).
 
 use super::{boxed, one, reshape, Args, Attrs, Cx, Elems, Op, Registry, R};
 use crate::exec::{
@@ -39,6 +40,137 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	r.add("OneHot", |node, _| boxed(OneHot { axis: Attrs(node).int("axis", -1) }));
 	r.add("NonZero", |_, _| boxed(NonZero));
 	r.add("Trilu", |node, _| boxed(Trilu { upper: Attrs(node).int("upper", 1) != 0 }));
+	r.add("TopK", |node, opset| {
+		let a = Attrs(node);
+		if opset < 10 {
+			return a.unsupported("TopK before opset 10 (k as an attribute)");
+		}
+		boxed(TopK { axis: a.int("axis", -1), largest: a.int("largest", 1) != 0 })
+	});
+	r.add("DepthToSpace", |node, _| {
+		let a = Attrs(node);
+		let crd = match a.string("mode").as_deref() {
+			None | Some("DCR") => false,
+			Some("CRD") => true,
+			Some(m) => return a.unsupported(format!("mode=\"{m}\"")),
+		};
+		boxed(Blocks { size: a.int("blocksize", 0), to_space: true, crd })
+	});
+	r.add("SpaceToDepth", |node, _| {
+		boxed(Blocks { size: Attrs(node).int("blocksize", 0), to_space: false, crd: false })
+	});
+}
+
+/// TopK: the `k` largest (or smallest) elements along an axis and their int64 indices,
+/// extreme first, equal values in index order (onnxruntime's order). Unsorted output is
+/// given sorted too, one of the orders the operator allows.
+struct TopK {
+	axis: i64,
+	largest: bool,
+}
+
+impl<B: Backend> Op<B> for TopK {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let k = match &a.host(cx, 1)?.data[..] {
+			[k] if *k >= 0 => *k as usize,
+			_ => return cx.invalid("k must be one non-negative integer"),
+		};
+		if s.is_empty() {
+			return cx.invalid("TopK of a scalar");
+		}
+		let axis = cx.axis(self.axis, s.len())?;
+		let (len, inner) = (s[axis], s[axis + 1..].iter().product::<usize>());
+		if k > len {
+			return cx.invalid(format!("k = {k} is over the axis length {len}"));
+		}
+		let outer = v.len() / (len * inner).max(1);
+		let mut order = Vec::with_capacity(outer * inner * k);
+		let mut idx = vec![0usize; len];
+		for o in 0..outer {
+			for i in 0..inner {
+				let at = |j: usize| (o * len + j) * inner + i;
+				idx.iter_mut().enumerate().for_each(|(j, x)| *x = j);
+				// NaN ranks above every number, as onnxruntime's comparison puts it.
+				let key = |j: usize| {
+					let x = v.get_f64(at(j));
+					if x.is_nan() {
+						f64::INFINITY
+					} else if self.largest {
+						x
+					} else {
+						-x
+					}
+				};
+				idx.sort_by(|&p, &q| key(q).total_cmp(&key(p)).then(p.cmp(&q)));
+				order.extend(idx[..k].iter().map(|&j| (at(j), j)));
+			}
+		}
+		// `order` is in (outer, inner, rank) order; the outputs are (outer, rank, inner).
+		let mut out = s.clone();
+		out[axis] = k;
+		let mut src = vec![0usize; order.len()];
+		let mut ind = vec![0i64; order.len()];
+		for (n, &(from, j)) in order.iter().enumerate() {
+			let (oi, r) = (n / k, n % k);
+			let (o, i) = (oi / inner.max(1), oi % inner.max(1));
+			let to = (o * k + r) * inner + i;
+			src[to] = from;
+			ind[to] = j as i64;
+		}
+		if k == 0 && !matches!(v, Elems::Int(..)) {
+			return cx.unsupported("an empty float TopK");
+		}
+		Ok(vec![
+			v.pick(src.into_iter()).into_value::<B>(&out, cx.device),
+			Value::Host(Host::new(ElemType::I64, out, ind)),
+		])
+	}
+}
+
+/// DepthToSpace (DCR or CRD order) and SpaceToDepth on NCHW tensors: a reshape, a
+/// permutation and a reshape, done as one gather.
+struct Blocks {
+	size: i64,
+	to_space: bool,
+	crd: bool,
+}
+
+impl<B: Backend> Op<B> for Blocks {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (s, v) = Elems::of(a.get(cx, 0)?)?;
+		let b = self.size;
+		if s.len() != 4 || b < 1 {
+			return cx.invalid(format!("an NCHW input and a positive blocksize, got {s:?}, {b}"));
+		}
+		let b = b as usize;
+		let [n, c, h, w] = [s[0], s[1], s[2], s[3]];
+		// The 6-D view of the input and the permutation of it that the output reads.
+		let (view, perm, out) = if self.to_space {
+			if c % (b * b) != 0 {
+				return cx.invalid(format!("{c} channels for blocksize {b}"));
+			}
+			let c2 = c / (b * b);
+			if self.crd {
+				(vec![n, c2, b, b, h, w], [0, 1, 4, 2, 5, 3], vec![n, c2, h * b, w * b])
+			} else {
+				(vec![n, b, b, c2, h, w], [0, 3, 4, 1, 5, 2], vec![n, c2, h * b, w * b])
+			}
+		} else {
+			if h % b != 0 || w % b != 0 {
+				return cx.invalid(format!("{h}x{w} is not a multiple of blocksize {b}"));
+			}
+			(vec![n, c, h / b, b, w / b, b], [0, 3, 5, 1, 2, 4], vec![n, c * b * b, h / b, w / b])
+		};
+		let st = strides(&view);
+		let pshape: Vec<usize> = perm.iter().map(|&p| view[p]).collect();
+		let pst = strides(&pshape);
+		let total: usize = out.iter().product();
+		let src = (0..total).map(|i| {
+			(0..6).map(|d| ((i / pst[d]) % pshape[d].max(1)) * st[perm[d]]).sum::<usize>()
+		});
+		Ok(vec![v.pick(src).into_value::<B>(&out, cx.device)])
+	}
 }
 
 /// Normalises a possibly negative index into `0..dim`.

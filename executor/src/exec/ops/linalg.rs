@@ -48,6 +48,19 @@ pub(super) fn matmul<B: Backend>(cx: &Cx<B>, x: F<B>, y: F<B>) -> R<F<B>> {
 	let Some(mut batch) = host::broadcast(&xs[..xs.len() - 2], &ys[..ys.len() - 2]) else {
 		return cx.invalid(format!("batch dimensions do not broadcast: {xs:?} x {ys:?}"));
 	};
+	// Activations times a weight matrix ([…, m, k] · [k, n], as every linear layer of a
+	// transformer): one GEMM of all the rows, by the CPU kernel where it applies.
+	if ys.len() == 2 && !y1 {
+		let rows = xs[..xs.len() - 1].iter().product::<usize>();
+		let flat = reshape::<B>(x.clone(), &[rows, k]);
+		if let Some(out) = cpu::gemm::<B>(&flat, &y, None, false, false, 1.0, 0.0, false) {
+			if !x1 {
+				batch.push(m);
+			}
+			batch.push(n);
+			return Ok(reshape::<B>(out, &batch));
+		}
+	}
 	let x = reshape::<B>(x, &xs);
 	let y = reshape::<B>(y, &ys);
 	let with = |b: &[usize], p: usize, q: usize| {

@@ -1,5 +1,5 @@
 //! Normalisations: BatchNormalization (inference), InstanceNormalization,
-//! LayerNormalization, Softmax and LogSoftmax.
+//! LayerNormalization, RMSNormalization, Softmax and LogSoftmax.
 
 use super::{
 	boxed, broadcast_to, one, over_dims, reshape, shape, Args, Attrs, Cx, Op, Registry, F, R,
@@ -26,6 +26,13 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 			return a.unsupported("the Mean/InvStdDev outputs");
 		}
 		boxed(LayerNorm { axis: a.int("axis", -1), epsilon: a.float("epsilon", 1e-5) })
+	});
+	r.add("RMSNormalization", |node, _| {
+		let a = Attrs(node);
+		if a.int("stash_type", 1) != 1 {
+			return a.unsupported("a stash_type other than float32");
+		}
+		boxed(RmsNorm { axis: a.int("axis", -1), epsilon: a.float("epsilon", 1e-5) })
 	});
 	r.add("Softmax", |node, opset| Softmax::parse(node, opset, false));
 	r.add("LogSoftmax", |node, opset| Softmax::parse(node, opset, true));
@@ -132,6 +139,30 @@ impl<B: Backend> Op<B> for LayerNorm {
 	}
 }
 
+/// RMSNormalization (opset 23): x / sqrt(mean(x², axes from `axis` on) + epsilon) · scale.
+struct RmsNorm {
+	axis: i64,
+	epsilon: f32,
+}
+
+impl<B: Backend> Op<B> for RmsNorm {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let x = a.float(cx, 0)?;
+		let scale = a.float(cx, 1)?;
+		let xs = shape::<B>(&x);
+		let axis = cx.axis(self.axis, xs.len())?;
+		let dims: Vec<usize> = (axis..xs.len()).collect();
+		if host::broadcast(&xs, &shape::<B>(&scale)).as_deref() != Some(&xs[..]) {
+			return cx
+				.invalid(format!("scale {:?} does not broadcast to {xs:?}", shape::<B>(&scale)));
+		}
+		let mean = over_dims::<B>(B::float_mul(x.clone(), x.clone()), &dims, B::float_mean_dim);
+		let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(mean, self.epsilon.into())));
+		let y = B::float_mul(x, broadcast_to::<B>(inv, &xs));
+		one(B::float_mul(y, broadcast_to::<B>(scale, &xs)))
+	}
+}
+
 /// Softmax, or LogSoftmax with `log`.
 struct Softmax {
 	log: bool,
@@ -163,14 +194,28 @@ impl<B: Backend> Op<B> for Softmax {
 				B::float_div(B::float_exp(shifted), sum)
 			}
 		};
+		// Over the last axis (or rows, flattened), the CPU kernel does it in one pass per row.
+		let fast = |t: F<B>, last: bool| {
+			match (log, last) {
+				(false, true) => crate::exec::cpu::softmax_last::<B>(&t),
+				_ => None,
+			}
+			.unwrap_or_else(|| {
+				let dim = shape::<B>(&t).len() - 1;
+				stable(t, dim)
+			})
+		};
 		if self.flatten {
 			let axis = cx.axis(self.axis, rank.max(1))?;
 			let rows = s[..axis].iter().product();
 			let cols = s[axis..].iter().product();
-			let y = stable(reshape::<B>(x, &[rows, cols]), 1);
+			let y = fast(reshape::<B>(x, &[rows, cols]), true);
 			return one(reshape::<B>(y, &s));
 		}
 		let axis = cx.axis(self.axis, rank)?;
+		if axis + 1 == rank {
+			return one(fast(x, true));
+		}
 		one(stable(x, axis))
 	}
 }
