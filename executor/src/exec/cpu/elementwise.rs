@@ -198,3 +198,21 @@ pub(crate) fn softmax_last<B: Backend>(x: &F<B>) -> Option<F<B>> {
 	});
 	Some(to_backend::<B>(data, shape))
 }
+
+simd_kernel! {
+	/// DynamicQuantizeLinear's uint8 values: x / scale clamped to [-zero, 255 - zero], rounded
+	/// half to even, plus zero (the operator's `quantize` element by element, vectorized).
+	fn quantize_u8_kernel(src: &[f32], scale: f32, zero: f32, dst: &mut [i64]) {
+		for (d, &x) in dst.iter_mut().zip(src) {
+			let v = (x / scale).max(-zero).min(255.0 - zero);
+			*d = (v.round_ties_even() + zero) as i64;
+		}
+	}
+}
+
+/// [`quantize_u8_kernel`] over a whole tensor's values (finite, checked by the caller).
+pub(crate) fn quantize_u8(src: &[f32], scale: f32, zero: i64) -> Vec<i64> {
+	let mut out = vec![0i64; src.len()];
+	quantize_u8_kernel(src, scale, zero as f32, &mut out);
+	out
+}

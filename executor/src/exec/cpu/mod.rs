@@ -67,7 +67,7 @@ mod linalg;
 mod pool;
 
 pub(crate) use conv::conv2d;
-pub(crate) use elementwise::{binary, erf, softmax_last, Arith};
+pub(crate) use elementwise::{binary, erf, quantize_u8, softmax_last, Arith};
 pub(crate) use linalg::gemm;
 pub(crate) use pool::{max_pool2d, out_len, Window};
 

@@ -3,17 +3,16 @@
 //!
 //! Quantized tensors live on the host like every integer tensor. The rounding follows
 //! onnxruntime's CPU kernels (divide by the scale, clamp, round half to even), and integer
-//! products are exact: MatMulInteger multiplies in f64, where every partial sum of 8-bit
-//! products is an integer below 2^53, so its result is the same on every backend and in
-//! every summation order.
+//! products are exact: MatMulInteger multiplies in f32 over depth slices whose partial sums
+//! stay below 2^24, so its result is the same on every backend and in every summation order.
 
-use super::{boxed, linalg::matmul, shape, Args, Attrs, Cx, Op, Registry, R};
+use super::{boxed, linalg::matmul, shape, slice_axis, Args, Attrs, Cx, Op, Registry, R};
 use crate::exec::{
 	float_from_vec, float_to_vec,
 	host::{self, Host},
 	Value,
 };
-use burn::tensor::{backend::Backend, Shape, TensorData};
+use burn::tensor::{backend::Backend, ops::FloatTensor, Shape, TensorData};
 use opg_primitives::ElemType;
 
 pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
@@ -195,7 +194,8 @@ impl<B: Backend> Op<B> for DynamicQuantizeLinear {
 		// All zeros: onnxruntime's scale of 1 (the specification's 0 would divide by zero).
 		let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
 		let zero = (0.0 - lo / scale).clamp(0.0, 255.0).round_ties_even() as i64;
-		let data = v.iter().map(|&x| quantize(x, scale, zero, (0.0, 255.0))).collect();
+		// The same arithmetic as `quantize`, in a vectorized kernel.
+		let data = crate::exec::cpu::quantize_u8(&v, scale, zero);
 		Ok(vec![
 			Value::Host(Host::new(ElemType::U8, xs, data)),
 			Value::Float(float_from_vec::<B>(vec![scale], &[], cx.device)),
@@ -207,15 +207,20 @@ impl<B: Backend> Op<B> for DynamicQuantizeLinear {
 /// The int32 product of two 8-bit matrices less their zero points (numpy MatMul semantics).
 struct MatMulInteger;
 
+/// Every f32 sum of integers whose magnitudes add up to less than this is exact.
+const EXACT_F32: i64 = 1 << 24;
+
+/// An 8-bit operand less its zero point, as f32 on the device, and its largest magnitude.
+struct Centred<B: Backend> {
+	t: FloatTensor<B>,
+	rank: usize,
+	max: i64,
+}
+
 impl MatMulInteger {
-	/// `m - zero` as an f64 tensor on the device. A's zero point is a scalar or one per row
-	/// (its second-to-last axis), B's a scalar or one per column (its last axis).
-	fn centred<B: Backend>(
-		cx: &Cx<B>,
-		m: &Host,
-		zero: Option<&Host>,
-		rows: bool,
-	) -> R<burn::tensor::ops::FloatTensor<B>> {
+	/// `m - zero`. A's zero point is a scalar or one per row (its second-to-last axis), B's a
+	/// scalar or one per column (its last axis).
+	fn centred<B: Backend>(cx: &Cx<B>, m: &Host, zero: Option<&Host>, rows: bool) -> R<Centred<B>> {
 		if !matches!(m.elem, ElemType::U8 | ElemType::I8) {
 			return cx.invalid(format!("MatMulInteger multiplies 8-bit tensors, not {:?}", m.elem));
 		}
@@ -235,14 +240,59 @@ impl MatMulInteger {
 			},
 			Some(_) => return cx.invalid("a zero point must be a scalar or one per row/column"),
 		};
-		let data: Vec<f64> = m
+		let mut max = 0;
+		let data: Vec<f32> = m
 			.data
 			.iter()
 			.enumerate()
-			.map(|(i, &v)| (v - zero.map_or(0, |z| z.data[index(i)])) as f64)
+			.map(|(i, &v)| {
+				let c = v - zero.map_or(0, |z| z.data[index(i)]);
+				max = max.max(c.abs());
+				c as f32
+			})
 			.collect();
-		let shape = Shape::from(m.shape.clone());
-		Ok(B::float_from_data(TensorData::new(data, shape), cx.device))
+		let t = B::float_from_data(TensorData::new(data, Shape::from(m.shape.clone())), cx.device);
+		Ok(Centred { t, rank, max })
+	}
+
+	/// A (input 0, less its zero point, input 2) times the centred B `q`, as int32, exactly:
+	/// f32 products over slices of the depth short enough that no partial sum can reach 2^24
+	/// (any summation order, fused or not, is then exact, on every backend), the slices'
+	/// results added as integers.
+	fn times<B: Backend>(cx: &Cx<B>, a: &Args<B>, q: &Centred<B>) -> R<Vec<Value<B>>> {
+		let x = a.host(cx, 0)?;
+		if x.shape.is_empty() {
+			return cx.invalid("MatMulInteger of a scalar");
+		}
+		let az = a.opt(2).map(|_| a.host(cx, 2)).transpose()?;
+		let p = Self::centred(cx, x, az, true)?;
+		let depth = x.shape[x.shape.len() - 1];
+		let q_axis = if q.rank == 1 { 0 } else { q.rank - 2 };
+		let bound = p.max * q.max;
+		let step = if bound == 0 { depth } else { ((EXACT_F32 - 1) / bound).max(1) as usize };
+		let (mut sum, mut out_shape) = (Vec::<i64>::new(), Vec::new());
+		for start in (0..depth.max(1)).step_by(step.max(1)) {
+			let end = (start + step).min(depth);
+			let (pa, qb) = if start == 0 && end == depth {
+				(p.t.clone(), q.t.clone())
+			} else {
+				(
+					slice_axis::<B>(p.t.clone(), p.rank - 1, start, end),
+					slice_axis::<B>(q.t.clone(), q_axis, start, end),
+				)
+			};
+			let out = matmul(cx, pa, qb)?;
+			out_shape = shape::<B>(&out);
+			let part = float_to_vec::<B>(out)?;
+			if sum.is_empty() {
+				sum = part.into_iter().map(|v| v as i64).collect();
+			} else {
+				sum.iter_mut().zip(part).for_each(|(s, v)| *s += v as i64);
+			}
+		}
+		// int32 wraps as onnxruntime's accumulator does.
+		let data = sum.into_iter().map(|v| host::wrap(ElemType::I32, v)).collect();
+		Ok(vec![Value::Host(Host::new(ElemType::I32, out_shape, data))])
 	}
 }
 
@@ -254,7 +304,7 @@ impl<B: Backend> Op<B> for MatMulInteger {
 			return cx.invalid("MatMulInteger of a scalar");
 		}
 		let q = Self::centred(cx, y, bz, false)?;
-		Self::times(cx, &a, q)
+		Self::times(cx, &a, &q)
 	}
 
 	/// Constant weights (B and its zero point, as quantize_dynamic writes them) are centred
@@ -276,35 +326,11 @@ impl<B: Backend> Op<B> for MatMulInteger {
 
 /// MatMulInteger with B centred and on the device since load.
 struct MatMulIntegerPacked<B: Backend> {
-	b: burn::tensor::ops::FloatTensor<B>,
+	b: Centred<B>,
 }
 
 impl<B: Backend> Op<B> for MatMulIntegerPacked<B> {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		MatMulInteger::times(cx, &a, self.b.clone())
-	}
-}
-
-impl MatMulInteger {
-	/// A (input 0, less its zero point, input 2) times the centred B `q`, as int32.
-	fn times<B: Backend>(
-		cx: &Cx<B>,
-		a: &Args<B>,
-		q: burn::tensor::ops::FloatTensor<B>,
-	) -> R<Vec<Value<B>>> {
-		let x = a.host(cx, 0)?;
-		if x.shape.is_empty() {
-			return cx.invalid("MatMulInteger of a scalar");
-		}
-		let az = a.opt(2).map(|_| a.host(cx, 2)).transpose()?;
-		let p = Self::centred(cx, x, az, true)?;
-		let out = matmul(cx, p, q)?;
-		let s = shape::<B>(&out);
-		let data = crate::exec::read::<B>(out)?
-			.into_vec::<f64>()
-			.map_err(|e| crate::exec::ExecError::Backend(format!("{e:?}")))?;
-		// Exact integers: the cast loses nothing; int32 wraps as onnxruntime's accumulator.
-		let data = data.into_iter().map(|v| host::wrap(ElemType::I32, v as i64)).collect();
-		Ok(vec![Value::Host(Host::new(ElemType::I32, s, data))])
+		MatMulInteger::times(cx, &a, &self.b)
 	}
 }
