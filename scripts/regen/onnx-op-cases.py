@@ -136,6 +136,16 @@ case("rmsnormalization", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
 case("rmsnormalization_axis", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
      consts={"scale": f32(3, 8, scale=1.0)}, axis=1)
 
+# Einsum as exporters write it.
+case("einsum_attention", "Einsum", {"q": f32(2, 3, 4, 5), "k": f32(2, 3, 6, 5)}, equation="bhid,bhjd->bhij")
+case("einsum_matmul_transposed", "Einsum", {"a": f32(3, 4), "b": f32(5, 4)}, equation="ij,kj->ik")
+case("einsum_sum_outer", "Einsum", {"a": f32(3, 4), "b": f32(5)}, equation="ij,k->jk")
+case("einsum_ellipsis", "Einsum", {"a": f32(2, 3, 4, 5), "b": f32(5, 6)}, equation="...d,de->...e")
+case("einsum_implicit", "Einsum", {"a": f32(3, 4), "b": f32(4, 2)}, equation="ij,jk")
+case("einsum_transpose", "Einsum", {"a": f32(2, 3, 4)}, equation="abc->cab")
+case("einsum_reduce", "Einsum", {"a": f32(2, 3, 4)}, equation="abc->b")
+case("einsum_dot", "Einsum", {"a": f32(7), "b": f32(7)}, equation="i,i->")
+
 # int8 quantization, as onnxruntime's quantize_dynamic / quantize_static write it.
 x = f32(4, 6, scale=3.0)
 case("quantizelinear_uint8", "QuantizeLinear", {"x": x},

@@ -1,4 +1,5 @@
-//! Matrix products: MatMul, and Gemm with its CPU kernel (which applies a Relu after it).
+//! Matrix products: MatMul, Gemm with its CPU kernel (which applies a Relu after it), and
+//! Einsum of one or two operands as permutations, sums and one batched MatMul.
 
 use super::{
 	boxed, broadcast_to, one, reshape, shape, Args, Attrs, Cx, Epilogue, Fused, Op, Registry, F, R,
@@ -8,6 +9,16 @@ use burn::tensor::backend::Backend;
 
 pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	r.add("MatMul", |_, _| boxed(MatMul));
+	r.add("Einsum", |node, _| {
+		let a = Attrs(node);
+		let Some(eq) = a.string("equation") else {
+			return a.unsupported("Einsum without an equation")
+		};
+		match Equation::parse(&eq) {
+			Ok(eq) => boxed(Einsum { eq }),
+			Err(why) => a.unsupported(format!("equation \"{eq}\": {why}")),
+		}
+	});
 	r.add("Gemm", |node, _| {
 		let a = Attrs(node);
 		boxed(Gemm {
@@ -148,5 +159,190 @@ impl Gemm {
 			out = B::float_add(out, broadcast_to::<B>(c, &os));
 		}
 		Ok((vec![Value::Float(out)], 0))
+	}
+}
+
+/// An Einsum equation: each operand's subscripts and the output's, with `...` kept as `None`
+/// until the ranks are known.
+#[derive(Clone)]
+struct Equation {
+	inputs: Vec<Vec<Option<char>>>,
+	output: Option<Vec<Option<char>>>,
+}
+
+impl Equation {
+	fn parse(eq: &str) -> Result<Equation, String> {
+		let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+		let (lhs, rhs) = match eq.split_once("->") {
+			Some((l, r)) => (l, Some(r)),
+			None => (&eq[..], None),
+		};
+		let terms = |t: &str| -> Result<Vec<Option<char>>, String> {
+			let mut out = Vec::new();
+			let mut rest = t;
+			while !rest.is_empty() {
+				if let Some(r) = rest.strip_prefix("...") {
+					if out.contains(&None) {
+						return Err("two ellipses in one term".into());
+					}
+					out.push(None);
+					rest = r;
+				} else {
+					let c = rest.chars().next().unwrap_or('?');
+					if !c.is_ascii_alphabetic() {
+						return Err(format!("subscript `{c}`"));
+					}
+					out.push(Some(c));
+					rest = &rest[1..];
+				}
+			}
+			Ok(out)
+		};
+		let inputs = lhs.split(',').map(terms).collect::<Result<Vec<_>, _>>()?;
+		if inputs.is_empty() || inputs.len() > 2 {
+			return Err("only one or two operands are supported".into());
+		}
+		for t in &inputs {
+			let letters: Vec<_> = t.iter().flatten().collect();
+			if (1..letters.len()).any(|i| letters[..i].contains(&letters[i])) {
+				return Err("a subscript repeated within an operand (a diagonal)".into());
+			}
+		}
+		Ok(Equation { inputs, output: rhs.map(terms).transpose()? })
+	}
+
+	/// The subscripts with `...` spelled out for operands of `ranks` (fresh upper-case-free
+	/// symbols), and the output's (implicit: the subscripts seen once, sorted, after `...`).
+	fn expand(&self, ranks: &[usize]) -> Result<(Vec<Vec<char>>, Vec<char>), String> {
+		let letters: Vec<char> = self.inputs.iter().flatten().flatten().copied().collect();
+		let fresh: Vec<char> = ('\u{100}'..).take(8).collect();
+		let mut ell = 0;
+		let mut inputs = Vec::new();
+		for (t, &rank) in self.inputs.iter().zip(ranks) {
+			let named = t.iter().flatten().count();
+			let n = if t.contains(&None) {
+				rank.checked_sub(named).ok_or("more subscripts than the operand's rank")?
+			} else if named == rank {
+				0
+			} else {
+				return Err(format!("{named} subscripts for an operand of rank {rank}"));
+			};
+			if n > fresh.len() {
+				return Err("an ellipsis over more than 8 axes".into());
+			}
+			ell = ell.max(n);
+			inputs.push(
+				t.iter()
+					.flat_map(|s| match s {
+						Some(c) => vec![*c],
+						None => fresh[fresh.len() - n..].to_vec(),
+					})
+					.collect::<Vec<_>>(),
+			);
+		}
+		let output = match &self.output {
+			Some(o) => o
+				.iter()
+				.flat_map(|s| match s {
+					Some(c) => vec![*c],
+					None => fresh[fresh.len() - ell..].to_vec(),
+				})
+				.collect(),
+			None => {
+				let mut once: Vec<char> = letters
+					.iter()
+					.copied()
+					.filter(|c| letters.iter().filter(|d| *d == c).count() == 1)
+					.collect();
+				once.sort_unstable();
+				let mut o = fresh[fresh.len() - ell..].to_vec();
+				o.extend(once);
+				o
+			},
+		};
+		Ok((inputs, output))
+	}
+}
+
+struct Einsum {
+	eq: Equation,
+}
+
+impl<B: Backend> Op<B> for Einsum {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let ops: Vec<F<B>> = (0..self.eq.inputs.len()).map(|i| a.float(cx, i)).collect::<R<_>>()?;
+		let ranks: Vec<usize> = ops.iter().map(|t| shape::<B>(t).len()).collect();
+		let (subs, out) = match self.eq.expand(&ranks) {
+			Ok(x) => x,
+			Err(why) => return cx.invalid(why),
+		};
+		let mut size = std::collections::HashMap::new();
+		for (t, s) in ops.iter().zip(&subs) {
+			for (&c, &d) in s.iter().zip(&shape::<B>(t)) {
+				match size.insert(c, d) {
+					Some(e) if e != d =>
+						return cx.invalid(format!("subscript sizes {e} and {d} differ")),
+					_ => {},
+				}
+			}
+		}
+		if out.iter().any(|c| !size.contains_key(c)) ||
+			(1..out.len()).any(|i| out[..i].contains(&out[i]))
+		{
+			return cx.invalid("the output names a subscript no operand has, or one twice");
+		}
+		// Sums the axes of operand `i` that no other term (operand or output) names.
+		let reduce = |t: F<B>, s: &[char], others: &[&[char]]| -> (F<B>, Vec<char>) {
+			let (mut t, mut kept) = (t, Vec::new());
+			let mut dims = Vec::new();
+			for (d, c) in s.iter().enumerate() {
+				if others.iter().any(|o| o.contains(c)) {
+					kept.push(*c);
+				} else {
+					dims.push(d);
+				}
+			}
+			for &d in dims.iter().rev() {
+				t = B::float_sum_dim(t, d);
+			}
+			let ks: Vec<usize> = kept.iter().map(|c| size[c]).collect();
+			(reshape::<B>(t, &ks), kept)
+		};
+		// Permutes `t` (subscripts `s`) into `order` (a permutation of `s`).
+		let permute = |t: F<B>, s: &[char], order: &[char]| -> F<B> {
+			let perm: Vec<usize> =
+				order.iter().map(|c| s.iter().position(|d| d == c).unwrap_or(0)).collect();
+			if perm.iter().enumerate().all(|(i, &p)| i == p) {
+				t
+			} else {
+				B::float_permute(t, &perm)
+			}
+		};
+		let dims = |cs: &[char]| cs.iter().map(|c| size[c]).product::<usize>();
+		if ops.len() == 1 {
+			let (t, kept) = reduce(ops[0].clone(), &subs[0], &[&out]);
+			return one(permute(t, &kept, &out));
+		}
+		let (x, xs) = reduce(ops[0].clone(), &subs[0], &[&subs[1], &out]);
+		let (y, ys) = reduce(ops[1].clone(), &subs[1], &[&xs, &out]);
+		// Batch: in both and the output; contracted: in both, not the output; left / right:
+		// in one operand and the output.
+		let batch: Vec<char> =
+			xs.iter().copied().filter(|c| ys.contains(c) && out.contains(c)).collect();
+		let contract: Vec<char> =
+			xs.iter().copied().filter(|c| ys.contains(c) && !out.contains(c)).collect();
+		let left: Vec<char> = xs.iter().copied().filter(|c| !ys.contains(c)).collect();
+		let right: Vec<char> = ys.iter().copied().filter(|c| !xs.contains(c)).collect();
+		let order = |parts: &[&[char]]| parts.concat();
+		let x = permute(x, &xs, &order(&[&batch, &left, &contract]));
+		let y = permute(y, &ys, &order(&[&batch, &contract, &right]));
+		let (nb, nl, nc, nr) = (dims(&batch), dims(&left), dims(&contract), dims(&right));
+		cx.check_elements(&[nb, nl, nr])?;
+		let x = reshape::<B>(x, &[nb, nl, nc]);
+		let y = reshape::<B>(y, &[nb, nc, nr]);
+		let z = B::float_matmul(x, y);
+		let zs = order(&[&batch, &left, &right]);
+		let z = reshape::<B>(z, &zs.iter().map(|c| size[c]).collect::<Vec<_>>());
+		one(permute(z, &zs, &out))
 	}
 }
