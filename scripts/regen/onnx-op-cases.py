@@ -136,6 +136,22 @@ case("rmsnormalization", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
 case("rmsnormalization_axis", "RMSNormalization", {"x": f32(2, 3, 8)}, opset=23,
      consts={"scale": f32(3, 8, scale=1.0)}, axis=1)
 
+# Resize as torch and TF exporters write it.
+img = f32(1, 2, 3, 4)
+none = np.array([], np.float32)
+up2 = np.array([1, 1, 2, 2], np.float32)
+case("resize_nearest_torch", "Resize", {"x": img}, opset=13, consts={"roi": none, "scales": up2},
+     mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+case("resize_nearest_default", "Resize", {"x": img}, opset=13, consts={"roi": none, "scales": np.array([1, 1, 1.5, 2.5], np.float32)})
+case("resize_linear_half_pixel", "Resize", {"x": img}, opset=13, consts={"roi": none, "scales": up2}, mode="linear")
+case("resize_linear_align_corners", "Resize", {"x": img}, opset=13, consts={"roi": none, "scales": up2},
+     mode="linear", coordinate_transformation_mode="align_corners")
+case("resize_linear_pytorch_sizes", "Resize", {"x": f32(1, 3, 8, 6)}, opset=13,
+     consts={"roi": none, "scales": none, "sizes": np.array([1, 3, 5, 4], np.int64)},
+     mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
+case("resize_nearest_down_ceil", "Resize", {"x": f32(1, 1, 7, 9)}, opset=13,
+     consts={"roi": none, "scales": none, "sizes": np.array([1, 1, 3, 4], np.int64)}, nearest_mode="ceil")
+
 # Einsum as exporters write it.
 case("einsum_attention", "Einsum", {"q": f32(2, 3, 4, 5), "k": f32(2, 3, 6, 5)}, equation="bhid,bhjd->bhij")
 case("einsum_matmul_transposed", "Einsum", {"a": f32(3, 4), "b": f32(5, 4)}, equation="ij,kj->ik")

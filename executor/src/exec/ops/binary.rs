@@ -161,8 +161,9 @@ impl<B: Backend> Op<B> for Arith {
 		} else {
 			(x, y)
 		};
-		// A broadcast that is not one shared row (an attention mask) has a CPU kernel.
-		if shape::<B>(&x) != shape::<B>(&y) {
+		// A broadcast burn-flex has no vector path for (an attention mask [b,1,1,t] against
+		// [b,h,t,t], a broadcast left operand) has a CPU kernel.
+		if !flex_vectorizes(&shape::<B>(&x), &shape::<B>(&y), &out) {
 			let op = match self.kind {
 				Kind::Add => Some(cpu::Arith::Add),
 				Kind::Sub => Some(cpu::Arith::Sub),
@@ -440,4 +441,21 @@ impl<B: Backend> Op<B> for BitShift {
 			None => cx.invalid("input shapes do not broadcast"),
 		}
 	}
+}
+
+/// Whether burn-flex runs `x op y` broadcast to `out` with its vector kernels: same shapes,
+/// or `x` already of the output's shape and `y` one value, one row shared by every outer
+/// position ([…, 1, 1, n] against […, m, n]) or one value per row ([b, m, 1]).
+fn flex_vectorizes(xs: &[usize], ys: &[usize], out: &[usize]) -> bool {
+	if xs != out {
+		return false;
+	}
+	if ys == out || ys.iter().product::<usize>() == 1 {
+		return true;
+	}
+	let mut aligned = vec![1; out.len() - ys.len()];
+	aligned.extend(ys);
+	let split = |k: usize| aligned[..k].iter().all(|&d| d == 1) && aligned[k..] == out[k..];
+	let rows = |k: usize| aligned[..k] == out[..k] && aligned[k..].iter().all(|&d| d == 1);
+	(0..=out.len()).any(|k| split(k) || rows(k))
 }

@@ -21,6 +21,7 @@ mod norm;
 mod pool;
 mod quant;
 mod reduce;
+mod resize;
 mod shape;
 
 use super::{float_from_vec, float_to_vec, host::Host, ExecError, Value};
@@ -115,6 +116,7 @@ impl<B: Backend> Registry<B> {
 		pool::register(&mut registry);
 		quant::register(&mut registry);
 		reduce::register(&mut registry);
+		resize::register(&mut registry);
 		shape::register(&mut registry);
 		registry
 	}
@@ -497,7 +499,7 @@ mod tests {
 	fn every_operator_is_registered_once() {
 		// `add` panics on a second registration of a name.
 		let names = Registry::<crate::exec::CpuBackend>::new().names();
-		assert_eq!(names.len(), 107);
+		assert_eq!(names.len(), 108);
 		for op in ["Abs", "Conv", "Gemm", "MaxPool", "Relu", "Where"] {
 			assert!(names.contains(&op), "{op}");
 		}
