@@ -67,11 +67,10 @@ impl Engine {
 	}
 
 	/// [`Engine::run`] with each node's time (see [`Executor::run_profiled`]).
-	#[allow(clippy::type_complexity)]
 	pub fn run_profiled(
 		&self,
 		inputs: &[Tensor],
-	) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>), ExecError> {
+	) -> Result<(Vec<Tensor>, super::NodeTimes), ExecError> {
 		match self {
 			Engine::Cpu(x) => x.run_profiled(inputs),
 			#[cfg(feature = "cuda")]

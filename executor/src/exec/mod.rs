@@ -328,6 +328,9 @@ fn fold_constants<B: Backend>(
 	folded
 }
 
+/// Each node's operator (with its fused epilogue's) and wall time, in run order.
+pub type NodeTimes = Vec<(String, std::time::Duration)>;
+
 impl<B: Backend> Executor<B> {
 	/// Checks every node and uploads the weights. Unsupported operators and attributes, and
 	/// values read before they are produced, are refused here.
@@ -479,10 +482,7 @@ impl<B: Backend> Executor<B> {
 	/// [`Executor::run`], and the wall time of each node that ran, by its operator (with its
 	/// fused epilogue's, as `Conv+Relu`), in run order. On a GPU backend a node's time is
 	/// the time to queue its kernels, not to run them.
-	pub fn run_profiled(
-		&self,
-		inputs: &[Tensor],
-	) -> Result<(Vec<Tensor>, Vec<(String, std::time::Duration)>), ExecError> {
+	pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, NodeTimes), ExecError> {
 		let mut times = Vec::new();
 		let out = self.run_timed(inputs, Some(&mut times))?;
 		let named = times
