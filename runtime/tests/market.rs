@@ -126,6 +126,14 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 		.unwrap_or_else(|e| panic!("{}: {e} (scripts/lib/llm-model.sh)", llm_path.display()));
 	assert_eq!(sp_io::hashing::blake2_256(&llm), presets::SMOLLM2_HASH, "hash matches the file");
 	assert_eq!(llm.len() as u64, presets::SMOLLM2_SIZE);
+	// MiniLM-L3, as scripts/lib/encoder-model.sh derives it.
+	let minilm_path = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models/paraphrase-MiniLM-L3-v2.embed.onnx");
+	let minilm = std::fs::read(&minilm_path).unwrap_or_else(|e| {
+		panic!("{}: {e} (scripts/lib/encoder-model.sh)", minilm_path.display())
+	});
+	assert_eq!(sp_io::hashing::blake2_256(&minilm), presets::MINILM_HASH, "hash matches the file");
+	assert_eq!(minilm.len() as u64, presets::MINILM_SIZE);
 
 	for preset in [DEV_RUNTIME_PRESET, LOCAL_TESTNET_RUNTIME_PRESET] {
 		externalities(preset).execute_with(|| {
@@ -153,6 +161,11 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 			);
 			let llm_repo =
 				pallet_model_hub::Repositories::<Runtime>::get(2).expect("its repository");
+			let encoder = pallet_model_hub::Releases::<Runtime>::get(3).expect("MiniLM release");
+			assert_eq!((encoder.repository, encoder.params.artifact.0), (3, presets::MINILM_HASH));
+			assert_eq!(encoder.params.outputs[0].shape.to_vec(), vec![0, 384]);
+			let encoder_repo =
+				pallet_model_hub::Repositories::<Runtime>::get(3).expect("its repository");
 			let deposits = Balances::balance_on_hold(
 				&RuntimeHoldReason::ModelHub(pallet_model_hub::HoldReason::StorageDeposit),
 				&account(Charlie),
@@ -162,7 +175,8 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 				repo.deposit +
 					release.deposit + digits_repo.deposit +
 					digits.deposit + llm_repo.deposit +
-					llm.deposit
+					llm.deposit + encoder_repo.deposit +
+					encoder.deposit
 			);
 			assert!(deposits > 0);
 			invariants();
@@ -173,7 +187,7 @@ fn presets_publish_the_demo_model_and_development_registers_a_dev_worker() {
 		assert_eq!(worker.status, WorkerStatus::Active);
 		assert_eq!(worker.price, presets::DEV_WORKER_PRICE);
 		assert_eq!(worker.token_prices, presets::DEV_WORKER_TOKEN_PRICES);
-		assert_eq!(worker.releases.to_vec(), vec![0, 1, 2]);
+		assert_eq!(worker.releases.to_vec(), vec![0, 1, 2, 3]);
 		assert_eq!(stake_of(&account(Alice)), presets::DEV_WORKER_STAKE);
 		assert!(presets::DEV_WORKER_STAKE >= params::MinWorkerStake::get());
 	});

@@ -42,6 +42,21 @@ assert r["outcome"] == "JobSettled" and "Paris" in r["answer"], r
 assert 0 < r["completionTokens"] <= 16 and r["promptTokens"] > 0, r
 assert int(r["workerPayment"]) > 0 and int(r["verificationFeeBurned"]) > 0 and int(r["refund"]) > 0, r
 ' "$out"
+# Sentence embeddings from the preset's MiniLM-L3: the client's WordPiece ids are the
+# tokenizers library's, and a paraphrase is closer than an unrelated text.
+node "$root/scripts/client/wordpiece.mjs" --check "$root/offchain-worker/tests/encoder-reference.json"
+out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --embed "The cat sits outside." \
+  --compare "A cat is sitting out of doors." --compare "The new movie is awesome." --json) \
+  || { echo "$out"; tail -50 "$log"; exit 1; }
+echo "[js-test] infer.mjs --embed: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["embedding"]=r["embedding"][:4]; print(json.dumps(r))' "$out")"
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["outcome"] == "JobSettled" and len(r["embedding"]) == 384, r["outcome"]
+same, other = r["cosine"]
+assert same > other + 0.4, (same, other)
+assert int(r["workerPayment"]) > 0 and int(r["verificationFeeBurned"]) > 0, r
+' "$out"
 # The load script, briefly: jobs from several accounts at the worker's capacity all settle.
 out=$(node "$root/scripts/client/load.mjs" --ws "ws://127.0.0.1:$rpc_port" --jobs 12 --json) \
   || { echo "$out"; tail -50 "$log"; exit 1; }

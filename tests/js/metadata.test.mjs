@@ -113,7 +113,7 @@ test('every project runtime API answers through api.call', async () => {
     }
   }
   assert.ok((await api.call.inferenceApi.feeQuote(0, 'Vanilla', 16)).isSome, 'Alice serves release 0');
-  assert.equal((await api.call.inferenceApi.worker(ALICE)).unwrap().releases.length, 3);
+  assert.equal((await api.call.inferenceApi.worker(ALICE)).unwrap().releases.length, 4);
   // An LLM release: quoted per request, not per input size.
   assert.ok((await api.call.inferenceApi.release(2)).unwrap().params.llm.isSome);
   assert.ok((await api.call.inferenceApi.feeQuote(2, 'Vanilla', 16)).isNone);
