@@ -187,6 +187,28 @@ fn unravel(i: usize, st: &[usize], shape: &[usize]) -> Vec<usize> {
 	(0..shape.len()).map(|d| (i / st[d]) % shape[d].max(1)).collect()
 }
 
+/// For GatherElements and ScatterElements: the flat position in data (shape `s`) of each
+/// element of `idx`, which is its own position with the index it holds along `axis`.
+fn element_targets<B: Backend>(cx: &Cx<B>, s: &[usize], idx: &Host, axis: i64) -> R<Vec<usize>> {
+	if idx.shape.len() != s.len() || s.is_empty() {
+		return cx.invalid("data and indices must have the same rank (at least 1)");
+	}
+	let axis = cx.axis(axis, s.len())?;
+	if idx.shape.iter().zip(s).enumerate().any(|(d, (&i, &n))| d != axis && i > n) {
+		return cx.invalid(format!("indices {:?} exceed data {s:?}", idx.shape));
+	}
+	let (ist, dst) = (strides(&idx.shape), strides(s));
+	idx.data
+		.iter()
+		.enumerate()
+		.map(|(i, &k)| {
+			let mut pos = unravel(i, &ist, &idx.shape);
+			pos[axis] = index(cx, k, s[axis])?;
+			Ok(pos.iter().zip(&dst).map(|(p, st)| p * st).sum())
+		})
+		.collect()
+}
+
 struct GatherElements {
 	axis: i64,
 }
@@ -195,20 +217,7 @@ impl<B: Backend> Op<B> for GatherElements {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 		let (s, v) = Elems::of(a.get(cx, 0)?)?;
 		let idx = a.host(cx, 1)?;
-		if idx.shape.len() != s.len() || s.is_empty() {
-			return cx.invalid("data and indices must have the same rank (at least 1)");
-		}
-		let axis = cx.axis(self.axis, s.len())?;
-		if idx.shape.iter().zip(&s).enumerate().any(|(d, (&i, &n))| d != axis && i > n) {
-			return cx.invalid(format!("indices {:?} exceed data {s:?}", idx.shape));
-		}
-		let (ist, dst) = (strides(&idx.shape), strides(&s));
-		let mut src = Vec::with_capacity(idx.data.len());
-		for (i, &k) in idx.data.iter().enumerate() {
-			let mut pos = unravel(i, &ist, &idx.shape);
-			pos[axis] = index(cx, k, s[axis])?;
-			src.push(pos.iter().zip(&dst).map(|(p, st)| p * st).sum());
-		}
+		let src = element_targets(cx, &s, idx, self.axis)?;
 		Ok(vec![v.pick(src.into_iter()).into_value::<B>(&idx.shape, cx.device)])
 	}
 }
@@ -339,20 +348,12 @@ impl<B: Backend> Op<B> for ScatterElements {
 		let idx = a.host(cx, 1)?;
 		let (us, u) = Elems::of(a.get(cx, 2)?)?;
 		same_kind(cx, &v, &u)?;
-		if us != idx.shape || idx.shape.len() != s.len() || s.is_empty() {
-			return cx.invalid("indices and updates must share a shape of the data's rank");
+		if us != idx.shape {
+			return cx.invalid("indices and updates must have the same shape");
 		}
-		let axis = cx.axis(self.axis, s.len())?;
-		if idx.shape.iter().zip(&s).enumerate().any(|(d, (&i, &n))| d != axis && i > n) {
-			return cx.invalid(format!("indices {:?} exceed data {s:?}", idx.shape));
-		}
-		let (ist, dst) = (strides(&idx.shape), strides(&s));
-		let mut moves = Vec::with_capacity(idx.data.len());
-		for (i, &k) in idx.data.iter().enumerate() {
-			let mut pos = unravel(i, &ist, &idx.shape);
-			pos[axis] = index(cx, k, s[axis])?;
-			moves.push((pos.iter().zip(&dst).map(|(p, st)| p * st).sum(), i));
-		}
+		let targets = element_targets(cx, &s, idx, self.axis)?;
+		let moves: Vec<(usize, usize)> =
+			targets.into_iter().enumerate().map(|(i, t)| (t, i)).collect();
 		Ok(vec![self.reduction.apply(v, &u, &moves).into_value::<B>(&s, cx.device)])
 	}
 }
