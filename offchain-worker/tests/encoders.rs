@@ -5,6 +5,9 @@
 //! written by `scripts/regen/encoder-reference.py` from a real WordPiece tokenizer's ids),
 //! one text at a time and as a padded batch, within rtol 1e-3 / atol 1e-4.
 //!
+//! The int8 QDQ export by `quantize_static` is held to onnxruntime running the graph as
+//! written (optimizations off; its fused int8 kernels move the embeddings by up to 0.15).
+//!
 //! For int8 the reference is also the ONNX reference evaluator's integer-exact result:
 //! onnxruntime's AVX2 uint8 x int8 kernel saturates pairs of products at int16 and drifts by
 //! up to 0.05 on the padded batch, where the executor (exact) follows the evaluator.
@@ -51,7 +54,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Every case's embeddings from `exec`, checked against the reference `kind` (`fp32`,
-/// `int8` where onnxruntime is exact, `int8_exact`).
+/// `int8` where onnxruntime is exact, `int8_exact`, `qdq`).
 fn check(exec: &Executor<Cpu>, kind: &str) -> Vec<Vec<f32>> {
 	let reference: Value = serde_json::from_str(include_str!("encoder-reference.json")).unwrap();
 	let mut singles = Vec::new();
@@ -65,11 +68,17 @@ fn check(exec: &Executor<Cpu>, kind: &str) -> Vec<Vec<f32>> {
 		}
 		assert_eq!(got.shape, vec![want.len() as u32, 384], "{kind}: {:?}", case["texts"]);
 		let got = floats(got);
+		// A quantized activation rounds to one step or the next: on the padded batch one
+		// such step of the QDQ graph falls the other way (the embeddings stay at cosine
+		// 0.9999), so that case gets the width of a few steps.
+		let atol = if kind == "qdq" && want.len() > 1 { 0.02 } else { ATOL };
 		for (row, w) in want.iter().enumerate() {
+			let g = &got[row * 384..][..384];
+			assert!(cosine(g, w) > 0.9995, "{kind} {:?} row {row}", case["texts"]);
 			for (i, &w) in w.iter().enumerate() {
 				let g = got[row * 384 + i];
 				assert!(
-					(g - w).abs() <= ATOL + RTOL * w.abs(),
+					(g - w).abs() <= atol + RTOL * w.abs(),
 					"{kind} {:?} row {row} element {i}: got {g}, onnxruntime {w}",
 					case["texts"]
 				);
@@ -100,5 +109,16 @@ fn minilm_int8_quantize_dynamic_export_matches_onnxruntime() {
 	// Quantization moves the embeddings a little (onnxruntime's own: cosine 0.96 to 0.99).
 	for (q, f) in int8.iter().zip(&fp32) {
 		assert!(cosine(q, f) > 0.95, "int8 vs fp32 cosine {}", cosine(q, f));
+	}
+}
+
+#[test]
+fn minilm_int8_quantize_static_qdq_export_computes_its_graph() {
+	let qdq = check(&model("paraphrase-MiniLM-L3-v2.qdq.onnx"), "qdq");
+	let fp32 = check(&model("paraphrase-MiniLM-L3-v2.onnx"), "fp32");
+	// Calibrated on random ids, the static ranges fit real text loosely: the embeddings stay
+	// near fp32's (onnxruntime's own: cosine 0.90 and up), and the executor computes the same.
+	for (q, f) in qdq.iter().zip(&fp32) {
+		assert!(cosine(q, f) > 0.85, "QDQ vs fp32 cosine {}", cosine(q, f));
 	}
 }

