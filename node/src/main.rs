@@ -17,6 +17,22 @@ mod inference;
 mod rpc;
 mod service;
 
-fn main() -> polkadot_sdk::sc_cli::Result<()> {
-	command::run()
+fn main() {
+	let code = match command::run() {
+		Ok(()) => 0,
+		Err(e) => {
+			eprintln!("Error: {e:?}");
+			1
+		},
+	};
+	// The service has shut down and closed its database. Leave without running C++ static
+	// destructors: a RocksDB background thread may still take the mutex of RocksDB's static
+	// task scheduler, which exit() would destroy under it, aborting a clean shutdown with
+	// "pthread lock: Invalid argument" (facebook/rocksdb#11349; seen once in node/tests).
+	use std::io::Write;
+	let _ = std::io::stdout().flush();
+	let _ = std::io::stderr().flush();
+	// SAFETY: _exit ends the process at once; everything Rust owns was dropped above and the
+	// standard streams are flushed.
+	unsafe { libc::_exit(code) }
 }
