@@ -51,8 +51,9 @@ fn json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn two_processes_on_other_thread_counts_sample_the_same_tokens_and_logits() {
 	let model = smollm2();
-	let run = |threads: &str| {
-		json(&[
+	// The same sampled request with `seed`, on `threads` threads (the default when `None`).
+	let run = |seed: &str, threads: Option<&str>| {
+		let mut args = vec![
 			"generate",
 			"--model",
 			&model,
@@ -65,33 +66,20 @@ fn two_processes_on_other_thread_counts_sample_the_same_tokens_and_logits() {
 			"--top-p",
 			"0.9",
 			"--seed",
-			"7",
-			"--threads",
-			threads,
+			seed,
 			"--json",
-		])
+		];
+		if let Some(t) = threads {
+			args.extend(["--threads", t]);
+		}
+		json(&args)
 	};
-	let (one, two) = (run("1"), run("2"));
+	let (one, two) = (run("7", Some("1")), run("7", Some("2")));
 	assert_eq!(one["token_ids"], two["token_ids"]);
 	assert_eq!(one["logits_digest"], two["logits_digest"]);
 	assert_eq!(one["token_ids"].as_array().unwrap().len(), 24);
 	// Another seed draws other tokens: the seed is used.
-	let other = json(&[
-		"generate",
-		"--model",
-		&model,
-		"--prompt",
-		"Once upon a time",
-		"--max-tokens",
-		"24",
-		"--temperature",
-		"0.8",
-		"--top-p",
-		"0.9",
-		"--seed",
-		"8",
-		"--json",
-	]);
+	let other = run("8", None);
 	assert_ne!(one["token_ids"], other["token_ids"]);
 }
 
