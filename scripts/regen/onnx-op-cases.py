@@ -25,12 +25,13 @@ def elem(a):
 cases = []
 
 
-def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, **attrs):
+def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=None, **attrs):
     """A one-node model of `op` on `inputs` (name -> array); `consts` become initializers.
-    `exact(inputs, consts)`, where given, is the mathematically exact output, which replaces
-    onnxruntime's when the two differ (the script says so)."""
+    The node takes them in `order` (names, "" for an omitted input), by default inputs then
+    constants. `exact(inputs, consts)`, where given, is the mathematically exact output,
+    which replaces onnxruntime's when the two differ (the script says so)."""
     consts = consts or {}
-    names = list(inputs) + list(consts)
+    names = order or list(inputs) + list(consts)
     outs = [f"y{i}" for i in range(n_out)]
     node = helper.make_node(op, [n if n else "" for n in names], outs, **attrs)
     g = helper.make_graph(
@@ -193,6 +194,98 @@ case("matmulinteger_small", "MatMulInteger", {"a": (a8 // 4).astype(np.uint8), "
      exact=matmul_exact)
 case("matmulinteger_uint8", "MatMulInteger", {"a": rng.integers(0, 256, (4, 300)).astype(np.uint8),
                                                "b": rng.integers(0, 256, (300, 3)).astype(np.uint8)})
+
+# QLinearMatMul, ConvInteger and QLinearConv. The exact references compute the integer sums
+# exactly and requantize them as onnxruntime does (f32 scale a*b/y, round half to even).
+def requant(acc, scale, zero, dtype):
+    info = np.iinfo(dtype)
+    v = acc.astype(np.int32).astype(np.float32) * scale.astype(np.float32)
+    v = np.minimum(np.maximum(v, np.float32(info.min - int(zero))), np.float32(info.max - int(zero)))
+    return (np.round(v) + int(zero)).astype(dtype)
+def out_scale(a, b, y):
+    return (np.float32(a) * np.asarray(b, np.float32)) / np.float32(y)
+def qlinearmatmul_exact(i, c):
+    acc = (i["a"].astype(np.int64) - int(c["az"])) @ (c["b"].astype(np.int64) - c["bz"].astype(np.int64))
+    return [requant(acc, out_scale(c["as"], c["bs"], c["ys"]), c["yz"], c["yz"].dtype)]
+QMM = ["a", "as", "az", "b", "bs", "bz", "ys", "yz"]
+qa = rng.integers(0, 256, (2, 3, 16)).astype(np.uint8)
+case("qlinearmatmul_uint8", "QLinearMatMul", {"a": qa}, order=QMM, exact=qlinearmatmul_exact,
+     consts={"as": np.array(0.02, np.float32), "az": np.array(128, np.uint8),
+             "b": rng.integers(0, 256, (16, 5)).astype(np.uint8), "bs": np.array(0.01, np.float32),
+             "bz": np.array(120, np.uint8), "ys": np.array(0.05, np.float32), "yz": np.array(100, np.uint8)})
+case("qlinearmatmul_int8_per_column", "QLinearMatMul", {"a": qa}, order=QMM, exact=qlinearmatmul_exact,
+     consts={"as": np.array(0.03, np.float32), "az": np.array(130, np.uint8),
+             "b": rng.integers(-128, 128, (16, 5)).astype(np.int8),
+             "bs": np.array([0.01, 0.02, 0.005, 0.04, 0.03], np.float32),
+             "bz": np.zeros(5, np.int8), "ys": np.array(0.2, np.float32), "yz": np.array(3, np.uint8)})
+case("qlinearmatmul_saturating", "QLinearMatMul", {"a": qa}, order=QMM, exact=qlinearmatmul_exact,
+     consts={"as": np.array(0.5, np.float32), "az": np.array(0, np.uint8),
+             "b": rng.integers(0, 256, (16, 5)).astype(np.uint8), "bs": np.array(0.5, np.float32),
+             "bz": np.array(0, np.uint8), "ys": np.array(0.001, np.float32), "yz": np.array(10, np.uint8)})
+
+def conv_int(x, w, pads, strides, group):
+    """The exact 2-D integer convolution (int64) of centred x (N,C,H,W) by w (M,C/g,kh,kw)."""
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = w.shape
+    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (x.shape[2] - kh) // strides[0] + 1
+    ow = (x.shape[3] - kw) // strides[1] + 1
+    y = np.zeros((n, m, oh, ow), np.int64)
+    og = m // group
+    for o in range(m):
+        g = o // og
+        xs = x[:, g * cg:(g + 1) * cg]
+        for i in range(oh):
+            for j in range(ow):
+                win = xs[:, :, i * strides[0]:i * strides[0] + kh, j * strides[1]:j * strides[1] + kw]
+                y[:, o, i, j] = (win * w[o]).sum(axis=(1, 2, 3))
+    return y
+def conv_attrs(c):
+    return c.get("pads", [0, 0, 0, 0]), c.get("strides", [1, 1]), c.get("group", 1)
+def convinteger_exact(pads=(0, 0, 0, 0), strides=(1, 1), group=1):
+    def f(i, c):
+        x = i["x"].astype(np.int64) - int(c.get("xz", 0))
+        w = c["w"].astype(np.int64) - c.get("wz", np.array(0)).astype(np.int64).reshape(-1, 1, 1, 1)
+        return [conv_int(x, w, pads, strides, group).astype(np.int32)]
+    return f
+def qlinearconv_exact(pads=(0, 0, 0, 0), strides=(1, 1), group=1):
+    def f(i, c):
+        x = i["x"].astype(np.int64) - int(c["xz"])
+        w = c["w"].astype(np.int64) - c["wz"].astype(np.int64).reshape(-1, 1, 1, 1)
+        acc = conv_int(x, w, pads, strides, group)
+        if "b" in c:
+            acc = acc + c["b"].astype(np.int64).reshape(1, -1, 1, 1)
+        s = np.broadcast_to(out_scale(c["xs"], c["ws"], c["ys"]), (w.shape[0],)).reshape(1, -1, 1, 1)
+        return [requant(acc, s, c["yz"], c["yz"].dtype)]
+    return f
+cx = rng.integers(0, 256, (1, 3, 6, 6)).astype(np.uint8)
+cw = rng.integers(0, 256, (4, 3, 3, 3)).astype(np.uint8)
+case("convinteger", "ConvInteger", {"x": cx}, order=["x", "w", "xz", "wz"], exact=convinteger_exact((1, 1, 1, 1)),
+     consts={"w": cw, "xz": np.array(3, np.uint8), "wz": np.array(120, np.uint8)}, pads=[1, 1, 1, 1])
+case("convinteger_strided", "ConvInteger", {"x": cx}, order=["x", "w", "", ""],
+     exact=convinteger_exact((0, 1, 1, 0), (2, 2)), consts={"w": cw}, pads=[0, 1, 1, 0], strides=[2, 2])
+# 300 channels of 255 x 255 products: over 2^24, so the executor splits the channels.
+case("convinteger_deep", "ConvInteger", {"x": rng.integers(200, 256, (1, 300, 2, 2)).astype(np.uint8)},
+     order=["x", "w"], exact=convinteger_exact(), consts={"w": rng.integers(200, 256, (2, 300, 1, 1)).astype(np.uint8)})
+QCV = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+qx = rng.integers(0, 256, (1, 3, 7, 7)).astype(np.uint8)
+case("qlinearconv", "QLinearConv", {"x": qx}, order=QCV + ["b"], exact=qlinearconv_exact((1, 1, 1, 1), (2, 2)),
+     consts={"xs": np.array(0.02, np.float32), "xz": np.array(128, np.uint8),
+             "w": rng.integers(-64, 64, (4, 3, 3, 3)).astype(np.int8),
+             "ws": np.array([0.01, 0.02, 0.004, 0.03], np.float32), "wz": np.zeros(4, np.int8),
+             "ys": np.array(0.05, np.float32), "yz": np.array(110, np.uint8),
+             "b": rng.integers(-500, 500, (4,)).astype(np.int32)}, pads=[1, 1, 1, 1], strides=[2, 2])
+case("qlinearconv_depthwise", "QLinearConv", {"x": rng.integers(0, 256, (1, 4, 5, 5)).astype(np.uint8)}, order=QCV,
+     exact=qlinearconv_exact((1, 1, 1, 1), group=4),
+     consts={"xs": np.array(0.1, np.float32), "xz": np.array(10, np.uint8),
+             "w": rng.integers(0, 256, (4, 1, 3, 3)).astype(np.uint8), "ws": np.array(0.003, np.float32),
+             "wz": np.array(128, np.uint8), "ys": np.array(0.5, np.float32), "yz": np.array(0, np.uint8)},
+     pads=[1, 1, 1, 1], group=4)
+case("qlinearconv_int8", "QLinearConv", {"x": rng.integers(-128, 128, (2, 2, 4, 4)).astype(np.int8)}, order=QCV,
+     exact=qlinearconv_exact(),
+     consts={"xs": np.array(0.05, np.float32), "xz": np.array(-5, np.int8),
+             "w": rng.integers(-128, 128, (3, 2, 2, 2)).astype(np.int8), "ws": np.array(0.01, np.float32),
+             "wz": np.array(0, np.int8), "ys": np.array(0.1, np.float32), "yz": np.array(7, np.int8)})
 
 
 def main():

@@ -12,14 +12,7 @@ use burn::tensor::{
 };
 
 pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
-	r.add("Conv", |node, _| {
-		let a = Attrs(node);
-		boxed(Conv {
-			window: Spatial::parse(a)?,
-			group: a.int("group", 1),
-			kernel_shape: a.ints("kernel_shape"),
-		})
-	});
+	r.add("Conv", |node, _| boxed(Conv::parse(Attrs(node))?));
 	r.add("ConvTranspose", |node, _| {
 		let a = Attrs(node);
 		boxed(ConvTranspose {
@@ -45,6 +38,7 @@ pub(super) enum AutoPad {
 
 /// `auto_pad`, `pads`, `strides` and `dilations`, read at load; they are checked against the
 /// input's rank when the op runs.
+#[derive(Clone)]
 pub(super) struct Spatial {
 	pub auto_pad: AutoPad,
 	pads: Option<Vec<i64>>,
@@ -156,7 +150,8 @@ pub(super) fn split_pads<B: Backend>(
 // ---------------------------------------------------------------------------------------
 // The operators.
 
-struct Conv {
+#[derive(Clone)]
+pub(super) struct Conv {
 	window: Spatial,
 	group: i64,
 	kernel_shape: Option<Vec<i64>>,
@@ -182,6 +177,34 @@ impl<B: Backend> Op<B> for Conv {
 		epilogue: &[Fused<'_>],
 	) -> R<(Vec<Value<B>>, usize)> {
 		let (x, w, bias) = (a.float(cx, 0)?, a.float(cx, 1)?, a.opt_float(cx, 2)?);
+		let (out, fused) = self.apply(cx, x, w, bias, epilogue)?;
+		Ok((vec![Value::Float(out)], fused))
+	}
+}
+
+impl Conv {
+	/// Reads ConvInteger's and QLinearConv's attributes, which are Conv's.
+	pub(super) fn parse(a: Attrs) -> R<Conv> {
+		Ok(Conv {
+			window: Spatial::parse(a)?,
+			group: a.int("group", 1),
+			kernel_shape: a.ints("kernel_shape"),
+		})
+	}
+
+	pub(super) fn group(&self) -> i64 {
+		self.group
+	}
+
+	/// The convolution of `x` by `w` (plus `bias`), and how many epilogue nodes it applied.
+	pub(super) fn apply<B: Backend>(
+		&self,
+		cx: &Cx<B>,
+		x: F<B>,
+		w: F<B>,
+		bias: Option<F<B>>,
+		epilogue: &[Fused<'_>],
+	) -> R<(F<B>, usize)> {
 		let (xs, ws) = (shape::<B>(&x), shape::<B>(&w));
 		let r = xs.len().saturating_sub(2);
 		if r == 0 || ws.len() != xs.len() {
@@ -243,11 +266,7 @@ impl<B: Backend> Op<B> for Conv {
 				};
 				let (k, s, d) = (arr(&strides), arr(&p), arr(&dilations));
 				match cpu::conv2d::<B>(&x, &w, bias.as_ref(), k, s, d, g, relu, pool) {
-					Some(out) =>
-						return Ok((
-							vec![Value::Float(out)],
-							relu as usize + pool.is_some() as usize,
-						)),
+					Some(out) => return Ok((out, relu as usize + pool.is_some() as usize)),
 					None => B::conv2d(x, w, bias, ConvOptions::new(k, s, d, g)),
 				}
 			},
@@ -255,7 +274,7 @@ impl<B: Backend> Op<B> for Conv {
 				B::conv3d(x, w, bias, ConvOptions::new(arr(&strides), arr(&p), arr(&dilations), g)),
 			_ => return cx.unsupported(format!("{r}-d convolution")),
 		};
-		Ok((vec![Value::Float(out)], 0))
+		Ok((out, 0))
 	}
 }
 

@@ -1,12 +1,16 @@
 //! int8 quantization as onnxruntime's `quantize_dynamic` and `quantize_static` write it:
-//! QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and MatMulInteger.
+//! QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QLinearMatMul,
+//! ConvInteger and QLinearConv.
 //!
 //! Quantized tensors live on the host like every integer tensor. The rounding follows
 //! onnxruntime's CPU kernels (divide by the scale, clamp, round half to even), and integer
-//! products are exact: MatMulInteger multiplies in f32 over depth slices whose partial sums
-//! stay below 2^24, so its result is the same on every backend and in every summation order.
+//! products are exact: the integer matmuls and convolutions multiply in f32 over depth slices
+//! whose partial sums stay below 2^24, so their result is the same on every backend and in
+//! every summation order. The QLinear ops requantize their int32 sums as onnxruntime does.
 
-use super::{boxed, linalg::matmul, shape, slice_axis, Args, Attrs, Cx, Op, Registry, R};
+use super::{
+	boxed, conv::Conv, linalg::matmul, shape, slice_axis, Args, Attrs, Cx, Op, Registry, R,
+};
 use crate::exec::{
 	float_from_vec, float_to_vec,
 	host::{self, Host},
@@ -41,7 +45,14 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 		boxed(DequantizeLinear { axis: a.int("axis", 1) })
 	});
 	r.add("DynamicQuantizeLinear", |_, _| boxed(DynamicQuantizeLinear));
-	r.add("MatMulInteger", |_, _| boxed(MatMulInteger));
+	r.add("MatMulInteger", |_, _| boxed(IntegerMatMul::<B> { linear: false, b: None }));
+	r.add("QLinearMatMul", |_, _| boxed(IntegerMatMul::<B> { linear: true, b: None }));
+	r.add("ConvInteger", |node, _| {
+		boxed(IntegerConv::<B> { conv: Conv::parse(Attrs(node))?, linear: false, w: None })
+	});
+	r.add("QLinearConv", |node, _| {
+		boxed(IntegerConv::<B> { conv: Conv::parse(Attrs(node))?, linear: true, w: None })
+	});
 }
 
 /// The range of an 8-bit type.
@@ -204,9 +215,6 @@ impl<B: Backend> Op<B> for DynamicQuantizeLinear {
 	}
 }
 
-/// The int32 product of two 8-bit matrices less their zero points (numpy MatMul semantics).
-struct MatMulInteger;
-
 /// Every f32 sum of integers whose magnitudes add up to less than this is exact.
 const EXACT_F32: i64 = 1 << 24;
 
@@ -217,56 +225,160 @@ struct Centred<B: Backend> {
 	max: i64,
 }
 
-impl MatMulInteger {
-	/// `m - zero`. A's zero point is a scalar or one per row (its second-to-last axis), B's a
-	/// scalar or one per column (its last axis).
-	fn centred<B: Backend>(cx: &Cx<B>, m: &Host, zero: Option<&Host>, rows: bool) -> R<Centred<B>> {
-		if !matches!(m.elem, ElemType::U8 | ElemType::I8) {
-			return cx.invalid(format!("MatMulInteger multiplies 8-bit tensors, not {:?}", m.elem));
+/// `m - zero`, with `at(i)` the index in `zero` of element `i`'s zero point.
+fn centre<B: Backend>(
+	cx: &Cx<B>,
+	m: &Host,
+	zero: Option<&Host>,
+	at: impl Fn(usize) -> usize,
+) -> R<Centred<B>> {
+	if !matches!(m.elem, ElemType::U8 | ElemType::I8) {
+		return cx.invalid(format!("{} takes 8-bit tensors, not {:?}", cx.node.op, m.elem));
+	}
+	if zero.is_some_and(|z| z.elem != m.elem) {
+		return cx.invalid("a zero point's type differs from its tensor's");
+	}
+	let mut max = 0;
+	let data: Vec<f32> = m
+		.data
+		.iter()
+		.enumerate()
+		.map(|(i, &v)| {
+			let c = v - zero.map_or(0, |z| z.data[at(i)]);
+			max = max.max(c.abs());
+			c as f32
+		})
+		.collect();
+	let t = B::float_from_data(TensorData::new(data, Shape::from(m.shape.clone())), cx.device);
+	Ok(Centred { t, rank: m.shape.len(), max })
+}
+
+/// A scale or zero-point input with one value, or (where `per` is given) one value per
+/// `per` (rows, columns, output channels): the length it has.
+fn param_len<B: Backend>(cx: &Cx<B>, shape: &[usize], len: usize, per: Option<usize>) -> R<usize> {
+	if shape.len() > 1 || (len != 1 && Some(len) != per) {
+		return cx.invalid(format!(
+			"a scale or zero point of shape {shape:?}: one value{} expected",
+			per.map_or(String::new(), |n| format!(" or {n}"))
+		));
+	}
+	Ok(len)
+}
+
+/// The zero point of an optional input `i`, checked to hold one value or one per `per`.
+fn zero_input<'a, B: Backend>(
+	cx: &Cx<B>,
+	a: &'a Args<B>,
+	i: usize,
+	per: Option<usize>,
+) -> R<Option<&'a Host>> {
+	let Some(z) = zero_points(cx, a, i)? else { return Ok(None) };
+	param_len(cx, &z.shape, z.data.len(), per)?;
+	Ok(Some(z))
+}
+
+/// A scale input with one value, or one per `per`.
+fn scale_input<B: Backend>(cx: &Cx<B>, a: &Args<B>, i: usize, per: Option<usize>) -> R<Vec<f32>> {
+	let s = scales(cx, a, i)?;
+	param_len(cx, &[s.len()], s.len(), per)?;
+	Ok(s)
+}
+
+/// onnxruntime's requantization of an int32 sum: times the output scale (input scale times
+/// weight scale, over the output scale, in that order, in f32), clamped to the output type's
+/// range less the zero point, rounded half to even, plus the zero point.
+fn requantize(sum: i64, scale: f32, zero: i64, (lo, hi): (f32, f32)) -> i64 {
+	let z = zero as f32;
+	let v = (sum as i32 as f32 * scale).max(lo - z).min(hi - z);
+	v.round_ties_even() as i64 + zero
+}
+
+/// The QLinear ops' output: `sums` of `shape` (with `out(i)` the index of element `i`'s output row
+/// or channel, `scale(i)` the index of its input scale) requantized to the type of the output
+/// zero point, input `y`.
+fn requantized<B: Backend>(
+	cx: &Cx<B>,
+	a: &Args<B>,
+	y: usize,
+	(sums, shape): (Vec<i64>, Vec<usize>),
+	scale: impl Fn(usize) -> f32,
+	per_out: usize,
+	out: impl Fn(usize) -> usize,
+) -> R<Vec<Value<B>>> {
+	let ys = scale_input(cx, a, y, Some(per_out))?;
+	let Some(yz) = zero_input(cx, a, y + 1, Some(per_out))? else {
+		return cx.invalid("the output zero point is missing");
+	};
+	if yz.data.len() != ys.len() {
+		return cx.invalid("the output scale and zero point differ in length");
+	}
+	let Some(bounds) = range(yz.elem) else {
+		return cx.invalid(format!("quantizing to {:?}", yz.elem));
+	};
+	let data = sums
+		.into_iter()
+		.enumerate()
+		.map(|(i, s)| {
+			let o = if ys.len() == 1 { 0 } else { out(i) };
+			requantize(s, scale(i) / ys[o], yz.data[o], bounds)
+		})
+		.collect();
+	Ok(vec![Value::Host(Host::new(yz.elem, shape, data))])
+}
+
+/// MatMulInteger (A, B, A's zero point, B's zero point: the int32 product of the centred
+/// operands, numpy MatMul semantics) and QLinearMatMul (A, its scale and zero point, B, its
+/// scale and zero point, the output's scale and zero point: the product requantized). A's
+/// parameters are one value or one per row (its second-to-last axis), B's and the output's
+/// one value or one per column.
+struct IntegerMatMul<B: Backend> {
+	linear: bool,
+	/// B centred at load, when it and its zero point are constants.
+	b: Option<Centred<B>>,
+}
+
+impl<B: Backend> IntegerMatMul<B> {
+	/// The inputs A, A's zero point, B, B's zero point.
+	fn slots(&self) -> [usize; 4] {
+		if self.linear {
+			[0, 2, 3, 5]
+		} else {
+			[0, 2, 1, 3]
 		}
-		let rank = m.shape.len();
-		let index: Box<dyn Fn(usize) -> usize> = match zero {
-			None => Box::new(|_| 0),
-			Some(z) if z.elem != m.elem => return cx.invalid("a zero point's type differs"),
-			Some(z) if z.data.len() == 1 => Box::new(|_| 0),
-			Some(z) if rows && rank >= 2 && z.data.len() == m.shape[rank - 2] => {
-				let cols = m.shape[rank - 1];
-				let n = z.data.len();
-				Box::new(move |i| (i / cols) % n)
-			},
-			Some(z) if !rows && z.data.len() == m.shape[rank.max(1) - 1] => {
-				let n = z.data.len();
-				Box::new(move |i| i % n)
-			},
-			Some(_) => return cx.invalid("a zero point must be a scalar or one per row/column"),
-		};
-		let mut max = 0;
-		let data: Vec<f32> = m
-			.data
-			.iter()
-			.enumerate()
-			.map(|(i, &v)| {
-				let c = v - zero.map_or(0, |z| z.data[index(i)]);
-				max = max.max(c.abs());
-				c as f32
-			})
-			.collect();
-		let t = B::float_from_data(TensorData::new(data, Shape::from(m.shape.clone())), cx.device);
-		Ok(Centred { t, rank, max })
 	}
 
-	/// A (input 0, less its zero point, input 2) times the centred B `q`, as int32, exactly:
-	/// f32 products over slices of the depth short enough that no partial sum can reach 2^24
-	/// (any summation order, fused or not, is then exact, on every backend), the slices'
-	/// results added as integers.
-	fn times<B: Backend>(cx: &Cx<B>, a: &Args<B>, q: &Centred<B>) -> R<Vec<Value<B>>> {
-		let x = a.host(cx, 0)?;
-		if x.shape.is_empty() {
-			return cx.invalid("MatMulInteger of a scalar");
+	/// B less its zero point, one value or one per column.
+	fn centre_b(cx: &Cx<B>, m: &Host, zero: Option<&Host>) -> R<Centred<B>> {
+		let Some(&cols) = m.shape.last() else {
+			return cx.invalid(format!("{} of a scalar", cx.node.op));
+		};
+		if let Some(z) = zero {
+			param_len(cx, &z.shape, z.data.len(), Some(cols))?;
 		}
-		let az = a.opt(2).map(|_| a.host(cx, 2)).transpose()?;
-		let p = Self::centred(cx, x, az, true)?;
-		let depth = x.shape[x.shape.len() - 1];
+		let n = zero.map_or(1, |z| z.data.len());
+		centre(cx, m, zero, |i| i % cols % n)
+	}
+
+	/// A times the centred B `q`, as exact integers (not yet wrapped to int32), and the
+	/// product's shape: f32 products over slices of the depth short enough that no partial
+	/// sum can reach 2^24 (any summation order, fused or not, is then exact, on every
+	/// backend), the slices' results added as integers.
+	fn times(
+		cx: &Cx<B>,
+		a: &Args<B>,
+		[xi, xz, ..]: [usize; 4],
+		q: &Centred<B>,
+	) -> R<(Vec<i64>, Vec<usize>)> {
+		let x = a.host(cx, xi)?;
+		let rank = x.shape.len();
+		if rank == 0 {
+			return cx.invalid(format!("{} of a scalar", cx.node.op));
+		}
+		let rows = if rank >= 2 { x.shape[rank - 2] } else { 1 };
+		let az = zero_input(cx, a, xz, Some(rows))?;
+		let (cols, n) = (x.shape[rank - 1], az.map_or(1, |z| z.data.len()));
+		let p = centre::<B>(cx, x, az, |i| i / cols % n)?;
+		let depth = x.shape[rank - 1];
 		let q_axis = if q.rank == 1 { 0 } else { q.rank - 2 };
 		let bound = p.max * q.max;
 		let step = if bound == 0 { depth } else { ((EXACT_F32 - 1) / bound).max(1) as usize };
@@ -290,47 +402,190 @@ impl MatMulInteger {
 				sum.iter_mut().zip(part).for_each(|(s, v)| *s += v as i64);
 			}
 		}
-		// int32 wraps as onnxruntime's accumulator does.
-		let data = sum.into_iter().map(|v| host::wrap(ElemType::I32, v)).collect();
-		Ok(vec![Value::Host(Host::new(ElemType::I32, out_shape, data))])
+		Ok((sum, out_shape))
 	}
 }
 
-impl<B: Backend> Op<B> for MatMulInteger {
+impl<B: Backend> Op<B> for IntegerMatMul<B> {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		let y = a.host(cx, 1)?;
-		let bz = a.opt(3).map(|_| a.host(cx, 3)).transpose()?;
-		if y.shape.is_empty() {
-			return cx.invalid("MatMulInteger of a scalar");
-		}
-		let q = Self::centred(cx, y, bz, false)?;
-		Self::times(cx, &a, &q)
-	}
-
-	/// Constant weights (B and its zero point, as quantize_dynamic writes them) are centred
-	/// and converted once.
-	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
-		let Some(Some(Value::Host(y))) = known.get(1) else { return None };
-		let bz = match known.get(3) {
-			None | Some(None) if cx.node.inputs.get(3).is_none_or(|n| n.is_empty()) => None,
-			Some(Some(Value::Host(z))) => Some(z),
-			_ => return None,
+		let slots = self.slots();
+		let owned;
+		let q = match &self.b {
+			Some(b) => b,
+			None => {
+				let y = a.host(cx, slots[2])?;
+				let per = y.shape.last().copied();
+				owned = Self::centre_b(cx, y, zero_input(cx, &a, slots[3], per)?)?;
+				&owned
+			},
 		};
-		if y.shape.is_empty() {
-			return None;
+		let (sums, out_shape) = Self::times(cx, &a, slots, q)?;
+		if !self.linear {
+			// int32 wraps as onnxruntime's accumulator does.
+			let data = sums.into_iter().map(|v| host::wrap(ElemType::I32, v)).collect();
+			return Ok(vec![Value::Host(Host::new(ElemType::I32, out_shape, data))]);
 		}
-		let b = Self::centred(cx, y, bz, false).ok()?;
-		Some(Box::new(MatMulIntegerPacked::<B> { b }))
+		let r = out_shape.len();
+		let cols = out_shape.get(r.wrapping_sub(1)).copied().unwrap_or(1);
+		let rows = if r >= 2 { out_shape[r - 2] } else { 1 };
+		let x_rows = a.host(cx, 0)?.shape.len() >= 2;
+		let sa = scale_input(cx, &a, 1, x_rows.then_some(rows))?;
+		let sb = scale_input(cx, &a, 4, Some(cols))?;
+		let scale = |i: usize| {
+			let ai = if sa.len() == 1 { 0 } else { i / cols % rows };
+			let bi = if sb.len() == 1 { 0 } else { i % cols };
+			sa[ai] * sb[bi]
+		};
+		requantized(cx, &a, 6, (sums, out_shape), scale, cols, |i| i % cols)
+	}
+
+	/// Constant weights (B and its zero point, as the quantization tools write them) are
+	/// centred and converted once.
+	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
+		let [_, _, bi, bz] = self.slots();
+		let b = constant_centred(cx, known, bi, bz, Self::centre_b)?;
+		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b) }))
 	}
 }
 
-/// MatMulInteger with B centred and on the device since load.
-struct MatMulIntegerPacked<B: Backend> {
-	b: Centred<B>,
+/// How an op centres its weights: [`IntegerMatMul::centre_b`], [`IntegerConv::centre_w`].
+type Centre<B> = fn(&Cx<B>, &Host, Option<&Host>) -> R<Centred<B>>;
+
+/// A constant 8-bit input `i`, less its constant (or omitted) zero point `z`, centred once.
+fn constant_centred<B: Backend>(
+	cx: &Cx<B>,
+	known: &[Option<&Value<B>>],
+	i: usize,
+	z: usize,
+	centre: Centre<B>,
+) -> Option<Centred<B>> {
+	let Some(Some(Value::Host(m))) = known.get(i) else { return None };
+	let zero = match known.get(z) {
+		None | Some(None) if cx.node.inputs.get(z).is_none_or(|n| n.is_empty()) => None,
+		Some(Some(Value::Host(h))) => Some(h),
+		_ => return None,
+	};
+	centre(cx, m, zero).ok()
 }
 
-impl<B: Backend> Op<B> for MatMulIntegerPacked<B> {
+/// ConvInteger (X, W, X's zero point, W's zero point: the int32 convolution of the centred
+/// operands) and QLinearConv (X, its scale and zero point, W, its scale and zero point, the
+/// output's scale and zero point, an int32 bias: the convolution plus the bias, requantized).
+/// X's parameters are one value, W's one value or one per output channel; padding is by the
+/// zero point, as the specification says.
+struct IntegerConv<B: Backend> {
+	conv: Conv,
+	linear: bool,
+	/// W centred at load, when it and its zero point are constants.
+	w: Option<Centred<B>>,
+}
+
+impl<B: Backend> IntegerConv<B> {
+	/// The inputs X, X's zero point, W, W's zero point.
+	fn slots(&self) -> [usize; 4] {
+		if self.linear {
+			[0, 2, 3, 5]
+		} else {
+			[0, 2, 1, 3]
+		}
+	}
+
+	/// W less its zero point, one value or one per output channel.
+	fn centre_w(cx: &Cx<B>, w: &Host, zero: Option<&Host>) -> R<Centred<B>> {
+		if w.shape.len() < 3 {
+			return cx.invalid(format!("weight of shape {:?}", w.shape));
+		}
+		let m = w.shape[0];
+		if let Some(z) = zero {
+			param_len(cx, &z.shape, z.data.len(), Some(m))?;
+		}
+		let (n, each) = (zero.map_or(1, |z| z.data.len()), w.data.len() / m.max(1));
+		centre(cx, w, zero, |i| i / each % n)
+	}
+
+	/// The exact integer convolution of the centred X by the centred W and its shape: one f32
+	/// convolution where no partial sum can reach 2^24, else one per slice of the input
+	/// channels short enough, the results added as integers.
+	fn exact(&self, cx: &Cx<B>, x: &Centred<B>, w: &Centred<B>) -> R<(Vec<i64>, Vec<usize>)> {
+		let ws = shape::<B>(&w.t);
+		let (channels, window) = (ws[1], ws[2..].iter().product::<usize>());
+		let per_channel = x.max * w.max * window as i64;
+		let step =
+			if per_channel == 0 { channels } else { ((EXACT_F32 - 1) / per_channel) as usize };
+		let conv = |xt, wt| -> R<(Vec<i64>, Vec<usize>)> {
+			let out = self.conv.apply(cx, xt, wt, None, &[])?.0;
+			let s = shape::<B>(&out);
+			Ok((float_to_vec::<B>(out)?.into_iter().map(|v| v as i64).collect(), s))
+		};
+		if step >= channels {
+			return conv(x.t.clone(), w.t.clone());
+		}
+		if step == 0 || self.conv.group() != 1 {
+			return cx.unsupported(format!(
+				"an exact {}-element window of {} x {} products",
+				window, x.max, w.max
+			));
+		}
+		let (mut sum, mut out_shape) = (Vec::<i64>::new(), Vec::new());
+		for start in (0..channels).step_by(step) {
+			let end = (start + step).min(channels);
+			let (part, s) = conv(
+				slice_axis::<B>(x.t.clone(), 1, start, end),
+				slice_axis::<B>(w.t.clone(), 1, start, end),
+			)?;
+			out_shape = s;
+			if sum.is_empty() {
+				sum = part;
+			} else {
+				sum.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+			}
+		}
+		Ok((sum, out_shape))
+	}
+}
+
+impl<B: Backend> Op<B> for IntegerConv<B> {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
-		MatMulInteger::times(cx, &a, &self.b)
+		let [xi, xz, wi, wz] = self.slots();
+		let owned;
+		let w = match &self.w {
+			Some(w) => w,
+			None => {
+				let w = a.host(cx, wi)?;
+				let per = w.shape.first().copied();
+				owned = Self::centre_w(cx, w, zero_input(cx, &a, wz, per)?)?;
+				&owned
+			},
+		};
+		let x = a.host(cx, xi)?;
+		let x = centre::<B>(cx, x, zero_input(cx, &a, xz, None)?, |_| 0)?;
+		let (mut sums, out_shape) = self.exact(cx, &x, w)?;
+		let m = out_shape.get(1).copied().unwrap_or(1);
+		let spatial: usize = out_shape.iter().skip(2).product();
+		let channel = |i: usize| i / spatial.max(1) % m.max(1);
+		if !self.linear {
+			let data = sums.into_iter().map(|v| host::wrap(ElemType::I32, v)).collect();
+			return Ok(vec![Value::Host(Host::new(ElemType::I32, out_shape, data))]);
+		}
+		if a.opt(8).is_some() {
+			let b = a.host(cx, 8)?;
+			if b.elem != ElemType::I32 || b.shape != [m] {
+				return cx.invalid("the bias must be int32, one value per output channel");
+			}
+			for (i, s) in sums.iter_mut().enumerate() {
+				*s = host::wrap(ElemType::I32, *s + b.data[channel(i)]);
+			}
+		}
+		let sx = scale_input(cx, &a, 1, None)?;
+		let sw = scale_input(cx, &a, 4, Some(m))?;
+		let scale = |i: usize| sx[0] * sw[if sw.len() == 1 { 0 } else { channel(i) }];
+		requantized(cx, &a, 6, (sums, out_shape), scale, 1, channel)
+	}
+
+	/// Constant weights (W and its zero point) are centred and converted once.
+	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
+		let [_, _, wi, wz] = self.slots();
+		let w = constant_centred(cx, known, wi, wz, Self::centre_w)?;
+		Some(Box::new(IntegerConv { conv: self.conv.clone(), linear: self.linear, w: Some(w) }))
 	}
 }
