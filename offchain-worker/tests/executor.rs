@@ -382,3 +382,107 @@ fn an_empty_kernel_or_input_window_is_an_error_not_a_wrapped_size() {
 		"{err}"
 	);
 }
+
+/// A branch graph of `nodes` with output `out` (read from the demo graph by name).
+fn branch(nodes: Vec<proto::NodeProto>, out: &str) -> proto::GraphProto {
+	proto::GraphProto {
+		node: nodes,
+		output: vec![proto::ValueInfoProto { name: Some(out.into()), ..Default::default() }],
+		..Default::default()
+	}
+}
+
+fn graph_attr(name: &str, g: proto::GraphProto) -> proto::AttributeProto {
+	proto::AttributeProto {
+		name: Some(name.into()),
+		r#type: Some(5),
+		g: Some(Box::new(g)),
+		..Default::default()
+	}
+}
+
+/// The demo model with its probabilities passed through an If on the initializer `cond`.
+fn demo_if(
+	cond: proto::TensorProto,
+	then: proto::GraphProto,
+	otherwise: proto::GraphProto,
+) -> Result<Executor<Cpu>, ExecError> {
+	demo_with(|g| {
+		let last = g.node.len() - 1;
+		g.node[last].output[0] = "softmax".into();
+		g.node.push(proto::NodeProto {
+			op_type: Some("If".into()),
+			input: vec!["cond".into()],
+			output: vec!["probabilities".into()],
+			attribute: vec![graph_attr("then_branch", then), graph_attr("else_branch", otherwise)],
+			..Default::default()
+		});
+		g.initializer.push(proto::TensorProto { name: Some("cond".into()), ..cond });
+	})
+}
+
+fn scalar(data_type: i32, v: i64) -> proto::TensorProto {
+	proto::TensorProto { data_type: Some(data_type), int64_data: vec![v], ..Default::default() }
+}
+
+fn bool_cond(v: bool) -> proto::TensorProto {
+	proto::TensorProto { data_type: Some(9), int32_data: vec![v as i32], ..Default::default() }
+}
+
+#[test]
+fn if_branches_read_the_outer_graph_and_their_errors_name_the_branch() {
+	let input = [f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])];
+	let plain = demo().run(&input).unwrap();
+	let neg = || branch(vec![node("Neg", "softmax", "n")], "n");
+	// A branch may return a value of the graph around it as it is.
+	for (cond, sign) in [(true, 1.0), (false, -1.0)] {
+		let exec = demo_if(bool_cond(cond), branch(vec![], "softmax"), neg()).unwrap();
+		let out = exec.run(&input).unwrap();
+		let want: Vec<f32> = floats(&plain[0]).iter().map(|v| v * sign).collect();
+		assert_eq!(floats(&out[0]), want, "cond {cond}");
+	}
+	// A condition that is not one boolean fails the run, naming the node.
+	let exec = demo_if(scalar(7, 1), neg(), neg()).unwrap();
+	match exec.run(&input) {
+		Err(ExecError::Invalid { op, reason, .. }) =>
+			assert!(op == "If" && reason.contains("one boolean"), "{reason}"),
+		other => panic!("{other:?}"),
+	}
+	// A branch that reads a value nobody defines is refused at load.
+	let err = demo_if(bool_cond(true), branch(vec![node("Neg", "nowhere", "n")], "n"), neg());
+	assert!(matches!(err, Err(ExecError::Undefined(v)) if v.contains("nowhere")));
+	// The job's memory limit holds inside the branch: 768 f32 made there are over 3,000 bytes.
+	let tile = || {
+		let mut n = node("Tile", "softmax", "t");
+		n.input.push("reps".into());
+		let reps = proto::TensorProto {
+			name: Some("reps".into()),
+			dims: vec![2],
+			data_type: Some(7),
+			int64_data: vec![64, 4],
+			..Default::default()
+		};
+		proto::GraphProto { initializer: vec![reps], ..branch(vec![n], "t") }
+	};
+	let exec = demo_if(bool_cond(true), tile(), neg()).unwrap();
+	assert_eq!(exec.run(&input).unwrap()[0].shape, vec![64, 12]);
+	let exec = demo_if(bool_cond(true), tile(), neg()).unwrap().with_memory_limit(3_000);
+	assert!(matches!(exec.run(&input), Err(ExecError::OverMemory { .. })));
+}
+
+#[test]
+fn subgraphs_nested_too_deep_are_refused_when_the_model_is_parsed() {
+	let mut g = branch(vec![node("Neg", "softmax", "n")], "n");
+	for _ in 0..opg_worker::onnx::MAX_SUBGRAPH_DEPTH {
+		let mut nested = node("If", "cond", "n");
+		nested.attribute = vec![graph_attr("then_branch", g.clone()), graph_attr("else_branch", g)];
+		g = branch(vec![nested], "n");
+	}
+	let mut m = proto::ModelProto::decode(demo_bytes().as_slice()).unwrap();
+	let graph = m.graph.as_mut().unwrap();
+	let mut top = node("If", "cond", "extra");
+	top.attribute = vec![graph_attr("then_branch", g.clone()), graph_attr("else_branch", g)];
+	graph.node.push(top);
+	let err = Model::parse(&m.encode_to_vec()).unwrap_err();
+	assert!(matches!(err, opg_worker::onnx::ModelError::TooDeep { .. }), "{err}");
+}

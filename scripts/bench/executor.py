@@ -3,7 +3,8 @@
 
 Models: the demo MLP; an MNIST-sized MLP and LeNet CNN at batch 1 and 32 (seeded random
 weights); a ResNet-18-class CNN at 224x224 (built here with the torch exporter's graph: Conv
-with folded BatchNorm, Relu, MaxPool, residual Add, GlobalAveragePool, Gemm); and the real
+with folded BatchNorm, Relu, MaxPool, residual Add, GlobalAveragePool, Gemm) and its int8
+quantize_dynamic export (ConvInteger); and the real
 encoder paraphrase-MiniLM-L3-v2, fp32 and its int8 quantize_dynamic export
 (scripts/lib/encoder-model.sh), at batch 1 x 11 tokens and 8 x 128 tokens. Each runs in
 onnxruntime and in `opg-worker`'s bench example; outputs must agree (rtol 1e-3 / atol 1e-4; the
@@ -106,6 +107,18 @@ def resnet18(batch, seed):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def quantized_dynamic(model):
+    """`model` as onnxruntime's quantize_dynamic writes it: Conv becomes ConvInteger (uint8
+    weights, exact in onnxruntime too), Gemm becomes MatMulInteger, each fed by
+    DynamicQuantizeLinear."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "fp32.onnx"), os.path.join(d, "int8.onnx")
+        onnx.save(model, src)
+        quantize_dynamic(src, dst, weight_type=QuantType.QUInt8)
+        return onnx.load(dst)
+
+
 def token_feeds(rng, batch, tokens):
     """Token ids of `batch` texts of `tokens` tokens ([CLS] … [SEP], ids from the vocabulary)."""
     ids = rng.integers(1000, 29000, (batch, tokens)).astype(np.int64)
@@ -174,6 +187,8 @@ def main():
         cases.append((f"cnn lenet 28x28 b{b}", m, floats(m, shapes), False, 1e-4))
     m = resnet18(1, 3)
     cases.append(("resnet-18 224x224 b1", m, floats(m, [(1, 3, 224, 224)]), True, 1e-4))
+    q = quantized_dynamic(m)
+    cases.append(("resnet-18 int8 (ConvInteger) b1", q, floats(q, [(1, 3, 224, 224)]), True, 1e-3))
     for kind, file, atol in [("fp32", "paraphrase-MiniLM-L3-v2.onnx", 1e-4),
                              ("int8", "paraphrase-MiniLM-L3-v2.int8.onnx", 0.06)]:
         path = os.path.join(models, file)

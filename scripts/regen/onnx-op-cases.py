@@ -287,6 +287,27 @@ case("qlinearconv_int8", "QLinearConv", {"x": rng.integers(-128, 128, (2, 2, 4, 
              "w": rng.integers(-128, 128, (3, 2, 2, 2)).astype(np.int8), "ws": np.array(0.01, np.float32),
              "wz": np.array(0, np.int8), "ys": np.array(0.1, np.float32), "yz": np.array(7, np.int8)})
 
+# If, as exporters write it: branches read values of the graph around them by name, return
+# an outer value unchanged (through Identity, as onnxruntime requires), nest, and branch on a
+# constant (folded at load).
+def branch(name, nodes, out, consts=None):
+    return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+                             [numpy_helper.from_array(v, k) for k, v in (consts or {}).items()])
+then_g = branch("then", [helper.make_node("Add", ["x", "one"], ["t"])], "t", {"one": np.array(1, np.float32)})
+else_g = branch("else", [helper.make_node("Mul", ["x", "w"], ["e"])], "e")
+xin = f32(2, 3)
+for c in [True, False]:
+    case(f"if_{'then' if c else 'else'}", "If", {"c": np.array(c), "x": xin}, order=["c"],
+         consts={"w": f32(3)}, then_branch=then_g, else_branch=else_g)
+case("if_outer_output", "If", {"c": np.array([False]), "x": xin}, order=["c"],
+     then_branch=then_g, else_branch=branch("else", [helper.make_node("Identity", ["x"], ["i"])], "i"))
+inner = helper.make_node("If", ["c2"], ["n"], then_branch=branch("t2", [helper.make_node("Neg", ["x"], ["u"])], "u"),
+                         else_branch=branch("e2", [helper.make_node("Identity", ["x"], ["i2"])], "i2"))
+case("if_nested", "If", {"c": np.array(True), "c2": np.array(True), "x": xin}, order=["c"],
+     then_branch=branch("then", [inner, helper.make_node("Relu", ["n"], ["r"])], "r"), else_branch=then_g)
+case("if_constant", "If", {"x": xin}, order=["k"], consts={"k": np.array(False), "w": f32(3)},
+     then_branch=then_g, else_branch=else_g)
+
 
 def main():
     if os.path.isdir(OUT):

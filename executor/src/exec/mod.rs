@@ -30,7 +30,11 @@ use std::{borrow::Cow, collections::HashMap};
 
 /// The operators the executor implements, from the registry, in alphabetical order.
 pub fn supported_ops() -> Vec<&'static str> {
-	ops::Registry::<CpuBackend>::new().names()
+	let mut names = ops::Registry::<CpuBackend>::new().names();
+	// Control flow is loaded by the executor itself (its branches are graphs).
+	names.push("If");
+	names.sort_by_key(|name| name.to_ascii_lowercase());
+	names
 }
 
 /// Why a model cannot be run, or a run failed.
@@ -334,12 +338,21 @@ pub type NodeTimes = Vec<(String, std::time::Duration)>;
 impl<B: Backend> Executor<B> {
 	/// Checks every node and uploads the weights. Unsupported operators and attributes, and
 	/// values read before they are produced, are refused here.
-	pub fn new(model: Model, device: B::Device) -> Result<Self, ExecError> {
+	///
+	/// An If node's inputs are extended, after its condition, with the values its branches
+	/// read from the graph (see `ops::control`): [`Executor::model`] shows them so.
+	pub fn new(mut model: Model, device: B::Device) -> Result<Self, ExecError> {
 		let registry = ops::Registry::<B>::new();
+		for node in model.nodes.iter_mut().filter(|n| n.op == "If") {
+			ops::bind_outer_values(node);
+		}
 		let ops = model
 			.nodes
 			.iter()
-			.map(|node| registry.parse(node, model.opset))
+			.map(|node| match node.op.as_str() {
+				"If" => ops::load_if(node, model.opset, &device),
+				_ => registry.parse(node, model.opset),
+			})
 			.collect::<Result<Vec<_>, _>>()?;
 		let mut constants = HashMap::new();
 		for (name, t) in &model.initializers {
@@ -458,8 +471,15 @@ impl<B: Backend> Executor<B> {
 	/// Caps the bytes a run's live tensors may take; a run that would go over fails with
 	/// [`ExecError::OverMemory`] (see [`DEFAULT_JOB_MEMORY`]).
 	pub fn with_memory_limit(mut self, bytes: usize) -> Self {
-		self.memory_limit = bytes;
+		self.set_memory_limit(bytes);
 		self
+	}
+
+	fn set_memory_limit(&mut self, bytes: usize) {
+		self.memory_limit = bytes;
+		for op in &mut self.ops {
+			op.limit_memory(bytes);
+		}
 	}
 
 	/// The nodes run inside the node before them, by op: Relu after Conv or Gemm, MaxPool
@@ -599,6 +619,28 @@ impl<B: Backend> Executor<B> {
 			});
 		}
 		Ok(outputs)
+	}
+
+	/// Runs a subgraph (an If branch) on the values of its inputs, in order; their types are
+	/// what the graph around it made, not checked against declarations.
+	pub(crate) fn run_values(&self, values: Vec<Value<B>>) -> Result<Vec<Value<B>>, ExecError> {
+		let mut env: Vec<Option<Value<B>>> = Vec::new();
+		env.resize_with(self.names.len(), || None);
+		for (value, &slot) in values.into_iter().zip(&self.inputs) {
+			env[slot] = Some(value);
+		}
+		let env = self.run_nodes(env, None)?;
+		self.model
+			.outputs
+			.iter()
+			.zip(&self.outputs)
+			.map(|(spec, &slot)| {
+				env[slot]
+					.clone()
+					.or_else(|| self.constants[slot].clone())
+					.ok_or_else(|| ExecError::Undefined(spec.name.clone()))
+			})
+			.collect()
 	}
 
 	fn run_nodes(

@@ -36,7 +36,12 @@ pub enum ModelError {
 	AttributeReference { node: String, op: String, attribute: String },
 	#[error("graph input `{0}` is declared twice")]
 	DuplicateInput(String),
+	#[error("node `{node}` ({op}): subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")]
+	TooDeep { node: String, op: String },
 }
+
+/// Most levels of subgraphs (an If inside an If's branch ...) a model may nest.
+pub const MAX_SUBGRAPH_DEPTH: usize = 8;
 
 /// A dimension of a declared graph input or output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,21 @@ pub enum Attribute {
 	Floats(Vec<f32>),
 	Ints(Vec<i64>),
 	Strings(Vec<Vec<u8>>),
+	/// A subgraph, such as an If's branch.
+	Graph(Box<Graph>),
+}
+
+/// A subgraph: its nodes read the values of the graphs around it by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+	/// Its declared inputs' names (an If branch has none).
+	pub inputs: Vec<String>,
+	/// Its outputs' names, in order.
+	pub outputs: Vec<String>,
+	/// Its own constant tensors.
+	pub initializers: HashMap<String, Tensor>,
+	/// Its nodes, in topological order.
+	pub nodes: Vec<Node>,
 }
 
 /// One operator application.
@@ -140,37 +160,24 @@ impl Model {
 		}
 		let outputs = graph.output.iter().map(value_spec).collect::<Result<Vec<_>, _>>()?;
 
-		let mut nodes = Vec::with_capacity(graph.node.len());
-		for (index, n) in graph.node.iter().enumerate() {
-			let op = n.op_type.clone().unwrap_or_default();
-			let name =
-				n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{index}"));
-			match n.domain.as_deref().unwrap_or("") {
-				"" | "ai.onnx" => {},
-				other => return Err(ModelError::UnsupportedDomain(other.to_string())),
-			}
-			let mut attributes = BTreeMap::new();
-			for a in &n.attribute {
-				let key = a.name.clone().unwrap_or_default();
-				if a.ref_attr_name.is_some() {
-					return Err(ModelError::AttributeReference { node: name, op, attribute: key });
-				}
-				attributes.insert(key, attribute(a)?);
-			}
-			nodes.push(Node {
-				name,
-				op,
-				inputs: n.input.clone(),
-				outputs: n.output.clone(),
-				attributes,
-			});
-		}
+		let nodes = nodes(&graph, "", 0)?;
 		Ok(Model { opset, inputs, outputs, initializers, nodes })
 	}
 
-	/// The distinct operator types the model uses, sorted.
+	/// The distinct operator types the model uses (its subgraphs' included), sorted.
 	pub fn ops(&self) -> Vec<&str> {
-		let mut ops: Vec<&str> = self.nodes.iter().map(|n| n.op.as_str()).collect();
+		fn walk<'a>(nodes: &'a [Node], ops: &mut Vec<&'a str>) {
+			for n in nodes {
+				ops.push(&n.op);
+				for a in n.attributes.values() {
+					if let Attribute::Graph(g) = a {
+						walk(&g.nodes, ops);
+					}
+				}
+			}
+		}
+		let mut ops = Vec::new();
+		walk(&self.nodes, &mut ops);
 		ops.sort_unstable();
 		ops.dedup();
 		ops
@@ -211,6 +218,71 @@ fn value_spec(v: &proto::ValueInfoProto) -> Result<ValueSpec, ModelError> {
 			.collect()
 	});
 	Ok(ValueSpec { name, elem, shape })
+}
+
+/// A graph's nodes; those of a subgraph are named after the node that holds it (`prefix`),
+/// `depth` levels down.
+fn nodes(graph: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Vec<Node>, ModelError> {
+	let mut nodes = Vec::with_capacity(graph.node.len());
+	for (index, n) in graph.node.iter().enumerate() {
+		let op = n.op_type.clone().unwrap_or_default();
+		let name = n
+			.name
+			.clone()
+			.filter(|s| !s.is_empty())
+			.unwrap_or_else(|| format!("{prefix}#{index}"));
+		match n.domain.as_deref().unwrap_or("") {
+			"" | "ai.onnx" => {},
+			other => return Err(ModelError::UnsupportedDomain(other.to_string())),
+		}
+		let mut attributes = BTreeMap::new();
+		for a in &n.attribute {
+			let key = a.name.clone().unwrap_or_default();
+			if a.ref_attr_name.is_some() {
+				return Err(ModelError::AttributeReference { node: name, op, attribute: key });
+			}
+			let value = match &a.g {
+				Some(g) if a.r#type.is_none_or(|t| t == 5) => {
+					if depth + 1 > MAX_SUBGRAPH_DEPTH {
+						return Err(ModelError::TooDeep { node: name, op });
+					}
+					Attribute::Graph(Box::new(subgraph(g, &format!("{name}/{key}"), depth + 1)?))
+				},
+				_ => attribute(a)?,
+			};
+			attributes.insert(key, value);
+		}
+		nodes.push(Node {
+			name,
+			op,
+			inputs: n.input.clone(),
+			outputs: n.output.clone(),
+			attributes,
+		});
+	}
+	Ok(nodes)
+}
+
+fn subgraph(g: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Graph, ModelError> {
+	if !g.sparse_initializer.is_empty() {
+		return Err(ModelError::SparseInitializer);
+	}
+	let mut initializers = HashMap::new();
+	for t in &g.initializer {
+		initializers.insert(t.name.clone().unwrap_or_default(), tensor_from_proto(t)?);
+	}
+	let names = |v: &[proto::ValueInfoProto]| -> Vec<String> {
+		v.iter()
+			.map(|v| v.name.clone().unwrap_or_default())
+			.filter(|n| !initializers.contains_key(n))
+			.collect()
+	};
+	Ok(Graph {
+		inputs: names(&g.input),
+		outputs: g.output.iter().map(|v| v.name.clone().unwrap_or_default()).collect(),
+		nodes: nodes(g, prefix, depth)?,
+		initializers,
+	})
 }
 
 fn attribute(a: &proto::AttributeProto) -> Result<Attribute, ModelError> {

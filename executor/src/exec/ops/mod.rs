@@ -13,6 +13,7 @@
 
 mod binary;
 mod cast;
+mod control;
 mod conv;
 mod elementwise;
 mod index;
@@ -30,6 +31,7 @@ use burn::tensor::{
 	backend::Backend, get_device_settings, ops::FloatTensor, DType, FloatDType, Scalar, Shape,
 	Slice, TensorMetadata,
 };
+pub(crate) use control::{bind_outer_values, load_if};
 use opg_primitives::ElemType;
 use std::{borrow::Cow, collections::HashMap};
 
@@ -77,6 +79,9 @@ pub(crate) trait Op<B: Backend>: Send + Sync {
 	) -> R<(Vec<Value<B>>, usize)> {
 		Ok((self.run(cx, inputs)?, 0))
 	}
+
+	/// Caps the live bytes of the graphs the op runs itself (If's branches).
+	fn limit_memory(&mut self, _bytes: usize) {}
 }
 
 /// An op that the op before it can run on its output, inside its kernel.
