@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "offchain-worker", "tests", "ops")
@@ -25,12 +26,15 @@ def elem(a):
 cases = []
 
 
-def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=None, **attrs):
+def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=None, evaluator=False,
+         **attrs):
     """A one-node model of `op` on `inputs` (name -> array); `consts` become initializers.
     The node takes them in `order` (names, "" for an omitted input), by default inputs then
     constants. `exact(inputs, consts)`, where given, is the mathematically exact output,
-    which replaces onnxruntime's when the two differ (the script says so)."""
+    which replaces onnxruntime's when the two differ (the script says so). With `evaluator`
+    the reference is the ONNX reference evaluator's, for what onnxruntime does not run."""
     consts = consts or {}
+    inputs = {k: v for k, v in inputs.items() if v is not None}
     names = order or list(inputs) + list(consts)
     outs = [f"y{i}" for i in range(n_out)]
     node = helper.make_node(op, [n if n else "" for n in names], outs, **attrs)
@@ -40,7 +44,9 @@ def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=Non
         [helper.make_empty_tensor_value_info(o) for o in outs],
         [numpy_helper.from_array(v, k) for k, v in consts.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    cases.append((name, m, inputs, (lambda: exact(inputs, consts)) if exact else None))
+    if evaluator:
+        exact = lambda i, c: ReferenceEvaluator(m).run(None, i)
+    cases.append((name, m, inputs, (lambda: exact(inputs, consts)) if exact else None, evaluator))
 
 
 def f32(*shape, scale=2.0):
@@ -308,17 +314,54 @@ case("if_nested", "If", {"c": np.array(True), "c2": np.array(True), "x": xin}, o
 case("if_constant", "If", {"x": xin}, order=["k"], consts={"k": np.array(False), "w": f32(3)},
      then_branch=then_g, else_branch=else_g)
 
+# Attention and RotaryEmbedding (opset 23), as the dynamo exporter writes them for encoders
+# and decoders: multi-head and grouped-query, 3-D and 4-D, masks, KV cache, causal, softcap.
+A23 = dict(opset=23)
+case("attention_4d", "Attention", {"q": f32(2, 4, 5, 8), "k": f32(2, 4, 6, 8), "v": f32(2, 4, 6, 8)}, **A23)
+case("attention_3d_gqa_causal", "Attention", {"q": f32(1, 5, 32), "k": f32(1, 5, 16), "v": f32(1, 5, 16)},
+     q_num_heads=4, kv_num_heads=2, is_causal=1, **A23)
+bmask = rng.random((5, 6)) > 0.3
+bmask[:, 0] = True
+case("attention_bool_mask", "Attention", {"q": f32(2, 2, 5, 8), "k": f32(2, 2, 6, 8), "v": f32(2, 2, 6, 4),
+                                          "m": bmask}, **A23)
+dead = np.ones((3, 4), bool)
+dead[1] = False
+case("attention_masked_row", "Attention", {"q": f32(1, 1, 3, 4), "k": f32(1, 1, 4, 4), "v": f32(1, 1, 4, 4),
+                                           "m": dead}, **A23)
+case("attention_float_mask_short", "Attention", {"q": f32(2, 2, 5, 8), "k": f32(2, 2, 6, 8), "v": f32(2, 2, 6, 8),
+                                                 "m": f32(2, 1, 5, 4)}, evaluator=True, **A23)
+case("attention_past_causal", "Attention", {"q": f32(1, 4, 2, 8), "k": f32(1, 2, 2, 8), "v": f32(1, 2, 2, 8),
+                                            "m": None, "pk": f32(1, 2, 3, 8), "pv": f32(1, 2, 3, 8)},
+     order=["q", "k", "v", "", "pk", "pv"], n_out=3, is_causal=1, **A23)
+case("attention_softcap_scale", "Attention", {"q": f32(1, 2, 3, 8), "k": f32(1, 2, 4, 8), "v": f32(1, 2, 4, 8)},
+     softcap=5.0, scale=0.3, **A23)
+case("attention_probabilities", "Attention", {"q": f32(1, 2, 3, 8), "k": f32(1, 2, 4, 8), "v": f32(1, 2, 4, 8)},
+     order=["q", "k", "v"], n_out=4, qk_matmul_output_mode=3, **A23)
+case("attention_scores", "Attention", {"q": f32(1, 2, 3, 8), "k": f32(1, 2, 4, 8), "v": f32(1, 2, 4, 8)},
+     order=["q", "k", "v"], n_out=4, **A23)
+case("rotary_4d", "RotaryEmbedding", {"x": f32(1, 2, 3, 8), "c": f32(1, 3, 4), "s": f32(1, 3, 4)}, **A23)
+pos = np.array([[0, 1, 2], [5, 6, 7]], np.int64)
+case("rotary_3d_positions_interleaved_partial", "RotaryEmbedding", {"x": f32(2, 3, 32), "p": pos},
+     order=["x", "c", "s", "p"], consts={"c": f32(10, 4), "s": f32(10, 4)},
+     num_heads=2, rotary_embedding_dim=8, interleaved=1, **A23)
+case("rotary_3d_positions", "RotaryEmbedding", {"x": f32(2, 3, 32), "p": pos},
+     order=["x", "c", "s", "p"], consts={"c": f32(10, 8), "s": f32(10, 8)}, num_heads=2, **A23)
+
 
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
-    for name, model, inputs, exact in cases:
-        try:
-            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-            outs = session.run(None, inputs)
-        except Exception as e:
-            raise SystemExit(f"case {name}: {e}")
-        if exact:
+    for name, model, inputs, exact, evaluator in cases:
+        if evaluator:
+            print(f"{name}: onnxruntime does not run this; the reference is the ONNX reference evaluator")
+            outs = exact()
+        else:
+            try:
+                session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+                outs = session.run(None, inputs)
+            except Exception as e:
+                raise SystemExit(f"case {name}: {e}")
+        if exact and not evaluator:
             want = exact()
             if any(not np.array_equal(o, w) for o, w in zip(outs, want)):
                 print(f"{name}: onnxruntime is not exact here; the reference is the exact result")

@@ -11,6 +11,7 @@
 //! [`ExecError::UnsupportedOp`] or [`ExecError::Unsupported`]; anything that depends on the
 //! input shapes is checked when the op runs, as [`ExecError::Invalid`].
 
+mod attention;
 mod binary;
 mod cast;
 mod control;
@@ -111,6 +112,7 @@ pub(crate) struct Registry<B: Backend> {
 impl<B: Backend> Registry<B> {
 	pub(crate) fn new() -> Self {
 		let mut registry = Registry { parsers: HashMap::new() };
+		attention::register(&mut registry);
 		binary::register(&mut registry);
 		cast::register(&mut registry);
 		conv::register(&mut registry);
