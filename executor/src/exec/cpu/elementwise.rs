@@ -104,54 +104,105 @@ simd_kernel! {
 	}
 }
 
+/// Elements per block of the element-wise functions below: each step of their polynomials
+/// runs on four independent vectors, so that the chain of fused multiply-adds (latency 4–5
+/// cycles each) does not leave the FMA units idle. A tail shorter than a block runs through
+/// the same code with blocks of one, so every element gets the same operations and bits.
+const BLOCK: usize = 32;
+
 /// e^x for f32, accurate to about 2 ulp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor
-/// polynomial to degree 7 (Horner, fused), times 2^n built in the exponent bits. Saturates
-/// to 0 and +inf outside the f32 range; NaN stays NaN.
+/// polynomial to degree 7 (Horner, fused), times 2^n built in the exponent bits in two factors
+/// (so that subnormal results round once). Below -110 the result is 0 (e^-inf must be 0 for
+/// masks), above the f32 range +inf; NaN stays NaN. Written without branches, to vectorize.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+fn exp_block<const N: usize>(x: [f32; N]) -> [f32; N] {
 	const LOG2E: f32 = std::f32::consts::LOG2_E;
 	const LN2_HI: f32 = 0.693_145_75;
 	const LN2_LO: f32 = 1.428_606_8e-6;
-	let (x, raw) = (x.clamp(-87.336_54, 88.722_83), x);
-	let n = (x * LOG2E).round_ties_even();
-	let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
-	let mut p = 1.0 / 5040.0f32;
-	for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-		p = p.mul_add(r, c);
+	// Plain loops, not `array::map`: a closure the compiler does not inline would be compiled
+	// without the caller's vector features (and `mul_add` would become a library call).
+	let (mut n, mut r) = ([0f32; N], [0f32; N]);
+	for i in 0..N {
+		// Compare-and-select clamps (the vector max/min instructions' own semantics): NaN
+		// becomes -110, so n is always in range; NaN is restored at the end.
+		let c = if x[i] > -110.0 { x[i] } else { -110.0 };
+		let c = if c < 88.722_83 { c } else { 88.722_83 };
+		n[i] = (c * LOG2E).round_ties_even();
+		r[i] = (-n[i]).mul_add(LN2_LO, (-n[i]).mul_add(LN2_HI, c));
 	}
-	// n is in [-126, 128]: 2^n as a normal float, in two factors so n = 128 cannot overflow
-	// the exponent field.
-	let half = (n as i32) / 2;
-	let scale = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-	let y = p * scale(half) * scale(n as i32 - half);
-	// Below the clamp the true value is subnormal or 0: 0 (e^-inf must be 0 for masks).
-	if raw.is_nan() {
-		raw
-	} else if raw <= -87.336_54 {
-		0.0
-	} else {
-		y
+	let mut p = [1.0 / 5040.0f32; N];
+	for k in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+		for i in 0..N {
+			p[i] = p[i].mul_add(r[i], k);
+		}
 	}
+	let mut y = [0f32; N];
+	for i in 0..N {
+		// SAFETY: n is an integer in [-159, 128], so the conversion is exact.
+		let n = unsafe { n[i].to_int_unchecked::<i32>() };
+		let half = n / 2;
+		let scale = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+		let v = p[i] * scale(half) * scale(n - half);
+		// NaN in, NaN out, by bit masks: a select here is compiled to a branch per element.
+		let bits = x[i].to_bits();
+		let nan = (((bits & 0x7fff_ffff) > 0x7f80_0000) as u32).wrapping_neg();
+		y[i] = f32::from_bits((v.to_bits() & !nan) | (bits & nan));
+	}
+	y
+}
+
+/// erf: the Chebyshev fit of erfc of Numerical Recipes (fractional error below 1.2e-7),
+/// erf = 1 - erfc, odd.
+#[inline(always)]
+fn erf_block<const N: usize>(x: [f32; N]) -> [f32; N] {
+	const C: [f32; 10] = [
+		-1.265_512_2,
+		1.000_023_7,
+		0.374_091_96,
+		0.096_784_18,
+		-0.186_288_06,
+		0.278_868_07,
+		-1.135_204,
+		1.488_515_9,
+		-0.822_152_23,
+		0.170_872_77,
+	];
+	let (mut z, mut t) = ([0f32; N], [0f32; N]);
+	for i in 0..N {
+		z[i] = x[i].abs();
+		t[i] = 1.0 / 0.5f32.mul_add(z[i], 1.0);
+	}
+	let mut p = [C[9]; N];
+	for &c in C[..9].iter().rev() {
+		for i in 0..N {
+			p[i] = p[i].mul_add(t[i], c);
+		}
+	}
+	let mut arg = [0f32; N];
+	for i in 0..N {
+		arg[i] = (-z[i]).mul_add(z[i], p[i]);
+	}
+	let e = exp_block(arg);
+	// Odd; a NaN input is NaN all the way through.
+	let mut y = [0f32; N];
+	for i in 0..N {
+		y[i] = (1.0 - t[i] * e[i]).copysign(x[i]);
+	}
+	y
 }
 
 simd_kernel! {
-	/// erf for each element: the Chebyshev fit of erfc of Numerical Recipes (fractional error
-	/// below 1.2e-7), erf = 1 - erfc, odd.
+	/// erf of each element, in blocks of [`BLOCK`].
 	fn erf_kernel(src: &[f32], dst: &mut [std::mem::MaybeUninit<f32>]) {
-		const C: [f32; 10] = [
-			-1.265_512_2, 1.000_023_7, 0.374_091_96, 0.096_784_18, -0.186_288_06,
-			0.278_868_07, -1.135_204, 1.488_515_9, -0.822_152_23, 0.170_872_77,
-		];
-		for (d, &x) in dst.iter_mut().zip(src) {
-			let z = x.abs();
-			let t = 1.0 / 0.5f32.mul_add(z, 1.0);
-			let mut p = C[9];
-			for &c in C[..9].iter().rev() {
-				p = p.mul_add(t, c);
+		let (blocks, tail) = src.as_chunks::<BLOCK>();
+		let (out, out_tail) = dst.as_chunks_mut::<BLOCK>();
+		for (x, d) in blocks.iter().zip(out) {
+			for (d, y) in d.iter_mut().zip(erf_block(*x)) {
+				d.write(y);
 			}
-			let erfc = t * exp((-z).mul_add(z, p));
-			let e = 1.0 - erfc;
-			d.write(if x < 0.0 { -e } else if x.is_nan() { x } else { e });
+		}
+		for (&x, d) in tail.iter().zip(out_tail) {
+			d.write(erf_block([x])[0]);
 		}
 	}
 }
@@ -169,16 +220,47 @@ pub(crate) fn erf<B: Backend>(x: &F<B>) -> Option<F<B>> {
 }
 
 simd_kernel! {
-	/// Softmax of each `row`-element row: e^(x - max) over its sum.
+	/// Softmax of each `row`-element row: e^(x - max) over its sum. The maximum is kept in 8
+	/// lanes and the sum in [`BLOCK`] lanes (added up in a fixed order), so both vectorize.
 	fn softmax_rows(src: &[f32], row: usize, dst: &mut [std::mem::MaybeUninit<f32>]) {
 		for (s, d) in src.chunks_exact(row).zip(dst.chunks_exact_mut(row)) {
-			let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-			let mut sum = 0.0f32;
-			for (d, &x) in d.iter_mut().zip(s) {
-				let e = exp(x - max);
-				sum += e;
-				d.write(e);
+			// Compare-and-select: a NaN is passed over here and makes the row NaN below.
+			let mut lanes = [f32::NEG_INFINITY; 8];
+			let (eights, rest) = s.as_chunks::<8>();
+			for c in eights {
+				for l in 0..8 {
+					lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+				}
 			}
+			let max = lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+			let mut acc = [0f32; BLOCK];
+			let (blocks, tail) = s.as_chunks::<BLOCK>();
+			let (out, out_tail) = d.as_chunks_mut::<BLOCK>();
+			for (b, o) in blocks.iter().zip(out) {
+				let mut x = [0f32; BLOCK];
+				for i in 0..BLOCK {
+					x[i] = b[i] - max;
+				}
+				let e = exp_block(x);
+				for i in 0..BLOCK {
+					acc[i] += e[i];
+					o[i].write(e[i]);
+				}
+			}
+			let mut sum = 0.0f32;
+			for (&x, o) in tail.iter().zip(out_tail) {
+				let e = exp_block([x - max])[0];
+				sum += e;
+				o.write(e);
+			}
+			let mut width = BLOCK;
+			while width > 1 {
+				width /= 2;
+				for i in 0..width {
+					acc[i] += acc[i + width];
+				}
+			}
+			let sum = acc[0] + sum;
 			// SAFETY: every element of the row was written just above.
 			let d = unsafe { &mut *(d as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
 			d.iter_mut().for_each(|v| *v /= sum);

@@ -64,11 +64,13 @@ mod conv;
 mod direct;
 mod elementwise;
 mod linalg;
+mod packed;
 mod pool;
 
 pub(crate) use conv::conv2d;
 pub(crate) use elementwise::{binary, erf, quantize_u8, softmax_last, Arith};
 pub(crate) use linalg::gemm;
+pub(crate) use packed::PackedB;
 pub(crate) use pool::{max_pool2d, out_len, Window};
 
 /// Tests can make every kernel take its portable version, to compare the two.

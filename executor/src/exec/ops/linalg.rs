@@ -36,6 +36,39 @@ impl<B: Backend> Op<B> for MatMul {
 	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
 		one(matmul(cx, a.float(cx, 0)?, a.float(cx, 1)?)?)
 	}
+
+	/// A constant 2-D weight is packed once for the CPU kernel of few-row products.
+	fn specialize(&self, _cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
+		let Some(Some(Value::Float(w))) = known.get(1) else { return None };
+		let packed = cpu::PackedB::pack::<B>(w)?;
+		Some(Box::new(PackedMatMul { packed }))
+	}
+}
+
+/// Most rows (all batch axes together) the packed kernel takes; from there the GEMM library's
+/// blocking of A pays for its packing of B.
+const PACKED_ROWS: usize = 64;
+
+/// MatMul by a constant `[k, n]` weight packed at load.
+struct PackedMatMul {
+	packed: cpu::PackedB,
+}
+
+impl<B: Backend> Op<B> for PackedMatMul {
+	fn run(&self, cx: &Cx<B>, a: Args<B>) -> R<Vec<Value<B>>> {
+		let (x, w) = (a.float(cx, 0)?, a.float(cx, 1)?);
+		let xs = shape::<B>(&x);
+		let k = self.packed.depth();
+		let rows = xs.iter().product::<usize>() / k.max(1);
+		if xs.len() >= 2 && xs[xs.len() - 1] == k && rows <= PACKED_ROWS {
+			if let Some(out) = self.packed.times::<B>(&reshape::<B>(x.clone(), &[rows, k])) {
+				let mut s = xs[..xs.len() - 1].to_vec();
+				s.push(shape::<B>(&w)[1]);
+				return one(reshape::<B>(out, &s));
+			}
+		}
+		one(matmul(cx, x, w)?)
+	}
 }
 
 /// ONNX MatMul: numpy semantics, including 1-D operands and broadcast batch dimensions.

@@ -506,9 +506,11 @@ mod tests {
 	fn every_operator_is_registered_once() {
 		// `add` panics on a second registration of a name.
 		let names = Registry::<crate::exec::CpuBackend>::new().names();
-		assert_eq!(names.len(), 108);
-		for op in ["Abs", "Conv", "Gemm", "MaxPool", "Relu", "Where"] {
+		assert_eq!(names.len(), 113);
+		for op in ["Abs", "Attention", "Conv", "Gemm", "MaxPool", "QLinearConv", "Relu", "Where"] {
 			assert!(names.contains(&op), "{op}");
 		}
+		// If is loaded by the executor itself, and listed with the rest.
+		assert!(crate::exec::supported_ops().contains(&"If"));
 	}
 }
