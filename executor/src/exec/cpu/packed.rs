@@ -86,6 +86,43 @@ impl PackedB {
 	}
 }
 
+impl PackedB {
+	/// `a · B` (`a` row-major `[m, k]`) for integer-valued `a` and `B` whose products, summed
+	/// over any `step` consecutive depths, stay below 2^24 in magnitude: each such run is
+	/// summed exactly in f32, the runs are added as integers. Returns the `[m, n]` sums.
+	pub(crate) fn times_exact(&self, a: &[f32], m: usize, step: usize) -> Vec<i64> {
+		let (k, n, panels) = (self.k, self.n, n_panels(self.n));
+		assert!(a.len() == m * k && step >= 1, "an [m, k] operand and a positive step");
+		let mut out = vec![0i64; m * n];
+		let dst = Shared(out.as_mut_ptr());
+		let run = |p: usize, tile: &mut Vec<i64>| {
+			tile.resize(m * NR, 0);
+			panel_product_exact(a, k, &self.panels[p * k * NR..][..k * NR], step, tile);
+			let (j0, w) = (p * NR, NR.min(n - p * NR));
+			for (i, row) in tile.chunks_exact(NR).enumerate() {
+				// SAFETY: columns j0..j0 + w of row i belong to panel p's task alone.
+				unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.at(i * n + j0), w) };
+			}
+		};
+		let threads = spin::threads();
+		if m * n * k >= SPLIT_MACS && threads > 1 && panels >= 2 {
+			let per = panels.div_ceil(threads);
+			spin::for_each(panels.div_ceil(per), |t| {
+				let mut tile = Vec::new();
+				for p in t * per..((t + 1) * per).min(panels) {
+					run(p, &mut tile);
+				}
+			});
+		} else {
+			let mut tile = Vec::new();
+			for p in 0..panels {
+				run(p, &mut tile);
+			}
+		}
+		out
+	}
+}
+
 fn n_panels(n: usize) -> usize {
 	n.div_ceil(NR)
 }
@@ -99,22 +136,71 @@ simd_kernel! {
 			let rows = (m - i0).min(MR);
 			let (a, dst) = (&a[i0 * k..], &mut dst[i0 * NR..]);
 			match rows {
-				6 => tile::<6>(a, k, panel, dst),
-				5 => tile::<5>(a, k, panel, dst),
-				4 => tile::<4>(a, k, panel, dst),
-				3 => tile::<3>(a, k, panel, dst),
-				2 => tile::<2>(a, k, panel, dst),
-				_ => tile::<1>(a, k, panel, dst),
+				6 => tile::<6>(&row_slices(a, k), k, panel, dst),
+				5 => tile::<5>(&row_slices(a, k), k, panel, dst),
+				4 => tile::<4>(&row_slices(a, k), k, panel, dst),
+				3 => tile::<3>(&row_slices(a, k), k, panel, dst),
+				2 => tile::<2>(&row_slices(a, k), k, panel, dst),
+				_ => tile::<1>(&row_slices(a, k), k, panel, dst),
 			}
 			i0 += rows;
 		}
 	}
 }
 
-/// One `R` × [`NR`] tile of the product, its sums in registers down the whole depth.
+simd_kernel! {
+	/// [`panel_product`] of integer values, exactly: f32 sums over runs of `step` depths,
+	/// added as integers.
+	fn panel_product_exact(a: &[f32], k: usize, panel: &[f32], step: usize, dst: &mut [i64]) {
+		let m = dst.len() / NR;
+		let mut i0 = 0;
+		while i0 < m {
+			let rows = (m - i0).min(MR);
+			let (a, dst) = (&a[i0 * k..], &mut dst[i0 * NR..]);
+			match rows {
+				6 => tile_exact::<6>(a, k, panel, step, dst),
+				5 => tile_exact::<5>(a, k, panel, step, dst),
+				4 => tile_exact::<4>(a, k, panel, step, dst),
+				3 => tile_exact::<3>(a, k, panel, step, dst),
+				2 => tile_exact::<2>(a, k, panel, step, dst),
+				_ => tile_exact::<1>(a, k, panel, step, dst),
+			}
+			i0 += rows;
+		}
+	}
+}
+
+/// The first `R` rows of the row-major `a`, each `k` long.
 #[inline(always)]
-fn tile<const R: usize>(a: &[f32], k: usize, panel: &[f32], dst: &mut [f32]) {
-	let rows: [&[f32]; R] = std::array::from_fn(|r| &a[r * k..][..k]);
+fn row_slices<const R: usize>(a: &[f32], k: usize) -> [&[f32]; R] {
+	std::array::from_fn(|r| &a[r * k..][..k])
+}
+
+/// [`tile`] over runs of `step` depths, each run's f32 sums added to integer totals.
+#[inline(always)]
+fn tile_exact<const R: usize>(a: &[f32], k: usize, panel: &[f32], step: usize, dst: &mut [i64]) {
+	let mut total = [[0i64; NR]; R];
+	let mut run = [[0f32; NR]; R];
+	for k0 in (0..k).step_by(step) {
+		let len = step.min(k - k0);
+		let a: [&[f32]; R] = std::array::from_fn(|r| &a[r * k + k0..][..len]);
+		tile::<R>(&a, len, &panel[k0 * NR..], run.as_flattened_mut());
+		for (total, run) in total.iter_mut().zip(&run) {
+			for (t, &v) in total.iter_mut().zip(run) {
+				*t += v as i64;
+			}
+		}
+	}
+	for (r, total) in total.iter().enumerate() {
+		dst[r * NR..][..NR].copy_from_slice(total);
+	}
+}
+
+/// One `R` × [`NR`] tile of the product, its sums in registers down the whole depth.
+/// `rows` are the tile's rows of A, each `k` long.
+#[inline(always)]
+fn tile<const R: usize>(rows: &[&[f32]; R], k: usize, panel: &[f32], dst: &mut [f32]) {
+	let rows: [&[f32]; R] = std::array::from_fn(|r| &rows[r][..k]);
 	let panel = &panel[..k * NR];
 	let mut acc = [[0f32; NR]; R];
 	for kk in 0..k {
@@ -153,6 +239,29 @@ mod tests {
 			});
 			assert_eq!(fast, portable, "{m}x{k}x{n}: the portable kernel gives the same bits");
 			assert_close(got, want, &format!("packed {m}x{k}x{n}"));
+		}
+	}
+
+	#[test]
+	fn exact_integer_products_over_depth_runs() {
+		// Centred 8-bit values, as MatMulInteger makes them, 1536 deep: bounded by 1536 x 2^14,
+		// past what f32 sums hold exactly, so they are split into runs (of 1023, 7 and 1).
+		let (m, k, n) = (11, 1536, 40);
+		let mut seed = 7u64;
+		let mut next = |range: i64| {
+			seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+			((seed >> 33) as i64 % range) as f32
+		};
+		let a: Vec<f32> = (0..m * k).map(|_| next(256) - 128.0).collect();
+		let b: Vec<f32> = (0..k * n).map(|_| next(256) - 128.0).collect();
+		let bt = super::super::to_backend::<Flex>(b.clone(), vec![k, n]);
+		let packed = PackedB::pack::<Flex>(&bt).unwrap();
+		let want: Vec<i64> = (0..m * n)
+			.map(|o| (0..k).map(|t| a[o / n * k + t] as i64 * b[t * n + o % n] as i64).sum())
+			.collect();
+		let step = ((1i64 << 24) - 1) as usize / (128 * 128);
+		for step in [step, 7, 1] {
+			assert_eq!(packed.times_exact(&a, m, step), want, "runs of {step}");
 		}
 	}
 }

@@ -12,7 +12,7 @@ use super::{
 	boxed, conv::Conv, linalg::matmul, shape, slice_axis, Args, Attrs, Cx, Op, Registry, R,
 };
 use crate::exec::{
-	float_from_vec, float_to_vec,
+	cpu, float_from_vec, float_to_vec,
 	host::{self, Host},
 	Value,
 };
@@ -45,8 +45,12 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 		boxed(DequantizeLinear { axis: a.int("axis", 1) })
 	});
 	r.add("DynamicQuantizeLinear", |_, _| boxed(DynamicQuantizeLinear));
-	r.add("MatMulInteger", |_, _| boxed(IntegerMatMul::<B> { linear: false, b: None }));
-	r.add("QLinearMatMul", |_, _| boxed(IntegerMatMul::<B> { linear: true, b: None }));
+	r.add("MatMulInteger", |_, _| {
+		boxed(IntegerMatMul::<B> { linear: false, b: None, packed: None })
+	});
+	r.add("QLinearMatMul", |_, _| {
+		boxed(IntegerMatMul::<B> { linear: true, b: None, packed: None })
+	});
 	r.add("ConvInteger", |node, _| {
 		boxed(IntegerConv::<B> { conv: Conv::parse(Attrs(node))?, linear: false, w: None })
 	});
@@ -225,13 +229,14 @@ struct Centred<B: Backend> {
 	max: i64,
 }
 
-/// `m - zero`, with `at(i)` the index in `zero` of element `i`'s zero point.
-fn centre<B: Backend>(
+/// `m - zero` as f32 values, with `at(i)` the index in `zero` of element `i`'s zero point,
+/// and their largest magnitude.
+fn centre_values<B: Backend>(
 	cx: &Cx<B>,
 	m: &Host,
 	zero: Option<&Host>,
 	at: impl Fn(usize) -> usize,
-) -> R<Centred<B>> {
+) -> R<(Vec<f32>, i64)> {
 	if !matches!(m.elem, ElemType::U8 | ElemType::I8) {
 		return cx.invalid(format!("{} takes 8-bit tensors, not {:?}", cx.node.op, m.elem));
 	}
@@ -239,16 +244,41 @@ fn centre<B: Backend>(
 		return cx.invalid("a zero point's type differs from its tensor's");
 	}
 	let mut max = 0;
-	let data: Vec<f32> = m
-		.data
-		.iter()
-		.enumerate()
-		.map(|(i, &v)| {
-			let c = v - zero.map_or(0, |z| z.data[at(i)]);
-			max = max.max(c.abs());
-			c as f32
-		})
-		.collect();
+	let data: Vec<f32> = match zero.map(|z| &z.data[..]) {
+		// One zero point (the common case): a loop without an index per element.
+		None | Some([_]) => {
+			let z = zero.map_or(0, |z| z.data[0]);
+			m.data
+				.iter()
+				.map(|&v| {
+					let c = v - z;
+					max = max.max(c.abs());
+					c as f32
+				})
+				.collect()
+		},
+		Some(z) => m
+			.data
+			.iter()
+			.enumerate()
+			.map(|(i, &v)| {
+				let c = v - z[at(i)];
+				max = max.max(c.abs());
+				c as f32
+			})
+			.collect(),
+	};
+	Ok((data, max))
+}
+
+/// [`centre_values`] as a tensor on the device.
+fn centre<B: Backend>(
+	cx: &Cx<B>,
+	m: &Host,
+	zero: Option<&Host>,
+	at: impl Fn(usize) -> usize,
+) -> R<Centred<B>> {
+	let (data, max) = centre_values(cx, m, zero, at)?;
 	let t = B::float_from_data(TensorData::new(data, Shape::from(m.shape.clone())), cx.device);
 	Ok(Centred { t, rank: m.shape.len(), max })
 }
@@ -335,7 +365,12 @@ struct IntegerMatMul<B: Backend> {
 	linear: bool,
 	/// B centred at load, when it and its zero point are constants.
 	b: Option<Centred<B>>,
+	/// A 2-D constant B, also packed for the CPU kernel of few-row products.
+	packed: Option<cpu::PackedB>,
 }
+
+/// Most rows (all batch axes together) the packed kernel takes, as for MatMul.
+const PACKED_ROWS: usize = 64;
 
 impl<B: Backend> IntegerMatMul<B> {
 	/// The inputs A, A's zero point, B, B's zero point.
@@ -364,6 +399,7 @@ impl<B: Backend> IntegerMatMul<B> {
 	/// sum can reach 2^24 (any summation order, fused or not, is then exact, on every
 	/// backend), the slices' results added as integers.
 	fn times(
+		&self,
 		cx: &Cx<B>,
 		a: &Args<B>,
 		[xi, xz, ..]: [usize; 4],
@@ -377,11 +413,29 @@ impl<B: Backend> IntegerMatMul<B> {
 		let rows = if rank >= 2 { x.shape[rank - 2] } else { 1 };
 		let az = zero_input(cx, a, xz, Some(rows))?;
 		let (cols, n) = (x.shape[rank - 1], az.map_or(1, |z| z.data.len()));
-		let p = centre::<B>(cx, x, az, |i| i / cols % n)?;
 		let depth = x.shape[rank - 1];
+		let step = |p_max: i64| {
+			let bound = p_max * q.max;
+			if bound == 0 {
+				depth.max(1)
+			} else {
+				((EXACT_F32 - 1) / bound).max(1) as usize
+			}
+		};
+		// Few rows by a packed constant B: one pass of the register-tile kernel.
+		let all_rows = x.data.len() / depth.max(1);
+		if let Some(packed) = self.packed.as_ref().filter(|p| p.depth() == depth) {
+			if rank >= 2 && all_rows <= PACKED_ROWS {
+				let (p, p_max) = centre_values::<B>(cx, x, az, |i| i / cols % n)?;
+				let sums = packed.times_exact(&p, all_rows, step(p_max));
+				let mut out_shape = x.shape[..rank - 1].to_vec();
+				out_shape.push(sums.len() / all_rows.max(1));
+				return Ok((sums, out_shape));
+			}
+		}
+		let p = centre::<B>(cx, x, az, |i| i / cols % n)?;
 		let q_axis = if q.rank == 1 { 0 } else { q.rank - 2 };
-		let bound = p.max * q.max;
-		let step = if bound == 0 { depth } else { ((EXACT_F32 - 1) / bound).max(1) as usize };
+		let step = step(p.max);
 		let (mut sum, mut out_shape) = (Vec::<i64>::new(), Vec::new());
 		for start in (0..depth.max(1)).step_by(step.max(1)) {
 			let end = (start + step).min(depth);
@@ -419,7 +473,7 @@ impl<B: Backend> Op<B> for IntegerMatMul<B> {
 				&owned
 			},
 		};
-		let (sums, out_shape) = Self::times(cx, &a, slots, q)?;
+		let (sums, out_shape) = self.times(cx, &a, slots, q)?;
 		if !self.linear {
 			// int32 wraps as onnxruntime's accumulator does.
 			let data = sums.into_iter().map(|v| host::wrap(ElemType::I32, v)).collect();
@@ -444,7 +498,8 @@ impl<B: Backend> Op<B> for IntegerMatMul<B> {
 	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
 		let [_, _, bi, bz] = self.slots();
 		let b = constant_centred(cx, known, bi, bz, Self::centre_b)?;
-		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b) }))
+		let packed = if b.rank == 2 { cpu::PackedB::pack::<B>(&b.t) } else { None };
+		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b), packed }))
 	}
 }
 
