@@ -347,6 +347,24 @@ case("rotary_3d_positions_interleaved_partial", "RotaryEmbedding", {"x": f32(2, 
 case("rotary_3d_positions", "RotaryEmbedding", {"x": f32(2, 3, 32), "p": pos},
      order=["x", "c", "s", "p"], consts={"c": f32(10, 8), "s": f32(10, 8)}, num_heads=2, **A23)
 
+# Zero-size dimensions: an empty KV cache at the first step, empty batches and slices.
+case("concat_empty", "Concat", {"a": f32(1, 2, 0, 8), "b": f32(1, 2, 3, 8)}, axis=2)
+case("attention_empty_past", "Attention", {"q": f32(1, 2, 3, 8), "k": f32(1, 2, 3, 8), "v": f32(1, 2, 3, 8),
+                                           "pk": f32(1, 2, 0, 8), "pv": f32(1, 2, 0, 8)},
+     order=["q", "k", "v", "", "pk", "pv"], n_out=3, is_causal=1, **A23)
+case("add_empty", "Add", {"a": f32(0, 3), "b": f32(3)})
+case("matmul_empty_depth", "MatMul", {"a": f32(2, 0), "b": f32(0, 3)})
+case("matmul_empty_rows", "MatMul", {"a": f32(0, 4), "b": f32(4, 3)})
+case("matmul_empty_rows_weight", "MatMul", {"a": f32(2, 0, 4)}, consts={"b": f32(4, 3)})
+case("reducesum_empty", "ReduceSum", {"x": f32(2, 0), "axes": np.array([1], np.int64)}, keepdims=0, opset=18)
+case("shape_empty", "Shape", {"x": f32(0, 3)})
+case("gather_empty", "Gather", {"x": f32(3, 4), "i": np.zeros((0,), np.int64)})
+case("relu_empty", "Relu", {"x": f32(2, 0, 3)})
+case("softmax_empty", "Softmax", {"x": f32(0, 5)})
+case("transpose_empty", "Transpose", {"x": f32(2, 0, 3)}, perm=[2, 0, 1])
+case("reshape_empty", "Reshape", {"x": f32(2, 0, 3), "s": np.array([0, 3], np.int64)}, allowzero=1)
+case("reshape_empty_copy", "Reshape", {"x": f32(2, 0, 3), "s": np.array([3, 0], np.int64)})
+
 
 def main():
     if os.path.isdir(OUT):

@@ -546,13 +546,6 @@ impl<B: Backend> Executor<B> {
 					spec.name
 				)));
 			}
-			// Float tensors cannot be empty on the device; an empty batch has nothing to compute.
-			if t.shape.contains(&0) {
-				return Err(ExecError::Input(format!(
-					"`{}` has shape {:?}: no elements",
-					spec.name, t.shape
-				)));
-			}
 			if let Some(dims) = &spec.shape {
 				let fits = dims.len() == t.shape.len() &&
 					dims.iter().zip(&t.shape).all(|(d, &s)| match d {

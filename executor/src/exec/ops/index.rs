@@ -520,14 +520,14 @@ impl<B: Backend> Op<B> for Gather {
 		match v {
 			Value::Host(h) => Ok(vec![Value::Host(h.gather(axis, &norm))]),
 			Value::Float(t) => {
-				if norm.data.is_empty() {
-					return cx.unsupported("an empty Gather");
-				}
-				let flat = Host::vector_i64(norm.data.clone());
-				let picked = B::float_select(t.clone(), axis, int_from_host::<B>(&flat, cx.device));
 				let mut out = s[..axis].to_vec();
 				out.extend(&norm.shape);
 				out.extend(&s[axis + 1..]);
+				if norm.data.is_empty() {
+					return one(cx.full(t, &out, 0.0));
+				}
+				let flat = Host::vector_i64(norm.data.clone());
+				let picked = B::float_select(t.clone(), axis, int_from_host::<B>(&flat, cx.device));
 				one(reshape::<B>(picked, &out))
 			},
 		}
