@@ -214,7 +214,10 @@ fn run_onnx(a: &RunArgs) -> Result<(), String> {
 	let t0 = std::time::Instant::now();
 	let bytes = read(&a.model)?;
 	let artifact = opg_worker::store::blake2_256(&bytes);
-	let engine = opg_worker::exec::Engine::load(&bytes, device)
+	// From the path, so that external data next to the model is found.
+	let model = opg_worker::onnx::Model::load(&a.model)
+		.map_err(|e| format!("{}: {e}", a.model.display()))?;
+	let engine = opg_worker::exec::Engine::from_model(model, device)
 		.map_err(|e| format!("{}: {e}", a.model.display()))?;
 	let load = t0.elapsed();
 	let mut times = Vec::new();

@@ -84,7 +84,9 @@ enum Outcome {
 }
 
 fn run_model(dir: &Path) -> Outcome {
-	let model = match Model::parse(&std::fs::read(dir.join("model.onnx")).unwrap()) {
+	// A bundle (the model and its external data in one tar) where the case has one.
+	let file = Some(dir.join("bundle.tar")).filter(|b| b.exists());
+	let model = match Model::load(&file.unwrap_or_else(|| dir.join("model.onnx"))) {
 		Ok(m) => m,
 		Err(e) => return Outcome::Refused(e.to_string()),
 	};

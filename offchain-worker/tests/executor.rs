@@ -485,3 +485,82 @@ fn subgraphs_nested_too_deep_are_refused_when_the_model_is_parsed() {
 	let err = Model::parse(&m.encode_to_vec()).unwrap_err();
 	assert!(matches!(err, opg_worker::onnx::ModelError::TooDeep { .. }), "{err}");
 }
+
+/// A ustar archive of `members`, as `tar cf` writes one.
+fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+	let mut out = Vec::new();
+	for (name, data) in members {
+		let mut h = [0u8; 512];
+		h[..name.len()].copy_from_slice(name.as_bytes());
+		h[100..108].copy_from_slice(b"0000644\0");
+		h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+		h[156] = b'0';
+		h[257..263].copy_from_slice(b"ustar\0");
+		h[263..265].copy_from_slice(b"00");
+		h[148..156].fill(b' ');
+		let sum: u32 = h.iter().map(|&b| b as u32).sum();
+		h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+		out.extend(h);
+		out.extend(*data);
+		out.resize(out.len().next_multiple_of(512), 0);
+	}
+	out.extend([0u8; 1024]);
+	out
+}
+
+/// The demo model with its initializer `w2` kept in external data at `location` (its bytes
+/// from `offset`), and those bytes.
+fn demo_external(location: &str, offset: u64) -> (Vec<u8>, Vec<u8>) {
+	let mut m = proto::ModelProto::decode(demo_bytes().as_slice()).unwrap();
+	let g = m.graph.as_mut().unwrap();
+	let w = g.initializer.iter_mut().find(|t| t.name.as_deref() == Some("w2")).unwrap();
+	let bytes = opg_worker::onnx::tensor_from_proto(w).unwrap().data;
+	let entry =
+		|k: &str, v: String| proto::StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+	w.float_data.clear();
+	w.raw_data = None;
+	w.data_location = Some(1);
+	w.external_data = vec![
+		entry("location", location.into()),
+		entry("offset", offset.to_string()),
+		entry("length", bytes.len().to_string()),
+	];
+	let mut data = vec![7u8; offset as usize];
+	data.extend(&bytes);
+	(m.encode_to_vec(), data)
+}
+
+#[test]
+fn external_data_is_read_from_a_bundle_or_the_model_directory_and_stays_inside() {
+	use opg_worker::onnx::ModelError;
+	let input = [f32_tensor(vec![1, 4], &[0.5, -1.0, 2.0, 3.5])];
+	let want = demo().run(&input).unwrap();
+	let run = |m: Model| Executor::<Cpu>::new(m, Default::default()).unwrap().run(&input).unwrap();
+	let (onnx, data) = demo_external("weights/w2.bin", 100);
+	// A bundle: one .onnx, its data at the location relative to it.
+	let bundle = tar(&[("m/demo.onnx", &onnx), ("m/weights/w2.bin", &data)]);
+	assert_eq!(run(Model::parse(&bundle).unwrap()), want);
+	// The model's directory.
+	let dir = std::env::temp_dir().join(format!("opg-external-{}", std::process::id()));
+	std::fs::create_dir_all(dir.join("weights")).unwrap();
+	std::fs::write(dir.join("demo.onnx"), &onnx).unwrap();
+	std::fs::write(dir.join("weights/w2.bin"), &data).unwrap();
+	assert_eq!(run(Model::load(&dir.join("demo.onnx")).unwrap()), want);
+	std::fs::remove_dir_all(&dir).unwrap();
+	// The .onnx alone names data it does not have.
+	assert!(matches!(Model::parse(&onnx), Err(ModelError::ExternalData(t)) if t == "w2"));
+
+	let refused = |bytes: &[u8], what: &str| match Model::parse(bytes) {
+		Err(e) => assert!(e.to_string().contains(what), "{e} (wanted {what:?})"),
+		Ok(_) => panic!("accepted, wanted {what:?}"),
+	};
+	for location in ["../w2.bin", "/etc/passwd", "weights/../../w2.bin"] {
+		let (onnx, data) = demo_external(location, 0);
+		refused(&tar(&[("demo.onnx", &onnx), ("w2.bin", &data)]), "relative path");
+	}
+	refused(&tar(&[("demo.onnx", &onnx)]), "no file `weights/w2.bin`");
+	refused(&tar(&[("demo.onnx", &onnx), ("weights/w2.bin", &data[..150])]), "overrun");
+	refused(&tar(&[("a.onnx", &onnx), ("b.onnx", &onnx)]), "exactly one .onnx");
+	refused(&bundle[..512 + onnx.len() / 2], "past the end of the archive");
+	refused(&bundle[..bundle.len() - 1024], "without its end marker");
+}

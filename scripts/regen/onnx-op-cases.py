@@ -27,12 +27,14 @@ cases = []
 
 
 def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=None, evaluator=False,
-         **attrs):
+         external=None, **attrs):
     """A one-node model of `op` on `inputs` (name -> array); `consts` become initializers.
     The node takes them in `order` (names, "" for an omitted input), by default inputs then
     constants. `exact(inputs, consts)`, where given, is the mathematically exact output,
     which replaces onnxruntime's when the two differ (the script says so). With `evaluator`
-    the reference is the ONNX reference evaluator's, for what onnxruntime does not run."""
+    the reference is the ONNX reference evaluator's, for what onnxruntime does not run.
+    `external` saves the constants as external data: "dir" next to model.onnx (weights.bin),
+    "bundle" as a tar of both (bundle.tar), the way a release publishes such a model."""
     consts = consts or {}
     inputs = {k: v for k, v in inputs.items() if v is not None}
     names = order or list(inputs) + list(consts)
@@ -46,7 +48,7 @@ def case(name, op, inputs, n_out=1, opset=17, consts=None, exact=None, order=Non
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     if evaluator:
         exact = lambda i, c: ReferenceEvaluator(m).run(None, i)
-    cases.append((name, m, inputs, (lambda: exact(inputs, consts)) if exact else None, evaluator))
+    cases.append((name, m, inputs, (lambda: exact(inputs, consts)) if exact else None, evaluator, external))
 
 
 def f32(*shape, scale=2.0):
@@ -365,11 +367,35 @@ case("transpose_empty", "Transpose", {"x": f32(2, 0, 3)}, perm=[2, 0, 1])
 case("reshape_empty", "Reshape", {"x": f32(2, 0, 3), "s": np.array([0, 3], np.int64)}, allowzero=1)
 case("reshape_empty_copy", "Reshape", {"x": f32(2, 0, 3), "s": np.array([3, 0], np.int64)})
 
+# External data, as onnx's own writer stores it: next to the model, and in a release bundle.
+case("external_data", "Gemm", {"x": f32(2, 16)}, consts={"w": f32(16, 8), "b": f32(8)}, external="dir")
+case("external_bundle", "Gemm", {"x": f32(2, 16)}, consts={"w": f32(16, 8), "b": f32(8)}, external="bundle")
+
+
+def save(model, folder, external):
+    """model.onnx in `folder`; with `external`, its constants in weights.bin (and with
+    "bundle", both in bundle.tar under model/, deterministic: no times, owners or modes)."""
+    if not external:
+        return onnx.save(model, os.path.join(folder, "model.onnx"))
+    target = folder if external == "dir" else os.path.join(folder, "model")
+    os.makedirs(target, exist_ok=True)
+    onnx.save(model, os.path.join(target, "model.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    if external == "bundle":
+        import tarfile
+        with tarfile.open(os.path.join(folder, "bundle.tar"), "w", format=tarfile.PAX_FORMAT) as tar:
+            for f in ["model.onnx", "weights.bin"]:
+                info = tar.gettarinfo(os.path.join(target, f), f"model/{f}")
+                info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+                with open(os.path.join(target, f), "rb") as fh:
+                    tar.addfile(info, fh)
+        shutil.rmtree(target)
+
 
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
-    for name, model, inputs, exact, evaluator in cases:
+    for name, model, inputs, exact, evaluator, external in cases:
         if evaluator:
             print(f"{name}: onnxruntime does not run this; the reference is the ONNX reference evaluator")
             outs = exact()
@@ -391,7 +417,7 @@ def main():
         onnx.checker.check_model(model, full_check=True)
         d = os.path.join(OUT, name, "test_data_set_0")
         os.makedirs(d)
-        onnx.save(model, os.path.join(OUT, name, "model.onnx"))
+        save(model, os.path.join(OUT, name), external)
         for i, v in enumerate(inputs.values()):
             onnx.save_tensor(numpy_helper.from_array(v), os.path.join(d, f"input_{i}.pb"))
         for i, v in enumerate(outs):

@@ -45,9 +45,14 @@ pub enum Engine {
 }
 
 impl Engine {
-	/// Parses, checks and uploads a model file.
+	/// Parses, checks and uploads a model file (an `.onnx`, or a bundle with its external
+	/// data, see [`Model::parse`]).
 	pub fn load(bytes: &[u8], device: Device) -> Result<Engine, LoadError> {
-		let model = Model::parse(bytes)?;
+		Engine::from_model(Model::parse(bytes)?, device)
+	}
+
+	/// Checks and uploads a parsed model.
+	pub fn from_model(model: Model, device: Device) -> Result<Engine, LoadError> {
 		match device {
 			Device::Cpu => Ok(Engine::Cpu(Executor::new(model, Default::default())?)),
 			#[cfg(feature = "cuda")]

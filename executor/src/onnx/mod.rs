@@ -3,7 +3,10 @@
 //! sparse data, model-local functions, non-tensor values, unknown element types) is refused
 //! here with a [`ModelError`] naming it, before any job is touched.
 
+mod external;
 pub mod proto;
+
+use external::Source;
 
 use opg_primitives::{ElemType, Tensor};
 use prost::Message;
@@ -26,8 +29,10 @@ pub enum ModelError {
 	SparseInitializer,
 	#[error("tensor `{name}`: ONNX data type {data_type} is not supported")]
 	UnsupportedDataType { name: String, data_type: i32 },
-	#[error("tensor `{0}` keeps its data in an external file, which is not supported")]
+	#[error("tensor `{0}` keeps its data in an external file: load the model from its directory, or publish it as a bundle (a tar of the .onnx and its data files)")]
 	ExternalData(String),
+	#[error("model bundle: {0}")]
+	Bundle(String),
 	#[error("tensor `{name}`: {reason}")]
 	BadTensor { name: String, reason: String },
 	#[error("graph value `{0}` is not a dense tensor")]
@@ -121,8 +126,33 @@ pub struct Model {
 }
 
 impl Model {
-	/// Decodes and checks a model file.
+	/// Decodes and checks a model file: an `.onnx`, or a bundle (a tar of one `.onnx` and the
+	/// external data files it names).
 	pub fn parse(bytes: &[u8]) -> Result<Model, ModelError> {
+		match external::bundle(bytes) {
+			Some(bundle) => {
+				let (model, files) = bundle?;
+				Model::parse_with(model, &files)
+			},
+			None => Model::parse_with(bytes, &Source::None),
+		}
+	}
+
+	/// [`Model::parse`] of a file on disk, whose external data files (if any) are read from
+	/// the model's directory.
+	pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
+		let bytes = std::fs::read(path)
+			.map_err(|e| ModelError::Decode(format!("{}: {e}", path.display())))?;
+		match external::bundle(&bytes) {
+			Some(bundle) => {
+				let (model, files) = bundle?;
+				Model::parse_with(model, &files)
+			},
+			None => Model::parse_with(&bytes, &external::dir_of(path)),
+		}
+	}
+
+	fn parse_with(bytes: &[u8], src: &Source) -> Result<Model, ModelError> {
 		let model =
 			proto::ModelProto::decode(bytes).map_err(|e| ModelError::Decode(e.to_string()))?;
 		let mut opset = None;
@@ -143,7 +173,7 @@ impl Model {
 
 		let mut initializers = HashMap::new();
 		for t in &graph.initializer {
-			let tensor = tensor_from_proto(t)?;
+			let tensor = tensor_in(t, src)?;
 			initializers.insert(t.name.clone().unwrap_or_default(), tensor);
 		}
 		let mut inputs = Vec::new();
@@ -160,7 +190,7 @@ impl Model {
 		}
 		let outputs = graph.output.iter().map(value_spec).collect::<Result<Vec<_>, _>>()?;
 
-		let nodes = nodes(&graph, "", 0)?;
+		let nodes = nodes(&graph, "", 0, src)?;
 		Ok(Model { opset, inputs, outputs, initializers, nodes })
 	}
 
@@ -222,7 +252,12 @@ fn value_spec(v: &proto::ValueInfoProto) -> Result<ValueSpec, ModelError> {
 
 /// A graph's nodes; those of a subgraph are named after the node that holds it (`prefix`),
 /// `depth` levels down.
-fn nodes(graph: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Vec<Node>, ModelError> {
+fn nodes(
+	graph: &proto::GraphProto,
+	prefix: &str,
+	depth: usize,
+	src: &Source,
+) -> Result<Vec<Node>, ModelError> {
 	let mut nodes = Vec::with_capacity(graph.node.len());
 	for (index, n) in graph.node.iter().enumerate() {
 		let op = n.op_type.clone().unwrap_or_default();
@@ -246,9 +281,10 @@ fn nodes(graph: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Vec<No
 					if depth + 1 > MAX_SUBGRAPH_DEPTH {
 						return Err(ModelError::TooDeep { node: name, op });
 					}
-					Attribute::Graph(Box::new(subgraph(g, &format!("{name}/{key}"), depth + 1)?))
+					let prefix = format!("{name}/{key}");
+					Attribute::Graph(Box::new(subgraph(g, &prefix, depth + 1, src)?))
 				},
-				_ => attribute(a)?,
+				_ => attribute(a, src)?,
 			};
 			attributes.insert(key, value);
 		}
@@ -263,13 +299,18 @@ fn nodes(graph: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Vec<No
 	Ok(nodes)
 }
 
-fn subgraph(g: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Graph, ModelError> {
+fn subgraph(
+	g: &proto::GraphProto,
+	prefix: &str,
+	depth: usize,
+	src: &Source,
+) -> Result<Graph, ModelError> {
 	if !g.sparse_initializer.is_empty() {
 		return Err(ModelError::SparseInitializer);
 	}
 	let mut initializers = HashMap::new();
 	for t in &g.initializer {
-		initializers.insert(t.name.clone().unwrap_or_default(), tensor_from_proto(t)?);
+		initializers.insert(t.name.clone().unwrap_or_default(), tensor_in(t, src)?);
 	}
 	let names = |v: &[proto::ValueInfoProto]| -> Vec<String> {
 		v.iter()
@@ -280,19 +321,19 @@ fn subgraph(g: &proto::GraphProto, prefix: &str, depth: usize) -> Result<Graph, 
 	Ok(Graph {
 		inputs: names(&g.input),
 		outputs: g.output.iter().map(|v| v.name.clone().unwrap_or_default()).collect(),
-		nodes: nodes(g, prefix, depth)?,
+		nodes: nodes(g, prefix, depth, src)?,
 		initializers,
 	})
 }
 
-fn attribute(a: &proto::AttributeProto) -> Result<Attribute, ModelError> {
+fn attribute(a: &proto::AttributeProto, src: &Source) -> Result<Attribute, ModelError> {
 	// The `type` discriminator is authoritative; files written before it existed are read by
 	// which field is set.
 	Ok(match a.r#type {
 		Some(1) => Attribute::Float(a.f.unwrap_or_default()),
 		Some(2) => Attribute::Int(a.i.unwrap_or_default()),
 		Some(3) => Attribute::String(a.s.clone().unwrap_or_default()),
-		Some(4) => Attribute::Tensor(tensor_from_proto(a.t.as_ref().ok_or_else(|| bad_attr(a))?)?),
+		Some(4) => Attribute::Tensor(tensor_in(a.t.as_ref().ok_or_else(|| bad_attr(a))?, src)?),
 		Some(6) => Attribute::Floats(a.floats.clone()),
 		Some(7) => Attribute::Ints(a.ints.clone()),
 		Some(8) => Attribute::Strings(a.strings.clone()),
@@ -300,8 +341,7 @@ fn attribute(a: &proto::AttributeProto) -> Result<Attribute, ModelError> {
 		None if a.f.is_some() => Attribute::Float(a.f.unwrap_or_default()),
 		None if a.i.is_some() => Attribute::Int(a.i.unwrap_or_default()),
 		None if a.s.is_some() => Attribute::String(a.s.clone().unwrap_or_default()),
-		None if a.t.is_some() =>
-			Attribute::Tensor(tensor_from_proto(a.t.as_ref().expect("checked"))?),
+		None if a.t.is_some() => Attribute::Tensor(tensor_in(a.t.as_ref().expect("checked"), src)?),
 		None if !a.floats.is_empty() => Attribute::Floats(a.floats.clone()),
 		None if !a.ints.is_empty() => Attribute::Ints(a.ints.clone()),
 		None => Attribute::Strings(a.strings.clone()),
@@ -315,12 +355,21 @@ fn bad_attr(a: &proto::AttributeProto) -> ModelError {
 	}
 }
 
-/// Decodes a constant tensor into OPG's canonical form (little-endian data).
+/// Decodes a constant tensor into OPG's canonical form (little-endian data). A tensor whose
+/// data is in an external file is refused (see [`Model::load`]).
 pub fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, ModelError> {
+	tensor_in(t, &Source::None)
+}
+
+/// [`tensor_from_proto`], external data read from `src`.
+fn tensor_in(t: &proto::TensorProto, src: &Source) -> Result<Tensor, ModelError> {
 	let name = t.name.clone().unwrap_or_default();
-	if t.data_location == Some(1) || !t.external_data.is_empty() {
-		return Err(ModelError::ExternalData(name));
-	}
+	let external = if t.data_location == Some(1) || !t.external_data.is_empty() {
+		let (location, offset, length) = external::entries(&name, &t.external_data)?;
+		Some(src.read(&name, &location, offset, length)?)
+	} else {
+		None
+	};
 	let data_type = t.data_type.unwrap_or(0);
 	let elem = elem_type(data_type)
 		.ok_or_else(|| ModelError::UnsupportedDataType { name: name.clone(), data_type })?;
@@ -335,7 +384,9 @@ pub fn tensor_from_proto(t: &proto::TensorProto) -> Result<Tensor, ModelError> {
 		.try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
 		.ok_or_else(|| bad("too many elements".into()))?;
 
-	let data: Vec<u8> = if let Some(raw) = &t.raw_data {
+	let data: Vec<u8> = if let Some(data) = external {
+		data
+	} else if let Some(raw) = &t.raw_data {
 		raw.clone()
 	} else {
 		match elem {
