@@ -1,11 +1,14 @@
-//! Products by a constant weight matrix packed once at load, for the few-row activations of
-//! a batch-1 transformer (a linear layer of 11 tokens is an 11 × 384 by 384 × 384 product).
-//! There the GEMM library's own packing of B on every call costs as much memory traffic as
-//! the product: here B is stored in panels of [`NR`] columns, each one contiguous run down the
-//! depth, and a register tile of up to [`MR`] rows × [`NR`] columns sums the whole depth
-//! without touching memory but for the panel and the rows of A.
+//! Products by a constant weight matrix packed once at load. For the few-row activations of
+//! a batch-1 transformer (a linear layer of 11 tokens is an 11 × 384 by 384 × 384 product),
+//! the GEMM library's own packing of B on every call cost as much memory traffic as the
+//! product. Here B is stored in panels of [`NR`] columns, each one contiguous run down the
+//! depth, and a register tile of up to [`MR`] rows × [`NR`] columns sums the depth without
+//! touching memory but for the panel and the rows of A; many rows are taken in blocks that
+//! stay in cache.
 //!
-//! Every output is one fused multiply-add chain down the depth, in order, on every path.
+//! Every output is one fused multiply-add chain down the depth, in order, on every path: a
+//! row's result does not depend on how many rows come with it (batch-invariant), which the
+//! re-execution of sampled jobs relies on.
 
 use super::{f32_data, spin, to_backend, Shared, F};
 use burn::tensor::{backend::Backend, TensorMetadata};
@@ -16,6 +19,11 @@ const NR: usize = 16;
 const MR: usize = 6;
 /// From this many multiply-adds the panels are split over the threads.
 const SPLIT_MACS: usize = 1 << 20;
+/// From this many rows A is taken in blocks of [`MC`] rows and [`KC`] depths, so that a
+/// block of A stays in L2 and a panel's slice of B in L1 while the tiles sweep them.
+const BLOCKED_ROWS: usize = 64;
+const MC: usize = 120;
+const KC: usize = 256;
 
 /// A `[k, n]` f32 matrix as panels of [`NR`] columns, each `k` rows of [`NR`] contiguous
 /// values (the last panel zero-padded).
@@ -55,6 +63,9 @@ impl PackedB {
 		}
 		let data = f32_data::<B>(a)?;
 		let a = data.slice();
+		if m > BLOCKED_ROWS {
+			return Some(to_backend::<B>(self.times_blocked(a, m), vec![m, self.n]));
+		}
 		let (n, panels) = (self.n, n_panels(self.n));
 		let mut out = vec![0f32; m * n];
 		let dst = Shared(out.as_mut_ptr());
@@ -87,6 +98,32 @@ impl PackedB {
 }
 
 impl PackedB {
+	/// `a · B` for many rows: blocks of [`MC`] rows over the threads, each swept [`KC`] depths
+	/// at a time (the tiles' sums kept in the output between depth blocks, so every output is
+	/// still one fused multiply-add chain in order, the same bits as in one pass).
+	fn times_blocked(&self, a: &[f32], m: usize) -> Vec<f32> {
+		let (k, n) = (self.k, self.n);
+		let width = n_panels(n) * NR;
+		let mut out = vec![0f32; m * width];
+		let dst = Shared(out.as_mut_ptr());
+		let blocks = m.div_ceil(MC);
+		let block = |b: usize| {
+			let rows = MC.min(m - b * MC);
+			// SAFETY: rows b·MC.. of the output are this block's alone.
+			let c = unsafe { std::slice::from_raw_parts_mut(dst.at(b * MC * width), rows * width) };
+			block_product(&a[b * MC * k..][..rows * k], k, &self.panels, width, c);
+		};
+		if spin::threads() > 1 && blocks > 1 {
+			spin::for_each(blocks, block);
+		} else {
+			(0..blocks).for_each(block);
+		}
+		if width != n {
+			out = out.chunks_exact(width).flat_map(|row| &row[..n]).copied().collect();
+		}
+		out
+	}
+
 	/// `a · B` (`a` row-major `[m, k]`) for integer-valued `a` and `B` whose products, summed
 	/// over any `step` consecutive depths, stay below 2^24 in magnitude: each such run is
 	/// summed exactly in f32, the runs are added as integers. Returns the `[m, n]` sums.
@@ -149,6 +186,37 @@ simd_kernel! {
 }
 
 simd_kernel! {
+	/// `c = a · B` for a block of rows (`c` row-major with `width`, the panels' columns), in
+	/// depth blocks of [`KC`], each panel's slice swept by every tile of rows.
+	fn block_product(a: &[f32], k: usize, panels: &[f32], width: usize, c: &mut [f32]) {
+		let m = c.len() / width;
+		let tiles = m.div_ceil(MR);
+		// The block's rows packed per tile of MR rows, depth by depth (MR values each, the
+		// last tile's missing rows 0): the tile reads A as one sequential stream.
+		let mut packed = vec![0f32; tiles * MR * KC];
+		for k0 in (0..k).step_by(KC) {
+			let depth = KC.min(k - k0);
+			for (t, tile) in packed.chunks_exact_mut(MR * KC).enumerate() {
+				for r in 0..MR.min(m - t * MR) {
+					let row = &a[(t * MR + r) * k + k0..][..depth];
+					for (kk, &v) in row.iter().enumerate() {
+						tile[kk * MR + r] = v;
+					}
+				}
+			}
+			for p in 0..width / NR {
+				let panel = &panels[(p * k + k0) * NR..][..depth * NR];
+				for (t, ap) in packed.chunks_exact(MR * KC).enumerate() {
+					let c = &mut c[t * MR * width + p * NR..];
+					let rows = MR.min(m - t * MR);
+					tile_packed(ap, depth, panel, c, width, rows, k0 > 0);
+				}
+			}
+		}
+	}
+}
+
+simd_kernel! {
 	/// [`panel_product`] of integer values, exactly: f32 sums over runs of `step` depths,
 	/// added as integers.
 	fn panel_product_exact(a: &[f32], k: usize, panel: &[f32], step: usize, dst: &mut [i64]) {
@@ -170,10 +238,10 @@ simd_kernel! {
 	}
 }
 
-/// The first `R` rows of the row-major `a`, each `k` long.
+/// The first `R` rows of the row-major `a` (row stride `k`), from their start on.
 #[inline(always)]
 fn row_slices<const R: usize>(a: &[f32], k: usize) -> [&[f32]; R] {
-	std::array::from_fn(|r| &a[r * k..][..k])
+	std::array::from_fn(|r| &a[r * k..])
 }
 
 /// [`tile`] over runs of `step` depths, each run's f32 sums added to integer totals.
@@ -197,14 +265,64 @@ fn tile_exact<const R: usize>(a: &[f32], k: usize, panel: &[f32], step: usize, d
 }
 
 /// One `R` × [`NR`] tile of the product, its sums in registers down the whole depth.
-/// `rows` are the tile's rows of A, each `k` long.
+/// `rows` are the tile's rows of A, each at least `k` long.
 #[inline(always)]
 fn tile<const R: usize>(rows: &[&[f32]; R], k: usize, panel: &[f32], dst: &mut [f32]) {
+	tile_acc::<R>(rows, k, panel, dst, NR, false)
+}
+
+/// An [`MR`] × [`NR`] tile from A packed as `ap[kk · MR + r]`, into the first `rows` rows of
+/// `dst` (`ld` apart), continuing the sums already there when `load`. The same fused
+/// multiply-add chain per output as [`tile_acc`].
+#[inline(always)]
+fn tile_packed(
+	ap: &[f32],
+	k: usize,
+	panel: &[f32],
+	dst: &mut [f32],
+	ld: usize,
+	rows: usize,
+	load: bool,
+) {
+	let (ap, panel) = (&ap[..k * MR], &panel[..k * NR]);
+	let mut acc = [[0f32; NR]; MR];
+	if load {
+		for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+			acc.copy_from_slice(&dst[r * ld..][..NR]);
+		}
+	}
+	// Zipped chunks: no bounds test inside the loop.
+	for (b, x) in panel.as_chunks::<NR>().0.iter().zip(ap.as_chunks::<MR>().0) {
+		for r in 0..MR {
+			for c in 0..NR {
+				acc[r][c] = b[c].mul_add(x[r], acc[r][c]);
+			}
+		}
+	}
+	for (r, acc) in acc.iter().enumerate().take(rows) {
+		dst[r * ld..][..NR].copy_from_slice(acc);
+	}
+}
+
+/// [`tile`] into rows `ld` apart, continuing the sums already there when `load`.
+#[inline(always)]
+fn tile_acc<const R: usize>(
+	rows: &[&[f32]; R],
+	k: usize,
+	panel: &[f32],
+	dst: &mut [f32],
+	ld: usize,
+	load: bool,
+) {
 	let rows: [&[f32]; R] = std::array::from_fn(|r| &rows[r][..k]);
 	let panel = &panel[..k * NR];
 	let mut acc = [[0f32; NR]; R];
-	for kk in 0..k {
-		let b: &[f32; NR] = panel[kk * NR..][..NR].try_into().expect("NR values");
+	if load {
+		for (r, acc) in acc.iter_mut().enumerate() {
+			acc.copy_from_slice(&dst[r * ld..][..NR]);
+		}
+	}
+	for (kk, b) in panel.as_chunks::<NR>().0.iter().enumerate() {
 		for r in 0..R {
 			let x = rows[r][kk];
 			for c in 0..NR {
@@ -213,7 +331,7 @@ fn tile<const R: usize>(rows: &[&[f32]; R], k: usize, panel: &[f32], dst: &mut [
 		}
 	}
 	for (r, acc) in acc.iter().enumerate() {
-		dst[r * NR..][..NR].copy_from_slice(acc);
+		dst[r * ld..][..NR].copy_from_slice(acc);
 	}
 }
 
@@ -225,7 +343,15 @@ mod tests {
 
 	#[test]
 	fn packed_products_match_matmul_on_every_path() {
-		for (m, k, n) in [(1, 5, 3), (11, 384, 384), (7, 33, 50), (13, 64, 17), (64, 128, 96)] {
+		for (m, k, n) in [
+			(1, 5, 3),
+			(11, 384, 384),
+			(7, 33, 50),
+			(13, 64, 17),
+			(64, 128, 96),
+			(130, 300, 50),
+			(257, 600, 40),
+		] {
 			let a = random(&[m, k], 1);
 			let b = random(&[k, n], 2);
 			let packed = PackedB::pack::<Flex>(&b).expect("f32 on burn-flex");
@@ -239,6 +365,20 @@ mod tests {
 			});
 			assert_eq!(fast, portable, "{m}x{k}x{n}: the portable kernel gives the same bits");
 			assert_close(got, want, &format!("packed {m}x{k}x{n}"));
+		}
+	}
+
+	#[test]
+	fn a_row_gives_the_same_bits_alone_and_in_any_batch() {
+		let (k, n) = (600, 40);
+		let b = PackedB::pack::<Flex>(&random(&[k, n], 3)).unwrap();
+		let batch = random(&[130, k], 4);
+		let (_, all) = values(b.times::<Flex>(&batch).unwrap());
+		let (_, rows) = values(batch);
+		for i in [0, 5, 64, 129] {
+			let row = super::super::to_backend::<Flex>(rows[i * k..][..k].to_vec(), vec![1, k]);
+			let (_, alone) = values(b.times::<Flex>(&row).unwrap());
+			assert_eq!(alone, all[i * n..][..n], "row {i}");
 		}
 	}
 

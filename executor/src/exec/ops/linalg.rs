@@ -37,17 +37,14 @@ impl<B: Backend> Op<B> for MatMul {
 		one(matmul(cx, a.float(cx, 0)?, a.float(cx, 1)?)?)
 	}
 
-	/// A constant 2-D weight is packed once for the CPU kernel of few-row products.
+	/// A constant 2-D weight is packed once for the CPU kernel (see `cpu::PackedB`): every
+	/// row's output is then the same bits whatever the batch it comes in.
 	fn specialize(&self, _cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
 		let Some(Some(Value::Float(w))) = known.get(1) else { return None };
 		let packed = cpu::PackedB::pack::<B>(w)?;
 		Some(Box::new(PackedMatMul { packed }))
 	}
 }
-
-/// Most rows (all batch axes together) the packed kernel takes; from there the GEMM library's
-/// blocking of A pays for its packing of B.
-const PACKED_ROWS: usize = 64;
 
 /// MatMul by a constant `[k, n]` weight packed at load.
 struct PackedMatMul {
@@ -60,7 +57,7 @@ impl<B: Backend> Op<B> for PackedMatMul {
 		let xs = shape::<B>(&x);
 		let k = self.packed.depth();
 		let rows = xs.iter().product::<usize>() / k.max(1);
-		if xs.len() >= 2 && xs[xs.len() - 1] == k && rows <= PACKED_ROWS {
+		if xs.len() >= 2 && xs[xs.len() - 1] == k {
 			if let Some(out) = self.packed.times::<B>(&reshape::<B>(x.clone(), &[rows, k])) {
 				let mut s = xs[..xs.len() - 1].to_vec();
 				s.push(shape::<B>(&w)[1]);
