@@ -118,7 +118,14 @@ if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$
   python3 -m pip install -q "onnxruntime==$ort_version" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "onnxruntime==$ort_version"
 fi
-# --- the executor's real-model tests: MiniLM-L3 fp32 and int8, cached outside the clone -------
+# --- onnxconverter-common: writes the float16 export of the encoder test model (below) --------
+occ_version=1.16.0
+if ! python3 -c "import onnxconverter_common as o, sys; sys.exit(o.__version__ != '$occ_version')" 2>/dev/null; then
+  log "installing onnxconverter-common==$occ_version (pip)"
+  python3 -m pip install -q "onnxconverter-common==$occ_version" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "onnxconverter-common==$occ_version"
+fi
+# --- the executor's real-model tests: MiniLM-L3 fp32, int8 and fp16, cached outside the clone -
 log "encoder test models: $(bash "$here/lib/encoder-model.sh")"
 # --- the LLM engine's test model (llm/tests): SmolLM2-135M-Instruct, cached outside the clone -
 log "LLM test model: $(bash "$here/lib/llm-model.sh")"

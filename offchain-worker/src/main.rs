@@ -101,7 +101,7 @@ struct RunArgs {
 	model: PathBuf,
 	/// The input tensors as JSON, in the model's input order:
 	/// `[{"elem": "F32", "shape": [1, 4], "values": [5.1, 3.5, 1.4, 0.2]}]` (elem: F32, F64,
-	/// I8, U8, I32, I64, Bool).
+	/// F16, I8, U8, I32, I64, Bool).
 	#[arg(long, value_name = "FILE.json")]
 	input: Option<PathBuf>,
 	/// The input as a job carries it: the canonical SCALE bytes, in a file (raw, or as 0x hex).
@@ -131,6 +131,7 @@ fn tensor_from_json(t: &JsonTensor) -> Result<opg_primitives::Tensor, String> {
 	let elem = match t.elem.as_str() {
 		"F32" => F32,
 		"F64" => F64,
+		"F16" => F16,
 		"I8" => I8,
 		"U8" => U8,
 		"I32" => I32,
@@ -143,6 +144,7 @@ fn tensor_from_json(t: &JsonTensor) -> Result<opg_primitives::Tensor, String> {
 		match elem {
 			F32 => data.extend((v as f32).to_le_bytes()),
 			F64 => data.extend(v.to_le_bytes()),
+			F16 => data.extend(half::f16::from_f64(v).to_le_bytes()),
 			I8 => data.extend((v as i8).to_le_bytes()),
 			U8 | Bool => data.push(v as u8),
 			I32 => data.extend((v as i32).to_le_bytes()),
@@ -165,6 +167,7 @@ fn tensor_to_json(t: &opg_primitives::Tensor) -> serde_json::Value {
 		.map(|b| match t.elem {
 			F32 => serde_json::json!(f32::from_le_bytes(b.try_into().expect("4 bytes"))),
 			F64 => serde_json::json!(f64::from_le_bytes(b.try_into().expect("8 bytes"))),
+			F16 => serde_json::json!(half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
 			I8 => serde_json::json!(b[0] as i8),
 			U8 | Bool => serde_json::json!(b[0]),
 			I32 => serde_json::json!(i32::from_le_bytes(b.try_into().expect("4 bytes"))),

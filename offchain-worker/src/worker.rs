@@ -621,6 +621,12 @@ fn execute(
 			return Answer::Reject(RejectReason::BadInput);
 		},
 	};
+	// Zero-size dimensions are valid (an empty cache next to real tokens), but a job with no
+	// element in any input gives the model nothing to compute: refunded, not run.
+	if !inputs.is_empty() && inputs.iter().all(|t| t.elements() == Some(0)) {
+		tracing::warn!(target: "inference", job, "every input is empty");
+		return Answer::Reject(RejectReason::BadInput);
+	}
 	match engine.run(&inputs) {
 		Ok(outputs) => {
 			let payload = outputs.encode();

@@ -59,10 +59,10 @@ fn unsupported_features_are_named() {
 	assert_eq!(Model::parse(&m.encode_to_vec()), Err(ModelError::ExternalData("w1".into())));
 
 	let mut m = demo_proto();
-	m.graph.as_mut().unwrap().initializer[0].data_type = Some(10); // float16
+	m.graph.as_mut().unwrap().initializer[0].data_type = Some(16); // bfloat16
 	assert_eq!(
 		Model::parse(&m.encode_to_vec()),
-		Err(ModelError::UnsupportedDataType { name: "w1".into(), data_type: 10 })
+		Err(ModelError::UnsupportedDataType { name: "w1".into(), data_type: 16 })
 	);
 
 	let mut m = demo_proto();

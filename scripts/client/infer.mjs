@@ -65,17 +65,27 @@ function input(release) {
   return { shape: [1, 1, 8, 8], values: c.pixels, label: c.label };
 }
 
+// An IEEE binary16 value from its bits.
+function half(bits) {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
 function decodeOutput(api, bytes) {
   return api.createType('Vec<OpgTensor>', bytes).map((t) => {
     const shape = t.shape.map((d) => d.toNumber());
     const raw = t.data.toU8a(true);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const elem = t.elem.toString();
-    const size = { F32: 4, F64: 8, I8: 1, U8: 1, I32: 4, I64: 8, Bool: 1 }[elem];
+    const size = { F32: 4, F64: 8, I8: 1, U8: 1, I32: 4, I64: 8, Bool: 1, F16: 2 }[elem];
     const read = {
       F32: (o) => view.getFloat32(o, true), F64: (o) => view.getFloat64(o, true), I8: (o) => view.getInt8(o),
       U8: (o) => view.getUint8(o), I32: (o) => view.getInt32(o, true), I64: (o) => Number(view.getBigInt64(o, true)),
-      Bool: (o) => view.getUint8(o),
+      Bool: (o) => view.getUint8(o), F16: (o) => half(view.getUint16(o, true)),
     }[elem];
     const values = Array.from({ length: raw.length / size }, (_, i) => read(i * size));
     return { elem, shape, values };

@@ -2,7 +2,7 @@
 // bytes, so the client registers their layout to build and read them: canonical tensors, and
 // the chat request and response of LLM releases, `opg_primitives::chat`) and the OPG unit.
 export const TYPES = {
-  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
+  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool', 'F16'] },
   OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
   OpgRole: { _enum: ['System', 'User', 'Assistant'] },
   OpgChatMessage: { role: 'OpgRole', content: 'Bytes' },

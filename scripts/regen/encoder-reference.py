@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes offchain-worker/tests/encoder-reference.json: onnxruntime's sentence embeddings of
-paraphrase-MiniLM-L3-v2 (fp32 and its int8 quantize_dynamic export; scripts/lib/encoder-model.sh
-fetches both) for a few texts, with the token ids a real tokenizer gives them. The worker's
+paraphrase-MiniLM-L3-v2 (fp32, its int8 quantize_dynamic and QDQ exports and its float16
+export; scripts/lib/encoder-model.sh makes them) for a few texts, with the token ids a real tokenizer gives them. The worker's
 test (tests/encoders.rs) runs the executor on the same ids and compares.
 
 The QDQ export (quantize_static) is run as written, with onnxruntime's graph optimizations
@@ -77,7 +77,7 @@ def main():
         mask = np.array([x.attention_mask for x in e], np.int64)
         case = {"texts": batch, "input_ids": ids.tolist(), "attention_mask": mask.tolist(), "embeddings": {}}
         for kind, file in [("fp32", "paraphrase-MiniLM-L3-v2.onnx"), ("int8", "paraphrase-MiniLM-L3-v2.int8.onnx"),
-                           ("qdq", "paraphrase-MiniLM-L3-v2.qdq.onnx")]:
+                           ("qdq", "paraphrase-MiniLM-L3-v2.qdq.onnx"), ("fp16", "paraphrase-MiniLM-L3-v2.fp16.onnx")]:
             opts = ort.SessionOptions()
             if kind == "qdq":
                 # The graph as written: onnxruntime's optimizer would fuse each

@@ -372,6 +372,23 @@ case("external_data", "Gemm", {"x": f32(2, 16)}, consts={"w": f32(16, 8), "b": f
 case("external_bundle", "Gemm", {"x": f32(2, 16)}, consts={"w": f32(16, 8), "b": f32(8)}, external="bundle")
 
 
+# float16: held as f32 and rounded to float16 after each node typed float16, as onnxruntime's
+# CPU kernels do (they compute float16 graphs in f32 around casts).
+def f16(*shape, scale=2.0):
+    return f32(*shape, scale=scale).astype(np.float16)
+ties = np.array([1.0, 1.00048828125, 1.0009765625, 1.00146484375, 65504.0, 65520.0, 1e6, -1e6,
+                 6e-8, 3e-8, 1e-8, -0.0, np.inf, np.nan], np.float32)
+case("cast_to_half", "Cast", {"x": ties}, to=10)
+case("cast_from_half", "Cast", {"x": f16(3, 4)}, to=1)
+case("half_add", "Add", {"a": f16(3, 4), "b": f16(4)})
+case("half_matmul", "MatMul", {"a": f16(3, 40)}, consts={"b": f16(40, 5)})
+case("half_softmax", "Softmax", {"x": f16(2, 7)})
+case("half_layernorm", "LayerNormalization", {"x": f16(2, 3, 8)}, consts={"g": f16(8), "b": f16(8)})
+case("half_erf", "Erf", {"x": f16(4, 5)})
+case("half_constant_of_shape", "ConstantOfShape", {"s": np.array([2, 3], np.int64)},
+     value=numpy_helper.from_array(np.array([0.1], np.float16)))
+
+
 def save(model, folder, external):
     """model.onnx in `folder`; with `external`, its constants in weights.bin (and with
     "bundle", both in bundle.tar under model/, deterministic: no times, owners or modes)."""

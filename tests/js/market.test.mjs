@@ -18,7 +18,7 @@ let keyring;
 // Canonical tensors are not call parameters (inputs travel as bytes), so a dApp registers them.
 // Bytes parameters are passed as hex: a Uint8Array would be read as length-prefixed SCALE.
 const TENSOR_TYPES = {
-  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool'] },
+  OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool', 'F16'] },
   OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
 };
 

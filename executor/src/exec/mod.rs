@@ -153,7 +153,8 @@ fn host_from_tensor(t: &Tensor) -> Host {
 			.collect(),
 		ElemType::I8 => t.data.iter().map(|&b| b as i8 as i64).collect(),
 		ElemType::U8 | ElemType::Bool => t.data.iter().map(|&b| b as i64).collect(),
-		ElemType::F32 | ElemType::F64 => unreachable!("float tensors go to the device"),
+		ElemType::F32 | ElemType::F64 | ElemType::F16 =>
+			unreachable!("float tensors go to the device"),
 	};
 	Host::new(t.elem, shape, data)
 }
@@ -208,6 +209,8 @@ struct Step {
 	frees: Vec<usize>,
 	/// Whether its float inputs must share one type (see [`MIXED_FLOAT_OPS`]).
 	uniform_floats: bool,
+	/// Which of its outputs the model types float16 (rounded after it runs).
+	round: Vec<bool>,
 }
 
 /// Operators whose ONNX type constraints let float inputs differ (`Pow`'s exponent, the
@@ -304,6 +307,7 @@ fn fold_constants<B: Backend>(
 	model: &Model,
 	ops: &[Box<dyn Op<B>>],
 	constants: &mut HashMap<String, Value<B>>,
+	half: &std::collections::HashSet<String>,
 	device: &B::Device,
 ) -> Vec<bool> {
 	let mut folded = vec![false; model.nodes.len()];
@@ -316,7 +320,10 @@ fn fold_constants<B: Backend>(
 			continue;
 		}
 		let args = node.inputs.iter().map(|n| constants.get(n).map(Cow::Borrowed)).collect();
-		let run = std::panic::AssertUnwindSafe(|| op.run(&Cx { node, device }, Args(args)));
+		let run = std::panic::AssertUnwindSafe(|| {
+			let out = op.run(&Cx { node, device }, Args(args))?;
+			round_outputs(out, |i| node.outputs.get(i).is_some_and(|n| half.contains(n)), device)
+		});
 		let Ok(Ok(out)) = std::panic::catch_unwind(run) else { continue };
 		let small = out.iter().all(|v| v.shape().iter().product::<usize>() <= MAX_FOLDED_ELEMENTS);
 		if out.len() < node.outputs.iter().filter(|n| !n.is_empty()).count() || !small {
@@ -346,11 +353,26 @@ impl<B: Backend> Executor<B> {
 		for node in model.nodes.iter_mut().filter(|n| n.op == "If") {
 			ops::bind_outer_values(node);
 		}
+		// The values the model types float16.
+		let mut half: std::collections::HashSet<String> = model
+			.inputs
+			.iter()
+			.filter(|i| i.elem == ElemType::F16)
+			.map(|i| i.name.clone())
+			.chain(
+				model
+					.initializers
+					.iter()
+					.filter(|(_, t)| t.elem == ElemType::F16)
+					.map(|(n, _)| n.clone()),
+			)
+			.collect();
+		half_values::infer(&model.nodes, &mut half);
 		let ops = model
 			.nodes
 			.iter()
 			.map(|node| match node.op.as_str() {
-				"If" => ops::load_if(node, model.opset, &device),
+				"If" => ops::load_if(node, model.opset, &device, &half),
 				_ => registry.parse(node, model.opset),
 			})
 			.collect::<Result<Vec<_>, _>>()?;
@@ -365,7 +387,7 @@ impl<B: Backend> Executor<B> {
 				constants.insert(name.clone(), value);
 			}
 		}
-		let folded = fold_constants(&model, &ops, &mut constants, &device);
+		let folded = fold_constants(&model, &ops, &mut constants, &half, &device);
 		let mut ops = ops;
 		for (i, node) in model.nodes.iter().enumerate().filter(|(i, _)| !folded[*i]) {
 			let known: Vec<Option<&Value<B>>> =
@@ -440,7 +462,8 @@ impl<B: Backend> Executor<B> {
 				.map(|name| (!name.is_empty()).then(|| slots.of(name)))
 				.collect();
 			let uniform_floats = !MIXED_FLOAT_OPS.contains(&node.op.as_str());
-			steps.push(Step { node: i, inputs, epilogue, outputs, frees, uniform_floats });
+			let round = last.outputs.iter().map(|n| half.contains(n)).collect();
+			steps.push(Step { node: i, inputs, epilogue, outputs, frees, uniform_floats, round });
 		}
 		let mut slotted = Vec::new();
 		slotted.resize_with(slots.names.len(), || None);
@@ -581,7 +604,9 @@ impl<B: Backend> Executor<B> {
 				.or(self.constants[slot].as_ref())
 				.ok_or_else(|| ExecError::Undefined(spec.name.clone()))?
 				.clone();
-			if value.elem() != spec.elem {
+			// float16 is held as f32 (see `half_values`).
+			let held = if spec.elem == ElemType::F16 { ElemType::F32 } else { spec.elem };
+			if value.elem() != held {
 				return Err(ExecError::Backend(format!(
 					"output `{}` came out as {:?}, the model declares {:?}",
 					spec.name,
@@ -593,7 +618,14 @@ impl<B: Backend> Executor<B> {
 				Value::Float(t) => {
 					let shape: Vec<u32> = t.shape().iter().map(|&d| d as u32).collect();
 					let data = read::<B>(t)?;
-					let (elem, data) = if spec.elem == ElemType::F64 {
+					let (elem, data) = if spec.elem == ElemType::F16 {
+						let v = data
+							.convert::<f32>()
+							.into_vec::<f32>()
+							.map_err(|e| ExecError::Backend(format!("{e:?}")))?;
+						let bits = v.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes());
+						(ElemType::F16, bits.collect())
+					} else if spec.elem == ElemType::F64 {
 						let v = data
 							.convert::<f64>()
 							.into_vec::<f64>()
@@ -702,6 +734,11 @@ impl<B: Backend> Executor<B> {
 				}
 				out
 			};
+			let outputs = if step.round.contains(&true) {
+				round_outputs(outputs, |i| step.round.get(i) == Some(&true), &self.device)?
+			} else {
+				outputs
+			};
 			if let (Some(times), Some(started)) = (times.as_deref_mut(), started) {
 				times.push((index, started.elapsed()));
 			}
@@ -749,6 +786,91 @@ fn to_value<B: Backend>(t: &Tensor, device: &B::Device) -> Result<Value<B>, Exec
 				.collect();
 			Value::Float(float_from_vec::<B>(data, &shape, device))
 		},
+		// float16 is held as the f32 of the same value (see `half`).
+		ElemType::F16 => {
+			let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+			let data = t
+				.data
+				.chunks_exact(2)
+				.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+				.collect();
+			Value::Float(float_from_vec::<B>(data, &shape, device))
+		},
 		_ => Value::Host(host_from_tensor(t)),
 	})
+}
+
+/// float16 values. A float16 tensor is held as f32 values that float16 represents, and every
+/// node whose output the model types float16 has that output rounded to float16 (to nearest,
+/// ties to even) after it runs: the node computes in f32 and rounds once, as onnxruntime's
+/// CPU kernels do for float16 graphs (it casts around the nodes it has no float16 kernel for).
+mod half_values {
+	use crate::onnx::{Attribute, Node};
+	use opg_primitives::ElemType;
+	use std::collections::HashSet;
+
+	/// The values of `nodes` (given which values around them are float16) that the model
+	/// types float16: inputs of a node's type constraint share its float type, Cast and
+	/// CastLike say theirs, constants carry theirs, an If's outputs are its branches'.
+	pub(crate) fn infer(nodes: &[Node], half: &mut HashSet<String>) {
+		for node in nodes {
+			let attr_tensor_half = |key: &str| matches!(node.attributes.get(key), Some(Attribute::Tensor(t)) if t.elem == ElemType::F16);
+			let outputs: Vec<bool> = match node.op.as_str() {
+				"Cast" => vec![matches!(node.attributes.get("to"), Some(Attribute::Int(10)))],
+				"CastLike" => vec![node.inputs.get(1).is_some_and(|n| half.contains(n))],
+				"Constant" => vec![attr_tensor_half("value")],
+				"ConstantOfShape" => vec![attr_tensor_half("value")],
+				"If" => match node.attributes.get("then_branch") {
+					Some(Attribute::Graph(g)) => {
+						let mut inner = half.clone();
+						inner.extend(
+							g.initializers
+								.iter()
+								.filter(|(_, t)| t.elem == ElemType::F16)
+								.map(|(n, _)| n.clone()),
+						);
+						infer(&g.nodes, &mut inner);
+						g.outputs.iter().map(|o| inner.contains(o)).collect()
+					},
+					_ => vec![],
+				},
+				_ => vec![node.inputs.iter().any(|n| half.contains(n)); node.outputs.len()],
+			};
+			for (name, h) in node.outputs.iter().zip(outputs) {
+				if h && !name.is_empty() {
+					half.insert(name.clone());
+				} else {
+					half.remove(name);
+				}
+			}
+		}
+	}
+}
+
+/// Rounds a float tensor's values to float16 (see [`half_values`]).
+fn round_to_half<B: Backend>(
+	t: FloatTensor<B>,
+	device: &B::Device,
+) -> Result<FloatTensor<B>, ExecError> {
+	let shape = t.shape().to_vec();
+	let mut v = float_to_vec::<B>(t)?;
+	v.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+	Ok(float_from_vec::<B>(v, &shape, device))
+}
+
+/// [`round_to_half`] of the float outputs `round` marks.
+fn round_outputs<B: Backend>(
+	outputs: Vec<Value<B>>,
+	round: impl Fn(usize) -> bool,
+	device: &B::Device,
+) -> Result<Vec<Value<B>>, ExecError> {
+	outputs
+		.into_iter()
+		.enumerate()
+		.map(|(i, v)| match v {
+			Value::Float(t) if round(i) && t.dtype() == DType::F32 =>
+				Ok(Value::Float(round_to_half::<B>(t, device)?)),
+			v => Ok(v),
+		})
+		.collect()
 }

@@ -223,6 +223,7 @@ pub fn elem_type(data_type: i32) -> Option<ElemType> {
 		6 => ElemType::I32,
 		7 => ElemType::I64,
 		9 => ElemType::Bool,
+		10 => ElemType::F16,
 		11 => ElemType::F64,
 		_ => return None,
 	})
@@ -398,6 +399,8 @@ fn tensor_in(t: &proto::TensorProto, src: &Source) -> Result<Tensor, ModelError>
 			ElemType::I8 => t.int32_data.iter().map(|&v| v as i8 as u8).collect(),
 			ElemType::U8 => t.int32_data.iter().map(|&v| v as u8).collect(),
 			ElemType::Bool => t.int32_data.iter().map(|&v| (v != 0) as u8).collect(),
+			// float16 bits, one value per int32.
+			ElemType::F16 => t.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
 		}
 	};
 	if data.len() != count * elem.size() {

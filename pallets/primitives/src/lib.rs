@@ -158,6 +158,8 @@ pub enum ElemType {
 	I64,
 	/// One byte, 0 or 1.
 	Bool,
+	/// IEEE 754 binary16 (last, so that the other variants keep their encoding).
+	F16,
 }
 
 impl ElemType {
@@ -165,6 +167,7 @@ impl ElemType {
 	pub const fn size(self) -> usize {
 		match self {
 			ElemType::I8 | ElemType::U8 | ElemType::Bool => 1,
+			ElemType::F16 => 2,
 			ElemType::F32 | ElemType::I32 => 4,
 			ElemType::F64 | ElemType::I64 => 8,
 		}

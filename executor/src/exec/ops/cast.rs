@@ -60,6 +60,8 @@ impl<B: Backend> Op<B> for Cast {
 			let dtype = if elem == ElemType::F64 { FloatDType::F64 } else { FloatDType::F32 };
 			Value::Float(if v.elem() == elem { t } else { B::float_cast(t, dtype) })
 		};
+		// float16 is held as f32; the executor rounds the output (see `half_values`).
+		let to = if to == ElemType::F16 { ElemType::F32 } else { to };
 		Ok(vec![match (v, to) {
 			(Value::Float(t), ElemType::F32 | ElemType::F64) => float(t.clone(), to),
 			(Value::Host(h), ElemType::F32 | ElemType::F64) =>

@@ -76,6 +76,7 @@ pub(crate) fn load_if<B: Backend>(
 	node: &Node,
 	opset: i64,
 	device: &B::Device,
+	half: &HashSet<String>,
 ) -> R<Box<dyn Op<B>>> {
 	let a = Attrs(node);
 	let branch = |key: &str| -> R<Branch<B>> {
@@ -101,9 +102,12 @@ pub(crate) fn load_if<B: Backend>(
 				ExecError::Undefined(format!("{} (read by `{key}`)", outer.join(", ")))
 			})?;
 		// The element types of values from outside are known when they arrive: a branch is
-		// run with `Executor::run_values`, which does not check declared types.
-		let spec =
-			|name: &String| ValueSpec { name: name.clone(), elem: ElemType::F32, shape: None };
+		// run with `Executor::run_values`, which does not check declared types. Only which of
+		// them are float16 matters to the branch (it rounds what it computes from them).
+		let spec = |name: &String| {
+			let elem = if half.contains(name) { ElemType::F16 } else { ElemType::F32 };
+			ValueSpec { name: name.clone(), elem, shape: None }
+		};
 		let model = Model {
 			opset,
 			inputs: outer.iter().map(spec).collect(),
