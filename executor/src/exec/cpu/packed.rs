@@ -66,12 +66,23 @@ impl PackedB {
 		if m > BLOCKED_ROWS {
 			return Some(to_backend::<B>(self.times_blocked(a, m), vec![m, self.n]));
 		}
-		let (n, panels) = (self.n, n_panels(self.n));
-		let mut out = vec![0f32; m * n];
+		let out = self.by_panels(m, |panel, tile| panel_product(a, k, panel, tile));
+		Some(to_backend::<B>(out, vec![m, self.n]))
+	}
+
+	/// The `[m, n]` product whose `m` × [`NR`] tile for each panel `product(panel, tile)`
+	/// writes, the panels split over the threads when the product is large.
+	fn by_panels<T: Copy + Default + Send>(
+		&self,
+		m: usize,
+		product: impl Fn(&[f32], &mut [T]) + Sync,
+	) -> Vec<T> {
+		let (k, n, panels) = (self.k, self.n, n_panels(self.n));
+		let mut out = vec![T::default(); m * n];
 		let dst = Shared(out.as_mut_ptr());
-		let run = |p: usize, tile: &mut Vec<f32>| {
-			tile.resize(m * NR, 0.0);
-			panel_product(a, k, &self.panels[p * k * NR..][..k * NR], tile);
+		let run = |p: usize, tile: &mut Vec<T>| {
+			tile.resize(m * NR, T::default());
+			product(&self.panels[p * k * NR..][..k * NR], tile);
 			let (j0, w) = (p * NR, NR.min(n - p * NR));
 			for (i, row) in tile.chunks_exact(NR).enumerate() {
 				// SAFETY: columns j0..j0 + w of row i belong to panel p's task alone.
@@ -93,7 +104,7 @@ impl PackedB {
 				run(p, &mut tile);
 			}
 		}
-		Some(to_backend::<B>(out, vec![m, n]))
+		out
 	}
 }
 
@@ -128,35 +139,9 @@ impl PackedB {
 	/// over any `step` consecutive depths, stay below 2^24 in magnitude: each such run is
 	/// summed exactly in f32, the runs are added as integers. Returns the `[m, n]` sums.
 	pub(crate) fn times_exact(&self, a: &[f32], m: usize, step: usize) -> Vec<i64> {
-		let (k, n, panels) = (self.k, self.n, n_panels(self.n));
+		let k = self.k;
 		assert!(a.len() == m * k && step >= 1, "an [m, k] operand and a positive step");
-		let mut out = vec![0i64; m * n];
-		let dst = Shared(out.as_mut_ptr());
-		let run = |p: usize, tile: &mut Vec<i64>| {
-			tile.resize(m * NR, 0);
-			panel_product_exact(a, k, &self.panels[p * k * NR..][..k * NR], step, tile);
-			let (j0, w) = (p * NR, NR.min(n - p * NR));
-			for (i, row) in tile.chunks_exact(NR).enumerate() {
-				// SAFETY: columns j0..j0 + w of row i belong to panel p's task alone.
-				unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.at(i * n + j0), w) };
-			}
-		};
-		let threads = spin::threads();
-		if m * n * k >= SPLIT_MACS && threads > 1 && panels >= 2 {
-			let per = panels.div_ceil(threads);
-			spin::for_each(panels.div_ceil(per), |t| {
-				let mut tile = Vec::new();
-				for p in t * per..((t + 1) * per).min(panels) {
-					run(p, &mut tile);
-				}
-			});
-		} else {
-			let mut tile = Vec::new();
-			for p in 0..panels {
-				run(p, &mut tile);
-			}
-		}
-		out
+		self.by_panels(m, |panel, tile| panel_product_exact(a, k, panel, step, tile))
 	}
 }
 

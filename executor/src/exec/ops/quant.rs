@@ -372,14 +372,20 @@ struct IntegerMatMul<B: Backend> {
 /// Most rows (all batch axes together) the packed kernel takes, as for MatMul.
 const PACKED_ROWS: usize = 64;
 
+/// Where the integer ops (`linear`: the QLinear forms, which put scales between) take the
+/// activation, its zero point, the weight and its zero point.
+fn slots(linear: bool) -> [usize; 4] {
+	if linear {
+		[0, 2, 3, 5]
+	} else {
+		[0, 2, 1, 3]
+	}
+}
+
 impl<B: Backend> IntegerMatMul<B> {
 	/// The inputs A, A's zero point, B, B's zero point.
 	fn slots(&self) -> [usize; 4] {
-		if self.linear {
-			[0, 2, 3, 5]
-		} else {
-			[0, 2, 1, 3]
-		}
+		slots(self.linear)
 	}
 
 	/// B less its zero point, one value or one per column.
@@ -538,11 +544,7 @@ struct IntegerConv<B: Backend> {
 impl<B: Backend> IntegerConv<B> {
 	/// The inputs X, X's zero point, W, W's zero point.
 	fn slots(&self) -> [usize; 4] {
-		if self.linear {
-			[0, 2, 3, 5]
-		} else {
-			[0, 2, 1, 3]
-		}
+		slots(self.linear)
 	}
 
 	/// W less its zero point, one value or one per output channel.
