@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod chat;
 
 use alloc::vec::Vec;
