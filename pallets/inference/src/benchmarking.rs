@@ -14,6 +14,7 @@ use polkadot_sdk::{
 		weights::WeightMeter,
 	},
 	frame_system::RawOrigin,
+	sp_runtime::SaturatedConversion,
 };
 
 /// Bytes a one-tensor canonical payload spends besides its data (list length, element type,
@@ -39,15 +40,65 @@ fn payload(len: u32) -> Vec<u8> {
 
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
 	let who: T::AccountId = account(name, index, 0);
+	fund::<T>(&who);
+	who
+}
+
+fn fund<T: Config>(who: &T::AccountId) {
 	let amount = T::MinWorkerStake::get()
 		.saturating_mul(1_000u32.into())
 		.saturating_add(Pallet::<T>::max_verification_fee(
 			VerificationMode::Zk,
 			T::MaxInputLen::get(),
 		))
-		.saturating_add(T::Currency::minimum_balance().saturating_mul(1_000u32.into()));
-	T::Currency::set_balance(&who, amount);
-	who
+		.saturating_add(T::Currency::minimum_balance().saturating_mul(1_000u32.into()))
+		.saturating_add(channel_deposit::<T>());
+	T::Currency::set_balance(who, amount);
+}
+
+/// The deposit of the benchmarks' channels.
+fn channel_deposit<T: Config>() -> BalanceOf<T> {
+	T::MinChannelDeposit::get()
+		.saturating_add(T::Currency::minimum_balance())
+		.saturating_mul(100u32.into())
+}
+
+/// A Vanilla channel from the benchmark signer to a new worker of a release with a distinct
+/// publisher; returns (channel, requester, worker).
+fn channel<T: Config>() -> (ChannelId, T::AccountId, T::AccountId) {
+	let release = release::<T>();
+	let worker = funded::<T>("worker", 0);
+	register::<T>(&worker, &[release], T::Currency::minimum_balance());
+	let requester = T::ChannelBenchmarkHelper::signer();
+	fund::<T>(&requester);
+	let id = Pallet::<T>::do_open_channel(
+		requester.clone(),
+		worker.clone(),
+		release,
+		VerificationMode::Vanilla,
+		channel_deposit::<T>(),
+	)
+	.expect("a valid channel");
+	(id, requester, worker)
+}
+
+/// Fills a channel's batches, all committed now, up to `n`; the last redeemed voucher is the
+/// `n`th (nothing paid).
+fn fill_batches<T: Config>(id: ChannelId, n: u32) {
+	let now = frame_system::Pallet::<T>::block_number();
+	Channels::<T>::mutate(id, |c| {
+		let c = c.as_mut().expect("exists");
+		for seq in 1..=n as u64 {
+			let batch = Batch {
+				root: H256::repeat_byte(1),
+				first_seq: seq,
+				last_seq: seq,
+				committed_at: now,
+			};
+			c.batches.try_push(batch).expect("within MaxOpenBatches");
+		}
+		c.last_seq = n as u64;
+	});
 }
 
 fn modes<T: Config>() -> ModeSet {
@@ -530,6 +581,104 @@ mod benchmarks {
 		_(RawOrigin::Signed(who.clone()), prices);
 
 		assert_eq!(Workers::<T>::get(&who).unwrap().token_prices, prices);
+	}
+
+	/// A new channel: the index and the hold written.
+	#[benchmark]
+	fn open_channel() {
+		let release = release::<T>();
+		let worker = funded::<T>("worker", 0);
+		register::<T>(&worker, &[release], T::Currency::minimum_balance());
+		let requester = funded::<T>("requester", 0);
+		let deposit = channel_deposit::<T>();
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(requester.clone()),
+			worker.clone(),
+			release,
+			VerificationMode::Vanilla,
+			deposit,
+		);
+
+		assert!(ChannelIndex::<T>::contains_key((&requester, &worker, release)));
+	}
+
+	#[benchmark]
+	fn top_up_channel() {
+		let (id, requester, _) = channel::<T>();
+		let amount = T::Currency::minimum_balance();
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(requester), id, amount);
+
+		assert_eq!(Channels::<T>::get(id).unwrap().deposit, channel_deposit::<T>() + amount);
+	}
+
+	/// A voucher redeemed with a royalty to a distinct publisher, one signature checked, and
+	/// the channel's batches one short of full, all within their window.
+	#[benchmark]
+	fn redeem() {
+		let (id, requester, worker) = channel::<T>();
+		let open = T::MaxOpenBatches::get() - 1;
+		fill_batches::<T>(id, open);
+		let seq = open as u64 + 1;
+		let flat = T::VerificationFees::get().flat.of(VerificationMode::Vanilla);
+		let voucher = opg_primitives::channel::Voucher {
+			channel: id,
+			seq,
+			cumulative_pay: T::Currency::minimum_balance().saturating_mul(20u32.into()),
+			cumulative_burn: flat.saturating_mul(seq.saturated_into()),
+			request_hash: H256::repeat_byte(3),
+		};
+		let signature =
+			T::ChannelBenchmarkHelper::sign(&requester, &Pallet::<T>::voucher_payload(&voucher));
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(worker), id, voucher, signature, H256::repeat_byte(4));
+
+		assert_eq!(Channels::<T>::get(id).unwrap().last_seq, seq);
+	}
+
+	#[benchmark]
+	fn close_channel() {
+		let (id, requester, _) = channel::<T>();
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(requester), id);
+
+		assert!(Channels::<T>::get(id).unwrap().closing_at.is_some());
+	}
+
+	/// A closed channel with a full list of batches, all out of their window.
+	#[benchmark]
+	fn finish_close() {
+		let (id, requester, _) = channel::<T>();
+		fill_batches::<T>(id, T::MaxOpenBatches::get());
+		Pallet::<T>::do_close(requester, id).expect("the requester closes");
+		let at = Pallet::<T>::channel_closable_at(&Channels::<T>::get(id).unwrap()).unwrap();
+		frame_system::Pallet::<T>::set_block_number(at);
+		let caller = funded::<T>("caller", 0);
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(caller), id);
+
+		assert!(!Channels::<T>::contains_key(id));
+	}
+
+	/// The longest endpoint.
+	#[benchmark]
+	fn set_endpoint() {
+		let who = funded::<T>("worker", 0);
+		register::<T>(&who, &[release::<T>()], T::Currency::minimum_balance());
+		let mut url = b"https://".to_vec();
+		url.resize(T::MaxEndpointLen::get() as usize, b'w');
+		let url: BoundedVec<u8, T::MaxEndpointLen> = url.try_into().expect("the bound");
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(who.clone()), url);
+
+		assert!(Endpoints::<T>::contains_key(&who));
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_bench_ext(), crate::mock::Test);

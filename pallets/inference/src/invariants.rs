@@ -131,9 +131,54 @@ impl<T: Config> Pallet<T> {
 				),
 			}
 		}
+		Self::channels_try_state()?;
 		let by_cause = BurnedByCause::<T>::iter_values()
 			.fold(BalanceOf::<T>::zero(), |a, b| a.saturating_add(b));
 		ensure!(by_cause == TotalBurned::<T>::get(), "burn split differs from the total");
+		Ok(())
+	}
+
+	/// Channel deposits held equal what the records leave of them; the index and the records
+	/// agree; batches are in order and within what was redeemed.
+	fn channels_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		use alloc::collections::btree_map::BTreeMap;
+		let mut held: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+		let next = NextChannelId::<T>::get();
+		let mut count = 0u64;
+		for (id, channel) in Channels::<T>::iter() {
+			count += 1;
+			ensure!(id < next, "channel id beyond the counter");
+			ensure!(
+				ChannelIndex::<T>::get((&channel.requester, &channel.worker, channel.release)) ==
+					Some(id),
+				"channel missing from the index"
+			);
+			ensure!(
+				channel.redeemed_pay.saturating_add(channel.redeemed_burn) <= channel.deposit,
+				"channel redeemed more than its deposit"
+			);
+			let mut seq = 0u64;
+			for batch in channel.batches.iter() {
+				ensure!(
+					seq < batch.first_seq && batch.first_seq <= batch.last_seq,
+					"channel batches out of order"
+				);
+				seq = batch.last_seq;
+			}
+			ensure!(seq <= channel.last_seq, "a batch beyond the last redeemed voucher");
+			let e = held.entry(channel.requester.clone()).or_default();
+			*e = e.saturating_add(channel.held());
+		}
+		ensure!(ChannelIndex::<T>::iter().count() as u64 == count, "stale channel index entries");
+		for (who, amount) in held.iter() {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::ChannelDeposit.into(), who) == *amount,
+				"channel hold differs from the channels"
+			);
+		}
+		for who in Endpoints::<T>::iter_keys() {
+			ensure!(Workers::<T>::contains_key(&who), "endpoint of a non-worker");
+		}
 		Ok(())
 	}
 }

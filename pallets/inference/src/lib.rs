@@ -39,6 +39,7 @@ mod agenda;
 mod assignment;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+mod channels;
 mod fees;
 #[cfg(any(feature = "try-runtime", feature = "std", test))]
 mod invariants;
@@ -59,7 +60,9 @@ pub use types::*;
 pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
-use opg_primitives::{payload_hash, JobId, ModeSet, ReleaseId, VerificationMode};
+use opg_primitives::{
+	channel::ChannelId, payload_hash, JobId, ModeSet, ReleaseId, VerificationMode,
+};
 use pallet_model_hub::ModelRegistry;
 use polkadot_sdk::{
 	frame_support::{
@@ -73,7 +76,7 @@ use polkadot_sdk::{
 	},
 	frame_system::{self, pallet_prelude::*},
 	sp_core::H256,
-	sp_runtime::traits::{Saturating, Zero},
+	sp_runtime::traits::{IdentifyAccount, Saturating, Verify, Zero},
 };
 
 #[frame_support::pallet]
@@ -95,6 +98,9 @@ pub mod pallet {
 		/// A requester's escrow of open jobs: price plus maximum verification fee.
 		#[codec(index = 1)]
 		JobEscrow,
+		/// What is left of a requester's channel deposits.
+		#[codec(index = 2)]
+		ChannelDeposit,
 	}
 
 	#[pallet::config]
@@ -177,12 +183,37 @@ pub mod pallet {
 		#[pallet::constant]
 		type AssignmentWeight: Get<Weight>;
 
+		/// A requester's signature of a voucher: the runtime's account signature.
+		type ChannelSignature: Verify<Signer = Self::ChannelSigner> + Parameter;
+		/// The key that signs for an account.
+		type ChannelSigner: IdentifyAccount<AccountId = Self::AccountId>;
+		/// Smallest deposit that opens a channel: each open channel costs its requester at least
+		/// this much held, which bounds the state one account can create.
+		type MinChannelDeposit: Get<BalanceOf<Self>>;
+		/// Blocks between `close_channel` and the end of the worker's right to redeem: longer
+		/// than any honest worker's redemption cadence.
+		#[pallet::constant]
+		type ChannelCloseWindow: Get<BlockNumberFor<Self>>;
+		/// Blocks during which a committed batch of receipts can be challenged.
+		#[pallet::constant]
+		type DisputeWindow: Get<BlockNumberFor<Self>>;
+		/// Most batches of one channel within their dispute window: a worker that redeems more
+		/// often than that must batch more.
+		#[pallet::constant]
+		type MaxOpenBatches: Get<u32>;
+		/// Longest endpoint URL a worker may advertise.
+		#[pallet::constant]
+		type MaxEndpointLen: Get<u32>;
+
 		/// Weights of calls and hooks.
 		type WeightInfo: WeightInfo;
 
 		/// Creates releases for the benchmarks.
 		#[cfg(feature = "runtime-benchmarks")]
 		type BenchmarkHelper: BenchmarkHelper<Self::AccountId>;
+		/// Signs vouchers for the benchmarks.
+		#[cfg(feature = "runtime-benchmarks")]
+		type ChannelBenchmarkHelper: ChannelBenchmarkHelper<Self::AccountId, Self::ChannelSignature>;
 	}
 
 	/// Registered workers.
@@ -275,6 +306,31 @@ pub mod pallet {
 	#[pallet::storage]
 	pub type CongestedBlocks<T> = StorageValue<_, u32, ValueQuery>;
 
+	/// Next channel id.
+	#[pallet::storage]
+	pub type NextChannelId<T> = StorageValue<_, ChannelId, ValueQuery>;
+
+	/// Open (or closing) payment channels of the direct path.
+	#[pallet::storage]
+	pub type Channels<T: Config> = StorageMap<_, Twox64Concat, ChannelId, ChannelOf<T>>;
+
+	/// The channel of a requester to a worker for a release: there is at most one.
+	#[pallet::storage]
+	pub type ChannelIndex<T: Config> = StorageNMap<
+		_,
+		(
+			NMapKey<Blake2_128Concat, T::AccountId>,
+			NMapKey<Blake2_128Concat, T::AccountId>,
+			NMapKey<Twox64Concat, ReleaseId>,
+		),
+		ChannelId,
+	>;
+
+	/// The HTTP endpoint each worker advertises for the direct path.
+	#[pallet::storage]
+	pub type Endpoints<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<u8, T::MaxEndpointLen>>;
+
 	/// Everything this pallet has burned.
 	#[pallet::storage]
 	pub type TotalBurned<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
@@ -365,6 +421,34 @@ pub mod pallet {
 		TokenPricesSet { worker: T::AccountId, prices: TokenPrices<BalanceOf<T>> },
 		/// An ended job's records were removed.
 		JobPruned { job: JobId },
+		/// A requester opened a channel to a worker; `deposit` is held.
+		ChannelOpened {
+			channel: ChannelId,
+			requester: T::AccountId,
+			worker: T::AccountId,
+			release: ReleaseId,
+			mode: VerificationMode,
+			deposit: BalanceOf<T>,
+		},
+		/// A requester added to a channel's deposit; `deposit` is the new total.
+		ChannelToppedUp { channel: ChannelId, amount: BalanceOf<T>, deposit: BalanceOf<T> },
+		/// A worker redeemed a voucher: requests `first_seq..=last_seq` paid and their
+		/// verification fee burned; `root` commits their receipts.
+		ChannelRedeemed {
+			channel: ChannelId,
+			first_seq: u64,
+			last_seq: u64,
+			worker_payment: BalanceOf<T>,
+			royalty: BalanceOf<T>,
+			burned: BalanceOf<T>,
+			root: H256,
+		},
+		/// The requester closed a channel: the worker may redeem until `redeem_until`.
+		ChannelClosing { channel: ChannelId, redeem_until: BlockNumberFor<T> },
+		/// A closed channel ended: what was left of its deposit went back to the requester.
+		ChannelClosed { channel: ChannelId, refund: BalanceOf<T> },
+		/// A worker set (or, empty, removed) its endpoint.
+		EndpointSet { worker: T::AccountId },
 		/// OPG was burned.
 		Burned { cause: BurnCause, amount: BalanceOf<T> },
 	}
@@ -445,6 +529,45 @@ pub mod pallet {
 		/// not UTF-8, no message, too many messages or stop strings, `max_tokens` of 0 or over
 		/// the context or `MAX_COMPLETION_TOKENS`, a sampling parameter out of range).
 		InvalidChatRequest,
+		/// No channel with this id.
+		UnknownChannel,
+		/// The requester already has a channel to this worker for this release: top it up.
+		ChannelExists,
+		/// A channel needs two accounts.
+		ChannelToSelf,
+		/// The deposit is below `MinChannelDeposit`, or a top-up adds nothing.
+		DepositTooLow,
+		/// The worker does not serve this release (or it is retired).
+		ReleaseNotServed,
+		/// Only the channel's requester may do this.
+		NotChannelRequester,
+		/// Only the channel's worker may redeem.
+		NotChannelWorker,
+		/// The channel is closing: no top-up, no second close.
+		ChannelClosing,
+		/// The channel's close window has passed: nothing can be redeemed any more.
+		ChannelClosed,
+		/// The channel is not closed, its close window is still open, or a batch of it is still
+		/// within its dispute window.
+		NotClosable,
+		/// The voucher is for another channel, or its signature is not the requester's.
+		BadVoucher,
+		/// The voucher is not newer than the last redeemed one (sequence number, or a
+		/// cumulative amount that went down).
+		StaleVoucher,
+		/// The voucher burns less than the mode's flat verification fee per request.
+		BurnTooLow,
+		/// The voucher's amounts exceed the channel's deposit.
+		Overdrawn,
+		/// `MaxOpenBatches` batches of the channel are within their dispute window: redeem less
+		/// often.
+		TooManyBatches,
+		/// A payment could not be made (an account that would be left below the existential
+		/// deposit).
+		PaymentFailed,
+		/// The endpoint is not an `http://` or `https://` URL of printable ASCII, or is longer
+		/// than `MaxEndpointLen`.
+		BadEndpoint,
 	}
 
 	#[pallet::hooks]
@@ -496,6 +619,11 @@ pub mod pallet {
 				"the draw must make progress: AssignmentWeight below one draw"
 			);
 			assert!(T::MinDrawCandidates::get() > 0, "a draw needs a candidate");
+			assert!(
+				T::ChannelCloseWindow::get() > Zero::zero(),
+				"a closed channel leaves its worker a block to redeem"
+			);
+			assert!(T::MaxOpenBatches::get() > 0, "a channel needs room for a batch");
 			assert!(T::MinJobTimeout::get() > Zero::zero(), "a job needs at least one block");
 			assert!(
 				T::MinJobTimeout::get() <= T::DefaultJobTimeout::get() &&
@@ -707,6 +835,7 @@ pub mod pallet {
 			)?;
 			Workers::<T>::remove(&who);
 			WorkerJobs::<T>::remove(&who);
+			Endpoints::<T>::remove(&who);
 			Self::deposit_event(Event::WorkerRemoved { worker: who, stake: worker.stake });
 			Ok(())
 		}
@@ -915,6 +1044,86 @@ pub mod pallet {
 				Ok(())
 			})?;
 			Self::deposit_event(Event::TokenPricesSet { worker: who, prices });
+			Ok(())
+		}
+
+		/// Opens a channel of the direct path to `worker` for `release`, answered in `mode`
+		/// (Vanilla or TEE), holding `deposit` (at least `MinChannelDeposit`). The worker must be
+		/// active and serve the release in the mode; one channel per requester, worker and
+		/// release.
+		#[pallet::call_index(14)]
+		pub fn open_channel(
+			origin: OriginFor<T>,
+			worker: T::AccountId,
+			release: ReleaseId,
+			mode: VerificationMode,
+			deposit: BalanceOf<T>,
+		) -> DispatchResult {
+			let requester = ensure_signed(origin)?;
+			Self::do_open_channel(requester, worker, release, mode, deposit).map(|_| ())
+		}
+
+		/// Adds `amount` to a channel's deposit (its requester only, while not closing).
+		#[pallet::call_index(15)]
+		pub fn top_up_channel(
+			origin: OriginFor<T>,
+			channel: ChannelId,
+			amount: BalanceOf<T>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_top_up(who, channel, amount)
+		}
+
+		/// The worker redeems the latest voucher of a channel: it is paid the increase of
+		/// `cumulative_pay` (less the release's royalty, paid to the publisher), the increase of
+		/// `cumulative_burn` is burned, and `root` (the Merkle root of the receipts of the
+		/// requests the voucher's increase paid for) is committed for the dispute window. The
+		/// burn must cover the mode's flat fee for each of those requests. Allowed until the
+		/// close window of a closed channel ends.
+		#[pallet::call_index(16)]
+		pub fn redeem(
+			origin: OriginFor<T>,
+			channel: ChannelId,
+			voucher: VoucherOf<T>,
+			signature: T::ChannelSignature,
+			root: H256,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_redeem(who, channel, voucher, signature, root)
+		}
+
+		/// The requester closes a channel: the worker may still redeem for `ChannelCloseWindow`
+		/// blocks, then `finish_close` returns the rest of the deposit.
+		#[pallet::call_index(17)]
+		pub fn close_channel(origin: OriginFor<T>, channel: ChannelId) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_close(who, channel)
+		}
+
+		/// Ends a closed channel once its close window and its batches' dispute windows have
+		/// passed: the rest of the deposit goes back to the requester. Anyone may call.
+		#[pallet::call_index(18)]
+		pub fn finish_close(origin: OriginFor<T>, channel: ChannelId) -> DispatchResult {
+			ensure_signed(origin)?;
+			Self::do_finish_close(channel)
+		}
+
+		/// Sets the HTTP endpoint of the caller's worker for the direct path (`http://` or
+		/// `https://`, printable ASCII, at most `MaxEndpointLen` bytes); empty removes it.
+		#[pallet::call_index(19)]
+		pub fn set_endpoint(
+			origin: OriginFor<T>,
+			endpoint: BoundedVec<u8, T::MaxEndpointLen>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			ensure!(Workers::<T>::contains_key(&who), Error::<T>::NotWorker);
+			if endpoint.is_empty() {
+				Endpoints::<T>::remove(&who);
+			} else {
+				ensure!(channels::valid_endpoint(&endpoint), Error::<T>::BadEndpoint);
+				Endpoints::<T>::insert(&who, endpoint);
+			}
+			Self::deposit_event(Event::EndpointSet { worker: who });
 			Ok(())
 		}
 	}

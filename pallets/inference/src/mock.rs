@@ -10,7 +10,10 @@ use polkadot_sdk::{
 		traits::{ConstU32, ConstU64, Hooks},
 	},
 	frame_system, pallet_balances, sp_io,
-	sp_runtime::{BuildStorage, Permill},
+	sp_runtime::{
+		testing::{TestSignature, UintAuthorityId},
+		BuildStorage, Permill,
+	},
 };
 
 type Block = frame_system::mocking::MockBlock<Test>;
@@ -172,9 +175,31 @@ impl pallet_inference::Config for Test {
 	type MaxPendingJobs = ConstU32<8>;
 	type MaxAssignmentDelay = ConstU64<5>;
 	type AssignmentWeight = AssignmentWeight;
+	type ChannelSignature = TestSignature;
+	type ChannelSigner = UintAuthorityId;
+	type MinChannelDeposit = ConstU64<100>;
+	type ChannelCloseWindow = ConstU64<10>;
+	type DisputeWindow = ConstU64<20>;
+	type MaxOpenBatches = ConstU32<3>;
+	type MaxEndpointLen = ConstU32<40>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
+	#[cfg(feature = "runtime-benchmarks")]
+	type ChannelBenchmarkHelper = TestSigner;
+}
+
+/// Signs as the test runtime does: a [`TestSignature`] names its signer and its message.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct TestSigner;
+#[cfg(feature = "runtime-benchmarks")]
+impl ChannelBenchmarkHelper<u64, TestSignature> for TestSigner {
+	fn signer() -> u64 {
+		77
+	}
+	fn sign(signer: &u64, message: &[u8]) -> TestSignature {
+		TestSignature(*signer, message.to_vec())
+	}
 }
 
 /// The agenda's budget per block: visiting a block and three expiries.

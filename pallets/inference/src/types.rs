@@ -34,6 +34,15 @@ pub type JobResultOf<T> =
 /// What `InferenceApi::job` answers: the record, its input (while open) and its result (once
 /// submitted).
 pub type JobViewOf<T> = (JobOf<T>, Option<alloc::vec::Vec<u8>>, Option<JobResultOf<T>>);
+/// A channel record of the pallet.
+pub type ChannelOf<T> = Channel<
+	<T as frame_system::Config>::AccountId,
+	BalanceOf<T>,
+	BlockNumberFor<T>,
+	<T as Config>::MaxOpenBatches,
+>;
+/// A voucher in the pallet's currency.
+pub type VoucherOf<T> = opg_primitives::channel::Voucher<BalanceOf<T>>;
 
 use polkadot_sdk::frame_system;
 
@@ -610,5 +619,93 @@ pub trait BenchmarkHelper<AccountId> {
 impl<T: pallet_model_hub::Config> BenchmarkHelper<T::AccountId> for pallet_model_hub::Pallet<T> {
 	fn release(publisher: &T::AccountId, modes: ModeSet) -> ReleaseId {
 		pallet_model_hub::Pallet::<T>::benchmark_release(publisher, modes)
+	}
+}
+
+/// Signs vouchers in the benchmarks: the runtime's signature scheme needs a key the market
+/// cannot make itself.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait ChannelBenchmarkHelper<AccountId, Signature> {
+	/// An account whose key [`Self::sign`] can sign with.
+	fn signer() -> AccountId;
+	/// `signer`'s signature of `message`.
+	fn sign(signer: &AccountId, message: &[u8]) -> Signature;
+}
+
+/// A batch of receipts a worker committed when it redeemed a voucher: the receipts of
+/// sequence numbers `first_seq..=last_seq`, under a Merkle root (`opg_primitives::channel`).
+/// Challenges against it are heard until `committed_at + DisputeWindow`.
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+)]
+pub struct Batch<BlockNumber> {
+	/// Merkle root of the batch's receipts, in sequence order.
+	pub root: H256,
+	/// The batch's first sequence number.
+	pub first_seq: u64,
+	/// Its last: the redeemed voucher's.
+	pub last_seq: u64,
+	/// When it was committed.
+	pub committed_at: BlockNumber,
+}
+
+/// A payment channel from a requester to a worker for one release and mode. The requester's
+/// deposit is held under `HoldReason::ChannelDeposit`; what is held is always
+/// `deposit - redeemed_pay - redeemed_burn`.
+#[derive(
+	CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
+)]
+#[scale_info(skip_type_params(MaxBatches))]
+#[codec(mel_bound(AccountId: MaxEncodedLen, Balance: MaxEncodedLen, BlockNumber: MaxEncodedLen))]
+pub struct Channel<
+	AccountId: Clone + PartialEq + Eq + core::fmt::Debug,
+	Balance: Clone + PartialEq + Eq + core::fmt::Debug,
+	BlockNumber: Clone + PartialEq + Eq + core::fmt::Debug,
+	MaxBatches: Get<u32>,
+> {
+	/// Who pays.
+	pub requester: AccountId,
+	/// Who answers and redeems.
+	pub worker: AccountId,
+	/// The release served.
+	pub release: ReleaseId,
+	/// How answers are backed.
+	pub mode: VerificationMode,
+	/// Everything deposited (opening and top-ups).
+	pub deposit: Balance,
+	/// Paid to the worker and publisher so far (the latest redeemed voucher's `cumulative_pay`).
+	pub redeemed_pay: Balance,
+	/// Burned so far (its `cumulative_burn`).
+	pub redeemed_burn: Balance,
+	/// The latest redeemed voucher's sequence number (0 before the first).
+	pub last_seq: u64,
+	/// Once the requester closed it: the last block at which the worker may redeem.
+	pub closing_at: Option<BlockNumber>,
+	/// Batches still within their dispute window, oldest first.
+	pub batches: BoundedVec<Batch<BlockNumber>, MaxBatches>,
+}
+
+impl<
+		A: Clone + PartialEq + Eq + core::fmt::Debug,
+		B: Clone + PartialEq + Eq + core::fmt::Debug + polkadot_sdk::sp_runtime::Saturating,
+		N: Clone + PartialEq + Eq + core::fmt::Debug,
+		M: Get<u32>,
+	> Channel<A, B, N, M>
+{
+	/// What is still held: the deposit less everything redeemed.
+	pub fn held(&self) -> B {
+		self.deposit
+			.clone()
+			.saturating_sub(self.redeemed_pay.clone())
+			.saturating_sub(self.redeemed_burn.clone())
 	}
 }

@@ -66,6 +66,12 @@ pub trait WeightInfo {
 	fn on_poll_base() -> Weight;
 	fn assign_job(w: u32, ) -> Weight;
 	fn cancel_job() -> Weight;
+	fn open_channel() -> Weight;
+	fn top_up_channel() -> Weight;
+	fn redeem() -> Weight;
+	fn close_channel() -> Weight;
+	fn finish_close() -> Weight;
+	fn set_endpoint() -> Weight;
 }
 
 /// Weights for `pallet_inference` measured against the OPG runtime, with the runtime's DB weights.
@@ -525,9 +531,52 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().writes(13_u64))
 	}
 
+	/// Not measured by the CLI yet (estimated from `benchmark open_channel` in benchmarking.rs, which
+	/// reads the worker, the release (model hub), the index, the requester's account and holds, the
+	/// counter; writes the hold, the account, the counter, the index and the channel). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn open_channel() -> Weight {
+		Weight::from_parts(45_000_000, 8000)
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(5_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark top_up_channel` in benchmarking.rs, which
+	/// reads and writes the channel, the requester's holds and account). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn top_up_channel() -> Weight {
+		Weight::from_parts(30_000_000, 4500)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark redeem` in benchmarking.rs, which
+	/// reads the channel, the genesis hash, the fee schedule, the release; verifies one sr25519
+	/// signature; moves held funds to the worker and publisher, burns, counts the burn). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn redeem() -> Weight {
+		Weight::from_parts(140_000_000, 12000)
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(9_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark close_channel` in benchmarking.rs, which
+	/// reads and writes the channel). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn close_channel() -> Weight {
+		Weight::from_parts(16_000_000, 4000)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark finish_close` in benchmarking.rs, which
+	/// reads the channel, the requester's holds and account; writes them and removes the index). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn finish_close() -> Weight {
+		Weight::from_parts(32_000_000, 4500)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(4_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark set_endpoint` in benchmarking.rs, which
+	/// reads the worker, writes the endpoint). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn set_endpoint() -> Weight {
+		Weight::from_parts(14_000_000, 3800)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(1_u64))
+	}
 }
 
-// For tests and mocks: the same figures with RocksDB weights.
 impl WeightInfo for () {
 	/// Storage: `Inference::Workers` (r:1 w:1)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(236), added: 2711, mode: `MaxEncodedLen`)
@@ -983,4 +1032,48 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().writes(13_u64))
 	}
 
+	/// Not measured by the CLI yet (estimated from `benchmark open_channel` in benchmarking.rs, which
+	/// reads the worker, the release (model hub), the index, the requester's account and holds, the
+	/// counter; writes the hold, the account, the counter, the index and the channel). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn open_channel() -> Weight {
+		Weight::from_parts(45_000_000, 8000)
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(5_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark top_up_channel` in benchmarking.rs, which
+	/// reads and writes the channel, the requester's holds and account). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn top_up_channel() -> Weight {
+		Weight::from_parts(30_000_000, 4500)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark redeem` in benchmarking.rs, which
+	/// reads the channel, the genesis hash, the fee schedule, the release; verifies one sr25519
+	/// signature; moves held funds to the worker and publisher, burns, counts the burn). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn redeem() -> Weight {
+		Weight::from_parts(140_000_000, 12000)
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(9_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark close_channel` in benchmarking.rs, which
+	/// reads and writes the channel). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn close_channel() -> Weight {
+		Weight::from_parts(16_000_000, 4000)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark finish_close` in benchmarking.rs, which
+	/// reads the channel, the requester's holds and account; writes them and removes the index). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn finish_close() -> Weight {
+		Weight::from_parts(32_000_000, 4500)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(4_u64))
+	}
+	/// Not measured by the CLI yet (estimated from `benchmark set_endpoint` in benchmarking.rs, which
+	/// reads the worker, writes the endpoint). Regenerate with `scripts/regen/benchmarks.sh`.
+	fn set_endpoint() -> Weight {
+		Weight::from_parts(14_000_000, 3800)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
 }

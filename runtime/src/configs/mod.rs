@@ -39,8 +39,8 @@ use super::{
 	deposit, AccountId, Aura, Balance, Balances, Block, BlockNumber, CollatorSelection,
 	ConsensusHook, Hash, MessageQueue, ModelHub, Nonce, PalletInfo, ParachainSystem, Runtime,
 	RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask,
-	Session, SessionKeys, System, WeightToFee, XcmpQueue, AVERAGE_ON_INITIALIZE_RATIO, DAYS,
-	EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT, MICRO_UNIT, MILLI_UNIT, MINUTES,
+	Session, SessionKeys, Signature, System, WeightToFee, XcmpQueue, AVERAGE_ON_INITIALIZE_RATIO,
+	DAYS, EXISTENTIAL_DEPOSIT, HOURS, MAXIMUM_BLOCK_WEIGHT, MICRO_UNIT, MILLI_UNIT, MINUTES,
 	NORMAL_DISPATCH_RATIO, SLOT_DURATION, UNIT, VERSION,
 };
 
@@ -467,9 +467,44 @@ impl pallet_inference::Config for Runtime {
 	// A minute at 6 s blocks without a new relay parent: the job is refunded.
 	type MaxAssignmentDelay = ConstU32<{ MINUTES }>;
 	type AssignmentWeight = InferenceAssignmentWeight;
+	type ChannelSignature = Signature;
+	type ChannelSigner = <Signature as sp_runtime::traits::Verify>::Signer;
+	type MinChannelDeposit = MinChannelDeposit;
+	// An hour at 6 s blocks: a worker that redeems at least hourly never loses an answer.
+	type ChannelCloseWindow = ConstU32<HOURS>;
+	type DisputeWindow = ConstU32<HOURS>;
+	// A batch every 5 minutes at most, per channel, within the hour's window.
+	type MaxOpenBatches = ConstU32<12>;
+	type MaxEndpointLen = ConstU32<256>;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
+	#[cfg(feature = "runtime-benchmarks")]
+	type ChannelBenchmarkHelper = ChannelSigner;
+}
+
+parameter_types! {
+	/// Smallest channel deposit: a channel's record and index (about 1 KiB at most) cost at
+	/// least their storage deposit.
+	pub const MinChannelDeposit: Balance = deposit(2, 1024);
+}
+
+/// Signs vouchers in the benchmarks with an sr25519 key of the benchmark's keystore.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct ChannelSigner;
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_inference::ChannelBenchmarkHelper<AccountId, Signature> for ChannelSigner {
+	fn signer() -> AccountId {
+		use sp_runtime::traits::IdentifyAccount;
+		let public = sp_io::crypto::sr25519_generate(0.into(), None);
+		sp_runtime::MultiSigner::Sr25519(public).into_account()
+	}
+	fn sign(signer: &AccountId, message: &[u8]) -> Signature {
+		let public = sp_core::sr25519::Public::from_raw(*signer.as_ref());
+		let signature = sp_io::crypto::sr25519_sign(0.into(), &public, message)
+			.expect("the key was generated in the keystore");
+		sp_runtime::MultiSignature::Sr25519(signature)
+	}
 }
 
 parameter_types! {

@@ -1,6 +1,7 @@
 //! Unit tests of the inference market, split by topic. Every test ends with the pallets'
 //! `try_state` and the issuance/burn identity (see `mock::new_test_ext`).
 
+mod channels;
 mod deadlines;
 mod draw;
 mod jobs;
