@@ -11,6 +11,7 @@
 //! what it does to Prometheus.
 
 pub mod chain;
+pub mod channels;
 pub mod cli;
 pub mod journal;
 pub mod llm;

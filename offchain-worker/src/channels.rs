@@ -1,0 +1,597 @@
+//! The worker's side of the direct path's payment channels (`docs/direct-path.md`): which
+//! vouchers it accepts before it runs a request, the receipts it signs for its answers, and the
+//! latest voucher of each channel, kept on disk until it is redeemed on chain.
+//!
+//! A voucher is accepted only if it is the requester's signature, the next in sequence, pays
+//! at least the request's price and burns at least its verification fee, and keeps the
+//! channel within its deposit as the worker last read it from a finalized block. Everything is
+//! checked before the model runs; a refused voucher changes nothing. The accepted voucher is
+//! written to disk (atomically, synced) before the request runs: a restarted worker can still
+//! redeem every answer it gave.
+
+use std::{
+	collections::BTreeMap,
+	path::{Path, PathBuf},
+	sync::Mutex,
+};
+
+use codec::{Decode, Encode};
+use opg_primitives::{
+	channel::{signing_payload, ChannelId, Receipt, Voucher, RECEIPT_TAG, VOUCHER_TAG},
+	payload_hash, ReleaseId,
+};
+use opg_runtime::{AccountId, Balance, Runtime, Signature};
+use polkadot_sdk::{sp_core::H256, sp_runtime::traits::Verify};
+
+use crate::chain::{ChainError, Signer};
+
+/// A channel record as the runtime stores it.
+pub type ChannelRecord = pallet_inference::ChannelOf<Runtime>;
+
+/// Most requests of one channel the worker runs at once: each is covered by its own voucher,
+/// so a requester can have no more than this many answers outstanding.
+pub const MAX_IN_FLIGHT: u32 = 4;
+
+/// A voucher and the requester's signature of it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedVoucher {
+	/// The voucher.
+	pub voucher: Voucher<Balance>,
+	/// The requester's signature over its signing payload.
+	pub signature: Signature,
+}
+
+/// What one request must add to the channel's cumulative amounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+	/// The worker's price for the request (for an LLM, its most: prompt and `max_tokens`).
+	pub pay: Balance,
+	/// The verification fee: the mode's flat fee and the per-byte fee of the request.
+	pub burn: Balance,
+}
+
+/// Why a voucher was refused. Each maps to an HTTP status and an OpenAI-style error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoucherError {
+	/// The channel is not known on chain (yet: it is read from finalized blocks).
+	#[error("channel {0} is not open on chain (or not finalized yet)")]
+	UnknownChannel(ChannelId),
+	/// The channel pays another worker.
+	#[error("channel {0} pays another worker")]
+	NotOurs(ChannelId),
+	/// The requester closed the channel.
+	#[error("channel {0} is closing")]
+	Closing(ChannelId),
+	/// The channel is for another release than the one asked.
+	#[error("channel {channel} is for release {release}")]
+	WrongRelease {
+		/// The channel.
+		channel: ChannelId,
+		/// Its release.
+		release: ReleaseId,
+	},
+	/// The signature is not the requester's over this voucher on this chain.
+	#[error("the voucher's signature is not the channel requester's")]
+	BadSignature,
+	/// The voucher names another request.
+	#[error("the voucher's request hash is not the hash of this request")]
+	RequestMismatch,
+	/// A replayed or skipped sequence number.
+	#[error("voucher sequence {got}, expected {expected}")]
+	OutOfOrder {
+		/// The sequence number the worker expects.
+		expected: u64,
+		/// The voucher's.
+		got: u64,
+	},
+	/// The increase of `cumulative_pay` is below the price.
+	#[error("the voucher pays {got}, the price is {need}")]
+	ShortPayment {
+		/// What the request costs.
+		need: Balance,
+		/// What the voucher adds.
+		got: Balance,
+	},
+	/// The increase of `cumulative_burn` is below the verification fee.
+	#[error("the voucher burns {got}, the verification fee is {need}")]
+	ShortBurn {
+		/// The fee.
+		need: Balance,
+		/// What the voucher adds.
+		got: Balance,
+	},
+	/// The cumulative amounts exceed the deposit.
+	#[error("the voucher spends {spent}, the deposit is {deposit}: top the channel up")]
+	Overdrawn {
+		/// `cumulative_pay + cumulative_burn`.
+		spent: Balance,
+		/// The channel's deposit.
+		deposit: Balance,
+	},
+	/// `MAX_IN_FLIGHT` requests of the channel are running.
+	#[error("{MAX_IN_FLIGHT} requests of this channel are running: wait for an answer")]
+	Busy,
+}
+
+impl VoucherError {
+	/// The HTTP status of the refusal.
+	pub fn status(&self) -> u16 {
+		match self {
+			VoucherError::UnknownChannel(_) => 404,
+			VoucherError::NotOurs(_) | VoucherError::WrongRelease { .. } => 403,
+			VoucherError::Closing(_) => 410,
+			VoucherError::BadSignature => 401,
+			VoucherError::RequestMismatch => 400,
+			VoucherError::OutOfOrder { .. } => 409,
+			VoucherError::ShortPayment { .. } |
+			VoucherError::ShortBurn { .. } |
+			VoucherError::Overdrawn { .. } => 402,
+			VoucherError::Busy => 429,
+		}
+	}
+
+	/// The error's `code` in an OpenAI-style error body.
+	pub fn code(&self) -> &'static str {
+		match self {
+			VoucherError::UnknownChannel(_) => "unknown_channel",
+			VoucherError::NotOurs(_) => "wrong_worker",
+			VoucherError::Closing(_) => "channel_closing",
+			VoucherError::WrongRelease { .. } => "wrong_release",
+			VoucherError::BadSignature => "bad_voucher_signature",
+			VoucherError::RequestMismatch => "request_hash_mismatch",
+			VoucherError::OutOfOrder { .. } => "voucher_out_of_order",
+			VoucherError::ShortPayment { .. } => "short_payment",
+			VoucherError::ShortBurn { .. } => "short_burn",
+			VoucherError::Overdrawn { .. } => "insufficient_deposit",
+			VoucherError::Busy => "too_many_requests",
+		}
+	}
+}
+
+/// A request the ledger admitted: release it with [`Ledger::finish`] once answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+	/// The channel.
+	pub channel: ChannelId,
+	/// The voucher's sequence number (the receipt's).
+	pub seq: u64,
+}
+
+struct Entry {
+	record: ChannelRecord,
+	latest: Option<SignedVoucher>,
+	in_flight: u32,
+}
+
+impl Entry {
+	/// The last sequence number and cumulative amounts: the latest accepted voucher's, or the
+	/// chain's when none is newer.
+	fn position(&self) -> (u64, Balance, Balance) {
+		let chain = (self.record.last_seq, self.record.redeemed_pay, self.record.redeemed_burn);
+		match &self.latest {
+			Some(s) if s.voucher.seq > chain.0 =>
+				(s.voucher.seq, s.voucher.cumulative_pay, s.voucher.cumulative_burn),
+			_ => chain,
+		}
+	}
+}
+
+/// The channels paying this worker and their latest vouchers.
+pub struct Ledger {
+	genesis: H256,
+	worker: AccountId,
+	path: PathBuf,
+	channels: Mutex<BTreeMap<ChannelId, Entry>>,
+	/// Vouchers read from disk for channels not read from the chain yet.
+	pending: Mutex<BTreeMap<ChannelId, SignedVoucher>>,
+}
+
+impl Ledger {
+	/// Opens the ledger of `worker` on the chain with `genesis`, with the vouchers kept in
+	/// `dir/vouchers`. A file that does not decode is an error: it holds unredeemed payments.
+	pub fn open(dir: &Path, genesis: H256, worker: AccountId) -> std::io::Result<Ledger> {
+		std::fs::create_dir_all(dir)?;
+		let path = dir.join("vouchers");
+		let pending = match std::fs::read(&path) {
+			Ok(bytes) => Vec::<(ChannelId, SignedVoucher)>::decode(&mut &bytes[..])
+				.map_err(|e| {
+					std::io::Error::new(
+						std::io::ErrorKind::InvalidData,
+						format!("{}: {e}", path.display()),
+					)
+				})?
+				.into_iter()
+				.collect(),
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+			Err(e) => return Err(e),
+		};
+		Ok(Ledger {
+			genesis,
+			worker,
+			path,
+			channels: Mutex::new(BTreeMap::new()),
+			pending: Mutex::new(pending),
+		})
+	}
+
+	/// Takes a channel's record as read from a finalized block (its deposit, what was redeemed,
+	/// whether it is closing); a channel gone from the chain is forgotten with [`Self::forget`].
+	pub fn update(&self, id: ChannelId, record: ChannelRecord) {
+		let mut channels = self.channels.lock().expect("ledger lock");
+		match channels.get_mut(&id) {
+			Some(entry) => entry.record = record,
+			None => {
+				let latest = self.pending.lock().expect("ledger lock").remove(&id);
+				channels.insert(id, Entry { record, latest, in_flight: 0 });
+			},
+		}
+	}
+
+	/// Drops a channel that ended on chain.
+	pub fn forget(&self, id: ChannelId) -> std::io::Result<()> {
+		let mut channels = self.channels.lock().expect("ledger lock");
+		channels.remove(&id);
+		self.pending.lock().expect("ledger lock").remove(&id);
+		self.persist(&channels)
+	}
+
+	/// Checks a voucher for `request` (its canonical bytes) on `release` that costs `charge`;
+	/// if it is good, records it as the channel's latest (on disk before returning) and counts
+	/// the request in flight.
+	pub fn admit(
+		&self,
+		release: ReleaseId,
+		signed: SignedVoucher,
+		request: &[u8],
+		charge: Charge,
+	) -> Result<Admission, LedgerError> {
+		let voucher = &signed.voucher;
+		let id = voucher.channel;
+		let mut channels = self.channels.lock().expect("ledger lock");
+		let entry = channels.get_mut(&id).ok_or(VoucherError::UnknownChannel(id))?;
+		let record = &entry.record;
+		if record.worker != self.worker {
+			return Err(VoucherError::NotOurs(id).into());
+		}
+		if record.closing_at.is_some() {
+			return Err(VoucherError::Closing(id).into());
+		}
+		if record.release != release {
+			return Err(VoucherError::WrongRelease { channel: id, release: record.release }.into());
+		}
+		let payload = signing_payload(VOUCHER_TAG, &self.genesis, voucher);
+		if !signed.signature.verify(&payload[..], &record.requester) {
+			return Err(VoucherError::BadSignature.into());
+		}
+		if voucher.request_hash != payload_hash(request) {
+			return Err(VoucherError::RequestMismatch.into());
+		}
+		let (seq, paid, burned) = entry.position();
+		if voucher.seq != seq + 1 {
+			return Err(VoucherError::OutOfOrder { expected: seq + 1, got: voucher.seq }.into());
+		}
+		let pay = voucher.cumulative_pay.saturating_sub(paid);
+		if voucher.cumulative_pay < paid || pay < charge.pay {
+			return Err(VoucherError::ShortPayment { need: charge.pay, got: pay }.into());
+		}
+		let burn = voucher.cumulative_burn.saturating_sub(burned);
+		if voucher.cumulative_burn < burned || burn < charge.burn {
+			return Err(VoucherError::ShortBurn { need: charge.burn, got: burn }.into());
+		}
+		let spent = voucher.cumulative_pay.saturating_add(voucher.cumulative_burn);
+		if spent > record.deposit {
+			return Err(VoucherError::Overdrawn { spent, deposit: record.deposit }.into());
+		}
+		if entry.in_flight >= MAX_IN_FLIGHT {
+			return Err(VoucherError::Busy.into());
+		}
+		let previous = entry.latest.replace(signed.clone());
+		if let Err(e) = self.persist(&channels) {
+			// Not on disk: not accepted (a restart would lose its payment).
+			channels.get_mut(&id).expect("present").latest = previous;
+			return Err(LedgerError::Io(e.to_string()));
+		}
+		let entry = channels.get_mut(&id).expect("present");
+		entry.in_flight += 1;
+		Ok(Admission { channel: id, seq: signed.voucher.seq })
+	}
+
+	/// The admitted request was answered (or failed): it no longer counts in flight.
+	pub fn finish(&self, admission: Admission) {
+		if let Some(entry) = self.channels.lock().expect("ledger lock").get_mut(&admission.channel)
+		{
+			entry.in_flight = entry.in_flight.saturating_sub(1);
+		}
+	}
+
+	/// The latest voucher of each channel that pays more than the chain has redeemed: what
+	/// the worker redeems next.
+	pub fn to_redeem(&self) -> Vec<SignedVoucher> {
+		let channels = self.channels.lock().expect("ledger lock");
+		channels
+			.values()
+			.filter_map(|e| e.latest.as_ref().filter(|s| s.voucher.seq > e.record.last_seq))
+			.cloned()
+			.collect()
+	}
+
+	fn persist(&self, channels: &BTreeMap<ChannelId, Entry>) -> std::io::Result<()> {
+		let pending = self.pending.lock().expect("ledger lock");
+		let all: Vec<(ChannelId, SignedVoucher)> = channels
+			.iter()
+			.filter_map(|(id, e)| e.latest.clone().map(|s| (*id, s)))
+			.chain(pending.iter().map(|(id, s)| (*id, s.clone())))
+			.collect();
+		crate::write_atomically(&self.path, &all.encode())
+	}
+}
+
+/// Why the ledger did not admit a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+	/// The voucher was refused.
+	#[error(transparent)]
+	Voucher(#[from] VoucherError),
+	/// The voucher could not be kept on disk.
+	#[error("cannot keep the voucher: {0}")]
+	Io(String),
+}
+
+/// A receipt for an answer and the worker's signature of it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SignedReceipt {
+	/// The receipt.
+	pub receipt: Receipt,
+	/// The worker account's signature over its signing payload.
+	pub signature: Signature,
+}
+
+/// Signs `receipt` with the worker key, for the chain with `genesis`.
+pub fn sign_receipt(
+	signer: &dyn Signer,
+	genesis: H256,
+	receipt: Receipt,
+) -> Result<SignedReceipt, ChainError> {
+	let signature = signer.sign(&signing_payload(RECEIPT_TAG, &genesis, &receipt))?;
+	Ok(SignedReceipt { receipt, signature })
+}
+
+/// Whether `signed` is `worker`'s receipt on the chain with `genesis`: what a client checks
+/// before it uses an answer.
+pub fn verify_receipt(signed: &SignedReceipt, genesis: H256, worker: &AccountId) -> bool {
+	let payload = signing_payload(RECEIPT_TAG, &genesis, &signed.receipt);
+	signed.signature.verify(&payload[..], worker)
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use opg_primitives::VerificationMode;
+	use polkadot_sdk::sp_core::{sr25519, Pair};
+
+	const GENESIS: H256 = H256::repeat_byte(0x42);
+	const RELEASE: ReleaseId = 3;
+
+	fn pair(uri: &str) -> sr25519::Pair {
+		sr25519::Pair::from_string(uri, None).unwrap()
+	}
+
+	fn account(uri: &str) -> AccountId {
+		pair(uri).public().into()
+	}
+
+	fn record(deposit: Balance) -> ChannelRecord {
+		pallet_inference::Channel {
+			requester: account("//Bob"),
+			worker: account("//Alice"),
+			release: RELEASE,
+			mode: VerificationMode::Vanilla,
+			deposit,
+			redeemed_pay: 0,
+			redeemed_burn: 0,
+			last_seq: 0,
+			closing_at: None,
+			batches: Default::default(),
+		}
+	}
+
+	fn signed(
+		by: &str,
+		channel: ChannelId,
+		seq: u64,
+		pay: Balance,
+		burn: Balance,
+		request: &[u8],
+	) -> SignedVoucher {
+		let voucher = Voucher {
+			channel,
+			seq,
+			cumulative_pay: pay,
+			cumulative_burn: burn,
+			request_hash: payload_hash(request),
+		};
+		let signature =
+			Pair::sign(&pair(by), &signing_payload(VOUCHER_TAG, &GENESIS, &voucher)).into();
+		SignedVoucher { voucher, signature }
+	}
+
+	const CHARGE: Charge = Charge { pay: 100, burn: 10 };
+
+	fn ledger(dir: &Path) -> Ledger {
+		let ledger = Ledger::open(dir, GENESIS, account("//Alice")).unwrap();
+		ledger.update(7, record(1_000));
+		ledger
+	}
+
+	fn refused(ledger: &Ledger, voucher: SignedVoucher, request: &[u8]) -> VoucherError {
+		match ledger.admit(RELEASE, voucher, request, CHARGE) {
+			Err(LedgerError::Voucher(e)) => e,
+			other => panic!("admitted: {other:?}"),
+		}
+	}
+
+	#[test]
+	fn vouchers_are_admitted_in_sequence_and_survive_a_restart() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		let a = ledger
+			.admit(RELEASE, signed("//Bob", 7, 1, 100, 10, b"one"), b"one", CHARGE)
+			.unwrap();
+		assert_eq!(a, Admission { channel: 7, seq: 1 });
+		ledger.finish(a);
+		// Paying more than the price is fine; the next expects seq 3.
+		ledger
+			.admit(RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
+			.unwrap();
+		assert_eq!(ledger.to_redeem().iter().map(|s| s.voucher.seq).collect::<Vec<_>>(), vec![2]);
+		drop(ledger);
+
+		// A new process: the voucher is back once the chain's record is read again.
+		let ledger = Ledger::open(dir.path(), GENESIS, account("//Alice")).unwrap();
+		assert!(ledger.to_redeem().is_empty(), "no record read yet");
+		ledger.update(7, record(1_000));
+		assert_eq!(ledger.to_redeem()[0].voucher.cumulative_pay, 250);
+		let e = refused(&ledger, signed("//Bob", 7, 2, 350, 35, b"x"), b"x");
+		assert_eq!(e, VoucherError::OutOfOrder { expected: 3, got: 2 });
+		ledger
+			.admit(RELEASE, signed("//Bob", 7, 3, 350, 35, b"x"), b"x", CHARGE)
+			.unwrap();
+
+		// Once the chain has redeemed seq 3 there is nothing left to redeem.
+		let mut redeemed = record(1_000);
+		(redeemed.last_seq, redeemed.redeemed_pay, redeemed.redeemed_burn) = (3, 350, 35);
+		ledger.update(7, redeemed);
+		assert!(ledger.to_redeem().is_empty());
+		// A channel that ended is forgotten, on disk too.
+		ledger.forget(7).unwrap();
+		let ledger = Ledger::open(dir.path(), GENESIS, account("//Alice")).unwrap();
+		ledger.update(7, record(1_000));
+		assert!(ledger.to_redeem().is_empty());
+	}
+
+	#[test]
+	fn every_bad_voucher_is_refused_and_changes_nothing() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		let ok = |seq, pay, burn| signed("//Bob", 7, seq, pay, burn, b"req");
+		assert_eq!(
+			refused(&ledger, signed("//Bob", 8, 1, 100, 10, b"req"), b"req"),
+			VoucherError::UnknownChannel(8)
+		);
+		assert_eq!(
+			refused(&ledger, signed("//Alice", 7, 1, 100, 10, b"req"), b"req"),
+			VoucherError::BadSignature
+		);
+		assert_eq!(refused(&ledger, ok(1, 100, 10), b"other"), VoucherError::RequestMismatch);
+		assert_eq!(
+			refused(&ledger, ok(2, 100, 10), b"req"),
+			VoucherError::OutOfOrder { expected: 1, got: 2 }
+		);
+		assert_eq!(
+			refused(&ledger, ok(0, 100, 10), b"req"),
+			VoucherError::OutOfOrder { expected: 1, got: 0 }
+		);
+		assert_eq!(
+			refused(&ledger, ok(1, 99, 10), b"req"),
+			VoucherError::ShortPayment { need: 100, got: 99 }
+		);
+		assert_eq!(
+			refused(&ledger, ok(1, 100, 9), b"req"),
+			VoucherError::ShortBurn { need: 10, got: 9 }
+		);
+		assert_eq!(
+			refused(&ledger, ok(1, 991, 10), b"req"),
+			VoucherError::Overdrawn { spent: 1_001, deposit: 1_000 }
+		);
+		assert_eq!(
+			refused(&ledger, ok(1, Balance::MAX, 10), b"req"),
+			VoucherError::Overdrawn { spent: Balance::MAX, deposit: 1_000 }
+		);
+		// Signed for another chain.
+		let mut other = ok(1, 100, 10);
+		other.signature = Pair::sign(
+			&pair("//Bob"),
+			&signing_payload(VOUCHER_TAG, &H256::zero(), &other.voucher),
+		)
+		.into();
+		assert_eq!(refused(&ledger, other, b"req"), VoucherError::BadSignature);
+		// Another release, another worker, a closing channel.
+		assert_eq!(
+			match ledger.admit(RELEASE + 1, ok(1, 100, 10), b"req", CHARGE) {
+				Err(LedgerError::Voucher(e)) => e,
+				other => panic!("{other:?}"),
+			},
+			VoucherError::WrongRelease { channel: 7, release: RELEASE }
+		);
+		let mut theirs = record(1_000);
+		theirs.worker = account("//Charlie");
+		ledger.update(9, theirs);
+		assert_eq!(
+			refused(&ledger, signed("//Bob", 9, 1, 100, 10, b"req"), b"req"),
+			VoucherError::NotOurs(9)
+		);
+		let mut closing = record(1_000);
+		closing.closing_at = Some(10);
+		ledger.update(10, closing);
+		assert_eq!(
+			refused(&ledger, signed("//Bob", 10, 1, 100, 10, b"req"), b"req"),
+			VoucherError::Closing(10)
+		);
+		// Nothing was recorded: the first good voucher is still seq 1, and exactly the
+		// deposit may be spent.
+		assert!(ledger.to_redeem().is_empty());
+		ledger.admit(RELEASE, ok(1, 990, 10), b"req", CHARGE).unwrap();
+		// The statuses clients see.
+		assert_eq!(VoucherError::BadSignature.status(), 401);
+		assert_eq!(VoucherError::OutOfOrder { expected: 1, got: 2 }.status(), 409);
+		assert_eq!(VoucherError::Overdrawn { spent: 1, deposit: 0 }.status(), 402);
+	}
+
+	#[test]
+	fn a_channel_runs_at_most_max_in_flight_requests() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		let admit = |seq: u64| {
+			let request = seq.to_le_bytes();
+			ledger.admit(
+				RELEASE,
+				signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request),
+				&request,
+				CHARGE,
+			)
+		};
+		let running: Vec<_> = (1..=MAX_IN_FLIGHT as u64).map(|s| admit(s).unwrap()).collect();
+		assert_eq!(admit(5), Err(LedgerError::Voucher(VoucherError::Busy)));
+		ledger.finish(running[0]);
+		admit(5).unwrap();
+	}
+
+	#[test]
+	fn a_ledger_file_that_does_not_decode_is_an_error() {
+		let dir = tempfile::tempdir().unwrap();
+		std::fs::write(dir.path().join("vouchers"), b"\xff\xff").unwrap();
+		let e = Ledger::open(dir.path(), GENESIS, account("//Alice")).err().unwrap();
+		assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+	}
+
+	#[test]
+	fn receipts_verify_for_their_worker_and_chain_only() {
+		let receipt = Receipt {
+			channel: 7,
+			seq: 1,
+			release: RELEASE,
+			request_hash: payload_hash(b"req"),
+			response_hash: payload_hash(b"resp"),
+			engine: b"opg-exec/0.1.0".to_vec().try_into().unwrap(),
+			device_class: b"cpu-x86_64-v3".to_vec().try_into().unwrap(),
+			unix_ms: 1,
+		};
+		let signed = sign_receipt(&pair("//Alice"), GENESIS, receipt).unwrap();
+		assert!(verify_receipt(&signed, GENESIS, &account("//Alice")));
+		assert!(!verify_receipt(&signed, GENESIS, &account("//Bob")));
+		assert!(!verify_receipt(&signed, H256::zero(), &account("//Alice")));
+		let mut altered = signed.clone();
+		altered.receipt.response_hash = payload_hash(b"other");
+		assert!(!verify_receipt(&altered, GENESIS, &account("//Alice")));
+	}
+}
