@@ -7,10 +7,13 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use codec::{Decode, Encode};
 use futures::StreamExt;
-use opg_primitives::{JobId, ReleaseId};
-use opg_runtime::{opaque::Block, AccountId, Nonce, Signature, UncheckedExtrinsic};
+use opg_primitives::{channel::ChannelId, JobId, ReleaseId, VerificationMode};
+use opg_runtime::{opaque::Block, AccountId, Balance, Nonce, Signature, UncheckedExtrinsic};
 use opg_worker::{
-	chain::{Chain, ChainError, Head, Job, Release, Signer, SigningContext, WorkerTee},
+	chain::{
+		channel_key, decode_channel, Chain, ChainError, ChannelRecord, Head, Job, Release, Signer,
+		SigningContext, WorkerRecord, WorkerTee,
+	},
 	metrics::Metrics,
 	store::ModelStore,
 	worker::Worker,
@@ -19,7 +22,7 @@ use pallet_inference::runtime_api::InferenceApi;
 use pallet_tee::runtime_api::TeeApi;
 use polkadot_sdk::*;
 use prometheus_endpoint::Registry;
-use sc_client_api::{BlockchainEvents, HeaderBackend};
+use sc_client_api::{BlockchainEvents, HeaderBackend, StorageProvider};
 use sc_service::SpawnTaskHandle;
 use sc_transaction_pool_api::{InPoolTransaction, TransactionPool as _, TransactionSource};
 use sp_api::{Core, ProvideRuntimeApi};
@@ -82,8 +85,22 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	};
 	let config = params.worker_config(node.base_path.join("inference"));
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
-	let mut worker =
-		Worker::new(chain, signer, store, metrics, config).map_err(|e| fail(e.to_string()))?;
+	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+		.map_err(|e| fail(e.to_string()))?;
+	if let Some(api) = params.api_config() {
+		node.spawn_handle.spawn(
+			"inference-api",
+			Some("inference"),
+			opg_worker::api::run(
+				chain,
+				signer,
+				worker.runner(),
+				node.base_path.join("inference").join("channels"),
+				api,
+				std::future::pending(),
+			),
+		);
+	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {
 			log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
@@ -269,5 +286,24 @@ impl Chain for NodeChain {
 
 	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError> {
 		self.client.runtime_api().worker_status(at, worker.clone()).map_err(api_error)
+	}
+
+	async fn worker(&self, at: H256, who: &AccountId) -> Result<Option<WorkerRecord>, ChainError> {
+		self.client.runtime_api().worker(at, who.clone()).map_err(api_error)
+	}
+
+	async fn verification_fee(
+		&self,
+		at: H256,
+		mode: VerificationMode,
+		bytes: u32,
+	) -> Result<Balance, ChainError> {
+		self.client.runtime_api().verification_fee(at, mode, bytes).map_err(api_error)
+	}
+
+	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
+		let key = sp_core::storage::StorageKey(channel_key(id));
+		let raw = self.client.storage(at, &key).map_err(api_error)?;
+		decode_channel(raw.map(|data| data.0))
 	}
 }

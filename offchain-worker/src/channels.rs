@@ -17,7 +17,7 @@ use std::{
 
 use codec::{Decode, Encode};
 use opg_primitives::{
-	channel::{signing_payload, ChannelId, Receipt, Voucher, RECEIPT_TAG, VOUCHER_TAG},
+	channel::{batch_root, signing_payload, ChannelId, Receipt, Voucher, RECEIPT_TAG, VOUCHER_TAG},
 	payload_hash, ReleaseId,
 };
 use opg_runtime::{AccountId, Balance, Runtime, Signature};
@@ -157,9 +157,17 @@ pub struct Admission {
 	pub seq: u64,
 }
 
+/// What the worker keeps of a channel on disk: the latest voucher and the receipt leaves of
+/// the requests not redeemed yet (the next batch's root is over them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+struct Kept {
+	latest: Option<SignedVoucher>,
+	leaves: Vec<(u64, H256)>,
+}
+
 struct Entry {
 	record: ChannelRecord,
-	latest: Option<SignedVoucher>,
+	kept: Kept,
 	in_flight: u32,
 }
 
@@ -168,7 +176,7 @@ impl Entry {
 	/// chain's when none is newer.
 	fn position(&self) -> (u64, Balance, Balance) {
 		let chain = (self.record.last_seq, self.record.redeemed_pay, self.record.redeemed_burn);
-		match &self.latest {
+		match &self.kept.latest {
 			Some(s) if s.voucher.seq > chain.0 =>
 				(s.voucher.seq, s.voucher.cumulative_pay, s.voucher.cumulative_burn),
 			_ => chain,
@@ -182,8 +190,8 @@ pub struct Ledger {
 	worker: AccountId,
 	path: PathBuf,
 	channels: Mutex<BTreeMap<ChannelId, Entry>>,
-	/// Vouchers read from disk for channels not read from the chain yet.
-	pending: Mutex<BTreeMap<ChannelId, SignedVoucher>>,
+	/// What was read from disk for channels not read from the chain yet.
+	pending: Mutex<BTreeMap<ChannelId, Kept>>,
 }
 
 impl Ledger {
@@ -193,7 +201,7 @@ impl Ledger {
 		std::fs::create_dir_all(dir)?;
 		let path = dir.join("vouchers");
 		let pending = match std::fs::read(&path) {
-			Ok(bytes) => Vec::<(ChannelId, SignedVoucher)>::decode(&mut &bytes[..])
+			Ok(bytes) => Vec::<(ChannelId, Kept)>::decode(&mut &bytes[..])
 				.map_err(|e| {
 					std::io::Error::new(
 						std::io::ErrorKind::InvalidData,
@@ -218,13 +226,21 @@ impl Ledger {
 	/// whether it is closing); a channel gone from the chain is forgotten with [`Self::forget`].
 	pub fn update(&self, id: ChannelId, record: ChannelRecord) {
 		let mut channels = self.channels.lock().expect("ledger lock");
-		match channels.get_mut(&id) {
-			Some(entry) => entry.record = record,
-			None => {
-				let latest = self.pending.lock().expect("ledger lock").remove(&id);
-				channels.insert(id, Entry { record, latest, in_flight: 0 });
+		let redeemed = record.last_seq;
+		let entry = match channels.entry(id) {
+			std::collections::btree_map::Entry::Occupied(e) => {
+				let entry = e.into_mut();
+				entry.record = record;
+				entry
 			},
-		}
+			std::collections::btree_map::Entry::Vacant(e) => {
+				let kept =
+					self.pending.lock().expect("ledger lock").remove(&id).unwrap_or_default();
+				e.insert(Entry { record, kept, in_flight: 0 })
+			},
+		};
+		// Receipts of redeemed requests are in a committed batch already.
+		entry.kept.leaves.retain(|(seq, _)| *seq > redeemed);
 	}
 
 	/// Drops a channel that ended on chain.
@@ -285,10 +301,10 @@ impl Ledger {
 		if entry.in_flight >= MAX_IN_FLIGHT {
 			return Err(VoucherError::Busy.into());
 		}
-		let previous = entry.latest.replace(signed.clone());
+		let previous = entry.kept.latest.replace(signed.clone());
 		if let Err(e) = self.persist(&channels) {
 			// Not on disk: not accepted (a restart would lose its payment).
-			channels.get_mut(&id).expect("present").latest = previous;
+			channels.get_mut(&id).expect("present").kept.latest = previous;
 			return Err(LedgerError::Io(e.to_string()));
 		}
 		let entry = channels.get_mut(&id).expect("present");
@@ -304,23 +320,46 @@ impl Ledger {
 		}
 	}
 
-	/// The latest voucher of each channel that pays more than the chain has redeemed: what
-	/// the worker redeems next.
-	pub fn to_redeem(&self) -> Vec<SignedVoucher> {
+	/// Keeps the receipt leaf of an admitted request's answer: the next batch root is over
+	/// them. Kept on disk before returning.
+	pub fn add_receipt(&self, admission: Admission, leaf: H256) -> std::io::Result<()> {
+		let mut channels = self.channels.lock().expect("ledger lock");
+		if let Some(entry) = channels.get_mut(&admission.channel) {
+			let leaves = &mut entry.kept.leaves;
+			let at = leaves.partition_point(|(seq, _)| *seq < admission.seq);
+			leaves.insert(at, (admission.seq, leaf));
+		}
+		self.persist(&channels)
+	}
+
+	/// The latest voucher of each channel that pays more than the chain has redeemed, with
+	/// the Merkle root of the receipts it pays for: what the worker redeems next.
+	pub fn to_redeem(&self) -> Vec<(SignedVoucher, H256)> {
 		let channels = self.channels.lock().expect("ledger lock");
 		channels
 			.values()
-			.filter_map(|e| e.latest.as_ref().filter(|s| s.voucher.seq > e.record.last_seq))
-			.cloned()
+			.filter_map(|e| {
+				let latest =
+					e.kept.latest.as_ref().filter(|s| s.voucher.seq > e.record.last_seq)?;
+				let leaves: Vec<H256> = e
+					.kept
+					.leaves
+					.iter()
+					.filter(|(seq, _)| *seq <= latest.voucher.seq)
+					.map(|(_, leaf)| *leaf)
+					.collect();
+				Some((latest.clone(), batch_root(&leaves)))
+			})
 			.collect()
 	}
 
 	fn persist(&self, channels: &BTreeMap<ChannelId, Entry>) -> std::io::Result<()> {
 		let pending = self.pending.lock().expect("ledger lock");
-		let all: Vec<(ChannelId, SignedVoucher)> = channels
+		let all: Vec<(ChannelId, &Kept)> = channels
 			.iter()
-			.filter_map(|(id, e)| e.latest.clone().map(|s| (*id, s)))
-			.chain(pending.iter().map(|(id, s)| (*id, s.clone())))
+			.map(|(id, e)| (*id, &e.kept))
+			.filter(|(_, k)| k.latest.is_some() || !k.leaves.is_empty())
+			.chain(pending.iter().map(|(id, k)| (*id, k)))
 			.collect();
 		crate::write_atomically(&self.path, &all.encode())
 	}
@@ -443,19 +482,34 @@ mod tests {
 		ledger
 			.admit(RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
 			.unwrap();
-		assert_eq!(ledger.to_redeem().iter().map(|s| s.voucher.seq).collect::<Vec<_>>(), vec![2]);
+		ledger
+			.add_receipt(Admission { channel: 7, seq: 2 }, H256::repeat_byte(2))
+			.unwrap();
+		ledger.add_receipt(a, H256::repeat_byte(1)).unwrap();
+		let due = ledger.to_redeem();
+		assert_eq!(due.iter().map(|(s, _)| s.voucher.seq).collect::<Vec<_>>(), vec![2]);
+		// The root is over the receipts in sequence order, whatever order they came in.
+		assert_eq!(due[0].1, batch_root(&[H256::repeat_byte(1), H256::repeat_byte(2)]));
 		drop(ledger);
 
 		// A new process: the voucher is back once the chain's record is read again.
 		let ledger = Ledger::open(dir.path(), GENESIS, account("//Alice")).unwrap();
 		assert!(ledger.to_redeem().is_empty(), "no record read yet");
 		ledger.update(7, record(1_000));
-		assert_eq!(ledger.to_redeem()[0].voucher.cumulative_pay, 250);
+		let due = ledger.to_redeem();
+		assert_eq!(due[0].0.voucher.cumulative_pay, 250);
+		assert_eq!(due[0].1, batch_root(&[H256::repeat_byte(1), H256::repeat_byte(2)]));
 		let e = refused(&ledger, signed("//Bob", 7, 2, 350, 35, b"x"), b"x");
 		assert_eq!(e, VoucherError::OutOfOrder { expected: 3, got: 2 });
-		ledger
+		let third = ledger
 			.admit(RELEASE, signed("//Bob", 7, 3, 350, 35, b"x"), b"x", CHARGE)
 			.unwrap();
+		ledger.add_receipt(third, H256::repeat_byte(3)).unwrap();
+		// Once the chain has redeemed seq 2, the next batch is seq 3 alone.
+		let mut redeemed = record(1_000);
+		(redeemed.last_seq, redeemed.redeemed_pay, redeemed.redeemed_burn) = (2, 250, 25);
+		ledger.update(7, redeemed);
+		assert_eq!(ledger.to_redeem()[0].1, batch_root(&[H256::repeat_byte(3)]));
 
 		// Once the chain has redeemed seq 3 there is nothing left to redeem.
 		let mut redeemed = record(1_000);

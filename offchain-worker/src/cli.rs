@@ -136,9 +136,35 @@ pub struct WorkerParams {
 	/// `<base-path>/zk-keys`).
 	#[arg(long, value_name = "PATH")]
 	pub zk_keys: Option<PathBuf>,
+
+	/// Port of the direct path's HTTP API (`GET /v1/models`, `POST /v1/infer`, paid by channel
+	/// vouchers: `docs/direct-path.md`); 0 turns it off. A port already taken is logged and the
+	/// worker goes on without it.
+	#[arg(long, value_name = "PORT", default_value_t = crate::api::DEFAULT_PORT)]
+	pub inference_api_port: u16,
+
+	/// Let the HTTP API listen on every interface, not only on localhost.
+	#[arg(long)]
+	pub inference_api_external: bool,
 }
 
 impl WorkerParams {
+	/// The HTTP API's settings, `None` when it is off.
+	pub fn api_config(&self) -> Option<crate::api::ApiConfig> {
+		if self.inference_api_port == 0 {
+			return None;
+		}
+		let ip = if self.inference_api_external {
+			std::net::Ipv4Addr::UNSPECIFIED
+		} else {
+			std::net::Ipv4Addr::LOCALHOST
+		};
+		Some(crate::api::ApiConfig {
+			listen: (ip, self.inference_api_port).into(),
+			budget: std::time::Duration::from_secs(self.max_execution_secs),
+		})
+	}
+
 	/// Device the models run on.
 	pub fn device(&self) -> Device {
 		if self.gpu {

@@ -10,10 +10,12 @@
 //! TEE-mode results with it, [`zk`] proves integer models for ZK-mode jobs, and [`metrics`] exports
 //! what it does to Prometheus.
 
+pub mod api;
 pub mod chain;
 pub mod channels;
 pub mod cli;
 pub mod journal;
+pub mod json;
 pub mod llm;
 pub mod metrics;
 pub mod store;

@@ -8,6 +8,7 @@ use clap::Parser;
 use opg_worker::{
 	chain::{rpc::RpcChain, Signer},
 	cli::WorkerParams,
+	json::{tensor_from_json, tensor_to_json, JsonTensor},
 	metrics::Metrics,
 	store::ModelStore,
 	worker::Worker,
@@ -116,65 +117,6 @@ struct RunArgs {
 	/// Also report where the time goes: milliseconds per run by operator, over all runs.
 	#[arg(long)]
 	profile: bool,
-}
-
-/// One tensor of `opg-worker run`'s JSON input.
-#[derive(serde::Deserialize)]
-struct JsonTensor {
-	elem: String,
-	shape: Vec<u32>,
-	values: Vec<f64>,
-}
-
-fn tensor_from_json(t: &JsonTensor) -> Result<opg_primitives::Tensor, String> {
-	use opg_primitives::ElemType::*;
-	let elem = match t.elem.as_str() {
-		"F32" => F32,
-		"F64" => F64,
-		"F16" => F16,
-		"I8" => I8,
-		"U8" => U8,
-		"I32" => I32,
-		"I64" => I64,
-		"Bool" => Bool,
-		other => return Err(format!("unknown element type {other:?}")),
-	};
-	let mut data = Vec::with_capacity(t.values.len() * elem.size());
-	for &v in &t.values {
-		match elem {
-			F32 => data.extend((v as f32).to_le_bytes()),
-			F64 => data.extend(v.to_le_bytes()),
-			F16 => data.extend(half::f16::from_f64(v).to_le_bytes()),
-			I8 => data.extend((v as i8).to_le_bytes()),
-			U8 | Bool => data.push(v as u8),
-			I32 => data.extend((v as i32).to_le_bytes()),
-			I64 => data.extend((v as i64).to_le_bytes()),
-		}
-	}
-	let tensor = opg_primitives::Tensor { elem, shape: t.shape.clone(), data };
-	if !tensor.is_consistent() {
-		return Err(format!("{} values do not fill shape {:?}", t.values.len(), t.shape));
-	}
-	Ok(tensor)
-}
-
-fn tensor_to_json(t: &opg_primitives::Tensor) -> serde_json::Value {
-	use opg_primitives::ElemType::*;
-	let size = t.elem.size();
-	let values: Vec<serde_json::Value> = t
-		.data
-		.chunks_exact(size)
-		.map(|b| match t.elem {
-			F32 => serde_json::json!(f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-			F64 => serde_json::json!(f64::from_le_bytes(b.try_into().expect("8 bytes"))),
-			F16 => serde_json::json!(half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-			I8 => serde_json::json!(b[0] as i8),
-			U8 | Bool => serde_json::json!(b[0]),
-			I32 => serde_json::json!(i32::from_le_bytes(b.try_into().expect("4 bytes"))),
-			I64 => serde_json::json!(i64::from_le_bytes(b.try_into().expect("8 bytes"))),
-		})
-		.collect();
-	serde_json::json!({ "elem": format!("{:?}", t.elem), "shape": t.shape, "values": values })
 }
 
 fn run_onnx(a: &RunArgs) -> Result<(), String> {
@@ -513,8 +455,20 @@ async fn run(args: Args) -> Result<(), String> {
 		tracing::warn!("{e}; will keep trying");
 	}
 	let config = params.worker_config(args.base_path.join("worker"));
-	let mut worker =
-		Worker::new(chain, signer, store, metrics, config).map_err(|e| e.to_string())?;
+	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+		.map_err(|e| e.to_string())?;
+	if let Some(api) = params.api_config() {
+		// Ends with the process, after the job loop's shutdown.
+		let dir = args.base_path.join("worker").join("channels");
+		tokio::spawn(opg_worker::api::run(
+			chain,
+			signer,
+			worker.runner(),
+			dir,
+			api,
+			std::future::pending(),
+		));
+	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {
 			tracing::warn!(

@@ -121,6 +121,8 @@ pub struct Worker<C: Chain> {
 	tee: Option<Attestation>,
 	/// Proving keys, in ZK mode.
 	provers: Option<Arc<Provers>>,
+	/// Execution slots, shared by jobs and the HTTP API's requests.
+	slots: Arc<Semaphore>,
 }
 
 /// Blocks during which our own nonce count overrides a lower one from the pool.
@@ -137,6 +139,7 @@ impl<C: Chain> Worker<C> {
 	) -> Result<Self, WorkerError> {
 		let journal = Journal::open(&config.state_dir)
 			.map_err(|e| WorkerError::Journal(config.state_dir.clone(), e))?;
+		let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
 		Ok(Worker {
 			chain,
 			signer,
@@ -157,7 +160,19 @@ impl<C: Chain> Worker<C> {
 			nonce_hint: None,
 			tee: None,
 			provers: None,
+			slots,
 		})
+	}
+
+	/// A handle that runs release models with this worker's loaded models and execution
+	/// slots: what the HTTP API answers with.
+	pub fn runner(&self) -> Runner {
+		Runner {
+			store: self.store.clone(),
+			engines: self.engines.clone(),
+			slots: self.slots.clone(),
+			device: self.config.device,
+		}
 	}
 
 	/// Answers ZK-mode jobs too, proving them with the keys in `provers`.
@@ -204,7 +219,7 @@ impl<C: Chain> Worker<C> {
 				}
 			}
 		});
-		let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+		let slots = self.slots.clone();
 		tokio::pin!(shutdown);
 		loop {
 			tokio::select! {
@@ -494,9 +509,9 @@ impl<C: Chain> Worker<C> {
 					// Held until execution really ends, even after the budget ran out.
 					let _slot = slot;
 					match method {
-						Method::Plain => execute(id, &store, &engines, &release, &input),
+						Method::Plain => execute(Some(id), &store, &engines, &release, &input),
 						Method::Tee(enclave, admitted) =>
-							match execute(id, &store, &engines, &release, &input) {
+							match execute(Some(id), &store, &engines, &release, &input) {
 								Answer::Output { output, .. } => {
 									let signature = enclave.sign_result(
 										&admitted,
@@ -584,7 +599,7 @@ impl<C: Chain> Worker<C> {
 
 /// Runs a job's model on its input; every failure becomes the matching rejection.
 fn execute(
-	job: JobId,
+	job: Option<JobId>,
 	store: &ModelStore,
 	engines: &EngineCache,
 	release: &Release,
@@ -608,7 +623,7 @@ fn execute(
 			match loaded {
 				Ok(engine) => engines.insert(release.params.artifact, engine),
 				Err(e) => {
-					tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
+					tracing::warn!(target: "inference", job = ?job, artifact = ?release.params.artifact, "model unavailable: {e}");
 					return Answer::Reject(RejectReason::ModelUnavailable);
 				},
 			}
@@ -617,38 +632,38 @@ fn execute(
 	let inputs = match check_tensors(input, &release.params.inputs) {
 		Ok(inputs) => inputs,
 		Err(e) => {
-			tracing::warn!(target: "inference", job, "input does not fit the release: {e:?}");
+			tracing::warn!(target: "inference", job = ?job, "input does not fit the release: {e:?}");
 			return Answer::Reject(RejectReason::BadInput);
 		},
 	};
 	// Zero-size dimensions are valid (an empty cache next to real tokens), but a job with no
 	// element in any input gives the model nothing to compute: refunded, not run.
 	if !inputs.is_empty() && inputs.iter().all(|t| t.elements() == Some(0)) {
-		tracing::warn!(target: "inference", job, "every input is empty");
+		tracing::warn!(target: "inference", job = ?job, "every input is empty");
 		return Answer::Reject(RejectReason::BadInput);
 	}
 	match engine.run(&inputs) {
 		Ok(outputs) => {
 			let payload = outputs.encode();
 			if payload.len() > MAX_OUTPUT_LEN {
-				tracing::warn!(target: "inference", job, bytes = payload.len(), "output over the chain's limit");
+				tracing::warn!(target: "inference", job = ?job, bytes = payload.len(), "output over the chain's limit");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
 			if let Err(e) = check_tensors(&payload, &release.params.outputs) {
-				tracing::warn!(target: "inference", job, "output does not fit the release's spec: {e:?}");
+				tracing::warn!(target: "inference", job = ?job, "output does not fit the release's spec: {e:?}");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
-			tracing::debug!(target: "inference", job, output = ?opg_primitives::payload_hash(&payload), "executed");
+			tracing::debug!(target: "inference", job = ?job, output = ?opg_primitives::payload_hash(&payload), "executed");
 			Answer::Output { output: payload, evidence: Evidence::None }
 		},
 		Err(
 			e @ (ExecError::Input(_) | ExecError::Invalid { .. } | ExecError::OverMemory { .. }),
 		) => {
-			tracing::warn!(target: "inference", job, "the model cannot take this input: {e}");
+			tracing::warn!(target: "inference", job = ?job, "the model cannot take this input: {e}");
 			Answer::Reject(RejectReason::BadInput)
 		},
 		Err(e) => {
-			tracing::warn!(target: "inference", job, "execution failed: {e}");
+			tracing::warn!(target: "inference", job = ?job, "execution failed: {e}");
 			Answer::Reject(RejectReason::ExecutionFailed)
 		},
 	}
@@ -657,14 +672,14 @@ fn execute(
 /// Runs an LLM job: the release's GGUF model (checked against its spec when loaded) on the
 /// job's chat request.
 fn execute_llm(
-	job: JobId,
+	job: Option<JobId>,
 	store: &ModelStore,
 	engines: &EngineCache,
 	release: &Release,
 	input: &[u8],
 ) -> Answer {
 	let Some(spec) = &release.params.llm else {
-		tracing::warn!(target: "inference", job, "a GGUF release without an LLM spec");
+		tracing::warn!(target: "inference", job = ?job, "a GGUF release without an LLM spec");
 		return Answer::Reject(RejectReason::ModelUnavailable);
 	};
 	let engine = match engines.llm(&release.params.artifact) {
@@ -681,14 +696,14 @@ fn execute_llm(
 				Ok(engine) => {
 					tracing::info!(
 						target: "inference",
-						job, artifact = ?release.params.artifact,
+						job = ?job, artifact = ?release.params.artifact,
 						load_ms = started.elapsed().as_millis() as u64,
 						"LLM loaded"
 					);
 					engines.insert_llm(release.params.artifact, engine)
 				},
 				Err(e) => {
-					tracing::warn!(target: "inference", job, artifact = ?release.params.artifact, "model unavailable: {e}");
+					tracing::warn!(target: "inference", job = ?job, artifact = ?release.params.artifact, "model unavailable: {e}");
 					return Answer::Reject(RejectReason::ModelUnavailable);
 				},
 			}
@@ -696,14 +711,14 @@ fn execute_llm(
 	};
 	// Per job, not per load: releases of one file may declare different specs.
 	if let Err(e) = engine.check(spec) {
-		tracing::warn!(target: "inference", job, release = ?release.params.version, "{e}");
+		tracing::warn!(target: "inference", job = ?job, release = ?release.params.version, "{e}");
 		return Answer::Reject(RejectReason::ModelUnavailable);
 	}
 	// The chain checked it at submission; a worker trusts no chain client blindly.
 	let request = match check_chat_request(input, spec) {
 		Ok((request, _)) => request,
 		Err(e) => {
-			tracing::warn!(target: "inference", job, "not a chat request for the release: {e:?}");
+			tracing::warn!(target: "inference", job = ?job, "not a chat request for the release: {e:?}");
 			return Answer::Reject(RejectReason::BadInput);
 		},
 	};
@@ -712,13 +727,13 @@ fn execute_llm(
 		Ok(response) => {
 			let payload = response.encode();
 			if payload.len() > MAX_OUTPUT_LEN {
-				tracing::warn!(target: "inference", job, bytes = payload.len(), "response over the chain's limit");
+				tracing::warn!(target: "inference", job = ?job, bytes = payload.len(), "response over the chain's limit");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
 			let took = started.elapsed().as_secs_f64();
 			tracing::info!(
 				target: "inference",
-				job,
+				job = ?job,
 				prompt_tokens = response.prompt_tokens,
 				completion_tokens = response.completion_tokens,
 				finish = ?response.finish_reason,
@@ -728,13 +743,53 @@ fn execute_llm(
 			Answer::Output { output: payload, evidence: Evidence::None }
 		},
 		Err(LlmJobError::BadInput(e)) => {
-			tracing::warn!(target: "inference", job, "the model cannot take this request: {e}");
+			tracing::warn!(target: "inference", job = ?job, "the model cannot take this request: {e}");
 			Answer::Reject(RejectReason::BadInput)
 		},
 		Err(LlmJobError::Failed(e)) => {
-			tracing::warn!(target: "inference", job, "generation failed: {e}");
+			tracing::warn!(target: "inference", job = ?job, "generation failed: {e}");
 			Answer::Reject(RejectReason::ExecutionFailed)
 		},
+	}
+}
+
+/// Runs release models outside the job loop (the HTTP API's requests), with the worker's
+/// loaded models and within its execution slots.
+#[derive(Clone)]
+pub struct Runner {
+	store: Arc<ModelStore>,
+	engines: Arc<EngineCache>,
+	slots: Arc<Semaphore>,
+	device: Device,
+}
+
+impl Runner {
+	/// Runs `release`'s model on `input` (canonical tensors, or a SCALE chat request for a
+	/// GGUF release) within `budget`; a failure is the rejection a job would get.
+	pub async fn run(&self, release: Release, input: Vec<u8>, budget: Duration) -> Answer {
+		let (store, engines, slots) =
+			(self.store.clone(), self.engines.clone(), self.slots.clone());
+		let work = async move {
+			let slot = slots.acquire_owned().await.expect("the semaphore is never closed");
+			tokio::task::spawn_blocking(move || {
+				let _slot = slot;
+				execute(None, &store, &engines, &release, &input)
+			})
+			.await
+		};
+		match tokio::time::timeout(budget, work).await {
+			Ok(Ok(answer)) => answer,
+			Ok(Err(e)) => {
+				tracing::error!(target: "inference", "executor task failed: {e}");
+				Answer::Reject(RejectReason::ExecutionFailed)
+			},
+			Err(_) => Answer::Reject(RejectReason::ExecutionFailed),
+		}
+	}
+
+	/// The device models run on.
+	pub fn device(&self) -> Device {
+		self.device
 	}
 }
 

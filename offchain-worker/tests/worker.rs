@@ -161,6 +161,32 @@ impl Chain for MockChain {
 		let state = self.state.lock().unwrap();
 		Ok(state.tee.clone().expect("TEE status read by a worker without an enclave"))
 	}
+
+	async fn worker(
+		&self,
+		_: H256,
+		_: &AccountId,
+	) -> Result<Option<opg_worker::chain::WorkerRecord>, ChainError> {
+		unreachable!("a worker record read by the job loop")
+	}
+
+	async fn verification_fee(
+		&self,
+		_: H256,
+		_: VerificationMode,
+		_: u32,
+	) -> Result<opg_runtime::Balance, ChainError> {
+		unreachable!("a fee read by the job loop")
+	}
+
+	async fn channel(
+		&self,
+		_: H256,
+		_: opg_primitives::channel::ChannelId,
+	) -> Result<Option<opg_worker::chain::ChannelRecord>, ChainError> {
+		// The job loop reads no channel.
+		unreachable!("a channel read by the job loop")
+	}
 }
 
 fn spec(

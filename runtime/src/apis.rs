@@ -281,6 +281,10 @@ impl_runtime_apis! {
 		fn burn_totals() -> pallet_inference::BurnTotals<Balance> {
 			Inference::burn_totals()
 		}
+
+		fn verification_fee(mode: VerificationMode, bytes: u32) -> Balance {
+			Inference::verification_fee(mode, bytes)
+		}
 	}
 
 	impl pallet_tee::runtime_api::TeeApi<Block, AccountId, BlockNumber> for Runtime {

@@ -6,12 +6,12 @@
 
 pub mod rpc;
 
-pub use crate::tee::WorkerTee;
+pub use crate::{channels::ChannelRecord, tee::WorkerTee};
 
 use async_trait::async_trait;
-use codec::Encode;
-use opg_primitives::{Evidence, JobId, ReleaseId};
-use opg_runtime::{AccountId, Nonce, Runtime, RuntimeCall, Signature, UncheckedExtrinsic};
+use codec::{Decode, Encode};
+use opg_primitives::{channel::ChannelId, Evidence, JobId, ReleaseId, VerificationMode};
+use opg_runtime::{AccountId, Balance, Nonce, Runtime, RuntimeCall, Signature, UncheckedExtrinsic};
 use pallet_inference::RejectReason;
 use polkadot_sdk::{
 	sp_core::{sr25519, Pair as _, H256},
@@ -22,6 +22,8 @@ use polkadot_sdk::{
 pub type Job = pallet_inference::JobOf<Runtime>;
 /// A model release as the runtime API returns it.
 pub type Release = pallet_model_hub::Release<Runtime>;
+/// A worker record as the runtime API returns it.
+pub type WorkerRecord = pallet_inference::WorkerOf<Runtime>;
 
 /// A block the worker acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,31 @@ pub trait Chain: Send + Sync + 'static {
 	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError>;
 	/// `worker`'s enclave key and challenge at `at`, with the chain's time.
 	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError>;
+	/// A worker's record (its price, releases and modes).
+	async fn worker(&self, at: H256, who: &AccountId) -> Result<Option<WorkerRecord>, ChainError>;
+	/// The verification fee of `bytes` bytes of data in `mode`.
+	async fn verification_fee(
+		&self,
+		at: H256,
+		mode: VerificationMode,
+		bytes: u32,
+	) -> Result<Balance, ChainError>;
+	/// A payment channel of the direct path at `at` (read from storage: `Inference::Channels`).
+	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError>;
+}
+
+/// The storage key of channel `id`'s record.
+pub fn channel_key(id: ChannelId) -> Vec<u8> {
+	pallet_inference::Channels::<Runtime>::hashed_key_for(id)
+}
+
+/// Decodes a channel record read from storage.
+pub fn decode_channel(raw: Option<Vec<u8>>) -> Result<Option<ChannelRecord>, ChainError> {
+	raw.map(|bytes| {
+		ChannelRecord::decode(&mut &bytes[..])
+			.map_err(|e| ChainError::Decode { what: "channel record", error: e.to_string() })
+	})
+	.transpose()
 }
 
 /// The worker key.

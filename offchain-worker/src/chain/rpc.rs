@@ -13,15 +13,18 @@ use jsonrpsee::{
 	rpc_params,
 	ws_client::{WsClient, WsClientBuilder},
 };
-use opg_primitives::{JobId, ReleaseId};
-use opg_runtime::{AccountId, Header, Nonce, UncheckedExtrinsic};
+use opg_primitives::{channel::ChannelId, JobId, ReleaseId, VerificationMode};
+use opg_runtime::{AccountId, Balance, Header, Nonce, UncheckedExtrinsic};
 use polkadot_sdk::{
 	sp_core::{bytes, crypto::Ss58Codec, H256},
 	sp_runtime::traits::Header as _,
 };
 use tokio::sync::Mutex;
 
-use super::{Chain, ChainError, Head, Job, Release, SigningContext, WorkerTee};
+use super::{
+	channel_key, decode_channel, Chain, ChainError, ChannelRecord, Head, Job, Release,
+	SigningContext, WorkerRecord, WorkerTee,
+};
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -220,5 +223,28 @@ impl Chain for RpcChain {
 
 	async fn tee_status(&self, at: H256, worker: &AccountId) -> Result<WorkerTee, ChainError> {
 		self.runtime_call("TeeApi_worker_status", worker, at).await
+	}
+
+	async fn worker(&self, at: H256, who: &AccountId) -> Result<Option<WorkerRecord>, ChainError> {
+		self.runtime_call("InferenceApi_worker", who, at).await
+	}
+
+	async fn verification_fee(
+		&self,
+		at: H256,
+		mode: VerificationMode,
+		bytes: u32,
+	) -> Result<Balance, ChainError> {
+		self.runtime_call("InferenceApi_verification_fee", (mode, bytes), at).await
+	}
+
+	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
+		let key = bytes::to_hex(&channel_key(id), false);
+		let raw: Option<String> = self.request("state_getStorage", rpc_params![key, at]).await?;
+		let raw = raw
+			.map(|hex| bytes::from_hex(&hex))
+			.transpose()
+			.map_err(|e| ChainError::Decode { what: "channel record", error: e.to_string() })?;
+		decode_channel(raw)
 	}
 }

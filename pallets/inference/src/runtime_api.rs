@@ -36,5 +36,9 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		fn repository_releases(repository: opg_primitives::RepositoryId) -> Vec<(ReleaseId, Release)>;
 		/// What the market has burned.
 		fn burn_totals() -> BurnTotals<Balance>;
+		/// The verification fee of `bytes` bytes of data in `mode`: the flat fee plus the
+		/// per-byte fee. On the direct path each request's voucher burns this over the
+		/// request's bytes.
+		fn verification_fee(mode: VerificationMode, bytes: u32) -> Balance;
 	}
 }

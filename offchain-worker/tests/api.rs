@@ -1,0 +1,459 @@
+//! The direct path's HTTP API against a scripted chain: a request paid by a voucher is
+//! answered with the model's output and a receipt that verifies; every bad request gets its
+//! JSON error and status and changes nothing; the vouchers and receipt leaves are kept for
+//! the worker's redemption.
+
+use std::{
+	collections::HashMap,
+	sync::{Arc, Mutex},
+	time::Duration,
+};
+
+use async_trait::async_trait;
+use codec::{Decode, Encode};
+use opg_primitives::{
+	channel::{batch_root, receipt_leaf, signing_payload, ChannelId, Voucher, VOUCHER_TAG},
+	payload_hash, ElemType, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec,
+	VerificationMode,
+};
+use opg_runtime::{AccountId, Balance, Nonce, UncheckedExtrinsic};
+use opg_worker::{
+	api::{serve, Api, ApiConfig, RECEIPT_HEADER, VOUCHER_HEADER},
+	chain::{
+		Chain, ChainError, ChannelRecord, Head, Job, Release, Signer, SigningContext, WorkerRecord,
+		WorkerTee,
+	},
+	channels::{verify_receipt, SignedReceipt, SignedVoucher},
+	store::{blake2_256, ModelStore, StoreConfig},
+	worker::{Worker, WorkerConfig},
+};
+use polkadot_sdk::{
+	sp_core::{bytes as hex, sr25519, Pair, H256},
+	sp_runtime::Permill,
+};
+use serde_json::{json, Value};
+
+const GENESIS: H256 = H256::repeat_byte(1);
+const RELEASE: ReleaseId = 0;
+const PRICE: Balance = 100;
+/// The mock's verification fee: 10 plus 1 per byte.
+fn fee(bytes: u32) -> Balance {
+	10 + bytes as Balance
+}
+
+#[derive(Default)]
+struct State {
+	releases: HashMap<ReleaseId, Release>,
+	workers: HashMap<AccountId, WorkerRecord>,
+	channels: HashMap<ChannelId, ChannelRecord>,
+}
+
+struct MockChain {
+	state: Mutex<State>,
+}
+
+#[async_trait]
+impl Chain for MockChain {
+	async fn next_head(&self) -> Result<Head, ChainError> {
+		std::future::pending().await
+	}
+	async fn finalized(&self) -> Result<H256, ChainError> {
+		Ok(H256::repeat_byte(2))
+	}
+	async fn open_jobs(&self, _: H256, _: &AccountId) -> Result<Vec<JobId>, ChainError> {
+		Ok(vec![])
+	}
+	async fn job(&self, _: H256, _: JobId) -> Result<Option<(Job, Option<Vec<u8>>)>, ChainError> {
+		Ok(None)
+	}
+	async fn release(&self, _: H256, id: ReleaseId) -> Result<Option<Release>, ChainError> {
+		Ok(self.state.lock().unwrap().releases.get(&id).cloned())
+	}
+	async fn signing_context(&self, _: H256) -> Result<SigningContext, ChainError> {
+		Ok(SigningContext { genesis: GENESIS, spec_version: 1, tx_version: 1 })
+	}
+	async fn next_nonce(&self, _: &AccountId) -> Result<Nonce, ChainError> {
+		unreachable!("the API sends no extrinsic")
+	}
+	async fn submit(&self, _: UncheckedExtrinsic) -> Result<H256, ChainError> {
+		unreachable!("the API sends no extrinsic")
+	}
+	async fn in_pool(&self, _: H256) -> Result<bool, ChainError> {
+		unreachable!("the API sends no extrinsic")
+	}
+	async fn tee_status(&self, _: H256, _: &AccountId) -> Result<WorkerTee, ChainError> {
+		unreachable!("the API reads no enclave")
+	}
+	async fn worker(&self, _: H256, who: &AccountId) -> Result<Option<WorkerRecord>, ChainError> {
+		Ok(self.state.lock().unwrap().workers.get(who).cloned())
+	}
+	async fn verification_fee(
+		&self,
+		_: H256,
+		_: VerificationMode,
+		bytes: u32,
+	) -> Result<Balance, ChainError> {
+		Ok(fee(bytes))
+	}
+	async fn channel(&self, _: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
+		Ok(self.state.lock().unwrap().channels.get(&id).cloned())
+	}
+}
+
+fn account(uri: &str) -> AccountId {
+	sr25519::Pair::from_string(uri, None).unwrap().public().into()
+}
+
+fn spec(
+	name: &str,
+	shape: &[u32],
+) -> TensorSpec<polkadot_sdk::sp_core::ConstU32<64>, polkadot_sdk::sp_core::ConstU32<8>> {
+	TensorSpec {
+		name: name.as_bytes().to_vec().try_into().unwrap(),
+		elem: ElemType::F32,
+		shape: shape.to_vec().try_into().unwrap(),
+	}
+}
+
+fn channel(mode: VerificationMode, deposit: Balance) -> ChannelRecord {
+	pallet_inference::Channel {
+		requester: account("//Bob"),
+		worker: account("//Alice"),
+		release: RELEASE,
+		mode,
+		deposit,
+		redeemed_pay: 0,
+		redeemed_burn: 0,
+		last_seq: 0,
+		closing_at: None,
+		batches: Default::default(),
+	}
+}
+
+/// The demo MLP as release 0, served by Alice at `PRICE`; Bob's Vanilla channel 5 with a
+/// deposit of 10,000 and a TEE channel 6.
+fn state(dir: &std::path::Path) -> State {
+	let model =
+		std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/demo/mlp-classifier.onnx"))
+			.unwrap();
+	let file = dir.join("demo.onnx");
+	std::fs::write(&file, &model).unwrap();
+	let release = Release {
+		repository: 0,
+		params: pallet_model_hub::ReleaseParams {
+			version: b"1.0.0".to_vec().try_into().unwrap(),
+			artifact: blake2_256(&model),
+			artifact_size: model.len() as u64,
+			format: ModelFormat::Onnx,
+			source_uri: format!("file://{}", file.display()).into_bytes().try_into().unwrap(),
+			inputs: vec![spec("features", &[1, 4])].try_into().unwrap(),
+			outputs: vec![spec("probabilities", &[1, 3])].try_into().unwrap(),
+			modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+			zk_verifying_key: None,
+			royalty: Permill::zero(),
+			llm: None,
+		},
+		deposit: 0,
+		status: pallet_model_hub::ReleaseStatus::Active,
+		open_jobs: 0,
+	};
+	let worker = pallet_inference::Worker {
+		stake: 1,
+		releases: vec![RELEASE].try_into().unwrap(),
+		modes: ModeSet::of(&[VerificationMode::Vanilla, VerificationMode::Tee]),
+		price: PRICE,
+		capacity: 4,
+		hardware: pallet_inference::Hardware::Cpu,
+		status: pallet_inference::WorkerStatus::Active,
+		open_jobs: 0,
+		completed: 0,
+		rejected: 0,
+		slashed: 0,
+		min_timeouts: Default::default(),
+		token_prices: Default::default(),
+	};
+	let mut state = State::default();
+	state.releases.insert(RELEASE, release);
+	state.workers.insert(account("//Alice"), worker);
+	state.channels.insert(5, channel(VerificationMode::Vanilla, 10_000));
+	state.channels.insert(6, channel(VerificationMode::Tee, 10_000));
+	state
+}
+
+struct Server {
+	url: String,
+	chain: Arc<MockChain>,
+	api: Arc<Api<MockChain>>,
+	_dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+	let dir = tempfile::tempdir().unwrap();
+	let chain = Arc::new(MockChain { state: Mutex::new(state(dir.path())) });
+	let mut store_config = StoreConfig::new(dir.path().join("models"));
+	store_config.file_root = Some(dir.path().to_path_buf());
+	let store = Arc::new(ModelStore::open(store_config).unwrap());
+	let key = sr25519::Pair::from_string("//Alice", None).unwrap();
+	let signer: Arc<dyn Signer> = Arc::new(key);
+	let worker = Worker::new(
+		chain.clone(),
+		signer.clone(),
+		store,
+		None,
+		WorkerConfig::new(dir.path().join("state")),
+	)
+	.unwrap();
+	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+	let config =
+		ApiConfig { listen: listener.local_addr().unwrap(), budget: Duration::from_secs(30) };
+	let url = format!("http://{}", config.listen);
+	let api = Arc::new(
+		Api::new(chain.clone(), signer, worker.runner(), &dir.path().join("channels"), config)
+			.await
+			.unwrap(),
+	);
+	tokio::spawn(serve(api.clone(), listener, std::future::pending()));
+	Server { url, chain, api, _dir: dir }
+}
+
+/// The canonical bytes of the demo input.
+fn input(values: [f32; 4]) -> Vec<u8> {
+	vec![Tensor {
+		elem: ElemType::F32,
+		shape: vec![1, 4],
+		data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+	}]
+	.encode()
+}
+
+fn body(values: [f32; 4]) -> Value {
+	json!({ "model": "0", "inputs": [{ "elem": "F32", "shape": [1, 4], "values": values }] })
+}
+
+fn voucher(
+	by: &str,
+	channel: ChannelId,
+	seq: u64,
+	pay: Balance,
+	burn: Balance,
+	request: &[u8],
+) -> String {
+	let voucher = Voucher {
+		channel,
+		seq,
+		cumulative_pay: pay,
+		cumulative_burn: burn,
+		request_hash: payload_hash(request),
+	};
+	let pair = sr25519::Pair::from_string(by, None).unwrap();
+	let signature = Pair::sign(&pair, &signing_payload(VOUCHER_TAG, &GENESIS, &voucher)).into();
+	hex::to_hex(&SignedVoucher { voucher, signature }.encode(), false)
+}
+
+struct Reply {
+	status: u16,
+	body: Value,
+	receipt: Option<SignedReceipt>,
+}
+
+/// Sends a request (blocking client on its own thread).
+async fn call(
+	method: &'static str,
+	url: String,
+	voucher: Option<String>,
+	body: Option<String>,
+) -> Reply {
+	tokio::task::spawn_blocking(move || {
+		let mut request = ureq::request(method, &url);
+		if let Some(v) = &voucher {
+			request = request.set(VOUCHER_HEADER, v);
+		}
+		let response = match body {
+			Some(b) => request.set("Content-Type", "application/json").send_string(&b),
+			None => request.call(),
+		};
+		let response = match response {
+			Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+			Err(e) => panic!("{e}"),
+		};
+		let status = response.status();
+		let receipt = response
+			.header(RECEIPT_HEADER)
+			.map(|h| SignedReceipt::decode(&mut &hex::from_hex(h).unwrap()[..]).unwrap());
+		let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+		Reply { status, body, receipt }
+	})
+	.await
+	.unwrap()
+}
+
+async fn infer(server: &Server, voucher: Option<String>, body: Value) -> Reply {
+	call("POST", format!("{}/v1/infer", server.url), voucher, Some(body.to_string())).await
+}
+
+fn assert_error(reply: &Reply, status: u16, code: &str) {
+	assert_eq!(reply.status, status, "{}", reply.body);
+	assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+	assert!(reply.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+	assert!(reply.receipt.is_none(), "a refused request gets no receipt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_request_is_answered_with_a_receipt_that_verifies() {
+	let server = start().await;
+	let values = [5.1, 3.5, 1.4, 0.2];
+	let request = input(values);
+	let burn = fee(request.len() as u32);
+	let reply =
+		infer(&server, Some(voucher("//Bob", 5, 1, PRICE, burn, &request)), body(values)).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	let outputs = reply.body["outputs"].as_array().unwrap();
+	assert_eq!(outputs[0]["shape"], json!([1, 3]));
+	let probabilities: Vec<f64> = outputs[0]["values"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|v| v.as_f64().unwrap())
+		.collect();
+	assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{probabilities:?}");
+
+	// The receipt binds this request and this answer to Alice, on this chain.
+	let receipt = reply.receipt.unwrap();
+	assert!(verify_receipt(&receipt, GENESIS, &account("//Alice")));
+	assert_eq!(reply.body["opg"]["receipt"], hex::to_hex(&receipt.encode(), false));
+	let r = &receipt.receipt;
+	assert_eq!((r.channel, r.seq, r.release), (5, 1, RELEASE));
+	assert_eq!(r.request_hash, payload_hash(&request));
+	let output_tensors: Vec<Tensor> = outputs
+		.iter()
+		.map(|t| Tensor {
+			elem: ElemType::F32,
+			shape: vec![1, 3],
+			data: t["values"]
+				.as_array()
+				.unwrap()
+				.iter()
+				.flat_map(|v| (v.as_f64().unwrap() as f32).to_le_bytes())
+				.collect(),
+		})
+		.collect();
+	assert_eq!(r.response_hash, payload_hash(&output_tensors.encode()));
+	assert!(r.engine.starts_with(b"opg-worker/") && r.device_class.starts_with(b"cpu-"));
+
+	// The next request continues the sequence; the worker would redeem the second voucher
+	// with the root of both receipts.
+	let second = input([6.0, 2.9, 4.5, 1.5]);
+	let reply = infer(
+		&server,
+		Some(voucher("//Bob", 5, 2, 2 * PRICE, burn + fee(second.len() as u32), &second)),
+		body([6.0, 2.9, 4.5, 1.5]),
+	)
+	.await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	let due = server.api.ledger().to_redeem();
+	assert_eq!(due.len(), 1);
+	assert_eq!(due[0].0.voucher.seq, 2);
+	assert_eq!(
+		due[0].1,
+		batch_root(&[
+			receipt_leaf(&receipt.receipt),
+			receipt_leaf(&reply.receipt.unwrap().receipt)
+		])
+	);
+
+	// The model list names the release and the price.
+	let models = call("GET", format!("{}/v1/models", server.url), None, None).await;
+	assert_eq!(models.status, 200);
+	assert_eq!(models.body["data"][0]["id"], "0");
+	assert_eq!(models.body["data"][0]["opg"]["price"], PRICE.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_request_gets_its_error_and_changes_nothing() {
+	let server = start().await;
+	let values = [5.1, 3.5, 1.4, 0.2];
+	let request = input(values);
+	let burn = fee(request.len() as u32);
+	let good = || Some(voucher("//Bob", 5, 1, PRICE, burn, &request));
+
+	assert_error(&infer(&server, None, body(values)).await, 402, "voucher_required");
+	assert_error(&infer(&server, Some("0xzz".into()), body(values)).await, 400, "bad_voucher");
+	assert_error(&infer(&server, Some("0x00".into()), body(values)).await, 400, "bad_voucher");
+	let reply =
+		call("POST", format!("{}/v1/infer", server.url), good(), Some("{not json".into())).await;
+	assert_error(&reply, 400, "invalid_json");
+	let mut wrong_model = body(values);
+	wrong_model["model"] = json!("7");
+	assert_error(&infer(&server, good(), wrong_model).await, 404, "model_not_found");
+	wrong_model = body(values);
+	wrong_model["model"] = json!({});
+	assert_error(&infer(&server, good(), wrong_model).await, 400, "invalid_model");
+	let wrong_shape = json!({ "model": "0", "inputs": [{ "elem": "F32", "shape": [1, 3], "values": [1, 2, 3] }] });
+	assert_error(&infer(&server, good(), wrong_shape).await, 400, "invalid_input");
+	let unfilled =
+		json!({ "model": "0", "inputs": [{ "elem": "F32", "shape": [1, 4], "values": [1] }] });
+	assert_error(&infer(&server, good(), unfilled).await, 400, "invalid_input");
+	// The voucher's checks.
+	let on = |by, channel, seq, pay, burn| Some(voucher(by, channel, seq, pay, burn, &request));
+	assert_error(
+		&infer(&server, on("//Bob", 9, 1, PRICE, burn), body(values)).await,
+		404,
+		"unknown_channel",
+	);
+	assert_error(
+		&infer(&server, on("//Bob", 6, 1, PRICE, burn), body(values)).await,
+		501,
+		"mode_not_served",
+	);
+	assert_error(
+		&infer(&server, on("//Eve", 5, 1, PRICE, burn), body(values)).await,
+		401,
+		"bad_voucher_signature",
+	);
+	assert_error(
+		&infer(&server, on("//Bob", 5, 2, PRICE, burn), body(values)).await,
+		409,
+		"voucher_out_of_order",
+	);
+	assert_error(
+		&infer(&server, on("//Bob", 5, 1, PRICE - 1, burn), body(values)).await,
+		402,
+		"short_payment",
+	);
+	assert_error(
+		&infer(&server, on("//Bob", 5, 1, PRICE, burn - 1), body(values)).await,
+		402,
+		"short_burn",
+	);
+	assert_error(
+		&infer(&server, on("//Bob", 5, 1, 10_000, burn), body(values)).await,
+		402,
+		"insufficient_deposit",
+	);
+	let other = Some(voucher("//Bob", 5, 1, PRICE, burn, &input([0.0; 4])));
+	assert_error(&infer(&server, other, body(values)).await, 400, "request_hash_mismatch");
+	// A closing channel takes no more requests.
+	server.chain.state.lock().unwrap().channels.get_mut(&5).unwrap().closing_at = Some(100);
+	assert_error(&infer(&server, good(), body(values)).await, 410, "channel_closing");
+	server.chain.state.lock().unwrap().channels.get_mut(&5).unwrap().closing_at = None;
+	// Bodies are bounded; unknown paths and methods.
+	let huge =
+		format!("{{\"model\": \"0\", \"inputs\": [], \"pad\": \"{}\"}}", "x".repeat(1 << 20));
+	let reply = call("POST", format!("{}/v1/infer", server.url), good(), Some(huge)).await;
+	assert_error(&reply, 413, "request_too_large");
+	assert_error(
+		&call("GET", format!("{}/v1/infer", server.url), None, None).await,
+		405,
+		"method_not_allowed",
+	);
+	assert_error(
+		&call("GET", format!("{}/v2/nothing", server.url), None, None).await,
+		404,
+		"not_found",
+	);
+
+	// Nothing was recorded: the first good voucher is still seq 1.
+	assert!(server.api.ledger().to_redeem().is_empty());
+	let reply = infer(&server, good(), body(values)).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+}
