@@ -101,6 +101,7 @@ test('every project runtime API answers through api.call', async () => {
       release: [1],
       repositoryReleases: [1],
       burnTotals: [],
+      verificationFee: ['Vanilla', 100],
     },
     teeApi: { workerStatus: [ALICE] },
   };

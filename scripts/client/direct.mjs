@@ -1,0 +1,152 @@
+// The direct path from a client: opens a payment channel to a worker on chain (once), then
+// sends requests straight to the worker's HTTP API, each paid by a signed voucher, and checks
+// every answer's receipt (the worker's signature, both hashes) before using it. Prints the
+// outputs and the round-trip times.
+//
+//   node direct.mjs --ws ws://127.0.0.1:9944 --api http://127.0.0.1:9955 [--requests 5] [--json]
+//
+// Release 0 is the dev chain's demo MLP (f32 [1, 4] in, [1, 3] out). The voucher's request
+// hash is over the canonical request bytes (the SCALE tensors a job's input would be); its
+// increments are the worker's price and `InferenceApi::verificationFee(mode, request bytes)`.
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { u8aConcat, u8aToHex, hexToU8a, stringToU8a } from '@polkadot/util';
+import { blake2AsU8a, cryptoWaitReady, signatureVerify } from '@polkadot/util-crypto';
+import { parseArgs } from 'node:util';
+import { TYPES, UNIT } from './opg.mjs';
+
+const { values: opts } = parseArgs({
+  options: {
+    ws: { type: 'string', default: process.env.OPG_WS ?? 'ws://127.0.0.1:9944' },
+    api: { type: 'string', default: 'http://127.0.0.1:9955' },
+    release: { type: 'string', default: '0' },
+    requester: { type: 'string', default: '//Bob' },
+    worker: { type: 'string', default: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' },
+    deposit: { type: 'string', default: '10' },
+    requests: { type: 'string', default: '5' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+const DIRECT_TYPES = {
+  ...TYPES,
+  OpgVoucher: { channel: 'u64', seq: 'u64', cumulativePay: 'u128', cumulativeBurn: 'u128', requestHash: 'H256' },
+  OpgSignedVoucher: '(OpgVoucher, MultiSignature)',
+  OpgReceipt: {
+    channel: 'u64', seq: 'u64', release: 'u32', requestHash: 'H256', responseHash: 'H256',
+    engine: 'Bytes', deviceClass: 'Bytes', unixMs: 'u64',
+  },
+  OpgSignedReceipt: '(OpgReceipt, MultiSignature)',
+};
+
+function send(api, tx, signer) {
+  return new Promise((resolve, reject) => {
+    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+      if (dispatchError) {
+        const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
+        reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
+      } else if (status.isFinalized) {
+        resolve(events.map(({ event }) => event));
+      }
+    }).catch(reject);
+  });
+}
+
+/** The channel from `requester` to `worker` for `release`, opened if there is none. */
+async function channelOf(api, requester, worker, release) {
+  const existing = await api.query.inference.channelIndex(requester.address, worker, release);
+  if (existing.isSome) return existing.unwrap().toBigInt();
+  const deposit = BigInt(opts.deposit) * UNIT;
+  // Finalized: the worker reads channels at its last finalized block.
+  const events = await send(api, api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), requester);
+  const opened = events.find((e) => api.events.inference.ChannelOpened.is(e));
+  return opened.data.channel.toBigInt();
+}
+
+function quantile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+async function main() {
+  await cryptoWaitReady();
+  const api = await ApiPromise.create({
+    provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: DIRECT_TYPES,
+  });
+  try {
+    const requester = new Keyring({ type: 'sr25519' }).addFromUri(opts.requester);
+    const release = Number(opts.release);
+    const channel = await channelOf(api, requester, opts.worker, release);
+    const record = (await api.query.inference.channels(channel)).unwrap();
+    // A fresh channel, or one whose every voucher was redeemed: the chain knows the position.
+    let seq = record.lastSeq.toBigInt();
+    let pay = record.redeemedPay.toBigInt();
+    let burn = record.redeemedBurn.toBigInt();
+    const price = (await api.call.inferenceApi.worker(opts.worker)).unwrap().price.toBigInt();
+    const genesis = api.genesisHash.toU8a();
+    const results = [];
+    for (let i = 0; i < Number(opts.requests); i += 1) {
+      const values = [5.1, 3.5, 1.4 + i / 10, 0.2];
+      const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
+      const request = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape: [1, 4], data }]).toU8a();
+      const fee = (await api.call.inferenceApi.verificationFee('Vanilla', request.length)).toBigInt();
+      seq += 1n;
+      pay += price;
+      burn += fee;
+      const voucher = api.createType('OpgVoucher', {
+        channel, seq, cumulativePay: pay, cumulativeBurn: burn, requestHash: blake2AsU8a(request, 256),
+      });
+      const signature = requester.sign(u8aConcat(stringToU8a('opg/voucher/v1'), genesis, voucher.toU8a()));
+      const signed = api.createType('OpgSignedVoucher', [voucher, { Sr25519: signature }]);
+
+      const started = performance.now();
+      const response = await fetch(`${opts.api}/v1/infer`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': signed.toHex() },
+        body: JSON.stringify({ model: String(release), inputs: [{ elem: 'F32', shape: [1, 4], values }] }),
+      });
+      const body = await response.json();
+      const ms = performance.now() - started;
+      if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(body)}`);
+
+      // Checked before the answer is used: the worker signed this request and this answer.
+      const [receipt, receiptSignature] = api.createType('OpgSignedReceipt', hexToU8a(response.headers.get('OPG-Receipt')));
+      const payload = u8aConcat(stringToU8a('opg/receipt/v1'), genesis, receipt.toU8a());
+      const signer = signatureVerify(payload, receiptSignature.asSr25519, opts.worker);
+      if (!signer.isValid) throw new Error('the receipt is not the worker\'s');
+      if (u8aToHex(receipt.requestHash) !== u8aToHex(blake2AsU8a(request, 256))) throw new Error('receipt names another request');
+      const outputs = body.outputs.map((t) => ({
+        elem: t.elem, shape: t.shape, data: u8aToHex(new Uint8Array(new Float32Array(t.values).buffer)),
+      }));
+      const responseBytes = api.createType('Vec<OpgTensor>', outputs).toU8a();
+      if (u8aToHex(receipt.responseHash) !== u8aToHex(blake2AsU8a(responseBytes, 256))) throw new Error('receipt names another answer');
+      if (receipt.seq.toBigInt() !== seq || receipt.channel.toBigInt() !== channel) throw new Error('receipt of another voucher');
+      results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
+    }
+    const times = results.map((r) => r.ms).sort((a, b) => a - b);
+    const summary = {
+      channel: channel.toString(),
+      requests: results.length,
+      receiptsVerified: results.length,
+      paid: pay.toString(),
+      burned: burn.toString(),
+      latencyMs: { min: times[0], p50: quantile(times, 0.5), max: times[times.length - 1] },
+      engine: results[0]?.engine,
+      deviceClass: results[0]?.device,
+      outputs: results.map((r) => r.outputs),
+    };
+    if (opts.json) {
+      console.log(JSON.stringify(summary));
+    } else {
+      console.log(`channel ${summary.channel}: ${summary.requests} answers, every receipt verified`);
+      console.log(`  round trip: min ${times[0].toFixed(1)} ms, p50 ${summary.latencyMs.p50.toFixed(1)} ms, max ${summary.latencyMs.max.toFixed(1)} ms`);
+      console.log(`  vouchers: ${summary.paid} paid, ${summary.burned} to burn (redeemed by the worker)`);
+    }
+  } finally {
+    await api.disconnect();
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message ?? e);
+  process.exit(1);
+});
