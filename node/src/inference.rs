@@ -85,8 +85,15 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	};
 	let config = params.worker_config(node.base_path.join("inference"));
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
+	// Unredeemed vouchers: a file that does not decode stops the node rather than lose them.
+	let channels = node.base_path.join("inference").join("channels");
+	let ledger = Arc::new(
+		opg_worker::channels::Ledger::open(&channels, signer.account())
+			.map_err(|e| fail(format!("voucher ledger in {}: {e}", channels.display())))?,
+	);
 	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
-		.map_err(|e| fail(e.to_string()))?;
+		.map_err(|e| fail(e.to_string()))?
+		.with_channels(ledger.clone(), params.redeem_every);
 	if let Some(api) = params.api_config() {
 		node.spawn_handle.spawn(
 			"inference-api",
@@ -95,7 +102,7 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 				chain,
 				signer,
 				worker.runner(),
-				node.base_path.join("inference").join("channels"),
+				ledger,
 				api,
 				std::future::pending(),
 			),

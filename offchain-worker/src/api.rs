@@ -115,23 +115,22 @@ fn label(text: String) -> Label {
 }
 
 impl<C: Chain> Api<C> {
-	/// The API of the worker that signs with `signer`, its vouchers kept under `state_dir`.
+	/// The API of the worker that signs with `signer`, keeping the vouchers it accepts in
+	/// `ledger` (which the worker's job loop redeems from).
 	pub async fn new(
 		chain: Arc<C>,
 		signer: Arc<dyn Signer>,
 		runner: Runner,
-		state_dir: &std::path::Path,
+		ledger: Arc<Ledger>,
 		config: ApiConfig,
 	) -> Result<Self, String> {
 		let at = chain.finalized().await.map_err(|e| e.to_string())?;
 		let genesis = chain.signing_context(at).await.map_err(|e| e.to_string())?.genesis;
-		let ledger = Ledger::open(state_dir, genesis, signer.account())
-			.map_err(|e| format!("voucher ledger in {}: {e}", state_dir.display()))?;
 		let device = runner.device();
 		Ok(Api {
 			chain,
 			signer,
-			ledger: Arc::new(ledger),
+			ledger,
 			runner,
 			genesis,
 			config,
@@ -286,7 +285,7 @@ impl<C: Chain> Api<C> {
 			.map_err(|e| refuse(ApiError::chain(e)))?;
 		let admission = self
 			.ledger
-			.admit(id, voucher, &input, Charge { pay: price, burn })
+			.admit(self.genesis, id, voucher, &input, Charge { pay: price, burn })
 			.map_err(|e| {
 				refuse(match e {
 					LedgerError::Voucher(v) => ApiError::new(v.status(), v.code(), v.to_string()),
@@ -429,13 +428,13 @@ fn release_id(model: &Value) -> Result<ReleaseId, ApiError> {
 }
 
 /// Starts the API of a worker and serves it until `shutdown` resolves. Failures to start (the
-/// port taken, the chain unreachable, a ledger file that does not decode) are logged: the
-/// worker's job loop goes on without the API.
+/// port taken, the chain unreachable) are logged: the worker's job loop goes on without the
+/// API.
 pub async fn run<C: Chain>(
 	chain: Arc<C>,
 	signer: Arc<dyn Signer>,
 	runner: Runner,
-	state_dir: std::path::PathBuf,
+	ledger: Arc<Ledger>,
 	config: ApiConfig,
 	shutdown: impl Future<Output = ()>,
 ) {
@@ -447,7 +446,7 @@ pub async fn run<C: Chain>(
 			return;
 		},
 	};
-	let api = match Api::new(chain, signer, runner, &state_dir, config).await {
+	let api = match Api::new(chain, signer, runner, ledger, config).await {
 		Ok(api) => Arc::new(api),
 		Err(e) => {
 			tracing::error!(target: "inference", "HTTP API not started: {e}");

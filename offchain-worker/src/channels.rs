@@ -186,7 +186,6 @@ impl Entry {
 
 /// The channels paying this worker and their latest vouchers.
 pub struct Ledger {
-	genesis: H256,
 	worker: AccountId,
 	path: PathBuf,
 	channels: Mutex<BTreeMap<ChannelId, Entry>>,
@@ -195,9 +194,9 @@ pub struct Ledger {
 }
 
 impl Ledger {
-	/// Opens the ledger of `worker` on the chain with `genesis`, with the vouchers kept in
-	/// `dir/vouchers`. A file that does not decode is an error: it holds unredeemed payments.
-	pub fn open(dir: &Path, genesis: H256, worker: AccountId) -> std::io::Result<Ledger> {
+	/// Opens the ledger of `worker`, with the vouchers kept in `dir/vouchers`. A file that does
+	/// not decode is an error: it holds unredeemed payments.
+	pub fn open(dir: &Path, worker: AccountId) -> std::io::Result<Ledger> {
 		std::fs::create_dir_all(dir)?;
 		let path = dir.join("vouchers");
 		let pending = match std::fs::read(&path) {
@@ -214,7 +213,6 @@ impl Ledger {
 			Err(e) => return Err(e),
 		};
 		Ok(Ledger {
-			genesis,
 			worker,
 			path,
 			channels: Mutex::new(BTreeMap::new()),
@@ -243,6 +241,22 @@ impl Ledger {
 		entry.kept.leaves.retain(|(seq, _)| *seq > redeemed);
 	}
 
+	/// Every channel with something kept: those read from the chain and those only on disk.
+	pub fn channel_ids(&self) -> Vec<ChannelId> {
+		let channels = self.channels.lock().expect("ledger lock");
+		let pending = self.pending.lock().expect("ledger lock");
+		let mut ids: Vec<ChannelId> = channels.keys().chain(pending.keys()).copied().collect();
+		ids.sort_unstable();
+		ids.dedup();
+		ids
+	}
+
+	/// Whether a channel read from the chain is closing: its latest voucher is due now.
+	pub fn closing(&self, id: ChannelId) -> bool {
+		let channels = self.channels.lock().expect("ledger lock");
+		channels.get(&id).is_some_and(|e| e.record.closing_at.is_some())
+	}
+
 	/// Drops a channel that ended on chain.
 	pub fn forget(&self, id: ChannelId) -> std::io::Result<()> {
 		let mut channels = self.channels.lock().expect("ledger lock");
@@ -251,11 +265,12 @@ impl Ledger {
 		self.persist(&channels)
 	}
 
-	/// Checks a voucher for `request` (its canonical bytes) on `release` that costs `charge`;
-	/// if it is good, records it as the channel's latest (on disk before returning) and counts
-	/// the request in flight.
+	/// Checks a voucher for `request` (its canonical bytes) on `release` that costs `charge`,
+	/// signed for the chain with `genesis`; if it is good, records it as the channel's latest
+	/// (on disk before returning) and counts the request in flight.
 	pub fn admit(
 		&self,
+		genesis: H256,
 		release: ReleaseId,
 		signed: SignedVoucher,
 		request: &[u8],
@@ -275,7 +290,7 @@ impl Ledger {
 		if record.release != release {
 			return Err(VoucherError::WrongRelease { channel: id, release: record.release }.into());
 		}
-		let payload = signing_payload(VOUCHER_TAG, &self.genesis, voucher);
+		let payload = signing_payload(VOUCHER_TAG, &genesis, voucher);
 		if !signed.signature.verify(&payload[..], &record.requester) {
 			return Err(VoucherError::BadSignature.into());
 		}
@@ -457,13 +472,13 @@ mod tests {
 	const CHARGE: Charge = Charge { pay: 100, burn: 10 };
 
 	fn ledger(dir: &Path) -> Ledger {
-		let ledger = Ledger::open(dir, GENESIS, account("//Alice")).unwrap();
+		let ledger = Ledger::open(dir, account("//Alice")).unwrap();
 		ledger.update(7, record(1_000));
 		ledger
 	}
 
 	fn refused(ledger: &Ledger, voucher: SignedVoucher, request: &[u8]) -> VoucherError {
-		match ledger.admit(RELEASE, voucher, request, CHARGE) {
+		match ledger.admit(GENESIS, RELEASE, voucher, request, CHARGE) {
 			Err(LedgerError::Voucher(e)) => e,
 			other => panic!("admitted: {other:?}"),
 		}
@@ -474,13 +489,13 @@ mod tests {
 		let dir = tempfile::tempdir().unwrap();
 		let ledger = ledger(dir.path());
 		let a = ledger
-			.admit(RELEASE, signed("//Bob", 7, 1, 100, 10, b"one"), b"one", CHARGE)
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 1, 100, 10, b"one"), b"one", CHARGE)
 			.unwrap();
 		assert_eq!(a, Admission { channel: 7, seq: 1 });
 		ledger.finish(a);
 		// Paying more than the price is fine; the next expects seq 3.
 		ledger
-			.admit(RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
 			.unwrap();
 		ledger
 			.add_receipt(Admission { channel: 7, seq: 2 }, H256::repeat_byte(2))
@@ -493,7 +508,7 @@ mod tests {
 		drop(ledger);
 
 		// A new process: the voucher is back once the chain's record is read again.
-		let ledger = Ledger::open(dir.path(), GENESIS, account("//Alice")).unwrap();
+		let ledger = Ledger::open(dir.path(), account("//Alice")).unwrap();
 		assert!(ledger.to_redeem().is_empty(), "no record read yet");
 		ledger.update(7, record(1_000));
 		let due = ledger.to_redeem();
@@ -502,7 +517,7 @@ mod tests {
 		let e = refused(&ledger, signed("//Bob", 7, 2, 350, 35, b"x"), b"x");
 		assert_eq!(e, VoucherError::OutOfOrder { expected: 3, got: 2 });
 		let third = ledger
-			.admit(RELEASE, signed("//Bob", 7, 3, 350, 35, b"x"), b"x", CHARGE)
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 3, 350, 35, b"x"), b"x", CHARGE)
 			.unwrap();
 		ledger.add_receipt(third, H256::repeat_byte(3)).unwrap();
 		// Once the chain has redeemed seq 2, the next batch is seq 3 alone.
@@ -518,7 +533,7 @@ mod tests {
 		assert!(ledger.to_redeem().is_empty());
 		// A channel that ended is forgotten, on disk too.
 		ledger.forget(7).unwrap();
-		let ledger = Ledger::open(dir.path(), GENESIS, account("//Alice")).unwrap();
+		let ledger = Ledger::open(dir.path(), account("//Alice")).unwrap();
 		ledger.update(7, record(1_000));
 		assert!(ledger.to_redeem().is_empty());
 	}
@@ -571,7 +586,7 @@ mod tests {
 		assert_eq!(refused(&ledger, other, b"req"), VoucherError::BadSignature);
 		// Another release, another worker, a closing channel.
 		assert_eq!(
-			match ledger.admit(RELEASE + 1, ok(1, 100, 10), b"req", CHARGE) {
+			match ledger.admit(GENESIS, RELEASE + 1, ok(1, 100, 10), b"req", CHARGE) {
 				Err(LedgerError::Voucher(e)) => e,
 				other => panic!("{other:?}"),
 			},
@@ -594,7 +609,7 @@ mod tests {
 		// Nothing was recorded: the first good voucher is still seq 1, and exactly the
 		// deposit may be spent.
 		assert!(ledger.to_redeem().is_empty());
-		ledger.admit(RELEASE, ok(1, 990, 10), b"req", CHARGE).unwrap();
+		ledger.admit(GENESIS, RELEASE, ok(1, 990, 10), b"req", CHARGE).unwrap();
 		// The statuses clients see.
 		assert_eq!(VoucherError::BadSignature.status(), 401);
 		assert_eq!(VoucherError::OutOfOrder { expected: 1, got: 2 }.status(), 409);
@@ -608,6 +623,7 @@ mod tests {
 		let admit = |seq: u64| {
 			let request = seq.to_le_bytes();
 			ledger.admit(
+				GENESIS,
 				RELEASE,
 				signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request),
 				&request,
@@ -624,7 +640,7 @@ mod tests {
 	fn a_ledger_file_that_does_not_decode_is_an_error() {
 		let dir = tempfile::tempdir().unwrap();
 		std::fs::write(dir.path().join("vouchers"), b"\xff\xff").unwrap();
-		let e = Ledger::open(dir.path(), GENESIS, account("//Alice")).err().unwrap();
+		let e = Ledger::open(dir.path(), account("//Alice")).err().unwrap();
 		assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
 	}
 

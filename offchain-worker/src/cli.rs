@@ -31,6 +31,9 @@ pub const DEFAULT_MAX_EXECUTION_SECS: u64 = 120;
 /// Default of `--max-job-memory-mib` (the executor's [`crate::exec::DEFAULT_JOB_MEMORY`]).
 pub const DEFAULT_MAX_JOB_MEMORY_MIB: u64 = (crate::exec::DEFAULT_JOB_MEMORY >> 20) as u64;
 
+/// Default of `--redeem-every`: 10 minutes at 6 s blocks.
+pub const DEFAULT_REDEEM_EVERY: u32 = 100;
+
 /// The inference worker's flags, shared by `opg-worker` and `opg-node`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerParams {
@@ -146,6 +149,13 @@ pub struct WorkerParams {
 	/// Let the HTTP API listen on every interface, not only on localhost.
 	#[arg(long)]
 	pub inference_api_external: bool,
+
+	/// Blocks between two redemptions of one channel's latest voucher (a closing channel is
+	/// redeemed at once). Each redemption commits a batch that holds one of the channel's
+	/// `MaxOpenBatches` (12) places for the dispute window (an hour): below 50 blocks at 6 s,
+	/// a busy channel runs out of places.
+	#[arg(long, value_name = "BLOCKS", default_value_t = DEFAULT_REDEEM_EVERY)]
+	pub redeem_every: u32,
 }
 
 impl WorkerParams {

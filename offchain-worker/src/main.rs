@@ -455,16 +455,22 @@ async fn run(args: Args) -> Result<(), String> {
 		tracing::warn!("{e}; will keep trying");
 	}
 	let config = params.worker_config(args.base_path.join("worker"));
+	// Unredeemed vouchers: a file that does not decode stops the worker rather than lose them.
+	let channels = args.base_path.join("worker").join("channels");
+	let ledger = Arc::new(
+		opg_worker::channels::Ledger::open(&channels, signer.account())
+			.map_err(|e| format!("voucher ledger in {}: {e}", channels.display()))?,
+	);
 	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
-		.map_err(|e| e.to_string())?;
+		.map_err(|e| e.to_string())?
+		.with_channels(ledger.clone(), params.redeem_every);
 	if let Some(api) = params.api_config() {
 		// Ends with the process, after the job loop's shutdown.
-		let dir = args.base_path.join("worker").join("channels");
 		tokio::spawn(opg_worker::api::run(
 			chain,
 			signer,
 			worker.runner(),
-			dir,
+			ledger,
 			api,
 			std::future::pending(),
 		));

@@ -18,7 +18,8 @@ use std::{
 
 use codec::Encode;
 use opg_primitives::{
-	chat::check_chat_request, check_tensors, Evidence, JobId, ModelFormat, VerificationMode,
+	channel::ChannelId, chat::check_chat_request, check_tensors, Evidence, JobId, ModelFormat,
+	VerificationMode,
 };
 use opg_runtime::{Nonce, RuntimeCall};
 use pallet_inference::{JobStatus, RejectReason};
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::{
 	chain::{signed_extrinsic, Answer, Chain, ChainError, Head, Release, Signer},
+	channels::Ledger,
 	exec::{Device, Engine, ExecError},
 	journal::{Journal, Sent},
 	llm::{LlmEngine, LlmJobError},
@@ -123,6 +125,18 @@ pub struct Worker<C: Chain> {
 	provers: Option<Arc<Provers>>,
 	/// Execution slots, shared by jobs and the HTTP API's requests.
 	slots: Arc<Semaphore>,
+	/// The direct path's vouchers, redeemed from here.
+	channels: Option<Redemptions>,
+}
+
+/// The vouchers the HTTP API accepted, and the redemptions sent for them.
+struct Redemptions {
+	ledger: Arc<Ledger>,
+	/// Blocks between two redemptions of the same channel.
+	every: u32,
+	/// Per channel: the sequence number of the last redemption sent, the block it was sent at
+	/// and its pool hash.
+	sent: HashMap<ChannelId, (u64, u32, H256)>,
 }
 
 /// Blocks during which our own nonce count overrides a lower one from the pool.
@@ -161,7 +175,16 @@ impl<C: Chain> Worker<C> {
 			tee: None,
 			provers: None,
 			slots,
+			channels: None,
 		})
+	}
+
+	/// Redeems the vouchers `ledger` holds (those the HTTP API accepted): each channel's latest,
+	/// with the root of its batch of receipts, at most once every `every` blocks per channel,
+	/// and at once when the requester closes the channel.
+	pub fn with_channels(mut self, ledger: Arc<Ledger>, every: u32) -> Self {
+		self.channels = Some(Redemptions { ledger, every: every.max(1), sent: HashMap::new() });
+		self
 	}
 
 	/// A handle that runs release models with this worker's loaded models and execution
@@ -272,6 +295,7 @@ impl<C: Chain> Worker<C> {
 			m.best_block.set(head.number.into());
 		}
 		self.keep_attested(head).await;
+		self.redeem(head).await;
 		let account = self.signer.account();
 		let open = match self.chain.open_jobs(head.hash, &account).await {
 			Ok(open) => open,
@@ -289,6 +313,60 @@ impl<C: Chain> Worker<C> {
 		}
 		if let Some(m) = &self.metrics {
 			m.queue_depth.set(self.in_flight.len() as u64);
+		}
+	}
+
+	/// Redeems the channels whose latest voucher is due: refreshes each channel from the last
+	/// finalized block (a channel gone from the chain is forgotten), then sends `redeem` for
+	/// those with a voucher newer than the chain's whose last redemption is `every` blocks old
+	/// (or that are closing), unless one is still in the pool.
+	async fn redeem(&mut self, head: Head) {
+		let Some(channels) = &self.channels else { return };
+		let ledger = channels.ledger.clone();
+		let Ok(at) = self.chain.finalized().await else { return };
+		for id in ledger.channel_ids() {
+			match self.chain.channel(at, id).await {
+				Ok(Some(record)) => ledger.update(id, record),
+				Ok(None) =>
+					if let Err(e) = ledger.forget(id) {
+						tracing::error!(target: "inference", channel = id, "forgetting a closed channel: {e}");
+					},
+				Err(e) => {
+					tracing::warn!(target: "inference", channel = id, "reading the channel: {e}");
+					return;
+				},
+			}
+		}
+		for (signed, root) in ledger.to_redeem() {
+			let id = signed.voucher.channel;
+			let seq = signed.voucher.seq;
+			let channels = self.channels.as_ref().expect("checked above");
+			if let Some((last_seq, block, tx)) = channels.sent.get(&id).copied() {
+				// Not again within `every` blocks (each batch takes one of the channel's
+				// `MaxOpenBatches` places for the dispute window) unless the requester is
+				// closing, and then not the same voucher (included, but not finalized yet);
+				// never while the last one is still in the pool.
+				let waited = head.number >= block.saturating_add(channels.every);
+				let closing = ledger.closing(id) && last_seq != seq;
+				if !(waited || closing) || self.chain.in_pool(tx).await.unwrap_or(true) {
+					continue;
+				}
+			}
+			let call = RuntimeCall::Inference(pallet_inference::Call::redeem {
+				channel: id,
+				voucher: signed.voucher,
+				signature: signed.signature,
+				root,
+			});
+			match self.send(call, head).await {
+				Ok((tx, _)) => {
+					tracing::info!(target: "inference", channel = id, seq, ?tx, "voucher redeemed");
+					if let Some(c) = self.channels.as_mut() {
+						c.sent.insert(id, (seq, head.number, tx));
+					}
+				},
+				Err(e) => tracing::warn!(target: "inference", channel = id, seq, "redeeming: {e}"),
+			}
 		}
 	}
 

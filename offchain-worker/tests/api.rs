@@ -20,10 +20,10 @@ use opg_runtime::{AccountId, Balance, Nonce, UncheckedExtrinsic};
 use opg_worker::{
 	api::{serve, Api, ApiConfig, RECEIPT_HEADER, VOUCHER_HEADER},
 	chain::{
-		Chain, ChainError, ChannelRecord, Head, Job, Release, Signer, SigningContext, WorkerRecord,
-		WorkerTee,
+		extrinsic_hash, Chain, ChainError, ChannelRecord, Head, Job, Release, Signer,
+		SigningContext, WorkerRecord, WorkerTee,
 	},
-	channels::{verify_receipt, SignedReceipt, SignedVoucher},
+	channels::{verify_receipt, Ledger, SignedReceipt, SignedVoucher},
 	store::{blake2_256, ModelStore, StoreConfig},
 	worker::{Worker, WorkerConfig},
 };
@@ -32,6 +32,7 @@ use polkadot_sdk::{
 	sp_runtime::Permill,
 };
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 const GENESIS: H256 = H256::repeat_byte(1);
 const RELEASE: ReleaseId = 0;
@@ -46,16 +47,23 @@ struct State {
 	releases: HashMap<ReleaseId, Release>,
 	workers: HashMap<AccountId, WorkerRecord>,
 	channels: HashMap<ChannelId, ChannelRecord>,
+	/// What the worker submitted, and what of it is still in the pool.
+	sent: Vec<UncheckedExtrinsic>,
+	pool: Vec<H256>,
 }
 
 struct MockChain {
 	state: Mutex<State>,
+	heads: tokio::sync::Mutex<mpsc::UnboundedReceiver<Head>>,
 }
 
 #[async_trait]
 impl Chain for MockChain {
 	async fn next_head(&self) -> Result<Head, ChainError> {
-		std::future::pending().await
+		match self.heads.lock().await.recv().await {
+			Some(head) => Ok(head),
+			None => std::future::pending().await,
+		}
 	}
 	async fn finalized(&self) -> Result<H256, ChainError> {
 		Ok(H256::repeat_byte(2))
@@ -73,13 +81,17 @@ impl Chain for MockChain {
 		Ok(SigningContext { genesis: GENESIS, spec_version: 1, tx_version: 1 })
 	}
 	async fn next_nonce(&self, _: &AccountId) -> Result<Nonce, ChainError> {
-		unreachable!("the API sends no extrinsic")
+		Ok(self.state.lock().unwrap().sent.len() as Nonce)
 	}
-	async fn submit(&self, _: UncheckedExtrinsic) -> Result<H256, ChainError> {
-		unreachable!("the API sends no extrinsic")
+	async fn submit(&self, xt: UncheckedExtrinsic) -> Result<H256, ChainError> {
+		let mut state = self.state.lock().unwrap();
+		let hash = extrinsic_hash(&xt);
+		state.pool.push(hash);
+		state.sent.push(xt);
+		Ok(hash)
 	}
-	async fn in_pool(&self, _: H256) -> Result<bool, ChainError> {
-		unreachable!("the API sends no extrinsic")
+	async fn in_pool(&self, hash: H256) -> Result<bool, ChainError> {
+		Ok(self.state.lock().unwrap().pool.contains(&hash))
 	}
 	async fn tee_status(&self, _: H256, _: &AccountId) -> Result<WorkerTee, ChainError> {
 		unreachable!("the API reads no enclave")
@@ -184,12 +196,21 @@ struct Server {
 	url: String,
 	chain: Arc<MockChain>,
 	api: Arc<Api<MockChain>>,
+	heads: mpsc::UnboundedSender<Head>,
+	_stop: tokio::sync::oneshot::Sender<()>,
 	_dir: tempfile::TempDir,
 }
 
+/// Blocks between two redemptions of a channel in these tests.
+const REDEEM_EVERY: u32 = 5;
+
 async fn start() -> Server {
 	let dir = tempfile::tempdir().unwrap();
-	let chain = Arc::new(MockChain { state: Mutex::new(state(dir.path())) });
+	let (heads, rx) = mpsc::unbounded_channel();
+	let chain = Arc::new(MockChain {
+		state: Mutex::new(state(dir.path())),
+		heads: tokio::sync::Mutex::new(rx),
+	});
 	let mut store_config = StoreConfig::new(dir.path().join("models"));
 	store_config.file_root = Some(dir.path().to_path_buf());
 	let store = Arc::new(ModelStore::open(store_config).unwrap());
@@ -207,13 +228,16 @@ async fn start() -> Server {
 	let config =
 		ApiConfig { listen: listener.local_addr().unwrap(), budget: Duration::from_secs(30) };
 	let url = format!("http://{}", config.listen);
-	let api = Arc::new(
-		Api::new(chain.clone(), signer, worker.runner(), &dir.path().join("channels"), config)
-			.await
-			.unwrap(),
-	);
+	let ledger = Arc::new(Ledger::open(&dir.path().join("channels"), account("//Alice")).unwrap());
+	let worker = worker.with_channels(ledger.clone(), REDEEM_EVERY);
+	let api =
+		Arc::new(Api::new(chain.clone(), signer, worker.runner(), ledger, config).await.unwrap());
 	tokio::spawn(serve(api.clone(), listener, std::future::pending()));
-	Server { url, chain, api, _dir: dir }
+	let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+	tokio::spawn(worker.run(async move {
+		let _ = stopped.await;
+	}));
+	Server { url, chain, api, heads, _stop: stop, _dir: dir }
 }
 
 /// The canonical bytes of the demo input.
@@ -456,4 +480,99 @@ async fn every_bad_request_gets_its_error_and_changes_nothing() {
 	assert!(server.api.ledger().to_redeem().is_empty());
 	let reply = infer(&server, good(), body(values)).await;
 	assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+impl Server {
+	/// Feeds head `n` and waits until the worker has sent `count` extrinsics in all (at most
+	/// 10 s; a little longer when `count` is what was already sent, so that an extrinsic sent
+	/// by mistake would be seen); returns them.
+	async fn head(&self, n: u32, count: usize) -> Vec<UncheckedExtrinsic> {
+		self.heads.send(Head { number: n, hash: H256::repeat_byte(n as u8) }).unwrap();
+		let settle = self.chain.state.lock().unwrap().sent.len() == count;
+		for i in 0..200 {
+			tokio::time::sleep(Duration::from_millis(50)).await;
+			let state = self.chain.state.lock().unwrap();
+			assert!(state.sent.len() <= count, "head {n}: more extrinsics than expected");
+			if state.sent.len() == count && (!settle || i >= 10) {
+				return state.sent.clone();
+			}
+		}
+		panic!("head {n}: the worker did not send {count} extrinsics");
+	}
+
+	/// What the chain does when a redemption is included: the channel's record moves on and the
+	/// pool empties.
+	fn include(&self, seq: u64, pay: Balance, burn: Balance) {
+		let mut state = self.chain.state.lock().unwrap();
+		let record = state.channels.get_mut(&5).unwrap();
+		(record.last_seq, record.redeemed_pay, record.redeemed_burn) = (seq, pay, burn);
+		state.pool.clear();
+	}
+
+	/// A paid request with sequence `seq` and the cumulative amounts after it; returns its
+	/// receipt.
+	async fn pay(&self, seq: u64, pay: Balance, burn: Balance) -> SignedReceipt {
+		let values = [seq as f32, 3.5, 1.4, 0.2];
+		let paid = voucher("//Bob", 5, seq, pay, burn, &input(values));
+		let reply = infer(self, Some(paid), body(values)).await;
+		assert_eq!(reply.status, 200, "{}", reply.body);
+		reply.receipt.unwrap()
+	}
+}
+
+/// The redeem call of a submitted extrinsic.
+fn redemption(
+	xt: &UncheckedExtrinsic,
+) -> (ChannelId, Voucher<Balance>, opg_runtime::Signature, H256) {
+	match &xt.function {
+		opg_runtime::RuntimeCall::Inference(pallet_inference::Call::redeem {
+			channel,
+			voucher,
+			signature,
+			root,
+		}) => (*channel, voucher.clone(), signature.clone(), *root),
+		other => panic!("not a redemption: {other:?}"),
+	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_redeems_the_latest_voucher_with_its_batch_root() {
+	use polkadot_sdk::sp_runtime::traits::Verify;
+	let server = start().await;
+	let fee1 = fee(input([0.0; 4]).len() as u32);
+	let first = server.pay(1, PRICE, fee1).await;
+	let second = server.pay(2, 2 * PRICE, 2 * fee1).await;
+
+	// The next head redeems seq 2 with the root of both receipts, signed by Bob.
+	let sent = server.head(1, 1).await;
+	let (channel, voucher, signature, root) = redemption(&sent[0]);
+	assert_eq!((channel, voucher.seq, voucher.cumulative_pay), (5, 2, 2 * PRICE));
+	assert_eq!(root, batch_root(&[receipt_leaf(&first.receipt), receipt_leaf(&second.receipt)]));
+	let payload = signing_payload(VOUCHER_TAG, &GENESIS, &voucher);
+	assert!(signature.verify(&payload[..], &account("//Bob")));
+
+	// In the pool: not sent again. Included: nothing left to redeem.
+	server.head(2, 1).await;
+	server.include(2, 2 * PRICE, 2 * fee1);
+	server.head(3, 1).await;
+
+	// A new request waits for `REDEEM_EVERY` blocks after the last redemption, then goes in a
+	// batch of its own.
+	let third = server.pay(3, 3 * PRICE, 3 * fee1).await;
+	server.head(4, 1).await;
+	let sent = server.head(1 + REDEEM_EVERY, 2).await;
+	let (_, voucher, _, root) = redemption(&sent[1]);
+	assert_eq!(voucher.seq, 3);
+	assert_eq!(root, batch_root(&[receipt_leaf(&third.receipt)]));
+	server.include(3, 3 * PRICE, 3 * fee1);
+
+	// A closing channel's last voucher is redeemed at once.
+	server.pay(4, 4 * PRICE, 4 * fee1).await;
+	server.chain.state.lock().unwrap().channels.get_mut(&5).unwrap().closing_at = Some(100);
+	let sent = server.head(2 + REDEEM_EVERY, 3).await;
+	assert_eq!(redemption(&sent[2]).1.seq, 4);
+	// A channel gone from the chain is forgotten.
+	server.chain.state.lock().unwrap().channels.remove(&5);
+	server.head(3 + REDEEM_EVERY, 3).await;
+	assert!(server.api.ledger().channel_ids().is_empty());
 }

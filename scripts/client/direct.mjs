@@ -24,6 +24,8 @@ const { values: opts } = parseArgs({
     worker: { type: 'string', default: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' },
     deposit: { type: 'string', default: '10' },
     requests: { type: 'string', default: '5' },
+    // Then wait (at most this many seconds) until the worker has redeemed the last voucher.
+    'await-redemption': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -122,6 +124,19 @@ async function main() {
       if (receipt.seq.toBigInt() !== seq || receipt.channel.toBigInt() !== channel) throw new Error('receipt of another voucher');
       results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
     }
+    let redeemed = null;
+    if (opts['await-redemption']) {
+      const deadline = Date.now() + Number(opts['await-redemption']) * 1000;
+      for (;;) {
+        const now = (await api.query.inference.channels(channel)).unwrap();
+        if (now.lastSeq.toBigInt() === seq) {
+          redeemed = { seq: Number(seq), pay: now.redeemedPay.toString(), burn: now.redeemedBurn.toString(), batches: now.batches.length };
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`voucher ${seq} not redeemed within ${opts['await-redemption']} s`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     const times = results.map((r) => r.ms).sort((a, b) => a - b);
     const summary = {
       channel: channel.toString(),
@@ -133,13 +148,15 @@ async function main() {
       engine: results[0]?.engine,
       deviceClass: results[0]?.device,
       outputs: results.map((r) => r.outputs),
+      redeemed,
     };
     if (opts.json) {
       console.log(JSON.stringify(summary));
     } else {
       console.log(`channel ${summary.channel}: ${summary.requests} answers, every receipt verified`);
       console.log(`  round trip: min ${times[0].toFixed(1)} ms, p50 ${summary.latencyMs.p50.toFixed(1)} ms, max ${summary.latencyMs.max.toFixed(1)} ms`);
-      console.log(`  vouchers: ${summary.paid} paid, ${summary.burned} to burn (redeemed by the worker)`);
+      console.log(`  vouchers: ${summary.paid} paid, ${summary.burned} to burn`);
+      if (redeemed) console.log(`  redeemed on chain by the worker: up to seq ${redeemed.seq} (${redeemed.batches} batch(es) in their dispute window)`);
     }
   } finally {
     await api.disconnect();

@@ -25,13 +25,20 @@ stop_node
 # The client script against a node with the in-process worker: a digit is classified.
 bash "$root/scripts/lib/seed-models.sh" "$base/models"
 api_port=$(free_port)
-start_node worker --no-prometheus --inference --model-dir "$base/models" --inference-api-port "$api_port"
+start_node worker --no-prometheus --inference --model-dir "$base/models" --inference-api-port "$api_port" \
+  --redeem-every 2
 # The direct path first: a channel, then requests straight to the worker's HTTP API, each paid
 # by a voucher and answered with a receipt the client verifies.
 out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
-  --requests 5 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --requests 5 --await-redemption 60 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
 echo "[js-test] direct.mjs --requests 5: $out"
-python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["requests"]==5 and r["receiptsVerified"]==5 and len(r["outputs"][0])==3, r' "$out"
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["requests"] == 5 and r["receiptsVerified"] == 5 and len(r["outputs"][0]) == 3, r
+# The worker redeemed the last voucher on chain: paid and burned exactly what it authorised.
+assert r["redeemed"]["seq"] == 5 and r["redeemed"]["pay"] == r["paid"] and r["redeemed"]["burn"] == r["burned"], r
+' "$out"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \
     || { echo "$out"; tail -50 "$log"; exit 1; }
