@@ -85,28 +85,13 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	};
 	let config = params.worker_config(node.base_path.join("inference"));
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
-	// Unredeemed vouchers: a file that does not decode stops the node rather than lose them.
+	let worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+		.map_err(|e| fail(e.to_string()))?;
 	let channels = node.base_path.join("inference").join("channels");
-	let ledger = Arc::new(
-		opg_worker::channels::Ledger::open(&channels, signer.account())
-			.map_err(|e| fail(format!("voucher ledger in {}: {e}", channels.display())))?,
-	);
-	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
-		.map_err(|e| fail(e.to_string()))?
-		.with_channels(ledger.clone(), params.redeem_every);
-	if let Some(api) = params.api_config() {
-		node.spawn_handle.spawn(
-			"inference-api",
-			Some("inference"),
-			opg_worker::api::run(
-				chain,
-				signer,
-				worker.runner(),
-				ledger,
-				api,
-				std::future::pending(),
-			),
-		);
+	let (mut worker, api) =
+		opg_worker::api::direct_path(worker, chain, signer, params, &channels).map_err(fail)?;
+	if let Some(api) = api {
+		node.spawn_handle.spawn("inference-api", Some("inference"), api);
 	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {

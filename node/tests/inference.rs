@@ -453,7 +453,10 @@ fn standalone_worker_survives_its_own_and_the_nodes_restart_and_answers_once() {
 					dispatch_error,
 					..
 				}) => {
-					panic!("an extrinsic failed in block #{n}: {dispatch_error:?}")
+					panic!(
+						"an extrinsic failed in block #{n}: {dispatch_error:?}\nworker log:\n{}",
+						worker.log()
+					)
 				},
 				_ => {},
 			}

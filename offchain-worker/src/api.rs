@@ -40,7 +40,7 @@ use crate::{
 	chain::{Answer, Chain, Signer},
 	channels::{sign_receipt, Charge, Ledger, LedgerError, SignedReceipt, SignedVoucher},
 	json::{tensor_from_json, tensor_to_json, JsonTensor},
-	worker::Runner,
+	worker::{Runner, Worker},
 };
 
 /// The API's default port.
@@ -425,6 +425,28 @@ fn release_id(model: &Value) -> Result<ReleaseId, ApiError> {
 		_ => None,
 	};
 	parsed.ok_or_else(|| ApiError::new(400, "invalid_model", "`model` is a release id, e.g. \"1\""))
+}
+
+/// Sets a worker up for the direct path: opens its voucher ledger in `dir` (a file that does
+/// not decode is an error: it holds unredeemed payments), has the worker redeem from it, and
+/// returns the worker with the API to spawn, unless `--inference-api-port 0` turned it off. The
+/// API serves until the process ends.
+pub fn direct_path<C: Chain>(
+	worker: Worker<C>,
+	chain: Arc<C>,
+	signer: Arc<dyn Signer>,
+	params: &crate::cli::WorkerParams,
+	dir: &std::path::Path,
+) -> Result<(Worker<C>, Option<impl Future<Output = ()> + Send + 'static>), String> {
+	let ledger = Arc::new(
+		Ledger::open(dir, signer.account())
+			.map_err(|e| format!("voucher ledger in {}: {e}", dir.display()))?,
+	);
+	let worker = worker.with_channels(ledger.clone(), params.redeem_every);
+	let api = params
+		.api_config()
+		.map(|config| run(chain, signer, worker.runner(), ledger, config, std::future::pending()));
+	Ok((worker, api))
 }
 
 /// Starts the API of a worker and serves it until `shutdown` resolves. Failures to start (the

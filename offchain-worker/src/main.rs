@@ -455,25 +455,13 @@ async fn run(args: Args) -> Result<(), String> {
 		tracing::warn!("{e}; will keep trying");
 	}
 	let config = params.worker_config(args.base_path.join("worker"));
-	// Unredeemed vouchers: a file that does not decode stops the worker rather than lose them.
+	let worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+		.map_err(|e| e.to_string())?;
 	let channels = args.base_path.join("worker").join("channels");
-	let ledger = Arc::new(
-		opg_worker::channels::Ledger::open(&channels, signer.account())
-			.map_err(|e| format!("voucher ledger in {}: {e}", channels.display()))?,
-	);
-	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
-		.map_err(|e| e.to_string())?
-		.with_channels(ledger.clone(), params.redeem_every);
-	if let Some(api) = params.api_config() {
+	let (mut worker, api) = opg_worker::api::direct_path(worker, chain, signer, params, &channels)?;
+	if let Some(api) = api {
 		// Ends with the process, after the job loop's shutdown.
-		tokio::spawn(opg_worker::api::run(
-			chain,
-			signer,
-			worker.runner(),
-			ledger,
-			api,
-			std::future::pending(),
-		));
+		tokio::spawn(api);
 	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {

@@ -287,10 +287,18 @@ pub enum Step {
 	Attest(Vec<u8>),
 }
 
+/// The last step sent: when, and under which pool hash once the pool took it.
 #[derive(Clone, Copy, Debug)]
-enum Pending {
-	Challenge { at: u32 },
-	Attest { nonce: [u8; 32], at: u32 },
+struct Pending {
+	step: Sent,
+	at: u32,
+	tx: Option<H256>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+	Challenge,
+	Attest { nonce: [u8; 32] },
 }
 
 /// Keeps the enclave's key attested: decides, at each best block, what to send.
@@ -331,9 +339,31 @@ impl Attestation {
 		self.usable_until_ms
 	}
 
-	/// The next step at best block `block`, whose TEE standing is `status`. Something sent is
-	/// given `retry_after` blocks (doubled for each failure in a row) to show up on chain.
-	pub fn on_status(&mut self, block: u32, status: &WorkerTee, retry_after: u32) -> Step {
+	/// The pool hash of the last step sent, while it may still be on its way.
+	pub fn pending_tx(&self) -> Option<H256> {
+		self.pending.and_then(|p| p.tx)
+	}
+
+	/// Records the pool hash of the step [`Self::on_status`] just returned.
+	pub fn sent(&mut self, tx: H256) {
+		if let Some(pending) = self.pending.as_mut() {
+			pending.tx = Some(tx);
+		}
+	}
+
+	/// The next step at best block `block`, whose TEE standing is `status`; `in_pool` says
+	/// whether the pool still holds the last step sent. Something sent is given `retry_after`
+	/// blocks (doubled for each failure in a row) to show up on chain, and nothing new is sent
+	/// while it is still in the pool: a new challenge landing before the answer to the previous
+	/// one would fail that answer (`NonceMismatch`), and an answer landing after a newer
+	/// challenge likewise.
+	pub fn on_status(
+		&mut self,
+		block: u32,
+		status: &WorkerTee,
+		retry_after: u32,
+		in_pool: bool,
+	) -> Step {
 		let public = self.enclave.public();
 		let usable = status.key.as_ref().filter(|k| k.public == public && status.key_usable);
 		self.usable_until_ms = usable.map(|k| k.expires_at_ms);
@@ -359,12 +389,15 @@ impl Attestation {
 			return Step::Wait;
 		}
 		self.warned_not_worker = false;
+		if in_pool && self.pending.is_some() {
+			return Step::Wait;
+		}
 		let patience = retry_after.max(1) << self.failures.min(5);
 		let open_challenge = status.challenge.as_ref().filter(|c| c.expires_at > block);
 		let sent_at = match self.pending {
 			// The challenge is out: answer it below.
-			Some(Pending::Challenge { .. }) if open_challenge.is_some() => None,
-			Some(Pending::Challenge { at }) | Some(Pending::Attest { at, .. }) => Some(at),
+			Some(Pending { step: Sent::Challenge, .. }) if open_challenge.is_some() => None,
+			Some(Pending { at, .. }) => Some(at),
 			None => None,
 		};
 		if let Some(at) = sent_at {
@@ -384,10 +417,14 @@ impl Attestation {
 		}
 		// A challenge still accepted in the next block, not already answered.
 		if let Some(challenge) = open_challenge {
-			let answered = matches!(self.pending, Some(Pending::Attest { nonce, .. }) if nonce == challenge.nonce);
+			let answered = matches!(
+				self.pending,
+				Some(Pending { step: Sent::Attest { nonce }, .. }) if nonce == challenge.nonce
+			);
 			if !answered {
 				// A failure to make the document waits like a refused one.
-				self.pending = Some(Pending::Attest { nonce: challenge.nonce, at: block });
+				let step = Sent::Attest { nonce: challenge.nonce };
+				self.pending = Some(Pending { step, at: block, tx: None });
 				return match self.enclave.attester.document(
 					&challenge.nonce,
 					&public,
@@ -401,7 +438,7 @@ impl Attestation {
 				};
 			}
 		}
-		self.pending = Some(Pending::Challenge { at: block });
+		self.pending = Some(Pending { step: Sent::Challenge, at: block, tx: None });
 		Step::RequestChallenge
 	}
 }
@@ -452,5 +489,59 @@ mod tests {
 		};
 		assert!(has(7) && has(9), "{cbor:02x?}");
 		assert!(cbor.len() < NSM_REQUEST_MAX);
+	}
+
+	fn status(challenge: Option<[u8; 32]>, key: Option<[u8; 32]>) -> WorkerTee {
+		WorkerTee {
+			now_ms: 1_000_000,
+			key: key.map(|public| pallet_tee::EnclaveKey {
+				public,
+				measurement: H256::zero(),
+				expires_at_ms: 1_000_000 + 2 * RENEW_BEFORE_MS,
+				attested_at: 1,
+			}),
+			key_usable: key.is_some(),
+			challenge: challenge.map(|nonce| pallet_tee::Challenge { nonce, expires_at: 100 }),
+			is_worker: true,
+		}
+	}
+
+	#[test]
+	fn attestation_requests_a_challenge_answers_it_once_and_rests_when_attested() {
+		let mut a = Attestation::new(std::sync::Arc::new(Enclave::dev()));
+		assert_eq!(a.on_status(10, &status(None, None), 5, false), Step::RequestChallenge);
+		a.sent(H256::repeat_byte(1));
+		// Not included yet.
+		assert_eq!(a.on_status(11, &status(None, None), 5, true), Step::Wait);
+		let Step::Attest(document) = a.on_status(12, &status(Some([7; 32]), None), 5, false) else {
+			panic!("the open challenge is answered")
+		};
+		assert!(!document.is_empty());
+		a.sent(H256::repeat_byte(2));
+		assert_eq!(a.on_status(13, &status(Some([7; 32]), None), 5, false), Step::Wait);
+		let public = a.enclave().public();
+		assert_eq!(a.on_status(14, &status(None, Some(public)), 5, false), Step::Wait);
+		assert!(a.usable());
+	}
+
+	#[test]
+	fn attestation_sends_nothing_new_while_its_last_step_is_in_the_pool() {
+		let mut a = Attestation::new(std::sync::Arc::new(Enclave::dev()));
+		assert_eq!(a.on_status(10, &status(None, None), 5, false), Step::RequestChallenge);
+		a.sent(H256::repeat_byte(1));
+		// Long past the patience, but the request may still land: a second one could replace
+		// the challenge after it was answered.
+		assert_eq!(a.on_status(40, &status(None, None), 5, true), Step::Wait);
+		// It left the pool without landing: ask again.
+		assert_eq!(a.on_status(41, &status(None, None), 5, false), Step::RequestChallenge);
+		a.sent(H256::repeat_byte(3));
+		let Step::Attest(_) = a.on_status(42, &status(Some([7; 32]), None), 5, false) else {
+			panic!("the open challenge is answered")
+		};
+		a.sent(H256::repeat_byte(4));
+		// The answer is still in the pool after the patience: no new challenge under it.
+		assert_eq!(a.on_status(60, &status(Some([7; 32]), None), 5, true), Step::Wait);
+		// Dropped: the same challenge is not answered twice; a new one is asked for.
+		assert_eq!(a.on_status(61, &status(Some([7; 32]), None), 5, false), Step::RequestChallenge);
 	}
 }

@@ -380,7 +380,12 @@ impl<C: Chain> Worker<C> {
 				return;
 			},
 		};
-		let step = tee.on_status(head.number, &status, self.config.retry_after);
+		// Still in the pool (or unknown): the last step may yet land, so nothing new is sent.
+		let in_pool = match tee.pending_tx() {
+			Some(tx) => self.chain.in_pool(tx).await.unwrap_or(true),
+			None => false,
+		};
+		let step = tee.on_status(head.number, &status, self.config.retry_after, in_pool);
 		if let Some(m) = &self.metrics {
 			let left = tee.usable_until_ms().map_or(0, |at| at.saturating_sub(status.now_ms));
 			m.enclave_key_validity.set(left / 1000);
@@ -400,12 +405,16 @@ impl<C: Chain> Worker<C> {
 		match self.send(RuntimeCall::Tee(call), head).await {
 			Ok((tx, _)) => {
 				tracing::info!(target: "inference", block = head.number, step = name, ?tx, "attesting the enclave key");
+				if let Some(tee) = self.tee.as_mut() {
+					tee.sent(tx);
+				}
 				if let Some(m) = &self.metrics {
 					m.attestation_steps.with_label_values(&[name]).inc();
 				}
 			},
-			Err(e) =>
-				tracing::warn!(target: "inference", step = name, "attestation step not accepted: {e}"),
+			Err(e) => {
+				tracing::warn!(target: "inference", step = name, "attestation step not accepted: {e}")
+			},
 		}
 	}
 
@@ -588,7 +597,7 @@ impl<C: Chain> Worker<C> {
 					let _slot = slot;
 					match method {
 						Method::Plain => execute(Some(id), &store, &engines, &release, &input),
-						Method::Tee(enclave, admitted) =>
+						Method::Tee(enclave, admitted) => {
 							match execute(Some(id), &store, &engines, &release, &input) {
 								Answer::Output { output, .. } => {
 									let signature = enclave.sign_result(
@@ -602,7 +611,8 @@ impl<C: Chain> Worker<C> {
 									Answer::Output { output, evidence }
 								},
 								answer => answer,
-							},
+							}
+						},
 						Method::Zk(provers) => prove(id, &store, &provers, &release, &input),
 					}
 				})
