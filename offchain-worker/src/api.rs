@@ -6,17 +6,24 @@
 //! - `POST /v1/infer`: a tensor release's model on JSON tensors: `{"model": "<release id>",
 //!   "inputs": [{"elem": "F32", "shape": [1, 4], "values": [..]}]}`; the answer is `{"model",
 //!   "outputs": [..], "opg": {"receipt": "0x.."}}`.
+//! - `POST /v1/chat/completions`: an LLM release, OpenAI's request and response ([`openai`]),
+//!   `stream: true` as server-sent events whose last chunk carries the usage and the receipt. The
+//!   answer's `opg.response` is the hex of the SCALE [`ChatResponse`] the receipt is over.
 //!
 //! The voucher travels in the `OPG-Voucher` header (hex of the SCALE [`SignedVoucher`]); its
-//! `request_hash` is blake2-256 of the request's canonical bytes, the SCALE tensors a job's
-//! input would be. Each admitted request gets a receipt, in the `OPG-Receipt` header and the
-//! body's `opg.receipt` (hex of the SCALE [`SignedReceipt`]), over the output's canonical bytes
-//! or, when the model failed, over the SCALE `("opg/error", reason)`. Refusals are OpenAI-style
+//! `request_hash` is blake2-256 of the request's canonical bytes: the SCALE tensors a job's
+//! input would be, or the SCALE [`ChatRequest`] of a chat. Its pay covers the request's most:
+//! the worker's price, and for a chat the token budget (prompt bound and `max_tokens`) at its
+//! token prices; what a chat did not generate is credited to the next voucher. Each admitted
+//! request gets a receipt, in the `OPG-Receipt` header and the body's `opg.receipt` (hex of the
+//! SCALE [`SignedReceipt`]), over the output's canonical bytes or, when the model failed, over
+//! the SCALE `("opg/error", reason)`. Refusals are OpenAI-style
 //! JSON errors (`{"error": {"message", "type", "code"}}`) with their HTTP status, and change
 //! nothing: the voucher is checked, the input against the release's spec, before anything runs.
 //! The channel and the fee schedule are read from the last finalized block for each request.
 
 use std::{
+	convert::Infallible,
 	future::Future,
 	net::SocketAddr,
 	sync::Arc,
@@ -25,23 +32,34 @@ use std::{
 
 use bytes::Bytes;
 use codec::{Decode, Encode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Incoming, header, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::{
+	body::{Frame, Incoming},
+	header, Method, Request, Response, StatusCode,
+};
 use opg_primitives::{
 	channel::{receipt_leaf, Label, Receipt},
+	chat::{check_chat_request, ChatError, ChatRequest, ChatResponse, TokenUsage},
 	check_tensors, payload_hash, ModelFormat, ReleaseId, Tensor,
 };
+use opg_runtime::Balance;
 use pallet_inference::RejectReason;
 use pallet_model_hub::ReleaseStatus;
 use polkadot_sdk::sp_core::{bytes as hex, H256};
 use serde_json::{json, Value};
 
 use crate::{
-	chain::{Answer, Chain, Signer},
-	channels::{sign_receipt, Charge, Ledger, LedgerError, SignedReceipt, SignedVoucher},
+	chain::{Answer, Chain, Release, Signer, WorkerRecord},
+	channels::{
+		sign_receipt, Admission, Charge, Ledger, LedgerError, SignedReceipt, SignedVoucher,
+	},
 	json::{tensor_from_json, tensor_to_json, JsonTensor},
+	openai,
 	worker::{Runner, Worker},
 };
+
+/// A response body: whole, or a stream of server-sent events.
+pub type Body = BoxBody<Bytes, Infallible>;
 
 /// The API's default port.
 pub const DEFAULT_PORT: u16 = 9955;
@@ -144,12 +162,16 @@ impl<C: Chain> Api<C> {
 		&self.ledger
 	}
 
-	async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+	async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
 		let path = req.uri().path().to_owned();
 		let result = match (req.method(), path.as_str()) {
 			(&Method::GET, "/v1/models") => self.models().await,
 			(&Method::POST, "/v1/infer") => self.infer(req).await,
-			(_, "/v1/models" | "/v1/infer") => Err((
+			(&Method::POST, "/v1/chat/completions") => match self.clone().chat(req).await {
+				Ok(response) => return response,
+				Err(e) => Err(e),
+			},
+			(_, "/v1/models" | "/v1/infer" | "/v1/chat/completions") => Err((
 				ApiError::new(405, "method_not_allowed", format!("{path} takes another method")),
 				None,
 			)),
@@ -229,7 +251,7 @@ impl<C: Chain> Api<C> {
 		let input = tensors.encode();
 
 		let at = self.chain.finalized().await.map_err(|e| refuse(ApiError::chain(e)))?;
-		let release = self.served_release(at, id).await.map_err(refuse)?;
+		let (release, worker) = self.served_release(at, id).await.map_err(refuse)?;
 		if release.params.format == ModelFormat::Gguf {
 			return Err(refuse(ApiError::new(
 				400,
@@ -244,54 +266,7 @@ impl<C: Chain> Api<C> {
 				format!("the inputs do not fit release {id}: {e:?}"),
 			))
 		})?;
-
-		let channel = voucher.voucher.channel;
-		let record = self
-			.chain
-			.channel(at, channel)
-			.await
-			.map_err(|e| refuse(ApiError::chain(e)))?
-			.ok_or_else(|| {
-				refuse(ApiError::new(
-					404,
-					"unknown_channel",
-					format!("channel {channel} is not open on chain (or not finalized yet)"),
-				))
-			})?;
-		let mode = record.mode;
-		if mode != opg_primitives::VerificationMode::Vanilla {
-			// A TEE answer needs the enclave's signature on its receipt too: not served yet.
-			return Err(refuse(ApiError::new(
-				501,
-				"mode_not_served",
-				format!("channel {channel} is {mode:?}: this API serves Vanilla channels only"),
-			)));
-		}
-		self.ledger.update(channel, record);
-		let me = self.signer.account();
-		let price = self
-			.chain
-			.worker(at, &me)
-			.await
-			.map_err(|e| refuse(ApiError::chain(e)))?
-			.map(|w| w.price)
-			.ok_or_else(|| {
-				refuse(ApiError::new(503, "not_registered", "this worker is not registered"))
-			})?;
-		let burn = self
-			.chain
-			.verification_fee(at, mode, input.len() as u32)
-			.await
-			.map_err(|e| refuse(ApiError::chain(e)))?;
-		let admission = self
-			.ledger
-			.admit(self.genesis, id, voucher, &input, Charge { pay: price, burn })
-			.map_err(|e| {
-				refuse(match e {
-					LedgerError::Voucher(v) => ApiError::new(v.status(), v.code(), v.to_string()),
-					LedgerError::Io(m) => ApiError::new(503, "ledger_unavailable", m),
-				})
-			})?;
+		let admission = self.admit(at, id, voucher, &input, worker.price).await.map_err(refuse)?;
 
 		let answer = self.runner.run(release, input.clone(), self.config.budget).await;
 		self.ledger.finish(admission);
@@ -320,24 +295,9 @@ impl<C: Chain> Api<C> {
 				((b"opg/error", reason).encode(), Err((e, None)))
 			},
 		};
-		let receipt = Receipt {
-			channel,
-			seq: admission.seq,
-			release: id,
-			request_hash: payload_hash(&input),
-			response_hash: payload_hash(&response_bytes),
-			engine: self.engine.clone(),
-			device_class: self.device_class.clone(),
-			unix_ms: SystemTime::now()
-				.duration_since(UNIX_EPOCH)
-				.map(|d| d.as_millis() as u64)
-				.unwrap_or_default(),
-		};
-		let signed = sign_receipt(self.signer.as_ref(), self.genesis, receipt)
-			.map_err(|e| refuse(ApiError::new(500, "signing_failed", e.to_string())))?;
-		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt)) {
-			tracing::error!(target: "inference", channel, seq = admission.seq, "keeping the receipt: {e}");
-		}
+		let signed = self
+			.receipt(admission, id, &input, &response_bytes, admission.reserved)
+			.map_err(refuse)?;
 		let receipt_hex = hex::to_hex(&signed.encode(), false);
 		match outcome {
 			Ok(outputs) => Ok((
@@ -353,12 +313,183 @@ impl<C: Chain> Api<C> {
 		}
 	}
 
-	/// An active release this worker serves.
+	/// `POST /v1/chat/completions`: checked and admitted like `/v1/infer`, then answered whole
+	/// or, with `stream: true`, as server-sent events.
+	async fn chat(
+		self: Arc<Self>,
+		req: Request<Incoming>,
+	) -> Result<Response<Body>, (ApiError, Option<SignedReceipt>)> {
+		let refuse = |e: ApiError| (e, None);
+		let voucher = voucher_of(&req).map_err(refuse)?;
+		let body = read_body(req).await.map_err(refuse)?;
+		let completion = openai::parse_chat(&body, rand::random)
+			.map_err(|r| refuse(ApiError::new(400, r.code, r.message)))?;
+		let id = release_id(&completion.model).map_err(refuse)?;
+		let at = self.chain.finalized().await.map_err(|e| refuse(ApiError::chain(e)))?;
+		let (release, worker) = self.served_release(at, id).await.map_err(refuse)?;
+		if release.params.format != ModelFormat::Gguf {
+			return Err(refuse(ApiError::new(
+				400,
+				"wrong_endpoint",
+				format!("release {id} is a tensor model: use /v1/infer"),
+			)));
+		}
+		let Some(spec) = release.params.llm.clone() else {
+			return Err(refuse(ApiError::new(
+				503,
+				"model_unavailable",
+				format!("release {id} declares no LLM spec"),
+			)));
+		};
+		let input = completion.request.encode();
+		let (_, budget) = check_chat_request(&input, &spec)
+			.map_err(|e| refuse(chat_refusal(e, &completion.request, spec.context_length)))?;
+		// The most the request can cost: what the voucher must cover, as a job's escrow would.
+		let prices = worker.token_prices;
+		let token_charge = move |usage: TokenUsage| {
+			pallet_inference::Pallet::<opg_runtime::Runtime>::token_charge(&prices, usage)
+		};
+		let most = worker.price.saturating_add(token_charge(TokenUsage {
+			prompt: budget.prompt,
+			completion: budget.completion,
+		}));
+		// What an answer earns: the price and its tokens (within the budget); a failed one the
+		// price alone.
+		let earned = move |response: Option<&ChatResponse>| match response {
+			Some(r) => worker
+				.price
+				.saturating_add(token_charge(TokenUsage {
+					prompt: r.prompt_tokens.min(budget.prompt),
+					completion: r.completion_tokens.min(budget.completion),
+				}))
+				.min(most),
+			None => worker.price,
+		};
+		let admission = self.admit(at, id, voucher, &input, most).await.map_err(refuse)?;
+		let meta = json!({
+			"id": format!("chatcmpl-{}-{}", admission.channel, admission.seq),
+			"created": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
+			"model": id.to_string(),
+		});
+
+		if !completion.stream {
+			let answer = self.runner.run(release, input.clone(), self.config.budget).await;
+			self.ledger.finish(admission);
+			let (bytes, outcome) = chat_outcome(answer);
+			let earned = earned(outcome.as_ref().ok());
+			let signed = self.receipt(admission, id, &input, &bytes, earned).map_err(refuse)?;
+			return match outcome {
+				Ok(response) => {
+					let mut body = meta;
+					body["object"] = json!("chat.completion");
+					body["system_fingerprint"] = json!(openai::fingerprint(&response));
+					body["choices"] = json!([{
+						"index": 0,
+						"message": {
+							"role": "assistant",
+							"content": String::from_utf8_lossy(&response.text),
+						},
+						"logprobs": null,
+						"finish_reason": openai::finish_reason(response.finish_reason),
+					}]);
+					body["usage"] = openai::usage(&response);
+					body["opg"] = opg_field(&signed, &bytes, earned);
+					Ok(respond(200, &body, Some(&signed)))
+				},
+				Err(e) => Err((e, Some(signed))),
+			};
+		}
+
+		// Server-sent events: the role, the text as it is generated, then a last chunk with
+		// the finish reason, the usage and the receipt. A client that goes away stops
+		// nothing: the answer is made and paid for all the same.
+		let (frames, events) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+		let chunk = move |delta: Value, finish: Value| {
+			let mut c = meta.clone();
+			c["object"] = json!("chat.completion.chunk");
+			c["choices"] =
+				json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
+			c
+		};
+		let api = self.clone();
+		tokio::spawn(async move {
+			let send = |event: &Value| {
+				let _ = frames.send(Bytes::from(format!("data: {event}\n\n")));
+			};
+			send(&chunk(json!({ "role": "assistant", "content": "" }), Value::Null));
+			let (text, mut pieces) = tokio::sync::mpsc::unbounded_channel::<String>();
+			let run =
+				api.runner.run_streaming(release, input.clone(), api.config.budget, Some(text));
+			tokio::pin!(run);
+			let mut sent = String::new();
+			let answer = loop {
+				tokio::select! {
+					biased;
+					Some(piece) = pieces.recv() => {
+						send(&chunk(json!({ "content": piece }), Value::Null));
+						sent.push_str(&piece);
+					},
+					answer = &mut run => break answer,
+				}
+			};
+			while let Ok(piece) = pieces.try_recv() {
+				send(&chunk(json!({ "content": piece }), Value::Null));
+				sent.push_str(&piece);
+			}
+			api.ledger.finish(admission);
+			let (bytes, outcome) = chat_outcome(answer);
+			let earned = earned(outcome.as_ref().ok());
+			match (api.receipt(admission, id, &input, &bytes, earned), outcome) {
+				(Ok(signed), Ok(response)) => {
+					let text = String::from_utf8_lossy(&response.text);
+					match text.strip_prefix(sent.as_str()) {
+						Some("") => {},
+						Some(rest) => send(&chunk(json!({ "content": rest }), Value::Null)),
+						None => tracing::error!(
+							target: "inference",
+							"streamed text is not a prefix of the response; the last chunk's \
+							 opg.response has the text"
+						),
+					}
+					let mut last =
+						chunk(json!({}), json!(openai::finish_reason(response.finish_reason)));
+					last["system_fingerprint"] = json!(openai::fingerprint(&response));
+					last["usage"] = openai::usage(&response);
+					last["opg"] = opg_field(&signed, &bytes, earned);
+					send(&last);
+				},
+				(signed, outcome) => {
+					let e = match (outcome, &signed) {
+						(Err(e), _) => e,
+						(Ok(_), Err(e)) => e.clone(),
+						(Ok(_), Ok(_)) => unreachable!("matched above"),
+					};
+					let mut event = e.body();
+					if let Ok(signed) = &signed {
+						event["opg"] = json!({ "receipt": hex::to_hex(&signed.encode(), false) });
+					}
+					send(&event);
+				},
+			}
+			let _ = frames.send(Bytes::from_static(b"data: [DONE]\n\n"));
+		});
+		let stream = futures::stream::unfold(events, |mut events| async move {
+			events.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), events))
+		});
+		Ok(Response::builder()
+			.status(StatusCode::OK)
+			.header(header::CONTENT_TYPE, "text/event-stream")
+			.header(header::CACHE_CONTROL, "no-cache")
+			.body(BodyExt::boxed(StreamBody::new(stream)))
+			.expect("a valid status and headers"))
+	}
+
+	/// An active release this worker serves, and the worker's record.
 	async fn served_release(
 		&self,
 		at: H256,
 		id: ReleaseId,
-	) -> Result<crate::chain::Release, ApiError> {
+	) -> Result<(Release, WorkerRecord), ApiError> {
 		let not_found = || {
 			ApiError::new(
 				404,
@@ -367,20 +498,101 @@ impl<C: Chain> Api<C> {
 			)
 		};
 		let me = self.signer.account();
-		let worker = self.chain.worker(at, &me).await.map_err(ApiError::chain)?;
-		if !worker.is_some_and(|w| w.releases.contains(&id)) {
+		let worker =
+			self.chain.worker(at, &me).await.map_err(ApiError::chain)?.ok_or_else(|| {
+				ApiError::new(503, "not_registered", "this worker is not registered")
+			})?;
+		if !worker.releases.contains(&id) {
 			return Err(not_found());
 		}
 		match self.chain.release(at, id).await.map_err(ApiError::chain)? {
-			Some(release) if release.status == ReleaseStatus::Active => Ok(release),
+			Some(release) if release.status == ReleaseStatus::Active => Ok((release, worker)),
 			_ => Err(not_found()),
 		}
+	}
+
+	/// Reads the voucher's channel at `at` and admits the request (`input`, its canonical
+	/// bytes) if the voucher pays `pay` and the verification fee of its bytes. Nothing is
+	/// recorded unless it is admitted.
+	async fn admit(
+		&self,
+		at: H256,
+		id: ReleaseId,
+		voucher: SignedVoucher,
+		input: &[u8],
+		pay: Balance,
+	) -> Result<Admission, ApiError> {
+		let channel = voucher.voucher.channel;
+		let record =
+			self.chain.channel(at, channel).await.map_err(ApiError::chain)?.ok_or_else(|| {
+				ApiError::new(
+					404,
+					"unknown_channel",
+					format!("channel {channel} is not open on chain (or not finalized yet)"),
+				)
+			})?;
+		let mode = record.mode;
+		if mode != opg_primitives::VerificationMode::Vanilla {
+			// A TEE answer needs the enclave's signature on its receipt too: not served yet.
+			return Err(ApiError::new(
+				501,
+				"mode_not_served",
+				format!("channel {channel} is {mode:?}: this API serves Vanilla channels only"),
+			));
+		}
+		self.ledger.update(channel, record);
+		let burn = self
+			.chain
+			.verification_fee(at, mode, input.len() as u32)
+			.await
+			.map_err(ApiError::chain)?;
+		self.ledger
+			.admit(self.genesis, id, voucher, input, Charge { pay, burn })
+			.map_err(|e| match e {
+				LedgerError::Voucher(v) => ApiError::new(v.status(), v.code(), v.to_string()),
+				LedgerError::Io(m) => ApiError::new(503, "ledger_unavailable", m),
+			})
+	}
+
+	/// Signs the receipt of an admitted request's answer (`response`: its canonical bytes)
+	/// and keeps its leaf with what the answer `earned`.
+	fn receipt(
+		&self,
+		admission: Admission,
+		id: ReleaseId,
+		request: &[u8],
+		response: &[u8],
+		earned: Balance,
+	) -> Result<SignedReceipt, ApiError> {
+		let receipt = Receipt {
+			channel: admission.channel,
+			seq: admission.seq,
+			release: id,
+			request_hash: payload_hash(request),
+			response_hash: payload_hash(response),
+			engine: self.engine.clone(),
+			device_class: self.device_class.clone(),
+			unix_ms: SystemTime::now()
+				.duration_since(UNIX_EPOCH)
+				.map(|d| d.as_millis() as u64)
+				.unwrap_or_default(),
+		};
+		let signed = sign_receipt(self.signer.as_ref(), self.genesis, receipt)
+			.map_err(|e| ApiError::new(500, "signing_failed", e.to_string()))?;
+		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
+			tracing::error!(
+				target: "inference",
+				channel = admission.channel, seq = admission.seq,
+				"keeping the receipt: {e}"
+			);
+		}
+		Ok(signed)
 	}
 }
 
 type Reply = Result<(Value, Option<SignedReceipt>), (ApiError, Option<SignedReceipt>)>;
 
-fn respond(status: u16, body: &Value, receipt: Option<&SignedReceipt>) -> Response<Full<Bytes>> {
+fn respond(status: u16, body: &Value, receipt: Option<&SignedReceipt>) -> Response<Body> {
 	let mut response = Response::builder()
 		.status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 		.header(header::CONTENT_TYPE, "application/json");
@@ -388,8 +600,75 @@ fn respond(status: u16, body: &Value, receipt: Option<&SignedReceipt>) -> Respon
 		response = response.header(RECEIPT_HEADER, hex::to_hex(&r.encode(), false));
 	}
 	response
-		.body(Full::new(Bytes::from(body.to_string())))
+		.body(Full::new(Bytes::from(body.to_string())).boxed())
 		.expect("a valid status and headers")
+}
+
+/// A chat answer's canonical bytes (the SCALE response, or the error marker) and what the
+/// client sees.
+fn chat_outcome(answer: Answer) -> (Vec<u8>, Result<ChatResponse, ApiError>) {
+	match answer {
+		Answer::Output { output, .. } => {
+			let response = ChatResponse::decode(&mut &output[..]).map_err(|e| {
+				ApiError::new(500, "bad_output", format!("the response does not decode: {e}"))
+			});
+			(output, response)
+		},
+		Answer::Reject(reason) => {
+			let e = match reason {
+				RejectReason::BadInput => ApiError::new(
+					400,
+					"context_length_exceeded",
+					"the rendered prompt and max_tokens exceed the model's context, or its chat \
+					 template refuses this order of roles",
+				),
+				RejectReason::ModelUnavailable =>
+					ApiError::new(503, "model_unavailable", "the model file is not available"),
+				_ => ApiError::new(500, "execution_failed", "generation failed"),
+			};
+			((b"opg/error", reason).encode(), Err(e))
+		},
+	}
+}
+
+/// The `opg` field of an answer: the receipt, the canonical response it is over and what the
+/// answer earned (the next voucher's pay starts from the total of these).
+fn opg_field(signed: &SignedReceipt, response: &[u8], earned: Balance) -> Value {
+	json!({
+		"receipt": hex::to_hex(&signed.encode(), false),
+		"response": hex::to_hex(response, false),
+		"charged": earned.to_string(),
+	})
+}
+
+/// Why a chat request is refused, for people.
+fn chat_refusal(e: ChatError, request: &ChatRequest, context: u32) -> ApiError {
+	use opg_primitives::chat::{
+		MAX_COMPLETION_TOKENS, MAX_MESSAGES, MAX_STOP_LEN, MAX_STOP_STRINGS,
+	};
+	match e {
+		ChatError::EmptyPrompt => ApiError::new(400, "invalid_messages", "the chat is empty"),
+		ChatError::TooManyMessages =>
+			ApiError::new(400, "invalid_messages", format!("at most {MAX_MESSAGES} messages")),
+		ChatError::BadStopStrings => ApiError::new(
+			400,
+			"invalid_parameter",
+			format!("at most {MAX_STOP_STRINGS} stop strings of 1..={MAX_STOP_LEN} bytes"),
+		),
+		ChatError::BadMaxTokens => ApiError::new(
+			400,
+			"context_length_exceeded",
+			format!(
+				"max_tokens {} is over the release's context of {context} tokens (or \
+				 {MAX_COMPLETION_TOKENS})",
+				request.max_tokens
+			),
+		),
+		ChatError::BadSampling =>
+			ApiError::new(400, "invalid_parameter", "a sampling parameter is out of its range"),
+		ChatError::NotUtf8 | ChatError::Malformed | ChatError::Inconsistent =>
+			ApiError::new(400, "invalid_request", format!("not a valid chat request: {e:?}")),
+	}
 }
 
 fn voucher_of(req: &Request<Incoming>) -> Result<SignedVoucher, ApiError> {
@@ -502,7 +781,7 @@ pub async fn serve<C: Chain>(
 		tokio::spawn(async move {
 			let service = hyper::service::service_fn(move |req| {
 				let api = api.clone();
-				async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+				async move { Ok::<_, Infallible>(api.handle(req).await) }
 			});
 			let io = hyper_util::rt::TokioIo::new(stream);
 			// A client that does not send its headers in time loses its connection.

@@ -3,7 +3,9 @@
 //! latest voucher of each channel, kept on disk until it is redeemed on chain.
 //!
 //! A voucher is accepted only if it is the requester's signature, the next in sequence, pays
-//! at least the request's price and burns at least its verification fee, and keeps the
+//! what earlier answers earned plus this request's most (never less than the previous voucher:
+//! the chain redeems cumulative amounts that only grow), burns at least its verification fee,
+//! and keeps the
 //! channel within its deposit as the worker last read it from a finalized block. Everything is
 //! checked before the model runs; a refused voucher changes nothing. The accepted voucher is
 //! written to disk (atomically, synced) before the request runs: a restarted worker can still
@@ -44,7 +46,9 @@ pub struct SignedVoucher {
 /// What one request must add to the channel's cumulative amounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Charge {
-	/// The worker's price for the request (for an LLM, its most: prompt and `max_tokens`).
+	/// The most the request can earn the worker: its price, and for an LLM the prompt's token
+	/// bound and `max_tokens` at its token prices. What it did not earn is credited back with
+	/// the receipt ([`Ledger::add_receipt`]), so the next voucher need not pay it.
 	pub pay: Balance,
 	/// The verification fee: the mode's flat fee and the per-byte fee of the request.
 	pub burn: Balance,
@@ -84,12 +88,16 @@ pub enum VoucherError {
 		/// The voucher's.
 		got: u64,
 	},
-	/// The increase of `cumulative_pay` is below the price.
-	#[error("the voucher pays {got}, the price is {need}")]
+	/// `cumulative_pay` is below what earlier answers earned plus this request's price (or
+	/// below the previous voucher's).
+	#[error(
+		"the voucher's cumulative pay is {got}; at least {need} is due (what earlier answers \
+		 earned and this request's price, never less than the previous voucher)"
+	)]
 	ShortPayment {
-		/// What the request costs.
+		/// The least cumulative pay accepted.
 		need: Balance,
-		/// What the voucher adds.
+		/// The voucher's.
 		got: Balance,
 	},
 	/// The increase of `cumulative_burn` is below the verification fee.
@@ -155,6 +163,8 @@ pub struct Admission {
 	pub channel: ChannelId,
 	/// The voucher's sequence number (the receipt's).
 	pub seq: u64,
+	/// What the request may earn (its [`Charge::pay`]).
+	pub reserved: Balance,
 }
 
 /// What the worker keeps of a channel on disk: the latest voucher and the receipt leaves of
@@ -163,6 +173,9 @@ pub struct Admission {
 struct Kept {
 	latest: Option<SignedVoucher>,
 	leaves: Vec<(u64, H256)>,
+	/// What the admitted requests earned, or may still earn while they run: the least the
+	/// next voucher's `cumulative_pay` leaves for it, less its own price.
+	owed: Balance,
 }
 
 struct Entry {
@@ -232,8 +245,12 @@ impl Ledger {
 				entry
 			},
 			std::collections::btree_map::Entry::Vacant(e) => {
-				let kept =
+				let mut kept =
 					self.pending.lock().expect("ledger lock").remove(&id).unwrap_or_default();
+				// Without a kept voucher, what the chain redeemed is what was earned.
+				if kept.latest.is_none() {
+					kept.owed = kept.owed.max(record.redeemed_pay);
+				}
 				e.insert(Entry { record, kept, in_flight: 0 })
 			},
 		};
@@ -301,9 +318,9 @@ impl Ledger {
 		if voucher.seq != seq + 1 {
 			return Err(VoucherError::OutOfOrder { expected: seq + 1, got: voucher.seq }.into());
 		}
-		let pay = voucher.cumulative_pay.saturating_sub(paid);
-		if voucher.cumulative_pay < paid || pay < charge.pay {
-			return Err(VoucherError::ShortPayment { need: charge.pay, got: pay }.into());
+		let due = paid.max(entry.kept.owed.saturating_add(charge.pay));
+		if voucher.cumulative_pay < due {
+			return Err(VoucherError::ShortPayment { need: due, got: voucher.cumulative_pay }.into());
 		}
 		let burn = voucher.cumulative_burn.saturating_sub(burned);
 		if voucher.cumulative_burn < burned || burn < charge.burn {
@@ -316,15 +333,17 @@ impl Ledger {
 		if entry.in_flight >= MAX_IN_FLIGHT {
 			return Err(VoucherError::Busy.into());
 		}
-		let previous = entry.kept.latest.replace(signed.clone());
+		let previous = entry.kept.clone();
+		entry.kept.latest = Some(signed.clone());
+		entry.kept.owed = entry.kept.owed.saturating_add(charge.pay);
 		if let Err(e) = self.persist(&channels) {
 			// Not on disk: not accepted (a restart would lose its payment).
-			channels.get_mut(&id).expect("present").kept.latest = previous;
+			channels.get_mut(&id).expect("present").kept = previous;
 			return Err(LedgerError::Io(e.to_string()));
 		}
 		let entry = channels.get_mut(&id).expect("present");
 		entry.in_flight += 1;
-		Ok(Admission { channel: id, seq: signed.voucher.seq })
+		Ok(Admission { channel: id, seq: signed.voucher.seq, reserved: charge.pay })
 	}
 
 	/// The admitted request was answered (or failed): it no longer counts in flight.
@@ -335,11 +354,19 @@ impl Ledger {
 		}
 	}
 
-	/// Keeps the receipt leaf of an admitted request's answer: the next batch root is over
-	/// them. Kept on disk before returning.
-	pub fn add_receipt(&self, admission: Admission, leaf: H256) -> std::io::Result<()> {
+	/// Keeps the receipt leaf of an admitted request's answer, which `earned` of what it
+	/// reserved (the rest is credited to the requester's next voucher): the next batch root is
+	/// over the leaves. Kept on disk before returning.
+	pub fn add_receipt(
+		&self,
+		admission: Admission,
+		leaf: H256,
+		earned: Balance,
+	) -> std::io::Result<()> {
 		let mut channels = self.channels.lock().expect("ledger lock");
 		if let Some(entry) = channels.get_mut(&admission.channel) {
+			let credit = admission.reserved.saturating_sub(earned);
+			entry.kept.owed = entry.kept.owed.saturating_sub(credit);
 			let leaves = &mut entry.kept.leaves;
 			let at = leaves.partition_point(|(seq, _)| *seq < admission.seq);
 			leaves.insert(at, (admission.seq, leaf));
@@ -491,16 +518,16 @@ mod tests {
 		let a = ledger
 			.admit(GENESIS, RELEASE, signed("//Bob", 7, 1, 100, 10, b"one"), b"one", CHARGE)
 			.unwrap();
-		assert_eq!(a, Admission { channel: 7, seq: 1 });
+		assert_eq!(a, Admission { channel: 7, seq: 1, reserved: 100 });
 		ledger.finish(a);
 		// Paying more than the price is fine; the next expects seq 3.
 		ledger
 			.admit(GENESIS, RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
 			.unwrap();
 		ledger
-			.add_receipt(Admission { channel: 7, seq: 2 }, H256::repeat_byte(2))
+			.add_receipt(Admission { channel: 7, seq: 2, reserved: 100 }, H256::repeat_byte(2), 100)
 			.unwrap();
-		ledger.add_receipt(a, H256::repeat_byte(1)).unwrap();
+		ledger.add_receipt(a, H256::repeat_byte(1), 100).unwrap();
 		let due = ledger.to_redeem();
 		assert_eq!(due.iter().map(|(s, _)| s.voucher.seq).collect::<Vec<_>>(), vec![2]);
 		// The root is over the receipts in sequence order, whatever order they came in.
@@ -519,7 +546,7 @@ mod tests {
 		let third = ledger
 			.admit(GENESIS, RELEASE, signed("//Bob", 7, 3, 350, 35, b"x"), b"x", CHARGE)
 			.unwrap();
-		ledger.add_receipt(third, H256::repeat_byte(3)).unwrap();
+		ledger.add_receipt(third, H256::repeat_byte(3), 100).unwrap();
 		// Once the chain has redeemed seq 2, the next batch is seq 3 alone.
 		let mut redeemed = record(1_000);
 		(redeemed.last_seq, redeemed.redeemed_pay, redeemed.redeemed_burn) = (2, 250, 25);
@@ -634,6 +661,45 @@ mod tests {
 		assert_eq!(admit(5), Err(LedgerError::Voucher(VoucherError::Busy)));
 		ledger.finish(running[0]);
 		admit(5).unwrap();
+	}
+
+	#[test]
+	fn what_an_answer_did_not_earn_is_credited_to_the_next_voucher_and_survives_a_restart() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		// An LLM request that may earn 300 (its token budget) earns 120 (its real tokens).
+		let most = Charge { pay: 300, burn: 10 };
+		let a = ledger
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 1, 300, 10, b"one"), b"one", most)
+			.unwrap();
+		ledger.finish(a);
+		ledger.add_receipt(a, H256::repeat_byte(1), 120).unwrap();
+		drop(ledger);
+		let ledger = Ledger::open(dir.path(), account("//Alice")).unwrap();
+		ledger.update(7, record(1_000));
+		// Next: 120 earned plus 300 at most.
+		let short =
+			ledger.admit(GENESIS, RELEASE, signed("//Bob", 7, 2, 419, 20, b"two"), b"two", most);
+		assert_eq!(
+			short,
+			Err(LedgerError::Voucher(VoucherError::ShortPayment { need: 420, got: 419 }))
+		);
+		let b = ledger
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 2, 420, 20, b"two"), b"two", most)
+			.unwrap();
+		ledger.finish(b);
+		ledger.add_receipt(b, H256::repeat_byte(2), 10).unwrap();
+		// 130 earned, and a cheaper request: the cumulative never falls below the last voucher.
+		let small = Charge { pay: 100, burn: 10 };
+		let short =
+			ledger.admit(GENESIS, RELEASE, signed("//Bob", 7, 3, 230, 30, b"3"), b"3", small);
+		assert_eq!(
+			short,
+			Err(LedgerError::Voucher(VoucherError::ShortPayment { need: 420, got: 230 }))
+		);
+		ledger
+			.admit(GENESIS, RELEASE, signed("//Bob", 7, 3, 420, 30, b"3"), b"3", small)
+			.unwrap();
 	}
 
 	#[test]

@@ -18,6 +18,7 @@ pub mod journal;
 pub mod json;
 pub mod llm;
 pub mod metrics;
+pub mod openai;
 pub mod store;
 pub mod tee;
 pub mod worker;

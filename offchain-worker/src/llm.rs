@@ -197,6 +197,19 @@ impl LlmEngine {
 		request: &ChatRequest,
 		context_length: u32,
 	) -> Result<ChatResponse, LlmJobError> {
+		self.run_streaming(request, context_length, &mut |_| {})
+	}
+
+	/// Runs `request` like [`Self::run`], handing the completion's text to `on_text` as it is
+	/// generated: pieces that, joined, are a prefix of the response's text (text that may
+	/// still turn out to start a stop string, or an incomplete UTF-8 character, is held back;
+	/// the caller sends the rest of the final text after the last piece).
+	pub fn run_streaming(
+		&self,
+		request: &ChatRequest,
+		context_length: u32,
+		on_text: &mut dyn FnMut(&str),
+	) -> Result<ChatResponse, LlmJobError> {
 		let prompt = self.prompt(&request.prompt)?;
 		let needed = prompt.len() as u64 + u64::from(request.max_tokens);
 		if needed > u64::from(context_length) {
@@ -207,8 +220,14 @@ impl LlmEngine {
 			)));
 		}
 		let params = generate_params(request)?;
-		let out = generate(&self.model, &self.tokenizer, &prompt, &params, |_| {})
-			.map_err(|e| LlmJobError::Failed(e.to_string()))?;
+		let mut pieces = TextPieces::new(&params.stop);
+		let out = generate(&self.model, &self.tokenizer, &prompt, &params, |token| {
+			let piece = pieces.push(|bytes| self.tokenizer.token_bytes(token, bytes));
+			if !piece.is_empty() {
+				on_text(&piece);
+			}
+		})
+		.map_err(|e| LlmJobError::Failed(e.to_string()))?;
 		Ok(ChatResponse {
 			text: out.text.into_bytes(),
 			completion_tokens: out.tokens.len() as u32,
@@ -222,6 +241,74 @@ impl LlmEngine {
 			device_class: device_class().into_bytes(),
 			logits_digest: out.logits_digest,
 		})
+	}
+}
+
+/// Cuts a completion's bytes into the text pieces a stream may send: never an incomplete UTF-8
+/// character, never bytes that may be the start of a stop string (`generate` cuts the text
+/// before the first stop string, so what was sent stays a prefix of the final text).
+struct TextPieces<'a> {
+	bytes: Vec<u8>,
+	sent: usize,
+	stop: &'a [String],
+}
+
+impl<'a> TextPieces<'a> {
+	fn new(stop: &'a [String]) -> Self {
+		TextPieces { bytes: Vec::new(), sent: 0, stop }
+	}
+
+	/// Appends a token's bytes (written by `append`) and returns the text now safe to send.
+	fn push(&mut self, append: impl FnOnce(&mut Vec<u8>)) -> String {
+		append(&mut self.bytes);
+		let mut end = self.bytes.len();
+		// An incomplete character at the end waits for its next bytes.
+		if let Some(lead) = self.bytes[end.saturating_sub(3)..end]
+			.iter()
+			.rposition(|b| b & 0xC0 != 0x80)
+			.map(|i| end.saturating_sub(3) + i)
+		{
+			let needs = match self.bytes[lead] {
+				b if b >= 0xF0 => 4,
+				b if b >= 0xE0 => 3,
+				b if b >= 0xC0 => 2,
+				_ => 1,
+			};
+			if end - lead < needs {
+				end = lead;
+			}
+		}
+		let mut end = end.max(self.sent);
+		// A stop string completed by this token: the text ends before it (`generate` stops).
+		let longest = self.stop.iter().map(String::len).max().unwrap_or(0);
+		let from = self.sent.saturating_sub(longest.saturating_sub(1));
+		if let Some(at) = self
+			.stop
+			.iter()
+			.filter(|s| !s.is_empty())
+			.filter_map(|s| self.bytes[from..end].windows(s.len()).position(|w| w == s.as_bytes()))
+			.min()
+		{
+			end = end.min(from + at);
+		}
+		// A suffix that a stop string starts with waits: it may complete the stop string.
+		let (bytes, sent) = (&self.bytes[..end], self.sent);
+		let held = self
+			.stop
+			.iter()
+			.flat_map(|s| {
+				let s = s.as_bytes();
+				(1..s.len().min(end - sent + 1)).filter(move |&n| bytes.ends_with(&s[..n]))
+			})
+			.max()
+			.unwrap_or(0);
+		let end = end - held;
+		if end <= self.sent {
+			return String::new();
+		}
+		let piece = String::from_utf8_lossy(&self.bytes[self.sent..end]).into_owned();
+		self.sent = end;
+		piece
 	}
 }
 
@@ -276,4 +363,35 @@ fn overheads(tok: &Tokenizer, template: Option<&ChatTemplate>) -> Result<(u32, u
 	.unwrap_or(0);
 	// `one` counts its content's token too: that is the margin of the first message.
 	Ok((one + 1, per_message + 1))
+}
+
+#[cfg(test)]
+mod tests {
+	use super::TextPieces;
+
+	/// The pieces of `tokens` (each a token's bytes) with `stop`, and what the last call held.
+	fn pieces(tokens: &[&[u8]], stop: &[&str]) -> Vec<String> {
+		let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
+		let mut p = TextPieces::new(&stop);
+		tokens.iter().map(|t| p.push(|b| b.extend_from_slice(t))).collect()
+	}
+
+	#[test]
+	fn pieces_hold_back_incomplete_characters() {
+		let euro = "€".as_bytes();
+		assert_eq!(
+			pieces(&[b"a", &euro[..1], &euro[1..2], &euro[2..], b"b"], &[]),
+			["a", "", "", "€", "b"]
+		);
+		assert_eq!(pieces(&["é".as_bytes(), b"!"], &[]), ["é", "!"]);
+	}
+
+	#[test]
+	fn pieces_hold_back_what_may_start_a_stop_string_and_end_before_one() {
+		assert_eq!(pieces(&[b"Paris", b" EN", b"D of it"], &["END"]), ["Paris", " ", ""]);
+		// A held prefix that does not complete the stop string is sent with what follows.
+		assert_eq!(pieces(&[b"Paris E", b"nd"], &["END"]), ["Paris ", "End"]);
+		assert_eq!(pieces(&[b"a</s>b"], &["</s>"]), ["a"]);
+		assert_eq!(pieces(&[b"x", b"\n\n"], &["\n\n\n", "\n\nQ"]), ["x", ""]);
+	}
 }

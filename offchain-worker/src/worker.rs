@@ -596,9 +596,11 @@ impl<C: Chain> Worker<C> {
 					// Held until execution really ends, even after the budget ran out.
 					let _slot = slot;
 					match method {
-						Method::Plain => execute(Some(id), &store, &engines, &release, &input),
+						Method::Plain =>
+							execute(Some(id), &store, &engines, &release, &input, &mut |_| {}),
 						Method::Tee(enclave, admitted) => {
-							match execute(Some(id), &store, &engines, &release, &input) {
+							match execute(Some(id), &store, &engines, &release, &input, &mut |_| {})
+							{
 								Answer::Output { output, .. } => {
 									let signature = enclave.sign_result(
 										&admitted,
@@ -685,16 +687,18 @@ impl<C: Chain> Worker<C> {
 	}
 }
 
-/// Runs a job's model on its input; every failure becomes the matching rejection.
+/// Runs a job's model on its input; every failure becomes the matching rejection. An LLM's
+/// text goes to `on_text` as it is generated (see [`LlmEngine::run_streaming`]).
 fn execute(
 	job: Option<JobId>,
 	store: &ModelStore,
 	engines: &EngineCache,
 	release: &Release,
 	input: &[u8],
+	on_text: &mut dyn FnMut(&str),
 ) -> Answer {
 	if release.params.format == ModelFormat::Gguf {
-		return execute_llm(job, store, engines, release, input);
+		return execute_llm(job, store, engines, release, input, on_text);
 	}
 	let engine = match engines.get(&release.params.artifact) {
 		Some(engine) => engine,
@@ -765,6 +769,7 @@ fn execute_llm(
 	engines: &EngineCache,
 	release: &Release,
 	input: &[u8],
+	on_text: &mut dyn FnMut(&str),
 ) -> Answer {
 	let Some(spec) = &release.params.llm else {
 		tracing::warn!(target: "inference", job = ?job, "a GGUF release without an LLM spec");
@@ -811,7 +816,7 @@ fn execute_llm(
 		},
 	};
 	let started = Instant::now();
-	match engine.run(&request, spec.context_length) {
+	match engine.run_streaming(&request, spec.context_length, on_text) {
 		Ok(response) => {
 			let payload = response.encode();
 			if payload.len() > MAX_OUTPUT_LEN {
@@ -855,13 +860,30 @@ impl Runner {
 	/// Runs `release`'s model on `input` (canonical tensors, or a SCALE chat request for a
 	/// GGUF release) within `budget`; a failure is the rejection a job would get.
 	pub async fn run(&self, release: Release, input: Vec<u8>, budget: Duration) -> Answer {
+		self.run_streaming(release, input, budget, None).await
+	}
+
+	/// Runs like [`Self::run`]; an LLM's text is also sent to `text` as it is generated (a
+	/// receiver gone stops nothing: the answer is still made, and paid for).
+	pub async fn run_streaming(
+		&self,
+		release: Release,
+		input: Vec<u8>,
+		budget: Duration,
+		text: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+	) -> Answer {
 		let (store, engines, slots) =
 			(self.store.clone(), self.engines.clone(), self.slots.clone());
 		let work = async move {
 			let slot = slots.acquire_owned().await.expect("the semaphore is never closed");
 			tokio::task::spawn_blocking(move || {
 				let _slot = slot;
-				execute(None, &store, &engines, &release, &input)
+				let mut on_text = |piece: &str| {
+					if let Some(tx) = &text {
+						let _ = tx.send(piece.to_owned());
+					}
+				};
+				execute(None, &store, &engines, &release, &input, &mut on_text)
 			})
 			.await
 		};

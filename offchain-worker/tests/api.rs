@@ -1,5 +1,6 @@
 //! The direct path's HTTP API against a scripted chain: a request paid by a voucher is
-//! answered with the model's output and a receipt that verifies; every bad request gets its
+//! answered with the model's output (a tensor model's, or SmolLM2's chat completion, whole or
+//! streamed) and a receipt that verifies; every bad request gets its
 //! JSON error and status and changes nothing; the vouchers and receipt leaves are kept for
 //! the worker's redemption.
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use codec::{Decode, Encode};
 use opg_primitives::{
 	channel::{batch_root, receipt_leaf, signing_payload, ChannelId, Voucher, VOUCHER_TAG},
+	chat::{check_chat_request, ChatResponse, FinishReason, LlmSpec, TokenBudget},
 	payload_hash, ElemType, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec,
 	VerificationMode,
 };
@@ -192,6 +194,61 @@ fn state(dir: &std::path::Path) -> State {
 	state
 }
 
+/// The LLM release: SmolLM2 as release 3 with the spec its file measures (context 2,048).
+const LLM: ReleaseId = 3;
+/// Alice's token prices, per 1,000 prompt and completion tokens.
+const PROMPT_PER_1K: Balance = 2_000;
+const COMPLETION_PER_1K: Balance = 8_000;
+
+/// Adds release 3 (SmolLM2, linked from the test cache) served by Alice at token prices, and
+/// Bob's Vanilla channel 7 to it with a deposit of 1,000,000.
+fn with_llm(
+	state: &mut State,
+	dir: &std::path::Path,
+) -> LlmSpec<polkadot_sdk::sp_core::ConstU32<64>> {
+	let cached = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+	assert!(
+		cached.exists(),
+		"{} is missing: scripts/lib/llm-model.sh fetches it",
+		cached.display()
+	);
+	let file = dir.join("smollm2.gguf");
+	std::fs::hard_link(&cached, &file)
+		.or_else(|_| std::fs::copy(&cached, &file).map(|_| ()))
+		.unwrap();
+	let bytes = std::fs::read(&file).unwrap();
+	let measured = opg_worker::llm::LlmEngine::open(&file, 1).unwrap().measured().clone();
+	let spec = LlmSpec {
+		architecture: measured.architecture.as_bytes().to_vec().try_into().unwrap(),
+		context_length: 2048,
+		vocab_size: measured.vocab_size,
+		template_hash: measured.template_hash,
+		prompt_overhead: measured.prompt_overhead,
+		message_overhead: measured.message_overhead,
+	};
+	let mut release = state.releases[&RELEASE].clone();
+	release.params.artifact = blake2_256(&bytes);
+	release.params.artifact_size = bytes.len() as u64;
+	release.params.format = ModelFormat::Gguf;
+	release.params.source_uri =
+		format!("file://{}", file.display()).into_bytes().try_into().unwrap();
+	release.params.inputs = Default::default();
+	release.params.outputs = Default::default();
+	release.params.llm = Some(spec.clone());
+	state.releases.insert(LLM, release);
+	let alice = state.workers.get_mut(&account("//Alice")).unwrap();
+	alice.releases = vec![RELEASE, LLM].try_into().unwrap();
+	alice.token_prices = pallet_inference::TokenPrices {
+		prompt_per_1k: PROMPT_PER_1K,
+		completion_per_1k: COMPLETION_PER_1K,
+	};
+	let mut llm_channel = channel(VerificationMode::Vanilla, 1_000_000);
+	llm_channel.release = LLM;
+	state.channels.insert(7, llm_channel);
+	spec
+}
+
 struct Server {
 	url: String,
 	chain: Arc<MockChain>,
@@ -205,12 +262,17 @@ struct Server {
 const REDEEM_EVERY: u32 = 5;
 
 async fn start() -> Server {
+	start_with(|_, _| {}).await
+}
+
+/// Starts the API on the usual state as `change` leaves it.
+async fn start_with(change: impl FnOnce(&mut State, &std::path::Path)) -> Server {
 	let dir = tempfile::tempdir().unwrap();
 	let (heads, rx) = mpsc::unbounded_channel();
-	let chain = Arc::new(MockChain {
-		state: Mutex::new(state(dir.path())),
-		heads: tokio::sync::Mutex::new(rx),
-	});
+	let mut state = state(dir.path());
+	change(&mut state, dir.path());
+	let chain =
+		Arc::new(MockChain { state: Mutex::new(state), heads: tokio::sync::Mutex::new(rx) });
 	let mut store_config = StoreConfig::new(dir.path().join("models"));
 	store_config.file_root = Some(dir.path().to_path_buf());
 	let store = Arc::new(ModelStore::open(store_config).unwrap());
@@ -575,4 +637,214 @@ async fn the_worker_redeems_the_latest_voucher_with_its_batch_root() {
 	server.chain.state.lock().unwrap().channels.remove(&5);
 	server.head(3 + REDEEM_EVERY, 3).await;
 	assert!(server.api.ledger().channel_ids().is_empty());
+}
+
+/// What `prompt` and `completion` tokens cost at Alice's prices, with her per-request price.
+fn chat_price(prompt: u32, completion: u32) -> Balance {
+	PRICE + (PROMPT_PER_1K * prompt as Balance + COMPLETION_PER_1K * completion as Balance) / 1000
+}
+
+fn france(stream: bool, max_tokens: u32) -> Value {
+	json!({
+		"model": "3",
+		"messages": [
+			{"role": "system", "content": "Answer in one short sentence."},
+			{"role": "user", "content": "What is the capital of France?"}
+		],
+		"max_tokens": max_tokens,
+		"temperature": 0,
+		"seed": 7,
+		"stream": stream,
+	})
+}
+
+/// The canonical request of `body` and its token budget under `spec`.
+fn chat_request(
+	body: &Value,
+	spec: &LlmSpec<polkadot_sdk::sp_core::ConstU32<64>>,
+) -> (Vec<u8>, TokenBudget) {
+	let parsed =
+		opg_worker::openai::parse_chat(body.to_string().as_bytes(), || unreachable!()).unwrap();
+	let bytes = parsed.request.encode();
+	let (_, budget) = check_chat_request(&bytes, spec).unwrap();
+	(bytes, budget)
+}
+
+/// Sends a request and returns the status and the raw body.
+async fn call_raw(url: String, voucher: Option<String>, body: String) -> (u16, String) {
+	tokio::task::spawn_blocking(move || {
+		let mut request = ureq::post(&url).set("Content-Type", "application/json");
+		if let Some(v) = &voucher {
+			request = request.set(VOUCHER_HEADER, v);
+		}
+		let response = match request.send_string(&body) {
+			Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+			Err(e) => panic!("{e}"),
+		};
+		(response.status(), response.into_string().unwrap())
+	})
+	.await
+	.unwrap()
+}
+
+/// Checks an answer's `opg` field: a receipt by Alice over this request and the canonical
+/// response given, which decodes. Returns the response and what the answer charged.
+fn checked(opg: &Value, channel: ChannelId, seq: u64, request: &[u8]) -> (ChatResponse, Balance) {
+	let receipt_bytes = hex::from_hex(opg["receipt"].as_str().unwrap()).unwrap();
+	let receipt = SignedReceipt::decode(&mut &receipt_bytes[..]).unwrap();
+	assert!(verify_receipt(&receipt, GENESIS, &account("//Alice")));
+	let response_bytes = hex::from_hex(opg["response"].as_str().unwrap()).unwrap();
+	let r = &receipt.receipt;
+	assert_eq!((r.channel, r.seq, r.release), (channel, seq, LLM));
+	assert_eq!(r.request_hash, payload_hash(request));
+	assert_eq!(r.response_hash, payload_hash(&response_bytes));
+	let response = ChatResponse::decode(&mut &response_bytes[..]).unwrap();
+	(response, opg["charged"].as_str().unwrap().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_completion_is_answered_whole_or_streamed_and_paid_for_its_tokens() {
+	let mut spec = None;
+	let server = start_with(|state, dir| spec = Some(with_llm(state, dir))).await;
+	let spec = spec.unwrap();
+	let url = format!("{}/v1/chat/completions", server.url);
+
+	// Whole: the voucher covers the most the request can cost.
+	let body = france(false, 16);
+	let (request, budget) = chat_request(&body, &spec);
+	let most = chat_price(budget.prompt, budget.completion);
+	let burn = fee(request.len() as u32);
+	let (status, text) =
+		call_raw(url.clone(), Some(voucher("//Bob", 7, 1, most, burn, &request)), body.to_string())
+			.await;
+	assert_eq!(status, 200, "{text}");
+	let answer: Value = serde_json::from_str(&text).unwrap();
+	assert_eq!(answer["object"], "chat.completion");
+	assert_eq!(answer["model"], "3");
+	assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
+	let content = answer["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+	assert!(content.contains("Paris"), "{content}");
+	let (response, charged) = checked(&answer["opg"], 7, 1, &request);
+	assert_eq!(response.text, content.as_bytes());
+	assert_eq!(answer["usage"]["prompt_tokens"], response.prompt_tokens);
+	assert_eq!(answer["usage"]["completion_tokens"], response.completion_tokens);
+	assert!(response.prompt_tokens <= budget.prompt && response.completion_tokens <= 16);
+	assert_eq!(
+		answer["choices"][0]["finish_reason"],
+		if response.finish_reason == FinishReason::Stop { "stop" } else { "length" }
+	);
+	// Paid for the tokens it generated, not for the budget.
+	assert_eq!(charged, chat_price(response.prompt_tokens, response.completion_tokens));
+	assert!(charged < most);
+
+	// Streamed: the same request (greedy, same seed) gives the same text in pieces, then a
+	// last chunk with the usage and the receipt. The next voucher owes what the first answer
+	// charged plus this one's most: one less is refused.
+	let body = france(true, 16);
+	let (request, budget) = chat_request(&body, &spec);
+	let most2 = chat_price(budget.prompt, budget.completion);
+	let burn2 = burn + fee(request.len() as u32);
+	let short = voucher("//Bob", 7, 2, charged + most2 - 1, burn2, &request);
+	let (status, text) = call_raw(url.clone(), Some(short), body.to_string()).await;
+	assert_eq!(status, 402, "{text}");
+	let (status, text) = call_raw(
+		url.clone(),
+		Some(voucher("//Bob", 7, 2, charged + most2, burn2, &request)),
+		body.to_string(),
+	)
+	.await;
+	assert_eq!(status, 200, "{text}");
+	let events: Vec<&str> = text
+		.split("\n\n")
+		.filter(|e| !e.is_empty())
+		.map(|e| e.strip_prefix("data: ").unwrap())
+		.collect();
+	assert_eq!(*events.last().unwrap(), "[DONE]");
+	let chunks: Vec<Value> = events[..events.len() - 1]
+		.iter()
+		.map(|e| serde_json::from_str(e).unwrap())
+		.collect();
+	assert!(chunks
+		.iter()
+		.all(|c| c["object"] == "chat.completion.chunk" && c["id"] == chunks[0]["id"]));
+	assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+	assert!(chunks.len() > 3, "streamed in pieces: {text}");
+	let streamed: String = chunks
+		.iter()
+		.filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+		.collect();
+	assert_eq!(streamed, content);
+	let last = chunks.last().unwrap();
+	assert!(last["choices"][0]["finish_reason"].is_string());
+	let (response2, charged2) = checked(&last["opg"], 7, 2, &request);
+	assert_eq!(response2.token_ids, response.token_ids, "the same tokens, streamed or not");
+	assert_eq!(last["usage"]["completion_tokens"], response2.completion_tokens);
+	assert_eq!(charged2, charged);
+
+	// The worker redeems the second voucher, over both receipts.
+	let due = server.api.ledger().to_redeem();
+	let channel7 = due.iter().find(|(v, _)| v.voucher.channel == 7).unwrap();
+	assert_eq!(channel7.0.voucher.seq, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_chat_request_gets_its_error_and_changes_nothing() {
+	let mut spec = None;
+	let server = start_with(|state, dir| spec = Some(with_llm(state, dir))).await;
+	let spec = spec.unwrap();
+	let url = format!("{}/v1/chat/completions", server.url);
+	let body = france(false, 8);
+	let (request, budget) = chat_request(&body, &spec);
+	let most = chat_price(budget.prompt, budget.completion);
+	let burn = fee(request.len() as u32);
+	let good = || Some(voucher("//Bob", 7, 1, most, burn, &request));
+	let error = |(status, text): (u16, String)| {
+		let body: Value = serde_json::from_str(&text).unwrap();
+		assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+		(status, body["error"]["code"].as_str().unwrap().to_owned())
+	};
+	let code = |status: u16, code: &str| (status, code.to_owned());
+
+	assert_eq!(
+		error(call_raw(url.clone(), None, body.to_string()).await),
+		code(402, "voucher_required")
+	);
+	let mut changed = body.clone();
+	changed["n"] = json!(2);
+	assert_eq!(
+		error(call_raw(url.clone(), good(), changed.to_string()).await),
+		code(400, "unsupported_parameter")
+	);
+	changed = body.clone();
+	changed["max_tokens"] = json!(4000);
+	assert_eq!(
+		error(call_raw(url.clone(), good(), changed.to_string()).await),
+		code(400, "context_length_exceeded")
+	);
+	changed = body.clone();
+	changed["model"] = json!("0");
+	assert_eq!(
+		error(call_raw(url.clone(), good(), changed.to_string()).await),
+		code(400, "wrong_endpoint")
+	);
+	changed = body.clone();
+	changed["temperature"] = json!(1);
+	// Another request than the voucher's.
+	assert_eq!(
+		error(call_raw(url.clone(), good(), changed.to_string()).await),
+		code(400, "request_hash_mismatch")
+	);
+	// The budget, not less.
+	let short = Some(voucher("//Bob", 7, 1, most - 1, burn, &request));
+	assert_eq!(
+		error(call_raw(url.clone(), short, body.to_string()).await),
+		code(402, "short_payment")
+	);
+	// A chat on the tensor endpoint.
+	let reply = infer(&server, good(), json!({ "model": "3", "inputs": [] })).await;
+	assert_error(&reply, 400, "wrong_endpoint");
+	// Nothing was recorded: the first voucher is still seq 1.
+	assert!(server.api.ledger().to_redeem().iter().all(|(v, _)| v.voucher.channel != 7));
+	let (status, text) = call_raw(url, good(), body.to_string()).await;
+	assert_eq!(status, 200, "{text}");
 }
