@@ -11,8 +11,8 @@ use opg_primitives::{channel::ChannelId, JobId, ReleaseId, VerificationMode};
 use opg_runtime::{opaque::Block, AccountId, Balance, Nonce, Signature, UncheckedExtrinsic};
 use opg_worker::{
 	chain::{
-		channel_key, decode_channel, Chain, ChainError, ChannelRecord, Head, Job, Release, Signer,
-		SigningContext, WorkerRecord, WorkerTee,
+		channel_key, decode_channel, decode_endpoint, endpoint_key, Chain, ChainError,
+		ChannelRecord, Head, Job, Release, Signer, SigningContext, WorkerRecord, WorkerTee,
 	},
 	metrics::Metrics,
 	store::ModelStore,
@@ -297,5 +297,11 @@ impl Chain for NodeChain {
 		let key = sp_core::storage::StorageKey(channel_key(id));
 		let raw = self.client.storage(at, &key).map_err(api_error)?;
 		decode_channel(raw.map(|data| data.0))
+	}
+
+	async fn endpoint(&self, at: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError> {
+		let key = sp_core::storage::StorageKey(endpoint_key(who));
+		let raw = self.client.storage(at, &key).map_err(api_error)?;
+		decode_endpoint(raw.map(|data| data.0))
 	}
 }

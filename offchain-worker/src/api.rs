@@ -721,7 +721,10 @@ pub fn direct_path<C: Chain>(
 		Ledger::open(dir, signer.account())
 			.map_err(|e| format!("voucher ledger in {}: {e}", dir.display()))?,
 	);
-	let worker = worker.with_channels(ledger.clone(), params.redeem_every);
+	let mut worker = worker.with_channels(ledger.clone(), params.redeem_every);
+	if let Some(url) = &params.inference_api_advertise {
+		worker = worker.advertise(url.clone());
+	}
 	let api = params
 		.api_config()
 		.map(|config| run(chain, signer, worker.runner(), ledger, config, std::future::pending()));

@@ -156,6 +156,11 @@ pub struct WorkerParams {
 	/// a busy channel runs out of places.
 	#[arg(long, value_name = "BLOCKS", default_value_t = DEFAULT_REDEEM_EVERY)]
 	pub redeem_every: u32,
+
+	/// The HTTP API's URL as clients reach it (`https://worker.example.com`): advertised on
+	/// chain as this worker's endpoint (`Inference::set_endpoint`), where clients look it up.
+	#[arg(long, value_name = "URL")]
+	pub inference_api_advertise: Option<String>,
 }
 
 impl WorkerParams {

@@ -127,6 +127,16 @@ pub struct Worker<C: Chain> {
 	slots: Arc<Semaphore>,
 	/// The direct path's vouchers, redeemed from here.
 	channels: Option<Redemptions>,
+	/// The HTTP API's URL to advertise on chain, and the last `set_endpoint` sent for it.
+	advertise: Option<Advertise>,
+}
+
+struct Advertise {
+	url: Vec<u8>,
+	/// Best block and pool hash of the last `set_endpoint` sent.
+	sent: Option<(u32, H256)>,
+	/// The chain holds it: nothing more to do.
+	done: bool,
 }
 
 /// The vouchers the HTTP API accepted, and the redemptions sent for them.
@@ -176,6 +186,7 @@ impl<C: Chain> Worker<C> {
 			provers: None,
 			slots,
 			channels: None,
+			advertise: None,
 		})
 	}
 
@@ -196,6 +207,13 @@ impl<C: Chain> Worker<C> {
 			slots: self.slots.clone(),
 			device: self.config.device,
 		}
+	}
+
+	/// Keeps `url` (the HTTP API's, as clients reach it) advertised as this worker's endpoint
+	/// on chain (`Inference::set_endpoint`), so that clients find it.
+	pub fn advertise(mut self, url: String) -> Self {
+		self.advertise = Some(Advertise { url: url.into_bytes(), sent: None, done: false });
+		self
 	}
 
 	/// Answers ZK-mode jobs too, proving them with the keys in `provers`.
@@ -296,6 +314,7 @@ impl<C: Chain> Worker<C> {
 		}
 		self.keep_attested(head).await;
 		self.redeem(head).await;
+		self.advertise_endpoint(head).await;
 		let account = self.signer.account();
 		let open = match self.chain.open_jobs(head.hash, &account).await {
 			Ok(open) => open,
@@ -367,6 +386,47 @@ impl<C: Chain> Worker<C> {
 				},
 				Err(e) => tracing::warn!(target: "inference", channel = id, seq, "redeeming: {e}"),
 			}
+		}
+	}
+
+	/// Sends `set_endpoint` until the chain holds the URL this worker advertises: once the
+	/// worker is registered, never while the last one is in the pool or younger than
+	/// `retry_after` blocks.
+	async fn advertise_endpoint(&mut self, head: Head) {
+		let Some(advertise) = self.advertise.as_ref().filter(|a| !a.done) else { return };
+		let me = self.signer.account();
+		let held = match self.chain.endpoint(head.hash, &me).await {
+			Ok(held) => held,
+			Err(e) => {
+				tracing::warn!(target: "inference", "reading the advertised endpoint: {e}");
+				return;
+			},
+		};
+		let url = advertise.url.clone();
+		if held.as_deref() == Some(&url[..]) {
+			tracing::info!(target: "inference", url = %String::from_utf8_lossy(&url), "endpoint advertised on chain");
+			self.advertise.as_mut().expect("checked").done = true;
+			return;
+		}
+		if let Some((at, tx)) = advertise.sent {
+			if head.number < at.saturating_add(self.config.retry_after) ||
+				self.chain.in_pool(tx).await.unwrap_or(true)
+			{
+				return;
+			}
+		}
+		if !matches!(self.chain.worker(head.hash, &me).await, Ok(Some(_))) {
+			return;
+		}
+		let Ok(endpoint) = url.clone().try_into() else {
+			tracing::error!(target: "inference", "the endpoint URL is over the chain's limit: not advertised");
+			self.advertise.as_mut().expect("checked").done = true;
+			return;
+		};
+		let call = RuntimeCall::Inference(pallet_inference::Call::set_endpoint { endpoint });
+		match self.send(call, head).await {
+			Ok((tx, _)) => self.advertise.as_mut().expect("checked").sent = Some((head.number, tx)),
+			Err(e) => tracing::warn!(target: "inference", "advertising the endpoint: {e}"),
 		}
 	}
 

@@ -52,6 +52,9 @@ struct State {
 	/// What the worker submitted, and what of it is still in the pool.
 	sent: Vec<UncheckedExtrinsic>,
 	pool: Vec<H256>,
+	/// Endpoints on chain, and the URL the worker is started to advertise.
+	endpoints: HashMap<AccountId, Vec<u8>>,
+	advertise: Option<String>,
 }
 
 struct MockChain {
@@ -111,6 +114,9 @@ impl Chain for MockChain {
 	}
 	async fn channel(&self, _: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
 		Ok(self.state.lock().unwrap().channels.get(&id).cloned())
+	}
+	async fn endpoint(&self, _: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError> {
+		Ok(self.state.lock().unwrap().endpoints.get(who).cloned())
 	}
 }
 
@@ -291,7 +297,10 @@ async fn start_with(change: impl FnOnce(&mut State, &std::path::Path)) -> Server
 		ApiConfig { listen: listener.local_addr().unwrap(), budget: Duration::from_secs(30) };
 	let url = format!("http://{}", config.listen);
 	let ledger = Arc::new(Ledger::open(&dir.path().join("channels"), account("//Alice")).unwrap());
-	let worker = worker.with_channels(ledger.clone(), REDEEM_EVERY);
+	let mut worker = worker.with_channels(ledger.clone(), REDEEM_EVERY);
+	if let Some(url) = chain.state.lock().unwrap().advertise.clone() {
+		worker = worker.advertise(url);
+	}
 	let api =
 		Arc::new(Api::new(chain.clone(), signer, worker.runner(), ledger, config).await.unwrap());
 	tokio::spawn(serve(api.clone(), listener, std::future::pending()));
@@ -847,4 +856,30 @@ async fn a_bad_chat_request_gets_its_error_and_changes_nothing() {
 	assert!(server.api.ledger().to_redeem().iter().all(|(v, _)| v.voucher.channel != 7));
 	let (status, text) = call_raw(url, good(), body.to_string()).await;
 	assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_advertises_its_endpoint_until_the_chain_holds_it() {
+	const URL: &str = "http://127.0.0.1:9955";
+	let server = start_with(|state, _| state.advertise = Some(URL.into())).await;
+	let sent = server.head(1, 1).await;
+	match &sent[0].function {
+		opg_runtime::RuntimeCall::Inference(pallet_inference::Call::set_endpoint { endpoint }) =>
+			assert_eq!(&endpoint[..], URL.as_bytes()),
+		other => panic!("not set_endpoint: {other:?}"),
+	}
+	// In the pool: not sent again, however long it waits there.
+	server.head(2, 1).await;
+	server.head(2 + REDEEM_EVERY + 5, 1).await;
+	// Dropped from the pool: sent again once `retry_after` blocks have passed.
+	server.chain.state.lock().unwrap().pool.clear();
+	server.head(2 + REDEEM_EVERY + 6, 2).await;
+	// Included: the chain holds it, nothing more is sent.
+	{
+		let mut state = server.chain.state.lock().unwrap();
+		state.endpoints.insert(account("//Alice"), URL.as_bytes().to_vec());
+		state.pool.clear();
+	}
+	server.head(40, 2).await;
+	server.head(60, 2).await;
 }

@@ -187,6 +187,9 @@ impl Chain for MockChain {
 		// The job loop reads no channel.
 		unreachable!("a channel read by the job loop")
 	}
+	async fn endpoint(&self, _: H256, _: &AccountId) -> Result<Option<Vec<u8>>, ChainError> {
+		unreachable!("an endpoint read by a worker that advertises none")
+	}
 }
 
 fn spec(

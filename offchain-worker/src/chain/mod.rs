@@ -104,11 +104,27 @@ pub trait Chain: Send + Sync + 'static {
 	) -> Result<Balance, ChainError>;
 	/// A payment channel of the direct path at `at` (read from storage: `Inference::Channels`).
 	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError>;
+	/// The HTTP endpoint `who` advertises at `at` (storage: `Inference::Endpoints`).
+	async fn endpoint(&self, at: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError>;
 }
 
 /// The storage key of channel `id`'s record.
 pub fn channel_key(id: ChannelId) -> Vec<u8> {
 	pallet_inference::Channels::<Runtime>::hashed_key_for(id)
+}
+
+/// Storage key of a worker's advertised endpoint.
+pub fn endpoint_key(who: &AccountId) -> Vec<u8> {
+	pallet_inference::Endpoints::<Runtime>::hashed_key_for(who)
+}
+
+/// Decodes an endpoint read from storage.
+pub fn decode_endpoint(raw: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, ChainError> {
+	raw.map(|bytes| {
+		Vec::<u8>::decode(&mut &bytes[..])
+			.map_err(|e| ChainError::Decode { what: "endpoint", error: e.to_string() })
+	})
+	.transpose()
 }
 
 /// Decodes a channel record read from storage.

@@ -22,8 +22,8 @@ use polkadot_sdk::{
 use tokio::sync::Mutex;
 
 use super::{
-	channel_key, decode_channel, Chain, ChainError, ChannelRecord, Head, Job, Release,
-	SigningContext, WorkerRecord, WorkerTee,
+	channel_key, decode_channel, decode_endpoint, endpoint_key, Chain, ChainError, ChannelRecord,
+	Head, Job, Release, SigningContext, WorkerRecord, WorkerTee,
 };
 
 /// Longest wait between reconnection attempts.
@@ -246,5 +246,15 @@ impl Chain for RpcChain {
 			.transpose()
 			.map_err(|e| ChainError::Decode { what: "channel record", error: e.to_string() })?;
 		decode_channel(raw)
+	}
+
+	async fn endpoint(&self, at: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError> {
+		let key = bytes::to_hex(&endpoint_key(who), false);
+		let raw: Option<String> = self.request("state_getStorage", rpc_params![key, at]).await?;
+		let raw = raw
+			.map(|hex| bytes::from_hex(&hex))
+			.transpose()
+			.map_err(|e| ChainError::Decode { what: "endpoint", error: e.to_string() })?;
+		decode_endpoint(raw)
 	}
 }
