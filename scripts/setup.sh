@@ -125,6 +125,13 @@ if ! python3 -c "import onnxconverter_common as o, sys; sys.exit(o.__version__ !
   python3 -m pip install -q "onnxconverter-common==$occ_version" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "onnxconverter-common==$occ_version"
 fi
+# --- the OpenAI Python client: the direct path's proxy test (scripts/client/openai-check.py) --
+openai_version=3.51.0
+if ! python3 -c "import openai, sys; sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+  log "installing openai==$openai_version (pip)"
+  python3 -m pip install -q "openai==$openai_version" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "openai==$openai_version"
+fi
 # --- the executor's real-model tests: MiniLM-L3 fp32, int8 and fp16, cached outside the clone -
 log "encoder test models: $(bash "$here/lib/encoder-model.sh")"
 # --- the LLM engine's test model (llm/tests): SmolLM2-135M-Instruct, cached outside the clone -

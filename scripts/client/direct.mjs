@@ -10,10 +10,10 @@
 // increments are the worker's price and `InferenceApi::verificationFee(mode, request bytes)`.
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
-import { u8aConcat, u8aToHex, hexToU8a, stringToU8a } from '@polkadot/util';
-import { blake2AsU8a, cryptoWaitReady, signatureVerify } from '@polkadot/util-crypto';
+import { u8aToHex } from '@polkadot/util';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { parseArgs } from 'node:util';
-import { TYPES, UNIT } from './opg.mjs';
+import { DIRECT_TYPES, UNIT, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -30,37 +30,13 @@ const { values: opts } = parseArgs({
   },
 });
 
-const DIRECT_TYPES = {
-  ...TYPES,
-  OpgVoucher: { channel: 'u64', seq: 'u64', cumulativePay: 'u128', cumulativeBurn: 'u128', requestHash: 'H256' },
-  OpgSignedVoucher: '(OpgVoucher, MultiSignature)',
-  OpgReceipt: {
-    channel: 'u64', seq: 'u64', release: 'u32', requestHash: 'H256', responseHash: 'H256',
-    engine: 'Bytes', deviceClass: 'Bytes', unixMs: 'u64',
-  },
-  OpgSignedReceipt: '(OpgReceipt, MultiSignature)',
-};
-
-function send(api, tx, signer) {
-  return new Promise((resolve, reject) => {
-    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
-      if (dispatchError) {
-        const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
-        reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
-      } else if (status.isFinalized) {
-        resolve(events.map(({ event }) => event));
-      }
-    }).catch(reject);
-  });
-}
-
 /** The channel from `requester` to `worker` for `release`, opened if there is none. */
 async function channelOf(api, requester, worker, release) {
   const existing = await api.query.inference.channelIndex(requester.address, worker, release);
   if (existing.isSome) return existing.unwrap().toBigInt();
   const deposit = BigInt(opts.deposit) * UNIT;
   // Finalized: the worker reads channels at its last finalized block.
-  const events = await send(api, api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), requester);
+  const events = await sendFinalized(api, api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), requester);
   const opened = events.find((e) => api.events.inference.ChannelOpened.is(e));
   return opened.data.channel.toBigInt();
 }
@@ -84,7 +60,6 @@ async function main() {
     let pay = record.redeemedPay.toBigInt();
     let burn = record.redeemedBurn.toBigInt();
     const price = (await api.call.inferenceApi.worker(opts.worker)).unwrap().price.toBigInt();
-    const genesis = api.genesisHash.toU8a();
     const results = [];
     for (let i = 0; i < Number(opts.requests); i += 1) {
       const values = [5.1, 3.5, 1.4 + i / 10, 0.2];
@@ -94,16 +69,12 @@ async function main() {
       seq += 1n;
       pay += price;
       burn += fee;
-      const voucher = api.createType('OpgVoucher', {
-        channel, seq, cumulativePay: pay, cumulativeBurn: burn, requestHash: blake2AsU8a(request, 256),
-      });
-      const signature = requester.sign(u8aConcat(stringToU8a('opg/voucher/v1'), genesis, voucher.toU8a()));
-      const signed = api.createType('OpgSignedVoucher', [voucher, { Sr25519: signature }]);
+      const signed = signVoucher(api, requester, { channel, seq, pay, burn }, request);
 
       const started = performance.now();
       const response = await fetch(`${opts.api}/v1/infer`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': signed.toHex() },
+        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': signed },
         body: JSON.stringify({ model: String(release), inputs: [{ elem: 'F32', shape: [1, 4], values }] }),
       });
       const body = await response.json();
@@ -111,17 +82,13 @@ async function main() {
       if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(body)}`);
 
       // Checked before the answer is used: the worker signed this request and this answer.
-      const [receipt, receiptSignature] = api.createType('OpgSignedReceipt', hexToU8a(response.headers.get('OPG-Receipt')));
-      const payload = u8aConcat(stringToU8a('opg/receipt/v1'), genesis, receipt.toU8a());
-      const signer = signatureVerify(payload, receiptSignature.asSr25519, opts.worker);
-      if (!signer.isValid) throw new Error('the receipt is not the worker\'s');
-      if (u8aToHex(receipt.requestHash) !== u8aToHex(blake2AsU8a(request, 256))) throw new Error('receipt names another request');
       const outputs = body.outputs.map((t) => ({
         elem: t.elem, shape: t.shape, data: u8aToHex(new Uint8Array(new Float32Array(t.values).buffer)),
       }));
       const responseBytes = api.createType('Vec<OpgTensor>', outputs).toU8a();
-      if (u8aToHex(receipt.responseHash) !== u8aToHex(blake2AsU8a(responseBytes, 256))) throw new Error('receipt names another answer');
-      if (receipt.seq.toBigInt() !== seq || receipt.channel.toBigInt() !== channel) throw new Error('receipt of another voucher');
+      const receipt = verifyReceipt(api, response.headers.get('OPG-Receipt'), {
+        worker: opts.worker, channel, seq, request, response: responseBytes,
+      });
       results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
     }
     let redeemed = null;

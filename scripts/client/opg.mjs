@@ -1,6 +1,10 @@
 // What the client scripts share: the layouts of job inputs and outputs (they travel as SCALE
 // bytes, so the client registers their layout to build and read them: canonical tensors, and
-// the chat request and response of LLM releases, `opg_primitives::chat`) and the OPG unit.
+// the chat request and response of LLM releases, `opg_primitives::chat`), the direct path's
+// voucher and receipt (`opg_primitives::channel`), and the OPG unit.
+import { u8aConcat, u8aToHex, stringToU8a } from '@polkadot/util';
+import { blake2AsU8a, signatureVerify } from '@polkadot/util-crypto';
+
 export const TYPES = {
   OpgElemType: { _enum: ['F32', 'F64', 'I8', 'U8', 'I32', 'I64', 'Bool', 'F16'] },
   OpgTensor: { elem: 'OpgElemType', shape: 'Vec<u32>', data: 'Bytes' },
@@ -37,3 +41,62 @@ export function chatRequest(api, messages, { maxTokens = 64, temperature = 0, se
 }
 // 1 OPG in plancks (18 decimals).
 export const UNIT = 10n ** 18n;
+
+// The direct path's messages.
+export const DIRECT_TYPES = {
+  ...TYPES,
+  OpgVoucher: { channel: 'u64', seq: 'u64', cumulativePay: 'u128', cumulativeBurn: 'u128', requestHash: 'H256' },
+  OpgSignedVoucher: '(OpgVoucher, MultiSignature)',
+  OpgReceipt: {
+    channel: 'u64', seq: 'u64', release: 'u32', requestHash: 'H256', responseHash: 'H256',
+    engine: 'Bytes', deviceClass: 'Bytes', unixMs: 'u64',
+  },
+  OpgSignedReceipt: '(OpgReceipt, MultiSignature)',
+};
+
+export const hash = (bytes) => blake2AsU8a(bytes, 256);
+
+/** The hex of a signed voucher for `request` (its canonical bytes), for the OPG-Voucher header. */
+export function signVoucher(api, requester, { channel, seq, pay, burn }, request) {
+  const voucher = api.createType('OpgVoucher', {
+    channel, seq, cumulativePay: pay, cumulativeBurn: burn, requestHash: hash(request),
+  });
+  const payload = u8aConcat(stringToU8a('opg/voucher/v1'), api.genesisHash.toU8a(), voucher.toU8a());
+  return api.createType('OpgSignedVoucher', [voucher, { Sr25519: requester.sign(payload) }]).toHex();
+}
+
+/**
+ * Checks a receipt (hex of the SCALE signed receipt) before its answer is used: signed by
+ * `worker` for this chain, for this channel and sequence, over `request` and `response` (the
+ * canonical bytes; null for an error answer). Returns the receipt; throws what failed.
+ */
+export function verifyReceipt(api, hex, { worker, channel, seq, request, response }) {
+  const [receipt, signature] = api.createType('OpgSignedReceipt', hex);
+  const payload = u8aConcat(stringToU8a('opg/receipt/v1'), api.genesisHash.toU8a(), receipt.toU8a());
+  if (!signature.isSr25519 || !signatureVerify(payload, signature.asSr25519, worker).isValid) {
+    throw new Error('the receipt is not signed by the worker');
+  }
+  if (receipt.channel.toBigInt() !== BigInt(channel) || receipt.seq.toBigInt() !== BigInt(seq)) {
+    throw new Error('the receipt is for another voucher');
+  }
+  if (u8aToHex(receipt.requestHash) !== u8aToHex(hash(request))) throw new Error('the receipt names another request');
+  // No response: an error answer, whose bytes name the worker's reason (not checked here).
+  if (response !== null && u8aToHex(receipt.responseHash) !== u8aToHex(hash(response))) {
+    throw new Error('the receipt names another answer');
+  }
+  return receipt;
+}
+
+/** Signs `tx` and resolves with its events once finalized (the worker reads finalized state). */
+export function sendFinalized(api, tx, signer) {
+  return new Promise((resolve, reject) => {
+    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+      if (dispatchError) {
+        const err = dispatchError.isModule ? api.registry.findMetaError(dispatchError.asModule) : null;
+        reject(new Error(err ? `${err.section}.${err.name}` : dispatchError.toString()));
+      } else if (status.isFinalized) {
+        resolve(events.map(({ event }) => event));
+      }
+    }).catch(reject);
+  });
+}

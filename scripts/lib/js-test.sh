@@ -26,7 +26,7 @@ stop_node
 bash "$root/scripts/lib/seed-models.sh" "$base/models"
 api_port=$(free_port)
 start_node worker --no-prometheus --inference --model-dir "$base/models" --inference-api-port "$api_port" \
-  --redeem-every 2
+  --inference-api-advertise "http://127.0.0.1:$api_port" --redeem-every 2
 # The direct path first: a channel, then requests straight to the worker's HTTP API, each paid
 # by a voucher and answered with a receipt the client verifies.
 out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
@@ -39,6 +39,29 @@ assert r["requests"] == 5 and r["receiptsVerified"] == 5 and len(r["outputs"][0]
 # The worker redeemed the last voucher on chain: paid and burned exactly what it authorised.
 assert r["redeemed"]["seq"] == 5 and r["redeemed"]["pay"] == r["paid"] and r["redeemed"]["burn"] == r["burned"], r
 ' "$out"
+# The OpenAI Python client, unchanged, through the client proxy: it opens a channel to the
+# worker for SmolLM2 (release 2) found on chain with the endpoint it advertises, pays each
+# request by voucher and verifies every receipt.
+proxy_port=$(free_port)
+node "$root/scripts/client/opg-client.mjs" proxy --ws "ws://127.0.0.1:$rpc_port" --account //Charlie \
+  --port "$proxy_port" --state "$base/opg-client.json" >"$base/proxy.log" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 1 60); do
+  grep -q "proxy on" "$base/proxy.log" && break
+  kill -0 "$proxy_pid" 2>/dev/null || { cat "$base/proxy.log"; exit 1; }
+  sleep 0.5
+done
+out=$(python3 "$root/scripts/client/openai-check.py" "http://127.0.0.1:$proxy_port/v1" 2) \
+  || { echo "$out"; cat "$base/proxy.log"; tail -50 "$log"; kill "$proxy_pid"; exit 1; }
+echo "[js-test] openai-check.py through opg-client proxy: $out"
+kill "$proxy_pid"
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["channels"]
+# Two answers on one channel; what they earned is owed, nothing is still reserved.
+(p,) = s.values()
+assert p["seq"] == "2" and p["reserved"] == "0" and 0 < int(p["owed"]) <= int(p["pay"]), p
+' "$base/opg-client.json"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \
     || { echo "$out"; tail -50 "$log"; exit 1; }

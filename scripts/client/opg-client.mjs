@@ -1,0 +1,458 @@
+// opg-client: the direct path for scripts and for unchanged OpenAI clients.
+//
+//   node opg-client.mjs proxy [--port 8088] [--worker ADDRESS] [--api URL]
+//       An OpenAI-compatible endpoint on localhost: each request is paid by a voucher on a
+//       channel to the worker (opened on first use with --deposit OPG), forwarded, and
+//       answered only once its receipt verifies. `openai.OpenAI(base_url="http://127.0.0.1:8088/v1",
+//       api_key="unused")` then runs against OPG; `model` is a release id.
+//   node opg-client.mjs chat --model ID [--max-tokens N --temperature T --seed S --stream] TEXT
+//   node opg-client.mjs channel open|top-up|close|show --model ID [--worker ADDRESS --amount OPG]
+//   node opg-client.mjs verify --receipt HEX --worker ADDRESS --request HEX --response HEX
+//
+// Common: --ws ws://NODE:9944 --account SURI (//Bob) --state FILE. The worker is --worker, or
+// the first active worker serving the release; its endpoint is --api, or the one it advertises
+// on chain (inference.endpoints). The state file keeps each channel's position (sequence,
+// cumulative amounts, what the answers earned) so a restarted client continues its vouchers.
+//
+// Pricing (docs/direct-path.md): a chat's voucher covers its most, the worker's price plus the
+// token budget (prompt bound and max_tokens) at its token prices; once answered, only what it
+// generated is owed, so the next voucher pays max(previous, owed + in flight + its own most).
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { hexToU8a, u8aToHex } from '@polkadot/util';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { createServer } from 'node:http';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomInt } from 'node:crypto';
+import { DIRECT_TYPES, UNIT, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
+
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    ws: { type: 'string', default: process.env.OPG_WS ?? 'ws://127.0.0.1:9944' },
+    account: { type: 'string', default: '//Bob' },
+    worker: { type: 'string' },
+    api: { type: 'string' },
+    port: { type: 'string', default: '8088' },
+    deposit: { type: 'string', default: '10' },
+    state: { type: 'string', default: join(homedir(), '.opg-client.json') },
+    model: { type: 'string' },
+    amount: { type: 'string' },
+    'max-tokens': { type: 'string', default: '64' },
+    temperature: { type: 'string', default: '0' },
+    seed: { type: 'string' },
+    stream: { type: 'boolean', default: false },
+    receipt: { type: 'string' },
+    request: { type: 'string' },
+    response: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+// What the worker's parser takes (offchain-worker/src/openai.rs): its defaults, made explicit
+// here so that both sides build the same canonical request.
+const DEFAULT_MAX_TOKENS = 256;
+const DEFAULT_REPEAT_LAST_N = 64;
+const MAX_BODY = 1 << 20;
+
+class HttpError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const utf8Hex = (text) => `0x${Buffer.from(text, 'utf8').toString('hex')}`;
+
+/** OpenAI's message content as text: a string, or text parts joined. */
+function contentText(content, at) {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content) && content.every((p) => p?.type === 'text' && typeof p.text === 'string')) {
+    return content.map((p) => p.text).join('');
+  }
+  throw new HttpError(400, 'unsupported_content', `messages[${at}]: only text content is supported`);
+}
+
+const ROLES = { system: 'System', developer: 'System', user: 'User', assistant: 'Assistant' };
+
+/**
+ * An OpenAI chat request made explicit: every sampling parameter, the seed and max_tokens
+ * filled in. Returns the body to forward and the canonical SCALE request it stands for.
+ */
+function normalize(api, body) {
+  if (!Array.isArray(body.messages) || body.messages.length === 0) {
+    throw new HttpError(400, 'invalid_messages', '`messages` is a non-empty array');
+  }
+  const messages = body.messages.map((m, at) => {
+    const role = ROLES[m?.role];
+    if (!role) throw new HttpError(400, 'unsupported_role', `messages[${at}]: role ${JSON.stringify(m?.role)} is not supported`);
+    return { role: m.role === 'developer' ? 'system' : m.role, scale: role, content: contentText(m.content, at) };
+  });
+  const num = (key, fallback) => {
+    const v = body[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new HttpError(400, 'invalid_parameter', `\`${key}\` is a number`);
+    return v;
+  };
+  let seed = body.seed ?? randomInt(0, 2 ** 48);
+  if (!Number.isSafeInteger(seed)) throw new HttpError(400, 'invalid_parameter', '`seed` must be an integer within ±2^53 through this proxy');
+  if (seed < 0) seed = BigInt.asUintN(64, BigInt(seed));
+  const fixed = {
+    maxTokens: num('max_completion_tokens', num('max_tokens', DEFAULT_MAX_TOKENS)),
+    temperature: Math.round(num('temperature', 1) * 1000),
+    topK: num('top_k', 0),
+    topP: Math.round(num('top_p', 1) * 1e6),
+    minP: Math.round(num('min_p', 0) * 1e6),
+    repeatPenalty: Math.round(num('repeat_penalty', num('repetition_penalty', 1)) * 1000),
+    repeatLastN: num('repeat_last_n', DEFAULT_REPEAT_LAST_N),
+  };
+  const stop = body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  if (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string')) {
+    throw new HttpError(400, 'invalid_parameter', '`stop` is a string or an array of strings');
+  }
+  const request = api.createType('OpgChatRequest', {
+    prompt: { Chat: messages.map((m) => ({ role: m.scale, content: utf8Hex(m.content) })) },
+    maxTokens: fixed.maxTokens,
+    sampling: { ...fixed, seed },
+    stop: stop.map(utf8Hex),
+  });
+  // The same values, exactly representable after the worker's scaling and rounding.
+  const forward = {
+    ...body,
+    messages: messages.map((m) => ({ role: m.role, content: m.content })),
+    max_tokens: fixed.maxTokens,
+    max_completion_tokens: undefined,
+    temperature: fixed.temperature / 1000,
+    top_k: fixed.topK,
+    top_p: fixed.topP / 1e6,
+    min_p: fixed.minP / 1e6,
+    repeat_penalty: fixed.repeatPenalty / 1000,
+    repetition_penalty: undefined,
+    repeat_last_n: fixed.repeatLastN,
+    seed: typeof seed === 'bigint' ? body.seed : seed,
+    stop,
+  };
+  return { forward, request, messages, maxTokens: fixed.maxTokens };
+}
+
+/** The client's side of the channels: positions, kept in the state file. */
+class Client {
+  constructor(api, account) {
+    this.api = api;
+    this.account = account;
+    this.positions = existsSync(opts.state) ? JSON.parse(readFileSync(opts.state, 'utf8')).channels ?? {} : {};
+    this.routes = new Map(); // release -> { worker, endpoint, channel }
+    this.locks = new Map(); // channel -> promise chain
+  }
+
+  save() {
+    const tmp = `${opts.state}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ channels: this.positions }, null, 1));
+    renameSync(tmp, opts.state);
+  }
+
+  /** The worker serving `release`: --worker, or the first active one that serves it (and,
+   * without --api, advertises an endpoint). */
+  async workerFor(release) {
+    if (opts.worker) return opts.worker;
+    for (const [key, w] of await this.api.query.inference.workers.entries()) {
+      const record = w.unwrap();
+      const address = key.args[0].toString();
+      if (!record.status.isActive || !record.releases.some((r) => r.toNumber() === release)) continue;
+      if (opts.api || (await this.api.query.inference.endpoints(address)).isSome) return address;
+    }
+    throw new HttpError(404, 'model_not_found', `no active worker with an endpoint serves release ${release}`);
+  }
+
+  async endpointOf(worker) {
+    if (opts.api) return opts.api.replace(/\/$/, '');
+    const advertised = await this.api.query.inference.endpoints(worker);
+    if (advertised.isNone) throw new HttpError(503, 'no_endpoint', `worker ${worker} advertises no endpoint: pass --api`);
+    return advertised.unwrap().toUtf8().replace(/\/$/, '');
+  }
+
+  /** The route to `release`: its worker, endpoint and channel (opened if there is none). */
+  async route(release, { open = true } = {}) {
+    if (this.routes.has(release)) return this.routes.get(release);
+    const worker = await this.workerFor(release);
+    const endpoint = await this.endpointOf(worker);
+    let channel;
+    const existing = await this.api.query.inference.channelIndex(this.account.address, worker, release);
+    if (existing.isSome) {
+      channel = existing.unwrap().toBigInt();
+    } else {
+      if (!open) throw new HttpError(404, 'unknown_channel', `no channel to ${worker} for release ${release}`);
+      const deposit = BigInt(Math.round(Number(opts.deposit) * 1000)) * (UNIT / 1000n);
+      const events = await sendFinalized(this.api, this.api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), this.account);
+      channel = events.find((e) => this.api.events.inference.ChannelOpened.is(e)).data.channel.toBigInt();
+      console.error(`[opg-client] opened channel ${channel} to ${worker} for release ${release}`);
+    }
+    const record = (await this.api.query.inference.channels(channel)).unwrap();
+    const kept = this.positions[channel];
+    if (!kept || BigInt(kept.seq) < record.lastSeq.toBigInt()) {
+      // Nothing kept, or an older position: what the chain redeemed is what was earned.
+      this.positions[channel] = {
+        seq: record.lastSeq.toString(), pay: record.redeemedPay.toString(),
+        burn: record.redeemedBurn.toString(), owed: record.redeemedPay.toString(), reserved: '0',
+      };
+    }
+    this.positions[channel].reserved = '0';
+    const route = { worker, endpoint, channel };
+    this.routes.set(release, route);
+    return route;
+  }
+
+  /** Runs `f` alone for `channel`: vouchers reach the worker in sequence. */
+  async exclusive(channel, f) {
+    const previous = this.locks.get(channel) ?? Promise.resolve();
+    let release;
+    const mine = new Promise((resolve) => { release = resolve; });
+    this.locks.set(channel, previous.then(() => mine));
+    await previous;
+    try {
+      return await f();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Sends one chat completion: builds the canonical request, signs the voucher, forwards. Returns
+   * { response (fetch), settle(chatResponseBytes | null, text) } once the worker has taken it;
+   * `settle` checks the receipt and books what the answer earned.
+   */
+  async chat(body) {
+    const release = Number(body.model);
+    if (!Number.isInteger(release) || release < 0) throw new HttpError(400, 'invalid_model', '`model` is a release id, e.g. "2"');
+    const info = await this.api.call.inferenceApi.release(release);
+    if (info.isNone || info.unwrap().params.llm.isNone) throw new HttpError(404, 'model_not_found', `release ${release} is not an LLM release`);
+    const spec = info.unwrap().params.llm.unwrap();
+    const { forward, request, messages, maxTokens } = normalize(this.api, body);
+    const route = await this.route(release);
+    const record = (await this.api.call.inferenceApi.worker(route.worker)).unwrap();
+    const price = record.price.toBigInt();
+    const prices = { prompt: record.tokenPrices.promptPer1k.toBigInt(), completion: record.tokenPrices.completionPer1k.toBigInt() };
+    // The token budget as the chain bounds it (opg_primitives::chat::check_chat_request).
+    const promptBound = messages.reduce(
+      (n, m) => n + BigInt(Buffer.byteLength(m.content, 'utf8')) + spec.messageOverhead.toBigInt(),
+      spec.promptOverhead.toBigInt(),
+    );
+    const cost = (prompt, completion) => price + (prices.prompt * prompt + prices.completion * completion) / 1000n;
+    const most = cost(promptBound, BigInt(maxTokens));
+    const bytes = request.toU8a();
+    const fee = (await this.api.call.inferenceApi.verificationFee('Vanilla', bytes.length)).toBigInt();
+    const channel = route.channel;
+
+    return this.exclusive(channel, async () => {
+      const p = this.positions[channel];
+      const seq = BigInt(p.seq) + 1n;
+      const owedNow = BigInt(p.owed) + BigInt(p.reserved);
+      const pay = BigInt(p.pay) > owedNow + most ? BigInt(p.pay) : owedNow + most;
+      const burn = BigInt(p.burn) + fee;
+      const voucher = signVoucher(this.api, this.account, { channel, seq, pay, burn }, bytes);
+      const response = await fetch(`${route.endpoint}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': voucher },
+        body: JSON.stringify(forward),
+      });
+      // Refused before it ran (no receipt): nothing changes. Taken: the position moves on.
+      const taken = response.ok || response.headers.get('OPG-Receipt') !== null;
+      if (!taken) return { response, settle: null };
+      Object.assign(p, { seq: seq.toString(), pay: pay.toString(), burn: burn.toString(), reserved: (BigInt(p.reserved) + most).toString() });
+      this.save();
+      const settle = (receiptHex, responseHex, text) => {
+        p.reserved = (BigInt(p.reserved) - most).toString();
+        let earned = price;
+        try {
+          const responseBytes = responseHex ? hexToU8a(responseHex) : null;
+          verifyReceipt(this.api, receiptHex, { worker: route.worker, channel, seq, request: bytes, response: responseBytes });
+          if (responseHex) {
+            const chat = this.api.createType('OpgChatResponse', responseBytes);
+            if (text !== undefined && chat.text.toUtf8() !== text) throw new Error('the text is not the receipt\'s response');
+            const min = (a, b) => (a < b ? a : b);
+            earned = cost(min(chat.promptTokens.toBigInt(), promptBound), min(chat.completionTokens.toBigInt(), BigInt(maxTokens)));
+          }
+        } finally {
+          // Owed either way: the voucher was signed; a bad receipt is evidence against the worker.
+          p.owed = (BigInt(p.owed) + (earned < most ? earned : most)).toString();
+          this.save();
+        }
+        return earned;
+      };
+      return { response, settle };
+    });
+  }
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function sendError(res, e) {
+  const status = e instanceof HttpError ? e.status : 502;
+  const code = e instanceof HttpError ? e.code : 'upstream_error';
+  sendJson(res, status, { error: { message: e.message ?? String(e), type: status >= 500 ? 'server_error' : 'invalid_request_error', code } });
+}
+
+async function readBody(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, 'request_too_large', `the body is over ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, 'invalid_json', e.message);
+  }
+}
+
+/** Relays the worker's server-sent events; the last chunk goes out only once its receipt verifies. */
+async function relayStream(res, upstream, settle) {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+  const decoder = new TextDecoder();
+  let buffered = '';
+  let text = '';
+  let verified = false;
+  for await (const chunk of upstream.body) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let cut;
+    while ((cut = buffered.indexOf('\n\n')) >= 0) {
+      const event = buffered.slice(0, cut);
+      buffered = buffered.slice(cut + 2);
+      const data = event.startsWith('data: ') ? event.slice(6) : event;
+      if (data === '[DONE]') {
+        if (verified) res.write('data: [DONE]\n\n');
+        continue;
+      }
+      const parsed = JSON.parse(data);
+      if (parsed.opg?.receipt) {
+        try {
+          settle(parsed.opg.receipt, parsed.opg.response, parsed.error ? undefined : text);
+          verified = !parsed.error;
+        } catch (e) {
+          res.write(`data: ${JSON.stringify({ error: { message: `the worker's receipt did not verify: ${e.message}`, type: 'server_error', code: 'receipt_invalid' } })}\n\n`);
+          continue;
+        }
+      }
+      text += parsed.choices?.[0]?.delta?.content ?? '';
+      res.write(`data: ${data}\n\n`);
+    }
+  }
+  res.end();
+}
+
+async function proxy(client) {
+  const server = createServer(async (req, res) => {
+    try {
+      const path = new URL(req.url, 'http://localhost').pathname;
+      if (req.method === 'GET' && path === '/v1/models') {
+        const models = [];
+        for (let id = 0; id < 64; id++) {
+          const r = await client.api.call.inferenceApi.release(id);
+          if (r.isSome && r.unwrap().params.llm.isSome) models.push({ id: String(id), object: 'model', owned_by: 'opg' });
+        }
+        return sendJson(res, 200, { object: 'list', data: models });
+      }
+      if (req.method !== 'POST' || path !== '/v1/chat/completions') {
+        throw new HttpError(404, 'not_found', `no endpoint ${req.method} ${path} (this proxy serves /v1/chat/completions and /v1/models)`);
+      }
+      const body = await readBody(req);
+      const { response, settle } = await client.chat(body);
+      if (!settle) {
+        res.writeHead(response.status, { 'Content-Type': 'application/json' });
+        return res.end(await response.text());
+      }
+      if (body.stream && response.ok) return await relayStream(res, response, settle);
+      const answer = await response.json();
+      try {
+        settle(response.headers.get('OPG-Receipt'), answer.opg?.response, answer.choices?.[0]?.message?.content);
+      } catch (e) {
+        throw new HttpError(502, 'receipt_invalid', `the worker's receipt did not verify: ${e.message}`);
+      }
+      return sendJson(res, response.status, answer);
+    } catch (e) {
+      if (!res.headersSent) sendError(res, e);
+      else res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(Number(opts.port), '127.0.0.1', resolve));
+  console.error(`[opg-client] OpenAI-compatible proxy on http://127.0.0.1:${server.address().port}/v1`);
+  await new Promise((resolve) => {
+    process.on('SIGTERM', resolve);
+    process.on('SIGINT', resolve);
+  });
+  server.close();
+}
+
+async function chat(client) {
+  const text = positionals.slice(1).join(' ');
+  if (!text || opts.model === undefined) throw new Error('usage: opg-client chat --model ID TEXT');
+  const body = {
+    model: opts.model, messages: [{ role: 'user', content: text }],
+    max_tokens: Number(opts['max-tokens']), temperature: Number(opts.temperature),
+    ...(opts.seed !== undefined ? { seed: Number(opts.seed) } : {}),
+  };
+  const { response, settle } = await client.chat(body);
+  const answer = await response.json();
+  if (!settle) throw new Error(`HTTP ${response.status}: ${JSON.stringify(answer.error ?? answer)}`);
+  const earned = settle(response.headers.get('OPG-Receipt'), answer.opg?.response, answer.choices?.[0]?.message?.content);
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(answer.error)}`);
+  const out = { answer: answer.choices[0].message.content, usage: answer.usage, charged: earned.toString(), receiptVerified: true };
+  console.log(opts.json ? JSON.stringify(out) : `${out.answer}\n[${out.usage.prompt_tokens} + ${out.usage.completion_tokens} tokens, charged ${out.charged}, receipt verified]`);
+}
+
+async function channel(client) {
+  const action = positionals[1];
+  const release = Number(opts.model);
+  if (!['open', 'top-up', 'close', 'show'].includes(action) || !Number.isInteger(release)) {
+    throw new Error('usage: opg-client channel open|top-up|close|show --model ID [--amount OPG]');
+  }
+  const { api } = client;
+  const { channel: id } = await client.route(release, { open: action === 'open' });
+  const amount = BigInt(Math.round(Number(opts.amount ?? opts.deposit) * 1000)) * (UNIT / 1000n);
+  if (action === 'top-up') await sendFinalized(api, api.tx.inference.topUpChannel(id, amount), client.account);
+  if (action === 'close') await sendFinalized(api, api.tx.inference.closeChannel(id), client.account);
+  const record = (await api.query.inference.channels(id)).unwrap();
+  console.log(JSON.stringify({ channel: id.toString(), ...record.toHuman(), kept: client.positions[id] ?? null }));
+}
+
+function verify(api) {
+  for (const key of ['receipt', 'worker', 'request', 'response']) {
+    if (opts[key] === undefined) throw new Error(`usage: opg-client verify --receipt HEX --worker ADDRESS --request HEX --response HEX (missing --${key})`);
+  }
+  const [receipt] = api.createType('OpgSignedReceipt', opts.receipt);
+  verifyReceipt(api, opts.receipt, {
+    worker: opts.worker, channel: receipt.channel.toBigInt(), seq: receipt.seq.toBigInt(),
+    request: hexToU8a(opts.request), response: hexToU8a(opts.response),
+  });
+  console.log(JSON.stringify({ valid: true, ...receipt.toHuman() }));
+}
+
+async function main() {
+  await cryptoWaitReady();
+  const api = await ApiPromise.create({ provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: DIRECT_TYPES });
+  try {
+    const client = new Client(api, new Keyring({ type: 'sr25519' }).addFromUri(opts.account));
+    const command = positionals[0];
+    if (command === 'proxy') await proxy(client);
+    else if (command === 'chat') await chat(client);
+    else if (command === 'channel') await channel(client);
+    else if (command === 'verify') verify(api);
+    else throw new Error('usage: opg-client proxy | chat | channel | verify (see the head of opg-client.mjs)');
+  } finally {
+    await api.disconnect();
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message ?? e);
+  process.exit(1);
+});
