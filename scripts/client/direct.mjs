@@ -111,7 +111,7 @@ async function main() {
       receiptsVerified: results.length,
       paid: pay.toString(),
       burned: burn.toString(),
-      latencyMs: { min: times[0], p50: quantile(times, 0.5), max: times[times.length - 1] },
+      latencyMs: { min: times[0], p50: quantile(times, 0.5), p95: quantile(times, 0.95), max: times[times.length - 1] },
       engine: results[0]?.engine,
       deviceClass: results[0]?.device,
       outputs: results.map((r) => r.outputs),
