@@ -328,10 +328,7 @@ impl Model {
 		by_row.par_chunks_mut(chunk * t).enumerate().for_each(|(c, o)| {
 			for (i, row_out) in o.chunks_mut(t).enumerate() {
 				let r = c * chunk + i;
-				let row = &w[r * rb..(r + 1) * rb];
-				for (v, a) in row_out.iter_mut().zip(acts) {
-					*v = quant::dot_row(m.ty, row, a);
-				}
+				quant::dot_row_multi(m.ty, &w[r * rb..(r + 1) * rb], acts, row_out);
 			}
 		});
 		for r in 0..m.rows {

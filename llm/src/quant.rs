@@ -406,6 +406,42 @@ pub fn dot_row(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 	dot_row_portable(ty, row, acts)
 }
 
+/// `out[k] = dot_row(ty, row, &acts[k])` for every `k`, with the same bits: the AVX2 kernels of
+/// Q4_0, Q4_1 and Q8_0 read each weight block once for up to [`crate::simd::MULTI`] vectors.
+pub fn dot_row_multi(ty: GgmlType, row: &[u8], acts: &[Acts], out: &mut [f32]) {
+	assert_eq!(acts.len(), out.len());
+	#[cfg(target_arch = "x86_64")]
+	if crate::simd::avx2() && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+		let kernel: unsafe fn(&[u8], &[&[Q8Block]], &mut [f32]) = match ty {
+			GgmlType::Q4_0 => crate::simd::dot_q4_0_multi,
+			GgmlType::Q4_1 => crate::simd::dot_q4_1_multi,
+			_ => crate::simd::dot_q8_0_multi,
+		};
+		for (acts, out) in acts.chunks(crate::simd::MULTI).zip(out.chunks_mut(crate::simd::MULTI)) {
+			let mut ys: [&[Q8Block]; crate::simd::MULTI] = [&[]; crate::simd::MULTI];
+			let mut all_q8 = true;
+			for (y, a) in ys.iter_mut().zip(acts) {
+				match a {
+					Acts::Q8(v) => *y = v,
+					_ => all_q8 = false,
+				}
+			}
+			if !all_q8 {
+				for (o, a) in out.iter_mut().zip(acts) {
+					*o = dot_row(ty, row, a);
+				}
+				continue;
+			}
+			// SAFETY: AVX2 is present (checked above); at most MULTI vectors, as many outputs.
+			unsafe { kernel(row, &ys[..acts.len()], out) };
+		}
+		return;
+	}
+	for (o, a) in out.iter_mut().zip(acts) {
+		*o = dot_row(ty, row, a);
+	}
+}
+
 /// The portable dot product, the reference for every faster twin.
 pub fn dot_row_portable(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 	let mut sum = 0f32;

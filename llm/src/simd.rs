@@ -101,6 +101,77 @@ pub unsafe fn dot_q4_1(row: &[u8], y: &[Q8Block]) -> f32 {
 	sum
 }
 
+/// Most activation vectors one call of the `_multi` kernels takes.
+pub const MULTI: usize = 8;
+
+/// [`dot_q4_0`] of one row with each of up to [`MULTI`] activation vectors at once: a block's
+/// nibbles and scale are read once for all of them (the prompt's prefill), and each result is
+/// computed by the same operations in the same order as `dot_q4_0`, so the same bits.
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	assert!(ys.len() <= MULTI && out.len() == ys.len());
+	let ones = _mm256_set1_epi8(1);
+	let mut sums = [0f32; MULTI];
+	for (i, b) in row.chunks_exact(18).enumerate() {
+		let (x, d) = (nibbles(&b[2..18]), f16_at(b, 0));
+		for (sum, y) in sums.iter_mut().zip(ys) {
+			let y = &y[i];
+			let yv = load32(&y.qs);
+			let sumi = dot_u8_i8(x, yv) - 8 * dot_u8_i8(ones, yv);
+			*sum += sumi as f32 * (d * y.d);
+		}
+	}
+	out.copy_from_slice(&sums[..ys.len()]);
+}
+
+/// [`dot_q4_1`] of one row with each of up to [`MULTI`] activation vectors (as
+/// [`dot_q4_0_multi`]: the same bits as one at a time).
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	assert!(ys.len() <= MULTI && out.len() == ys.len());
+	let mut sums = [0f32; MULTI];
+	for (i, b) in row.chunks_exact(20).enumerate() {
+		let (x, d, m) = (nibbles(&b[4..20]), f16_at(b, 0), f16_at(b, 2));
+		for (sum, y) in sums.iter_mut().zip(ys) {
+			let y = &y[i];
+			let sumi = dot_u8_i8(x, load32(&y.qs));
+			*sum += (d * y.d) * sumi as f32 + m * y.s;
+		}
+	}
+	out.copy_from_slice(&sums[..ys.len()]);
+}
+
+/// [`dot_q8_0`] of one row with each of up to [`MULTI`] activation vectors (as
+/// [`dot_q4_0_multi`]: the same bits as one at a time).
+///
+/// # Safety
+/// The CPU has AVX2 ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q8_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	assert!(ys.len() <= MULTI && out.len() == ys.len());
+	let mut sums = [0f32; MULTI];
+	for (i, b) in row.chunks_exact(34).enumerate() {
+		// SAFETY: 32 readable bytes after the scale, unaligned load.
+		let x = unsafe { _mm256_loadu_si256(b[2..34].as_ptr().cast()) };
+		let (ax, d) = (_mm256_abs_epi8(x), f16_at(b, 0));
+		for (sum, y) in sums.iter_mut().zip(ys) {
+			let y = &y[i];
+			let sumi = dot_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), x));
+			*sum += sumi as f32 * (d * y.d);
+		}
+	}
+	out.copy_from_slice(&sums[..ys.len()]);
+}
+
 /// Q8_0 row · Q8_0 activations.
 ///
 /// # Safety
@@ -275,6 +346,30 @@ mod tests {
 					portable.to_bits(),
 					"{ty:?} seed {seed}: {fast} vs {portable}"
 				);
+			}
+		}
+	}
+
+	#[test]
+	fn many_vectors_at_once_give_the_bits_of_one_at_a_time() {
+		let n = 1024;
+		for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6_K] {
+			let row = quant::tests::block_bytes(ty, n / ty.block_len(), 3);
+			for t in [1, 2, 7, 8, 9, 19] {
+				let acts: Vec<Acts> = (0..t)
+					.map(|k| {
+						let v: Vec<f32> = (0..n)
+							.map(|i| ((i * 7919 + k * 104_729) % 2001) as f32 / 100.0 - 10.0)
+							.collect();
+						quant::quantize_acts(ty.act_kind(), &v)
+					})
+					.collect();
+				let mut many = vec![0f32; t];
+				quant::dot_row_multi(ty, &row, &acts, &mut many);
+				for (k, a) in acts.iter().enumerate() {
+					let one = quant::dot_row(ty, &row, a);
+					assert_eq!(many[k].to_bits(), one.to_bits(), "{ty:?}, {t} vectors, #{k}");
+				}
 			}
 		}
 	}
