@@ -65,6 +65,9 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub const DEFAULT_PORT: u16 = 9955;
 /// Largest request body, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
+/// Connections served at once by default: past it a new one is answered 503 and closed, so a
+/// flood of connections cannot take the worker's memory or file descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
 /// Header of a request's voucher.
 pub const VOUCHER_HEADER: &str = "opg-voucher";
 /// Header of an answer's receipt.
@@ -77,6 +80,8 @@ pub struct ApiConfig {
 	pub listen: SocketAddr,
 	/// Longest a request's model may run.
 	pub budget: Duration,
+	/// Connections served at once ([`MAX_CONNECTIONS`]).
+	pub max_connections: usize,
 }
 
 /// A refusal, as the client sees it.
@@ -768,6 +773,8 @@ pub async fn serve<C: Chain>(
 	shutdown: impl Future<Output = ()>,
 ) {
 	tokio::pin!(shutdown);
+	let connections = Arc::new(tokio::sync::Semaphore::new(api.config.max_connections.max(1)));
+	let refusals = Arc::new(tokio::sync::Semaphore::new(api.config.max_connections.clamp(1, 64)));
 	loop {
 		let (stream, peer) = tokio::select! {
 			_ = &mut shutdown => break,
@@ -780,8 +787,22 @@ pub async fn serve<C: Chain>(
 				},
 			},
 		};
+		let Ok(permit) = connections.clone().try_acquire_owned() else {
+			tracing::debug!(target: "inference", %peer, "HTTP API at its connection limit");
+			// A short answer, and a graceful close (what the client sent is read, so that it
+			// gets the answer rather than a reset), by a bounded number of tasks; past them
+			// the connection is dropped.
+			if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+				tokio::spawn(async move {
+					let _refusal = refusal;
+					refuse_connection(stream).await;
+				});
+			}
+			continue;
+		};
 		let api = api.clone();
 		tokio::spawn(async move {
+			let _permit = permit;
 			let service = hyper::service::service_fn(move |req| {
 				let api = api.clone();
 				async move { Ok::<_, Infallible>(api.handle(req).await) }
@@ -798,4 +819,37 @@ pub async fn serve<C: Chain>(
 			}
 		});
 	}
+}
+
+/// Answers a connection over the limit with a 503 and closes it: the answer, the end of what
+/// we send, then what the client sent is read and dropped (at most 64 KiB, one second).
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+	use tokio::io::{AsyncReadExt, AsyncWriteExt};
+	let body = ApiError::new(
+		503,
+		"too_many_connections",
+		"the worker serves as many connections as it takes: retry shortly",
+	)
+	.body()
+	.to_string();
+	let head = format!(
+		"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \
+		 {}\r\nconnection: close\r\n\r\n",
+		body.len()
+	);
+	let drain = async {
+		stream.write_all(head.as_bytes()).await?;
+		stream.write_all(body.as_bytes()).await?;
+		stream.shutdown().await?;
+		let mut sink = [0u8; 4096];
+		let mut read = 0;
+		while read < 64 * 1024 {
+			match stream.read(&mut sink).await? {
+				0 => break,
+				n => read += n,
+			}
+		}
+		Ok::<_, std::io::Error>(())
+	};
+	let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }

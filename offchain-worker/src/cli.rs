@@ -177,6 +177,7 @@ impl WorkerParams {
 		Some(crate::api::ApiConfig {
 			listen: (ip, self.inference_api_port).into(),
 			budget: std::time::Duration::from_secs(self.max_execution_secs),
+			max_connections: crate::api::MAX_CONNECTIONS,
 		})
 	}
 

@@ -55,6 +55,8 @@ struct State {
 	/// Endpoints on chain, and the URL the worker is started to advertise.
 	endpoints: HashMap<AccountId, Vec<u8>>,
 	advertise: Option<String>,
+	/// The API's connection limit, when a test sets one.
+	max_connections: Option<usize>,
 }
 
 struct MockChain {
@@ -293,8 +295,11 @@ async fn start_with(change: impl FnOnce(&mut State, &std::path::Path)) -> Server
 	)
 	.unwrap();
 	let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-	let config =
-		ApiConfig { listen: listener.local_addr().unwrap(), budget: Duration::from_secs(30) };
+	let config = ApiConfig {
+		listen: listener.local_addr().unwrap(),
+		budget: Duration::from_secs(30),
+		max_connections: chain.state.lock().unwrap().max_connections.unwrap_or(64),
+	};
 	let url = format!("http://{}", config.listen);
 	let ledger = Arc::new(Ledger::open(&dir.path().join("channels"), account("//Alice")).unwrap());
 	let mut worker = worker.with_channels(ledger.clone(), REDEEM_EVERY);
@@ -882,4 +887,23 @@ async fn the_worker_advertises_its_endpoint_until_the_chain_holds_it() {
 	}
 	server.head(40, 2).await;
 	server.head(60, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_connection_limit_the_api_answers_503_and_serves_again_once_one_closes() {
+	let server = start_with(|state, _| state.max_connections = Some(2)).await;
+	let address = server.url.trim_start_matches("http://").to_owned();
+	// Two clients connect and send nothing.
+	let idle: Vec<std::net::TcpStream> =
+		(0..2).map(|_| std::net::TcpStream::connect(&address).unwrap()).collect();
+	tokio::time::sleep(Duration::from_millis(200)).await;
+	let models = format!("{}/v1/models", server.url);
+	let refused = call("GET", models.clone(), None, None).await;
+	assert_eq!(refused.status, 503, "{}", refused.body);
+	assert_eq!(refused.body["error"]["code"], "too_many_connections");
+	// One goes away: its place is free again.
+	drop(idle);
+	tokio::time::sleep(Duration::from_millis(200)).await;
+	let served = call("GET", models, None, None).await;
+	assert_eq!(served.status, 200, "{}", served.body);
 }
