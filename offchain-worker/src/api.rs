@@ -350,14 +350,10 @@ impl<C: Chain> Api<C> {
 		let (_, budget) = check_chat_request(&input, &spec)
 			.map_err(|e| refuse(chat_refusal(e, &completion.request, spec.context_length)))?;
 		// The most the request can cost: what the voucher must cover, as a job's escrow would.
+		type Market = pallet_inference::Pallet<opg_runtime::Runtime>;
+		let most = Market::max_charge(&worker, Some(budget));
 		let prices = worker.token_prices;
-		let token_charge = move |usage: TokenUsage| {
-			pallet_inference::Pallet::<opg_runtime::Runtime>::token_charge(&prices, usage)
-		};
-		let most = worker.price.saturating_add(token_charge(TokenUsage {
-			prompt: budget.prompt,
-			completion: budget.completion,
-		}));
+		let token_charge = move |usage: TokenUsage| Market::token_charge(&prices, usage);
 		// What an answer earns: the price and its tokens (within the budget); a failed one the
 		// price alone.
 		let earned = move |response: Option<&ChatResponse>| match response {
@@ -427,19 +423,19 @@ impl<C: Chain> Api<C> {
 				api.runner.run_streaming(release, input.clone(), api.config.budget, Some(text));
 			tokio::pin!(run);
 			let mut sent = String::new();
+			let mut forward = |piece: String| {
+				send(&chunk(json!({ "content": piece }), Value::Null));
+				sent.push_str(&piece);
+			};
 			let answer = loop {
 				tokio::select! {
 					biased;
-					Some(piece) = pieces.recv() => {
-						send(&chunk(json!({ "content": piece }), Value::Null));
-						sent.push_str(&piece);
-					},
+					Some(piece) = pieces.recv() => forward(piece),
 					answer = &mut run => break answer,
 				}
 			};
 			while let Ok(piece) = pieces.try_recv() {
-				send(&chunk(json!({ "content": piece }), Value::Null));
-				sent.push_str(&piece);
+				forward(piece);
 			}
 			api.ledger.finish(admission);
 			let (bytes, outcome) = chat_outcome(answer);
@@ -463,18 +459,13 @@ impl<C: Chain> Api<C> {
 					last["opg"] = opg_field(&signed, &bytes, earned);
 					send(&last);
 				},
-				(signed, outcome) => {
-					let e = match (outcome, &signed) {
-						(Err(e), _) => e,
-						(Ok(_), Err(e)) => e.clone(),
-						(Ok(_), Ok(_)) => unreachable!("matched above"),
-					};
+				(Ok(signed), Err(e)) => {
 					let mut event = e.body();
-					if let Ok(signed) = &signed {
-						event["opg"] = json!({ "receipt": hex::to_hex(&signed.encode(), false) });
-					}
+					event["opg"] = json!({ "receipt": hex::to_hex(&signed.encode(), false) });
 					send(&event);
 				},
+				// Not signed: the model's error if it failed, else the signing error.
+				(Err(signing), outcome) => send(&outcome.err().unwrap_or(signing).body()),
 			}
 			let _ = frames.send(Bytes::from_static(b"data: [DONE]\n\n"));
 		});
