@@ -6,6 +6,8 @@
 //! - `POST /v1/infer`: a tensor release's model on JSON tensors: `{"model": "<release id>",
 //!   "inputs": [{"elem": "F32", "shape": [1, 4], "values": [..]}]}`; the answer is `{"model",
 //!   "outputs": [..], "opg": {"receipt": "0x.."}}`.
+//! - `POST /v1/embeddings`: a text-encoder release on token ids, OpenAI's request and response
+//!   ([`embeddings`]); `opg.response` is the hex of the SCALE output tensors the receipt is over.
 //! - `POST /v1/chat/completions`: an LLM release, OpenAI's request and response ([`openai`]),
 //!   `stream: true` as server-sent events whose last chunk carries the usage and the receipt. The
 //!   answer's `opg.response` is the hex of the SCALE [`ChatResponse`] the receipt is over.
@@ -53,6 +55,7 @@ use crate::{
 	channels::{
 		sign_receipt, Admission, Charge, Ledger, LedgerError, SignedReceipt, SignedVoucher,
 	},
+	embeddings,
 	json::{tensor_from_json, tensor_to_json, JsonTensor},
 	openai,
 	worker::{Runner, Worker},
@@ -172,11 +175,12 @@ impl<C: Chain> Api<C> {
 		let result = match (req.method(), path.as_str()) {
 			(&Method::GET, "/v1/models") => self.models().await,
 			(&Method::POST, "/v1/infer") => self.infer(req).await,
+			(&Method::POST, "/v1/embeddings") => self.embeddings(req).await,
 			(&Method::POST, "/v1/chat/completions") => match self.clone().chat(req).await {
 				Ok(response) => return response,
 				Err(e) => Err(e),
 			},
-			(_, "/v1/models" | "/v1/infer" | "/v1/chat/completions") => Err((
+			(_, "/v1/models" | "/v1/infer" | "/v1/embeddings" | "/v1/chat/completions") => Err((
 				ApiError::new(405, "method_not_allowed", format!("{path} takes another method")),
 				None,
 			)),
@@ -217,12 +221,21 @@ impl<C: Chain> Api<C> {
 				.filter(|m| release.params.modes.contains(*m) && worker.modes.contains(*m))
 				.map(|m| format!("{m:?}"))
 				.collect();
+			let params = &release.params;
+			let endpoint = if params.llm.is_some() {
+				"/v1/chat/completions"
+			} else if embeddings::encoder_dimension(&params.inputs, &params.outputs).is_ok() {
+				"/v1/embeddings"
+			} else {
+				"/v1/infer"
+			};
 			data.push(json!({
 				"id": id.to_string(),
 				"object": "model",
 				"owned_by": "opg",
 				"opg": {
 					"release": id,
+					"endpoint": endpoint,
 					"version": String::from_utf8_lossy(&release.params.version),
 					"format": format!("{:?}", release.params.format),
 					"modes": modes,
@@ -253,10 +266,78 @@ impl<C: Chain> Api<C> {
 			.map(tensor_from_json)
 			.collect::<Result<Vec<Tensor>, _>>()
 			.map_err(|e| refuse(ApiError::new(400, "invalid_input", e)))?;
-		let input = tensors.encode();
-
 		let at = self.chain.finalized().await.map_err(|e| refuse(ApiError::chain(e)))?;
 		let (release, worker) = self.served_release(at, id).await.map_err(refuse)?;
+		let (outputs, signed) =
+			self.run_tensors(at, id, release, worker, voucher, &tensors).await?;
+		Ok((
+			json!({
+				"object": "opg.infer",
+				"model": id.to_string(),
+				"outputs": outputs.iter().map(tensor_to_json).collect::<Vec<_>>(),
+				"opg": { "receipt": hex::to_hex(&signed.encode(), false) },
+			}),
+			Some(signed),
+		))
+	}
+
+	/// `POST /v1/embeddings`: a text-encoder release on token ids ([`embeddings`]), checked,
+	/// admitted and run like `/v1/infer`; the answer is OpenAI's, with the receipt and the
+	/// canonical output it is over in `opg`.
+	async fn embeddings(&self, req: Request<Incoming>) -> Reply {
+		let refuse = |e: ApiError| (e, None);
+		let voucher = voucher_of(&req).map_err(refuse)?;
+		let body = read_body(req).await.map_err(refuse)?;
+		let request = embeddings::parse_embeddings(&body)
+			.map_err(|r| refuse(ApiError::new(400, r.code, r.message)))?;
+		let id = release_id(&request.model).map_err(refuse)?;
+		let at = self.chain.finalized().await.map_err(|e| refuse(ApiError::chain(e)))?;
+		let (release, worker) = self.served_release(at, id).await.map_err(refuse)?;
+		let (inputs, outputs) = (&release.params.inputs, &release.params.outputs);
+		let dim = embeddings::encoder_dimension(inputs, outputs).map_err(|why| {
+			refuse(ApiError::new(
+				400,
+				"wrong_endpoint",
+				format!("release {id} is not a text encoder: {why}; use /v1/infer"),
+			))
+		})?;
+		if let Some(asked) = request.dimensions.filter(|d| *d != dim as u64) {
+			return Err(refuse(ApiError::new(
+				400,
+				"unsupported_parameter",
+				match dim {
+					0 => format!("`dimensions` {asked}: release {id} does not declare its size"),
+					_ => format!(
+						"`dimensions` {asked}: release {id} gives {dim} and does not shorten them"
+					),
+				},
+			)));
+		}
+		let (tensors, tokens) = embeddings::encoder_inputs(&request.rows, inputs)
+			.map_err(|r| refuse(ApiError::new(400, r.code, r.message)))?;
+		let price = worker.price;
+		let (outputs, signed) =
+			self.run_tensors(at, id, release, worker, voucher, &tensors).await?;
+		let mut answer =
+			embeddings::embeddings_body(&outputs, request.rows.len(), tokens, request.base64)
+				.map_err(|m| (ApiError::new(500, "bad_output", m), Some(signed.clone())))?;
+		answer["model"] = json!(id.to_string());
+		answer["opg"] = opg_field(&signed, &outputs.encode(), price);
+		Ok((answer, Some(signed)))
+	}
+
+	/// Runs a tensor release on `tensors` once the voucher admits them: the outputs and the
+	/// receipt over them. A refusal after admission carries the receipt (over the error).
+	async fn run_tensors(
+		&self,
+		at: H256,
+		id: ReleaseId,
+		release: Release,
+		worker: WorkerRecord,
+		voucher: SignedVoucher,
+		tensors: &[Tensor],
+	) -> Result<(Vec<Tensor>, SignedReceipt), (ApiError, Option<SignedReceipt>)> {
+		let refuse = |e: ApiError| (e, None);
 		if release.params.format == ModelFormat::Gguf {
 			return Err(refuse(ApiError::new(
 				400,
@@ -264,6 +345,7 @@ impl<C: Chain> Api<C> {
 				format!("release {id} is an LLM: use /v1/chat/completions"),
 			)));
 		}
+		let input = tensors.encode();
 		check_tensors(&input, &release.params.inputs).map_err(|e| {
 			refuse(ApiError::new(
 				400,
@@ -278,11 +360,7 @@ impl<C: Chain> Api<C> {
 		let (response_bytes, outcome) = match answer {
 			Answer::Output { output, .. } => {
 				let outputs = Vec::<Tensor>::decode(&mut &output[..]).map_err(|e| {
-					refuse(ApiError::new(
-						500,
-						"bad_output",
-						format!("the output does not decode: {e}"),
-					))
+					ApiError::new(500, "bad_output", format!("the output does not decode: {e}"))
 				});
 				(output, outputs)
 			},
@@ -297,24 +375,15 @@ impl<C: Chain> Api<C> {
 						ApiError::new(503, "model_unavailable", "the model file is not available"),
 					_ => ApiError::new(500, "execution_failed", "the model failed on this input"),
 				};
-				((b"opg/error", reason).encode(), Err((e, None)))
+				((b"opg/error", reason).encode(), Err(e))
 			},
 		};
 		let signed = self
 			.receipt(admission, id, &input, &response_bytes, admission.reserved)
 			.map_err(refuse)?;
-		let receipt_hex = hex::to_hex(&signed.encode(), false);
 		match outcome {
-			Ok(outputs) => Ok((
-				json!({
-					"object": "opg.infer",
-					"model": id.to_string(),
-					"outputs": outputs.iter().map(tensor_to_json).collect::<Vec<_>>(),
-					"opg": { "receipt": receipt_hex },
-				}),
-				Some(signed),
-			)),
-			Err((e, _)) => Err((e, Some(signed))),
+			Ok(outputs) => Ok((outputs, signed)),
+			Err(e) => Err((e, Some(signed))),
 		}
 	}
 
@@ -336,7 +405,7 @@ impl<C: Chain> Api<C> {
 			return Err(refuse(ApiError::new(
 				400,
 				"wrong_endpoint",
-				format!("release {id} is a tensor model: use /v1/infer"),
+				format!("release {id} is not an LLM: use /v1/infer (or /v1/embeddings)"),
 			)));
 		}
 		let Some(spec) = release.params.llm.clone() else {

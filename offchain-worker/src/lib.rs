@@ -14,6 +14,7 @@ pub mod api;
 pub mod chain;
 pub mod channels;
 pub mod cli;
+pub mod embeddings;
 pub mod journal;
 pub mod json;
 pub mod llm;

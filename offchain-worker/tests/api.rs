@@ -907,3 +907,222 @@ async fn past_its_connection_limit_the_api_answers_503_and_serves_again_once_one
 	let served = call("GET", models, None, None).await;
 	assert_eq!(served.status, 200, "{}", served.body);
 }
+
+/// The text-encoder release: paraphrase-MiniLM-L3-v2 (the dev chain's preset, linked from the
+/// test cache) as release 4, served by Alice at `PRICE`; Bob's Vanilla channel 8 to it.
+const ENCODER: ReleaseId = 4;
+
+fn with_encoder(state: &mut State, dir: &std::path::Path) {
+	let cached = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models/paraphrase-MiniLM-L3-v2.embed.onnx");
+	assert!(
+		cached.exists(),
+		"{} is missing: scripts/lib/encoder-model.sh fetches it",
+		cached.display()
+	);
+	let file = dir.join("minilm.onnx");
+	std::fs::hard_link(&cached, &file)
+		.or_else(|_| std::fs::copy(&cached, &file).map(|_| ()))
+		.unwrap();
+	let bytes = std::fs::read(&file).unwrap();
+	let ids = |name: &str| TensorSpec {
+		name: name.as_bytes().to_vec().try_into().unwrap(),
+		elem: ElemType::I64,
+		shape: vec![0, 0].try_into().unwrap(),
+	};
+	let mut release = state.releases[&RELEASE].clone();
+	release.params.artifact = blake2_256(&bytes);
+	release.params.artifact_size = bytes.len() as u64;
+	release.params.source_uri =
+		format!("file://{}", file.display()).into_bytes().try_into().unwrap();
+	release.params.inputs = vec![ids("input_ids"), ids("attention_mask")].try_into().unwrap();
+	release.params.outputs = vec![spec("sentence_embedding", &[0, 384])].try_into().unwrap();
+	state.releases.insert(ENCODER, release);
+	state.workers.get_mut(&account("//Alice")).unwrap().releases =
+		vec![RELEASE, ENCODER].try_into().unwrap();
+	let mut encoder_channel = channel(VerificationMode::Vanilla, 10_000);
+	encoder_channel.release = ENCODER;
+	state.channels.insert(8, encoder_channel);
+}
+
+/// The reference's padded batch (four texts, WordPiece ids of the tokenizers library) and
+/// onnxruntime's embeddings of it.
+fn reference_batch() -> (Vec<Vec<i64>>, Vec<u8>, Vec<Vec<f32>>) {
+	let reference: Value = serde_json::from_str(include_str!("encoder-reference.json")).unwrap();
+	let case = &reference["cases"][4];
+	let padded: Vec<Vec<i64>> = serde_json::from_value(case["input_ids"].clone()).unwrap();
+	let mask: Vec<Vec<i64>> = serde_json::from_value(case["attention_mask"].clone()).unwrap();
+	let rows = padded
+		.iter()
+		.zip(&mask)
+		.map(|(ids, mask)| {
+			ids.iter().zip(mask).filter(|(_, m)| **m == 1).map(|(i, _)| *i).collect()
+		})
+		.collect();
+	let tensor = |rows: &Vec<Vec<i64>>| Tensor {
+		elem: ElemType::I64,
+		shape: vec![rows.len() as u32, rows[0].len() as u32],
+		data: rows.iter().flatten().flat_map(|x| x.to_le_bytes()).collect(),
+	};
+	let canonical = vec![tensor(&padded), tensor(&mask)].encode();
+	let want = serde_json::from_value(case["embeddings"]["fp32"].clone()).unwrap();
+	(rows, canonical, want)
+}
+
+async fn embed(server: &Server, voucher: Option<String>, body: Value) -> Reply {
+	call("POST", format!("{}/v1/embeddings", server.url), voucher, Some(body.to_string())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_of_token_ids_are_onnxruntimes_with_a_receipt_over_the_padded_batch() {
+	let server = start_with(with_encoder).await;
+	let (rows, canonical, want) = reference_batch();
+	let burn = fee(canonical.len() as u32);
+	let body = json!({ "model": "4", "input": rows });
+	let reply = embed(&server, Some(voucher("//Bob", 8, 1, PRICE, burn, &canonical)), body).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	assert_eq!(reply.body["object"], "list");
+	assert_eq!(reply.body["model"], "4");
+	let tokens: usize = rows.iter().map(Vec::len).sum();
+	assert_eq!(reply.body["usage"], json!({ "prompt_tokens": tokens, "total_tokens": tokens }));
+
+	// The receipt is over the padded id tensors the client built, and the output given.
+	let receipt = reply.receipt.unwrap();
+	assert!(verify_receipt(&receipt, GENESIS, &account("//Alice")));
+	let r = &receipt.receipt;
+	assert_eq!((r.channel, r.seq, r.release), (8, 1, ENCODER));
+	assert_eq!(r.request_hash, payload_hash(&canonical));
+	let opg = &reply.body["opg"];
+	let response = hex::from_hex(opg["response"].as_str().unwrap()).unwrap();
+	assert_eq!(r.response_hash, payload_hash(&response));
+	assert_eq!(opg["charged"], PRICE.to_string());
+	let outputs = Vec::<Tensor>::decode(&mut &response[..]).unwrap();
+	assert_eq!(outputs[0].shape, vec![4, 384]);
+	let signed: Vec<f32> = outputs[0]
+		.data
+		.chunks_exact(4)
+		.map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+		.collect();
+
+	// Each vector is the signed output's row, and onnxruntime's within tolerance.
+	let data = reply.body["data"].as_array().unwrap();
+	assert_eq!(data.len(), 4);
+	for (i, item) in data.iter().enumerate() {
+		assert_eq!(
+			(item["object"].as_str(), item["index"].as_u64()),
+			(Some("embedding"), Some(i as u64))
+		);
+		let got: Vec<f32> = serde_json::from_value(item["embedding"].clone()).unwrap();
+		assert_eq!(got, signed[i * 384..][..384]);
+		for (g, w) in got.iter().zip(&want[i]) {
+			assert!((g - w).abs() <= 1e-4 + 1e-3 * w.abs(), "row {i}: got {g}, onnxruntime {w}");
+		}
+	}
+
+	// base64, as OpenAI's Python client asks by default: the same bits; `dimensions` equal to
+	// the release's is taken.
+	let one = vec![rows[0].clone()];
+	let (tensors, _) =
+		opg_worker::embeddings::encoder_inputs(&one, &server_release_inputs()).unwrap();
+	let second = tensors.encode();
+	let body =
+		json!({ "model": 4, "input": rows[0], "encoding_format": "base64", "dimensions": 384 });
+	let pay = 2 * PRICE;
+	let reply = embed(
+		&server,
+		Some(voucher("//Bob", 8, 2, pay, burn + fee(second.len() as u32), &second)),
+		body,
+	)
+	.await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	use base64::Engine;
+	let packed = base64::engine::general_purpose::STANDARD
+		.decode(reply.body["data"][0]["embedding"].as_str().unwrap())
+		.unwrap();
+	let alone: Vec<f32> = packed
+		.chunks_exact(4)
+		.map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+		.collect();
+	for (g, w) in alone.iter().zip(&want[0]) {
+		assert!((g - w).abs() <= 1e-4 + 1e-3 * w.abs(), "alone: got {g}, onnxruntime {w}");
+	}
+	assert_eq!(server.api.ledger().to_redeem()[0].0.voucher.seq, 2);
+
+	// The model list says which endpoint serves each release.
+	let models = call("GET", format!("{}/v1/models", server.url), None, None).await;
+	let endpoints: Vec<(&str, &str)> = models.body["data"]
+		.as_array()
+		.unwrap()
+		.iter()
+		.map(|m| (m["id"].as_str().unwrap(), m["opg"]["endpoint"].as_str().unwrap()))
+		.collect();
+	assert_eq!(endpoints, vec![("0", "/v1/infer"), ("4", "/v1/embeddings")]);
+}
+
+/// The encoder release's input specs, as the tests' state declares them.
+fn server_release_inputs(
+) -> Vec<TensorSpec<polkadot_sdk::sp_core::ConstU32<64>, polkadot_sdk::sp_core::ConstU32<8>>> {
+	let dir = tempfile::tempdir().unwrap();
+	let mut state = state(dir.path());
+	with_encoder(&mut state, dir.path());
+	state.releases[&ENCODER].params.inputs.to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_embeddings_request_gets_its_error_and_changes_nothing() {
+	let server = start_with(with_encoder).await;
+	let (rows, canonical, _) = reference_batch();
+	let burn = fee(canonical.len() as u32);
+	let good = || Some(voucher("//Bob", 8, 1, PRICE, burn, &canonical));
+	let with = |key: &str, value: Value| {
+		let mut body = json!({ "model": "4", "input": rows });
+		body[key] = value;
+		body
+	};
+
+	assert_error(&embed(&server, None, with("user", json!("x"))).await, 402, "voucher_required");
+	let text = with("input", json!(["The cat sits outside."]));
+	assert_error(&embed(&server, good(), text).await, 400, "text_input_unsupported");
+	assert_error(&embed(&server, good(), with("input", json!([[]]))).await, 400, "invalid_input");
+	assert_error(&embed(&server, good(), with("input", json!([-1]))).await, 400, "invalid_input");
+	let over = vec![vec![101]; opg_worker::embeddings::MAX_INPUTS + 1];
+	assert_error(&embed(&server, good(), with("input", json!(over))).await, 400, "invalid_input");
+	assert_error(
+		&embed(&server, good(), with("dimensions", json!(128))).await,
+		400,
+		"unsupported_parameter",
+	);
+	assert_error(
+		&embed(&server, good(), with("encoding_format", json!("int8"))).await,
+		400,
+		"invalid_parameter",
+	);
+	assert_error(&embed(&server, good(), with("model", json!("9"))).await, 404, "model_not_found");
+	// The demo MLP is not a text encoder; the encoder is not an LLM.
+	let demo = Some(voucher("//Bob", 5, 1, PRICE, burn, &canonical));
+	assert_error(&embed(&server, demo, with("model", json!("0"))).await, 400, "wrong_endpoint");
+	let chat = json!({ "model": "4", "messages": [{ "role": "user", "content": "hi" }] });
+	let reply =
+		call("POST", format!("{}/v1/chat/completions", server.url), good(), Some(chat.to_string()))
+			.await;
+	assert_error(&reply, 400, "wrong_endpoint");
+	// The voucher must be over the padded batch the worker builds, and pay the price.
+	let unpadded = Some(voucher("//Bob", 8, 1, PRICE, burn, &rows.encode()));
+	assert_error(
+		&embed(&server, unpadded, with("user", json!("x"))).await,
+		400,
+		"request_hash_mismatch",
+	);
+	let short = Some(voucher("//Bob", 8, 1, PRICE - 1, burn, &canonical));
+	assert_error(&embed(&server, short, with("user", json!("x"))).await, 402, "short_payment");
+	assert_error(
+		&call("GET", format!("{}/v1/embeddings", server.url), None, None).await,
+		405,
+		"method_not_allowed",
+	);
+
+	// Nothing was recorded: the first good voucher is still seq 1.
+	assert!(server.api.ledger().to_redeem().is_empty());
+	let reply = embed(&server, good(), with("user", json!("x"))).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+}
