@@ -1,11 +1,14 @@
 // opg-client: the direct path for scripts and for unchanged OpenAI clients.
 //
 //   node opg-client.mjs proxy [--port 8088] [--worker ADDRESS] [--api URL]
-//       An OpenAI-compatible endpoint on localhost: each request is paid by a voucher on a
-//       channel to the worker (opened on first use with --deposit OPG), forwarded, and
-//       answered only once its receipt verifies. `openai.OpenAI(base_url="http://127.0.0.1:8088/v1",
+//       An OpenAI-compatible endpoint on localhost (/v1/chat/completions, /v1/embeddings,
+//       /v1/models): each request is paid by a voucher on a channel to the worker (opened on
+//       first use with --deposit OPG), forwarded, and answered only once its receipt verifies;
+//       texts for a text encoder are tokenized here (--tokenizer). `openai.OpenAI(base_url="http://127.0.0.1:8088/v1",
 //       api_key="unused")` then runs against OPG; `model` is a release id.
 //   node opg-client.mjs chat --model ID [--max-tokens N --temperature T --seed S --stream] TEXT
+//   node opg-client.mjs embed --model ID TEXT [TEXT ...]   (a text-encoder release; texts are
+//       tokenized here with --tokenizer FILE, BERT's WordPiece tokenizer.json by default)
 //   node opg-client.mjs channel open|top-up|close|show --model ID [--worker ADDRESS --amount OPG]
 //   node opg-client.mjs verify --receipt HEX --worker ADDRESS --request HEX --response HEX
 //
@@ -28,6 +31,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { DIRECT_TYPES, UNIT, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
+import { loadWordPiece } from './wordpiece.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,6 +53,7 @@ const { values: opts, positionals } = parseArgs({
     request: { type: 'string' },
     response: { type: 'string' },
     json: { type: 'boolean', default: false },
+    tokenizer: { type: 'string', default: join(homedir(), '.cache/opg/models/bert-base-uncased.tokenizer.json') },
   },
 });
 
@@ -57,6 +62,8 @@ const { values: opts, positionals } = parseArgs({
 const DEFAULT_MAX_TOKENS = 256;
 const DEFAULT_REPEAT_LAST_N = 64;
 const MAX_BODY = 1 << 20;
+// Most inputs of one embeddings request (the worker's offchain-worker/src/embeddings.rs).
+const MAX_EMBED_INPUTS = 256;
 
 class HttpError extends Error {
   constructor(status, code, message) {
@@ -75,6 +82,58 @@ function contentText(content, at) {
     return content.map((p) => p.text).join('');
   }
   throw new HttpError(400, 'unsupported_content', `messages[${at}]: only text content is supported`);
+}
+
+// A text-encoder release (offchain-worker/src/embeddings.rs): token-id inputs (`input_ids`,
+// optionally `attention_mask` and `token_type_ids`, int64 or int32 [batch, tokens]) and one
+// f32 [batch, dim] output.
+const ID_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'];
+function isEncoder(specs, outputs) {
+  return specs.some((s) => s.name === 'input_ids')
+    && specs.every((s) => ID_INPUTS.includes(s.name) && ['I64', 'I32'].includes(s.elem) && s.rank === 2)
+    && outputs.length === 1 && outputs[0].elem.toString() === 'F32' && outputs[0].shape.length === 2;
+}
+
+// The release's input tensors for `rows` of token ids, as the worker builds them: in the
+// release's input order, shorter rows padded on the right with id 0 and mask 0.
+function encoderTensors(rows, specs) {
+  const width = Math.max(...rows.map((r) => r.length));
+  if (rows.some((r) => r.length !== width) && !specs.some((s) => s.name === 'attention_mask')) {
+    throw new HttpError(400, 'invalid_input', 'this release has no attention_mask to pad with: send inputs of one length');
+  }
+  return specs.map((spec) => {
+    const values = rows.flatMap((row) => Array.from({ length: width }, (_, at) => {
+      if (spec.name === 'input_ids') return at < row.length ? row[at] : 0;
+      if (spec.name === 'attention_mask') return at < row.length ? 1 : 0;
+      return 0;
+    }));
+    const data = spec.elem === 'I32' ? new Int32Array(values) : new BigInt64Array(values.map(BigInt));
+    return { elem: spec.elem, shape: [rows.length, width], data: u8aToHex(new Uint8Array(data.buffer)) };
+  });
+}
+
+// BERT's WordPiece, read once from --tokenizer, for texts sent to a text encoder.
+let wordPiece;
+const tokenizer = () => {
+  wordPiece ??= loadWordPiece(opts.tokenizer);
+  return wordPiece;
+};
+
+// Checks that an embeddings answer's vectors are the receipt's response: the SCALE output
+// tensors, one f32 [rows, dim].
+function checkEmbeddings(api, responseBytes, answer) {
+  const [out] = api.createType('Vec<OpgTensor>', responseBytes);
+  const raw = out.data.toU8a(true);
+  const [rows, dim] = out.shape.map((d) => d.toNumber());
+  const floats = new Float32Array(raw.slice().buffer);
+  if (out.elem.toString() !== 'F32' || answer.data?.length !== rows) throw new Error('the answer is not the receipt\'s output');
+  answer.data.forEach((item, i) => {
+    const row = raw.subarray(i * dim * 4, (i + 1) * dim * 4);
+    const same = typeof item.embedding === 'string'
+      ? Buffer.from(item.embedding, 'base64').equals(Buffer.from(row))
+      : item.embedding.length === dim && item.embedding.every((v, j) => Math.fround(v) === floats[i * dim + j]);
+    if (!same) throw new Error(`embedding ${i} is not the receipt's output`);
+  });
 }
 
 const ROLES = { system: 'System', developer: 'System', user: 'User', assistant: 'Assistant' };
@@ -244,9 +303,67 @@ class Client {
     const cost = (prompt, completion) => price + (prices.prompt * prompt + prices.completion * completion) / 1000n;
     const most = cost(promptBound, BigInt(maxTokens));
     const bytes = request.toU8a();
-    const fee = (await this.api.call.inferenceApi.verificationFee('Vanilla', bytes.length)).toBigInt();
-    const channel = route.channel;
+    const { response, settle } = await this.send(route, '/v1/chat/completions', forward, bytes, { most, failed: price });
+    if (!settle) return { response, settle };
+    return {
+      response,
+      settle: (receiptHex, responseHex, text) => settle(receiptHex, responseHex, (responseBytes) => {
+        const chat = this.api.createType('OpgChatResponse', responseBytes);
+        if (text !== undefined && chat.text.toUtf8() !== text) throw new Error('the text is not the receipt\'s response');
+        const min = (a, b) => (a < b ? a : b);
+        return cost(min(chat.promptTokens.toBigInt(), promptBound), min(chat.completionTokens.toBigInt(), BigInt(maxTokens)));
+      }),
+    };
+  }
 
+  /**
+   * Sends one embeddings request to a text-encoder release: texts are tokenized here (the
+   * voucher signs the padded id tensors, built as the worker builds them), token ids pass.
+   * Returns { response, settle(receiptHex, responseHex, answer) } like `chat`.
+   */
+  async embed(body) {
+    const release = Number(body.model);
+    if (!Number.isInteger(release) || release < 0) throw new HttpError(400, 'invalid_model', '`model` is a release id, e.g. "3"');
+    const info = await this.api.call.inferenceApi.release(release);
+    const specs = info.isSome ? info.unwrap().params.inputs.map((t) => ({ name: t.name.toUtf8(), elem: t.elem.toString(), rank: t.shape.length })) : [];
+    const outputs = info.isSome ? info.unwrap().params.outputs : [];
+    if (!isEncoder(specs, outputs)) throw new HttpError(404, 'model_not_found', `release ${release} is not a text-encoder release`);
+    const input = body.input;
+    const items = typeof input === 'string' || (Array.isArray(input) && typeof input[0] === 'number') ? [input] : input;
+    if (!Array.isArray(items) || items.length === 0 || items.length > MAX_EMBED_INPUTS) {
+      throw new HttpError(400, 'invalid_input', `\`input\` is a text, token ids, or an array of 1..=${MAX_EMBED_INPUTS} of them`);
+    }
+    const rows = items.map((item, at) => {
+      if (typeof item === 'string') return tokenizer().encode(item);
+      if (Array.isArray(item) && item.length > 0 && item.every((id) => Number.isSafeInteger(id) && id >= 0)) return item;
+      throw new HttpError(400, 'invalid_input', `input[${at}] is a text or a non-empty array of token ids`);
+    });
+    const request = this.api.createType('Vec<OpgTensor>', encoderTensors(rows, specs));
+    const bytes = request.toU8a();
+    const route = await this.route(release);
+    const price = (await this.api.call.inferenceApi.worker(route.worker)).unwrap().price.toBigInt();
+    const forward = { ...body, input: rows };
+    const { response, settle } = await this.send(route, '/v1/embeddings', forward, bytes, { most: price, failed: price });
+    if (!settle) return { response, settle };
+    return {
+      response,
+      settle: (receiptHex, responseHex, answer) => settle(receiptHex, responseHex, (responseBytes) => {
+        if (answer) checkEmbeddings(this.api, responseBytes, answer);
+        return price;
+      }),
+    };
+  }
+
+  /**
+   * Sends `forward` to the worker's `path` with the next voucher of the route's channel, for
+   * the request `bytes` (canonical), paying up to `most` (`failed` for an error answer). Returns { response (fetch),
+   * settle(receiptHex, responseHex, check) } once the worker has taken it, where `check(bytes)`
+   * reads the canonical response and returns what the answer earned (or throws); `settle`
+   * checks the receipt and books it. Refused before it ran: { response, settle: null }.
+   */
+  async send(route, path, forward, bytes, { most, failed }) {
+    const fee = (await this.api.call.inferenceApi.verificationFee('Vanilla', bytes.length)).toBigInt();
+    const { channel } = route;
     return this.exclusive(channel, async () => {
       const p = this.positions[channel];
       const seq = BigInt(p.seq) + 1n;
@@ -254,7 +371,7 @@ class Client {
       const pay = BigInt(p.pay) > owedNow + most ? BigInt(p.pay) : owedNow + most;
       const burn = BigInt(p.burn) + fee;
       const voucher = signVoucher(this.api, this.account, { channel, seq, pay, burn }, bytes);
-      const response = await fetch(`${route.endpoint}/v1/chat/completions`, {
+      const response = await fetch(`${route.endpoint}${path}`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'OPG-Voucher': voucher },
         body: JSON.stringify(forward),
@@ -264,18 +381,13 @@ class Client {
       if (!taken) return { response, settle: null };
       Object.assign(p, { seq: seq.toString(), pay: pay.toString(), burn: burn.toString(), reserved: (BigInt(p.reserved) + most).toString() });
       this.save();
-      const settle = (receiptHex, responseHex, text) => {
+      const settle = (receiptHex, responseHex, check) => {
         p.reserved = (BigInt(p.reserved) - most).toString();
-        let earned = price;
+        let earned = failed;
         try {
           const responseBytes = responseHex ? hexToU8a(responseHex) : null;
           verifyReceipt(this.api, receiptHex, { worker: route.worker, channel, seq, request: bytes, response: responseBytes });
-          if (responseHex) {
-            const chat = this.api.createType('OpgChatResponse', responseBytes);
-            if (text !== undefined && chat.text.toUtf8() !== text) throw new Error('the text is not the receipt\'s response');
-            const min = (a, b) => (a < b ? a : b);
-            earned = cost(min(chat.promptTokens.toBigInt(), promptBound), min(chat.completionTokens.toBigInt(), BigInt(maxTokens)));
-          }
+          if (responseBytes) earned = check(responseBytes);
         } finally {
           // Owed either way: the voucher was signed; a bad receipt is evidence against the worker.
           p.owed = (BigInt(p.owed) + (earned < most ? earned : most)).toString();
@@ -357,12 +469,27 @@ async function proxy(client) {
         const models = [];
         for (let id = 0; id < 64; id++) {
           const r = await client.api.call.inferenceApi.release(id);
-          if (r.isSome && r.unwrap().params.llm.isSome) models.push({ id: String(id), object: 'model', owned_by: 'opg' });
+          if (r.isNone) continue;
+          const { llm, inputs, outputs } = r.unwrap().params;
+          const specs = inputs.map((t) => ({ name: t.name.toUtf8(), elem: t.elem.toString(), rank: t.shape.length }));
+          if (llm.isSome || isEncoder(specs, outputs)) models.push({ id: String(id), object: 'model', owned_by: 'opg' });
         }
         return sendJson(res, 200, { object: 'list', data: models });
       }
+      if (req.method === 'POST' && path === '/v1/embeddings') {
+        const body = await readBody(req);
+        const { response, settle } = await client.embed(body);
+        const answer = await response.json();
+        if (!settle) return sendJson(res, response.status, answer);
+        try {
+          settle(response.headers.get('OPG-Receipt'), answer.opg?.response, response.ok ? answer : undefined);
+        } catch (e) {
+          throw new HttpError(502, 'receipt_invalid', `the worker's receipt did not verify: ${e.message}`);
+        }
+        return sendJson(res, response.status, answer);
+      }
       if (req.method !== 'POST' || path !== '/v1/chat/completions') {
-        throw new HttpError(404, 'not_found', `no endpoint ${req.method} ${path} (this proxy serves /v1/chat/completions and /v1/models)`);
+        throw new HttpError(404, 'not_found', `no endpoint ${req.method} ${path} (this proxy serves /v1/chat/completions, /v1/embeddings and /v1/models)`);
       }
       const body = await readBody(req);
       const { response, settle } = await client.chat(body);
@@ -409,6 +536,22 @@ async function chat(client) {
   console.log(opts.json ? JSON.stringify(out) : `${out.answer}\n[${out.usage.prompt_tokens} + ${out.usage.completion_tokens} tokens, charged ${out.charged}, receipt verified]`);
 }
 
+async function embed(client) {
+  const texts = positionals.slice(1);
+  if (texts.length === 0 || opts.model === undefined) throw new Error('usage: opg-client embed --model ID TEXT [TEXT ...]');
+  const { response, settle } = await client.embed({ model: opts.model, input: texts });
+  const answer = await response.json();
+  if (!settle) throw new Error(`HTTP ${response.status}: ${JSON.stringify(answer.error ?? answer)}`);
+  const earned = settle(response.headers.get('OPG-Receipt'), answer.opg?.response, response.ok ? answer : undefined);
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(answer.error)}`);
+  const vectors = answer.data.map((d) => d.embedding);
+  const dot = (x, y) => x.reduce((sum, v, i) => sum + v * y[i], 0);
+  const cosine = vectors.slice(1).map((v) => dot(vectors[0], v) / Math.sqrt(dot(vectors[0], vectors[0]) * dot(v, v)));
+  const out = { dimensions: vectors[0].length, usage: answer.usage, charged: earned.toString(), receiptVerified: true, cosineToFirst: cosine };
+  if (opts.json) out.embeddings = vectors;
+  console.log(opts.json ? JSON.stringify(out) : `${texts.length} embeddings of ${out.dimensions}; cosine to the first: ${cosine.map((c) => c.toFixed(4)).join(', ') || '-'}\n[${out.usage.prompt_tokens} tokens, charged ${out.charged}, receipt verified]`);
+}
+
 async function channel(client) {
   const action = positionals[1];
   const release = Number(opts.model);
@@ -444,9 +587,10 @@ async function main() {
     const command = positionals[0];
     if (command === 'proxy') await proxy(client);
     else if (command === 'chat') await chat(client);
+    else if (command === 'embed') await embed(client);
     else if (command === 'channel') await channel(client);
     else if (command === 'verify') verify(api);
-    else throw new Error('usage: opg-client proxy | chat | channel | verify (see the head of opg-client.mjs)');
+    else throw new Error('usage: opg-client proxy | chat | embed | channel | verify (see the head of opg-client.mjs)');
   } finally {
     await api.disconnect();
   }

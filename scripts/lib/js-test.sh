@@ -39,9 +39,10 @@ assert r["requests"] == 5 and r["receiptsVerified"] == 5 and len(r["outputs"][0]
 # The worker redeemed the last voucher on chain: paid and burned exactly what it authorised.
 assert r["redeemed"]["seq"] == 5 and r["redeemed"]["pay"] == r["paid"] and r["redeemed"]["burn"] == r["burned"], r
 ' "$out"
-# The OpenAI Python client, unchanged, through the client proxy: it opens a channel to the
-# worker for SmolLM2 (release 2) found on chain with the endpoint it advertises, pays each
-# request by voucher and verifies every receipt.
+# The OpenAI Python client, unchanged, through the client proxy: it opens channels to the
+# worker for SmolLM2 (release 2) and MiniLM-L3 (release 3, texts tokenized by the proxy) found
+# on chain with the endpoint it advertises, pays each request by voucher and verifies every
+# receipt.
 proxy_port=$(free_port)
 node "$root/scripts/client/opg-client.mjs" proxy --ws "ws://127.0.0.1:$rpc_port" --account //Charlie \
   --port "$proxy_port" --state "$base/opg-client.json" >"$base/proxy.log" 2>&1 &
@@ -51,16 +52,18 @@ for _ in $(seq 1 60); do
   kill -0 "$proxy_pid" 2>/dev/null || { cat "$base/proxy.log"; exit 1; }
   sleep 0.5
 done
-out=$(python3 "$root/scripts/client/openai-check.py" "http://127.0.0.1:$proxy_port/v1" 2) \
+out=$(python3 "$root/scripts/client/openai-check.py" "http://127.0.0.1:$proxy_port/v1" 2 3) \
   || { echo "$out"; cat "$base/proxy.log"; tail -50 "$log"; kill "$proxy_pid"; exit 1; }
 echo "[js-test] openai-check.py through opg-client proxy: $out"
 kill "$proxy_pid"
 python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["channels"]
-# Two answers on one channel; what they earned is owed, nothing is still reserved.
-(p,) = s.values()
-assert p["seq"] == "2" and p["reserved"] == "0" and 0 < int(p["owed"]) <= int(p["pay"]), p
+# Two channels (chat, embeddings), two answers on each; what they earned is owed, nothing is
+# still reserved.
+assert len(s) == 2, s
+for p in s.values():
+    assert p["seq"] == "2" and p["reserved"] == "0" and 0 < int(p["owed"]) <= int(p["pay"]), p
 ' "$base/opg-client.json"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \
