@@ -4,7 +4,8 @@
 # the worker's HTTP API (scripts/client/direct.mjs, voucher and receipt checked) and through
 # on-chain jobs (scripts/client/load.mjs); SmolLM2's time to first token and decode speed
 # through the OpenAI client and opg-client proxy, against a chat job on chain
-# (scripts/client/infer.mjs --chat). Prints each side's figures.
+# (scripts/client/infer.mjs --chat); the direct path's throughput with 1, 2 and 4 clients at
+# once. Prints each side's figures.
 #   scripts/bench/direct.sh [--requests 200] [--chats 20]
 # Expects the node to be built (scripts/run.sh or scripts/test.sh build it).
 set -euo pipefail
@@ -37,6 +38,14 @@ echo "[direct] $(nproc) cores, blocks every ${OPG_DEV_BLOCK_MS:-1000} ms"
 echo "[direct] demo MLP, direct path ($requests requests): $(node "$root/scripts/client/direct.mjs" --ws "$ws" \
   --api "http://127.0.0.1:$api_port" --requests "$requests" --json | python3 -c '
 import json, sys; r = json.load(sys.stdin); print(json.dumps(r["latencyMs"]))')"
+# Throughput under concurrent clients: 1, 2 and 4 requesters at once, a channel each.
+for clients in 1 2 4; do
+  echo "[direct] demo MLP, direct path, $clients client(s) at once ($((requests / 2)) requests each): $(node \
+    "$root/scripts/client/direct.mjs" --ws "$ws" --api "http://127.0.0.1:$api_port" --clients "$clients" --fresh \
+    --requests $((requests / 2)) --json | python3 -c '
+import json, sys; r = json.load(sys.stdin)
+print(json.dumps({"requestsPerSecond": round(r["requestsPerSecond"]), "p50Ms": round(r["latencyMs"]["p50"], 2), "p95Ms": round(r["latencyMs"]["p95"], 2)}))')"
+done
 echo "[direct] demo MLP... on chain (40 jobs): $(node "$root/scripts/client/load.mjs" --ws "$ws" --jobs 40 --json \
   | python3 -c 'import json, sys; r = json.load(sys.stdin); print(json.dumps(r["latencySeconds"]))')"
 

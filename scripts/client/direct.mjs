@@ -4,6 +4,12 @@
 // outputs and the round-trip times.
 //
 //   node direct.mjs --ws ws://127.0.0.1:9944 --api http://127.0.0.1:9955 [--requests 5] [--json]
+//   node direct.mjs ... --clients 4 --requests 100
+//       four requesters at once, each with its own channel, sending its requests one after
+//       another: the worker's throughput under concurrent clients (requests per second over
+//       the wall time) and the round trips. The requesters are fresh accounts funded by
+//       --requester (also with --fresh for one client): a channel's position is the
+//       client's to keep, and these keep none between runs.
 //
 // Release 0 is the dev chain's demo MLP (f32 [1, 4] in, [1, 3] out). The voucher's request
 // hash is over the canonical request bytes (the SCALE tensors a job's input would be); its
@@ -24,6 +30,8 @@ const { values: opts } = parseArgs({
     worker: { type: 'string', default: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' },
     deposit: { type: 'string', default: '10' },
     requests: { type: 'string', default: '5' },
+    clients: { type: 'string', default: '1' },
+    fresh: { type: 'boolean', default: false },
     // Then wait (at most this many seconds) until the worker has redeemed the last voucher.
     'await-redemption': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -45,52 +53,78 @@ function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/** One requester's requests, one after another on its channel; each receipt checked. */
+async function client(api, { requester, channel }, release, price) {
+  const record = (await api.query.inference.channels(channel)).unwrap();
+  // A fresh channel, or one whose every voucher was redeemed: the chain knows the position.
+  let seq = record.lastSeq.toBigInt();
+  let pay = record.redeemedPay.toBigInt();
+  let burn = record.redeemedBurn.toBigInt();
+  const results = [];
+  const fees = new Map();
+  for (let i = 0; i < Number(opts.requests); i += 1) {
+    const values = [5.1, 3.5, 1.4 + i / 10, 0.2];
+    const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
+    const request = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape: [1, 4], data }]).toU8a();
+    // The fee depends on the bytes only: read once per size (off the clock of the requests).
+    if (!fees.has(request.length)) fees.set(request.length, (await api.call.inferenceApi.verificationFee('Vanilla', request.length)).toBigInt());
+    const fee = fees.get(request.length);
+    seq += 1n;
+    pay += price;
+    burn += fee;
+    const signed = signVoucher(api, requester, { channel, seq, pay, burn }, request);
+
+    const started = performance.now();
+    const response = await fetch(`${opts.api}/v1/infer`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'OPG-Voucher': signed },
+      body: JSON.stringify({ model: String(release), inputs: [{ elem: 'F32', shape: [1, 4], values }] }),
+    });
+    const body = await response.json();
+    const ms = performance.now() - started;
+    if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(body)}`);
+
+    // Checked before the answer is used: the worker signed this request and this answer.
+    const outputs = body.outputs.map((t) => ({
+      elem: t.elem, shape: t.shape, data: u8aToHex(new Uint8Array(new Float32Array(t.values).buffer)),
+    }));
+    const responseBytes = api.createType('Vec<OpgTensor>', outputs).toU8a();
+    const receipt = verifyReceipt(api, response.headers.get('OPG-Receipt'), {
+      worker: opts.worker, channel, seq, request, response: responseBytes,
+    });
+    results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
+  }
+  return { channel, seq, pay, burn, results };
+}
+
 async function main() {
   await cryptoWaitReady();
   const api = await ApiPromise.create({
     provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: DIRECT_TYPES,
   });
   try {
-    const requester = new Keyring({ type: 'sr25519' }).addFromUri(opts.requester);
     const release = Number(opts.release);
-    const channel = await channelOf(api, requester, opts.worker, release);
-    const record = (await api.query.inference.channels(channel)).unwrap();
-    // A fresh channel, or one whose every voucher was redeemed: the chain knows the position.
-    let seq = record.lastSeq.toBigInt();
-    let pay = record.redeemedPay.toBigInt();
-    let burn = record.redeemedBurn.toBigInt();
-    const price = (await api.call.inferenceApi.worker(opts.worker)).unwrap().price.toBigInt();
-    const results = [];
-    for (let i = 0; i < Number(opts.requests); i += 1) {
-      const values = [5.1, 3.5, 1.4 + i / 10, 0.2];
-      const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
-      const request = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape: [1, 4], data }]).toU8a();
-      const fee = (await api.call.inferenceApi.verificationFee('Vanilla', request.length)).toBigInt();
-      seq += 1n;
-      pay += price;
-      burn += fee;
-      const signed = signVoucher(api, requester, { channel, seq, pay, burn }, request);
-
-      const started = performance.now();
-      const response = await fetch(`${opts.api}/v1/infer`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': signed },
-        body: JSON.stringify({ model: String(release), inputs: [{ elem: 'F32', shape: [1, 4], values }] }),
-      });
-      const body = await response.json();
-      const ms = performance.now() - started;
-      if (!response.ok) throw new Error(`HTTP ${response.status}: ${JSON.stringify(body)}`);
-
-      // Checked before the answer is used: the worker signed this request and this answer.
-      const outputs = body.outputs.map((t) => ({
-        elem: t.elem, shape: t.shape, data: u8aToHex(new Uint8Array(new Float32Array(t.values).buffer)),
-      }));
-      const responseBytes = api.createType('Vec<OpgTensor>', outputs).toU8a();
-      const receipt = verifyReceipt(api, response.headers.get('OPG-Receipt'), {
-        worker: opts.worker, channel, seq, request, response: responseBytes,
-      });
-      results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
+    const clients = Number(opts.clients);
+    if (!Number.isInteger(clients) || clients < 1 || clients > 64) throw new Error('--clients is 1..=64');
+    const keyring = new Keyring({ type: 'sr25519' });
+    const funder = keyring.addFromUri(opts.requester);
+    let requesters = [funder];
+    if (clients > 1 || opts.fresh) {
+      const run = `${opts.requester}//direct-${Date.now()}`;
+      requesters = Array.from({ length: clients }, (_, i) => keyring.addFromUri(`${run}-${i}`));
+      const each = (BigInt(opts.deposit) + 1n) * UNIT;
+      const transfers = requesters.map((r) => api.tx.balances.transferKeepAlive(r.address, each));
+      await sendFinalized(api, api.tx.utility.batchAll(transfers), funder);
     }
+    const price = (await api.call.inferenceApi.worker(opts.worker)).unwrap().price.toBigInt();
+    // Channels first, then every client at once.
+    const channels = await Promise.all(requesters.map((r) => channelOf(api, r, opts.worker, release)));
+    const runs = requesters.map((requester, i) => ({ requester, channel: channels[i] }));
+    const started = performance.now();
+    const done = await Promise.all(runs.map((run) => client(api, run, release, price)));
+    const wallSeconds = (performance.now() - started) / 1000;
+    const results = done.flatMap((d) => d.results);
+    const { channel, seq, pay, burn } = done[0];
     let redeemed = null;
     if (opts['await-redemption']) {
       const deadline = Date.now() + Number(opts['await-redemption']) * 1000;
@@ -107,7 +141,10 @@ async function main() {
     const times = results.map((r) => r.ms).sort((a, b) => a - b);
     const summary = {
       channel: channel.toString(),
+      clients,
       requests: results.length,
+      wallSeconds,
+      requestsPerSecond: results.length / wallSeconds,
       receiptsVerified: results.length,
       paid: pay.toString(),
       burned: burn.toString(),
@@ -120,7 +157,7 @@ async function main() {
     if (opts.json) {
       console.log(JSON.stringify(summary));
     } else {
-      console.log(`channel ${summary.channel}: ${summary.requests} answers, every receipt verified`);
+      console.log(`${clients} client(s), channel ${summary.channel} first: ${summary.requests} answers, every receipt verified, ${summary.requestsPerSecond.toFixed(0)} requests/s`);
       console.log(`  round trip: min ${times[0].toFixed(1)} ms, p50 ${summary.latencyMs.p50.toFixed(1)} ms, max ${summary.latencyMs.max.toFixed(1)} ms`);
       console.log(`  vouchers: ${summary.paid} paid, ${summary.burned} to burn`);
       if (redeemed) console.log(`  redeemed on chain by the worker: up to seq ${redeemed.seq} (${redeemed.batches} batch(es) in their dispute window)`);
