@@ -85,19 +85,19 @@ pub fn start(args: &InferenceArgs, node: NodeHandles) -> Result<(), sc_service::
 	};
 	let config = params.worker_config(node.base_path.join("inference"));
 	let chain = Arc::new(NodeChain::new(node.client, node.transaction_pool));
-	let worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
 		.map_err(|e| fail(e.to_string()))?;
-	let channels = node.base_path.join("inference").join("channels");
-	let (mut worker, api) =
-		opg_worker::api::direct_path(worker, chain, signer, params, &channels).map_err(fail)?;
-	if let Some(api) = api {
-		node.spawn_handle.spawn("inference-api", Some("inference"), api);
-	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {
 			log::warn!(target: "inference", "⚠️ --tee-dev: TEE results are signed by an INSECURE development enclave");
 		}
 		worker = worker.with_enclave(enclave);
+	}
+	let channels = node.base_path.join("inference").join("channels");
+	let (mut worker, api) =
+		opg_worker::api::direct_path(worker, chain, signer, params, &channels).map_err(fail)?;
+	if let Some(api) = api {
+		node.spawn_handle.spawn("inference-api", Some("inference"), api);
 	}
 	let zk_keys = params.zk_keys_dir(&node.base_path);
 	worker = worker.with_provers(opg_worker::zk::Provers::new(zk_keys));

@@ -42,7 +42,7 @@ use hyper::{
 use opg_primitives::{
 	channel::{receipt_leaf, Label, Receipt},
 	chat::{check_chat_request, ChatError, ChatRequest, ChatResponse, TokenUsage},
-	check_tensors, payload_hash, ModelFormat, ReleaseId, Tensor,
+	check_tensors, payload_hash, ModelFormat, ReleaseId, Tensor, VerificationMode,
 };
 use opg_runtime::Balance;
 use pallet_inference::RejectReason;
@@ -58,6 +58,7 @@ use crate::{
 	embeddings,
 	json::{tensor_from_json, tensor_to_json, JsonTensor},
 	openai,
+	tee::Enclave,
 	worker::{Runner, Worker},
 };
 
@@ -132,6 +133,8 @@ pub struct Api<C: Chain> {
 	config: ApiConfig,
 	engine: Label,
 	device_class: Label,
+	/// The enclave, in TEE mode: it signs a TEE channel's receipts too.
+	enclave: Option<Arc<Enclave>>,
 }
 
 fn label(text: String) -> Label {
@@ -162,7 +165,15 @@ impl<C: Chain> Api<C> {
 			config,
 			engine: label(format!("opg-worker/{}", env!("CARGO_PKG_VERSION"))),
 			device_class: label(format!("{device}-{}", std::env::consts::ARCH)),
+			enclave: None,
 		})
+	}
+
+	/// Serves TEE channels too, their receipts signed by `enclave` as well, while the chain
+	/// holds its key as the worker's usable attested key.
+	pub fn with_enclave(mut self, enclave: Option<Arc<Enclave>>) -> Self {
+		self.enclave = enclave;
+		self
 	}
 
 	/// The vouchers this API accepted.
@@ -597,13 +608,17 @@ impl<C: Chain> Api<C> {
 				)
 			})?;
 		let mode = record.mode;
-		if mode != opg_primitives::VerificationMode::Vanilla {
-			// A TEE answer needs the enclave's signature on its receipt too: not served yet.
-			return Err(ApiError::new(
-				501,
-				"mode_not_served",
-				format!("channel {channel} is {mode:?}: this API serves Vanilla channels only"),
-			));
+		match mode {
+			VerificationMode::Vanilla => {},
+			VerificationMode::Tee => self.enclave_ready(at, channel).await?,
+			_ =>
+				return Err(ApiError::new(
+					501,
+					"mode_not_served",
+					format!(
+						"channel {channel} is {mode:?}: the direct path serves Vanilla and TEE"
+					),
+				)),
 		}
 		self.ledger.update(channel, record);
 		let burn = self
@@ -617,6 +632,31 @@ impl<C: Chain> Api<C> {
 				LedgerError::Voucher(v) => ApiError::new(v.status(), v.code(), v.to_string()),
 				LedgerError::Io(m) => ApiError::new(503, "ledger_unavailable", m),
 			})
+	}
+
+	/// A TEE channel is served only by a worker whose enclave key is, at `at`, its usable
+	/// attested key on chain: the key its client will check the receipt against.
+	async fn enclave_ready(&self, at: H256, channel: u64) -> Result<(), ApiError> {
+		let Some(enclave) = &self.enclave else {
+			return Err(ApiError::new(
+				501,
+				"mode_not_served",
+				format!("channel {channel} is TEE: this worker runs no enclave"),
+			));
+		};
+		let status = self
+			.chain
+			.tee_status(at, &self.signer.account())
+			.await
+			.map_err(ApiError::chain)?;
+		match status.key {
+			Some(key) if status.key_usable && key.public == enclave.public() => Ok(()),
+			_ => Err(ApiError::new(
+				503,
+				"enclave_not_attested",
+				"this worker's enclave key is not (or no longer) attested on chain: retry shortly",
+			)),
+		}
 	}
 
 	/// Signs the receipt of an admitted request's answer (`response`: its canonical bytes)
@@ -642,8 +682,18 @@ impl<C: Chain> Api<C> {
 				.map(|d| d.as_millis() as u64)
 				.unwrap_or_default(),
 		};
-		let signed = sign_receipt(self.signer.as_ref(), self.genesis, receipt)
+		let mut signed = sign_receipt(self.signer.as_ref(), self.genesis, receipt)
 			.map_err(|e| ApiError::new(500, "signing_failed", e.to_string()))?;
+		if admission.mode == VerificationMode::Tee {
+			// The enclave hashes the bytes itself: it signs only for this request and answer.
+			let signature = self
+				.enclave
+				.as_ref()
+				.and_then(|e| e.sign_receipt(self.genesis, &signed.receipt, request, response));
+			signed.enclave_signature = Some(signature.ok_or_else(|| {
+				ApiError::new(500, "signing_failed", "the enclave did not sign the receipt")
+			})?);
+		}
 		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
 			tracing::error!(
 				target: "inference",
@@ -790,9 +840,10 @@ pub fn direct_path<C: Chain>(
 	if let Some(url) = &params.inference_api_advertise {
 		worker = worker.advertise(url.clone());
 	}
-	let api = params
-		.api_config()
-		.map(|config| run(chain, signer, worker.runner(), ledger, config, std::future::pending()));
+	let enclave = worker.enclave();
+	let api = params.api_config().map(|config| {
+		run(chain, signer, worker.runner(), ledger, enclave, config, std::future::pending())
+	});
 	Ok((worker, api))
 }
 
@@ -804,6 +855,7 @@ pub async fn run<C: Chain>(
 	signer: Arc<dyn Signer>,
 	runner: Runner,
 	ledger: Arc<Ledger>,
+	enclave: Option<Arc<Enclave>>,
 	config: ApiConfig,
 	shutdown: impl Future<Output = ()>,
 ) {
@@ -816,7 +868,7 @@ pub async fn run<C: Chain>(
 		},
 	};
 	let api = match Api::new(chain, signer, runner, ledger, config).await {
-		Ok(api) => Arc::new(api),
+		Ok(api) => Arc::new(api.with_enclave(enclave)),
 		Err(e) => {
 			tracing::error!(target: "inference", "HTTP API not started: {e}");
 			return;

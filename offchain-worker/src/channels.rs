@@ -20,7 +20,7 @@ use std::{
 use codec::{Decode, Encode};
 use opg_primitives::{
 	channel::{batch_root, signing_payload, ChannelId, Receipt, Voucher, RECEIPT_TAG, VOUCHER_TAG},
-	payload_hash, ReleaseId,
+	payload_hash, ReleaseId, VerificationMode,
 };
 use opg_runtime::{AccountId, Balance, Runtime, Signature};
 use polkadot_sdk::{sp_core::H256, sp_runtime::traits::Verify};
@@ -165,6 +165,8 @@ pub struct Admission {
 	pub seq: u64,
 	/// What the request may earn (its [`Charge::pay`]).
 	pub reserved: Balance,
+	/// The channel's mode: a TEE channel's receipts are signed by the enclave too.
+	pub mode: VerificationMode,
 }
 
 /// What the worker keeps of a channel on disk: the latest voucher and the receipt leaves of
@@ -343,7 +345,12 @@ impl Ledger {
 		}
 		let entry = channels.get_mut(&id).expect("present");
 		entry.in_flight += 1;
-		Ok(Admission { channel: id, seq: signed.voucher.seq, reserved: charge.pay })
+		Ok(Admission {
+			channel: id,
+			seq: signed.voucher.seq,
+			reserved: charge.pay,
+			mode: entry.record.mode,
+		})
 	}
 
 	/// The admitted request was answered (or failed): it no longer counts in flight.
@@ -425,6 +432,9 @@ pub struct SignedReceipt {
 	pub receipt: Receipt,
 	/// The worker account's signature over its signing payload.
 	pub signature: Signature,
+	/// On a TEE channel: the attested enclave key's ed25519 signature over the same payload,
+	/// made by the enclave over the request and response it hashed itself.
+	pub enclave_signature: Option<[u8; 64]>,
 }
 
 /// Signs `receipt` with the worker key, for the chain with `genesis`.
@@ -434,7 +444,7 @@ pub fn sign_receipt(
 	receipt: Receipt,
 ) -> Result<SignedReceipt, ChainError> {
 	let signature = signer.sign(&signing_payload(RECEIPT_TAG, &genesis, &receipt))?;
-	Ok(SignedReceipt { receipt, signature })
+	Ok(SignedReceipt { receipt, signature, enclave_signature: None })
 }
 
 /// Whether `signed` is `worker`'s receipt on the chain with `genesis`: what a client checks
@@ -444,10 +454,24 @@ pub fn verify_receipt(signed: &SignedReceipt, genesis: H256, worker: &AccountId)
 	signed.signature.verify(&payload[..], worker)
 }
 
+/// Whether `signed` carries the enclave signature of `enclave_key` (the worker's attested key,
+/// `tee.enclaveKeys`, usable when the receipt was made): what a TEE channel's client checks
+/// besides [`verify_receipt`].
+pub fn verify_enclave_receipt(
+	signed: &SignedReceipt,
+	genesis: H256,
+	enclave_key: &[u8; 32],
+) -> bool {
+	use polkadot_sdk::sp_core::ed25519;
+	let Some(signature) = signed.enclave_signature else { return false };
+	let payload = signing_payload(RECEIPT_TAG, &genesis, &signed.receipt);
+	ed25519::Signature::from_raw(signature)
+		.verify(&payload[..], &ed25519::Public::from_raw(*enclave_key))
+}
+
 #[cfg(test)]
 mod tests {
 	use super::*;
-	use opg_primitives::VerificationMode;
 	use polkadot_sdk::sp_core::{sr25519, Pair};
 
 	const GENESIS: H256 = H256::repeat_byte(0x42);
@@ -518,14 +542,21 @@ mod tests {
 		let a = ledger
 			.admit(GENESIS, RELEASE, signed("//Bob", 7, 1, 100, 10, b"one"), b"one", CHARGE)
 			.unwrap();
-		assert_eq!(a, Admission { channel: 7, seq: 1, reserved: 100 });
+		assert_eq!(
+			a,
+			Admission { channel: 7, seq: 1, reserved: 100, mode: VerificationMode::Vanilla }
+		);
 		ledger.finish(a);
 		// Paying more than the price is fine; the next expects seq 3.
 		ledger
 			.admit(GENESIS, RELEASE, signed("//Bob", 7, 2, 250, 25, b"two"), b"two", CHARGE)
 			.unwrap();
 		ledger
-			.add_receipt(Admission { channel: 7, seq: 2, reserved: 100 }, H256::repeat_byte(2), 100)
+			.add_receipt(
+				Admission { channel: 7, seq: 2, reserved: 100, mode: VerificationMode::Vanilla },
+				H256::repeat_byte(2),
+				100,
+			)
 			.unwrap();
 		ledger.add_receipt(a, H256::repeat_byte(1), 100).unwrap();
 		let due = ledger.to_redeem();

@@ -455,14 +455,8 @@ async fn run(args: Args) -> Result<(), String> {
 		tracing::warn!("{e}; will keep trying");
 	}
 	let config = params.worker_config(args.base_path.join("worker"));
-	let worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
+	let mut worker = Worker::new(chain.clone(), signer.clone(), store, metrics, config)
 		.map_err(|e| e.to_string())?;
-	let channels = args.base_path.join("worker").join("channels");
-	let (mut worker, api) = opg_worker::api::direct_path(worker, chain, signer, params, &channels)?;
-	if let Some(api) = api {
-		// Ends with the process, after the job loop's shutdown.
-		tokio::spawn(api);
-	}
 	if let Some(enclave) = enclave {
 		if params.tee_dev {
 			tracing::warn!(
@@ -470,6 +464,12 @@ async fn run(args: Args) -> Result<(), String> {
 			);
 		}
 		worker = worker.with_enclave(enclave);
+	}
+	let channels = args.base_path.join("worker").join("channels");
+	let (mut worker, api) = opg_worker::api::direct_path(worker, chain, signer, params, &channels)?;
+	if let Some(api) = api {
+		// Ends with the process, after the job loop's shutdown.
+		tokio::spawn(api);
 	}
 	worker = worker.with_provers(opg_worker::zk::Provers::new(params.zk_keys_dir(&args.base_path)));
 	worker.run(shutdown_signal()).await;

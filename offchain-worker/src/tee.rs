@@ -235,6 +235,26 @@ impl Enclave {
 		Ok(Admitted { job, input_hash: computed })
 	}
 
+	/// The enclave's signature over a direct-path receipt (the payload the worker key signs),
+	/// given the request and response bytes it covers: the enclave hashes them itself and signs
+	/// only a receipt that names those hashes, so the host cannot get a signed receipt for an
+	/// answer the enclave did not make from that request.
+	pub fn sign_receipt(
+		&self,
+		genesis: H256,
+		receipt: &opg_primitives::channel::Receipt,
+		request: &[u8],
+		response: &[u8],
+	) -> Option<[u8; 64]> {
+		use opg_primitives::channel::{signing_payload, RECEIPT_TAG};
+		if payload_hash(request) != receipt.request_hash ||
+			payload_hash(response) != receipt.response_hash
+		{
+			return None;
+		}
+		Some(self.key.sign(&signing_payload(RECEIPT_TAG, &genesis, receipt)).0)
+	}
+
 	/// Evidence for a result: the signature over [`tee_message`] of the admitted job, the
 	/// release's artifact, the input hash the enclave computed and the output's hash.
 	pub fn sign_result(&self, admitted: &Admitted, artifact: H256, output: &[u8]) -> [u8; 64] {

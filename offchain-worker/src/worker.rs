@@ -198,6 +198,11 @@ impl<C: Chain> Worker<C> {
 		self
 	}
 
+	/// The enclave, in TEE mode: the direct path's TEE receipts are signed by it too.
+	pub fn enclave(&self) -> Option<Arc<Enclave>> {
+		self.tee.as_ref().map(|t| t.enclave().clone())
+	}
+
 	/// A handle that runs release models with this worker's loaded models and execution
 	/// slots: what the HTTP API answers with.
 	pub fn runner(&self) -> Runner {

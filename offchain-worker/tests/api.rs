@@ -25,8 +25,9 @@ use opg_worker::{
 		extrinsic_hash, Chain, ChainError, ChannelRecord, Head, Job, Release, Signer,
 		SigningContext, WorkerRecord, WorkerTee,
 	},
-	channels::{verify_receipt, Ledger, SignedReceipt, SignedVoucher},
+	channels::{verify_enclave_receipt, verify_receipt, Ledger, SignedReceipt, SignedVoucher},
 	store::{blake2_256, ModelStore, StoreConfig},
+	tee::Enclave,
 	worker::{Worker, WorkerConfig},
 };
 use polkadot_sdk::{
@@ -57,6 +58,10 @@ struct State {
 	advertise: Option<String>,
 	/// The API's connection limit, when a test sets one.
 	max_connections: Option<usize>,
+	/// The API runs an enclave (a dev one), and the key the chain holds as the worker's
+	/// attested key, with whether it is usable.
+	enclave: Option<Arc<Enclave>>,
+	tee_key: Option<([u8; 32], bool)>,
 }
 
 struct MockChain {
@@ -101,7 +106,19 @@ impl Chain for MockChain {
 		Ok(self.state.lock().unwrap().pool.contains(&hash))
 	}
 	async fn tee_status(&self, _: H256, _: &AccountId) -> Result<WorkerTee, ChainError> {
-		unreachable!("the API reads no enclave")
+		let state = self.state.lock().unwrap();
+		Ok(WorkerTee {
+			now_ms: 1_000_000,
+			key: state.tee_key.map(|(public, _)| pallet_tee::EnclaveKey {
+				public,
+				measurement: H256::zero(),
+				expires_at_ms: 2_000_000,
+				attested_at: 1,
+			}),
+			key_usable: state.tee_key.is_some_and(|(_, usable)| usable),
+			challenge: None,
+			is_worker: true,
+		})
 	}
 	async fn worker(&self, _: H256, who: &AccountId) -> Result<Option<WorkerRecord>, ChainError> {
 		Ok(self.state.lock().unwrap().workers.get(who).cloned())
@@ -306,8 +323,13 @@ async fn start_with(change: impl FnOnce(&mut State, &std::path::Path)) -> Server
 	if let Some(url) = chain.state.lock().unwrap().advertise.clone() {
 		worker = worker.advertise(url);
 	}
-	let api =
-		Arc::new(Api::new(chain.clone(), signer, worker.runner(), ledger, config).await.unwrap());
+	let enclave = chain.state.lock().unwrap().enclave.clone();
+	let api = Arc::new(
+		Api::new(chain.clone(), signer, worker.runner(), ledger, config)
+			.await
+			.unwrap()
+			.with_enclave(enclave),
+	);
 	tokio::spawn(serve(api.clone(), listener, std::future::pending()));
 	let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 	tokio::spawn(worker.run(async move {
@@ -1125,4 +1147,50 @@ async fn a_bad_embeddings_request_gets_its_error_and_changes_nothing() {
 	assert!(server.api.ledger().to_redeem().is_empty());
 	let reply = embed(&server, good(), with("user", json!("x"))).await;
 	assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tee_channel_is_answered_only_while_the_enclave_key_is_attested_and_signed_by_it() {
+	let enclave = Arc::new(Enclave::dev());
+	let key = enclave.public();
+	let server = start_with(|state, _| state.enclave = Some(enclave.clone())).await;
+	let values = [5.1, 3.5, 1.4, 0.2];
+	let request = input(values);
+	let burn = fee(request.len() as u32);
+	let tee = || Some(voucher("//Bob", 6, 1, PRICE, burn, &request));
+	let set_key = |k: Option<([u8; 32], bool)>| server.chain.state.lock().unwrap().tee_key = k;
+
+	// Not attested on chain, another key, or an expired one: refused before anything runs.
+	assert_error(&infer(&server, tee(), body(values)).await, 503, "enclave_not_attested");
+	set_key(Some(([9; 32], true)));
+	assert_error(&infer(&server, tee(), body(values)).await, 503, "enclave_not_attested");
+	set_key(Some((key, false)));
+	assert_error(&infer(&server, tee(), body(values)).await, 503, "enclave_not_attested");
+	assert!(server.api.ledger().to_redeem().is_empty());
+
+	// Attested: the receipt carries the worker's signature and the enclave's over the same
+	// payload; it verifies against the attested key only.
+	set_key(Some((key, true)));
+	let reply = infer(&server, tee(), body(values)).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	let receipt = reply.receipt.unwrap();
+	assert!(verify_receipt(&receipt, GENESIS, &account("//Alice")));
+	assert!(verify_enclave_receipt(&receipt, GENESIS, &key));
+	assert!(!verify_enclave_receipt(&receipt, GENESIS, &[9; 32]));
+	assert!(!verify_enclave_receipt(&receipt, H256::repeat_byte(7), &key), "another chain");
+	let mut altered = receipt.clone();
+	altered.receipt.response_hash = H256::repeat_byte(3);
+	assert!(!verify_enclave_receipt(&altered, GENESIS, &key));
+	assert_eq!(receipt.receipt.request_hash, payload_hash(&request));
+
+	// The enclave signs only a receipt over the bytes it is given.
+	assert!(enclave.sign_receipt(GENESIS, &receipt.receipt, &request, b"other").is_none());
+
+	// A Vanilla channel's receipt has no enclave signature, the same worker answering.
+	let vanilla =
+		infer(&server, Some(voucher("//Bob", 5, 1, PRICE, burn, &request)), body(values)).await;
+	assert_eq!(vanilla.status, 200, "{}", vanilla.body);
+	let vanilla = vanilla.receipt.unwrap();
+	assert!(vanilla.enclave_signature.is_none());
+	assert!(!verify_enclave_receipt(&vanilla, GENESIS, &key));
 }

@@ -19,7 +19,7 @@ import { Keyring } from '@polkadot/keyring';
 import { u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { parseArgs } from 'node:util';
-import { DIRECT_TYPES, UNIT, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
+import { DIRECT_TYPES, UNIT, enclaveKey, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -32,6 +32,11 @@ const { values: opts } = parseArgs({
     requests: { type: 'string', default: '5' },
     clients: { type: 'string', default: '1' },
     fresh: { type: 'boolean', default: false },
+    // Tee: the channel's receipts must carry the worker's attested enclave key's signature too.
+    mode: { type: 'string', default: 'Vanilla' },
+    // Development chains: the worker's own key, to make it offer --mode first (the dev
+    // preset's worker offers Vanilla only).
+    'dev-worker-suri': { type: 'string' },
     // Then wait (at most this many seconds) until the worker has redeemed the last voucher.
     'await-redemption': { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -44,7 +49,7 @@ async function channelOf(api, requester, worker, release) {
   if (existing.isSome) return existing.unwrap().toBigInt();
   const deposit = BigInt(opts.deposit) * UNIT;
   // Finalized: the worker reads channels at its last finalized block.
-  const events = await sendFinalized(api, api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), requester);
+  const events = await sendFinalized(api, api.tx.inference.openChannel(worker, release, opts.mode, deposit), requester);
   const opened = events.find((e) => api.events.inference.ChannelOpened.is(e));
   return opened.data.channel.toBigInt();
 }
@@ -53,8 +58,26 @@ function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/**
+ * Has `worker` (its key) offer --mode too, unless it does. The worker's own process signs with
+ * the same key: a transaction that meets one of its own in the pool is sent again.
+ */
+async function offerMode(api, worker) {
+  const mask = { Vanilla: 1, Tee: 2 }[opts.mode];
+  for (let tries = 1; ; tries += 1) {
+    const w = (await api.query.inference.workers(worker.address)).unwrap();
+    if ((w.modes.toNumber() & mask) !== 0) return;
+    try {
+      await sendFinalized(api, api.tx.inference.updateWorker(w.releases, w.modes.toNumber() | mask, w.price, w.capacity, w.hardware), worker);
+    } catch (e) {
+      if (tries >= 5) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 /** One requester's requests, one after another on its channel; each receipt checked. */
-async function client(api, { requester, channel }, release, price) {
+async function client(api, { requester, channel }, release, price, enclave) {
   const record = (await api.query.inference.channels(channel)).unwrap();
   // A fresh channel, or one whose every voucher was redeemed: the chain knows the position.
   let seq = record.lastSeq.toBigInt();
@@ -67,7 +90,7 @@ async function client(api, { requester, channel }, release, price) {
     const data = u8aToHex(new Uint8Array(new Float32Array(values).buffer));
     const request = api.createType('Vec<OpgTensor>', [{ elem: 'F32', shape: [1, 4], data }]).toU8a();
     // The fee depends on the bytes only: read once per size (off the clock of the requests).
-    if (!fees.has(request.length)) fees.set(request.length, (await api.call.inferenceApi.verificationFee('Vanilla', request.length)).toBigInt());
+    if (!fees.has(request.length)) fees.set(request.length, (await api.call.inferenceApi.verificationFee(opts.mode, request.length)).toBigInt());
     const fee = fees.get(request.length);
     seq += 1n;
     pay += price;
@@ -90,7 +113,7 @@ async function client(api, { requester, channel }, release, price) {
     }));
     const responseBytes = api.createType('Vec<OpgTensor>', outputs).toU8a();
     const receipt = verifyReceipt(api, response.headers.get('OPG-Receipt'), {
-      worker: opts.worker, channel, seq, request, response: responseBytes,
+      worker: opts.worker, channel, seq, request, response: responseBytes, enclave,
     });
     results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
   }
@@ -117,11 +140,21 @@ async function main() {
       await sendFinalized(api, api.tx.utility.batchAll(transfers), funder);
     }
     const price = (await api.call.inferenceApi.worker(opts.worker)).unwrap().price.toBigInt();
+    if (!['Vanilla', 'Tee'].includes(opts.mode)) throw new Error('--mode is Vanilla or Tee');
+    if (opts['dev-worker-suri']) await offerMode(api, keyring.addFromUri(opts['dev-worker-suri']));
+    // A TEE channel's client checks receipts against the key the chain attested (the worker
+    // attests it on start: wait up to a minute).
+    let enclave = null;
+    for (let tries = 0; opts.mode === 'Tee' && !enclave; tries += 1) {
+      enclave = await enclaveKey(api, opts.worker);
+      if (!enclave && tries >= 60) throw new Error(`worker ${opts.worker} has no attested enclave key`);
+      if (!enclave) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
     // Channels first, then every client at once.
     const channels = await Promise.all(requesters.map((r) => channelOf(api, r, opts.worker, release)));
     const runs = requesters.map((requester, i) => ({ requester, channel: channels[i] }));
     const started = performance.now();
-    const done = await Promise.all(runs.map((run) => client(api, run, release, price)));
+    const done = await Promise.all(runs.map((run) => client(api, run, release, price, enclave)));
     const wallSeconds = (performance.now() - started) / 1000;
     const results = done.flatMap((d) => d.results);
     const { channel, seq, pay, burn } = done[0];
@@ -142,6 +175,8 @@ async function main() {
     const summary = {
       channel: channel.toString(),
       clients,
+      mode: opts.mode,
+      enclaveSigned: enclave !== null,
       requests: results.length,
       wallSeconds,
       requestsPerSecond: results.length / wallSeconds,

@@ -12,7 +12,7 @@
 //   node opg-client.mjs channel open|top-up|close|show --model ID [--worker ADDRESS --amount OPG]
 //   node opg-client.mjs verify --receipt HEX --worker ADDRESS --request HEX --response HEX
 //
-// Common: --ws ws://NODE:9944 --account SURI (//Bob) --state FILE. The worker is --worker, or
+// Common: --ws ws://NODE:9944 --account SURI (//Bob) --state FILE --mode Vanilla|Tee. The worker is --worker, or
 // the first active worker serving the release; its endpoint is --api, or the one it advertises
 // on chain (inference.endpoints). The state file keeps each channel's position (sequence,
 // cumulative amounts, what the answers earned) so a restarted client continues its vouchers.
@@ -30,7 +30,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
-import { DIRECT_TYPES, UNIT, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
+import { DIRECT_TYPES, UNIT, enclaveKey, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
 import { loadWordPiece } from './wordpiece.mjs';
 
 const { values: opts, positionals } = parseArgs({
@@ -53,6 +53,8 @@ const { values: opts, positionals } = parseArgs({
     request: { type: 'string' },
     response: { type: 'string' },
     json: { type: 'boolean', default: false },
+    // Channels opened in this mode: Vanilla, or Tee (receipts signed by the attested enclave too).
+    mode: { type: 'string', default: 'Vanilla' },
     tokenizer: { type: 'string', default: join(homedir(), '.cache/opg/models/bert-base-uncased.tokenizer.json') },
   },
 });
@@ -246,11 +248,14 @@ class Client {
     } else {
       if (!open) throw new HttpError(404, 'unknown_channel', `no channel to ${worker} for release ${release}`);
       const deposit = BigInt(Math.round(Number(opts.deposit) * 1000)) * (UNIT / 1000n);
-      const events = await sendFinalized(this.api, this.api.tx.inference.openChannel(worker, release, 'Vanilla', deposit), this.account);
+      const events = await sendFinalized(this.api, this.api.tx.inference.openChannel(worker, release, opts.mode, deposit), this.account);
       channel = events.find((e) => this.api.events.inference.ChannelOpened.is(e)).data.channel.toBigInt();
       console.error(`[opg-client] opened channel ${channel} to ${worker} for release ${release}`);
     }
     const record = (await this.api.query.inference.channels(channel)).unwrap();
+    if (record.mode.toString() !== opts.mode) {
+      throw new HttpError(409, 'channel_mode', `channel ${channel} is ${record.mode}, not ${opts.mode}: close it or pass --mode ${record.mode}`);
+    }
     const kept = this.positions[channel];
     if (!kept || BigInt(kept.seq) < record.lastSeq.toBigInt()) {
       // Nothing kept, or an older position: what the chain redeemed is what was earned.
@@ -362,8 +367,11 @@ class Client {
    * checks the receipt and books it. Refused before it ran: { response, settle: null }.
    */
   async send(route, path, forward, bytes, { most, failed }) {
-    const fee = (await this.api.call.inferenceApi.verificationFee('Vanilla', bytes.length)).toBigInt();
+    const fee = (await this.api.call.inferenceApi.verificationFee(opts.mode, bytes.length)).toBigInt();
     const { channel } = route;
+    // A TEE channel's receipts must carry the enclave key the chain holds for the worker now.
+    const enclave = opts.mode === 'Tee' ? await enclaveKey(this.api, route.worker) : null;
+    if (opts.mode === 'Tee' && !enclave) throw new HttpError(503, 'enclave_not_attested', `worker ${route.worker} has no usable attested enclave key`);
     return this.exclusive(channel, async () => {
       const p = this.positions[channel];
       const seq = BigInt(p.seq) + 1n;
@@ -386,7 +394,7 @@ class Client {
         let earned = failed;
         try {
           const responseBytes = responseHex ? hexToU8a(responseHex) : null;
-          verifyReceipt(this.api, receiptHex, { worker: route.worker, channel, seq, request: bytes, response: responseBytes });
+          verifyReceipt(this.api, receiptHex, { worker: route.worker, channel, seq, request: bytes, response: responseBytes, enclave });
           if (responseBytes) earned = check(responseBytes);
         } finally {
           // Owed either way: the voucher was signed; a bad receipt is evidence against the worker.

@@ -51,7 +51,8 @@ export const DIRECT_TYPES = {
     channel: 'u64', seq: 'u64', release: 'u32', requestHash: 'H256', responseHash: 'H256',
     engine: 'Bytes', deviceClass: 'Bytes', unixMs: 'u64',
   },
-  OpgSignedReceipt: '(OpgReceipt, MultiSignature)',
+  // The worker's signature, and on a TEE channel the attested enclave key's (ed25519).
+  OpgSignedReceipt: '(OpgReceipt, MultiSignature, Option<[u8; 64]>)',
 };
 
 export const hash = (bytes) => blake2AsU8a(bytes, 256);
@@ -68,13 +69,20 @@ export function signVoucher(api, requester, { channel, seq, pay, burn }, request
 /**
  * Checks a receipt (hex of the SCALE signed receipt) before its answer is used: signed by
  * `worker` for this chain, for this channel and sequence, over `request` and `response` (the
- * canonical bytes; null for an error answer). Returns the receipt; throws what failed.
+ * canonical bytes; null for an error answer), and on a TEE channel by `enclave`, the worker's
+ * attested enclave key (`enclaveKey`). Returns the receipt; throws what failed.
  */
-export function verifyReceipt(api, hex, { worker, channel, seq, request, response }) {
-  const [receipt, signature] = api.createType('OpgSignedReceipt', hex);
+export function verifyReceipt(api, hex, { worker, channel, seq, request, response, enclave }) {
+  const [receipt, signature, enclaveSignature] = api.createType('OpgSignedReceipt', hex);
   const payload = u8aConcat(stringToU8a('opg/receipt/v1'), api.genesisHash.toU8a(), receipt.toU8a());
   if (!signature.isSr25519 || !signatureVerify(payload, signature.asSr25519, worker).isValid) {
     throw new Error('the receipt is not signed by the worker');
+  }
+  if (enclave) {
+    if (enclaveSignature.isNone) throw new Error('a TEE receipt without the enclave\'s signature');
+    const { isValid, crypto } = signatureVerify(payload, enclaveSignature.unwrap(), enclave.public);
+    if (!isValid || crypto !== 'ed25519') throw new Error('the receipt is not signed by the worker\'s attested enclave key');
+    if (receipt.unixMs.toBigInt() >= enclave.expiresAtMs) throw new Error('the enclave key had expired when the receipt was made');
   }
   if (receipt.channel.toBigInt() !== BigInt(channel) || receipt.seq.toBigInt() !== BigInt(seq)) {
     throw new Error('the receipt is for another voucher');
@@ -85,6 +93,17 @@ export function verifyReceipt(api, hex, { worker, channel, seq, request, respons
     throw new Error('the receipt names another answer');
   }
   return receipt;
+}
+
+/**
+ * `worker`'s attested enclave key as the chain holds it now (`TeeApi::worker_status`), for
+ * [verifyReceipt]: { public, expiresAtMs }, or null while none is usable.
+ */
+export async function enclaveKey(api, worker) {
+  const status = await api.call.teeApi.workerStatus(worker);
+  if (!status.keyUsable.isTrue || status.key.isNone) return null;
+  const key = status.key.unwrap();
+  return { public: key.public.toU8a(), expiresAtMs: key.expiresAtMs.toBigInt() };
 }
 
 /** Signs `tx` and resolves with its events once finalized (the worker reads finalized state). */

@@ -25,7 +25,7 @@ stop_node
 # The client script against a node with the in-process worker: a digit is classified.
 bash "$root/scripts/lib/seed-models.sh" "$base/models"
 api_port=$(free_port)
-start_node worker --no-prometheus --inference --model-dir "$base/models" --inference-api-port "$api_port" \
+start_node worker --no-prometheus --inference --tee-dev --model-dir "$base/models" --inference-api-port "$api_port" \
   --inference-api-advertise "http://127.0.0.1:$api_port" --redeem-every 2
 # The direct path first: a channel, then requests straight to the worker's HTTP API, each paid
 # by a voucher and answered with a receipt the client verifies.
@@ -38,6 +38,16 @@ r = json.loads(sys.argv[1])
 assert r["requests"] == 5 and r["receiptsVerified"] == 5 and len(r["outputs"][0]) == 3, r
 # The worker redeemed the last voucher on chain: paid and burned exactly what it authorised.
 assert r["redeemed"]["seq"] == 5 and r["redeemed"]["pay"] == r["paid"] and r["redeemed"]["burn"] == r["burned"], r
+' "$out"
+# A TEE channel: the worker answers once its (dev) enclave key is attested on chain, and every
+# receipt carries the enclave's signature, checked against that key.
+out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
+  --mode Tee --dev-worker-suri //Alice --fresh --requests 3 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+echo "[js-test] direct.mjs --mode Tee: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.pop("outputs"); print(json.dumps(r))' "$out")"
+python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["mode"] == "Tee" and r["enclaveSigned"] and r["receiptsVerified"] == 3, r
 ' "$out"
 # The OpenAI Python client, unchanged, through the client proxy: it opens channels to the
 # worker for SmolLM2 (release 2) and MiniLM-L3 (release 3, texts tokenized by the proxy) found
