@@ -432,19 +432,15 @@ impl<C: Chain> Api<C> {
 		// The most the request can cost: what the voucher must cover, as a job's escrow would.
 		type Market = pallet_inference::Pallet<opg_runtime::Runtime>;
 		let most = Market::max_charge(&worker, Some(budget));
-		let prices = worker.token_prices;
-		let token_charge = move |usage: TokenUsage| Market::token_charge(&prices, usage);
-		// What an answer earns: the price and its tokens (within the budget); a failed one the
-		// price alone.
+		// What an answer earns, as a settled job would: the price and its tokens (within the
+		// budget); a failed one the price alone.
+		let (price, prices) = (worker.price, worker.token_prices);
 		let earned = move |response: Option<&ChatResponse>| match response {
-			Some(r) => worker
-				.price
-				.saturating_add(token_charge(TokenUsage {
-					prompt: r.prompt_tokens.min(budget.prompt),
-					completion: r.completion_tokens.min(budget.completion),
-				}))
-				.min(most),
-			None => worker.price,
+			Some(r) => {
+				let usage = TokenUsage { prompt: r.prompt_tokens, completion: r.completion_tokens };
+				Market::billed_charge(price, &prices, budget, usage).min(most)
+			},
+			None => price,
 		};
 		let admission = self.admit(at, id, voucher, &input, most).await.map_err(refuse)?;
 		let meta = json!({

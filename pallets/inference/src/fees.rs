@@ -90,22 +90,31 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// What an LLM answer that reports `usage` earns: the per-request `base` price and the
+	/// tokens at `prices`, each count capped at the `budget`. A settled job and a direct-path
+	/// answer are billed by it alike.
+	pub fn billed_charge(
+		base: BalanceOf<T>,
+		prices: &TokenPrices<BalanceOf<T>>,
+		budget: TokenBudget,
+		usage: TokenUsage,
+	) -> BalanceOf<T> {
+		let billed = TokenUsage {
+			prompt: usage.prompt.min(budget.prompt),
+			completion: usage.completion.min(budget.completion),
+		};
+		base.saturating_add(Self::token_charge(prices, billed))
+	}
+
 	/// What a settled job pays its worker (royalty included): its price, or for an LLM job
-	/// the per-job price and the reported tokens (each capped at the budget), never more than
-	/// was held.
+	/// its [`Self::billed_charge`], never more than was held.
 	pub(crate) fn charge(record: &JobOf<T>, usage: Option<TokenUsage>) -> BalanceOf<T> {
 		match &record.tokens {
 			None => record.price,
 			Some(terms) => {
 				// The output was checked at submission; no counts would bill no tokens.
 				let usage = usage.unwrap_or_default();
-				let billed = TokenUsage {
-					prompt: usage.prompt.min(terms.budget.prompt),
-					completion: usage.completion.min(terms.budget.completion),
-				};
-				terms
-					.base
-					.saturating_add(Self::token_charge(&terms.prices, billed))
+				Self::billed_charge(terms.base, &terms.prices, terms.budget, usage)
 					.min(record.price)
 			},
 		}
