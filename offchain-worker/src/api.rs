@@ -135,7 +135,24 @@ pub struct Api<C: Chain> {
 	device_class: Label,
 	/// The enclave, in TEE mode: it signs a TEE channel's receipts too.
 	enclave: Option<Arc<Enclave>>,
+	/// What requests read of the finalized block, kept until it moves on.
+	reads: std::sync::Mutex<BlockReads>,
 }
+
+/// What every request reads of the chain that changes only from block to block: the worker's
+/// record, the releases and the verification fees at one finalized block. Runtime calls cost
+/// more than a small model's run, so they are made once a block. Channels are read for each
+/// request (a storage read), and so is the enclave key's status.
+#[derive(Default)]
+struct BlockReads {
+	at: H256,
+	worker: Option<Option<WorkerRecord>>,
+	releases: std::collections::HashMap<ReleaseId, Option<Release>>,
+	fees: std::collections::HashMap<(u8, u32), Balance>,
+}
+
+/// Most fees kept for one block (one per request size and mode).
+const MAX_KEPT_FEES: usize = 1024;
 
 fn label(text: String) -> Label {
 	let mut bytes = text.into_bytes();
@@ -166,6 +183,7 @@ impl<C: Chain> Api<C> {
 			engine: label(format!("opg-worker/{}", env!("CARGO_PKG_VERSION"))),
 			device_class: label(format!("{device}-{}", std::env::consts::ARCH)),
 			enclave: None,
+			reads: Default::default(),
 		})
 	}
 
@@ -556,6 +574,66 @@ impl<C: Chain> Api<C> {
 			.expect("a valid status and headers"))
 	}
 
+	fn kept<T>(&self, at: H256, get: impl FnOnce(&BlockReads) -> Option<T>) -> Option<T> {
+		let reads = self.reads.lock().expect("reads lock");
+		if reads.at == at {
+			get(&reads)
+		} else {
+			None
+		}
+	}
+
+	fn keep(&self, at: H256, put: impl FnOnce(&mut BlockReads)) {
+		let mut reads = self.reads.lock().expect("reads lock");
+		if reads.at != at {
+			*reads = BlockReads { at, ..Default::default() };
+		}
+		put(&mut reads);
+	}
+
+	/// This worker's record at `at`.
+	async fn worker_at(&self, at: H256) -> Result<Option<WorkerRecord>, ApiError> {
+		if let Some(worker) = self.kept(at, |r| r.worker.clone()) {
+			return Ok(worker);
+		}
+		let worker =
+			self.chain.worker(at, &self.signer.account()).await.map_err(ApiError::chain)?;
+		self.keep(at, |r| r.worker = Some(worker.clone()));
+		Ok(worker)
+	}
+
+	/// Release `id` at `at`.
+	async fn release_at(&self, at: H256, id: ReleaseId) -> Result<Option<Release>, ApiError> {
+		if let Some(release) = self.kept(at, |r| r.releases.get(&id).cloned()) {
+			return Ok(release);
+		}
+		let release = self.chain.release(at, id).await.map_err(ApiError::chain)?;
+		self.keep(at, |r| {
+			r.releases.insert(id, release.clone());
+		});
+		Ok(release)
+	}
+
+	/// The verification fee of `bytes` bytes in `mode` at `at`.
+	async fn fee_at(
+		&self,
+		at: H256,
+		mode: VerificationMode,
+		bytes: u32,
+	) -> Result<Balance, ApiError> {
+		if let Some(fee) = self.kept(at, |r| r.fees.get(&(mode.bit(), bytes)).copied()) {
+			return Ok(fee);
+		}
+		let fee = self.chain.verification_fee(at, mode, bytes).await.map_err(ApiError::chain)?;
+		self.keep(at, |r| {
+			if r.fees.len() >= MAX_KEPT_FEES {
+				r.fees.clear();
+			}
+			r.fees.insert((mode.bit(), bytes), fee);
+		});
+		Ok(fee)
+	}
+
 	/// An active release this worker serves, and the worker's record.
 	async fn served_release(
 		&self,
@@ -569,15 +647,14 @@ impl<C: Chain> Api<C> {
 				format!("this worker does not serve release {id}"),
 			)
 		};
-		let me = self.signer.account();
-		let worker =
-			self.chain.worker(at, &me).await.map_err(ApiError::chain)?.ok_or_else(|| {
-				ApiError::new(503, "not_registered", "this worker is not registered")
-			})?;
+		let worker = self
+			.worker_at(at)
+			.await?
+			.ok_or_else(|| ApiError::new(503, "not_registered", "this worker is not registered"))?;
 		if !worker.releases.contains(&id) {
 			return Err(not_found());
 		}
-		match self.chain.release(at, id).await.map_err(ApiError::chain)? {
+		match self.release_at(at, id).await? {
 			Some(release) if release.status == ReleaseStatus::Active => Ok((release, worker)),
 			_ => Err(not_found()),
 		}
@@ -617,11 +694,7 @@ impl<C: Chain> Api<C> {
 				)),
 		}
 		self.ledger.update(channel, record);
-		let burn = self
-			.chain
-			.verification_fee(at, mode, input.len() as u32)
-			.await
-			.map_err(ApiError::chain)?;
+		let burn = self.fee_at(at, mode, input.len() as u32).await?;
 		self.ledger
 			.admit(self.genesis, id, voucher, input, Charge { pay, burn })
 			.map_err(|e| match e {
