@@ -225,24 +225,38 @@ const LLM: ReleaseId = 3;
 const PROMPT_PER_1K: Balance = 2_000;
 const COMPLETION_PER_1K: Balance = 8_000;
 
+/// A model of the test cache (`~/.cache/opg/models/NAME`, which `fetcher` fetches) linked into
+/// `dir` as `file`: its path and bytes.
+fn linked_model(
+	dir: &std::path::Path,
+	name: &str,
+	file: &str,
+	fetcher: &str,
+) -> (std::path::PathBuf, Vec<u8>) {
+	let cached = std::path::Path::new(&std::env::var("HOME").unwrap())
+		.join(".cache/opg/models")
+		.join(name);
+	assert!(cached.exists(), "{} is missing: {fetcher} fetches it", cached.display());
+	let file = dir.join(file);
+	std::fs::hard_link(&cached, &file)
+		.or_else(|_| std::fs::copy(&cached, &file).map(|_| ()))
+		.unwrap();
+	let bytes = std::fs::read(&file).unwrap();
+	(file, bytes)
+}
+
 /// Adds release 3 (SmolLM2, linked from the test cache) served by Alice at token prices, and
 /// Bob's Vanilla channel 7 to it with a deposit of 1,000,000.
 fn with_llm(
 	state: &mut State,
 	dir: &std::path::Path,
 ) -> LlmSpec<polkadot_sdk::sp_core::ConstU32<64>> {
-	let cached = std::path::Path::new(&std::env::var("HOME").unwrap())
-		.join(".cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-	assert!(
-		cached.exists(),
-		"{} is missing: scripts/lib/llm-model.sh fetches it",
-		cached.display()
+	let (file, bytes) = linked_model(
+		dir,
+		"SmolLM2-135M-Instruct.Q4_1.gguf",
+		"smollm2.gguf",
+		"scripts/lib/llm-model.sh",
 	);
-	let file = dir.join("smollm2.gguf");
-	std::fs::hard_link(&cached, &file)
-		.or_else(|_| std::fs::copy(&cached, &file).map(|_| ()))
-		.unwrap();
-	let bytes = std::fs::read(&file).unwrap();
 	let measured = opg_worker::llm::LlmEngine::open(&file, 1).unwrap().measured().clone();
 	let spec = LlmSpec {
 		architecture: measured.architecture.as_bytes().to_vec().try_into().unwrap(),
@@ -935,18 +949,12 @@ async fn past_its_connection_limit_the_api_answers_503_and_serves_again_once_one
 const ENCODER: ReleaseId = 4;
 
 fn with_encoder(state: &mut State, dir: &std::path::Path) {
-	let cached = std::path::Path::new(&std::env::var("HOME").unwrap())
-		.join(".cache/opg/models/paraphrase-MiniLM-L3-v2.embed.onnx");
-	assert!(
-		cached.exists(),
-		"{} is missing: scripts/lib/encoder-model.sh fetches it",
-		cached.display()
+	let (file, bytes) = linked_model(
+		dir,
+		"paraphrase-MiniLM-L3-v2.embed.onnx",
+		"minilm.onnx",
+		"scripts/lib/encoder-model.sh",
 	);
-	let file = dir.join("minilm.onnx");
-	std::fs::hard_link(&cached, &file)
-		.or_else(|_| std::fs::copy(&cached, &file).map(|_| ()))
-		.unwrap();
-	let bytes = std::fs::read(&file).unwrap();
 	let ids = |name: &str| TensorSpec {
 		name: name.as_bytes().to_vec().try_into().unwrap(),
 		elem: ElemType::I64,
