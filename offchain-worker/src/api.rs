@@ -229,20 +229,10 @@ impl<C: Chain> Api<C> {
 
 	async fn models(&self) -> Reply {
 		let at = self.chain.finalized().await.map_err(|e| (ApiError::chain(e), None))?;
-		let me = self.signer.account();
-		let worker = self
-			.chain
-			.worker(at, &me)
-			.await
-			.map_err(|e| (ApiError::chain(e), None))?
-			.ok_or_else(|| {
-				(ApiError::new(503, "not_registered", "this worker is not registered"), None)
-			})?;
+		let worker = self.registered_worker(at).await.map_err(|e| (e, None))?;
 		let mut data = Vec::new();
 		for id in worker.releases.iter() {
-			let Some(release) =
-				self.chain.release(at, *id).await.map_err(|e| (ApiError::chain(e), None))?
-			else {
+			let Some(release) = self.release_at(at, *id).await.map_err(|e| (e, None))? else {
 				continue;
 			};
 			let modes: Vec<String> = opg_primitives::VerificationMode::ALL
@@ -297,7 +287,7 @@ impl<C: Chain> Api<C> {
 			.map_err(|e| refuse(ApiError::new(400, "invalid_input", e)))?;
 		let at = self.chain.finalized().await.map_err(|e| refuse(ApiError::chain(e)))?;
 		let (release, worker) = self.served_release(at, id).await.map_err(refuse)?;
-		let (outputs, signed) =
+		let (outputs, _, signed) =
 			self.run_tensors(at, id, release, worker, voucher, &tensors).await?;
 		Ok((
 			json!({
@@ -345,18 +335,19 @@ impl<C: Chain> Api<C> {
 		let (tensors, tokens) = embeddings::encoder_inputs(&request.rows, inputs)
 			.map_err(|r| refuse(ApiError::new(400, r.code, r.message)))?;
 		let price = worker.price;
-		let (outputs, signed) =
+		let (outputs, response, signed) =
 			self.run_tensors(at, id, release, worker, voucher, &tensors).await?;
 		let mut answer =
 			embeddings::embeddings_body(&outputs, request.rows.len(), tokens, request.base64)
 				.map_err(|m| (ApiError::new(500, "bad_output", m), Some(signed.clone())))?;
 		answer["model"] = json!(id.to_string());
-		answer["opg"] = opg_field(&signed, &outputs.encode(), price);
+		answer["opg"] = opg_field(&signed, &response, price);
 		Ok((answer, Some(signed)))
 	}
 
-	/// Runs a tensor release on `tensors` once the voucher admits them: the outputs and the
-	/// receipt over them. A refusal after admission carries the receipt (over the error).
+	/// Runs a tensor release on `tensors` once the voucher admits them: the outputs, their
+	/// canonical bytes and the receipt over them. A refusal after admission carries the receipt
+	/// (over the error).
 	async fn run_tensors(
 		&self,
 		at: H256,
@@ -365,7 +356,7 @@ impl<C: Chain> Api<C> {
 		worker: WorkerRecord,
 		voucher: SignedVoucher,
 		tensors: &[Tensor],
-	) -> Result<(Vec<Tensor>, SignedReceipt), (ApiError, Option<SignedReceipt>)> {
+	) -> Result<(Vec<Tensor>, Vec<u8>, SignedReceipt), (ApiError, Option<SignedReceipt>)> {
 		let refuse = |e: ApiError| (e, None);
 		if release.params.format == ModelFormat::Gguf {
 			return Err(refuse(ApiError::new(
@@ -411,7 +402,7 @@ impl<C: Chain> Api<C> {
 			.receipt(admission, id, &input, &response_bytes, admission.reserved)
 			.map_err(refuse)?;
 		match outcome {
-			Ok(outputs) => Ok((outputs, signed)),
+			Ok(outputs) => Ok((outputs, response_bytes, signed)),
 			Err(e) => Err((e, Some(signed))),
 		}
 	}
@@ -591,15 +582,18 @@ impl<C: Chain> Api<C> {
 		put(&mut reads);
 	}
 
-	/// This worker's record at `at`.
-	async fn worker_at(&self, at: H256) -> Result<Option<WorkerRecord>, ApiError> {
-		if let Some(worker) = self.kept(at, |r| r.worker.clone()) {
-			return Ok(worker);
-		}
-		let worker =
-			self.chain.worker(at, &self.signer.account()).await.map_err(ApiError::chain)?;
-		self.keep(at, |r| r.worker = Some(worker.clone()));
-		Ok(worker)
+	/// This worker's record at `at`; 503 while it is not registered.
+	async fn registered_worker(&self, at: H256) -> Result<WorkerRecord, ApiError> {
+		let worker = match self.kept(at, |r| r.worker.clone()) {
+			Some(worker) => worker,
+			None => {
+				let worker =
+					self.chain.worker(at, &self.signer.account()).await.map_err(ApiError::chain)?;
+				self.keep(at, |r| r.worker = Some(worker.clone()));
+				worker
+			},
+		};
+		worker.ok_or_else(|| ApiError::new(503, "not_registered", "this worker is not registered"))
 	}
 
 	/// Release `id` at `at`.
@@ -647,10 +641,7 @@ impl<C: Chain> Api<C> {
 				format!("this worker does not serve release {id}"),
 			)
 		};
-		let worker = self
-			.worker_at(at)
-			.await?
-			.ok_or_else(|| ApiError::new(503, "not_registered", "this worker is not registered"))?;
+		let worker = self.registered_worker(at).await?;
 		if !worker.releases.contains(&id) {
 			return Err(not_found());
 		}

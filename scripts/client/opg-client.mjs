@@ -90,7 +90,11 @@ function contentText(content, at) {
 // optionally `attention_mask` and `token_type_ids`, int64 or int32 [batch, tokens]) and one
 // f32 [batch, dim] output.
 const ID_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'];
-function isEncoder(specs, outputs) {
+// A release's input specs as plain values.
+const inputSpecs = (params) => params.inputs.map((t) => ({ name: t.name.toUtf8(), elem: t.elem.toString(), rank: t.shape.length }));
+function isEncoder(params) {
+  const specs = inputSpecs(params);
+  const { outputs } = params;
   return specs.some((s) => s.name === 'input_ids')
     && specs.every((s) => ID_INPUTS.includes(s.name) && ['I64', 'I32'].includes(s.elem) && s.rank === 2)
     && outputs.length === 1 && outputs[0].elem.toString() === 'F32' && outputs[0].shape.length === 2;
@@ -330,9 +334,8 @@ class Client {
     const release = Number(body.model);
     if (!Number.isInteger(release) || release < 0) throw new HttpError(400, 'invalid_model', '`model` is a release id, e.g. "3"');
     const info = await this.api.call.inferenceApi.release(release);
-    const specs = info.isSome ? info.unwrap().params.inputs.map((t) => ({ name: t.name.toUtf8(), elem: t.elem.toString(), rank: t.shape.length })) : [];
-    const outputs = info.isSome ? info.unwrap().params.outputs : [];
-    if (!isEncoder(specs, outputs)) throw new HttpError(404, 'model_not_found', `release ${release} is not a text-encoder release`);
+    if (info.isNone || !isEncoder(info.unwrap().params)) throw new HttpError(404, 'model_not_found', `release ${release} is not a text-encoder release`);
+    const specs = inputSpecs(info.unwrap().params);
     const input = body.input;
     const items = typeof input === 'string' || (Array.isArray(input) && typeof input[0] === 'number') ? [input] : input;
     if (!Array.isArray(items) || items.length === 0 || items.length > MAX_EMBED_INPUTS) {
@@ -478,9 +481,8 @@ async function proxy(client) {
         for (let id = 0; id < 64; id++) {
           const r = await client.api.call.inferenceApi.release(id);
           if (r.isNone) continue;
-          const { llm, inputs, outputs } = r.unwrap().params;
-          const specs = inputs.map((t) => ({ name: t.name.toUtf8(), elem: t.elem.toString(), rank: t.shape.length }));
-          if (llm.isSome || isEncoder(specs, outputs)) models.push({ id: String(id), object: 'model', owned_by: 'opg' });
+          const { params } = r.unwrap();
+          if (params.llm.isSome || isEncoder(params)) models.push({ id: String(id), object: 'model', owned_by: 'opg' });
         }
         return sendJson(res, 200, { object: 'list', data: models });
       }
