@@ -285,6 +285,10 @@ impl_runtime_apis! {
 		fn verification_fee(mode: VerificationMode, bytes: u32) -> Balance {
 			Inference::verification_fee(mode, bytes)
 		}
+
+		fn open_disputes(worker: AccountId) -> Vec<(pallet_inference::DisputeKey, u64, u64)> {
+			Inference::open_disputes(&worker)
+		}
 	}
 
 	impl pallet_tee::runtime_api::TeeApi<Block, AccountId, BlockNumber> for Runtime {

@@ -40,6 +40,7 @@ impl<T: Config> Pallet<T> {
 		T::WeightInfo::on_initialize_expire()
 			.saturating_add(T::Consumer::weight())
 			.max(T::WeightInfo::on_initialize_prune())
+			.max(T::WeightInfo::on_initialize_dispute())
 	}
 
 	/// Processes due agenda entries, oldest block first, while `meter` allows the costlier
@@ -66,6 +67,14 @@ impl<T: Config> Pallet<T> {
 						T::WeightInfo::on_initialize_prune()
 					},
 				});
+			}
+			while let Some(key) = DisputeAgenda::<T>::iter_key_prefix(cursor).next() {
+				if !meter.can_consume(Self::worst_entry()) {
+					break 'blocks;
+				}
+				DisputeAgenda::<T>::remove(cursor, key);
+				Self::process_dispute_deadline(key);
+				meter.consume(T::WeightInfo::on_initialize_dispute());
 			}
 			cursor.saturating_inc();
 		}

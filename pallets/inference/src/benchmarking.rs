@@ -3,7 +3,10 @@
 
 use super::*;
 use alloc::{vec, vec::Vec};
-use opg_primitives::{ElemType, Tensor};
+use opg_primitives::{
+	channel::{batch_proof, batch_root, receipt_leaf, Receipt},
+	ElemType, Tensor,
+};
 use polkadot_sdk::{
 	frame_benchmarking::v2::*,
 	frame_support::{
@@ -80,6 +83,73 @@ fn channel<T: Config>() -> (ChannelId, T::AccountId, T::AccountId) {
 	)
 	.expect("a valid channel");
 	(id, requester, worker)
+}
+
+/// A receipt that can be disputed, with what opening it takes.
+struct Disputable<T: Config> {
+	channel: ChannelId,
+	receipt: Receipt,
+	signature: T::ChannelSignature,
+	request: Vec<u8>,
+	response: Vec<u8>,
+	proof: Vec<H256>,
+}
+
+/// Receipts in a benchmark batch: a proof of ten siblings.
+const BATCH: usize = 1024;
+
+/// A channel to the benchmark signer as worker, its batches full and within their window, the
+/// newest of `BATCH` receipts whose first (the worst to find) is disputable, for a request of
+/// `r` bytes and a response of `s`.
+fn disputable<T: Config>(r: u32, s: u32) -> Disputable<T> {
+	let release = release::<T>();
+	let worker = T::ChannelBenchmarkHelper::signer();
+	fund::<T>(&worker);
+	register::<T>(&worker, &[release], T::Currency::minimum_balance());
+	let requester = funded::<T>("requester", 0);
+	let id = Pallet::<T>::do_open_channel(
+		requester,
+		worker.clone(),
+		release,
+		VerificationMode::Vanilla,
+		channel_deposit::<T>(),
+	)
+	.expect("a valid channel");
+	fill_batches::<T>(id, T::MaxOpenBatches::get() - 1);
+	let (request, response) = (payload(r), payload(s));
+	let label = |b: u8| {
+		vec![b; opg_primitives::channel::MAX_LABEL_LEN as usize]
+			.try_into()
+			.expect("the bound")
+	};
+	let seq = T::MaxOpenBatches::get() as u64;
+	let receipt = Receipt {
+		channel: id,
+		seq,
+		release,
+		request_hash: opg_primitives::payload_hash(&request),
+		response_hash: opg_primitives::payload_hash(&response),
+		engine: label(b'e'),
+		device_class: label(b'd'),
+		unix_ms: u64::MAX,
+	};
+	let mut leaves: Vec<H256> = (0..BATCH as u64).map(|i| H256::from_low_u64_be(i + 1)).collect();
+	leaves[0] = receipt_leaf(&receipt);
+	let batch = Batch {
+		root: batch_root(&leaves),
+		first_seq: seq,
+		last_seq: seq + BATCH as u64 - 1,
+		committed_at: frame_system::Pallet::<T>::block_number(),
+	};
+	Channels::<T>::mutate(id, |c| {
+		let c = c.as_mut().expect("exists");
+		c.batches.try_push(batch).expect("one short of full");
+		c.last_seq = batch.last_seq;
+	});
+	let signature =
+		T::ChannelBenchmarkHelper::sign(&worker, &Pallet::<T>::receipt_payload(&receipt));
+	let proof = batch_proof(&leaves, 0).expect("a leaf of the batch");
+	Disputable { channel: id, receipt, signature, request, response, proof }
 }
 
 /// Fills a channel's batches, all committed now, up to `n`; the last redeemed voucher is the
@@ -664,6 +734,112 @@ mod benchmarks {
 		_(RawOrigin::Signed(caller), id);
 
 		assert!(!Channels::<T>::contains_key(id));
+	}
+
+	/// A challenge of the last receipt of a channel's newest batch (the others full), with the
+	/// largest labels, a request and response of `r` and `s` bytes, and the price read back.
+	#[benchmark]
+	fn challenge_receipt(
+		r: Linear<1, { T::MaxInputLen::get() }>,
+		s: Linear<1, { T::MaxOutputLen::get() }>,
+	) {
+		let d = disputable::<T>(r, s);
+		let challenger = funded::<T>("challenger", 0);
+		let key = (d.channel, d.receipt.seq, receipt_leaf(&d.receipt));
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(challenger),
+			d.receipt.clone(),
+			d.signature.clone(),
+			d.request.try_into().expect("within the bound"),
+			d.response.try_into().expect("within the bound"),
+		);
+
+		assert!(Disputes::<T>::contains_key(key));
+	}
+
+	/// An opening that closes both an audit and a challenge of the receipt (burning the bond),
+	/// with the longest proof of a benchmark batch. The enclave check of a TEE channel is
+	/// charged on top (`ResultVerifier::weight`).
+	#[benchmark]
+	fn open_receipt(
+		r: Linear<1, { T::MaxInputLen::get() }>,
+		s: Linear<1, { T::MaxOutputLen::get() }>,
+	) {
+		let d = disputable::<T>(r, s);
+		let challenger = funded::<T>("challenger", 0);
+		Pallet::<T>::do_challenge(
+			challenger,
+			d.receipt.clone(),
+			d.signature.clone(),
+			&d.request,
+			&d.response,
+		)
+		.expect("a valid challenge");
+		let key = (d.channel, d.receipt.seq, receipt_leaf(&d.receipt));
+		let mut audit = Disputes::<T>::get(key).expect("just opened");
+		audit.kind = DisputeKind::Audit;
+		Pallet::<T>::open_dispute((d.channel, d.receipt.seq, H256::zero()), audit);
+		let caller = funded::<T>("caller", 0);
+
+		#[extrinsic_call]
+		_(
+			RawOrigin::Signed(caller),
+			d.receipt.clone(),
+			d.signature.clone(),
+			None,
+			d.request.try_into().expect("within the bound"),
+			d.response.try_into().expect("within the bound"),
+			d.proof.try_into().expect("within the bound"),
+		);
+
+		assert!(Disputes::<T>::iter().next().is_none());
+	}
+
+	/// Drawing `a` audits from a queued batch of `a` receipts.
+	#[benchmark]
+	fn draw_audits(a: Linear<1, { T::AuditsPerBatch::get().max(1) }>) {
+		let d = disputable::<T>(1, 1);
+		let batch = Batch {
+			root: H256::repeat_byte(5),
+			first_seq: 1,
+			last_seq: a as u64,
+			committed_at: frame_system::Pallet::<T>::block_number(),
+		};
+		Pallet::<T>::queue_audit(d.channel, batch);
+		new_round::<T>();
+
+		#[block]
+		{
+			Pallet::<T>::draw_audits(&mut WeightMeter::new());
+		}
+
+		assert_eq!(Disputes::<T>::iter().count() as u32, a.min(T::AuditsPerBatch::get()));
+	}
+
+	/// A challenge unanswered at its deadline: the bond released, the requester repaid from
+	/// the slash, the rest burned, the worker paused below the minimum stake.
+	#[benchmark]
+	fn on_initialize_dispute() {
+		let d = disputable::<T>(1, 1);
+		let challenger = funded::<T>("challenger", 0);
+		Pallet::<T>::do_challenge(
+			challenger,
+			d.receipt.clone(),
+			d.signature.clone(),
+			&d.request,
+			&d.response,
+		)
+		.expect("a valid challenge");
+		let key = (d.channel, d.receipt.seq, receipt_leaf(&d.receipt));
+
+		#[block]
+		{
+			Pallet::<T>::process_dispute_deadline(key);
+		}
+
+		assert!(!Disputes::<T>::contains_key(key));
 	}
 
 	/// The longest endpoint.

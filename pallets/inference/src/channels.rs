@@ -125,6 +125,8 @@ impl<T: Config> Pallet<T> {
 	) -> DispatchResult {
 		let mut channel = Channels::<T>::get(id).ok_or(Error::<T>::UnknownChannel)?;
 		ensure!(channel.worker == who, Error::<T>::NotChannelWorker);
+		// A batch is answered for by stake: a worker that withdrew it commits nothing.
+		ensure!(Workers::<T>::contains_key(&who), Error::<T>::NotWorker);
 		let now = frame_system::Pallet::<T>::block_number();
 		if let Some(until) = channel.closing_at {
 			ensure!(now <= until, Error::<T>::ChannelClosed);
@@ -156,10 +158,8 @@ impl<T: Config> Pallet<T> {
 		let window = T::DisputeWindow::get();
 		channel.batches.retain(|b| b.committed_at.saturating_add(window) > now);
 		let first_seq = channel.last_seq + 1;
-		channel
-			.batches
-			.try_push(Batch { root, first_seq, last_seq: voucher.seq, committed_at: now })
-			.map_err(|_| Error::<T>::TooManyBatches)?;
+		let batch = Batch { root, first_seq, last_seq: voucher.seq, committed_at: now };
+		channel.batches.try_push(batch).map_err(|_| Error::<T>::TooManyBatches)?;
 
 		let (worker_payment, royalty) = Self::pay_from_channel(&channel, pay)?;
 		let burned = T::Currency::burn_held(
@@ -175,6 +175,8 @@ impl<T: Config> Pallet<T> {
 		channel.redeemed_burn = voucher.cumulative_burn;
 		channel.last_seq = voucher.seq;
 		Channels::<T>::insert(id, channel);
+		LastCommitment::<T>::insert(&who, now);
+		Self::queue_audit(id, batch);
 		Self::deposit_event(Event::ChannelRedeemed {
 			channel: id,
 			first_seq,

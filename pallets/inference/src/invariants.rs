@@ -4,6 +4,7 @@ use crate::{pallet::*, types::*};
 use opg_primitives::VerificationMode;
 use polkadot_sdk::{
 	frame_support::{pallet_prelude::*, traits::fungible::InspectHold},
+	sp_core::H256,
 	sp_runtime::traits::{Saturating, Zero},
 };
 
@@ -178,6 +179,54 @@ impl<T: Config> Pallet<T> {
 		}
 		for who in Endpoints::<T>::iter_keys() {
 			ensure!(Workers::<T>::contains_key(&who), "endpoint of a non-worker");
+		}
+		Self::disputes_try_state()
+	}
+
+	/// Every dispute is indexed under its worker and on the agenda at its deadline, and
+	/// nothing else is; challenge bonds held equal the open challenges'; the audit queue holds
+	/// exactly head..tail.
+	fn disputes_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+		use alloc::collections::btree_map::BTreeMap;
+		let mut bonds: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+		let mut count = 0usize;
+		for (key, dispute) in Disputes::<T>::iter() {
+			count += 1;
+			ensure!(
+				WorkerDisputes::<T>::contains_key(&dispute.worker, key),
+				"dispute missing from its worker's index"
+			);
+			ensure!(
+				DisputeAgenda::<T>::contains_key(Self::expiry_block(dispute.deadline), key),
+				"dispute missing from the agenda"
+			);
+			let batch = &dispute.batch;
+			ensure!(
+				batch.first_seq <= key.1 && key.1 <= batch.last_seq,
+				"disputed receipt outside its batch"
+			);
+			match dispute.kind {
+				DisputeKind::Audit => ensure!(key.2 == H256::zero(), "audit keyed by a leaf"),
+				DisputeKind::Challenge { challenger, bond, .. } => {
+					ensure!(key.2 != H256::zero(), "challenge without a leaf");
+					let e = bonds.entry(challenger).or_default();
+					*e = e.saturating_add(bond);
+				},
+			}
+		}
+		ensure!(WorkerDisputes::<T>::iter().count() == count, "stale worker dispute entries");
+		ensure!(DisputeAgenda::<T>::iter().count() == count, "stale dispute agenda entries");
+		for (who, amount) in bonds.iter() {
+			ensure!(
+				T::Currency::balance_on_hold(&HoldReason::ChallengeBond.into(), who) == *amount,
+				"challenge bond hold differs from the open challenges"
+			);
+		}
+		let (head, tail) = (AuditHead::<T>::get(), AuditTail::<T>::get());
+		ensure!(head <= tail, "audit queue head past tail");
+		ensure!(AuditQueue::<T>::iter().count() as u64 == tail - head, "audit queue entries off");
+		for at in AuditQueue::<T>::iter_keys() {
+			ensure!(head <= at && at < tail, "audit queue entry outside head..tail");
 		}
 		Ok(())
 	}

@@ -40,6 +40,7 @@ mod assignment;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod channels;
+mod disputes;
 mod fees;
 #[cfg(any(feature = "try-runtime", feature = "std", test))]
 mod invariants;
@@ -54,6 +55,7 @@ mod types;
 pub mod weights;
 mod workers;
 
+pub use disputes::MAX_OPEN_DISPUTES;
 pub use pallet::*;
 pub use priority::{invalid_answer, PrioritizeAnswers, ANSWER_PRIORITY};
 pub use types::*;
@@ -61,7 +63,8 @@ pub use weights::WeightInfo;
 
 use alloc::vec::Vec;
 use opg_primitives::{
-	channel::ChannelId, payload_hash, JobId, ModeSet, ReleaseId, VerificationMode,
+	channel::{ChannelId, Receipt},
+	payload_hash, JobId, ModeSet, ReleaseId, VerificationMode,
 };
 use pallet_model_hub::ModelRegistry;
 use polkadot_sdk::{
@@ -101,6 +104,9 @@ pub mod pallet {
 		/// What is left of a requester's channel deposits.
 		#[codec(index = 2)]
 		ChannelDeposit,
+		/// A challenger's bond while its challenge is open.
+		#[codec(index = 3)]
+		ChallengeBond,
 	}
 
 	#[pallet::config]
@@ -204,6 +210,18 @@ pub mod pallet {
 		/// Longest endpoint URL a worker may advertise.
 		#[pallet::constant]
 		type MaxEndpointLen: Get<u32>;
+		/// Receipts drawn for audit from each committed batch (all of a smaller batch; none
+		/// when zero).
+		#[pallet::constant]
+		type AuditsPerBatch: Get<u32>;
+		/// Blocks a worker has to open a receipt drawn for audit or challenged.
+		#[pallet::constant]
+		type OpenDeadline: Get<BlockNumberFor<Self>>;
+		/// Held from a challenger while its challenge is open; burned if the worker opens the
+		/// receipt.
+		type ChallengeBond: Get<BalanceOf<Self>>;
+		/// Stake taken from a worker for a receipt it did not open in time.
+		type ReceiptSlash: Get<BalanceOf<Self>>;
 
 		/// Weights of calls and hooks.
 		type WeightInfo: WeightInfo;
@@ -331,6 +349,39 @@ pub mod pallet {
 	pub type Endpoints<T: Config> =
 		StorageMap<_, Blake2_128Concat, T::AccountId, BoundedVec<u8, T::MaxEndpointLen>>;
 
+	/// Receipts their workers must open (audits and challenges).
+	#[pallet::storage]
+	pub type Disputes<T: Config> = StorageMap<_, Blake2_128Concat, DisputeKey, DisputeOf<T>>;
+
+	/// The open disputes of each worker: what it must answer, and what keeps its stake.
+	#[pallet::storage]
+	pub type WorkerDisputes<T: Config> =
+		StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Blake2_128Concat, DisputeKey, ()>;
+
+	/// Dispute deadlines by the block they are judged in (served with [`Agenda`]).
+	#[pallet::storage]
+	pub type DisputeAgenda<T: Config> =
+		StorageDoubleMap<_, Twox64Concat, BlockNumberFor<T>, Blake2_128Concat, DisputeKey, ()>;
+
+	/// Committed batches waiting for their audit draw, by position.
+	#[pallet::storage]
+	pub type AuditQueue<T: Config> =
+		StorageMap<_, Twox64Concat, u64, PendingAudit<BlockNumberFor<T>>>;
+
+	/// The oldest position of [`AuditQueue`] not drawn yet.
+	#[pallet::storage]
+	pub type AuditHead<T> = StorageValue<_, u64, ValueQuery>;
+
+	/// The next free position of [`AuditQueue`].
+	#[pallet::storage]
+	pub type AuditTail<T> = StorageValue<_, u64, ValueQuery>;
+
+	/// The block of each worker's latest batch commitment: its stake stays until the batch's
+	/// dispute window has passed.
+	#[pallet::storage]
+	pub type LastCommitment<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, BlockNumberFor<T>>;
+
 	/// Everything this pallet has burned.
 	#[pallet::storage]
 	pub type TotalBurned<T: Config> = StorageValue<_, BalanceOf<T>, ValueQuery>;
@@ -449,6 +500,41 @@ pub mod pallet {
 		ChannelClosed { channel: ChannelId, refund: BalanceOf<T> },
 		/// A worker set (or, empty, removed) its endpoint.
 		EndpointSet { worker: T::AccountId },
+		/// A receipt of a committed batch was drawn for audit: its worker must open it by
+		/// `deadline`.
+		AuditDrawn {
+			channel: ChannelId,
+			seq: u64,
+			worker: T::AccountId,
+			deadline: BlockNumberFor<T>,
+		},
+		/// Someone challenged a receipt (by its Merkle `leaf`): the worker must open that
+		/// receipt by `deadline`.
+		ReceiptChallenged {
+			channel: ChannelId,
+			seq: u64,
+			challenger: T::AccountId,
+			leaf: H256,
+			deadline: BlockNumberFor<T>,
+		},
+		/// The worker opened a receipt: the audits and the challenge of it are closed.
+		ReceiptOpened { channel: ChannelId, seq: u64, worker: T::AccountId },
+		/// A challenge failed: the worker opened the receipt, the bond was burned.
+		ChallengeFailed {
+			channel: ChannelId,
+			seq: u64,
+			challenger: T::AccountId,
+			burned: BalanceOf<T>,
+		},
+		/// A receipt was not opened in time: the worker's stake was slashed, `refund` of it
+		/// repaid to the requester (a challenge) and `burned` burned.
+		DisputeLost {
+			channel: ChannelId,
+			seq: u64,
+			worker: T::AccountId,
+			burned: BalanceOf<T>,
+			refund: BalanceOf<T>,
+		},
 		/// OPG was burned.
 		Burned { cause: BurnCause, amount: BalanceOf<T> },
 	}
@@ -568,6 +654,24 @@ pub mod pallet {
 		/// The endpoint is not an `http://` or `https://` URL of printable ASCII, or is longer
 		/// than `MaxEndpointLen`.
 		BadEndpoint,
+		/// The receipt is not the worker's (signature), or names another release.
+		BadReceipt,
+		/// The request or response does not hash to what the receipt names.
+		DataMismatch,
+		/// The receipt's sequence number is not in a batch of the channel within its dispute
+		/// window: not redeemed yet, or its window has passed.
+		NotCommitted,
+		/// The receipt is already disputed.
+		AlreadyDisputed,
+		/// No open audit or challenge of this receipt.
+		NoSuchDispute,
+		/// The proof does not show the receipt in its committed batch.
+		NotInBatch,
+		/// A TEE channel's receipt without a valid signature of the worker's attested enclave
+		/// key.
+		BadEnclaveSignature,
+		/// The worker has open disputes, or a batch still within its dispute window.
+		WorkerHasOpenDisputes,
 	}
 
 	#[pallet::hooks]
@@ -585,6 +689,8 @@ pub mod pallet {
 			let mut budget =
 				WeightMeter::with_limit(meter.remaining().min(T::AssignmentWeight::get()));
 			Self::assign_pending(now, &mut budget);
+			// Audits draw from what the job draws leave of the same budget.
+			Self::draw_audits(&mut budget);
 			meter.consume(budget.consumed());
 		}
 
@@ -827,6 +933,13 @@ pub mod pallet {
 				WorkerStatus::Unbonding { unlock_at } if unlock_at <= now => {},
 				_ => return Err(Error::<T>::NotUnlocked.into()),
 			}
+			// The stake answers for the receipts of its batches until they cannot be disputed.
+			ensure!(
+				WorkerDisputes::<T>::iter_prefix(&who).next().is_none() &&
+					LastCommitment::<T>::get(&who)
+						.is_none_or(|at| at.saturating_add(T::DisputeWindow::get()) <= now),
+				Error::<T>::WorkerHasOpenDisputes
+			);
 			T::Currency::release(
 				&HoldReason::WorkerStake.into(),
 				&who,
@@ -836,6 +949,7 @@ pub mod pallet {
 			Workers::<T>::remove(&who);
 			WorkerJobs::<T>::remove(&who);
 			Endpoints::<T>::remove(&who);
+			LastCommitment::<T>::remove(&who);
 			Self::deposit_event(Event::WorkerRemoved { worker: who, stake: worker.stake });
 			Ok(())
 		}
@@ -1125,6 +1239,54 @@ pub mod pallet {
 			}
 			Self::deposit_event(Event::EndpointSet { worker: who });
 			Ok(())
+		}
+
+		/// Challenges a receipt the worker of its channel signed: the request and response
+		/// must hash to what it names, and its sequence number be in a batch committed within
+		/// the dispute window. Holds `ChallengeBond` from the caller. The worker must open that
+		/// exact receipt within `OpenDeadline` blocks (`open_receipt`), or it is slashed
+		/// `ReceiptSlash`, of which the request's price repays the requester, and the bond is
+		/// returned; if it does, the bond is burned.
+		#[pallet::call_index(20)]
+		#[pallet::weight(T::WeightInfo::challenge_receipt(request.len() as u32, response.len() as u32))]
+		pub fn challenge_receipt(
+			origin: OriginFor<T>,
+			receipt: Receipt,
+			signature: T::ChannelSignature,
+			request: BoundedVec<u8, T::MaxInputLen>,
+			response: BoundedVec<u8, T::MaxOutputLen>,
+		) -> DispatchResult {
+			let who = ensure_signed(origin)?;
+			Self::do_challenge(who, receipt, signature, &request, &response)
+		}
+
+		/// Opens a receipt drawn for audit or challenged: the receipt under the worker's
+		/// signature, the request and response it names, the Merkle `proof` that it is in its
+		/// committed batch and, on a TEE channel, the attested enclave key's signature of it.
+		/// Closes the audit and the challenge of it. Anyone may send it; the worker does.
+		#[pallet::call_index(21)]
+		#[pallet::weight(
+			T::WeightInfo::open_receipt(request.len() as u32, response.len() as u32)
+				.saturating_add(T::Verifier::weight(VerificationMode::Tee, 0, 0, 0))
+		)]
+		pub fn open_receipt(
+			origin: OriginFor<T>,
+			receipt: Receipt,
+			signature: T::ChannelSignature,
+			enclave_signature: Option<[u8; 64]>,
+			request: BoundedVec<u8, T::MaxInputLen>,
+			response: BoundedVec<u8, T::MaxOutputLen>,
+			proof: BoundedVec<H256, MaxProofLen>,
+		) -> DispatchResult {
+			ensure_signed(origin)?;
+			Self::do_open_receipt(
+				receipt,
+				signature,
+				enclave_signature,
+				&request,
+				&response,
+				&proof,
+			)
 		}
 	}
 }

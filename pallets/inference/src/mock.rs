@@ -64,6 +64,8 @@ parameter_types! {
 		flat: PerMode { vanilla: 10, tee: 20, zk: 30 },
 		per_byte: 1,
 	};
+	/// Four for the benchmarks; none in the tests unless one asks (`new_test_ext`).
+	pub static AuditsPerBatch: u32 = 4;
 }
 
 impl pallet_model_hub::Config for Test {
@@ -101,6 +103,16 @@ thread_local! {
 	pub static FINISHED: RefCell<Vec<(JobId, &'static str)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The mock enclave's signature of `payload`: what `check_enclave_signature` accepts for a
+/// worker with a usable key.
+pub fn enclave_sign(payload: &[u8]) -> [u8; 64] {
+	let hash = polkadot_sdk::sp_crypto_hashing::blake2_256(payload);
+	let mut signature = [0u8; 64];
+	signature[..32].copy_from_slice(&hash);
+	signature[32..].copy_from_slice(&hash);
+	signature
+}
+
 /// Evidence is valid when its bytes are `b"valid"`.
 pub struct MockVerifier;
 impl ResultVerifier<u64> for MockVerifier {
@@ -127,6 +139,9 @@ impl ResultVerifier<u64> for MockVerifier {
 	}
 	fn can_answer(worker: &u64, mode: VerificationMode) -> bool {
 		mode != VerificationMode::Tee || NO_ENCLAVE.with(|n| !n.borrow().contains(worker))
+	}
+	fn check_enclave_signature(worker: &u64, payload: &[u8], signature: &[u8; 64]) -> bool {
+		Self::can_answer(worker, VerificationMode::Tee) && *signature == enclave_sign(payload)
 	}
 }
 
@@ -182,6 +197,10 @@ impl pallet_inference::Config for Test {
 	type DisputeWindow = ConstU64<20>;
 	type MaxOpenBatches = ConstU32<3>;
 	type MaxEndpointLen = ConstU32<40>;
+	type AuditsPerBatch = AuditsPerBatch;
+	type OpenDeadline = ConstU64<5>;
+	type ChallengeBond = ConstU64<50>;
+	type ReceiptSlash = ConstU64<400>;
 	type WeightInfo = ();
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;
@@ -442,6 +461,8 @@ pub fn new_test_ext(test: impl FnOnce()) {
 	]);
 	SUPPORTED.with(|s| *s.borrow_mut() = ModeSet(0b111));
 	FINISHED.with(|f| f.borrow_mut().clear());
+	AuditsPerBatch::set(0);
+	NO_ENCLAVE.with(|n| n.borrow_mut().clear());
 	let mut ext = sp_io::TestExternalities::new(storage);
 	ext.execute_with(|| {
 		System::set_block_number(1);

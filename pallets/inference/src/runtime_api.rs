@@ -1,6 +1,6 @@
 //! `InferenceApi`: what workers, wallets and dApps ask the runtime about the market.
 
-use crate::{BurnTotals, FeeQuote};
+use crate::{BurnTotals, DisputeKey, FeeQuote};
 use alloc::vec::Vec;
 use codec::Codec;
 use opg_primitives::{JobId, ReleaseId, VerificationMode};
@@ -40,5 +40,9 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
 		/// per-byte fee. On the direct path each request's voucher burns this over the
 		/// request's bytes.
 		fn verification_fee(mode: VerificationMode, bytes: u32) -> Balance;
+		/// The receipts `worker` must open (`open_receipt`), at most `MAX_OPEN_DISPUTES`: each
+		/// dispute's key (channel, sequence number, challenged leaf or zero for an audit) and
+		/// its batch's first and last sequence numbers.
+		fn open_disputes(worker: AccountId) -> Vec<(DisputeKey, u64, u64)>;
 	}
 }

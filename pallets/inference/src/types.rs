@@ -2,7 +2,9 @@
 
 use crate::Config;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
-use opg_primitives::{chat::TokenBudget, JobId, ModeSet, ReleaseId, VerificationMode};
+use opg_primitives::{
+	channel::ChannelId, chat::TokenBudget, JobId, ModeSet, ReleaseId, VerificationMode,
+};
 use polkadot_sdk::{
 	frame_support::{
 		pallet_prelude::*, traits::fungible::Inspect, CloneNoBound, DebugNoBound, EqNoBound,
@@ -43,6 +45,9 @@ pub type ChannelOf<T> = Channel<
 >;
 /// A voucher in the pallet's currency.
 pub type VoucherOf<T> = opg_primitives::channel::Voucher<BalanceOf<T>>;
+/// A dispute of the pallet.
+pub type DisputeOf<T> =
+	Dispute<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
 
 use polkadot_sdk::frame_system;
 
@@ -448,6 +453,8 @@ pub enum BurnCause {
 	VerificationFee,
 	/// Slashed worker stake.
 	Slash,
+	/// The bond of a challenge the worker answered.
+	FailedChallenge,
 }
 
 /// Flat verification fees per mode and the per-byte part (over input, output and evidence).
@@ -537,6 +544,15 @@ pub trait ResultVerifier<AccountId> {
 	/// Weight of one `can_answer`.
 	fn can_answer_weight(_mode: VerificationMode) -> Weight {
 		Weight::zero()
+	}
+	/// Whether `signature` is by `worker`'s usable attested enclave key over `payload` (a TEE
+	/// channel's receipt). Defaults to no: without TEE support no receipt carries one.
+	fn check_enclave_signature(
+		_worker: &AccountId,
+		_payload: &[u8],
+		_signature: &[u8; 64],
+	) -> bool {
+		false
 	}
 }
 
@@ -709,3 +725,62 @@ impl<
 			.saturating_sub(self.redeemed_burn.clone())
 	}
 }
+
+/// Which receipt a dispute is about: its channel, its sequence number and, for a challenge,
+/// the Merkle leaf of the receipt the challenger holds (zero for an audit, which any receipt
+/// of the worker's committed batch answers).
+pub type DisputeKey = (ChannelId, u64, H256);
+
+/// Why a worker must open a receipt.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum DisputeKind<AccountId, Balance> {
+	/// Drawn at random from a committed batch: the worker shows it kept the request and
+	/// response and that the receipt is in the batch.
+	Audit,
+	/// Someone holding a receipt the worker signed asks it to show that exact receipt in its
+	/// committed batch (and, on a TEE channel, the enclave's signature of it). `bond` is held
+	/// from `challenger`; `refund` is what the request cost its requester, repaid from the
+	/// slash if the worker cannot open.
+	Challenge { challenger: AccountId, bond: Balance, refund: Balance },
+}
+
+/// A receipt its worker must open by `deadline` (`open_receipt`), or be slashed. Holds what
+/// judging it needs, so it outlives the channel's batch list and the channel itself.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct Dispute<AccountId, Balance, BlockNumber> {
+	/// The channel's worker: who must open it.
+	pub worker: AccountId,
+	/// The channel's requester: who is repaid if a challenge succeeds.
+	pub requester: AccountId,
+	/// The channel's release.
+	pub release: ReleaseId,
+	/// The channel's mode: a TEE receipt must carry the enclave's signature.
+	pub mode: VerificationMode,
+	/// The batch the receipt was committed in.
+	pub batch: Batch<BlockNumber>,
+	/// The last block at which it may be opened.
+	pub deadline: BlockNumber,
+	/// Audit or challenge.
+	pub kind: DisputeKind<AccountId, Balance>,
+}
+
+/// A committed batch waiting for the randomness that draws its audits: a round newer than
+/// the one current when it was committed, which the worker could not know.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct PendingAudit<BlockNumber> {
+	/// The channel.
+	pub channel: ChannelId,
+	/// The batch.
+	pub batch: Batch<BlockNumber>,
+	/// The randomness round current at the commitment.
+	pub round: u32,
+}
+
+/// Most Merkle siblings in a receipt's inclusion proof: enough for 2^64 receipts.
+pub type MaxProofLen = ConstU32<64>;

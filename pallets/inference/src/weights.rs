@@ -72,6 +72,10 @@ pub trait WeightInfo {
 	fn close_channel() -> Weight;
 	fn finish_close() -> Weight;
 	fn set_endpoint() -> Weight;
+	fn challenge_receipt(r: u32, s: u32, ) -> Weight;
+	fn open_receipt(r: u32, s: u32, ) -> Weight;
+	fn draw_audits(a: u32, ) -> Weight;
+	fn on_initialize_dispute() -> Weight;
 }
 
 /// Weights for `pallet_inference` measured against the OPG runtime, with the runtime's DB weights.
@@ -699,6 +703,33 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
+	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
+		Weight::from_parts(180_000_000, 12_000)
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(10_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	fn open_receipt(r: u32, s: u32, ) -> Weight {
+		Weight::from_parts(200_000_000, 12_000)
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
+	}
+	fn draw_audits(a: u32, ) -> Weight {
+		Weight::from_parts(40_000_000, 6_000)
+			.saturating_add(Weight::from_parts(40_000_000, 0).saturating_mul(a.into()))
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+			.saturating_add(T::DbWeight::get().reads(2_u64).saturating_mul(a.into()))
+			.saturating_add(T::DbWeight::get().writes(3_u64).saturating_mul(a.into()))
+	}
+	fn on_initialize_dispute() -> Weight {
+		Weight::from_parts(150_000_000, 12_000)
+			.saturating_add(T::DbWeight::get().reads(8_u64))
+			.saturating_add(T::DbWeight::get().writes(8_u64))
+	}
 }
 
 // For tests and mocks: the same figures with RocksDB weights.
@@ -1324,5 +1355,32 @@ impl WeightInfo for () {
 		Weight::from_parts(27_652_000, 3745)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
+	}
+	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
+		Weight::from_parts(180_000_000, 12_000)
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(10_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
+	}
+	fn open_receipt(r: u32, s: u32, ) -> Weight {
+		Weight::from_parts(200_000_000, 12_000)
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
+			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
+	}
+	fn draw_audits(a: u32, ) -> Weight {
+		Weight::from_parts(40_000_000, 6_000)
+			.saturating_add(Weight::from_parts(40_000_000, 0).saturating_mul(a.into()))
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+			.saturating_add(RocksDbWeight::get().reads(2_u64).saturating_mul(a.into()))
+			.saturating_add(RocksDbWeight::get().writes(3_u64).saturating_mul(a.into()))
+	}
+	fn on_initialize_dispute() -> Weight {
+		Weight::from_parts(150_000_000, 12_000)
+			.saturating_add(RocksDbWeight::get().reads(8_u64))
+			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 }

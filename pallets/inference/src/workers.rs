@@ -3,17 +3,7 @@
 use crate::{pallet::*, types::*};
 use opg_primitives::{JobId, ModeSet, ReleaseId, VerificationMode};
 use pallet_model_hub::ModelRegistry;
-use polkadot_sdk::{
-	frame_support::{
-		pallet_prelude::*,
-		traits::{
-			fungible::MutateHold,
-			tokens::{Fortitude, Precision},
-			Defensive,
-		},
-	},
-	sp_runtime::traits::Saturating,
-};
+use polkadot_sdk::{frame_support::pallet_prelude::*, sp_runtime::traits::Zero};
 
 impl<T: Config> Pallet<T> {
 	pub(crate) fn check_offer(
@@ -61,33 +51,14 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
-	/// Burns up to `amount` of a worker's stake, pauses it below the minimum; returns what was
-	/// burned.
+	/// Burns up to `amount` of a worker's stake for a job, pauses it below the minimum;
+	/// returns what was burned.
 	pub(crate) fn slash(who: &T::AccountId, job: JobId, amount: BalanceOf<T>) -> BalanceOf<T> {
-		let Some(mut worker) = Workers::<T>::get(who) else { return Zero::zero() };
-		let amount = amount.min(worker.stake);
-		let burned = T::Currency::burn_held(
-			&HoldReason::WorkerStake.into(),
-			who,
-			amount,
-			Precision::Exact,
-			Fortitude::Force,
-		)
-		.defensive_unwrap_or_default();
-		worker.stake = worker.stake.saturating_sub(burned);
-		let paused =
-			worker.status == WorkerStatus::Active && worker.stake < T::MinWorkerStake::get();
-		if paused {
-			worker.status = WorkerStatus::Paused;
-			// Pools hold only workers that can serve: the slot goes to someone who can.
-			Self::leave_pools(who, &worker.releases);
+		if !Workers::<T>::contains_key(who) {
+			return Zero::zero();
 		}
-		Workers::<T>::insert(who, worker);
-		Self::note_burn(BurnCause::Slash, burned);
+		let (burned, _) = Self::slash_stake(who, amount, None);
 		Self::deposit_event(Event::WorkerSlashed { worker: who.clone(), job, amount: burned });
-		if paused {
-			Self::deposit_event(Event::WorkerPaused { worker: who.clone() });
-		}
 		burned
 	}
 }

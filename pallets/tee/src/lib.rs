@@ -612,11 +612,12 @@ pub mod pallet {
 		}
 
 		/// Checks `signature` by `worker`'s enclave key over `message` (the `tee_message` of a
-		/// result): the key must be attested, unexpired and under an allowed measurement.
-		/// Costs [`WeightInfo::check_result_signature`].
+		/// result, or a direct-path receipt's signing payload): the key must be attested,
+		/// unexpired and under an allowed measurement. Costs
+		/// [`WeightInfo::check_result_signature`] (for a message of at most a few hundred bytes).
 		pub fn check_result_signature(
 			worker: &T::AccountId,
-			message: &[u8; 32],
+			message: &[u8],
 			signature: &[u8],
 		) -> Result<(), SignatureError> {
 			let key = EnclaveKeys::<T>::get(worker).ok_or(SignatureError::NoEnclaveKey)?;

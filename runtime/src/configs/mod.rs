@@ -363,6 +363,12 @@ pub mod dynamic_params {
 		/// Stake burned when a worker's evidence fails verification.
 		#[codec(index = 6)]
 		pub static SlashOnInvalidProof: Balance = 50 * UNIT;
+		/// Held from whoever challenges a direct-path receipt; burned if the worker opens it.
+		#[codec(index = 7)]
+		pub static ChallengeBond: Balance = UNIT;
+		/// Stake taken when a worker does not open an audited or challenged receipt in time.
+		#[codec(index = 8)]
+		pub static ReceiptSlash: Balance = 50 * UNIT;
 	}
 }
 
@@ -476,6 +482,13 @@ impl pallet_inference::Config for Runtime {
 	// A batch every 5 minutes at most, per channel, within the hour's window.
 	type MaxOpenBatches = ConstU32<12>;
 	type MaxEndpointLen = ConstU32<256>;
+	// Four receipts per batch: a worker cheating on a quarter of a batch is caught with
+	// probability 1 - 0.75^4 = 68% per batch (`docs/direct-path.md`).
+	type AuditsPerBatch = ConstU32<4>;
+	// Ten minutes at 6 s blocks to open a receipt.
+	type OpenDeadline = ConstU32<{ 10 * MINUTES }>;
+	type ChallengeBond = dynamic_params::inference::ChallengeBond;
+	type ReceiptSlash = dynamic_params::inference::ReceiptSlash;
 	type WeightInfo = pallet_inference::weights::SubstrateWeight<Runtime>;
 	#[cfg(feature = "runtime-benchmarks")]
 	type BenchmarkHelper = ModelHub;

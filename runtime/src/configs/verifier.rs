@@ -60,6 +60,10 @@ impl ResultVerifier<AccountId> for ResultVerifiers {
 		mode != VerificationMode::Tee || Tee::has_usable_key(worker)
 	}
 
+	fn check_enclave_signature(worker: &AccountId, payload: &[u8], signature: &[u8; 64]) -> bool {
+		Tee::check_result_signature(worker, payload, signature).is_ok()
+	}
+
 	fn can_answer_weight(mode: VerificationMode) -> Weight {
 		match mode {
 			// The key and its measurement.

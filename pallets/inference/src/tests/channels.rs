@@ -299,15 +299,24 @@ fn an_unused_channel_refunds_everything() {
 }
 
 #[test]
-fn a_worker_that_left_can_still_redeem() {
+fn a_leaving_worker_redeems_until_it_withdraws_its_stake() {
 	new_test_ext(|| {
 		let (_, id) = channel(V, 1_000);
 		assert_ok!(Inference::unregister_worker(RuntimeOrigin::signed(W1)));
-		run_to_block(11);
-		assert_ok!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)));
+		// Unbonding, its stake still answers for the batch.
 		let w1 = free(W1);
 		assert_ok!(redeem(W1, voucher(id, 1, 100, 10), ALICE));
 		assert_eq!(free(W1), w1 + 90);
+		// The stake stays until that batch's dispute window has passed.
+		run_to_block(11);
+		assert_noop!(
+			Inference::withdraw_stake(RuntimeOrigin::signed(W1)),
+			Error::<Test>::WorkerHasOpenDisputes
+		);
+		run_to_block(21);
+		assert_ok!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)));
+		// Without stake nothing it commits could be disputed: no more redemptions.
+		assert_noop!(redeem(W1, voucher(id, 2, 200, 20), ALICE), Error::<Test>::NotWorker);
 	});
 }
 
@@ -327,22 +336,6 @@ fn royalty_to_the_requester_itself_is_released() {
 		assert_ok!(redeem(W1, voucher(id, 1, 100, 10), PUBLISHER));
 		assert_eq!((free(PUBLISHER), free(W1)), (publisher + 10, w1 + 90));
 		assert_eq!(held(PUBLISHER), 890);
-	});
-}
-
-#[test]
-fn a_payment_below_the_existential_deposit_to_a_reaped_worker_fails() {
-	new_test_ext(|| {
-		let (_, id) = channel(V, 1_000);
-		assert_ok!(Inference::unregister_worker(RuntimeOrigin::signed(W1)));
-		run_to_block(11);
-		assert_ok!(Inference::withdraw_stake(RuntimeOrigin::signed(W1)));
-		// W1 leaves nothing behind: its account is reaped.
-		let all = free(W1);
-		assert_ok!(<Balances as Mutate<u64>>::transfer(&W1, &BOB, all, Preservation::Expendable));
-		// 4 of pay: 4 to W1 (ED 5) cannot be paid.
-		assert_noop!(redeem(W1, voucher(id, 1, 4, 10), ALICE), Error::<Test>::PaymentFailed);
-		assert_ok!(redeem(W1, voucher(id, 1, 50, 10), ALICE));
 	});
 }
 

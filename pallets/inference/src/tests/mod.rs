@@ -3,6 +3,7 @@
 
 mod channels;
 mod deadlines;
+mod disputes;
 mod draw;
 mod jobs;
 mod llm;
