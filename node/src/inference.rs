@@ -293,6 +293,14 @@ impl Chain for NodeChain {
 		self.client.runtime_api().verification_fee(at, mode, bytes).map_err(api_error)
 	}
 
+	async fn open_disputes(
+		&self,
+		at: H256,
+		worker: &AccountId,
+	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError> {
+		self.client.runtime_api().open_disputes(at, worker.clone()).map_err(api_error)
+	}
+
 	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
 		let key = sp_core::storage::StorageKey(channel_key(id));
 		let raw = self.client.storage(at, &key).map_err(api_error)?;

@@ -662,6 +662,19 @@ impl<C: Chain> Api<C> {
 		input: &[u8],
 		pay: Balance,
 	) -> Result<Admission, ApiError> {
+		// A receipt whose request the chain cannot take could not be opened if audited.
+		let most = <<opg_runtime::Runtime as pallet_inference::Config>::MaxInputLen as
+			polkadot_sdk::frame_support::traits::Get<u32>>::get();
+		if input.len() > most as usize {
+			return Err(ApiError::new(
+				413,
+				"request_too_large",
+				format!(
+					"the canonical request is {} bytes; receipts are opened on chain with at most {most}",
+					input.len()
+				),
+			));
+		}
 		let channel = voucher.voucher.channel;
 		let record =
 			self.chain.channel(at, channel).await.map_err(ApiError::chain)?.ok_or_else(|| {
@@ -753,6 +766,14 @@ impl<C: Chain> Api<C> {
 			signed.enclave_signature = Some(signature.ok_or_else(|| {
 				ApiError::new(500, "signing_failed", "the enclave did not sign the receipt")
 			})?);
+		}
+		// Kept before it leaves: an audit or a challenge of it must be answered with these bytes.
+		if let Err(e) = self.ledger.receipts().keep(&signed, request, response) {
+			tracing::error!(
+				target: "inference",
+				channel = admission.channel, seq = admission.seq,
+				"keeping the answer for audits: {e}"
+			);
 		}
 		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
 			tracing::error!(

@@ -25,7 +25,10 @@ use opg_primitives::{
 use opg_runtime::{AccountId, Balance, Runtime, Signature};
 use polkadot_sdk::{sp_core::H256, sp_runtime::traits::Verify};
 
-use crate::chain::{ChainError, Signer};
+use crate::{
+	chain::{ChainError, Signer},
+	receipts::ReceiptStore,
+};
 
 /// A channel record as the runtime stores it.
 pub type ChannelRecord = pallet_inference::ChannelOf<Runtime>;
@@ -206,6 +209,8 @@ pub struct Ledger {
 	channels: Mutex<BTreeMap<ChannelId, Entry>>,
 	/// What was read from disk for channels not read from the chain yet.
 	pending: Mutex<BTreeMap<ChannelId, Kept>>,
+	/// Each answer's receipt and bytes, for opening it on chain.
+	receipts: ReceiptStore,
 }
 
 impl Ledger {
@@ -228,6 +233,7 @@ impl Ledger {
 			Err(e) => return Err(e),
 		};
 		Ok(Ledger {
+			receipts: ReceiptStore::open(dir)?,
 			worker,
 			path,
 			channels: Mutex::new(BTreeMap::new()),
@@ -258,6 +264,16 @@ impl Ledger {
 		};
 		// Receipts of redeemed requests are in a committed batch already.
 		entry.kept.leaves.retain(|(seq, _)| *seq > redeemed);
+	}
+
+	/// The answers kept for opening their receipts.
+	pub fn receipts(&self) -> &ReceiptStore {
+		&self.receipts
+	}
+
+	/// The chain's record of a channel as last read, if it was.
+	pub fn record(&self, id: ChannelId) -> Option<ChannelRecord> {
+		self.channels.lock().expect("ledger lock").get(&id).map(|e| e.record.clone())
 	}
 
 	/// Every channel with something kept: those read from the chain and those only on disk.

@@ -20,6 +20,7 @@ pub mod json;
 pub mod llm;
 pub mod metrics;
 pub mod openai;
+pub mod receipts;
 pub mod store;
 pub mod tee;
 pub mod worker;

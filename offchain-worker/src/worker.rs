@@ -147,6 +147,8 @@ struct Redemptions {
 	/// Per channel: the sequence number of the last redemption sent, the block it was sent at
 	/// and its pool hash.
 	sent: HashMap<ChannelId, (u64, u32, H256)>,
+	/// Per disputed receipt: the block its opening was sent at and its pool hash.
+	opened: HashMap<pallet_inference::DisputeKey, (u32, H256)>,
 }
 
 /// Blocks during which our own nonce count overrides a lower one from the pool.
@@ -194,7 +196,12 @@ impl<C: Chain> Worker<C> {
 	/// with the root of its batch of receipts, at most once every `every` blocks per channel,
 	/// and at once when the requester closes the channel.
 	pub fn with_channels(mut self, ledger: Arc<Ledger>, every: u32) -> Self {
-		self.channels = Some(Redemptions { ledger, every: every.max(1), sent: HashMap::new() });
+		self.channels = Some(Redemptions {
+			ledger,
+			every: every.max(1),
+			sent: HashMap::new(),
+			opened: HashMap::new(),
+		});
 		self
 	}
 
@@ -319,6 +326,7 @@ impl<C: Chain> Worker<C> {
 		}
 		self.keep_attested(head).await;
 		self.redeem(head).await;
+		self.answer_disputes(head).await;
 		self.advertise_endpoint(head).await;
 		let account = self.signer.account();
 		let open = match self.chain.open_jobs(head.hash, &account).await {
@@ -390,6 +398,94 @@ impl<C: Chain> Worker<C> {
 					}
 				},
 				Err(e) => tracing::warn!(target: "inference", channel = id, seq, "redeeming: {e}"),
+			}
+		}
+	}
+
+	/// Opens the receipts the chain asks this worker for (audits and challenges) from the
+	/// kept answers: one `open_receipt` each, sent again only once the last one left the pool
+	/// without closing the dispute and `retry_after` blocks passed. Then drops the kept
+	/// answers that no batch can have disputed any more.
+	async fn answer_disputes(&mut self, head: Head) {
+		let Some(channels) = &self.channels else { return };
+		let ledger = channels.ledger.clone();
+		let disputes = match self.chain.open_disputes(head.hash, &self.signer.account()).await {
+			Ok(disputes) => disputes,
+			Err(e) => {
+				tracing::warn!(target: "inference", block = head.number, "reading open disputes: {e}");
+				return;
+			},
+		};
+		for &((channel, seq, leaf), first, last) in &disputes {
+			let key = (channel, seq, leaf);
+			let opened = self.channels.as_ref().and_then(|c| c.opened.get(&key).copied());
+			if let Some((block, tx)) = opened {
+				if head.number < block.saturating_add(self.config.retry_after) ||
+					self.chain.in_pool(tx).await.unwrap_or(true)
+				{
+					continue;
+				}
+			}
+			let opening = match ledger.receipts().opening(channel, seq, leaf, first, last) {
+				Ok(opening) => opening,
+				Err(e) => {
+					tracing::error!(target: "inference", channel, seq, "cannot open a disputed receipt: {e}");
+					continue;
+				},
+			};
+			let answer = opening.answer;
+			let (Ok(request), Ok(response), Ok(proof)) =
+				(answer.request.try_into(), answer.response.try_into(), opening.proof.try_into())
+			else {
+				tracing::error!(target: "inference", channel, seq, "a disputed receipt's data is over the chain's limits");
+				continue;
+			};
+			let call = RuntimeCall::Inference(pallet_inference::Call::open_receipt {
+				receipt: answer.signed.receipt,
+				signature: answer.signed.signature,
+				enclave_signature: answer.signed.enclave_signature,
+				request,
+				response,
+				proof,
+			});
+			match self.send(call, head).await {
+				Ok((tx, _)) => {
+					let kind = if leaf == H256::zero() { "audit" } else { "challenge" };
+					tracing::info!(target: "inference", channel, seq, kind, ?tx, "disputed receipt opened");
+					if let Some(c) = self.channels.as_mut() {
+						c.opened.insert(key, (head.number, tx));
+					}
+				},
+				Err(e) =>
+					tracing::warn!(target: "inference", channel, seq, "opening a receipt: {e}"),
+			}
+		}
+		if let Some(c) = self.channels.as_mut() {
+			c.opened.retain(|key, _| disputes.iter().any(|(k, _, _)| k == key));
+		}
+		// With the list cut at its limit, some disputes are unseen: nothing is dropped.
+		if disputes.len() >= pallet_inference::MAX_OPEN_DISPUTES {
+			return;
+		}
+		let known = ledger.channel_ids();
+		let Ok(kept) = ledger.receipts().channels() else { return };
+		for channel in kept {
+			let disputed =
+				|seq: u64| disputes.iter().any(|((c, s, _), _, _)| *c == channel && *s == seq);
+			let keep: Box<dyn Fn(u64) -> bool + '_> = match ledger.record(channel) {
+				// Not committed yet, or in a batch that may still be disputed.
+				Some(record) => Box::new(move |seq| {
+					seq > record.last_seq ||
+						record.batches.iter().any(|b| (b.first_seq..=b.last_seq).contains(&seq)) ||
+						disputed(seq)
+				}),
+				// Kept on disk but not read from the chain yet: everything stays.
+				None if known.contains(&channel) => continue,
+				// The channel ended: its batches' windows had passed.
+				None => Box::new(disputed),
+			};
+			if let Err(e) = ledger.receipts().drop_unless(channel, keep) {
+				tracing::warn!(target: "inference", channel, "dropping old receipts: {e}");
 			}
 		}
 	}

@@ -131,6 +131,13 @@ impl Chain for MockChain {
 	) -> Result<Balance, ChainError> {
 		Ok(fee(bytes))
 	}
+	async fn open_disputes(
+		&self,
+		_: H256,
+		_: &AccountId,
+	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError> {
+		Ok(Vec::new())
+	}
 	async fn channel(&self, _: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
 		Ok(self.state.lock().unwrap().channels.get(&id).cloned())
 	}

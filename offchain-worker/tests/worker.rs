@@ -183,6 +183,14 @@ impl Chain for MockChain {
 		unreachable!("a fee read by the job loop")
 	}
 
+	async fn open_disputes(
+		&self,
+		_: H256,
+		_: &AccountId,
+	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError> {
+		unreachable!("disputes read by the job loop, which redeems no channel")
+	}
+
 	async fn channel(
 		&self,
 		_: H256,

@@ -106,6 +106,13 @@ pub trait Chain: Send + Sync + 'static {
 	async fn channel(&self, at: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError>;
 	/// The HTTP endpoint `who` advertises at `at` (storage: `Inference::Endpoints`).
 	async fn endpoint(&self, at: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError>;
+	/// The receipts `worker` must open at `at`: each dispute's key and its batch's first and
+	/// last sequence numbers.
+	async fn open_disputes(
+		&self,
+		at: H256,
+		worker: &AccountId,
+	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError>;
 }
 
 /// The storage key of channel `id`'s record.

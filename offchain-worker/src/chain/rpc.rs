@@ -248,6 +248,14 @@ impl Chain for RpcChain {
 		decode_channel(raw)
 	}
 
+	async fn open_disputes(
+		&self,
+		at: H256,
+		worker: &AccountId,
+	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError> {
+		self.runtime_call("InferenceApi_open_disputes", worker, at).await
+	}
+
 	async fn endpoint(&self, at: H256, who: &AccountId) -> Result<Option<Vec<u8>>, ChainError> {
 		let key = bytes::to_hex(&endpoint_key(who), false);
 		let raw: Option<String> = self.request("state_getStorage", rpc_params![key, at]).await?;
