@@ -11,6 +11,11 @@
 //       --requester (also with --fresh for one client): a channel's position is the
 //       client's to keep, and these keep none between runs.
 //
+//   node direct.mjs ... --await-redemption 60 --await-audits 60 [--challenge 1]
+//       after the redemption, waits until the receipts the chain drew for audit from the
+//       committed batches are opened by the worker (and with --challenge SEQ, challenges that
+//       honest receipt as its requester: the worker opens it and the bond is burned).
+//
 // Release 0 is the dev chain's demo MLP (f32 [1, 4] in, [1, 3] out). The voucher's request
 // hash is over the canonical request bytes (the SCALE tensors a job's input would be); its
 // increments are the worker's price and `InferenceApi::verificationFee(mode, request bytes)`.
@@ -39,6 +44,10 @@ const { values: opts } = parseArgs({
     'dev-worker-suri': { type: 'string' },
     // Then wait (at most this many seconds) until the worker has redeemed the last voucher.
     'await-redemption': { type: 'string' },
+    // Then wait (at most this many seconds) until every receipt drawn for audit is opened.
+    'await-audits': { type: 'string' },
+    // Challenge the receipt of this sequence number (of the first channel) once redeemed.
+    challenge: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -115,7 +124,10 @@ async function client(api, { requester, channel }, release, price, enclave) {
     const receipt = verifyReceipt(api, response.headers.get('OPG-Receipt'), {
       worker: opts.worker, channel, seq, request, response: responseBytes, enclave,
     });
-    results.push({ seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8() });
+    results.push({
+      seq: Number(seq), ms, outputs: body.outputs[0].values, engine: receipt.engine.toUtf8(), device: receipt.deviceClass.toUtf8(),
+      signed: response.headers.get('OPG-Receipt'), request, response: responseBytes,
+    });
   }
   return { channel, seq, pay, burn, results };
 }
@@ -124,6 +136,16 @@ async function main() {
   await cryptoWaitReady();
   const api = await ApiPromise.create({
     provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: DIRECT_TYPES,
+  });
+  // The market's dispute events, as blocks come (deduplicated: a block may be seen twice).
+  const disputes = new Map();
+  const unsubscribe = await api.query.system.events((records) => {
+    for (const { event } of records) {
+      if (event.section !== 'inference') continue;
+      if (!['AuditDrawn', 'ReceiptChallenged', 'ReceiptOpened', 'ChallengeFailed', 'DisputeLost'].includes(event.method)) continue;
+      const e = { method: event.method, channel: event.data.channel.toString(), seq: Number(event.data.seq) };
+      disputes.set(`${e.method}/${e.channel}/${e.seq}`, e);
+    }
   });
   try {
     const release = Number(opts.release);
@@ -171,6 +193,34 @@ async function main() {
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
+    let challenge = null;
+    if (opts.challenge) {
+      if (!redeemed) throw new Error('--challenge needs --await-redemption');
+      const r = done[0].results.find((x) => x.seq === Number(opts.challenge));
+      if (!r) throw new Error(`no answer of seq ${opts.challenge} on channel ${channel}`);
+      const [receipt, signature] = api.createType('OpgSignedReceipt', r.signed);
+      // `Bytes` arguments as hex: a Uint8Array would be read as already length-prefixed.
+      const tx = api.tx.inference.challengeReceipt(receipt.toU8a(), signature, u8aToHex(r.request), u8aToHex(r.response));
+      await sendFinalized(api, tx, runs[0].requester);
+      challenge = { seq: r.seq, outcome: null };
+    }
+    let audits = null;
+    if (opts['await-audits']) {
+      const deadline = Date.now() + Number(opts['await-audits']) * 1000;
+      const ours = (method) => [...disputes.values()].filter((e) => e.method === method && e.channel === channel.toString()).map((e) => e.seq);
+      for (;;) {
+        const drawn = ours('AuditDrawn');
+        const ended = new Set([...ours('ReceiptOpened'), ...ours('DisputeLost')]);
+        if (challenge) {
+          if (ours('ChallengeFailed').includes(challenge.seq)) challenge.outcome = 'failed: the worker opened the receipt, the bond was burned';
+          if (ours('DisputeLost').includes(challenge.seq)) challenge.outcome = 'won: the worker was slashed';
+        }
+        audits = { drawn: drawn.sort((a, b) => a - b), opened: ours('ReceiptOpened').sort((a, b) => a - b), lost: ours('DisputeLost') };
+        if (drawn.length > 0 && drawn.every((s) => ended.has(s)) && (!challenge || challenge.outcome)) break;
+        if (Date.now() > deadline) throw new Error(`audits not all opened within ${opts['await-audits']} s: ${JSON.stringify({ audits, challenge })}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
     const times = results.map((r) => r.ms).sort((a, b) => a - b);
     const summary = {
       channel: channel.toString(),
@@ -188,6 +238,8 @@ async function main() {
       deviceClass: results[0]?.device,
       outputs: results.map((r) => r.outputs),
       redeemed,
+      audits,
+      challenge,
     };
     if (opts.json) {
       console.log(JSON.stringify(summary));
@@ -196,8 +248,11 @@ async function main() {
       console.log(`  round trip: min ${times[0].toFixed(1)} ms, p50 ${summary.latencyMs.p50.toFixed(1)} ms, max ${summary.latencyMs.max.toFixed(1)} ms`);
       console.log(`  vouchers: ${summary.paid} paid, ${summary.burned} to burn`);
       if (redeemed) console.log(`  redeemed on chain by the worker: up to seq ${redeemed.seq} (${redeemed.batches} batch(es) in their dispute window)`);
+      if (audits) console.log(`  audits: receipts ${audits.drawn.join(', ')} drawn, ${audits.opened.length} opened by the worker, ${audits.lost.length} lost`);
+      if (challenge) console.log(`  challenge of receipt ${challenge.seq}: ${challenge.outcome}`);
     }
   } finally {
+    unsubscribe();
     await api.disconnect();
   }
 }

@@ -28,9 +28,11 @@ api_port=$(free_port)
 start_node worker --no-prometheus --inference --tee-dev --model-dir "$base/models" --inference-api-port "$api_port" \
   --inference-api-advertise "http://127.0.0.1:$api_port" --redeem-every 2
 # The direct path first: a channel, then requests straight to the worker's HTTP API, each paid
-# by a voucher and answered with a receipt the client verifies.
+# by a voucher and answered with a receipt the client verifies. The chain then audits receipts
+# of the committed batches at random and the requester challenges an honest one: the worker
+# opens them all from what it kept.
 out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
-  --requests 5 --await-redemption 60 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --requests 5 --await-redemption 60 --await-audits 60 --challenge 2 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
 echo "[js-test] direct.mjs --requests 5: $out"
 python3 -c '
 import json, sys
@@ -38,6 +40,9 @@ r = json.loads(sys.argv[1])
 assert r["requests"] == 5 and r["receiptsVerified"] == 5 and len(r["outputs"][0]) == 3, r
 # The worker redeemed the last voucher on chain: paid and burned exactly what it authorised.
 assert r["redeemed"]["seq"] == 5 and r["redeemed"]["pay"] == r["paid"] and r["redeemed"]["burn"] == r["burned"], r
+a = r["audits"]
+assert a["drawn"] and set(a["drawn"]) <= set(a["opened"]) and not a["lost"], a
+assert r["challenge"]["seq"] == 2 and r["challenge"]["outcome"].startswith("failed"), r["challenge"]
 ' "$out"
 # A TEE channel: the worker answers once its (dev) enclave key is attested on chain, and every
 # receipt carries the enclave's signature, checked against that key.

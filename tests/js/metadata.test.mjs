@@ -102,6 +102,7 @@ test('every project runtime API answers through api.call', async () => {
       repositoryReleases: [1],
       burnTotals: [],
       verificationFee: ['Vanilla', 100],
+      openDisputes: [ALICE],
     },
     teeApi: { workerStatus: [ALICE] },
   };
