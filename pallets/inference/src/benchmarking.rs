@@ -133,7 +133,9 @@ fn disputable<T: Config>(r: u32, s: u32) -> Disputable<T> {
 		device_class: label(b'd'),
 		unix_ms: u64::MAX,
 	};
-	let mut leaves: Vec<H256> = (0..BATCH as u64).map(|i| H256::from_low_u64_be(i + 1)).collect();
+	let mut leaves: Vec<H256> = (0..BATCH as u64)
+		.map(|i| opg_primitives::payload_hash(&i.to_le_bytes()))
+		.collect();
 	leaves[0] = receipt_leaf(&receipt);
 	let batch = Batch {
 		root: batch_root(&leaves),

@@ -598,7 +598,7 @@ pub mod pallet {
 		NotAssignedWorker,
 		/// The job is not waiting for a result.
 		NotAssigned,
-		/// The job's deadline has passed.
+		/// The job's deadline (or the dispute's, for an opening) has passed.
 		DeadlinePassed,
 		/// The evidence is of another mode than the job's.
 		EvidenceMismatch,
@@ -723,6 +723,12 @@ pub mod pallet {
 					.saturating_add(Self::assign_weight())
 					.all_lte(T::AssignmentWeight::get()),
 				"the draw must make progress: AssignmentWeight below one draw"
+			);
+			assert!(
+				T::WeightInfo::on_poll_base()
+					.saturating_add(T::WeightInfo::draw_audits(T::AuditsPerBatch::get()))
+					.all_lte(T::AssignmentWeight::get()),
+				"audits must be drawn: AssignmentWeight below one batch's draw"
 			);
 			assert!(T::MinDrawCandidates::get() > 0, "a draw needs a candidate");
 			assert!(

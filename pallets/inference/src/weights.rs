@@ -71,11 +71,11 @@ pub trait WeightInfo {
 	fn redeem() -> Weight;
 	fn close_channel() -> Weight;
 	fn finish_close() -> Weight;
-	fn set_endpoint() -> Weight;
 	fn challenge_receipt(r: u32, s: u32, ) -> Weight;
 	fn open_receipt(r: u32, s: u32, ) -> Weight;
 	fn draw_audits(a: u32, ) -> Weight;
 	fn on_initialize_dispute() -> Weight;
+	fn set_endpoint() -> Weight;
 }
 
 /// Weights for `pallet_inference` measured against the OPG runtime, with the runtime's DB weights.
@@ -92,7 +92,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ReleaseWorkers` (r:32 w:32)
 	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
 	/// The range of component `r` is `[1, 32]`.
@@ -100,10 +100,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `3096 + r * (2282 ±0)`
 		//  Estimated: `3745 + r * (4607 ±0)`
-		// Minimum execution time: 150_643_000 picoseconds.
-		Weight::from_parts(117_953_923, 3745)
-			// Standard Error: 121_787
-			.saturating_add(Weight::from_parts(24_036_534, 0).saturating_mul(r.into()))
+		// Minimum execution time: 150_211_000 picoseconds.
+		Weight::from_parts(116_580_353, 3745)
+			// Standard Error: 97_247
+			.saturating_add(Weight::from_parts(23_795_499, 0).saturating_mul(r.into()))
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(r.into())))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
@@ -124,12 +124,12 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `414 + n * (2293 ±0) + o * (2159 ±0)`
 		//  Estimated: `3745 + n * (4607 ±0) + o * (4545 ±0)`
-		// Minimum execution time: 404_939_000 picoseconds.
-		Weight::from_parts(25_179_672, 3745)
-			// Standard Error: 132_074
-			.saturating_add(Weight::from_parts(11_377_877, 0).saturating_mul(o.into()))
-			// Standard Error: 132_074
-			.saturating_add(Weight::from_parts(24_397_366, 0).saturating_mul(n.into()))
+		// Minimum execution time: 399_369_000 picoseconds.
+		Weight::from_parts(25_227_099, 3745)
+			// Standard Error: 79_274
+			.saturating_add(Weight::from_parts(11_365_703, 0).saturating_mul(o.into()))
+			// Standard Error: 79_274
+			.saturating_add(Weight::from_parts(23_957_424, 0).saturating_mul(n.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(n.into())))
@@ -144,13 +144,13 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `564`
 		//  Estimated: `3745`
-		// Minimum execution time: 103_073_000 picoseconds.
-		Weight::from_parts(105_287_000, 3745)
+		// Minimum execution time: 103_966_000 picoseconds.
+		Weight::from_parts(106_399_000, 3745)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -162,8 +162,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `447`
 		//  Estimated: `5535`
-		// Minimum execution time: 33_282_000 picoseconds.
-		Weight::from_parts(34_524_000, 5535)
+		// Minimum execution time: 33_763_000 picoseconds.
+		Weight::from_parts(35_256_000, 5535)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -177,8 +177,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `410`
 		//  Estimated: `5535`
-		// Minimum execution time: 36_148_000 picoseconds.
-		Weight::from_parts(37_250_000, 5535)
+		// Minimum execution time: 36_488_000 picoseconds.
+		Weight::from_parts(37_831_000, 5535)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -191,10 +191,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1308 + r * (2092 ±0)`
 		//  Estimated: `3745 + r * (4545 ±0)`
-		// Minimum execution time: 46_327_000 picoseconds.
-		Weight::from_parts(34_270_569, 3745)
-			// Standard Error: 69_420
-			.saturating_add(Weight::from_parts(10_438_227, 0).saturating_mul(r.into()))
+		// Minimum execution time: 47_540_000 picoseconds.
+		Weight::from_parts(36_307_195, 3745)
+			// Standard Error: 55_760
+			.saturating_add(Weight::from_parts(10_033_445, 0).saturating_mul(r.into()))
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(r.into())))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
@@ -203,22 +203,26 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	}
 	/// Storage: `Inference::Workers` (r:1 w:1)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:1 w:0)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::LastCommitment` (r:1 w:1)
+	/// Proof: `Inference::LastCommitment` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Endpoints` (r:0 w:1)
 	/// Proof: `Inference::Endpoints` (`max_values`: None, `max_size`: Some(306), added: 2781, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:0 w:1)
 	/// Proof: `Inference::WorkerJobs` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	fn withdraw_stake() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `568`
+		//  Measured:  `636`
 		//  Estimated: `3745`
-		// Minimum execution time: 94_717_000 picoseconds.
-		Weight::from_parts(97_232_000, 3745)
-			.saturating_add(T::DbWeight::get().reads(3_u64))
-			.saturating_add(T::DbWeight::get().writes(5_u64))
+		// Minimum execution time: 111_349_000 picoseconds.
+		Weight::from_parts(113_784_000, 3745)
+			.saturating_add(T::DbWeight::get().reads(5_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
 	/// Storage: `ModelHub::Releases` (r:1 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
@@ -237,7 +241,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Randomness` (r:1 w:0)
 	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobInputs` (r:0 w:1)
@@ -250,12 +254,12 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1252 + w * (126 ±0)`
 		//  Estimated: `13545 + w * (2755 ±0)`
-		// Minimum execution time: 507_271_000 picoseconds.
-		Weight::from_parts(189_504_067, 13545)
-			// Standard Error: 15
-			.saturating_add(Weight::from_parts(4_982, 0).saturating_mul(i.into()))
-			// Standard Error: 15_872
-			.saturating_add(Weight::from_parts(6_150_180, 0).saturating_mul(w.into()))
+		// Minimum execution time: 508_393_000 picoseconds.
+		Weight::from_parts(189_258_349, 13545)
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(5_017, 0).saturating_mul(i.into()))
+			// Standard Error: 11_293
+			.saturating_add(Weight::from_parts(6_016_107, 0).saturating_mul(w.into()))
 			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
@@ -269,8 +273,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 5_090_000 picoseconds.
-		Weight::from_parts(5_560_000, 1493)
+		// Minimum execution time: 5_009_000 picoseconds.
+		Weight::from_parts(5_471_000, 1493)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 	}
 	/// Storage: `Inference::AssignCursor` (r:1 w:1)
@@ -292,7 +296,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
 	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::CongestedBlocks` (r:1 w:0)
@@ -306,10 +310,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1018 + w * (127 ±0)`
 		//  Estimated: `5535 + w * (2755 ±0)`
-		// Minimum execution time: 133_401_000 picoseconds.
-		Weight::from_parts(128_834_049, 5535)
-			// Standard Error: 10_603
-			.saturating_add(Weight::from_parts(6_155_431, 0).saturating_mul(w.into()))
+		// Minimum execution time: 134_923_000 picoseconds.
+		Weight::from_parts(130_899_193, 5535)
+			// Standard Error: 9_588
+			.saturating_add(Weight::from_parts(5_972_132, 0).saturating_mul(w.into()))
 			.saturating_add(T::DbWeight::get().reads(11_u64))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(T::DbWeight::get().writes(9_u64))
@@ -330,7 +334,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:1 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobInputs` (r:0 w:1)
@@ -339,8 +343,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1209`
 		//  Estimated: `5597`
-		// Minimum execution time: 120_216_000 picoseconds.
-		Weight::from_parts(122_921_000, 5597)
+		// Minimum execution time: 121_016_000 picoseconds.
+		Weight::from_parts(123_322_000, 5597)
 			.saturating_add(T::DbWeight::get().reads(9_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
@@ -362,12 +366,12 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `953`
 		//  Estimated: `5597`
-		// Minimum execution time: 68_198_000 picoseconds.
-		Weight::from_parts(63_019_768, 5597)
-			// Standard Error: 16
-			.saturating_add(Weight::from_parts(5_190, 0).saturating_mul(o.into()))
-			// Standard Error: 261
-			.saturating_add(Weight::from_parts(1_592, 0).saturating_mul(e.into()))
+		// Minimum execution time: 69_309_000 picoseconds.
+		Weight::from_parts(65_664_036, 5597)
+			// Standard Error: 15
+			.saturating_add(Weight::from_parts(5_183, 0).saturating_mul(o.into()))
+			// Standard Error: 243
+			.saturating_add(Weight::from_parts(775, 0).saturating_mul(e.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -378,7 +382,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
@@ -399,8 +403,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1452`
 		//  Estimated: `11034`
-		// Minimum execution time: 196_309_000 picoseconds.
-		Weight::from_parts(199_454_000, 11034)
+		// Minimum execution time: 197_670_000 picoseconds.
+		Weight::from_parts(201_367_000, 11034)
 			.saturating_add(T::DbWeight::get().reads(13_u64))
 			.saturating_add(T::DbWeight::get().writes(12_u64))
 	}
@@ -416,8 +420,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `136120`
 		//  Estimated: `73156`
-		// Minimum execution time: 114_334_000 picoseconds.
-		Weight::from_parts(116_268_000, 73156)
+		// Minimum execution time: 114_546_000 picoseconds.
+		Weight::from_parts(116_899_000, 73156)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
@@ -429,7 +433,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
@@ -454,8 +458,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `71453`
 		//  Estimated: `73156`
-		// Minimum execution time: 345_037_000 picoseconds.
-		Weight::from_parts(353_833_000, 73156)
+		// Minimum execution time: 345_908_000 picoseconds.
+		Weight::from_parts(355_787_000, 73156)
 			.saturating_add(T::DbWeight::get().reads(17_u64))
 			.saturating_add(T::DbWeight::get().writes(15_u64))
 	}
@@ -463,13 +467,15 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Agenda` (r:1 w:0)
 	/// Proof: `Inference::Agenda` (`max_values`: None, `max_size`: Some(29), added: 2504, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:1 w:0)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
 	fn on_initialize_base() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `250`
-		//  Estimated: `3494`
-		// Minimum execution time: 13_435_000 picoseconds.
-		Weight::from_parts(14_236_000, 3494)
-			.saturating_add(T::DbWeight::get().reads(2_u64))
+		//  Estimated: `3541`
+		// Minimum execution time: 18_825_000 picoseconds.
+		Weight::from_parts(19_717_000, 3541)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Inference::Jobs` (r:1 w:1)
@@ -481,7 +487,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:2 w:2)
@@ -504,8 +510,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1781`
 		//  Estimated: `16056`
-		// Minimum execution time: 256_010_000 picoseconds.
-		Weight::from_parts(261_650_000, 16056)
+		// Minimum execution time: 261_270_000 picoseconds.
+		Weight::from_parts(267_312_000, 16056)
 			.saturating_add(T::DbWeight::get().reads(20_u64))
 			.saturating_add(T::DbWeight::get().writes(16_u64))
 	}
@@ -519,8 +525,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `511`
 		//  Estimated: `3709`
-		// Minimum execution time: 24_396_000 picoseconds.
-		Weight::from_parts(25_257_000, 3709)
+		// Minimum execution time: 24_967_000 picoseconds.
+		Weight::from_parts(25_859_000, 3709)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -532,8 +538,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 6_963_000 picoseconds.
-		Weight::from_parts(7_565_000, 1493)
+		// Minimum execution time: 7_013_000 picoseconds.
+		Weight::from_parts(7_684_000, 1493)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -551,8 +557,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `542`
 		//  Estimated: `3709`
-		// Minimum execution time: 23_364_000 picoseconds.
-		Weight::from_parts(24_305_000, 3709)
+		// Minimum execution time: 23_975_000 picoseconds.
+		Weight::from_parts(24_957_000, 3709)
 			.saturating_add(T::DbWeight::get().reads(4_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
@@ -568,8 +574,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `511`
 		//  Estimated: `3709`
-		// Minimum execution time: 37_229_000 picoseconds.
-		Weight::from_parts(38_342_000, 3709)
+		// Minimum execution time: 38_281_000 picoseconds.
+		Weight::from_parts(39_454_000, 3709)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
 	}
@@ -579,8 +585,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `297`
 		//  Estimated: `3745`
-		// Minimum execution time: 25_098_000 picoseconds.
-		Weight::from_parts(26_109_000, 3745)
+		// Minimum execution time: 25_568_000 picoseconds.
+		Weight::from_parts(26_800_000, 3745)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -590,8 +596,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `297`
 		//  Estimated: `3745`
-		// Minimum execution time: 24_806_000 picoseconds.
-		Weight::from_parts(25_898_000, 3745)
+		// Minimum execution time: 25_518_000 picoseconds.
+		Weight::from_parts(26_630_000, 3745)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -606,7 +612,7 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::NextChannelId` (r:1 w:1)
 	/// Proof: `Inference::NextChannelId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Channels` (r:0 w:1)
@@ -615,8 +621,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `1143`
 		//  Estimated: `5597`
-		// Minimum execution time: 141_105_000 picoseconds.
-		Weight::from_parts(143_609_000, 5597)
+		// Minimum execution time: 141_777_000 picoseconds.
+		Weight::from_parts(144_501_000, 5597)
 			.saturating_add(T::DbWeight::get().reads(7_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
@@ -625,18 +631,20 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn top_up_channel() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `607`
 		//  Estimated: `4236`
-		// Minimum execution time: 98_204_000 picoseconds.
-		Weight::from_parts(101_310_000, 4236)
+		// Minimum execution time: 98_885_000 picoseconds.
+		Weight::from_parts(102_101_000, 4236)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Inference::Channels` (r:1 w:1)
 	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:0)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:4 w:0)
@@ -646,21 +654,29 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
 	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditTail` (r:1 w:1)
+	/// Proof: `Inference::AuditTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::LastCommitment` (r:0 w:1)
+	/// Proof: `Inference::LastCommitment` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditQueue` (r:0 w:1)
+	/// Proof: `Inference::AuditQueue` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn redeem() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2097`
+		//  Measured:  `2240`
 		//  Estimated: `11034`
-		// Minimum execution time: 308_469_000 picoseconds.
-		Weight::from_parts(316_534_000, 11034)
-			.saturating_add(T::DbWeight::get().reads(14_u64))
-			.saturating_add(T::DbWeight::get().writes(7_u64))
+		// Minimum execution time: 329_177_000 picoseconds.
+		Weight::from_parts(335_509_000, 11034)
+			.saturating_add(T::DbWeight::get().reads(17_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
 	}
 	/// Storage: `Inference::Channels` (r:1 w:1)
 	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
@@ -668,8 +684,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `307`
 		//  Estimated: `4236`
-		// Minimum execution time: 26_279_000 picoseconds.
-		Weight::from_parts(27_121_000, 4236)
+		// Minimum execution time: 26_690_000 picoseconds.
+		Weight::from_parts(27_843_000, 4236)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
@@ -678,17 +694,143 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ChannelIndex` (r:0 w:1)
 	/// Proof: `Inference::ChannelIndex` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
 	fn finish_close() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `1235`
 		//  Estimated: `4236`
-		// Minimum execution time: 94_617_000 picoseconds.
-		Weight::from_parts(97_432_000, 4236)
+		// Minimum execution time: 95_379_000 picoseconds.
+		Weight::from_parts(98_635_000, 4236)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(4_u64))
+	}
+	/// Storage: `Inference::Channels` (r:1 w:0)
+	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Disputes` (r:1 w:1)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:0)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `ModelHub::Releases` (r:1 w:0)
+	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
+	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:1)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:1)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `r` is `[1, 65536]`.
+	/// The range of component `s` is `[1, 65536]`.
+	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1889`
+		//  Estimated: `5597`
+		// Minimum execution time: 499_376_000 picoseconds.
+		Weight::from_parts(218_243_013, 5597)
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_828, 0).saturating_mul(r.into()))
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_416, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(9_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	/// Storage: `Inference::Disputes` (r:2 w:2)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::TotalBurned` (r:1 w:1)
+	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
+	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:2)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:2)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `r` is `[1, 65536]`.
+	/// The range of component `s` is `[1, 65536]`.
+	fn open_receipt(r: u32, s: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1132`
+		//  Estimated: `6448`
+		// Minimum execution time: 471_945_000 picoseconds.
+		Weight::from_parts(194_247_890, 6448)
+			// Standard Error: 12
+			.saturating_add(Weight::from_parts(4_460, 0).saturating_mul(r.into()))
+			// Standard Error: 12
+			.saturating_add(Weight::from_parts(4_434, 0).saturating_mul(s.into()))
+			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().writes(10_u64))
+	}
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditHead` (r:1 w:1)
+	/// Proof: `Inference::AuditHead` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditTail` (r:1 w:0)
+	/// Proof: `Inference::AuditTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditQueue` (r:1 w:1)
+	/// Proof: `Inference::AuditQueue` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Channels` (r:1 w:0)
+	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
+	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:4)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Disputes` (r:0 w:4)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:4)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `a` is `[1, 4]`.
+	fn draw_audits(a: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1161`
+		//  Estimated: `4236`
+		// Minimum execution time: 51_626_000 picoseconds.
+		Weight::from_parts(36_795_568, 4236)
+			// Standard Error: 13_554
+			.saturating_add(Weight::from_parts(15_972_139, 0).saturating_mul(a.into()))
+			.saturating_add(T::DbWeight::get().reads(6_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(a.into())))
+	}
+	/// Storage: `Inference::Disputes` (r:1 w:1)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:3 w:3)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:2 w:2)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:1)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::ReleaseWorkers` (r:1 w:1)
+	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::TotalBurned` (r:1 w:1)
+	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
+	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:1)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	fn on_initialize_dispute() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1565`
+		//  Estimated: `8799`
+		// Minimum execution time: 238_087_000 picoseconds.
+		Weight::from_parts(242_966_000, 8799)
+			.saturating_add(T::DbWeight::get().reads(12_u64))
+			.saturating_add(T::DbWeight::get().writes(11_u64))
 	}
 	/// Storage: `Inference::Workers` (r:1 w:0)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
@@ -698,37 +840,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 		// Proof Size summary in bytes:
 		//  Measured:  `222`
 		//  Estimated: `3745`
-		// Minimum execution time: 26_680_000 picoseconds.
-		Weight::from_parts(27_652_000, 3745)
+		// Minimum execution time: 26_981_000 picoseconds.
+		Weight::from_parts(28_102_000, 3745)
 			.saturating_add(T::DbWeight::get().reads(1_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
-	}
-	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
-		Weight::from_parts(180_000_000, 12_000)
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(10_u64))
-			.saturating_add(T::DbWeight::get().writes(6_u64))
-	}
-	fn open_receipt(r: u32, s: u32, ) -> Weight {
-		Weight::from_parts(200_000_000, 12_000)
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
-			.saturating_add(T::DbWeight::get().reads(8_u64))
-			.saturating_add(T::DbWeight::get().writes(10_u64))
-	}
-	fn draw_audits(a: u32, ) -> Weight {
-		Weight::from_parts(40_000_000, 6_000)
-			.saturating_add(Weight::from_parts(40_000_000, 0).saturating_mul(a.into()))
-			.saturating_add(T::DbWeight::get().reads(4_u64))
-			.saturating_add(T::DbWeight::get().writes(2_u64))
-			.saturating_add(T::DbWeight::get().reads(2_u64).saturating_mul(a.into()))
-			.saturating_add(T::DbWeight::get().writes(3_u64).saturating_mul(a.into()))
-	}
-	fn on_initialize_dispute() -> Weight {
-		Weight::from_parts(150_000_000, 12_000)
-			.saturating_add(T::DbWeight::get().reads(8_u64))
-			.saturating_add(T::DbWeight::get().writes(8_u64))
 	}
 }
 
@@ -745,7 +860,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ReleaseWorkers` (r:32 w:32)
 	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
 	/// The range of component `r` is `[1, 32]`.
@@ -753,10 +868,10 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `3096 + r * (2282 ±0)`
 		//  Estimated: `3745 + r * (4607 ±0)`
-		// Minimum execution time: 150_643_000 picoseconds.
-		Weight::from_parts(117_953_923, 3745)
-			// Standard Error: 121_787
-			.saturating_add(Weight::from_parts(24_036_534, 0).saturating_mul(r.into()))
+		// Minimum execution time: 150_211_000 picoseconds.
+		Weight::from_parts(116_580_353, 3745)
+			// Standard Error: 97_247
+			.saturating_add(Weight::from_parts(23_795_499, 0).saturating_mul(r.into()))
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(r.into())))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
@@ -777,12 +892,12 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `414 + n * (2293 ±0) + o * (2159 ±0)`
 		//  Estimated: `3745 + n * (4607 ±0) + o * (4545 ±0)`
-		// Minimum execution time: 404_939_000 picoseconds.
-		Weight::from_parts(25_179_672, 3745)
-			// Standard Error: 132_074
-			.saturating_add(Weight::from_parts(11_377_877, 0).saturating_mul(o.into()))
-			// Standard Error: 132_074
-			.saturating_add(Weight::from_parts(24_397_366, 0).saturating_mul(n.into()))
+		// Minimum execution time: 399_369_000 picoseconds.
+		Weight::from_parts(25_227_099, 3745)
+			// Standard Error: 79_274
+			.saturating_add(Weight::from_parts(11_365_703, 0).saturating_mul(o.into()))
+			// Standard Error: 79_274
+			.saturating_add(Weight::from_parts(23_957_424, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(o.into())))
 			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(n.into())))
@@ -797,13 +912,13 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn bond_extra() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `564`
 		//  Estimated: `3745`
-		// Minimum execution time: 103_073_000 picoseconds.
-		Weight::from_parts(105_287_000, 3745)
+		// Minimum execution time: 103_966_000 picoseconds.
+		Weight::from_parts(106_399_000, 3745)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -815,8 +930,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `447`
 		//  Estimated: `5535`
-		// Minimum execution time: 33_282_000 picoseconds.
-		Weight::from_parts(34_524_000, 5535)
+		// Minimum execution time: 33_763_000 picoseconds.
+		Weight::from_parts(35_256_000, 5535)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
@@ -830,8 +945,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `410`
 		//  Estimated: `5535`
-		// Minimum execution time: 36_148_000 picoseconds.
-		Weight::from_parts(37_250_000, 5535)
+		// Minimum execution time: 36_488_000 picoseconds.
+		Weight::from_parts(37_831_000, 5535)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(2_u64))
 	}
@@ -844,10 +959,10 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1308 + r * (2092 ±0)`
 		//  Estimated: `3745 + r * (4545 ±0)`
-		// Minimum execution time: 46_327_000 picoseconds.
-		Weight::from_parts(34_270_569, 3745)
-			// Standard Error: 69_420
-			.saturating_add(Weight::from_parts(10_438_227, 0).saturating_mul(r.into()))
+		// Minimum execution time: 47_540_000 picoseconds.
+		Weight::from_parts(36_307_195, 3745)
+			// Standard Error: 55_760
+			.saturating_add(Weight::from_parts(10_033_445, 0).saturating_mul(r.into()))
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(r.into())))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
@@ -856,22 +971,26 @@ impl WeightInfo for () {
 	}
 	/// Storage: `Inference::Workers` (r:1 w:1)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:1 w:0)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::LastCommitment` (r:1 w:1)
+	/// Proof: `Inference::LastCommitment` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Endpoints` (r:0 w:1)
 	/// Proof: `Inference::Endpoints` (`max_values`: None, `max_size`: Some(306), added: 2781, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::WorkerJobs` (r:0 w:1)
 	/// Proof: `Inference::WorkerJobs` (`max_values`: None, `max_size`: Some(562), added: 3037, mode: `MaxEncodedLen`)
 	fn withdraw_stake() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `568`
+		//  Measured:  `636`
 		//  Estimated: `3745`
-		// Minimum execution time: 94_717_000 picoseconds.
-		Weight::from_parts(97_232_000, 3745)
-			.saturating_add(RocksDbWeight::get().reads(3_u64))
-			.saturating_add(RocksDbWeight::get().writes(5_u64))
+		// Minimum execution time: 111_349_000 picoseconds.
+		Weight::from_parts(113_784_000, 3745)
+			.saturating_add(RocksDbWeight::get().reads(5_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
 	/// Storage: `ModelHub::Releases` (r:1 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
@@ -890,7 +1009,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Randomness` (r:1 w:0)
 	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobInputs` (r:0 w:1)
@@ -903,12 +1022,12 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1252 + w * (126 ±0)`
 		//  Estimated: `13545 + w * (2755 ±0)`
-		// Minimum execution time: 507_271_000 picoseconds.
-		Weight::from_parts(189_504_067, 13545)
-			// Standard Error: 15
-			.saturating_add(Weight::from_parts(4_982, 0).saturating_mul(i.into()))
-			// Standard Error: 15_872
-			.saturating_add(Weight::from_parts(6_150_180, 0).saturating_mul(w.into()))
+		// Minimum execution time: 508_393_000 picoseconds.
+		Weight::from_parts(189_258_349, 13545)
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(5_017, 0).saturating_mul(i.into()))
+			// Standard Error: 11_293
+			.saturating_add(Weight::from_parts(6_016_107, 0).saturating_mul(w.into()))
 			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -922,8 +1041,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 5_090_000 picoseconds.
-		Weight::from_parts(5_560_000, 1493)
+		// Minimum execution time: 5_009_000 picoseconds.
+		Weight::from_parts(5_471_000, 1493)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 	}
 	/// Storage: `Inference::AssignCursor` (r:1 w:1)
@@ -945,7 +1064,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
 	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::CongestedBlocks` (r:1 w:0)
@@ -959,10 +1078,10 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1018 + w * (127 ±0)`
 		//  Estimated: `5535 + w * (2755 ±0)`
-		// Minimum execution time: 133_401_000 picoseconds.
-		Weight::from_parts(128_834_049, 5535)
-			// Standard Error: 10_603
-			.saturating_add(Weight::from_parts(6_155_431, 0).saturating_mul(w.into()))
+		// Minimum execution time: 134_923_000 picoseconds.
+		Weight::from_parts(130_899_193, 5535)
+			// Standard Error: 9_588
+			.saturating_add(Weight::from_parts(5_972_132, 0).saturating_mul(w.into()))
 			.saturating_add(RocksDbWeight::get().reads(11_u64))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(w.into())))
 			.saturating_add(RocksDbWeight::get().writes(9_u64))
@@ -983,7 +1102,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `ModelHub::Releases` (r:1 w:1)
 	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::JobInputs` (r:0 w:1)
@@ -992,8 +1111,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1209`
 		//  Estimated: `5597`
-		// Minimum execution time: 120_216_000 picoseconds.
-		Weight::from_parts(122_921_000, 5597)
+		// Minimum execution time: 121_016_000 picoseconds.
+		Weight::from_parts(123_322_000, 5597)
 			.saturating_add(RocksDbWeight::get().reads(9_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
 	}
@@ -1015,12 +1134,12 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `953`
 		//  Estimated: `5597`
-		// Minimum execution time: 68_198_000 picoseconds.
-		Weight::from_parts(63_019_768, 5597)
-			// Standard Error: 16
-			.saturating_add(Weight::from_parts(5_190, 0).saturating_mul(o.into()))
-			// Standard Error: 261
-			.saturating_add(Weight::from_parts(1_592, 0).saturating_mul(e.into()))
+		// Minimum execution time: 69_309_000 picoseconds.
+		Weight::from_parts(65_664_036, 5597)
+			// Standard Error: 15
+			.saturating_add(Weight::from_parts(5_183, 0).saturating_mul(o.into()))
+			// Standard Error: 243
+			.saturating_add(Weight::from_parts(775, 0).saturating_mul(e.into()))
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
@@ -1031,7 +1150,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
@@ -1052,8 +1171,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1452`
 		//  Estimated: `11034`
-		// Minimum execution time: 196_309_000 picoseconds.
-		Weight::from_parts(199_454_000, 11034)
+		// Minimum execution time: 197_670_000 picoseconds.
+		Weight::from_parts(201_367_000, 11034)
 			.saturating_add(RocksDbWeight::get().reads(13_u64))
 			.saturating_add(RocksDbWeight::get().writes(12_u64))
 	}
@@ -1069,8 +1188,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `136120`
 		//  Estimated: `73156`
-		// Minimum execution time: 114_334_000 picoseconds.
-		Weight::from_parts(116_268_000, 73156)
+		// Minimum execution time: 114_546_000 picoseconds.
+		Weight::from_parts(116_899_000, 73156)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 	}
 	/// Storage: `Inference::JobResults` (r:1 w:0)
@@ -1082,7 +1201,7 @@ impl WeightInfo for () {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
@@ -1107,8 +1226,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `71453`
 		//  Estimated: `73156`
-		// Minimum execution time: 345_037_000 picoseconds.
-		Weight::from_parts(353_833_000, 73156)
+		// Minimum execution time: 345_908_000 picoseconds.
+		Weight::from_parts(355_787_000, 73156)
 			.saturating_add(RocksDbWeight::get().reads(17_u64))
 			.saturating_add(RocksDbWeight::get().writes(15_u64))
 	}
@@ -1116,13 +1235,15 @@ impl WeightInfo for () {
 	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Agenda` (r:1 w:0)
 	/// Proof: `Inference::Agenda` (`max_values`: None, `max_size`: Some(29), added: 2504, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:1 w:0)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
 	fn on_initialize_base() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `250`
-		//  Estimated: `3494`
-		// Minimum execution time: 13_435_000 picoseconds.
-		Weight::from_parts(14_236_000, 3494)
-			.saturating_add(RocksDbWeight::get().reads(2_u64))
+		//  Estimated: `3541`
+		// Minimum execution time: 18_825_000 picoseconds.
+		Weight::from_parts(19_717_000, 3541)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
 	/// Storage: `Inference::Jobs` (r:1 w:1)
@@ -1134,7 +1255,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:2 w:2)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:2 w:2)
@@ -1157,8 +1278,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1781`
 		//  Estimated: `16056`
-		// Minimum execution time: 256_010_000 picoseconds.
-		Weight::from_parts(261_650_000, 16056)
+		// Minimum execution time: 261_270_000 picoseconds.
+		Weight::from_parts(267_312_000, 16056)
 			.saturating_add(RocksDbWeight::get().reads(20_u64))
 			.saturating_add(RocksDbWeight::get().writes(16_u64))
 	}
@@ -1172,8 +1293,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `511`
 		//  Estimated: `3709`
-		// Minimum execution time: 24_396_000 picoseconds.
-		Weight::from_parts(25_257_000, 3709)
+		// Minimum execution time: 24_967_000 picoseconds.
+		Weight::from_parts(25_859_000, 3709)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -1185,8 +1306,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `80`
 		//  Estimated: `1493`
-		// Minimum execution time: 6_963_000 picoseconds.
-		Weight::from_parts(7_565_000, 1493)
+		// Minimum execution time: 7_013_000 picoseconds.
+		Weight::from_parts(7_684_000, 1493)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -1204,8 +1325,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `542`
 		//  Estimated: `3709`
-		// Minimum execution time: 23_364_000 picoseconds.
-		Weight::from_parts(24_305_000, 3709)
+		// Minimum execution time: 23_975_000 picoseconds.
+		Weight::from_parts(24_957_000, 3709)
 			.saturating_add(RocksDbWeight::get().reads(4_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
@@ -1221,8 +1342,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `511`
 		//  Estimated: `3709`
-		// Minimum execution time: 37_229_000 picoseconds.
-		Weight::from_parts(38_342_000, 3709)
+		// Minimum execution time: 38_281_000 picoseconds.
+		Weight::from_parts(39_454_000, 3709)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
 	}
@@ -1232,8 +1353,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `297`
 		//  Estimated: `3745`
-		// Minimum execution time: 25_098_000 picoseconds.
-		Weight::from_parts(26_109_000, 3745)
+		// Minimum execution time: 25_568_000 picoseconds.
+		Weight::from_parts(26_800_000, 3745)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -1243,8 +1364,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `297`
 		//  Estimated: `3745`
-		// Minimum execution time: 24_806_000 picoseconds.
-		Weight::from_parts(25_898_000, 3745)
+		// Minimum execution time: 25_518_000 picoseconds.
+		Weight::from_parts(26_630_000, 3745)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -1259,7 +1380,7 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::NextChannelId` (r:1 w:1)
 	/// Proof: `Inference::NextChannelId` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::Channels` (r:0 w:1)
@@ -1268,8 +1389,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `1143`
 		//  Estimated: `5597`
-		// Minimum execution time: 141_105_000 picoseconds.
-		Weight::from_parts(143_609_000, 5597)
+		// Minimum execution time: 141_777_000 picoseconds.
+		Weight::from_parts(144_501_000, 5597)
 			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
@@ -1278,18 +1399,20 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	fn top_up_channel() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `607`
 		//  Estimated: `4236`
-		// Minimum execution time: 98_204_000 picoseconds.
-		Weight::from_parts(101_310_000, 4236)
+		// Minimum execution time: 98_885_000 picoseconds.
+		Weight::from_parts(102_101_000, 4236)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 	/// Storage: `Inference::Channels` (r:1 w:1)
 	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:0)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Parameters::Parameters` (r:4 w:0)
@@ -1299,21 +1422,29 @@ impl WeightInfo for () {
 	/// Storage: `ModelHub::Repositories` (r:1 w:0)
 	/// Proof: `ModelHub::Repositories` (`max_values`: None, `max_size`: Some(396), added: 2871, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:3 w:3)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::TotalBurned` (r:1 w:1)
 	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
 	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditTail` (r:1 w:1)
+	/// Proof: `Inference::AuditTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::LastCommitment` (r:0 w:1)
+	/// Proof: `Inference::LastCommitment` (`max_values`: None, `max_size`: Some(52), added: 2527, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditQueue` (r:0 w:1)
+	/// Proof: `Inference::AuditQueue` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
 	fn redeem() -> Weight {
 		// Proof Size summary in bytes:
-		//  Measured:  `2097`
+		//  Measured:  `2240`
 		//  Estimated: `11034`
-		// Minimum execution time: 308_469_000 picoseconds.
-		Weight::from_parts(316_534_000, 11034)
-			.saturating_add(RocksDbWeight::get().reads(14_u64))
-			.saturating_add(RocksDbWeight::get().writes(7_u64))
+		// Minimum execution time: 329_177_000 picoseconds.
+		Weight::from_parts(335_509_000, 11034)
+			.saturating_add(RocksDbWeight::get().reads(17_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
 	}
 	/// Storage: `Inference::Channels` (r:1 w:1)
 	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
@@ -1321,8 +1452,8 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `307`
 		//  Estimated: `4236`
-		// Minimum execution time: 26_279_000 picoseconds.
-		Weight::from_parts(27_121_000, 4236)
+		// Minimum execution time: 26_690_000 picoseconds.
+		Weight::from_parts(27_843_000, 4236)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
 	}
@@ -1331,17 +1462,143 @@ impl WeightInfo for () {
 	/// Storage: `System::Account` (r:1 w:1)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(175), added: 2650, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
 	/// Storage: `Inference::ChannelIndex` (r:0 w:1)
 	/// Proof: `Inference::ChannelIndex` (`max_values`: None, `max_size`: Some(116), added: 2591, mode: `MaxEncodedLen`)
 	fn finish_close() -> Weight {
 		// Proof Size summary in bytes:
 		//  Measured:  `1235`
 		//  Estimated: `4236`
-		// Minimum execution time: 94_617_000 picoseconds.
-		Weight::from_parts(97_432_000, 4236)
+		// Minimum execution time: 95_379_000 picoseconds.
+		Weight::from_parts(98_635_000, 4236)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(4_u64))
+	}
+	/// Storage: `Inference::Channels` (r:1 w:0)
+	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Disputes` (r:1 w:1)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:1 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:0)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `ModelHub::Releases` (r:1 w:0)
+	/// Proof: `ModelHub::Releases` (`max_values`: None, `max_size`: Some(2132), added: 4607, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
+	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:1)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:1)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `r` is `[1, 65536]`.
+	/// The range of component `s` is `[1, 65536]`.
+	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1889`
+		//  Estimated: `5597`
+		// Minimum execution time: 499_376_000 picoseconds.
+		Weight::from_parts(218_243_013, 5597)
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_828, 0).saturating_mul(r.into()))
+			// Standard Error: 10
+			.saturating_add(Weight::from_parts(4_416, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(9_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
+	}
+	/// Storage: `Inference::Disputes` (r:2 w:2)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `System::BlockHash` (r:1 w:0)
+	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:1 w:1)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::TotalBurned` (r:1 w:1)
+	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
+	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:2)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:2)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `r` is `[1, 65536]`.
+	/// The range of component `s` is `[1, 65536]`.
+	fn open_receipt(r: u32, s: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1132`
+		//  Estimated: `6448`
+		// Minimum execution time: 471_945_000 picoseconds.
+		Weight::from_parts(194_247_890, 6448)
+			// Standard Error: 12
+			.saturating_add(Weight::from_parts(4_460, 0).saturating_mul(r.into()))
+			// Standard Error: 12
+			.saturating_add(Weight::from_parts(4_434, 0).saturating_mul(s.into()))
+			.saturating_add(RocksDbWeight::get().reads(7_u64))
+			.saturating_add(RocksDbWeight::get().writes(10_u64))
+	}
+	/// Storage: `Inference::Randomness` (r:1 w:0)
+	/// Proof: `Inference::Randomness` (`max_values`: Some(1), `max_size`: Some(36), added: 531, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditHead` (r:1 w:1)
+	/// Proof: `Inference::AuditHead` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditTail` (r:1 w:0)
+	/// Proof: `Inference::AuditTail` (`max_values`: Some(1), `max_size`: Some(8), added: 503, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AuditQueue` (r:1 w:1)
+	/// Proof: `Inference::AuditQueue` (`max_values`: None, `max_size`: Some(80), added: 2555, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Channels` (r:1 w:0)
+	/// Proof: `Inference::Channels` (`max_values`: None, `max_size`: Some(771), added: 3246, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::AgendaCursor` (r:1 w:1)
+	/// Proof: `Inference::AgendaCursor` (`max_values`: Some(1), `max_size`: Some(4), added: 499, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::DisputeAgenda` (r:0 w:4)
+	/// Proof: `Inference::DisputeAgenda` (`max_values`: None, `max_size`: Some(76), added: 2551, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Disputes` (r:0 w:4)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:4)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	/// The range of component `a` is `[1, 4]`.
+	fn draw_audits(a: u32, ) -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1161`
+		//  Estimated: `4236`
+		// Minimum execution time: 51_626_000 picoseconds.
+		Weight::from_parts(36_795_568, 4236)
+			// Standard Error: 13_554
+			.saturating_add(Weight::from_parts(15_972_139, 0).saturating_mul(a.into()))
+			.saturating_add(RocksDbWeight::get().reads(6_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(a.into())))
+	}
+	/// Storage: `Inference::Disputes` (r:1 w:1)
+	/// Proof: `Inference::Disputes` (`max_values`: None, `max_size`: Some(254), added: 2729, mode: `MaxEncodedLen`)
+	/// Storage: `Parameters::Parameters` (r:2 w:0)
+	/// Proof: `Parameters::Parameters` (`max_values`: None, `max_size`: Some(36), added: 2511, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:3 w:3)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:2 w:2)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(193), added: 2668, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::Workers` (r:1 w:1)
+	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::ReleaseWorkers` (r:1 w:1)
+	/// Proof: `Inference::ReleaseWorkers` (`max_values`: None, `max_size`: Some(2070), added: 4545, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::TotalBurned` (r:1 w:1)
+	/// Proof: `Inference::TotalBurned` (`max_values`: Some(1), `max_size`: Some(16), added: 511, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::BurnedByCause` (r:1 w:1)
+	/// Proof: `Inference::BurnedByCause` (`max_values`: None, `max_size`: Some(25), added: 2500, mode: `MaxEncodedLen`)
+	/// Storage: `Inference::WorkerDisputes` (r:0 w:1)
+	/// Proof: `Inference::WorkerDisputes` (`max_values`: None, `max_size`: Some(112), added: 2587, mode: `MaxEncodedLen`)
+	fn on_initialize_dispute() -> Weight {
+		// Proof Size summary in bytes:
+		//  Measured:  `1565`
+		//  Estimated: `8799`
+		// Minimum execution time: 238_087_000 picoseconds.
+		Weight::from_parts(242_966_000, 8799)
+			.saturating_add(RocksDbWeight::get().reads(12_u64))
+			.saturating_add(RocksDbWeight::get().writes(11_u64))
 	}
 	/// Storage: `Inference::Workers` (r:1 w:0)
 	/// Proof: `Inference::Workers` (`max_values`: None, `max_size`: Some(280), added: 2755, mode: `MaxEncodedLen`)
@@ -1351,36 +1608,9 @@ impl WeightInfo for () {
 		// Proof Size summary in bytes:
 		//  Measured:  `222`
 		//  Estimated: `3745`
-		// Minimum execution time: 26_680_000 picoseconds.
-		Weight::from_parts(27_652_000, 3745)
+		// Minimum execution time: 26_981_000 picoseconds.
+		Weight::from_parts(28_102_000, 3745)
 			.saturating_add(RocksDbWeight::get().reads(1_u64))
 			.saturating_add(RocksDbWeight::get().writes(1_u64))
-	}
-	fn challenge_receipt(r: u32, s: u32, ) -> Weight {
-		Weight::from_parts(180_000_000, 12_000)
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
-			.saturating_add(RocksDbWeight::get().reads(10_u64))
-			.saturating_add(RocksDbWeight::get().writes(6_u64))
-	}
-	fn open_receipt(r: u32, s: u32, ) -> Weight {
-		Weight::from_parts(200_000_000, 12_000)
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(r.into()))
-			.saturating_add(Weight::from_parts(3_000, 0).saturating_mul(s.into()))
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
-			.saturating_add(RocksDbWeight::get().writes(10_u64))
-	}
-	fn draw_audits(a: u32, ) -> Weight {
-		Weight::from_parts(40_000_000, 6_000)
-			.saturating_add(Weight::from_parts(40_000_000, 0).saturating_mul(a.into()))
-			.saturating_add(RocksDbWeight::get().reads(4_u64))
-			.saturating_add(RocksDbWeight::get().writes(2_u64))
-			.saturating_add(RocksDbWeight::get().reads(2_u64).saturating_mul(a.into()))
-			.saturating_add(RocksDbWeight::get().writes(3_u64).saturating_mul(a.into()))
-	}
-	fn on_initialize_dispute() -> Weight {
-		Weight::from_parts(150_000_000, 12_000)
-			.saturating_add(RocksDbWeight::get().reads(8_u64))
-			.saturating_add(RocksDbWeight::get().writes(8_u64))
 	}
 }
