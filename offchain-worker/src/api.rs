@@ -11,6 +11,9 @@
 //! - `POST /v1/chat/completions`: an LLM release, OpenAI's request and response ([`openai`]),
 //!   `stream: true` as server-sent events whose last chunk carries the usage and the receipt. The
 //!   answer's `opg.response` is the hex of the SCALE [`ChatResponse`] the receipt is over.
+//! - `GET /v1/channels/{id}`: where a channel stands for this worker (sequence, cumulative amounts,
+//!   what the answers earned, and the latest voucher, signed by the requester): a client that lost
+//!   its place continues from there.
 //!
 //! The voucher travels in the `OPG-Voucher` header (hex of the SCALE [`SignedVoucher`]); its
 //! `request_hash` is blake2-256 of the request's canonical bytes: the SCALE tensors a job's
@@ -40,7 +43,7 @@ use hyper::{
 	header, Method, Request, Response, StatusCode,
 };
 use opg_primitives::{
-	channel::{receipt_leaf, Label, Receipt},
+	channel::{receipt_leaf, ChannelId, Label, Receipt},
 	chat::{check_chat_request, ChatError, ChatRequest, ChatResponse, TokenUsage},
 	check_tensors, payload_hash, ModelFormat, ReleaseId, Tensor, VerificationMode,
 };
@@ -203,12 +206,16 @@ impl<C: Chain> Api<C> {
 		let path = req.uri().path().to_owned();
 		let result = match (req.method(), path.as_str()) {
 			(&Method::GET, "/v1/models") => self.models().await,
+			(&Method::GET, p) if p.starts_with("/v1/channels/") =>
+				self.position(p).map(|body| (body, None)).map_err(|e| (e, None)),
 			(&Method::POST, "/v1/infer") => self.infer(req).await,
 			(&Method::POST, "/v1/embeddings") => self.embeddings(req).await,
 			(&Method::POST, "/v1/chat/completions") => match self.clone().chat(req).await {
 				Ok(response) => return response,
 				Err(e) => Err(e),
 			},
+			(_, p) if p.starts_with("/v1/channels/") =>
+				Err((ApiError::new(405, "method_not_allowed", format!("{path} takes GET")), None)),
 			(_, "/v1/models" | "/v1/infer" | "/v1/embeddings" | "/v1/chat/completions") => Err((
 				ApiError::new(405, "method_not_allowed", format!("{path} takes another method")),
 				None,
@@ -225,6 +232,32 @@ impl<C: Chain> Api<C> {
 				respond(e.status, &body, receipt.as_ref())
 			},
 		}
+	}
+
+	/// `GET /v1/channels/{id}`: where the channel stands for this worker, so that a client
+	/// that lost its place (a crash between sending a voucher and keeping the answer) continues
+	/// from the requester-signed voucher the worker holds rather than being refused as a replay.
+	fn position(&self, path: &str) -> Result<Value, ApiError> {
+		let id = path["/v1/channels/".len()..].parse::<ChannelId>().map_err(|_| {
+			ApiError::new(400, "invalid_request", format!("{path}: not a channel id"))
+		})?;
+		let p = self.ledger.position(id).ok_or_else(|| {
+			ApiError::new(
+				404,
+				"unknown_channel",
+				format!("this worker holds nothing of channel {id}"),
+			)
+		})?;
+		Ok(json!({
+			"object": "opg.channel",
+			"channel": id.to_string(),
+			"seq": p.seq.to_string(),
+			"cumulative_pay": p.pay.to_string(),
+			"cumulative_burn": p.burn.to_string(),
+			"owed": p.owed.to_string(),
+			"in_flight": p.in_flight,
+			"voucher": p.latest.map(|v| hex::to_hex(&v.encode(), false)),
+		}))
 	}
 
 	async fn models(&self) -> Reply {

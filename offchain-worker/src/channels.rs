@@ -271,6 +271,32 @@ impl Ledger {
 		&self.receipts
 	}
 
+	/// Where a channel stands for this worker: the latest voucher it accepted (the requester's
+	/// own signature, so a client that lost its place can check it), the sequence number and
+	/// cumulative amounts it expects the next voucher to continue, what the answers earned and
+	/// how many requests run. `None` for a channel it has nothing of.
+	pub fn position(&self, id: ChannelId) -> Option<Position> {
+		let channels = self.channels.lock().expect("ledger lock");
+		if let Some(e) = channels.get(&id) {
+			let (seq, pay, burn) = e.position();
+			return Some(Position {
+				latest: e.kept.latest.clone(),
+				seq,
+				pay,
+				burn,
+				owed: e.kept.owed,
+				in_flight: e.in_flight,
+			});
+		}
+		let pending = self.pending.lock().expect("ledger lock");
+		pending.get(&id).map(|k| {
+			let (seq, pay, burn) = k.latest.as_ref().map_or((0, 0, 0), |s| {
+				(s.voucher.seq, s.voucher.cumulative_pay, s.voucher.cumulative_burn)
+			});
+			Position { latest: k.latest.clone(), seq, pay, burn, owed: k.owed, in_flight: 0 }
+		})
+	}
+
 	/// The chain's record of a channel as last read, if it was.
 	pub fn record(&self, id: ChannelId) -> Option<ChannelRecord> {
 		self.channels.lock().expect("ledger lock").get(&id).map(|e| e.record.clone())
@@ -428,6 +454,24 @@ impl Ledger {
 			.collect();
 		crate::write_atomically(&self.path, &all.encode())
 	}
+}
+
+/// A channel's position as the worker holds it ([`Ledger::position`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+	/// The latest accepted voucher, if newer than what the chain redeemed or not read yet.
+	pub latest: Option<SignedVoucher>,
+	/// The last sequence number: the next voucher's is one more.
+	pub seq: u64,
+	/// Its cumulative pay.
+	pub pay: Balance,
+	/// Its cumulative burn.
+	pub burn: Balance,
+	/// What the answers earned (and the running ones may still): the least the next voucher's
+	/// pay covers besides its own request.
+	pub owed: Balance,
+	/// Requests running now.
+	pub in_flight: u32,
 }
 
 /// Why the ledger did not admit a request.

@@ -31,6 +31,9 @@ pub struct Metrics {
 	pub enclave_key_validity: Gauge<U64>,
 	/// Attestation extrinsics sent, by step (`challenge`, `attest`).
 	pub attestation_steps: CounterVec<U64>,
+	/// Disputed receipts (direct path), by kind (`audit`, `challenge`) and what the worker did
+	/// (`opened`: `openReceipt` sent; `unopenable`: not kept, or not the receipt it committed).
+	pub disputes: CounterVec<U64>,
 }
 
 impl Metrics {
@@ -109,6 +112,16 @@ impl Metrics {
 						"Attestation extrinsics sent, by step",
 					),
 					&["step"],
+				)?,
+				registry,
+			)?,
+			disputes: register(
+				CounterVec::new(
+					Opts::new(
+						"opg_worker_disputes_total",
+						"Receipts the chain asked this worker to open, by kind and outcome",
+					),
+					&["kind", "outcome"],
 				)?,
 				registry,
 			)?,

@@ -426,10 +426,18 @@ impl<C: Chain> Worker<C> {
 					continue;
 				}
 			}
+			let kind = if leaf == H256::zero() { "audit" } else { "challenge" };
+			let metrics = self.metrics.clone();
+			let count = move |outcome: &str| {
+				if let Some(m) = &metrics {
+					m.disputes.with_label_values(&[kind, outcome]).inc();
+				}
+			};
 			let opening = match ledger.receipts().opening(channel, seq, leaf, first, last) {
 				Ok(opening) => opening,
 				Err(e) => {
-					tracing::error!(target: "inference", channel, seq, "cannot open a disputed receipt: {e}");
+					tracing::error!(target: "inference", channel, seq, kind, "cannot open a disputed receipt: {e}");
+					count("unopenable");
 					continue;
 				},
 			};
@@ -450,8 +458,8 @@ impl<C: Chain> Worker<C> {
 			});
 			match self.send(call, head).await {
 				Ok((tx, _)) => {
-					let kind = if leaf == H256::zero() { "audit" } else { "challenge" };
 					tracing::info!(target: "inference", channel, seq, kind, ?tx, "disputed receipt opened");
+					count("opened");
 					if let Some(c) = self.channels.as_mut() {
 						c.opened.insert(key, (head.number, tx));
 					}

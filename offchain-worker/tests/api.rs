@@ -13,7 +13,10 @@ use std::{
 use async_trait::async_trait;
 use codec::{Decode, Encode};
 use opg_primitives::{
-	channel::{batch_root, receipt_leaf, signing_payload, ChannelId, Voucher, VOUCHER_TAG},
+	channel::{
+		batch_root, receipt_leaf, signing_payload, verify_batch_proof, ChannelId, Voucher,
+		VOUCHER_TAG,
+	},
 	chat::{check_chat_request, ChatResponse, FinishReason, LlmSpec, TokenBudget},
 	payload_hash, ElemType, JobId, ModeSet, ModelFormat, ReleaseId, Tensor, TensorSpec,
 	VerificationMode,
@@ -50,6 +53,8 @@ struct State {
 	releases: HashMap<ReleaseId, Release>,
 	workers: HashMap<AccountId, WorkerRecord>,
 	channels: HashMap<ChannelId, ChannelRecord>,
+	/// What `open_disputes` answers.
+	disputes: Vec<(pallet_inference::DisputeKey, u64, u64)>,
 	/// What the worker submitted, and what of it is still in the pool.
 	sent: Vec<UncheckedExtrinsic>,
 	pool: Vec<H256>,
@@ -136,7 +141,7 @@ impl Chain for MockChain {
 		_: H256,
 		_: &AccountId,
 	) -> Result<Vec<(pallet_inference::DisputeKey, u64, u64)>, ChainError> {
-		Ok(Vec::new())
+		Ok(self.state.lock().unwrap().disputes.clone())
 	}
 	async fn channel(&self, _: H256, id: ChannelId) -> Result<Option<ChannelRecord>, ChainError> {
 		Ok(self.state.lock().unwrap().channels.get(&id).cloned())
@@ -694,6 +699,101 @@ async fn the_worker_redeems_the_latest_voucher_with_its_batch_root() {
 	server.chain.state.lock().unwrap().channels.remove(&5);
 	server.head(3 + REDEEM_EVERY, 3).await;
 	assert!(server.api.ledger().channel_ids().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_lost_its_place_reads_it_back_with_its_own_signed_voucher() {
+	use polkadot_sdk::sp_runtime::traits::Verify;
+	let server = start().await;
+	let fee1 = fee(input([0.0; 4]).len() as u32);
+	server.pay(1, PRICE, fee1).await;
+	server.pay(2, 2 * PRICE, 2 * fee1).await;
+	let position = call("GET", format!("{}/v1/channels/5", server.url), None, None).await;
+	assert_eq!(position.status, 200, "{}", position.body);
+	let b = &position.body;
+	assert_eq!((b["seq"].as_str(), b["in_flight"].as_u64()), (Some("2"), Some(0)));
+	assert_eq!(b["cumulative_pay"], (2 * PRICE).to_string());
+	assert_eq!(b["cumulative_burn"], (2 * fee1).to_string());
+	assert_eq!(b["owed"], (2 * PRICE).to_string());
+	// The voucher is the requester's own: the client checks its signature before trusting it.
+	let hex_voucher = b["voucher"].as_str().unwrap();
+	let signed = SignedVoucher::decode(&mut &hex::from_hex(hex_voucher).unwrap()[..]).unwrap();
+	assert_eq!((signed.voucher.channel, signed.voucher.seq), (5, 2));
+	let payload = signing_payload(VOUCHER_TAG, &GENESIS, &signed.voucher);
+	assert!(signed.signature.verify(&payload[..], &account("//Bob")));
+
+	for (method, path, status) in [
+		("GET", "/v1/channels/99", 404),
+		("GET", "/v1/channels/five", 400),
+		("POST", "/v1/channels/5", 405),
+	] {
+		let reply = call(method, format!("{}{path}", server.url), None, None).await;
+		assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+		assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+	}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_opens_the_receipts_the_chain_disputes_from_what_it_kept() {
+	let server = start().await;
+	let fee1 = fee(input([0.0; 4]).len() as u32);
+	let mut receipts = Vec::new();
+	for seq in 1..=3 {
+		receipts.push(server.pay(seq, seq as Balance * PRICE, seq as Balance * fee1).await);
+	}
+	let sent = server.head(1, 1).await;
+	let root = redemption(&sent[0]).3;
+	server.include(3, 3 * PRICE, 3 * fee1);
+	server.chain.state.lock().unwrap().channels.get_mut(&5).unwrap().batches =
+		vec![pallet_inference::Batch { root, first_seq: 1, last_seq: 3, committed_at: 1 }]
+			.try_into()
+			.unwrap();
+
+	// An audit of seq 2 and a challenge of seq 3's receipt: both opened, with the kept bytes
+	// and the proof of each receipt in the committed root.
+	let leaf3 = receipt_leaf(&receipts[2].receipt);
+	server.chain.state.lock().unwrap().disputes =
+		vec![((5, 2, H256::zero()), 1, 3), ((5, 3, leaf3), 1, 3)];
+	let sent = server.head(2, 3).await;
+	for (xt, seq) in sent[1..].iter().zip([2u64, 3]) {
+		let opg_runtime::RuntimeCall::Inference(pallet_inference::Call::open_receipt {
+			receipt,
+			signature,
+			enclave_signature,
+			request,
+			response,
+			proof,
+		}) = &xt.function
+		else {
+			panic!("not an opening: {:?}", xt.function);
+		};
+		let kept = &receipts[seq as usize - 1];
+		assert_eq!(
+			(receipt, signature, enclave_signature),
+			(&kept.receipt, &kept.signature, &None)
+		);
+		assert_eq!(payload_hash(request), receipt.request_hash);
+		assert_eq!(payload_hash(response), receipt.response_hash);
+		assert!(verify_batch_proof(&root, &receipt_leaf(receipt), seq - 1, 3, proof));
+	}
+	// In the pool: not sent again.
+	server.head(3, 3).await;
+
+	// A challenge of a receipt this worker never kept cannot be opened: nothing is sent.
+	server.chain.state.lock().unwrap().pool.clear();
+	server.chain.state.lock().unwrap().disputes = vec![((5, 1, H256::repeat_byte(9)), 1, 3)];
+	server.head(4, 3).await;
+
+	// Once no batch holds them and no dispute names them, the kept answers are dropped.
+	let receipts_dir = server._dir.path().join("channels/receipts/5");
+	assert_eq!(std::fs::read_dir(&receipts_dir).unwrap().count(), 3);
+	{
+		let mut state = server.chain.state.lock().unwrap();
+		state.disputes.clear();
+		state.channels.get_mut(&5).unwrap().batches = Default::default();
+	}
+	server.head(5, 3).await;
+	assert!(!receipts_dir.exists());
 }
 
 /// What `prompt` and `completion` tokens cost at Alice's prices, with her per-request price.
