@@ -11,6 +11,13 @@
 //       tokenized here with --tokenizer FILE, BERT's WordPiece tokenizer.json by default)
 //   node opg-client.mjs channel open|top-up|close|show --model ID [--worker ADDRESS --amount OPG]
 //   node opg-client.mjs verify --receipt HEX --worker ADDRESS --request HEX --response HEX
+//   node opg-client.mjs challenge --evidence FILE [--await 60]
+//       challenges a receipt on chain (`inference.challengeReceipt`, a 1 OPG bond) with the
+//       evidence --keep-evidence DIR kept of an answer (DIR/CHANNEL-SEQ.json: receipt, request,
+//       response): the worker must open it, or it is slashed and the request repaid. With
+//       --await, first waits until the worker has committed the receipt, then for the outcome.
+//
+// Common: --keep-evidence DIR (proxy, chat, embed) keeps every verified answer's evidence.
 //
 // Common: --ws ws://NODE:9944 --account SURI (//Bob) --state FILE --mode Vanilla|Tee. The worker is --worker, or
 // the first active worker serving the release; its endpoint is --api, or the one it advertises
@@ -25,12 +32,12 @@ import { Keyring } from '@polkadot/keyring';
 import { hexToU8a, u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { createServer } from 'node:http';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
-import { DIRECT_TYPES, UNIT, enclaveKey, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
+import { DIRECT_TYPES, UNIT, enclaveKey, ownVoucher, sendFinalized, signVoucher, verifyReceipt } from './opg.mjs';
 import { loadWordPiece } from './wordpiece.mjs';
 
 const { values: opts, positionals } = parseArgs({
@@ -52,6 +59,9 @@ const { values: opts, positionals } = parseArgs({
     receipt: { type: 'string' },
     request: { type: 'string' },
     response: { type: 'string' },
+    'keep-evidence': { type: 'string' },
+    evidence: { type: 'string' },
+    await: { type: 'string' },
     json: { type: 'boolean', default: false },
     // Channels opened in this mode: Vanilla, or Tee (receipts signed by the attested enclave too).
     mode: { type: 'string', default: 'Vanilla' },
@@ -163,7 +173,7 @@ function normalize(api, body) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new HttpError(400, 'invalid_parameter', `\`${key}\` is a number`);
     return v;
   };
-  let seed = body.seed ?? randomInt(0, 2 ** 48);
+  let seed = body.seed ?? randomInt(0, 2 ** 48 - 1);
   if (!Number.isSafeInteger(seed)) throw new HttpError(400, 'invalid_parameter', '`seed` must be an integer within ±2^53 through this proxy');
   if (seed < 0) seed = BigInt.asUintN(64, BigInt(seed));
   const fixed = {
@@ -274,6 +284,30 @@ class Client {
     return route;
   }
 
+  /**
+   * Continues a channel from the latest voucher the worker holds (`GET /v1/channels/{id}`),
+   * after it refused ours as out of order: this client lost its place, e.g. it stopped between
+   * sending a voucher and keeping the answer. The voucher must be this account's own signature
+   * for this channel and newer than what was kept. The lost answer counts as earned in full:
+   * the requester loses at most that one request's most.
+   */
+  async resync(route) {
+    const reply = await fetch(`${route.endpoint}/v1/channels/${route.channel}`);
+    const position = await reply.json().catch(() => ({}));
+    if (!reply.ok || !position.voucher) throw new HttpError(502, 'resync_failed', `the worker gave no voucher of channel ${route.channel} (HTTP ${reply.status})`);
+    const voucher = ownVoucher(this.api, position.voucher, this.account.address);
+    const p = this.positions[route.channel];
+    if (voucher.channel.toBigInt() !== BigInt(route.channel) || voucher.seq.toBigInt() <= BigInt(p.seq)) {
+      throw new HttpError(502, 'resync_failed', `the worker's voucher (channel ${voucher.channel}, seq ${voucher.seq}) does not continue channel ${route.channel} past seq ${p.seq}`);
+    }
+    console.error(`[opg-client] channel ${route.channel}: continuing from the worker's voucher ${voucher.seq} (kept: ${p.seq})`);
+    Object.assign(p, {
+      seq: voucher.seq.toString(), pay: voucher.cumulativePay.toString(), burn: voucher.cumulativeBurn.toString(),
+      owed: voucher.cumulativePay.toString(), reserved: '0',
+    });
+    this.save();
+  }
+
   /** Runs `f` alone for `channel`: vouchers reach the worker in sequence. */
   async exclusive(channel, f) {
     const previous = this.locks.get(channel) ?? Promise.resolve();
@@ -377,16 +411,29 @@ class Client {
     if (opts.mode === 'Tee' && !enclave) throw new HttpError(503, 'enclave_not_attested', `worker ${route.worker} has no usable attested enclave key`);
     return this.exclusive(channel, async () => {
       const p = this.positions[channel];
-      const seq = BigInt(p.seq) + 1n;
-      const owedNow = BigInt(p.owed) + BigInt(p.reserved);
-      const pay = BigInt(p.pay) > owedNow + most ? BigInt(p.pay) : owedNow + most;
-      const burn = BigInt(p.burn) + fee;
-      const voucher = signVoucher(this.api, this.account, { channel, seq, pay, burn }, bytes);
-      const response = await fetch(`${route.endpoint}${path}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'OPG-Voucher': voucher },
-        body: JSON.stringify(forward),
-      });
+      const attempt = async () => {
+        const seq = BigInt(p.seq) + 1n;
+        const owedNow = BigInt(p.owed) + BigInt(p.reserved);
+        const pay = BigInt(p.pay) > owedNow + most ? BigInt(p.pay) : owedNow + most;
+        const burn = BigInt(p.burn) + fee;
+        const voucher = signVoucher(this.api, this.account, { channel, seq, pay, burn }, bytes);
+        const response = await fetch(`${route.endpoint}${path}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'OPG-Voucher': voucher },
+          body: JSON.stringify(forward),
+        });
+        return { response, seq, pay, burn };
+      };
+      let { response, seq, pay, burn } = await attempt();
+      if (response.status === 409) {
+        // The worker holds a newer voucher of ours than we kept (we lost our place): continue
+        // from it, once, then send again.
+        const refusal = await response.clone().json().catch(() => null);
+        if (refusal?.error?.code === 'voucher_out_of_order') {
+          await this.resync(route);
+          ({ response, seq, pay, burn } = await attempt());
+        }
+      }
       // Refused before it ran (no receipt): nothing changes. Taken: the position moves on.
       const taken = response.ok || response.headers.get('OPG-Receipt') !== null;
       if (!taken) return { response, settle: null };
@@ -399,6 +446,12 @@ class Client {
           const responseBytes = responseHex ? hexToU8a(responseHex) : null;
           verifyReceipt(this.api, receiptHex, { worker: route.worker, channel, seq, request: bytes, response: responseBytes, enclave });
           if (responseBytes) earned = check(responseBytes);
+          if (opts['keep-evidence'] && responseHex) {
+            // What a challenge of this answer takes, should the worker leave it out of its batch.
+            mkdirSync(opts['keep-evidence'], { recursive: true });
+            const evidence = { receipt: receiptHex, request: u8aToHex(bytes), response: u8aToHex(responseBytes) };
+            writeFileSync(join(opts['keep-evidence'], `${channel}-${seq}.json`), JSON.stringify(evidence));
+          }
         } finally {
           // Owed either way: the voucher was signed; a bad receipt is evidence against the worker.
           p.owed = (BigInt(p.owed) + (earned < most ? earned : most)).toString();
@@ -589,6 +642,45 @@ function verify(api) {
   console.log(JSON.stringify({ valid: true, ...receipt.toHuman() }));
 }
 
+async function challenge(client) {
+  if (!opts.evidence) throw new Error('usage: opg-client challenge --evidence FILE [--await SECONDS]');
+  const { api } = client;
+  const evidence = JSON.parse(readFileSync(opts.evidence, 'utf8'));
+  const [receipt, signature] = api.createType('OpgSignedReceipt', evidence.receipt);
+  const [channel, seq] = [receipt.channel.toString(), receipt.seq.toNumber()];
+  const ours = (event) => event.data.channel.toString() === channel && event.data.seq.toNumber() === seq;
+  const outcomes = { ChallengeFailed: 'failed: the worker opened the receipt, the bond was burned', DisputeLost: 'won: the worker was slashed, the request repaid' };
+  let outcome = null;
+  const unsubscribe = await api.query.system.events((records) => {
+    for (const { event } of records) {
+      if (event.section === 'inference' && outcomes[event.method] && ours(event)) outcome = outcomes[event.method];
+    }
+  });
+  const until = Date.now() + Number(opts.await ?? 0) * 1000;
+  try {
+    // Only a committed receipt can be challenged: with --await, wait for the worker to redeem.
+    for (;;) {
+      const record = await api.query.inference.channels(channel);
+      if (record.isSome && record.unwrap().lastSeq.toNumber() >= seq) break;
+      if (Date.now() >= until) throw new Error(`receipt ${channel}/${seq} is not in a committed batch (not redeemed yet)`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    // `Bytes` arguments as hex: a Uint8Array would be read as already length-prefixed.
+    const events = await sendFinalized(api, api.tx.inference.challengeReceipt(receipt.toU8a(), signature, evidence.request, evidence.response), client.account);
+    const opened = events.find((e) => e.section === 'inference' && e.method === 'ReceiptChallenged');
+    const deadline = opened.data.deadline.toNumber();
+    const result = { channel, seq, deadline, outcome: null };
+    if (opts.await) {
+      while (!outcome && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 500));
+      if (!outcome) throw new Error(`no outcome for the challenge of ${channel}/${seq} within ${opts.await} s`);
+      result.outcome = outcome;
+    }
+    console.log(JSON.stringify(result));
+  } finally {
+    unsubscribe();
+  }
+}
+
 async function main() {
   await cryptoWaitReady();
   const api = await ApiPromise.create({ provider: new WsProvider(opts.ws), throwOnConnect: true, noInitWarn: true, types: DIRECT_TYPES });
@@ -600,7 +692,8 @@ async function main() {
     else if (command === 'embed') await embed(client);
     else if (command === 'channel') await channel(client);
     else if (command === 'verify') verify(api);
-    else throw new Error('usage: opg-client proxy | chat | embed | channel | verify (see the head of opg-client.mjs)');
+    else if (command === 'challenge') await challenge(client);
+    else throw new Error('usage: opg-client proxy | chat | embed | channel | verify | challenge (see the head of opg-client.mjs)');
   } finally {
     await api.disconnect();
   }

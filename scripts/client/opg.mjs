@@ -67,6 +67,19 @@ export function signVoucher(api, requester, { channel, seq, pay, burn }, request
 }
 
 /**
+ * The voucher in `hex` (a SCALE signed voucher, as the worker's `GET /v1/channels/{id}` gives
+ * it) if `address` signed it for this chain; throws otherwise.
+ */
+export function ownVoucher(api, hex, address) {
+  const [voucher, signature] = api.createType('OpgSignedVoucher', hex);
+  const payload = u8aConcat(stringToU8a('opg/voucher/v1'), api.genesisHash.toU8a(), voucher.toU8a());
+  if (!signature.isSr25519 || !signatureVerify(payload, signature.asSr25519, address).isValid) {
+    throw new Error('the voucher is not signed by this account for this chain');
+  }
+  return voucher;
+}
+
+/**
  * Checks a receipt (hex of the SCALE signed receipt) before its answer is used: signed by
  * `worker` for this chain, for this channel and sequence, over `request` and `response` (the
  * canonical bytes; null for an error answer), and on a TEE channel by `enclave`, the worker's

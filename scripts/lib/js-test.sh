@@ -60,7 +60,7 @@ assert r["mode"] == "Tee" and r["enclaveSigned"] and r["receiptsVerified"] == 3,
 # receipt.
 proxy_port=$(free_port)
 node "$root/scripts/client/opg-client.mjs" proxy --ws "ws://127.0.0.1:$rpc_port" --account //Charlie \
-  --port "$proxy_port" --state "$base/opg-client.json" >"$base/proxy.log" 2>&1 &
+  --port "$proxy_port" --state "$base/opg-client.json" --keep-evidence "$base/evidence" >"$base/proxy.log" 2>&1 &
 proxy_pid=$!
 for _ in $(seq 1 60); do
   grep -q "proxy on" "$base/proxy.log" && break
@@ -80,6 +80,28 @@ assert len(s) == 2, s
 for p in s.values():
     assert p["seq"] == "2" and p["reserved"] == "0" and 0 < int(p["owed"]) <= int(p["pay"]), p
 ' "$base/opg-client.json"
+# A client that lost its place (its state one voucher behind the worker's, as after a crash
+# between sending a voucher and keeping the answer) continues: from the chain's position if the
+# worker has redeemed that voucher already, else from the worker's copy of its own voucher
+# (`GET /v1/channels/{id}`); either way its next answer is paid and verified.
+python3 - "$base/opg-client.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for p in s["channels"].values():
+    p["seq"] = str(int(p["seq"]) - 1)
+json.dump(s, open(sys.argv[1], "w"))
+PY
+out=$(node "$root/scripts/client/opg-client.mjs" chat --ws "ws://127.0.0.1:$rpc_port" --account //Charlie \
+  --state "$base/opg-client.json" --model 2 --max-tokens 8 --json "Say hi" 2>"$base/resync.log") \
+  || { echo "$out"; cat "$base/resync.log"; tail -50 "$log"; exit 1; }
+echo "[js-test] opg-client chat after losing its place: $out ($(cat "$base/resync.log"))"
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["receiptVerified"] and r["usage"]["completion_tokens"] > 0, r' "$out"
+# Any answer's kept evidence challenges its receipt on chain; the honest worker opens it.
+evidence=$(ls "$base"/evidence/*.json | head -1)
+out=$(node "$root/scripts/client/opg-client.mjs" challenge --ws "ws://127.0.0.1:$rpc_port" --account //Dave \
+  --evidence "$evidence" --await 60) || { echo "$out"; tail -50 "$log"; exit 1; }
+echo "[js-test] opg-client challenge $(basename "$evidence"): $out"
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["outcome"].startswith("failed"), r' "$out"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \
     || { echo "$out"; tail -50 "$log"; exit 1; }
