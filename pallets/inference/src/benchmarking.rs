@@ -154,6 +154,20 @@ fn disputable<T: Config>(r: u32, s: u32) -> Disputable<T> {
 	Disputable { channel: id, receipt, signature, request, response, proof }
 }
 
+/// Challenges `d`'s receipt from a funded account; returns the dispute's key.
+fn challenged<T: Config>(d: &Disputable<T>) -> DisputeKey {
+	let challenger = funded::<T>("challenger", 0);
+	Pallet::<T>::do_challenge(
+		challenger,
+		d.receipt.clone(),
+		d.signature.clone(),
+		&d.request,
+		&d.response,
+	)
+	.expect("a valid challenge");
+	(d.channel, d.receipt.seq, receipt_leaf(&d.receipt))
+}
+
 /// Fills a channel's batches, all committed now, up to `n`; the last redeemed voucher is the
 /// `n`th (nothing paid).
 fn fill_batches<T: Config>(id: ChannelId, n: u32) {
@@ -770,16 +784,7 @@ mod benchmarks {
 		s: Linear<1, { T::MaxOutputLen::get() }>,
 	) {
 		let d = disputable::<T>(r, s);
-		let challenger = funded::<T>("challenger", 0);
-		Pallet::<T>::do_challenge(
-			challenger,
-			d.receipt.clone(),
-			d.signature.clone(),
-			&d.request,
-			&d.response,
-		)
-		.expect("a valid challenge");
-		let key = (d.channel, d.receipt.seq, receipt_leaf(&d.receipt));
+		let key = challenged::<T>(&d);
 		let mut audit = Disputes::<T>::get(key).expect("just opened");
 		audit.kind = DisputeKind::Audit;
 		Pallet::<T>::open_dispute((d.channel, d.receipt.seq, H256::zero()), audit);
@@ -825,16 +830,7 @@ mod benchmarks {
 	#[benchmark]
 	fn on_initialize_dispute() {
 		let d = disputable::<T>(1, 1);
-		let challenger = funded::<T>("challenger", 0);
-		Pallet::<T>::do_challenge(
-			challenger,
-			d.receipt.clone(),
-			d.signature.clone(),
-			&d.request,
-			&d.response,
-		)
-		.expect("a valid challenge");
-		let key = (d.channel, d.receipt.seq, receipt_leaf(&d.receipt));
+		let key = challenged::<T>(&d);
 
 		#[block]
 		{

@@ -125,18 +125,7 @@ impl<T: Config> Pallet<T> {
 		for at in &picked {
 			let seq = batch.first_seq + at;
 			let key = (pending.channel, seq, H256::zero());
-			Self::open_dispute(
-				key,
-				Dispute {
-					worker: channel.worker.clone(),
-					requester: channel.requester.clone(),
-					release: channel.release,
-					mode: channel.mode,
-					batch,
-					deadline,
-					kind: DisputeKind::Audit,
-				},
-			);
+			Self::open_dispute(key, Self::dispute(&channel, batch, deadline, DisputeKind::Audit));
 			Self::deposit_event(Event::AuditDrawn {
 				channel: pending.channel,
 				seq,
@@ -145,6 +134,24 @@ impl<T: Config> Pallet<T> {
 			});
 		}
 		picked.len() as u32
+	}
+
+	/// A dispute of a receipt of `channel`'s `batch`: what judging it needs, kept with it.
+	fn dispute(
+		channel: &ChannelOf<T>,
+		batch: Batch<BlockNumberFor<T>>,
+		deadline: BlockNumberFor<T>,
+		kind: DisputeKind<T::AccountId, BalanceOf<T>>,
+	) -> DisputeOf<T> {
+		Dispute {
+			worker: channel.worker.clone(),
+			requester: channel.requester.clone(),
+			release: channel.release,
+			mode: channel.mode,
+			batch,
+			deadline,
+			kind,
+		}
 	}
 
 	pub(crate) fn open_dispute(key: DisputeKey, dispute: DisputeOf<T>) {
@@ -216,18 +223,8 @@ impl<T: Config> Pallet<T> {
 			.map_err(|_| Error::<T>::InsufficientBalance)?;
 		let refund = Self::request_price(&channel, request, response);
 		let deadline = now.saturating_add(T::OpenDeadline::get());
-		Self::open_dispute(
-			key,
-			Dispute {
-				worker: channel.worker.clone(),
-				requester: channel.requester.clone(),
-				release: channel.release,
-				mode: channel.mode,
-				batch,
-				deadline,
-				kind: DisputeKind::Challenge { challenger: challenger.clone(), bond, refund },
-			},
-		);
+		let kind = DisputeKind::Challenge { challenger: challenger.clone(), bond, refund };
+		Self::open_dispute(key, Self::dispute(&channel, batch, deadline, kind));
 		Self::deposit_event(Event::ReceiptChallenged {
 			channel: receipt.channel,
 			seq: receipt.seq,
