@@ -22,8 +22,13 @@ use polkadot_sdk::{
 impl<T: Config> Pallet<T> {
 	pub(crate) fn schedule(at: BlockNumberFor<T>, job: JobId, item: AgendaItem) {
 		Agenda::<T>::insert(at, job, item);
-		// Nothing was ever scheduled before the first entry: start the cursor there rather
-		// than walking empty blocks from genesis (matters when the pallet joins a live chain).
+		Self::start_agenda();
+	}
+
+	/// Starts the agenda's cursor at this block when the first entry (a job's or a dispute's)
+	/// is scheduled, rather than walking empty blocks from genesis (matters when the pallet
+	/// joins a live chain).
+	pub(crate) fn start_agenda() {
 		if AgendaCursor::<T>::get().is_zero() {
 			AgendaCursor::<T>::put(frame_system::Pallet::<T>::block_number());
 		}

@@ -40,8 +40,13 @@ pub(crate) fn valid_endpoint(url: &[u8]) -> bool {
 impl<T: Config> Pallet<T> {
 	/// The bytes a requester signs for `voucher` on this chain.
 	pub fn voucher_payload(voucher: &VoucherOf<T>) -> alloc::vec::Vec<u8> {
+		Self::chain_payload(VOUCHER_TAG, voucher)
+	}
+
+	/// The bytes signed for `message` of the kind `tag` on this chain (its genesis hash).
+	pub(crate) fn chain_payload<M: Encode>(tag: &[u8; 14], message: &M) -> alloc::vec::Vec<u8> {
 		let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
-		signing_payload(VOUCHER_TAG, &genesis, voucher)
+		signing_payload(tag, &genesis, message)
 	}
 
 	pub(crate) fn do_open_channel(

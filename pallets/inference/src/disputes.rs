@@ -16,7 +16,7 @@
 use crate::{pallet::*, types::*, weights::WeightInfo};
 use codec::DecodeAll;
 use opg_primitives::{
-	channel::{receipt_leaf, signing_payload, verify_batch_proof, ChannelId, Receipt, RECEIPT_TAG},
+	channel::{receipt_leaf, verify_batch_proof, ChannelId, Receipt, RECEIPT_TAG},
 	chat::{ChatResponse, TokenUsage},
 	payload_hash, VerificationMode,
 };
@@ -45,8 +45,7 @@ impl<T: Config> Pallet<T> {
 	/// The bytes a worker (and, on a TEE channel, its enclave) signs for `receipt` on this
 	/// chain.
 	pub fn receipt_payload(receipt: &Receipt) -> alloc::vec::Vec<u8> {
-		let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
-		signing_payload(RECEIPT_TAG, &genesis, receipt)
+		Self::chain_payload(RECEIPT_TAG, receipt)
 	}
 
 	/// What [`crate::runtime_api::InferenceApi::open_disputes`] answers: the disputes `worker`
@@ -158,9 +157,7 @@ impl<T: Config> Pallet<T> {
 		WorkerDisputes::<T>::insert(&dispute.worker, key, ());
 		DisputeAgenda::<T>::insert(Self::expiry_block(dispute.deadline), key, ());
 		Disputes::<T>::insert(key, dispute);
-		if AgendaCursor::<T>::get().is_zero() {
-			AgendaCursor::<T>::put(frame_system::Pallet::<T>::block_number());
-		}
+		Self::start_agenda();
 	}
 
 	fn close_dispute(key: &DisputeKey, dispute: &DisputeOf<T>) {
@@ -188,6 +185,27 @@ impl<T: Config> Pallet<T> {
 		}
 	}
 
+	/// Checks that `receipt` is `worker`'s for `release` and names `request` and `response`;
+	/// returns the payload it signed.
+	fn check_receipt(
+		receipt: &Receipt,
+		signature: &T::ChannelSignature,
+		worker: &T::AccountId,
+		release: opg_primitives::ReleaseId,
+		request: &[u8],
+		response: &[u8],
+	) -> Result<alloc::vec::Vec<u8>, Error<T>> {
+		ensure!(receipt.release == release, Error::<T>::BadReceipt);
+		let payload = Self::receipt_payload(receipt);
+		ensure!(signature.verify(&payload[..], worker), Error::<T>::BadReceipt);
+		ensure!(
+			payload_hash(request) == receipt.request_hash &&
+				payload_hash(response) == receipt.response_hash,
+			Error::<T>::DataMismatch
+		);
+		Ok(payload)
+	}
+
 	pub(crate) fn do_challenge(
 		challenger: T::AccountId,
 		receipt: Receipt,
@@ -196,16 +214,14 @@ impl<T: Config> Pallet<T> {
 		response: &[u8],
 	) -> DispatchResult {
 		let channel = Channels::<T>::get(receipt.channel).ok_or(Error::<T>::UnknownChannel)?;
-		ensure!(receipt.release == channel.release, Error::<T>::BadReceipt);
-		ensure!(
-			signature.verify(&Self::receipt_payload(&receipt)[..], &channel.worker),
-			Error::<T>::BadReceipt
-		);
-		ensure!(
-			payload_hash(request) == receipt.request_hash &&
-				payload_hash(response) == receipt.response_hash,
-			Error::<T>::DataMismatch
-		);
+		Self::check_receipt(
+			&receipt,
+			&signature,
+			&channel.worker,
+			channel.release,
+			request,
+			response,
+		)?;
 		let now = frame_system::Pallet::<T>::block_number();
 		let window = T::DisputeWindow::get();
 		let batch = *channel
@@ -254,14 +270,14 @@ impl<T: Config> Pallet<T> {
 			frame_system::Pallet::<T>::block_number() <= dispute.deadline,
 			Error::<T>::DeadlinePassed
 		);
-		ensure!(receipt.release == dispute.release, Error::<T>::BadReceipt);
-		let payload = Self::receipt_payload(&receipt);
-		ensure!(signature.verify(&payload[..], &dispute.worker), Error::<T>::BadReceipt);
-		ensure!(
-			payload_hash(request) == receipt.request_hash &&
-				payload_hash(response) == receipt.response_hash,
-			Error::<T>::DataMismatch
-		);
+		let payload = Self::check_receipt(
+			&receipt,
+			&signature,
+			&dispute.worker,
+			dispute.release,
+			request,
+			response,
+		)?;
 		let batch = &dispute.batch;
 		ensure!(
 			verify_batch_proof(
