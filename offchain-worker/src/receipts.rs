@@ -132,21 +132,47 @@ impl ReceiptStore {
 		if !(first..=last).contains(&seq) {
 			return Err(OpeningError::OutsideBatch { seq, first, last });
 		}
-		let mut leaves = Vec::with_capacity((last - first + 1) as usize);
-		let mut answer = None;
-		for s in first..=last {
-			let kept = self.get(channel, s)?.ok_or(OpeningError::Missing { channel, seq: s })?;
-			leaves.push(receipt_leaf(&kept.signed.receipt));
-			if s == seq {
-				answer = Some(kept);
-			}
+		let leaves = self.leaves(channel, first, last)?;
+		self.opening_in(channel, seq, leaf, first, &leaves)
+	}
+
+	/// The Merkle leaves of the kept receipts `first..=last` of `channel`: what every opening
+	/// of that batch's receipts proves against (read once per batch, not per opening).
+	pub fn leaves(
+		&self,
+		channel: ChannelId,
+		first: u64,
+		last: u64,
+	) -> Result<Vec<H256>, OpeningError> {
+		(first..=last)
+			.map(|s| {
+				let kept =
+					self.get(channel, s)?.ok_or(OpeningError::Missing { channel, seq: s })?;
+				Ok(receipt_leaf(&kept.signed.receipt))
+			})
+			.collect()
+	}
+
+	/// [`Self::opening`] in the batch starting at `first` whose `leaves` are already read.
+	pub fn opening_in(
+		&self,
+		channel: ChannelId,
+		seq: u64,
+		leaf: H256,
+		first: u64,
+		leaves: &[H256],
+	) -> Result<Opening, OpeningError> {
+		let last = first + leaves.len() as u64 - 1;
+		if leaves.is_empty() || !(first..=last).contains(&seq) {
+			return Err(OpeningError::OutsideBatch { seq, first, last });
 		}
+		let answer = self.get(channel, seq)?.ok_or(OpeningError::Missing { channel, seq })?;
 		let at = (seq - first) as usize;
 		if leaf != H256::zero() && leaves[at] != leaf {
 			return Err(OpeningError::NotOurs { channel, seq });
 		}
-		let proof = batch_proof(&leaves, at).expect("seq is within the batch");
-		Ok(Opening { answer: answer.expect("seq is within the batch"), proof })
+		let proof = batch_proof(leaves, at).expect("seq is within the batch");
+		Ok(Opening { answer, proof })
 	}
 
 	/// The channels with kept receipts.

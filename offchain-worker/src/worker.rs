@@ -416,6 +416,7 @@ impl<C: Chain> Worker<C> {
 				return;
 			},
 		};
+		let mut batches = HashMap::new();
 		for &((channel, seq, leaf), first, last) in &disputes {
 			let key = (channel, seq, leaf);
 			let opened = self.channels.as_ref().and_then(|c| c.opened.get(&key).copied());
@@ -433,7 +434,18 @@ impl<C: Chain> Worker<C> {
 					m.disputes.with_label_values(&[kind, outcome]).inc();
 				}
 			};
-			let opening = match ledger.receipts().opening(channel, seq, leaf, first, last) {
+			// Every audit of a batch proves against the same leaves: read them once.
+			let leaves = batches.entry((channel, first, last)).or_insert_with(|| {
+				ledger.receipts().leaves(channel, first, last).map_err(|e| e.to_string())
+			});
+			let opened = match leaves {
+				Ok(leaves) => ledger
+					.receipts()
+					.opening_in(channel, seq, leaf, first, leaves)
+					.map_err(|e| e.to_string()),
+				Err(e) => Err(e.clone()),
+			};
+			let opening = match opened {
 				Ok(opening) => opening,
 				Err(e) => {
 					tracing::error!(target: "inference", channel, seq, kind, "cannot open a disputed receipt: {e}");
