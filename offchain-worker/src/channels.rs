@@ -424,7 +424,10 @@ impl Ledger {
 	}
 
 	/// The latest voucher of each channel that pays more than the chain has redeemed, with
-	/// the Merkle root of the receipts it pays for: what the worker redeems next.
+	/// the Merkle root of the receipts it pays for: what the worker redeems next. A channel
+	/// waits while any of those receipts is missing (its answer still running): the batch's
+	/// leaves are placed by sequence number, so a root without one would make every receipt
+	/// of the batch impossible to open.
 	pub fn to_redeem(&self) -> Vec<(SignedVoucher, H256)> {
 		let channels = self.channels.lock().expect("ledger lock");
 		channels
@@ -432,6 +435,7 @@ impl Ledger {
 			.filter_map(|e| {
 				let latest =
 					e.kept.latest.as_ref().filter(|s| s.voucher.seq > e.record.last_seq)?;
+				// Sorted by sequence number, each once, all above what the chain redeemed.
 				let leaves: Vec<H256> = e
 					.kept
 					.leaves
@@ -439,7 +443,8 @@ impl Ledger {
 					.filter(|(seq, _)| *seq <= latest.voucher.seq)
 					.map(|(_, leaf)| *leaf)
 					.collect();
-				Some((latest.clone(), batch_root(&leaves)))
+				let complete = leaves.len() as u64 == latest.voucher.seq - e.record.last_seq;
+				complete.then(|| (latest.clone(), batch_root(&leaves)))
 			})
 			.collect()
 	}
@@ -654,6 +659,34 @@ mod tests {
 		let ledger = Ledger::open(dir.path(), account("//Alice")).unwrap();
 		ledger.update(7, record(1_000));
 		assert!(ledger.to_redeem().is_empty());
+	}
+
+	#[test]
+	fn a_voucher_is_redeemed_only_once_every_receipt_it_pays_for_is_kept() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		let admit = |seq: u64| {
+			let request = seq.to_le_bytes();
+			let voucher =
+				signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request);
+			ledger.admit(GENESIS, RELEASE, voucher, &request, CHARGE).unwrap()
+		};
+		let leaf = |seq: u64| H256::repeat_byte(seq as u8);
+		let (one, two) = (admit(1), admit(2));
+		ledger.add_receipt(two, leaf(2), 100).unwrap();
+		// Seq 2 is the latest voucher, seq 1 still running: a root now would leave it out.
+		assert!(ledger.to_redeem().is_empty());
+		ledger.add_receipt(one, leaf(1), 100).unwrap();
+		assert_eq!(ledger.to_redeem()[0].1, batch_root(&[leaf(1), leaf(2)]));
+		// The chain redeemed seq 1 meanwhile; seq 3 runs: the next batch waits for it.
+		let mut redeemed = record(1_000);
+		(redeemed.last_seq, redeemed.redeemed_pay, redeemed.redeemed_burn) = (1, 100, 10);
+		ledger.update(7, redeemed);
+		let three = admit(3);
+		assert!(ledger.to_redeem().is_empty());
+		ledger.add_receipt(three, leaf(3), 100).unwrap();
+		let due = ledger.to_redeem();
+		assert_eq!((due[0].0.voucher.seq, due[0].1), (3, batch_root(&[leaf(2), leaf(3)])));
 	}
 
 	#[test]
