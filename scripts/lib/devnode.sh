@@ -12,6 +12,12 @@ stop_node() {
   pid=""
 }
 
+# node_log: the node log's last lines without the dev chain's per-block noise, so that what the
+# worker did (and why a step failed) shows.
+node_log() {
+  grep -vE "Starting consensus session|Prepared block for proposing|Consensus with no RPC sender|Imported #|Idle \(" "$log" | tail -60 || true
+}
+
 # start_node <name> [extra node args...]: a fresh dev chain, blocks every $OPG_DEV_BLOCK_MS
 # (default 1000) ms.
 start_node() {

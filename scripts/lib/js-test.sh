@@ -19,7 +19,7 @@ trap 'stop_node; rm -rf "$base"' EXIT
 # The dApp tests: Alice answers jobs by hand, so no worker runs in this node.
 start_node market --no-prometheus
 (cd "$root/tests/js" && OPG_WS="ws://127.0.0.1:$rpc_port" node --test --test-concurrency=1 --test-reporter=spec) \
-  || { tail -50 "$log"; exit 1; }
+  || { node_log; exit 1; }
 stop_node
 
 # The client script against a node with the in-process worker: a digit is classified.
@@ -32,7 +32,7 @@ start_node worker --no-prometheus --inference --tee-dev --model-dir "$base/model
 # of the committed batches at random and the requester challenges an honest one: the worker
 # opens them all from what it kept.
 out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
-  --requests 5 --await-redemption 60 --await-audits 60 --challenge 2 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --requests 5 --await-redemption 60 --await-audits 60 --challenge 2 --json) || { echo "$out"; node_log; exit 1; }
 echo "[js-test] direct.mjs --requests 5: $out"
 python3 -c '
 import json, sys
@@ -47,7 +47,7 @@ assert r["challenge"]["seq"] == 2 and r["challenge"]["outcome"].startswith("fail
 # A TEE channel: the worker answers once its (dev) enclave key is attested on chain, and every
 # receipt carries the enclave's signature, checked against that key.
 out=$(node "$root/scripts/client/direct.mjs" --ws "ws://127.0.0.1:$rpc_port" --api "http://127.0.0.1:$api_port" \
-  --mode Tee --dev-worker-suri //Alice --fresh --requests 3 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --mode Tee --dev-worker-suri //Alice --fresh --requests 3 --json) || { echo "$out"; node_log; exit 1; }
 echo "[js-test] direct.mjs --mode Tee: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.pop("outputs"); print(json.dumps(r))' "$out")"
 python3 -c '
 import json, sys
@@ -68,7 +68,7 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 out=$(python3 "$root/scripts/client/openai-check.py" "http://127.0.0.1:$proxy_port/v1" 2 3) \
-  || { echo "$out"; cat "$base/proxy.log"; tail -50 "$log"; kill "$proxy_pid"; exit 1; }
+  || { echo "$out"; cat "$base/proxy.log"; node_log; kill "$proxy_pid"; exit 1; }
 echo "[js-test] openai-check.py through opg-client proxy: $out"
 kill "$proxy_pid"
 python3 -c '
@@ -93,24 +93,24 @@ json.dump(s, open(sys.argv[1], "w"))
 PY
 out=$(node "$root/scripts/client/opg-client.mjs" chat --ws "ws://127.0.0.1:$rpc_port" --account //Charlie \
   --state "$base/opg-client.json" --model 2 --max-tokens 8 --json "Say hi" 2>"$base/resync.log") \
-  || { echo "$out"; cat "$base/resync.log"; tail -50 "$log"; exit 1; }
+  || { echo "$out"; cat "$base/resync.log"; node_log; exit 1; }
 echo "[js-test] opg-client chat after losing its place: $out ($(cat "$base/resync.log"))"
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["receiptVerified"] and r["usage"]["completion_tokens"] > 0, r' "$out"
 # Any answer's kept evidence challenges its receipt on chain; the honest worker opens it.
 evidence=$(ls "$base"/evidence/*.json | head -1)
 out=$(node "$root/scripts/client/opg-client.mjs" challenge --ws "ws://127.0.0.1:$rpc_port" --account //Dave \
-  --evidence "$evidence" --await 60) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --evidence "$evidence" --await 60) || { echo "$out"; node_log; exit 1; }
 echo "[js-test] opg-client challenge $(basename "$evidence"): $out"
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["outcome"].startswith("failed"), r' "$out"
 for case in 0 7; do
   out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --case "$case" --json) \
-    || { echo "$out"; tail -50 "$log"; exit 1; }
+    || { echo "$out"; node_log; exit 1; }
   echo "[js-test] infer.mjs --case $case: $out"
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["outcome"]=="JobSettled" and r["predicted"]==[r["label"]], r' "$out"
 done
 # A chat with the preset's SmolLM2: greedy, so the answer is known; paid per token.
 out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" \
-  --chat "What is the capital of France?" --max-tokens 16 --json) || { echo "$out"; tail -50 "$log"; exit 1; }
+  --chat "What is the capital of France?" --max-tokens 16 --json) || { echo "$out"; node_log; exit 1; }
 echo "[js-test] infer.mjs --chat: $out"
 python3 -c '
 import json, sys
@@ -124,7 +124,7 @@ assert int(r["workerPayment"]) > 0 and int(r["verificationFeeBurned"]) > 0 and i
 node "$root/scripts/client/wordpiece.mjs" --check "$root/offchain-worker/tests/encoder-reference.json"
 out=$(node "$root/scripts/client/infer.mjs" --ws "ws://127.0.0.1:$rpc_port" --embed "The cat sits outside." \
   --compare "A cat is sitting out of doors." --compare "The new movie is awesome." --json) \
-  || { echo "$out"; tail -50 "$log"; exit 1; }
+  || { echo "$out"; node_log; exit 1; }
 echo "[js-test] infer.mjs --embed: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["embedding"]=r["embedding"][:4]; print(json.dumps(r))' "$out")"
 python3 -c '
 import json, sys
@@ -136,7 +136,7 @@ assert int(r["workerPayment"]) > 0 and int(r["verificationFeeBurned"]) > 0, r
 ' "$out"
 # The load script, briefly: jobs from several accounts at the worker's capacity all settle.
 out=$(node "$root/scripts/client/load.mjs" --ws "ws://127.0.0.1:$rpc_port" --jobs 12 --json) \
-  || { echo "$out"; tail -50 "$log"; exit 1; }
+  || { echo "$out"; node_log; exit 1; }
 echo "[js-test] load.mjs --jobs 12: $out"
 python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["jobs"]==12 and r["failed"]==0 and r["concurrency"]==4, r' "$out"
 stop_node
