@@ -15,13 +15,24 @@ pub struct GenerateParams {
 	pub sampling: SamplingParams,
 	/// Generation stops before the first occurrence of any of these in the text.
 	pub stop: Vec<String>,
+	/// A cap on the completion's size, for answers that must fit a bounded field.
+	pub size_limit: Option<SizeLimit>,
+}
+
+/// Generation stops (`Length`) before the token that would take the completion over `bytes`:
+/// its text as returned (each invalid UTF-8 sequence counted as the U+FFFD that replaces it)
+/// plus `per_token` bytes for each token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeLimit {
+	pub bytes: usize,
+	pub per_token: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FinishReason {
 	/// An end-of-generation token or a stop string.
 	Stop,
-	/// `max_tokens` reached.
+	/// `max_tokens` or the size limit reached.
 	Length,
 }
 
@@ -87,6 +98,7 @@ pub fn generate(
 	let mut finish = FinishReason::Length;
 	let mut stop_at = None;
 	let longest_stop = p.stop.iter().map(String::len).max().unwrap_or(0);
+	let mut size = TextSize::default();
 	while tokens.len() < p.max_tokens as usize {
 		digest = fnv1a(digest, &logits);
 		let tok = sampler.sample(&mut logits);
@@ -94,11 +106,19 @@ pub fn generate(
 			finish = FinishReason::Stop;
 			break;
 		}
+		let before = bytes.len();
+		tokenizer.token_bytes(tok, &mut bytes);
+		if let Some(limit) = p.size_limit {
+			// Checked before the token is streamed: what was sent stays a prefix of the text.
+			let per_token = limit.per_token.saturating_mul(tokens.len() + 1);
+			if size.measure(&bytes).saturating_add(per_token) > limit.bytes {
+				bytes.truncate(before);
+				break;
+			}
+		}
 		tokens.push(tok);
 		sampler.accept(tok);
 		on_token(tok);
-		let before = bytes.len();
-		tokenizer.token_bytes(tok, &mut bytes);
 		if longest_stop > 0 {
 			// Only a match that ends in the new bytes can be new.
 			let from = before.saturating_sub(longest_stop - 1);
@@ -133,6 +153,73 @@ pub fn generate(
 	})
 }
 
+/// The size of `String::from_utf8_lossy` of a growing byte string, counted as it grows.
+#[derive(Default)]
+struct TextSize {
+	/// Bytes read: everything before is complete characters or replaced invalid sequences.
+	read: usize,
+	/// Their size once converted.
+	size: usize,
+}
+
+impl TextSize {
+	/// The converted size of `bytes`, which extends the bytes of the last call. An incomplete
+	/// character at the end counts as the U+FFFD it becomes if nothing completes it.
+	fn measure(&mut self, bytes: &[u8]) -> usize {
+		loop {
+			match core::str::from_utf8(&bytes[self.read..]) {
+				Ok(_) => {
+					self.size += bytes.len() - self.read;
+					self.read = bytes.len();
+					return self.size;
+				},
+				Err(e) => {
+					self.size += e.valid_up_to();
+					self.read += e.valid_up_to();
+					match e.error_len() {
+						// An invalid sequence becomes one U+FFFD.
+						Some(n) => {
+							self.size += char::REPLACEMENT_CHARACTER.len_utf8();
+							self.read += n;
+						},
+						// Incomplete: read again next time, the next token may complete it.
+						None => return self.size + char::REPLACEMENT_CHARACTER.len_utf8(),
+					}
+				},
+			}
+		}
+	}
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 	hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+	use super::TextSize;
+
+	/// Bytes added a token at a time: text, invalid bytes, characters split between tokens,
+	/// completed or not.
+	#[test]
+	fn text_size_is_the_size_of_the_lossy_conversion() {
+		let pieces: [&[u8]; 10] = [
+			b"ab",
+			"\u{e9}".as_bytes(),
+			&[0xE2, 0x82],
+			&[0xAC, b'x'],
+			&[0xFF, 0xFE],
+			&[0xF0, 0x9F],
+			&[0x98],
+			&[0x41],
+			&[0xC3],
+			&[],
+		];
+		let mut bytes = Vec::new();
+		let mut size = TextSize::default();
+		for piece in pieces {
+			bytes.extend_from_slice(piece);
+			assert_eq!(size.measure(&bytes), String::from_utf8_lossy(&bytes).len(), "{bytes:?}");
+		}
+	}
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use opg_llm::{
-	generate::{generate, FinishReason, GenerateParams},
+	generate::{generate, FinishReason, GenerateParams, SizeLimit},
 	gguf::{Gguf, Value as Value2},
 	model::Model,
 	quant,
@@ -47,6 +47,7 @@ fn greedy(max_tokens: u32) -> GenerateParams {
 		max_tokens,
 		sampling: SamplingParams { temperature: 0.0, ..Default::default() },
 		stop: vec![],
+		size_limit: None,
 	}
 }
 
@@ -296,6 +297,7 @@ fn same_tokens_and_logits_on_any_thread_count() {
 			seed: 42,
 		},
 		stop: vec![],
+		size_limit: None,
 	};
 	let mut runs = Vec::new();
 	for threads in [1, 2, 3] {
@@ -329,6 +331,33 @@ fn stop_strings_end_the_text_before_them() {
 	let p = GenerateParams { stop: vec![" is".into()], ..greedy(32) };
 	let out = generate(&model, &tok, &ids(&case["prompt_ids"]), &p, |_| {}).unwrap();
 	assert_eq!((out.text.as_str(), out.finish), ("The capital of France", FinishReason::Stop));
+}
+
+#[test]
+fn the_size_limit_ends_the_completion_at_the_last_token_that_fits() {
+	let g = Gguf::open(&model_path()).unwrap();
+	let tok = Tokenizer::from_gguf(&g).unwrap();
+	let model = Model::load(g, 0).unwrap();
+	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
+	let prompt = ids(&reference["generate"][0]["prompt_ids"]);
+	let free = generate(&model, &tok, &prompt, &greedy(32), |_| {}).unwrap();
+	let size = |n: usize| {
+		let mut text = Vec::new();
+		free.tokens[..n].iter().for_each(|&t| tok.token_bytes(t, &mut text));
+		String::from_utf8_lossy(&text).len() + 4 * n
+	};
+	for bytes in [0, size(1) - 1, size(1), size(5) + 3, size(free.tokens.len() - 1)] {
+		let limit = SizeLimit { bytes, per_token: 4 };
+		let p = GenerateParams { size_limit: Some(limit), ..greedy(32) };
+		let mut streamed = Vec::new();
+		let out = generate(&model, &tok, &prompt, &p, |t| streamed.push(t)).unwrap();
+		let n = out.tokens.len();
+		// The longest prefix of the unlimited completion within the limit, and only it streamed.
+		assert_eq!(out.tokens, free.tokens[..n], "limit {bytes}");
+		assert!(size(n) <= bytes && size(n + 1) > bytes, "limit {bytes}: {n} tokens");
+		assert_eq!((out.text.len() + 4 * n, out.finish), (size(n), FinishReason::Length));
+		assert_eq!(streamed, out.tokens);
+	}
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use codec::Encode;
 use opg_llm::{
 	chat::{ChatTemplate, Message},
-	generate::{generate, FinishReason as LlmFinish, GenerateParams},
+	generate::{generate, FinishReason as LlmFinish, GenerateParams, SizeLimit},
 	gguf::{Gguf, Value},
 	model::Model,
 	sample::{SamplingParams, SAMPLER_VERSION},
@@ -219,7 +219,8 @@ impl LlmEngine {
 				request.max_tokens
 			)));
 		}
-		let params = generate_params(request)?;
+		let mut params = generate_params(request)?;
+		params.size_limit = Some(response_size_limit());
 		let mut pieces = TextPieces::new(&params.stop);
 		let out = generate(&self.model, &self.tokenizer, &prompt, &params, |token| {
 			let piece = pieces.push(|bytes| self.tokenizer.token_bytes(token, bytes));
@@ -242,6 +243,27 @@ impl LlmEngine {
 			logits_digest: out.logits_digest,
 		})
 	}
+}
+
+/// The completion a [`ChatResponse`] can carry within the chain's `MaxOutputLen`: a longer
+/// answer could neither be posted as a job's result nor be opened when its receipt is audited,
+/// so generation stops there (`length`), as at `max_tokens`.
+pub fn response_size_limit() -> SizeLimit {
+	let most =
+		<<opg_runtime::Runtime as pallet_inference::Config>::MaxOutputLen as Get<u32>>::get();
+	let rest = ChatResponse {
+		text: Vec::new(),
+		token_ids: Vec::new(),
+		finish_reason: FinishReason::Length,
+		prompt_tokens: 0,
+		completion_tokens: 0,
+		engine: engine_version().into_bytes(),
+		device_class: device_class().into_bytes(),
+		logits_digest: 0,
+	}
+	.encoded_size();
+	// The two lengths' compact prefixes grow from 1 byte to at most 4 below 2^30 bytes.
+	SizeLimit { bytes: (most as usize).saturating_sub(rest + 2 * 3), per_token: 4 }
 }
 
 /// Cuts a completion's bytes into the text pieces a stream may send: never an incomplete UTF-8
@@ -335,7 +357,7 @@ pub fn generate_params(request: &ChatRequest) -> Result<GenerateParams, LlmJobEr
 				.map_err(|_| LlmJobError::BadInput("a stop string is not UTF-8".into()))
 		})
 		.collect::<Result<_, _>>()?;
-	Ok(GenerateParams { max_tokens: request.max_tokens, sampling, stop })
+	Ok(GenerateParams { max_tokens: request.max_tokens, sampling, stop, size_limit: None })
 }
 
 /// The template's own tokens: once per prompt (with the first message: BOS, a default system

@@ -295,6 +295,7 @@ fn generate(a: &GenerateArgs) -> Result<(), String> {
 			seed: a.seed,
 		},
 		stop: a.stop.clone(),
+		size_limit: None,
 	};
 	let out = opg_llm::generate::generate(&model, &tokenizer, &prompt, &params, |_| {})
 		.map_err(|e| e.to_string())?;

@@ -178,7 +178,7 @@ pub struct ChatRequest {
 pub enum FinishReason {
 	/// An end-of-generation token or a stop string.
 	Stop,
-	/// `max_tokens` reached.
+	/// `max_tokens` reached, or the response would have passed the chain's `MaxOutputLen`.
 	Length,
 }
 
