@@ -28,6 +28,13 @@ fn model_path() -> PathBuf {
 	p
 }
 
+/// The test model (Q4_1, on all cores), its tokenizer and llama.cpp's answers on it.
+fn q4_model() -> (Tokenizer, Model, Value) {
+	let g = Gguf::open(&model_path()).unwrap();
+	let tok = Tokenizer::from_gguf(&g).unwrap();
+	(tok, Model::load(g, 0).unwrap(), fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json"))
+}
+
 fn fixture(name: &str) -> Value {
 	let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
 	serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
@@ -255,10 +262,7 @@ fn f16_weights_give_llamacpps_tokens_and_probabilities() {
 /// and every prompt's first token is llama.cpp's or within 0.05 of it.
 #[test]
 fn greedy_tokens_match_llamacpp() {
-	let g = Gguf::open(&model_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
-	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
+	let (tok, model, reference) = q4_model();
 	for case in reference["generate"].as_array().unwrap() {
 		let out = generate(&model, &tok, &ids(&case["prompt_ids"]), &greedy(1), |_| {}).unwrap();
 		let top = &top5(case)[0];
@@ -323,10 +327,7 @@ fn same_tokens_and_logits_on_any_thread_count() {
 
 #[test]
 fn stop_strings_end_the_text_before_them() {
-	let g = Gguf::open(&model_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
-	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
+	let (tok, model, reference) = q4_model();
 	let case = &reference["generate"][0];
 	let p = GenerateParams { stop: vec![" is".into()], ..greedy(32) };
 	let out = generate(&model, &tok, &ids(&case["prompt_ids"]), &p, |_| {}).unwrap();
@@ -335,10 +336,7 @@ fn stop_strings_end_the_text_before_them() {
 
 #[test]
 fn the_size_limit_ends_the_completion_at_the_last_token_that_fits() {
-	let g = Gguf::open(&model_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
-	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
+	let (tok, model, reference) = q4_model();
 	let prompt = ids(&reference["generate"][0]["prompt_ids"]);
 	let free = generate(&model, &tok, &prompt, &greedy(32), |_| {}).unwrap();
 	let size = |n: usize| {

@@ -600,6 +600,13 @@ mod tests {
 		}
 	}
 
+	/// Admits channel 7's request `seq`, paying `CHARGE` for each request so far.
+	fn admit_nth(ledger: &Ledger, seq: u64) -> Result<Admission, LedgerError> {
+		let request = seq.to_le_bytes();
+		let voucher = signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request);
+		ledger.admit(GENESIS, RELEASE, voucher, &request, CHARGE)
+	}
+
 	#[test]
 	fn vouchers_are_admitted_in_sequence_and_survive_a_restart() {
 		let dir = tempfile::tempdir().unwrap();
@@ -665,12 +672,7 @@ mod tests {
 	fn a_voucher_is_redeemed_only_once_every_receipt_it_pays_for_is_kept() {
 		let dir = tempfile::tempdir().unwrap();
 		let ledger = ledger(dir.path());
-		let admit = |seq: u64| {
-			let request = seq.to_le_bytes();
-			let voucher =
-				signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request);
-			ledger.admit(GENESIS, RELEASE, voucher, &request, CHARGE).unwrap()
-		};
+		let admit = |seq| admit_nth(&ledger, seq).unwrap();
 		let leaf = |seq: u64| H256::repeat_byte(seq as u8);
 		let (one, two) = (admit(1), admit(2));
 		ledger.add_receipt(two, leaf(2), 100).unwrap();
@@ -771,16 +773,7 @@ mod tests {
 	fn a_channel_runs_at_most_max_in_flight_requests() {
 		let dir = tempfile::tempdir().unwrap();
 		let ledger = ledger(dir.path());
-		let admit = |seq: u64| {
-			let request = seq.to_le_bytes();
-			ledger.admit(
-				GENESIS,
-				RELEASE,
-				signed("//Bob", 7, seq, 100 * seq as Balance, 10 * seq as Balance, &request),
-				&request,
-				CHARGE,
-			)
-		};
+		let admit = |seq| admit_nth(&ledger, seq);
 		let running: Vec<_> = (1..=MAX_IN_FLIGHT as u64).map(|s| admit(s).unwrap()).collect();
 		assert_eq!(admit(5), Err(LedgerError::Voucher(VoucherError::Busy)));
 		ledger.finish(running[0]);
