@@ -389,13 +389,37 @@ fn overheads(tok: &Tokenizer, template: Option<&ChatTemplate>) -> Result<(u32, u
 
 #[cfg(test)]
 mod tests {
-	use super::TextPieces;
+	use super::*;
 
 	/// The pieces of `tokens` (each a token's bytes) with `stop`, and what the last call held.
 	fn pieces(tokens: &[&[u8]], stop: &[&str]) -> Vec<String> {
 		let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
 		let mut p = TextPieces::new(&stop);
 		tokens.iter().map(|t| p.push(|b| b.extend_from_slice(t))).collect()
+	}
+
+	/// Any split of the limit between text and tokens, short or long (so the lengths' prefixes
+	/// take 1, 2 or 4 bytes), encodes within the chain's `MaxOutputLen`.
+	#[test]
+	fn a_response_at_the_size_limit_fits_the_chains_output_limit() {
+		let most =
+			<<opg_runtime::Runtime as pallet_inference::Config>::MaxOutputLen as Get<u32>>::get();
+		let limit = response_size_limit();
+		assert!(limit.bytes > most as usize - 100, "{limit:?}");
+		for tokens in [0, 1, 63, 64, 4_096, limit.bytes / 4] {
+			let text = limit.bytes - 4 * tokens;
+			let response = ChatResponse {
+				text: vec![b'a'; text],
+				token_ids: vec![7; tokens],
+				finish_reason: FinishReason::Length,
+				prompt_tokens: u32::MAX,
+				completion_tokens: tokens as u32,
+				engine: engine_version().into_bytes(),
+				device_class: device_class().into_bytes(),
+				logits_digest: u64::MAX,
+			};
+			assert!(response.encoded_size() <= most as usize, "{tokens} tokens, {text} bytes");
+		}
 	}
 
 	#[test]
