@@ -249,8 +249,6 @@ impl LlmEngine {
 /// answer could neither be posted as a job's result nor be opened when its receipt is audited,
 /// so generation stops there (`length`), as at `max_tokens`.
 pub fn response_size_limit() -> SizeLimit {
-	let most =
-		<<opg_runtime::Runtime as pallet_inference::Config>::MaxOutputLen as Get<u32>>::get();
 	let rest = ChatResponse {
 		text: Vec::new(),
 		token_ids: Vec::new(),
@@ -263,7 +261,7 @@ pub fn response_size_limit() -> SizeLimit {
 	}
 	.encoded_size();
 	// The two lengths' compact prefixes grow from 1 byte to at most 4 below 2^30 bytes.
-	SizeLimit { bytes: (most as usize).saturating_sub(rest + 2 * 3), per_token: 4 }
+	SizeLimit { bytes: crate::worker::max_output_len().saturating_sub(rest + 2 * 3), per_token: 4 }
 }
 
 /// Cuts a completion's bytes into the text pieces a stream may send: never an incomplete UTF-8
@@ -402,10 +400,9 @@ mod tests {
 	/// take 1, 2 or 4 bytes), encodes within the chain's `MaxOutputLen`.
 	#[test]
 	fn a_response_at_the_size_limit_fits_the_chains_output_limit() {
-		let most =
-			<<opg_runtime::Runtime as pallet_inference::Config>::MaxOutputLen as Get<u32>>::get();
+		let most = crate::worker::max_output_len();
 		let limit = response_size_limit();
-		assert!(limit.bytes > most as usize - 100, "{limit:?}");
+		assert!(limit.bytes > most - 100, "{limit:?}");
 		for tokens in [0, 1, 63, 64, 4_096, limit.bytes / 4] {
 			let text = limit.bytes - 4 * tokens;
 			let response = ChatResponse {
@@ -418,7 +415,7 @@ mod tests {
 				device_class: device_class().into_bytes(),
 				logits_digest: u64::MAX,
 			};
-			assert!(response.encoded_size() <= most as usize, "{tokens} tokens, {text} bytes");
+			assert!(response.encoded_size() <= most, "{tokens} tokens, {text} bytes");
 		}
 	}
 

@@ -38,8 +38,12 @@ use crate::{
 	zk::{Provers, ZkError},
 };
 
-/// Largest output the runtime accepts (`MaxOutputLen`).
-const MAX_OUTPUT_LEN: usize = 64 * 1024;
+/// Largest output the runtime accepts: its `MaxOutputLen`.
+pub fn max_output_len() -> usize {
+	<<opg_runtime::Runtime as pallet_inference::Config>::MaxOutputLen as polkadot_sdk::sp_core::Get<
+		u32,
+	>>::get() as usize
+}
 
 /// How the worker runs.
 #[derive(Clone, Debug)]
@@ -918,7 +922,7 @@ fn execute(
 	match engine.run(&inputs) {
 		Ok(outputs) => {
 			let payload = outputs.encode();
-			if payload.len() > MAX_OUTPUT_LEN {
+			if payload.len() > max_output_len() {
 				tracing::warn!(target: "inference", job = ?job, bytes = payload.len(), "output over the chain's limit");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
@@ -1000,7 +1004,7 @@ fn execute_llm(
 	match engine.run_streaming(&request, spec.context_length, on_text) {
 		Ok(response) => {
 			let payload = response.encode();
-			if payload.len() > MAX_OUTPUT_LEN {
+			if payload.len() > max_output_len() {
 				tracing::warn!(target: "inference", job = ?job, bytes = payload.len(), "response over the chain's limit");
 				return Answer::Reject(RejectReason::ExecutionFailed);
 			}
@@ -1116,7 +1120,7 @@ fn prove(
 	let started = Instant::now();
 	match provers.prove(key, release.params.artifact, model, input) {
 		Ok(proved) => {
-			if proved.output.len() > MAX_OUTPUT_LEN ||
+			if proved.output.len() > max_output_len() ||
 				check_tensors(&proved.output, &release.params.outputs).is_err()
 			{
 				tracing::warn!(target: "inference", job, "the proved output does not fit the release's spec");
