@@ -2,9 +2,11 @@
 //! row with activations quantized the way llama.cpp quantizes them for that weight type
 //! (Q8_0 for Q4_0 and Q8_0, Q8_1 for Q4_1, Q8_K for the K-quants; F32 for float weights).
 //!
-//! Determinism: each dot product sums the integer products of a block exactly, then adds the
-//! block's scaled sum into one f32 accumulator in block order. Any faster twin of these
-//! functions must keep that order, so every thread count and CPU gives the same bits.
+//! Determinism: each dot product sums the integer products of a block exactly, then
+//! accumulates in a fixed order, so every thread count and CPU gives the same bits. The
+//! 32-element types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) keep eight f32 lanes as llama.cpp's AVX2
+//! code does ([`Lanes`]); the K-quants and float types add each block's (element's) scaled
+//! sum into one f32 in order. Any faster twin must do the same operations in the same order.
 
 use half::{bf16, f16};
 
@@ -383,6 +385,32 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 	a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
+/// The accumulator of the 32-element block types: lane `j` takes each block's exact integer
+/// sum over elements `4j..4j + 4`, times the block's scale, by a fused multiply-add in block
+/// order; [`Lanes::sum`] then adds lane `j` to lane `j + 4`, those four pairwise (0 + 2,
+/// 1 + 3) and the two. These are the operations of one AVX2 register (`fmadd`, then
+/// llama.cpp's `hsum_float_8`), which is what lets the vector path skip a horizontal sum per
+/// block and still give the portable code's bits.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Lanes(pub(crate) [f32; 8]);
+
+impl Lanes {
+	#[inline]
+	pub(crate) fn add_block(&mut self, d: f32, q: &[i8], y: &[i8]) {
+		for (j, acc) in self.0.iter_mut().enumerate() {
+			let s = dot_i8(&q[4 * j..4 * j + 4], &y[4 * j..4 * j + 4]);
+			*acc = d.mul_add(s as f32, *acc);
+		}
+	}
+
+	#[inline]
+	pub(crate) fn sum(&self) -> f32 {
+		let l = &self.0;
+		let r = [l[0] + l[4], l[1] + l[5], l[2] + l[6], l[3] + l[7]];
+		(r[0] + r[2]) + (r[1] + r[3])
+	}
+}
+
 /// The dot product of one weight row (`row`: whole blocks of `ty`) with activations `acts`
 /// quantized for `ty` (see [`GgmlType::act_kind`]): the AVX2 twin where the CPU has it, the
 /// same bits either way.
@@ -445,6 +473,7 @@ pub fn dot_row_multi(ty: GgmlType, row: &[u8], acts: &[Acts], out: &mut [f32]) {
 /// The portable dot product, the reference for every faster twin.
 pub fn dot_row_portable(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 	let mut sum = 0f32;
+	let mut lanes = Lanes::default();
 	match (ty, acts) {
 		(GgmlType::F32, Acts::F32(x)) =>
 			for (b, &v) in row.chunks_exact(4).zip(x) {
@@ -460,39 +489,51 @@ pub fn dot_row_portable(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 			for (b, &v) in row.chunks_exact(2).zip(x) {
 				sum += bf16::from_le_bytes([b[0], b[1]]).to_f32() * v;
 			},
-		(GgmlType::Q4_0, Acts::Q8(y)) =>
+		(GgmlType::Q4_0, Acts::Q8(y)) => {
 			for (b, y) in row.chunks_exact(18).zip(y) {
 				let mut q = [0i8; 32];
 				for j in 0..16 {
 					q[j] = (b[2 + j] & 0xF) as i8 - 8;
 					q[j + 16] = (b[2 + j] >> 4) as i8 - 8;
 				}
-				sum += dot_i8(&q, &y.qs) as f32 * (f16_at(b, 0) * y.d);
-			},
-		(GgmlType::Q4_1, Acts::Q8(y)) =>
+				lanes.add_block(f16_at(b, 0) * y.d, &q, &y.qs);
+			}
+			sum = lanes.sum();
+		},
+		(GgmlType::Q4_1, Acts::Q8(y)) => {
 			for (b, y) in row.chunks_exact(20).zip(y) {
 				let mut q = [0i8; 32];
 				for j in 0..16 {
 					q[j] = (b[4 + j] & 0xF) as i8;
 					q[j + 16] = (b[4 + j] >> 4) as i8;
 				}
-				sum += (f16_at(b, 0) * y.d) * dot_i8(&q, &y.qs) as f32 + f16_at(b, 2) * y.s;
-			},
-		(GgmlType::Q5_0, Acts::Q8(y)) =>
+				lanes.add_block(f16_at(b, 0) * y.d, &q, &y.qs);
+				// The offset: min × Σ(d_y·q_y), one fused multiply-add per block.
+				sum = f16_at(b, 2).mul_add(y.s, sum);
+			}
+			sum += lanes.sum();
+		},
+		(GgmlType::Q5_0, Acts::Q8(y)) => {
 			for (b, y) in row.chunks_exact(22).zip(y) {
 				let q = q5(&b[2..22]).map(|v| v as i8 - 16);
-				sum += dot_i8(&q, &y.qs) as f32 * (f16_at(b, 0) * y.d);
-			},
-		(GgmlType::Q5_1, Acts::Q8(y)) =>
+				lanes.add_block(f16_at(b, 0) * y.d, &q, &y.qs);
+			}
+			sum = lanes.sum();
+		},
+		(GgmlType::Q5_1, Acts::Q8(y)) => {
 			for (b, y) in row.chunks_exact(24).zip(y) {
 				let q = q5(&b[4..24]).map(|v| v as i8);
-				sum += (f16_at(b, 0) * y.d) * dot_i8(&q, &y.qs) as f32 + f16_at(b, 2) * y.s;
-			},
-		(GgmlType::Q8_0, Acts::Q8(y)) =>
+				lanes.add_block(f16_at(b, 0) * y.d, &q, &y.qs);
+				sum = f16_at(b, 2).mul_add(y.s, sum);
+			}
+			sum += lanes.sum();
+		},
+		(GgmlType::Q8_0, Acts::Q8(y)) => {
 			for (b, y) in row.chunks_exact(34).zip(y) {
-				let q: &[i8] = bytemuck_i8(&b[2..34]);
-				sum += dot_i8(q, &y.qs) as f32 * (f16_at(b, 0) * y.d);
-			},
+				lanes.add_block(f16_at(b, 0) * y.d, bytemuck_i8(&b[2..34]), &y.qs);
+			}
+			sum = lanes.sum();
+		},
 		(GgmlType::Q4_K | GgmlType::Q5_K, Acts::Q8K(y)) => {
 			let bb = ty.block_bytes();
 			for (b, y) in row.chunks_exact(bb).zip(y) {

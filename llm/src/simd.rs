@@ -1,18 +1,23 @@
-//! AVX2 twins of the block dot products in [`crate::quant`]: the integer sum of each block is
-//! exact either way, and the float arithmetic after it is the same expression in the same
-//! order, so both paths give the same bits (checked by the tests below on every block type).
+//! AVX2 twins of the block dot products in [`crate::quant`]: the integer sums are exact
+//! either way, and the float arithmetic after them is the same operations in the same order
+//! (for the 32-element types: eight lanes, see [`crate::quant::Lanes`]), so both paths give
+//! the same bits (checked by the tests below on every block type).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use crate::quant::Q8Block;
 
-/// Whether this CPU can take the AVX2 path (checked once).
+/// Whether this CPU can take the AVX2 path (AVX2, FMA and F16C; checked once).
 pub fn avx2() -> bool {
 	#[cfg(target_arch = "x86_64")]
 	{
 		static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-		*HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+		*HAS.get_or_init(|| {
+			is_x86_feature_detected!("avx2") &&
+				is_x86_feature_detected!("fma") &&
+				is_x86_feature_detected!("f16c")
+		})
 	}
 	#[cfg(not(target_arch = "x86_64"))]
 	{
@@ -20,9 +25,13 @@ pub fn avx2() -> bool {
 	}
 }
 
+/// An f16 scale as f32 by one F16C instruction (exact, as every conversion of f16 to f32).
+#[cfg(target_arch = "x86_64")]
 #[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn f16_at(b: &[u8], i: usize) -> f32 {
-	half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+	let bits = u16::from_le_bytes([b[i], b[i + 1]]);
+	_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -37,13 +46,48 @@ fn hsum_i32(v: __m256i) -> i32 {
 	_mm_cvtsi128_si32(s)
 }
 
-/// Σ x·y over 32 unsigned × signed bytes (x ≤ 15 or |x|·|y| ≤ 128·127: no i16 saturation).
+/// [`crate::quant::Lanes::sum`]: lane j + lane j + 4, then (0 + 2) + (1 + 3).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum_lanes(v: __m256) -> f32 {
+	let r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+	let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+	_mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// Per i32 lane j: Σ x·y over bytes 4j..4j + 4 of 32 unsigned × signed bytes (x ≤ 15 or
+/// |x|·|y| ≤ 128·127: no i16 saturation).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lanes_u8_i8(x: __m256i, y: __m256i) -> __m256i {
+	_mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// Σ x·y over 32 unsigned × signed bytes (as [`lanes_u8_i8`]).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
 fn dot_u8_i8(x: __m256i, y: __m256i) -> i32 {
-	let p16 = _mm256_maddubs_epi16(x, y);
-	hsum_i32(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+	hsum_i32(lanes_u8_i8(x, y))
+}
+
+/// Per i32 lane j: Σ x·y over bytes 4j..4j + 4 of 32 signed bytes, x ≥ −128 and y > −128
+/// (|x|·(y·sign x) = x·y; our activations are never −128, so the sign flip cannot overflow).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn lanes_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+	lanes_u8_i8(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x))
+}
+
+/// acc + d · lanes, one fused multiply-add per lane ([`crate::quant::Lanes::add_block`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fma_lanes(acc: __m256, d: f32, lanes: __m256i) -> __m256 {
+	_mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc)
 }
 
 /// The 32 nibbles of a Q4 block as bytes: low nibbles (elements 0..16), then high (16..32).
@@ -68,126 +112,170 @@ fn load32(q: &[i8; 32]) -> __m256i {
 	unsafe { _mm256_loadu_si256(q.as_ptr().cast()) }
 }
 
+/// How far ahead of the block being read the kernels ask for weights: a page, so the next
+/// page's translation and lines are in flight before they are needed. A matmul streams its
+/// weights from a memory-mapped file in 4 KiB pages; without this the kernels stall on
+/// each line (decode ran at 0.55× of its speed with it, on the 2-core development VM).
+const PREFETCH: usize = 4096;
+
+/// Prefetches the lines of the weights [`PREFETCH`] bytes after `b` (a hint: past the end of
+/// the mapping it does nothing, and the address is never dereferenced).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn ahead(b: &[u8]) {
+	let mut off = 0;
+	while off < b.len() {
+		_mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH + off).cast());
+		off += 64;
+	}
+}
+
+/// A Q4_0 block's quants as signed bytes (−8..=7).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn q4_0_quants(b: &[u8]) -> __m256i {
+	_mm256_sub_epi8(nibbles(&b[2..18]), _mm256_set1_epi8(8))
+}
+
+/// A Q8_0 block's quants.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn q8_0_quants(b: &[u8]) -> __m256i {
+	assert!(b.len() >= 34);
+	// SAFETY: 32 readable bytes after the scale (asserted), unaligned load.
+	unsafe { _mm256_loadu_si256(b[2..34].as_ptr().cast()) }
+}
+
 /// Q4_0 row · Q8_0 activations.
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_0(row: &[u8], y: &[Q8Block]) -> f32 {
-	let ones = _mm256_set1_epi8(1);
-	let mut sum = 0f32;
+	let mut acc = _mm256_setzero_ps();
 	for (b, y) in row.chunks_exact(18).zip(y) {
-		let yv = load32(&y.qs);
-		// Σ(q − 8)·y = Σq·y − 8·Σy, both exact.
-		let sumi = dot_u8_i8(nibbles(&b[2..18]), yv) - 8 * dot_u8_i8(ones, yv);
-		sum += sumi as f32 * (f16_at(b, 0) * y.d);
+		ahead(b);
+		let p = lanes_i8_i8(q4_0_quants(b), load32(&y.qs));
+		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
 	}
-	sum
+	hsum_lanes(acc)
 }
 
 /// Q4_1 row · Q8_1 activations.
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_1(row: &[u8], y: &[Q8Block]) -> f32 {
-	let mut sum = 0f32;
+	let mut acc = _mm256_setzero_ps();
+	let mut offset = 0f32;
 	for (b, y) in row.chunks_exact(20).zip(y) {
-		let sumi = dot_u8_i8(nibbles(&b[4..20]), load32(&y.qs));
-		sum += (f16_at(b, 0) * y.d) * sumi as f32 + f16_at(b, 2) * y.s;
+		ahead(b);
+		let p = lanes_u8_i8(nibbles(&b[4..20]), load32(&y.qs));
+		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
+		offset = f16_at(b, 2).mul_add(y.s, offset);
 	}
-	sum
+	hsum_lanes(acc) + offset
+}
+
+/// Q8_0 row · Q8_0 activations.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q8_0(row: &[u8], y: &[Q8Block]) -> f32 {
+	let mut acc = _mm256_setzero_ps();
+	for (b, y) in row.chunks_exact(34).zip(y) {
+		ahead(b);
+		let p = lanes_i8_i8(q8_0_quants(b), load32(&y.qs));
+		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
+	}
+	hsum_lanes(acc)
 }
 
 /// Most activation vectors one call of the `_multi` kernels takes.
 pub const MULTI: usize = 8;
 
 /// [`dot_q4_0`] of one row with each of up to [`MULTI`] activation vectors at once: a block's
-/// nibbles and scale are read once for all of them (the prompt's prefill), and each result is
+/// quants and scale are read once for all of them (the prompt's prefill), and each result is
 /// computed by the same operations in the same order as `dot_q4_0`, so the same bits.
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	assert!(ys.len() <= MULTI && out.len() == ys.len());
-	let ones = _mm256_set1_epi8(1);
-	let mut sums = [0f32; MULTI];
+	let mut acc = [_mm256_setzero_ps(); MULTI];
 	for (i, b) in row.chunks_exact(18).enumerate() {
-		let (x, d) = (nibbles(&b[2..18]), f16_at(b, 0));
-		for (sum, y) in sums.iter_mut().zip(ys) {
+		ahead(b);
+		let (x, d) = (q4_0_quants(b), f16_at(b, 0));
+		let ax = _mm256_abs_epi8(x);
+		for (acc, y) in acc.iter_mut().zip(ys) {
 			let y = &y[i];
-			let yv = load32(&y.qs);
-			let sumi = dot_u8_i8(x, yv) - 8 * dot_u8_i8(ones, yv);
-			*sum += sumi as f32 * (d * y.d);
+			let p = lanes_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), x));
+			*acc = fma_lanes(*acc, d * y.d, p);
 		}
 	}
-	out.copy_from_slice(&sums[..ys.len()]);
+	for (o, acc) in out.iter_mut().zip(acc) {
+		*o = hsum_lanes(acc);
+	}
 }
 
 /// [`dot_q4_1`] of one row with each of up to [`MULTI`] activation vectors (as
 /// [`dot_q4_0_multi`]: the same bits as one at a time).
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	assert!(ys.len() <= MULTI && out.len() == ys.len());
-	let mut sums = [0f32; MULTI];
+	let mut acc = [_mm256_setzero_ps(); MULTI];
+	let mut offset = [0f32; MULTI];
 	for (i, b) in row.chunks_exact(20).enumerate() {
+		ahead(b);
 		let (x, d, m) = (nibbles(&b[4..20]), f16_at(b, 0), f16_at(b, 2));
-		for (sum, y) in sums.iter_mut().zip(ys) {
+		for ((acc, offset), y) in acc.iter_mut().zip(offset.iter_mut()).zip(ys) {
 			let y = &y[i];
-			let sumi = dot_u8_i8(x, load32(&y.qs));
-			*sum += (d * y.d) * sumi as f32 + m * y.s;
+			*acc = fma_lanes(*acc, d * y.d, lanes_u8_i8(x, load32(&y.qs)));
+			*offset = m.mul_add(y.s, *offset);
 		}
 	}
-	out.copy_from_slice(&sums[..ys.len()]);
+	for ((o, acc), offset) in out.iter_mut().zip(acc).zip(offset) {
+		*o = hsum_lanes(acc) + offset;
+	}
 }
 
 /// [`dot_q8_0`] of one row with each of up to [`MULTI`] activation vectors (as
 /// [`dot_q4_0_multi`]: the same bits as one at a time).
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	assert!(ys.len() <= MULTI && out.len() == ys.len());
-	let mut sums = [0f32; MULTI];
+	let mut acc = [_mm256_setzero_ps(); MULTI];
 	for (i, b) in row.chunks_exact(34).enumerate() {
-		// SAFETY: 32 readable bytes after the scale, unaligned load.
-		let x = unsafe { _mm256_loadu_si256(b[2..34].as_ptr().cast()) };
-		let (ax, d) = (_mm256_abs_epi8(x), f16_at(b, 0));
-		for (sum, y) in sums.iter_mut().zip(ys) {
+		ahead(b);
+		let (x, d) = (q8_0_quants(b), f16_at(b, 0));
+		let ax = _mm256_abs_epi8(x);
+		for (acc, y) in acc.iter_mut().zip(ys) {
 			let y = &y[i];
-			let sumi = dot_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), x));
-			*sum += sumi as f32 * (d * y.d);
+			let p = lanes_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), x));
+			*acc = fma_lanes(*acc, d * y.d, p);
 		}
 	}
-	out.copy_from_slice(&sums[..ys.len()]);
-}
-
-/// Q8_0 row · Q8_0 activations.
-///
-/// # Safety
-/// The CPU has AVX2 ([`avx2`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub unsafe fn dot_q8_0(row: &[u8], y: &[Q8Block]) -> f32 {
-	let mut sum = 0f32;
-	for (b, y) in row.chunks_exact(34).zip(y) {
-		// SAFETY: 32 readable bytes after the scale, unaligned load.
-		let x = unsafe { _mm256_loadu_si256(b[2..34].as_ptr().cast()) };
-		// |x|·(y·sign x) = x·y; y is ours and never −128, so the sign flip cannot overflow.
-		let sumi = dot_u8_i8(_mm256_abs_epi8(x), _mm256_sign_epi8(load32(&y.qs), x));
-		sum += sumi as f32 * (f16_at(b, 0) * y.d);
+	for (o, acc) in out.iter_mut().zip(acc) {
+		*o = hsum_lanes(acc);
 	}
-	sum
 }
 
 /// Σ over each 128-bit half: (elements 0..16, elements 16..32) of a 32-byte product.
@@ -224,15 +312,16 @@ fn load_i8(b: &[i8]) -> __m256i {
 /// Q4_K (`with_high`: Q5_K) row · Q8_K activations.
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q45_k(row: &[u8], y: &[crate::quant::Q8KBlock], with_high: bool) -> f32 {
 	let bb = if with_high { 176 } else { 144 };
 	let m4 = _mm256_set1_epi8(0x0F);
 	let one = _mm256_set1_epi8(1);
 	let mut sum = 0f32;
 	for (b, y) in row.chunks_exact(bb).zip(y) {
+		ahead(b);
 		let scales = &b[4..16];
 		let (qh, qs) = if with_high { (&b[16..48], &b[48..]) } else { (&b[0..0], &b[16..]) };
 		let hv = if with_high { load_bytes(qh) } else { _mm256_setzero_si256() };
@@ -263,14 +352,15 @@ pub unsafe fn dot_q45_k(row: &[u8], y: &[crate::quant::Q8KBlock], with_high: boo
 /// Q6_K row · Q8_K activations.
 ///
 /// # Safety
-/// The CPU has AVX2 ([`avx2`]).
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q6_k(row: &[u8], y: &[crate::quant::Q8KBlock]) -> f32 {
 	let m4 = _mm256_set1_epi8(0x0F);
 	let m2 = _mm256_set1_epi8(0x03);
 	let mut sum = 0f32;
 	for (b, y) in row.chunks_exact(210).zip(y) {
+		ahead(b);
 		let mut sumi = 0i32;
 		for h in 0..2 {
 			let ql0 = load_bytes(&b[64 * h..]);

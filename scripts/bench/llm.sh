@@ -40,7 +40,8 @@ r, o, t, ro, rt = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]),
 ot = o["timings"]
 print(f'{r:<6} {"opg-llm":<10} {ot["prefill_tokens_per_s"]:12.1f} {ot["decode_tokens_per_s"]:12.1f} {o["completion_tokens"]:12d} {ro/1024:10.0f}')
 print(f'{r:<6} {"llama.cpp":<10} {t["prefill_tokens_per_s"]:12.1f} {t["decode_tokens_per_s"]:12.1f} {t["completion_tokens"]:12d} {rt/1024:10.0f}')
-same = o["token_ids"] == t["token_ids"][:len(o["token_ids"])]
-print(f'{r:<6} {"ratio":<10} {ot["prefill_tokens_per_s"]/t["prefill_tokens_per_s"]:11.2f}x {ot["decode_tokens_per_s"]/t["decode_tokens_per_s"]:11.2f}x   same tokens: {same}')
+a, b = o["token_ids"], t["token_ids"]
+same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+print(f'{r:<6} {"ratio":<10} {ot["prefill_tokens_per_s"]/t["prefill_tokens_per_s"]:11.2f}x {ot["decode_tokens_per_s"]/t["decode_tokens_per_s"]:11.2f}x   same first tokens: {same} of {max(len(a), len(b))}')
 PY
 done
