@@ -800,14 +800,17 @@ impl<C: Chain> Api<C> {
 				ApiError::new(500, "signing_failed", "the enclave did not sign the receipt")
 			})?);
 		}
-		// Kept before it leaves: an audit or a challenge of it must be answered with these bytes.
-		if let Err(e) = self.ledger.receipts().keep(&signed, request, response) {
+		// Kept before it leaves: an audit or a challenge of it must be answered with these
+		// bytes. An answer that could not be kept is not sent: its receipt would be one the
+		// worker cannot open, and it is never redeemed (docs/direct-path.md).
+		self.ledger.receipts().keep(&signed, request, response).map_err(|e| {
 			tracing::error!(
 				target: "inference",
 				channel = admission.channel, seq = admission.seq,
 				"keeping the answer for audits: {e}"
 			);
-		}
+			ApiError::new(500, "not_kept", format!("the answer could not be kept for audits: {e}"))
+		})?;
 		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
 			tracing::error!(
 				target: "inference",

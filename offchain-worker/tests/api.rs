@@ -796,6 +796,27 @@ async fn the_worker_opens_the_receipts_the_chain_disputes_from_what_it_kept() {
 	assert!(!receipts_dir.exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_kept_for_audits_is_not_sent() {
+	let server = start().await;
+	// A file where channel 5's folder of kept answers would be: keeping any of them fails.
+	std::fs::write(server._dir.path().join("channels/receipts/5"), b"").unwrap();
+	let values = [5.1, 3.5, 1.4, 0.2];
+	let request = input(values);
+	let burn = fee(request.len() as u32);
+	let reply =
+		infer(&server, Some(voucher("//Bob", 5, 1, PRICE, burn, &request)), body(values)).await;
+	assert_error(&reply, 500, "not_kept");
+
+	// The voucher was admitted, but its request has no receipt leaf: the channel is not
+	// redeemed (a root without the leaf could not be opened), and nothing is left running.
+	let ledger = server.api.ledger();
+	assert!(ledger.to_redeem().is_empty());
+	let position = ledger.position(5).unwrap();
+	assert_eq!((position.seq, position.in_flight), (1, 0));
+	assert!(ledger.receipts().get(5, 1).is_err());
+}
+
 /// What `prompt` and `completion` tokens cost at Alice's prices, with her per-request price.
 fn chat_price(prompt: u32, completion: u32) -> Balance {
 	PRICE + (PROMPT_PER_1K * prompt as Balance + COMPLETION_PER_1K * completion as Balance) / 1000
