@@ -495,7 +495,8 @@ impl<'m> Session<'m> {
 				}
 			}
 			let (kc, vc) = (&self.k[li], &self.v[li]);
-			// Causal attention: one task per (token, head), each summing in position order.
+			// Causal attention: one task per (token, head), each summing in position order (q·k
+			// in eight lanes, see `quant::dot_f16`).
 			att.par_chunks_mut(hd).enumerate().for_each(|(task, out)| {
 				let (i, head) = (task / c.n_head, task % c.n_head);
 				let kvh = head / group;
@@ -504,7 +505,7 @@ impl<'m> Session<'m> {
 				let mut s: Vec<f32> = (0..=pos)
 					.map(|j| {
 						let kr = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-						qh.iter().zip(kr).map(|(a, b)| a * b.to_f32()).sum::<f32>() * scale
+						quant::dot_f16(qh, kr) * scale
 					})
 					.collect();
 				let max = s.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -516,11 +517,8 @@ impl<'m> Session<'m> {
 				let inv = (1.0 / sum) as f32;
 				out.fill(0.0);
 				for (j, p) in s.iter().enumerate() {
-					let w = p * inv;
 					let vr = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-					for (o, vv) in out.iter_mut().zip(vr) {
-						*o += w * vv.to_f32();
-					}
+					quant::add_scaled_f16(out, p * inv, vr);
 				}
 			});
 			let acts = quantize_rows(l.wo.ty.act_kind(), &att, q_dim);

@@ -411,6 +411,50 @@ impl Lanes {
 	}
 }
 
+/// q · k of one attention head against one cached key (f16): the products summed in eight
+/// lanes (element i into lane i mod 8, fused multiply-adds in order), then [`Lanes::sum`];
+/// the AVX2 twin where the CPU has it and the length is a multiple of 8, the same bits
+/// either way.
+#[inline]
+pub fn dot_f16(q: &[f32], k: &[f16]) -> f32 {
+	assert_eq!(q.len(), k.len());
+	#[cfg(target_arch = "x86_64")]
+	if crate::simd::avx2() && q.len().is_multiple_of(8) {
+		// SAFETY: AVX2, FMA and F16C are present (checked just above).
+		return unsafe { crate::simd::dot_f16(q, k) };
+	}
+	dot_f16_portable(q, k)
+}
+
+/// The portable [`dot_f16`].
+pub fn dot_f16_portable(q: &[f32], k: &[f16]) -> f32 {
+	let mut lanes = Lanes::default();
+	for (i, (a, b)) in q.iter().zip(k).enumerate() {
+		lanes.0[i % 8] = a.mul_add(b.to_f32(), lanes.0[i % 8]);
+	}
+	lanes.sum()
+}
+
+/// out += w · v for one cached value row (f16), each element by a product then a sum (not
+/// fused); the AVX2 twin gives the same bits.
+#[inline]
+pub fn add_scaled_f16(out: &mut [f32], w: f32, v: &[f16]) {
+	assert_eq!(out.len(), v.len());
+	#[cfg(target_arch = "x86_64")]
+	if crate::simd::avx2() && out.len().is_multiple_of(8) {
+		// SAFETY: AVX2, FMA and F16C are present (checked just above).
+		return unsafe { crate::simd::add_scaled_f16(out, w, v) };
+	}
+	add_scaled_f16_portable(out, w, v)
+}
+
+/// The portable [`add_scaled_f16`].
+pub fn add_scaled_f16_portable(out: &mut [f32], w: f32, v: &[f16]) {
+	for (o, v) in out.iter_mut().zip(v) {
+		*o += w * v.to_f32();
+	}
+}
+
 /// The dot product of one weight row (`row`: whole blocks of `ty`) with activations `acts`
 /// quantized for `ty` (see [`GgmlType::act_kind`]): the AVX2 twin where the CPU has it, the
 /// same bits either way.

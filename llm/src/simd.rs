@@ -278,6 +278,44 @@ pub unsafe fn dot_q8_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	}
 }
 
+/// [`crate::quant::dot_f16`]: eight lanes of fused multiply-adds, then the lanes' tree.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_f16(q: &[f32], k: &[half::f16]) -> f32 {
+	assert!(q.len() == k.len() && q.len().is_multiple_of(8));
+	let mut acc = _mm256_setzero_ps();
+	for (q, k) in q.chunks_exact(8).zip(k.chunks_exact(8)) {
+		// SAFETY: 8 readable f32 and 8 readable f16 (16 bytes), unaligned loads.
+		let (qv, kv) = unsafe {
+			(_mm256_loadu_ps(q.as_ptr()), _mm256_cvtph_ps(_mm_loadu_si128(k.as_ptr().cast())))
+		};
+		acc = _mm256_fmadd_ps(qv, kv, acc);
+	}
+	hsum_lanes(acc)
+}
+
+/// [`crate::quant::add_scaled_f16`]: out += w · v, a product then a sum per element.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn add_scaled_f16(out: &mut [f32], w: f32, v: &[half::f16]) {
+	assert!(out.len() == v.len() && out.len().is_multiple_of(8));
+	let wv = _mm256_set1_ps(w);
+	for (o, v) in out.chunks_exact_mut(8).zip(v.chunks_exact(8)) {
+		// SAFETY: 8 f32 to read and write, 8 readable f16 (16 bytes), unaligned.
+		unsafe {
+			let vv = _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().cast()));
+			let sum = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), _mm256_mul_ps(wv, vv));
+			_mm256_storeu_ps(o.as_mut_ptr(), sum);
+		}
+	}
+}
+
 /// Σ over each 128-bit half: (elements 0..16, elements 16..32) of a 32-byte product.
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -436,6 +474,35 @@ mod tests {
 					portable.to_bits(),
 					"{ty:?} seed {seed}: {fast} vs {portable}"
 				);
+			}
+		}
+	}
+
+	#[test]
+	fn attention_kernels_give_the_portable_bits() {
+		if !super::avx2() {
+			eprintln!("no AVX2 on this CPU: nothing to compare");
+			return;
+		}
+		for n in [8, 64, 128, 256] {
+			for seed in 0..20usize {
+				let val = |i: usize, m: usize| {
+					((i * 7919 + seed * 104_729 + m) % 4001) as f32 / 400.0 - 5.0
+				};
+				let q: Vec<f32> = (0..n).map(|i| val(i, 1)).collect();
+				let k: Vec<half::f16> = (0..n).map(|i| half::f16::from_f32(val(i, 2))).collect();
+				// SAFETY: AVX2 checked above; lengths are multiples of 8.
+				let fast = unsafe { super::dot_f16(&q, &k) };
+				let portable = quant::dot_f16_portable(&q, &k);
+				assert_eq!(fast.to_bits(), portable.to_bits(), "q·k, {n} elements, seed {seed}");
+
+				let w = val(seed, 3) / 7.0;
+				let (mut fast, mut portable) = (q.clone(), q.clone());
+				// SAFETY: as above.
+				unsafe { super::add_scaled_f16(&mut fast, w, &k) };
+				quant::add_scaled_f16_portable(&mut portable, w, &k);
+				let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+				assert_eq!(bits(&fast), bits(&portable), "out += w·v, {n} elements, seed {seed}");
 			}
 		}
 	}
