@@ -306,23 +306,49 @@ impl Model {
 		&self.gguf.bytes()[m.offset..m.offset + m.rows * m.row_bytes()]
 	}
 
+	/// Rows per parallel task of a matrix with `rows` rows.
+	fn chunk(&self, rows: usize) -> usize {
+		(rows / (self.threads() * 8)).clamp(8, 256)
+	}
+
+	/// [`Self::matmul`] of several matrices on the same tokens in one parallel pass: one
+	/// wake-up of the threads instead of one per matrix (decode's Q, K, V and gate, up).
+	/// Each output element is the same single dot product as `matmul`'s, so the same bits.
+	fn matmuls(&self, jobs: &mut [(&Mat, &[Acts], &mut Vec<f32>)]) {
+		if jobs.iter().any(|(_, acts, _)| acts.len() != 1) {
+			for (m, acts, out) in jobs.iter_mut() {
+				self.matmul(m, acts, out);
+			}
+			return;
+		}
+		let mut tasks = Vec::new();
+		for (m, acts, out) in jobs.iter_mut() {
+			out.clear();
+			out.resize(m.rows, 0.0);
+			let (chunk, w, x) = (self.chunk(m.rows), self.bytes(m), &acts[0]);
+			for (c, o) in out.chunks_mut(chunk).enumerate() {
+				tasks.push((*m, w, x, c * chunk, o));
+			}
+		}
+		tasks.into_par_iter().for_each(|(m, w, x, first, o)| {
+			let rb = m.row_bytes();
+			for (r, v) in (first..).zip(o.iter_mut()) {
+				*v = quant::dot_row(m.ty, &w[r * rb..(r + 1) * rb], x);
+			}
+		});
+	}
+
 	/// `out[t][r] = W[r] · x[t]` for the `t` activation vectors in `acts`.
 	fn matmul(&self, m: &Mat, acts: &[Acts], out: &mut Vec<f32>) {
 		let w = self.bytes(m);
 		let rb = m.row_bytes();
 		let t = acts.len();
+		if t == 1 {
+			return self.matmuls(&mut [(m, acts, out)]);
+		}
 		out.clear();
 		out.resize(t * m.rows, 0.0);
-		let chunk = (m.rows / (self.threads() * 8)).clamp(8, 256);
-		if t == 1 {
-			out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-				for (i, v) in o.iter_mut().enumerate() {
-					let r = c * chunk + i;
-					*v = quant::dot_row(m.ty, &w[r * rb..(r + 1) * rb], &acts[0]);
-				}
-			});
-			return;
-		}
+		let chunk = self.chunk(m.rows);
 		// Row-major per thread (each weight row read once for all tokens), then transposed.
 		let mut by_row = vec![0f32; t * m.rows];
 		by_row.par_chunks_mut(chunk * t).enumerate().for_each(|(c, o)| {
@@ -447,19 +473,21 @@ impl<'m> Session<'m> {
 				rms_norm(xr, &l.attn_norm, c.rms_eps, hr);
 			}
 			let acts = quantize_rows(l.wq.ty.act_kind(), &h, e);
-			m.matmul(&l.wq, &acts, &mut q);
 			let acts_k = if l.wk.ty.act_kind() == l.wq.ty.act_kind() {
 				None
 			} else {
 				Some(quantize_rows(l.wk.ty.act_kind(), &h, e))
 			};
-			m.matmul(&l.wk, acts_k.as_ref().unwrap_or(&acts), &mut k);
 			let acts_v = if l.wv.ty.act_kind() == l.wq.ty.act_kind() {
 				None
 			} else {
 				Some(quantize_rows(l.wv.ty.act_kind(), &h, e))
 			};
-			m.matmul(&l.wv, acts_v.as_ref().unwrap_or(&acts), &mut v);
+			m.matmuls(&mut [
+				(&l.wq, &acts, &mut q),
+				(&l.wk, acts_k.as_ref().unwrap_or(&acts), &mut k),
+				(&l.wv, acts_v.as_ref().unwrap_or(&acts), &mut v),
+			]);
 			for (bias, y, w) in
 				[(&l.bq, &mut q, q_dim), (&l.bk, &mut k, kv_dim), (&l.bv, &mut v, kv_dim)]
 			{
@@ -529,13 +557,15 @@ impl<'m> Session<'m> {
 				rms_norm(xr, &l.ffn_norm, c.rms_eps, hr);
 			}
 			let acts = quantize_rows(l.gate.ty.act_kind(), &h, e);
-			m.matmul(&l.gate, &acts, &mut g);
 			let acts_u = if l.up.ty.act_kind() == l.gate.ty.act_kind() {
 				None
 			} else {
 				Some(quantize_rows(l.up.ty.act_kind(), &h, e))
 			};
-			m.matmul(&l.up, acts_u.as_ref().unwrap_or(&acts), &mut u);
+			m.matmuls(&mut [
+				(&l.gate, &acts, &mut g),
+				(&l.up, acts_u.as_ref().unwrap_or(&acts), &mut u),
+			]);
 			// SwiGLU: silu(gate) · up.
 			g.iter_mut().zip(&u).for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
 			let acts = quantize_rows(l.down.ty.act_kind(), &g, c.n_ff);
