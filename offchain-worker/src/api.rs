@@ -788,6 +788,33 @@ impl<C: Chain> Api<C> {
 				.map(|d| d.as_millis() as u64)
 				.unwrap_or_default(),
 		};
+		let signed = self.sign_and_keep(admission, receipt, request, response).map_err(|e| {
+			// Not given: the voucher is undone if it can be, so the requester is not charged.
+			let again = if self.ledger.withdraw(admission) {
+				format!("the voucher was withdrawn: send seq {} again", admission.seq)
+			} else {
+				"a later voucher pays for it: this channel is not redeemed again".to_string()
+			};
+			ApiError::new(e.status, e.code, format!("{}; {again}", e.message))
+		})?;
+		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
+			tracing::error!(
+				target: "inference",
+				channel = admission.channel, seq = admission.seq,
+				"keeping the receipt: {e}"
+			);
+		}
+		Ok(signed)
+	}
+
+	/// Signs a receipt (the enclave too on a TEE channel) and keeps the answer for audits.
+	fn sign_and_keep(
+		&self,
+		admission: Admission,
+		receipt: Receipt,
+		request: &[u8],
+		response: &[u8],
+	) -> Result<SignedReceipt, ApiError> {
 		let mut signed = sign_receipt(self.signer.as_ref(), self.genesis, receipt)
 			.map_err(|e| ApiError::new(500, "signing_failed", e.to_string()))?;
 		if admission.mode == VerificationMode::Tee {
@@ -802,7 +829,7 @@ impl<C: Chain> Api<C> {
 		}
 		// Kept before it leaves: an audit or a challenge of it must be answered with these
 		// bytes. An answer that could not be kept is not sent: its receipt would be one the
-		// worker cannot open, and it is never redeemed (docs/direct-path.md).
+		// worker cannot open.
 		self.ledger.receipts().keep(&signed, request, response).map_err(|e| {
 			tracing::error!(
 				target: "inference",
@@ -811,13 +838,6 @@ impl<C: Chain> Api<C> {
 			);
 			ApiError::new(500, "not_kept", format!("the answer could not be kept for audits: {e}"))
 		})?;
-		if let Err(e) = self.ledger.add_receipt(admission, receipt_leaf(&signed.receipt), earned) {
-			tracing::error!(
-				target: "inference",
-				channel = admission.channel, seq = admission.seq,
-				"keeping the receipt: {e}"
-			);
-		}
 		Ok(signed)
 	}
 }

@@ -187,6 +187,9 @@ struct Entry {
 	record: ChannelRecord,
 	kept: Kept,
 	in_flight: u32,
+	/// The latest admission and the voucher it replaced, so that an admission whose answer
+	/// cannot be given can be undone ([`Ledger::withdraw`]). In memory only.
+	replaced: Option<(u64, Option<SignedVoucher>)>,
 }
 
 impl Entry {
@@ -259,7 +262,7 @@ impl Ledger {
 				if kept.latest.is_none() {
 					kept.owed = kept.owed.max(record.redeemed_pay);
 				}
-				e.insert(Entry { record, kept, in_flight: 0 })
+				e.insert(Entry { record, kept, in_flight: 0, replaced: None })
 			},
 		};
 		// Receipts of redeemed requests are in a committed batch already.
@@ -387,12 +390,38 @@ impl Ledger {
 		}
 		let entry = channels.get_mut(&id).expect("present");
 		entry.in_flight += 1;
+		entry.replaced = Some((signed.voucher.seq, previous.latest));
 		Ok(Admission {
 			channel: id,
 			seq: signed.voucher.seq,
 			reserved: charge.pay,
 			mode: entry.record.mode,
 		})
+	}
+
+	/// Undoes an admission whose answer cannot be given (its receipt could not be signed, or
+	/// its answer not kept): the channel's latest voucher is the one before it again and the
+	/// request owes nothing, so the requester sends the same `seq` again and the channel is
+	/// redeemed as if it never came. Possible while no later voucher was admitted; otherwise
+	/// (false) its `seq` stays without a leaf and the channel is not redeemed again.
+	pub fn withdraw(&self, admission: Admission) -> bool {
+		let mut channels = self.channels.lock().expect("ledger lock");
+		let Some(entry) = channels.get_mut(&admission.channel) else { return false };
+		let latest = entry.kept.latest.as_ref().map(|s| s.voucher.seq);
+		match &entry.replaced {
+			Some((seq, _)) if *seq == admission.seq && latest == Some(admission.seq) => {},
+			_ => return false,
+		}
+		let (_, previous) = entry.replaced.take().expect("matched above");
+		let kept = entry.kept.clone();
+		entry.kept.latest = previous;
+		entry.kept.owed = entry.kept.owed.saturating_sub(admission.reserved);
+		if self.persist(&channels).is_err() {
+			let entry = channels.get_mut(&admission.channel).expect("present");
+			entry.kept = kept;
+			return false;
+		}
+		true
 	}
 
 	/// The admitted request was answered (or failed): it no longer counts in flight.
@@ -689,6 +718,42 @@ mod tests {
 		ledger.add_receipt(three, leaf(3), 100).unwrap();
 		let due = ledger.to_redeem();
 		assert_eq!((due[0].0.voucher.seq, due[0].1), (3, batch_root(&[leaf(2), leaf(3)])));
+	}
+
+	#[test]
+	fn an_admission_without_an_answer_is_withdrawn_while_no_later_voucher_came() {
+		let dir = tempfile::tempdir().unwrap();
+		let ledger = ledger(dir.path());
+		let leaf = |seq: u64| H256::repeat_byte(seq as u8);
+		let one = admit_nth(&ledger, 1).unwrap();
+		ledger.add_receipt(one, leaf(1), 100).unwrap();
+		let owed = |l: &Ledger| l.position(7).unwrap().owed;
+		assert_eq!(owed(&ledger), 100);
+
+		// Seq 2 could not be answered: withdrawn, the channel stands where seq 1 left it, on
+		// disk too, and seq 2 is admitted again with the same amounts.
+		let two = admit_nth(&ledger, 2).unwrap();
+		assert_eq!(owed(&ledger), 200);
+		assert!(ledger.withdraw(two));
+		assert!(!ledger.withdraw(two), "once");
+		let position = ledger.position(7).unwrap();
+		assert_eq!((position.seq, position.owed, position.pay), (1, 100, 100));
+		assert_eq!(ledger.to_redeem()[0].1, batch_root(&[leaf(1)]));
+		drop(ledger);
+		let ledger = Ledger::open(dir.path(), account("//Alice")).unwrap();
+		ledger.update(7, record(1_000));
+		assert_eq!(ledger.position(7).unwrap().seq, 1);
+		let two = admit_nth(&ledger, 2).unwrap();
+		ledger.add_receipt(two, leaf(2), 100).unwrap();
+		assert_eq!(ledger.to_redeem()[0].1, batch_root(&[leaf(1), leaf(2)]));
+
+		// Seq 4 came while seq 3 ran: seq 3 cannot be withdrawn (seq 4 pays for it), and the
+		// channel waits for a leaf it will not get.
+		let (three, four) = (admit_nth(&ledger, 3).unwrap(), admit_nth(&ledger, 4).unwrap());
+		assert!(!ledger.withdraw(three));
+		ledger.add_receipt(four, leaf(4), 100).unwrap();
+		assert_eq!(ledger.position(7).unwrap().seq, 4);
+		assert!(ledger.to_redeem().is_empty());
 	}
 
 	#[test]

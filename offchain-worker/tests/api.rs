@@ -797,24 +797,34 @@ async fn the_worker_opens_the_receipts_the_chain_disputes_from_what_it_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_that_cannot_be_kept_for_audits_is_not_sent() {
+async fn an_answer_that_cannot_be_kept_for_audits_is_not_sent_and_its_voucher_is_withdrawn() {
 	let server = start().await;
 	// A file where channel 5's folder of kept answers would be: keeping any of them fails.
-	std::fs::write(server._dir.path().join("channels/receipts/5"), b"").unwrap();
+	let blocker = server._dir.path().join("channels/receipts/5");
+	std::fs::write(&blocker, b"").unwrap();
 	let values = [5.1, 3.5, 1.4, 0.2];
 	let request = input(values);
 	let burn = fee(request.len() as u32);
-	let reply =
-		infer(&server, Some(voucher("//Bob", 5, 1, PRICE, burn, &request)), body(values)).await;
+	let paid = || Some(voucher("//Bob", 5, 1, PRICE, burn, &request));
+	let reply = infer(&server, paid(), body(values)).await;
 	assert_error(&reply, 500, "not_kept");
+	let message = reply.body["error"]["message"].as_str().unwrap();
+	assert!(message.contains("send seq 1 again"), "{message}");
 
-	// The voucher was admitted, but its request has no receipt leaf: the channel is not
-	// redeemed (a root without the leaf could not be opened), and nothing is left running.
+	// Nothing of it is left: no voucher to redeem, nothing owed, nothing running.
 	let ledger = server.api.ledger();
 	assert!(ledger.to_redeem().is_empty());
 	let position = ledger.position(5).unwrap();
-	assert_eq!((position.seq, position.in_flight), (1, 0));
-	assert!(ledger.receipts().get(5, 1).is_err());
+	assert_eq!((position.seq, position.owed, position.in_flight), (0, 0, 0));
+	assert!(position.latest.is_none());
+
+	// Once the disk takes it again, the same voucher is answered and redeemed.
+	std::fs::remove_file(&blocker).unwrap();
+	let reply = infer(&server, paid(), body(values)).await;
+	assert_eq!(reply.status, 200, "{}", reply.body);
+	let receipt = reply.receipt.unwrap();
+	assert!(ledger.receipts().get(5, 1).unwrap().is_some());
+	assert_eq!(ledger.to_redeem()[0].1, batch_root(&[receipt_leaf(&receipt.receipt)]));
 }
 
 /// What `prompt` and `completion` tokens cost at Alice's prices, with her per-request price.
