@@ -192,16 +192,22 @@ struct Entry {
 	replaced: Option<(u64, Option<SignedVoucher>)>,
 }
 
-impl Entry {
-	/// The last sequence number and cumulative amounts: the latest accepted voucher's, or the
-	/// chain's when none is newer.
-	fn position(&self) -> (u64, Balance, Balance) {
-		let chain = (self.record.last_seq, self.record.redeemed_pay, self.record.redeemed_burn);
-		match &self.kept.latest {
+impl Kept {
+	/// The last sequence number and cumulative amounts: the latest accepted voucher's, or
+	/// `chain`'s (what the chain redeemed) when none is newer.
+	fn position(&self, chain: (u64, Balance, Balance)) -> (u64, Balance, Balance) {
+		match &self.latest {
 			Some(s) if s.voucher.seq > chain.0 =>
 				(s.voucher.seq, s.voucher.cumulative_pay, s.voucher.cumulative_burn),
 			_ => chain,
 		}
+	}
+}
+
+impl Entry {
+	fn position(&self) -> (u64, Balance, Balance) {
+		let r = &self.record;
+		self.kept.position((r.last_seq, r.redeemed_pay, r.redeemed_burn))
 	}
 }
 
@@ -293,9 +299,8 @@ impl Ledger {
 		}
 		let pending = self.pending.lock().expect("ledger lock");
 		pending.get(&id).map(|k| {
-			let (seq, pay, burn) = k.latest.as_ref().map_or((0, 0, 0), |s| {
-				(s.voucher.seq, s.voucher.cumulative_pay, s.voucher.cumulative_burn)
-			});
+			// Not read from the chain yet: the kept voucher is all there is.
+			let (seq, pay, burn) = k.position((0, 0, 0));
 			Position { latest: k.latest.clone(), seq, pay, burn, owed: k.owed, in_flight: 0 }
 		})
 	}
