@@ -156,11 +156,23 @@ fn q8_0_quants(b: &[u8]) -> __m256i {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_0(row: &[u8], y: &[Q8Block]) -> f32 {
+	dot_signed::<18>(row, y, |b| q4_0_quants(b))
+}
+
+/// A row of `BYTES`-byte blocks (an f16 scale, then quants that `quants` reads as 32 signed
+/// bytes) · Q8_0 activations.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_signed<const BYTES: usize>(
+	row: &[u8],
+	y: &[Q8Block],
+	quants: impl Fn(&[u8]) -> __m256i,
+) -> f32 {
 	let mut acc = _mm256_setzero_ps();
-	for (b, y) in row.chunks_exact(18).zip(y) {
+	for (b, y) in row.chunks_exact(BYTES).zip(y) {
 		ahead(b);
-		let p = lanes_i8_i8(q4_0_quants(b), load32(&y.qs));
-		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
+		acc = fma_lanes(acc, f16_at(b, 0) * y.d, lanes_i8_i8(quants(b), load32(&y.qs)));
 	}
 	hsum_lanes(acc)
 }
@@ -190,13 +202,7 @@ pub unsafe fn dot_q4_1(row: &[u8], y: &[Q8Block]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8_0(row: &[u8], y: &[Q8Block]) -> f32 {
-	let mut acc = _mm256_setzero_ps();
-	for (b, y) in row.chunks_exact(34).zip(y) {
-		ahead(b);
-		let p = lanes_i8_i8(q8_0_quants(b), load32(&y.qs));
-		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
-	}
-	hsum_lanes(acc)
+	dot_signed::<34>(row, y, |b| q8_0_quants(b))
 }
 
 /// Most activation vectors one call of the `_multi` kernels takes.
