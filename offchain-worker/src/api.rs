@@ -793,7 +793,9 @@ impl<C: Chain> Api<C> {
 			let again = if self.ledger.withdraw(admission) {
 				format!("the voucher was withdrawn: send seq {} again", admission.seq)
 			} else {
-				"a later voucher pays for it: this channel is not redeemed again".to_string()
+				"the voucher could not be withdrawn (a later one came, or the ledger could not be \
+				 written): this channel is not redeemed again"
+					.to_string()
 			};
 			ApiError::new(e.status, e.code, format!("{}; {again}", e.message))
 		})?;

@@ -413,11 +413,12 @@ impl Ledger {
 		let mut channels = self.channels.lock().expect("ledger lock");
 		let Some(entry) = channels.get_mut(&admission.channel) else { return false };
 		let latest = entry.kept.latest.as_ref().map(|s| s.voucher.seq);
-		match &entry.replaced {
-			Some((seq, _)) if *seq == admission.seq && latest == Some(admission.seq) => {},
-			_ => return false,
-		}
-		let (_, previous) = entry.replaced.take().expect("matched above");
+		let Some((_, previous)) = entry
+			.replaced
+			.take_if(|(seq, _)| *seq == admission.seq && latest == Some(admission.seq))
+		else {
+			return false;
+		};
 		let kept = entry.kept.clone();
 		entry.kept.latest = previous;
 		entry.kept.owed = entry.kept.owed.saturating_sub(admission.reserved);
