@@ -134,6 +134,7 @@ if ! python3 -c "import openai, sys; sys.exit(openai.__version__ != '$openai_ver
 fi
 # --- the executor's real-model tests: MiniLM-L3 fp32, int8 and fp16, cached outside the clone -
 log "encoder test models: $(bash "$here/lib/encoder-model.sh")"
-# --- the LLM engine's test model (llm/tests): SmolLM2-135M-Instruct, cached outside the clone -
-log "LLM test model: $(bash "$here/lib/llm-model.sh")"
+# --- the LLM engine's test models (llm/tests): SmolLM2-135M-Instruct and Gemma 3 270M, cached
+# outside the clone
+log "LLM test models: $(bash "$here/lib/llm-model.sh") $(bash "$here/lib/llm-model.sh" gemma3)"
 log "done"

@@ -20,4 +20,4 @@ pub mod simd;
 pub mod tokenizer;
 
 /// Recorded with every result: a change to any kernel or rule that can move a bit bumps it.
-pub const ENGINE_VERSION: &str = concat!("opg-llm/", env!("CARGO_PKG_VERSION"), "+cpu-2");
+pub const ENGINE_VERSION: &str = concat!("opg-llm/", env!("CARGO_PKG_VERSION"), "+cpu-3");

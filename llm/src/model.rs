@@ -1,8 +1,9 @@
 //! One decoder-only transformer, parameterised by the GGUF metadata: Llama (2, 3.x with its
-//! `rope_freqs`, SmolLM, TinyLlama, Mistral), Qwen 2 (QKV biases, NEOX RoPE) and Qwen 3
-//! (per-head Q/K RMSNorm). Weights stay in the file's map; activations are quantized per
-//! matmul the way llama.cpp does for the weight's type; the KV cache is f16, preallocated for
-//! the session, and appended in place.
+//! `rope_freqs`, SmolLM, TinyLlama, Mistral), Qwen 2 (QKV biases, NEOX RoPE), Qwen 3
+//! (per-head Q/K RMSNorm) and Gemma 3 (scaled embeddings, Q/K norms, norms after attention
+//! and FFN, GeGLU, sliding-window layers with their own RoPE base). Weights stay in the
+//! file's map; activations are quantized per matmul the way llama.cpp does for the weight's
+//! type; the KV cache is f16, preallocated for the session, and appended in place.
 //!
 //! Every output element is one sequential dot product computed by one thread, and the
 //! reductions (norms, softmax) run in a fixed order: the result does not depend on the
@@ -21,7 +22,7 @@ use crate::{
 pub enum ModelError {
 	#[error(transparent)]
 	Gguf(#[from] GgufError),
-	#[error("architecture {0:?} is not supported (llama, qwen2 and qwen3 are)")]
+	#[error("architecture {0:?} is not supported (llama, qwen2, qwen3 and gemma3 are)")]
 	Architecture(String),
 	#[error("tensor {0:?} is missing")]
 	MissingTensor(String),
@@ -40,6 +41,7 @@ pub enum Arch {
 	Llama,
 	Qwen2,
 	Qwen3,
+	Gemma3,
 }
 
 impl Arch {
@@ -48,6 +50,7 @@ impl Arch {
 			Arch::Llama => "llama",
 			Arch::Qwen2 => "qwen2",
 			Arch::Qwen3 => "qwen3",
+			Arch::Gemma3 => "gemma3",
 		}
 	}
 }
@@ -69,6 +72,23 @@ pub struct Config {
 	/// NEOX RoPE rotates (x[i], x[i + d/2]); the original (GGUF llama) rotates (x[2i], x[2i+1]).
 	pub rope_neox: bool,
 	pub rms_eps: f32,
+	/// Multiplies q·k (1/√head_dim, or Gemma 3's query scale).
+	pub attn_scale: f32,
+	/// Multiplies the token embeddings (Gemma: √n_embd).
+	pub embd_scale: Option<f32>,
+	/// The FFN's gate activation: SiLU (SwiGLU) or GELU (GeGLU, Gemma).
+	pub ffn_gelu: bool,
+	/// Sliding-window attention (Gemma 3): which layers attend to the last `window`
+	/// positions only, and the RoPE base those layers use.
+	pub swa: Option<Swa>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Swa {
+	pub window: usize,
+	/// `sliding[l]`: layer `l` is a sliding-window layer.
+	pub sliding: Vec<bool>,
+	pub rope_base: f32,
 }
 
 fn cfg_err(s: impl Into<String>) -> ModelError {
@@ -82,6 +102,7 @@ impl Config {
 			"llama" => Arch::Llama,
 			"qwen2" => Arch::Qwen2,
 			"qwen3" => Arch::Qwen3,
+			"gemma3" => Arch::Gemma3,
 			other => return Err(ModelError::Architecture(other.into())),
 		};
 		let k = |s: &str| format!("{arch_name}.{s}");
@@ -153,9 +174,27 @@ impl Config {
 			Some(crate::gguf::Value::Array(a)) => a.len(),
 			_ => return Err(cfg_err("tokenizer.ggml.tokens is missing")),
 		};
+		let n_layer = usize_of("block_count")?;
+		let (mut attn_scale, mut embd_scale, mut swa) =
+			(1.0 / (head_dim as f32).sqrt(), None, None);
+		if arch == Arch::Gemma3 {
+			// As llama.cpp: Gemma 3 27B (62 layers) scales queries by 1/√(n_embd / n_head),
+			// the others by 1/√head_dim; GGUF has no key for it.
+			if n_layer == 62 {
+				attn_scale = 1.0 / ((n_embd / n_head) as f32).sqrt();
+			}
+			embd_scale = Some((n_embd as f32).sqrt());
+			// Five sliding-window layers, then one global (the global layers alone take the
+			// file's RoPE base and scaling; the local ones use base 10,000, unscaled).
+			swa = Some(Swa {
+				window: usize_of("attention.sliding_window")?,
+				sliding: (0..n_layer).map(|l| l % 6 < 5).collect(),
+				rope_base: 10_000.0,
+			});
+		}
 		Ok(Self {
 			arch,
-			n_layer: usize_of("block_count")?,
+			n_layer,
 			n_embd,
 			n_ff: usize_of("feed_forward_length")?,
 			n_head,
@@ -168,6 +207,10 @@ impl Config {
 			rope_freq_scale,
 			rope_neox: arch != Arch::Llama,
 			rms_eps,
+			attn_scale,
+			embd_scale,
+			ffn_gelu: arch == Arch::Gemma3,
+			swa,
 		})
 	}
 }
@@ -198,7 +241,11 @@ struct Layer {
 	bv: Option<Vec<f32>>,
 	q_norm: Option<Vec<f32>>,
 	k_norm: Option<Vec<f32>>,
+	/// Gemma: RMSNorm of the attention output before the residual add.
+	attn_post_norm: Option<Vec<f32>>,
 	ffn_norm: Vec<f32>,
+	/// Gemma: RMSNorm of the FFN output before the residual add.
+	ffn_post_norm: Option<Vec<f32>>,
 	gate: Mat,
 	up: Mat,
 	down: Mat,
@@ -263,7 +310,15 @@ impl Model {
 		let mut layers = Vec::with_capacity(cfg.n_layer);
 		for i in 0..cfg.n_layer {
 			let n = |s: &str| format!("blk.{i}.{s}");
-			let qk_norm = cfg.arch == Arch::Qwen3;
+			let qk_norm = matches!(cfg.arch, Arch::Qwen3 | Arch::Gemma3);
+			let post_norms = cfg.arch == Arch::Gemma3;
+			let post = |name: &str| -> Result<Option<Vec<f32>>, ModelError> {
+				if post_norms {
+					vector(&n(name), e).map(Some)
+				} else {
+					Ok(None)
+				}
+			};
 			layers.push(Layer {
 				attn_norm: vector(&n("attn_norm.weight"), e)?,
 				wq: mat(&n("attn_q.weight"), e, q_dim)?,
@@ -275,7 +330,9 @@ impl Model {
 				bv: opt_vector(&n("attn_v.bias"), kv_dim)?,
 				q_norm: if qk_norm { Some(vector(&n("attn_q_norm.weight"), hd)?) } else { None },
 				k_norm: if qk_norm { Some(vector(&n("attn_k_norm.weight"), hd)?) } else { None },
+				attn_post_norm: post("post_attention_norm.weight")?,
 				ffn_norm: vector(&n("ffn_norm.weight"), e)?,
+				ffn_post_norm: post("post_ffw_norm.weight")?,
 				gate: mat(&n("ffn_gate.weight"), e, cfg.n_ff)?,
 				up: mat(&n("ffn_up.weight"), e, cfg.n_ff)?,
 				down: mat(&n("ffn_down.weight"), cfg.n_ff, e)?,
@@ -364,14 +421,20 @@ impl Model {
 		}
 	}
 
-	fn rope_cache(&self, pos: usize) -> Vec<(f32, f32)> {
+	/// The (cos, sin) pairs of position `pos`, for a global layer or (`local`) a
+	/// sliding-window one.
+	fn rope_cache(&self, pos: usize, local: bool) -> Vec<(f32, f32)> {
 		let half = self.cfg.rope_dims / 2;
-		let theta_scale = self.cfg.rope_base.powf(-2.0 / self.cfg.rope_dims as f32);
+		let (base, freq_scale) = match (&self.cfg.swa, local) {
+			(Some(swa), true) => (swa.rope_base, 1.0),
+			_ => (self.cfg.rope_base, self.cfg.rope_freq_scale),
+		};
+		let theta_scale = base.powf(-2.0 / self.cfg.rope_dims as f32);
 		let mut theta = pos as f32;
 		(0..half)
 			.map(|i| {
 				let ff = self.rope_freqs.as_ref().map_or(1.0, |f| f[i]);
-				let th = theta / ff * self.cfg.rope_freq_scale;
+				let th = theta / ff * freq_scale;
 				theta *= theta_scale;
 				(th.cos(), th.sin())
 			})
@@ -399,8 +462,42 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 	}
 }
 
+/// GELU as llama.cpp's CPU backend computes it: the tanh approximation, looked up by the
+/// input rounded to f16 in a table of f16 results (exact outside ±10).
+fn gelu(x: f32) -> f32 {
+	static TABLE: std::sync::OnceLock<Vec<f16>> = std::sync::OnceLock::new();
+	if x <= -10.0 {
+		return 0.0;
+	}
+	if x >= 10.0 {
+		return x;
+	}
+	let table = TABLE.get_or_init(|| {
+		const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+		const COEF_A: f32 = 0.044_715;
+		(0..=u16::MAX)
+			.map(|bits| {
+				let v = f16::from_bits(bits).to_f32();
+				f16::from_f32(
+					0.5 * v * (1.0 + (SQRT_2_OVER_PI * v * (1.0 + COEF_A * v * v)).tanh()),
+				)
+			})
+			.collect()
+	});
+	table[f16::from_f32(x).to_bits() as usize].to_f32()
+}
+
 fn quantize_rows(kind: ActKind, x: &[f32], width: usize) -> Vec<Acts> {
 	x.chunks_exact(width).map(|r| quant::quantize_acts(kind, r)).collect()
+}
+
+/// RMSNorm of each row of `o` (`width` wide) in place.
+fn post_norm(o: &mut [f32], w: &[f32], eps: f32, width: usize) {
+	let mut tmp = vec![0f32; width];
+	for row in o.chunks_exact_mut(width) {
+		rms_norm(row, w, eps, &mut tmp);
+		row.copy_from_slice(&tmp);
+	}
 }
 
 /// One sequence's state: the KV cache (f16, `cap` positions per layer) and its length.
@@ -460,15 +557,26 @@ impl<'m> Session<'m> {
 		let rb = m.tok_embd.row_bytes();
 		for (row, &tok) in x.chunks_exact_mut(e).zip(tokens) {
 			quant::dequantize(m.tok_embd.ty, &emb[tok as usize * rb..(tok as usize + 1) * rb], row);
+			if let Some(s) = c.embd_scale {
+				row.iter_mut().for_each(|v| *v *= s);
+			}
 		}
-		let ropes: Vec<Vec<(f32, f32)>> = (0..t).map(|i| m.rope_cache(p0 + i)).collect();
+		let ropes: Vec<Vec<(f32, f32)>> = (0..t).map(|i| m.rope_cache(p0 + i, false)).collect();
+		let local_ropes: Vec<Vec<(f32, f32)>> = match c.swa {
+			Some(_) => (0..t).map(|i| m.rope_cache(p0 + i, true)).collect(),
+			None => Vec::new(),
+		};
 		let (mut h, mut q, mut k, mut v, mut o) =
 			(vec![0f32; t * e], Vec::new(), Vec::new(), Vec::new(), Vec::new());
 		let (mut g, mut u, mut att) = (Vec::new(), Vec::new(), vec![0f32; t * q_dim]);
-		let scale = 1.0 / (hd as f32).sqrt();
+		let scale = c.attn_scale;
 		let group = c.n_head / c.n_head_kv;
 
 		for (li, l) in m.layers.iter().enumerate() {
+			// A sliding-window layer sees the last `window` positions (llama.cpp masks
+			// position j for query position p when p - j >= window).
+			let window = c.swa.as_ref().filter(|s| s.sliding[li]).map(|s| s.window);
+			let ropes = if window.is_some() { &local_ropes } else { &ropes };
 			for (xr, hr) in x.chunks_exact(e).zip(h.chunks_exact_mut(e)) {
 				rms_norm(xr, &l.attn_norm, c.rms_eps, hr);
 			}
@@ -530,7 +638,8 @@ impl<'m> Session<'m> {
 				let kvh = head / group;
 				let pos = p0 + i;
 				let qh = &q[i * q_dim + head * hd..i * q_dim + (head + 1) * hd];
-				let mut s: Vec<f32> = (0..=pos)
+				let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+				let mut s: Vec<f32> = (first..=pos)
 					.map(|j| {
 						let kr = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
 						quant::dot_f16(qh, kr) * scale
@@ -544,13 +653,16 @@ impl<'m> Session<'m> {
 				}
 				let inv = (1.0 / sum) as f32;
 				out.fill(0.0);
-				for (j, p) in s.iter().enumerate() {
+				for (j, p) in (first..).zip(&s) {
 					let vr = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
 					quant::add_scaled_f16(out, p * inv, vr);
 				}
 			});
 			let acts = quantize_rows(l.wo.ty.act_kind(), &att, q_dim);
 			m.matmul(&l.wo, &acts, &mut o);
+			if let Some(w) = &l.attn_post_norm {
+				post_norm(&mut o, w, c.rms_eps, e);
+			}
 			x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
 
 			for (xr, hr) in x.chunks_exact(e).zip(h.chunks_exact_mut(e)) {
@@ -566,10 +678,18 @@ impl<'m> Session<'m> {
 				(&l.gate, &acts, &mut g),
 				(&l.up, acts_u.as_ref().unwrap_or(&acts), &mut u),
 			]);
-			// SwiGLU: silu(gate) · up.
-			g.iter_mut().zip(&u).for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
+			if c.ffn_gelu {
+				// GeGLU: gelu(gate) · up.
+				g.iter_mut().zip(&u).for_each(|(a, b)| *a = gelu(*a) * b);
+			} else {
+				// SwiGLU: silu(gate) · up.
+				g.iter_mut().zip(&u).for_each(|(a, b)| *a = *a / (1.0 + (-*a).exp()) * b);
+			}
 			let acts = quantize_rows(l.down.ty.act_kind(), &g, c.n_ff);
 			m.matmul(&l.down, &acts, &mut o);
+			if let Some(w) = &l.ffn_post_norm {
+				post_norm(&mut o, w, c.rms_eps, e);
+			}
 			x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
 		}
 		self.len += t;
@@ -581,5 +701,81 @@ impl<'m> Session<'m> {
 		let mut logits = Vec::new();
 		m.matmul(&m.output, &acts, &mut logits);
 		Ok(logits)
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	use crate::gguf::{write, Value};
+
+	/// Metadata only: `Config::from_gguf` reads no tensor.
+	fn config(arch: &str, extra: &[(&str, Value)]) -> Result<Config, ModelError> {
+		let k = |s: &str| format!("{arch}.{s}");
+		let mut kv: Vec<(String, Value)> = vec![
+			("general.architecture".into(), Value::String(arch.into())),
+			(k("embedding_length"), Value::U32(640)),
+			(k("block_count"), Value::U32(18)),
+			(k("feed_forward_length"), Value::U32(2048)),
+			(k("context_length"), Value::U32(32768)),
+			(k("attention.head_count"), Value::U32(4)),
+			(k("attention.head_count_kv"), Value::U32(1)),
+			(k("attention.key_length"), Value::U32(256)),
+			(k("rope.freq_base"), Value::F32(1e6)),
+			(
+				"tokenizer.ggml.tokens".into(),
+				Value::Array(vec![Value::String("a".into()), Value::String("b".into())]),
+			),
+		];
+		kv.extend(extra.iter().map(|(key, v)| (k(key), v.clone())));
+		let kv: Vec<(&str, &Value)> = kv.iter().map(|(key, v)| (key.as_str(), v)).collect();
+		Config::from_gguf(&Gguf::from_bytes(write(&kv, &[])).unwrap())
+	}
+
+	#[test]
+	fn gemma3_has_five_sliding_layers_then_a_global_one() {
+		let c = config("gemma3", &[("attention.sliding_window", Value::U32(512))]).unwrap();
+		let swa = c.swa.expect("sliding window");
+		assert_eq!(swa.window, 512);
+		let global: Vec<usize> = (0..18).filter(|&l| !swa.sliding[l]).collect();
+		assert_eq!(global, [5, 11, 17]);
+		assert_eq!((swa.rope_base, c.rope_base), (10_000.0, 1e6));
+		assert_eq!((c.attn_scale, c.embd_scale), (1.0 / 16.0, Some(640f32.sqrt())));
+		assert!(c.ffn_gelu && c.rope_neox);
+	}
+
+	#[test]
+	fn gemma3_without_its_window_is_refused_by_name() {
+		let err = config("gemma3", &[]).unwrap_err().to_string();
+		assert!(err.contains("gemma3.attention.sliding_window"), "{err}");
+	}
+
+	#[test]
+	fn an_architecture_the_engine_cannot_run_is_refused_by_name() {
+		for arch in ["gemma2", "phi3", "mamba"] {
+			let err = config(arch, &[]).unwrap_err();
+			assert!(matches!(&err, ModelError::Architecture(a) if a == arch), "{err}");
+			assert!(err.to_string().contains(&format!("{arch:?} is not supported")));
+		}
+	}
+
+	#[test]
+	fn other_architectures_have_no_gemma_parts() {
+		let c = config("llama", &[]).unwrap();
+		assert!(c.swa.is_none() && c.embd_scale.is_none() && !c.ffn_gelu && !c.rope_neox);
+		assert_eq!(c.attn_scale, 1.0 / 16.0);
+	}
+
+	#[test]
+	fn gelu_is_llamacpps_table() {
+		assert_eq!(gelu(-10.0), 0.0);
+		assert_eq!(gelu(10.0), 10.0);
+		assert_eq!(gelu(0.0), 0.0);
+		// Inputs are rounded to f16 first: 1 and the next f32 above it give the same value.
+		assert_eq!(gelu(1.0), gelu(1.0 + f32::EPSILON));
+		for x in [-3.0f32, -0.5, 0.25, 1.0, 2.5] {
+			let exact = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
+			assert!((gelu(x) - exact).abs() <= 2e-3 * exact.abs().max(1e-2), "{x}");
+		}
 	}
 }

@@ -300,15 +300,17 @@ impl Tokenizer {
 		self.eog.contains(&id)
 	}
 
-	/// Tokenizes `text`. With `parse_special`, the texts of control and user-defined tokens
-	/// in it become those tokens (as in a rendered chat template); without, they are plain
-	/// text. With `add_bos`, the model's BOS is put first where its metadata asks for one.
+	/// Tokenizes `text`. With `parse_special`, the texts of control tokens in it become those
+	/// tokens (as in a rendered chat template); without, they are plain text. User-defined
+	/// tokens (Gemma's whitespace runs and HTML tags) are pieces of text: their texts always
+	/// become them, as in llama.cpp. With `add_bos`, the model's BOS is put first where its
+	/// metadata asks for one.
 	pub fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Vec<TokenId> {
 		self.encode_inner(text, add_bos, parse_special.then_some(&[]))
 	}
 
 	/// Tokenizes `text` with its special-token texts parsed, except inside the `protected`
-	/// byte ranges (a chat's message contents), which stay plain text.
+	/// byte ranges (a chat's message contents), where control tokens stay plain text.
 	pub fn encode_protected(
 		&self,
 		text: &str,
@@ -329,8 +331,14 @@ impl Tokenizer {
 			out.extend(self.bos);
 		}
 		let mut fragments = vec![Fragment::Raw(0, text.len())];
-		if let Some(protected) = special {
-			for &sp in &self.specials {
+		for &sp in &self.specials {
+			let piece = self.types[sp as usize] == TokenType::UserDefined;
+			let protected = match special {
+				_ if piece => &[][..],
+				Some(protected) => protected,
+				None => continue,
+			};
+			{
 				let needle = self.tokens[sp as usize].as_str();
 				let mut next = Vec::with_capacity(fragments.len());
 				for f in fragments {

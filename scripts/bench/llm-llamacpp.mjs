@@ -10,7 +10,9 @@ const model = await llama.loadModel({modelPath});
 const ctx = await model.createContext({contextSize: 2048, threads: Number(threads), batchSize: 512});
 const load = performance.now() - t0;
 const seq = ctx.getSequence();
-const ids = model.tokenize(prompt, true);
+// BOS first where the model asks for one, as opg-worker does (tokenize() never adds it).
+const bos = model.tokens.shouldPrependBosToken && model.tokens.bos != null ? [model.tokens.bos] : [];
+const ids = [...bos, ...model.tokenize(prompt, true)];
 const out = [];
 const start = performance.now();
 let first = 0;

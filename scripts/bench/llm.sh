@@ -2,20 +2,24 @@
 # LLM generation speed, ours against llama.cpp's, on the same GGUF, prompt, greedy decoding
 # and thread count, in one go on this machine: prefill and decode tokens/s, the ratio, peak
 # memory (max RSS of each process), over several rounds.
-#   scripts/bench/llm.sh [--model FILE.gguf] [--threads N] [--tokens N] [--rounds N]
+#   scripts/bench/llm.sh [--model FILE.gguf] [--prompt TEXT] [--threads N] [--tokens N] [--rounds N]
+# The default prompt is SmolLM2's chat format (the default model's); give a base model such
+# as Gemma 3 270M (scripts/lib/llm-model.sh gemma3) plain text.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib/env.sh
 source scripts/lib/env.sh
 model="" threads=$(nproc) tokens=128 rounds=3
+prompt=$'<|im_start|>user\nWrite a long story about a lighthouse keeper who finds a message in a bottle.<|im_end|>\n<|im_start|>assistant\n'
 while [ $# -gt 0 ]; do
   case $1 in
     --model) model=$2; shift 2 ;;
+    --prompt) prompt=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --tokens) tokens=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    *) echo "usage: llm.sh [--model FILE.gguf] [--threads N] [--tokens N] [--rounds N]" >&2; exit 2 ;;
+    *) echo "usage: llm.sh [--model FILE.gguf] [--prompt TEXT] [--threads N] [--tokens N] [--rounds N]" >&2; exit 2 ;;
   esac
 done
 [ -n "$model" ] || model=$(bash scripts/lib/llm-model.sh)
@@ -24,7 +28,6 @@ cp scripts/bench/llm-llamacpp.mjs "$ref/"
 # Benchmarks build without the CI's clippy wrapper (scripts/lib/clippy.sh): rustc's own codegen.
 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --release --locked -q -p opg-worker --bin opg-worker
 worker="$CARGO_TARGET_DIR/release/opg-worker"
-prompt=$'<|im_start|>user\nWrite a long story about a lighthouse keeper who finds a message in a bottle.<|im_end|>\n<|im_start|>assistant\n'
 echo "model $(basename "$model"), $threads threads, up to $tokens tokens, greedy; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 printf '%-6s %-10s %12s %12s %12s %10s\n' round engine "prefill t/s" "decode t/s" "tokens" "RSS MiB"
 for r in $(seq "$rounds"); do

@@ -11,8 +11,12 @@ const model = await llama.loadModel({modelPath});
 const tokenize = cases.tokenize.map((text) => ({text, ids: Array.from(model.tokenize(text, false))}));
 const generate = [];
 for (const prompt of cases.generate) {
-  const ids = Array.from(model.tokenize(prompt, true));
-  const ctx = await model.createContext({contextSize: 512, threads: 1});
+  // A prompt starts with BOS where the model asks for one, as the engine's does (tokenize()
+  // alone never adds it).
+  const bos = model.tokens.shouldPrependBosToken && model.tokens.bos != null ? [model.tokens.bos] : [];
+  const ids = [...bos, ...model.tokenize(prompt, true)];
+  // Room for the prompt and the answer (prompts longer than a sliding window need more than 512).
+  const ctx = await model.createContext({contextSize: Math.max(512, ids.length + cases.max_tokens), threads: 1});
   const seq = ctx.getSequence();
   const greedy = [];
   const top = [];
