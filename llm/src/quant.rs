@@ -467,6 +467,8 @@ pub fn dot_row(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 			match (ty, acts) {
 				(GgmlType::Q4_0, Acts::Q8(y)) => return crate::simd::dot_q4_0(row, y),
 				(GgmlType::Q4_1, Acts::Q8(y)) => return crate::simd::dot_q4_1(row, y),
+				(GgmlType::Q5_0, Acts::Q8(y)) => return crate::simd::dot_q5_0(row, y),
+				(GgmlType::Q5_1, Acts::Q8(y)) => return crate::simd::dot_q5_1(row, y),
 				(GgmlType::Q8_0, Acts::Q8(y)) => return crate::simd::dot_q8_0(row, y),
 				(GgmlType::Q4_K, Acts::Q8K(y)) => return crate::simd::dot_q45_k(row, y, false),
 				(GgmlType::Q5_K, Acts::Q8K(y)) => return crate::simd::dot_q45_k(row, y, true),
@@ -479,14 +481,20 @@ pub fn dot_row(ty: GgmlType, row: &[u8], acts: &Acts) -> f32 {
 }
 
 /// `out[k] = dot_row(ty, row, &acts[k])` for every `k`, with the same bits: the AVX2 kernels of
-/// Q4_0, Q4_1 and Q8_0 read each weight block once for up to [`crate::simd::MULTI`] vectors.
+/// the 32-element types read each weight block once for up to [`crate::simd::MULTI`] vectors.
 pub fn dot_row_multi(ty: GgmlType, row: &[u8], acts: &[Acts], out: &mut [f32]) {
 	assert_eq!(acts.len(), out.len());
 	#[cfg(target_arch = "x86_64")]
-	if crate::simd::avx2() && matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+	if crate::simd::avx2() &&
+		matches!(
+			ty,
+			GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0
+		) {
 		let kernel: unsafe fn(&[u8], &[&[Q8Block]], &mut [f32]) = match ty {
 			GgmlType::Q4_0 => crate::simd::dot_q4_0_multi,
 			GgmlType::Q4_1 => crate::simd::dot_q4_1_multi,
+			GgmlType::Q5_0 => crate::simd::dot_q5_0_multi,
+			GgmlType::Q5_1 => crate::simd::dot_q5_1_multi,
 			_ => crate::simd::dot_q8_0_multi,
 		};
 		for (acts, out) in acts.chunks(crate::simd::MULTI).zip(out.chunks_mut(crate::simd::MULTI)) {

@@ -56,7 +56,7 @@ fn hsum_lanes(v: __m256) -> f32 {
 	_mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
 }
 
-/// Per i32 lane j: Σ x·y over bytes 4j..4j + 4 of 32 unsigned × signed bytes (x ≤ 15 or
+/// Per i32 lane j: Σ x·y over bytes 4j..4j + 4 of 32 unsigned × signed bytes (x ≤ 31 or
 /// |x|·|y| ≤ 128·127: no i16 saturation).
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -131,6 +131,41 @@ fn ahead(b: &[u8]) {
 	}
 }
 
+/// The 32 bits of a Q5 block's `qh` as bytes: byte j is 0xFF where bit j is set, else 0.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn high_bits(qh: &[u8]) -> __m256i {
+	let bits = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+	// Byte j gets byte j / 8 of the word, then every bit but j % 8 is set: all ones iff
+	// bit j % 8 of that byte (bit j of the word) is.
+	let spread = _mm256_shuffle_epi8(
+		_mm256_set1_epi32(bits as i32),
+		_mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+	);
+	let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
+	_mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1))
+}
+
+/// A Q5_0 block's quants as signed bytes (−16..=15): the nibble where the high bit is set,
+/// else the nibble − 16 (its byte with the top four bits set).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn q5_0_quants(b: &[u8]) -> __m256i {
+	let low = nibbles(&b[6..22]);
+	_mm256_or_si256(low, _mm256_andnot_si256(high_bits(&b[2..6]), _mm256_set1_epi8(0xF0u8 as i8)))
+}
+
+/// A Q5_1 block's quants as unsigned bytes (0..=31).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn q5_1_quants(b: &[u8]) -> __m256i {
+	let low = nibbles(&b[8..24]);
+	_mm256_or_si256(low, _mm256_and_si256(high_bits(&b[4..8]), _mm256_set1_epi8(0x10)))
+}
+
 /// A Q4_0 block's quants as signed bytes (−8..=7).
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -177,6 +212,37 @@ fn dot_signed<const BYTES: usize>(
 	hsum_lanes(acc)
 }
 
+/// Q5_0 row · Q8_0 activations.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_0(row: &[u8], y: &[Q8Block]) -> f32 {
+	dot_signed::<22>(row, y, |b| q5_0_quants(b))
+}
+
+/// A row of `BYTES`-byte blocks (scale d and minimum m as f16, then quants that `quants`
+/// reads as 32 unsigned bytes) · Q8_1 activations: Σ d·d_y·(q·y) in lanes plus Σ m·s_y.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_offset<const BYTES: usize>(
+	row: &[u8],
+	y: &[Q8Block],
+	quants: impl Fn(&[u8]) -> __m256i,
+) -> f32 {
+	let mut acc = _mm256_setzero_ps();
+	let mut offset = 0f32;
+	for (b, y) in row.chunks_exact(BYTES).zip(y) {
+		ahead(b);
+		let p = lanes_u8_i8(quants(b), load32(&y.qs));
+		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
+		offset = f16_at(b, 2).mul_add(y.s, offset);
+	}
+	hsum_lanes(acc) + offset
+}
+
 /// Q4_1 row · Q8_1 activations.
 ///
 /// # Safety
@@ -184,15 +250,17 @@ fn dot_signed<const BYTES: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q4_1(row: &[u8], y: &[Q8Block]) -> f32 {
-	let mut acc = _mm256_setzero_ps();
-	let mut offset = 0f32;
-	for (b, y) in row.chunks_exact(20).zip(y) {
-		ahead(b);
-		let p = lanes_u8_i8(nibbles(&b[4..20]), load32(&y.qs));
-		acc = fma_lanes(acc, f16_at(b, 0) * y.d, p);
-		offset = f16_at(b, 2).mul_add(y.s, offset);
-	}
-	hsum_lanes(acc) + offset
+	dot_offset::<20>(row, y, |b| nibbles(&b[4..20]))
+}
+
+/// Q5_1 row · Q8_1 activations.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_1(row: &[u8], y: &[Q8Block]) -> f32 {
+	dot_offset::<24>(row, y, |b| q5_1_quants(b))
 }
 
 /// Q8_0 row · Q8_0 activations.
@@ -208,20 +276,24 @@ pub unsafe fn dot_q8_0(row: &[u8], y: &[Q8Block]) -> f32 {
 /// Most activation vectors one call of the `_multi` kernels takes.
 pub const MULTI: usize = 8;
 
-/// [`dot_q4_0`] of one row with each of up to [`MULTI`] activation vectors at once: a block's
-/// quants and scale are read once for all of them (the prompt's prefill), and each result is
-/// computed by the same operations in the same order as `dot_q4_0`, so the same bits.
-///
-/// # Safety
-/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+/// [`dot_signed`] of one row with each of up to [`MULTI`] activation vectors at once: a
+/// block's quants and scale are read once for all of them (the prompt's prefill), and each
+/// result is computed by the same operations in the same order as one at a time, so the
+/// same bits.
 #[cfg(target_arch = "x86_64")]
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q4_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+fn multi_signed<const BYTES: usize>(
+	row: &[u8],
+	ys: &[&[Q8Block]],
+	out: &mut [f32],
+	quants: impl Fn(&[u8]) -> __m256i,
+) {
 	assert!(ys.len() <= MULTI && out.len() == ys.len());
 	let mut acc = [_mm256_setzero_ps(); MULTI];
-	for (i, b) in row.chunks_exact(18).enumerate() {
+	for (i, b) in row.chunks_exact(BYTES).enumerate() {
 		ahead(b);
-		let (x, d) = (q4_0_quants(b), f16_at(b, 0));
+		let (x, d) = (quants(b), f16_at(b, 0));
 		let ax = _mm256_abs_epi8(x);
 		for (acc, y) in acc.iter_mut().zip(ys) {
 			let y = &y[i];
@@ -234,20 +306,23 @@ pub unsafe fn dot_q4_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	}
 }
 
-/// [`dot_q4_1`] of one row with each of up to [`MULTI`] activation vectors (as
-/// [`dot_q4_0_multi`]: the same bits as one at a time).
-///
-/// # Safety
-/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+/// [`dot_offset`] of one row with each of up to [`MULTI`] activation vectors (as
+/// [`multi_signed`]: the same bits as one at a time).
 #[cfg(target_arch = "x86_64")]
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_q4_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+fn multi_offset<const BYTES: usize>(
+	row: &[u8],
+	ys: &[&[Q8Block]],
+	out: &mut [f32],
+	quants: impl Fn(&[u8]) -> __m256i,
+) {
 	assert!(ys.len() <= MULTI && out.len() == ys.len());
 	let mut acc = [_mm256_setzero_ps(); MULTI];
 	let mut offset = [0f32; MULTI];
-	for (i, b) in row.chunks_exact(20).enumerate() {
+	for (i, b) in row.chunks_exact(BYTES).enumerate() {
 		ahead(b);
-		let (x, d, m) = (nibbles(&b[4..20]), f16_at(b, 0), f16_at(b, 2));
+		let (x, d, m) = (quants(b), f16_at(b, 0), f16_at(b, 2));
 		for ((acc, offset), y) in acc.iter_mut().zip(offset.iter_mut()).zip(ys) {
 			let y = &y[i];
 			*acc = fma_lanes(*acc, d * y.d, lanes_u8_i8(x, load32(&y.qs)));
@@ -259,29 +334,54 @@ pub unsafe fn dot_q4_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
 	}
 }
 
-/// [`dot_q8_0`] of one row with each of up to [`MULTI`] activation vectors (as
-/// [`dot_q4_0_multi`]: the same bits as one at a time).
+/// [`dot_q4_0`] of one row with each of up to [`MULTI`] activation vectors ([`multi_signed`]).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	multi_signed::<18>(row, ys, out, |b| q4_0_quants(b))
+}
+
+/// [`dot_q5_0`] of one row with each of up to [`MULTI`] activation vectors ([`multi_signed`]).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	multi_signed::<22>(row, ys, out, |b| q5_0_quants(b))
+}
+
+/// [`dot_q8_0`] of one row with each of up to [`MULTI`] activation vectors ([`multi_signed`]).
 ///
 /// # Safety
 /// The CPU has AVX2, FMA and F16C ([`avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot_q8_0_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
-	assert!(ys.len() <= MULTI && out.len() == ys.len());
-	let mut acc = [_mm256_setzero_ps(); MULTI];
-	for (i, b) in row.chunks_exact(34).enumerate() {
-		ahead(b);
-		let (x, d) = (q8_0_quants(b), f16_at(b, 0));
-		let ax = _mm256_abs_epi8(x);
-		for (acc, y) in acc.iter_mut().zip(ys) {
-			let y = &y[i];
-			let p = lanes_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), x));
-			*acc = fma_lanes(*acc, d * y.d, p);
-		}
-	}
-	for (o, acc) in out.iter_mut().zip(acc) {
-		*o = hsum_lanes(acc);
-	}
+	multi_signed::<34>(row, ys, out, |b| q8_0_quants(b))
+}
+
+/// [`dot_q4_1`] of one row with each of up to [`MULTI`] activation vectors ([`multi_offset`]).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q4_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	multi_offset::<20>(row, ys, out, |b| nibbles(&b[4..20]))
+}
+
+/// [`dot_q5_1`] of one row with each of up to [`MULTI`] activation vectors ([`multi_offset`]).
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C ([`avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_q5_1_multi(row: &[u8], ys: &[&[Q8Block]], out: &mut [f32]) {
+	multi_offset::<24>(row, ys, out, |b| q5_1_quants(b))
 }
 
 /// [`crate::quant::dot_f16`]: eight lanes of fused multiply-adds, then the lanes' tree.
@@ -448,6 +548,8 @@ mod tests {
 		for ty in [
 			GgmlType::Q4_0,
 			GgmlType::Q4_1,
+			GgmlType::Q5_0,
+			GgmlType::Q5_1,
 			GgmlType::Q8_0,
 			GgmlType::Q4_K,
 			GgmlType::Q5_K,
@@ -468,6 +570,8 @@ mod tests {
 					match (ty, &acts) {
 						(GgmlType::Q4_0, Acts::Q8(y)) => super::dot_q4_0(&row, y),
 						(GgmlType::Q4_1, Acts::Q8(y)) => super::dot_q4_1(&row, y),
+						(GgmlType::Q5_0, Acts::Q8(y)) => super::dot_q5_0(&row, y),
+						(GgmlType::Q5_1, Acts::Q8(y)) => super::dot_q5_1(&row, y),
 						(GgmlType::Q8_0, Acts::Q8(y)) => super::dot_q8_0(&row, y),
 						(GgmlType::Q4_K, Acts::Q8K(y)) => super::dot_q45_k(&row, y, false),
 						(GgmlType::Q5_K, Acts::Q8K(y)) => super::dot_q45_k(&row, y, true),
@@ -516,7 +620,14 @@ mod tests {
 	#[test]
 	fn many_vectors_at_once_give_the_bits_of_one_at_a_time() {
 		let n = 1024;
-		for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q6_K] {
+		for ty in [
+			GgmlType::Q4_0,
+			GgmlType::Q4_1,
+			GgmlType::Q5_0,
+			GgmlType::Q5_1,
+			GgmlType::Q8_0,
+			GgmlType::Q6_K,
+		] {
 			let row = quant::tests::block_bytes(ty, n / ty.block_len(), 3);
 			for t in [1, 2, 7, 8, 9, 19] {
 				let acts: Vec<Acts> = (0..t)
