@@ -500,11 +500,21 @@ fn post_norm(o: &mut [f32], w: &[f32], eps: f32, width: usize) {
 	}
 }
 
-/// One sequence's state: the KV cache (f16, `cap` positions per layer) and its length.
+/// Most tokens one pass of [`Session::forward_inner`] takes: a longer prompt runs in pieces
+/// (the same bits: every token's computation is its own), which bounds the activations'
+/// memory and lets a sliding-window layer keep a ring of window + `CHUNK` positions.
+const CHUNK: usize = 512;
+
+/// One sequence's state: the KV cache (f16, preallocated) and its length. A global layer
+/// keeps `cap` positions; a sliding-window layer a ring of at most window + [`CHUNK`]
+/// (position p in slot p mod its size), enough that no position a token of the running
+/// pass still attends to is overwritten by that pass.
 pub struct Session<'m> {
 	model: &'m Model,
 	k: Vec<Vec<f16>>,
 	v: Vec<Vec<f16>>,
+	/// Positions each layer's cache holds.
+	slots: Vec<usize>,
 	len: usize,
 	cap: usize,
 }
@@ -513,12 +523,34 @@ impl<'m> Session<'m> {
 	/// A session for up to `cap` positions (prompt and generated tokens), at most the model's
 	/// training context.
 	pub fn new(model: &'m Model, cap: usize) -> Result<Self, ModelError> {
+		Self::with_rings(model, cap, true)
+	}
+
+	/// As [`Self::new`], with every layer keeping every position: what the rings are
+	/// checked against.
+	pub fn with_full_cache(model: &'m Model, cap: usize) -> Result<Self, ModelError> {
+		Self::with_rings(model, cap, false)
+	}
+
+	fn with_rings(model: &'m Model, cap: usize, rings: bool) -> Result<Self, ModelError> {
 		if cap == 0 || cap > model.cfg.n_ctx_train {
 			return Err(ModelError::ContextFull { needed: cap, cap: model.cfg.n_ctx_train });
 		}
-		let kv = model.cfg.n_head_kv * model.cfg.head_dim;
-		let zeros = || (0..model.cfg.n_layer).map(|_| vec![f16::ZERO; cap * kv]).collect();
-		Ok(Self { model, k: zeros(), v: zeros(), len: 0, cap })
+		let c = &model.cfg;
+		let kv = c.n_head_kv * c.head_dim;
+		let slots: Vec<usize> = (0..c.n_layer)
+			.map(|l| match &c.swa {
+				Some(swa) if rings && swa.sliding[l] => cap.min(swa.window.saturating_add(CHUNK)),
+				_ => cap,
+			})
+			.collect();
+		let zeros = || slots.iter().map(|&n| vec![f16::ZERO; n * kv]).collect();
+		Ok(Self { model, k: zeros(), v: zeros(), slots, len: 0, cap })
+	}
+
+	/// The KV cache's size in bytes.
+	pub fn cache_bytes(&self) -> usize {
+		self.k.iter().chain(&self.v).map(|c| c.len() * 2).sum()
 	}
 
 	pub fn len(&self) -> usize {
@@ -542,7 +574,11 @@ impl<'m> Session<'m> {
 		if tokens.is_empty() {
 			return Err(cfg_err("nothing to run"));
 		}
-		m.pool.install(|| self.forward_inner(tokens))
+		let mut logits = Vec::new();
+		for piece in tokens.chunks(CHUNK) {
+			logits = m.pool.install(|| self.forward_inner(piece))?;
+		}
+		Ok(logits)
 	}
 
 	fn forward_inner(&mut self, tokens: &[TokenId]) -> Result<Vec<f32>, ModelError> {
@@ -622,9 +658,10 @@ impl<'m> Session<'m> {
 				}
 			}
 			// Append to the cache in place.
+			let slots = self.slots[li];
 			let (kc, vc) = (&mut self.k[li], &mut self.v[li]);
 			for i in 0..t {
-				let at = (p0 + i) * kv_dim;
+				let at = (p0 + i) % slots * kv_dim;
 				for j in 0..kv_dim {
 					kc[at + j] = f16::from_f32(k[i * kv_dim + j]);
 					vc[at + j] = f16::from_f32(v[i * kv_dim + j]);
@@ -641,7 +678,8 @@ impl<'m> Session<'m> {
 				let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
 				let mut s: Vec<f32> = (first..=pos)
 					.map(|j| {
-						let kr = &kc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+						let at = j % slots * kv_dim + kvh * hd;
+						let kr = &kc[at..at + hd];
 						quant::dot_f16(qh, kr) * scale
 					})
 					.collect();
@@ -654,7 +692,8 @@ impl<'m> Session<'m> {
 				let inv = (1.0 / sum) as f32;
 				out.fill(0.0);
 				for (j, p) in (first..).zip(&s) {
-					let vr = &vc[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+					let at = j % slots * kv_dim + kvh * hd;
+					let vr = &vc[at..at + hd];
 					quant::add_scaled_f16(out, p * inv, vr);
 				}
 			});

@@ -545,3 +545,33 @@ fn gemma3_greedy_tokens_match_llamacpp() {
 		}
 	}
 }
+
+/// A sliding-window layer keeps a ring of window + 512 positions: over a prompt long enough
+/// for the rings to wrap (run in 512-token pieces), then decoding, it gives the bits of a
+/// cache that keeps every position, in a fraction of the memory.
+#[test]
+fn gemma3_ring_cache_gives_the_bits_of_a_full_cache() {
+	use opg_llm::model::Session;
+	let g = Gguf::open(&gemma3_path()).unwrap();
+	let tok = Tokenizer::from_gguf(&g).unwrap();
+	let model = Model::load(g, 0).unwrap();
+	let cases = fixture("cases-gemma3.json");
+	let text = cases["generate"][4].as_str().unwrap().repeat(3);
+	let prompt = tok.encode(&text, true, false);
+	assert!(prompt.len() > 1_600, "{} tokens", prompt.len());
+	let cap = prompt.len() + 8;
+	let mut ring = Session::new(&model, cap).unwrap();
+	let mut full = Session::with_full_cache(&model, cap).unwrap();
+	// 15 sliding layers of 512 + 512 positions and 3 global ones of `cap`; K and V, f16, one
+	// KV head of 256.
+	assert_eq!(ring.cache_bytes(), (15 * 1024 + 3 * cap) * 256 * 2 * 2);
+	assert_eq!(full.cache_bytes(), 18 * cap * 256 * 2 * 2);
+	let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+	let (mut a, b) = (ring.forward(&prompt).unwrap(), full.forward(&prompt).unwrap());
+	assert_eq!(bits(&a), bits(&b), "after the prompt");
+	for step in 0..8 {
+		let next = opg_llm::sample::argmax(&a);
+		a = ring.forward(&[next]).unwrap();
+		assert_eq!(bits(&a), bits(&full.forward(&[next]).unwrap()), "step {step}");
+	}
+}
