@@ -63,12 +63,14 @@ macro_rules! simd_kernel {
 mod conv;
 mod direct;
 mod elementwise;
+mod int8;
 mod linalg;
 mod packed;
 mod pool;
 
 pub(crate) use conv::conv2d;
 pub(crate) use elementwise::{binary, erf, quantize_u8, softmax_last, Arith};
+pub(crate) use int8::PackedI8;
 pub(crate) use linalg::gemm;
 pub(crate) use packed::PackedB;
 pub(crate) use pool::{max_pool2d, out_len, Window};

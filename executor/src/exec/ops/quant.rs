@@ -46,10 +46,10 @@ pub(super) fn register<B: Backend>(r: &mut Registry<B>) {
 	});
 	r.add("DynamicQuantizeLinear", |_, _| boxed(DynamicQuantizeLinear));
 	r.add("MatMulInteger", |_, _| {
-		boxed(IntegerMatMul::<B> { linear: false, b: None, packed: None })
+		boxed(IntegerMatMul::<B> { linear: false, b: None, packed: None, int8: None })
 	});
 	r.add("QLinearMatMul", |_, _| {
-		boxed(IntegerMatMul::<B> { linear: true, b: None, packed: None })
+		boxed(IntegerMatMul::<B> { linear: true, b: None, packed: None, int8: None })
 	});
 	r.add("ConvInteger", |node, _| {
 		boxed(IntegerConv::<B> { conv: Conv::parse(Attrs(node))?, linear: false, w: None })
@@ -367,6 +367,9 @@ struct IntegerMatMul<B: Backend> {
 	b: Option<Centred<B>>,
 	/// A 2-D constant B, also packed for the CPU kernel of few-row products.
 	packed: Option<cpu::PackedB>,
+	/// A 2-D constant B with a constant zero point, packed as bytes for CPUs with AVX-512
+	/// VNNI (the same exact sums, for any number of rows).
+	int8: Option<cpu::PackedI8>,
 }
 
 /// Most rows (all batch axes together) the packed kernel takes, as for MatMul.
@@ -428,8 +431,20 @@ impl<B: Backend> IntegerMatMul<B> {
 				((EXACT_F32 - 1) / bound).max(1) as usize
 			}
 		};
-		// Few rows by a packed constant B: one pass of the register-tile kernel.
 		let all_rows = x.data.len() / depth.max(1);
+		// A constant B packed as bytes: the VNNI kernel, whatever the rows.
+		let same_type = az.is_none_or(|z| z.elem == x.elem);
+		if let Some(int8) = self.int8.as_ref().filter(|p| p.depth() == depth && rank >= 2) {
+			if matches!(x.elem, ElemType::U8 | ElemType::I8) && same_type {
+				let signed = x.elem == ElemType::I8;
+				let za = |r: usize| az.map_or(0, |z| z.data[r % n]);
+				let sums = int8.times(&x.data, all_rows, signed, za);
+				let mut out_shape = x.shape[..rank - 1].to_vec();
+				out_shape.push(sums.len() / all_rows.max(1));
+				return Ok((sums, out_shape));
+			}
+		}
+		// Few rows by a packed constant B: one pass of the register-tile kernel.
 		if let Some(packed) = self.packed.as_ref().filter(|p| p.depth() == depth) {
 			if rank >= 2 && all_rows <= PACKED_ROWS {
 				let (p, p_max) = centre_values::<B>(cx, x, az, |i| i / cols % n)?;
@@ -505,7 +520,20 @@ impl<B: Backend> Op<B> for IntegerMatMul<B> {
 		let [_, _, bi, bz] = self.slots();
 		let b = constant_centred(cx, known, bi, bz, Self::centre_b)?;
 		let packed = if b.rank == 2 { cpu::PackedB::pack::<B>(&b.t) } else { None };
-		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b), packed }))
+		let int8 = match (known.get(bi), known.get(bz)) {
+			(Some(Some(Value::Host(m))), zero) if b.rank == 2 => {
+				let zero = match zero {
+					Some(Some(Value::Host(z))) => Some(z),
+					_ => None,
+				};
+				let (k, n) = (m.shape[0], m.shape[1]);
+				let nz = zero.map_or(1, |z| z.data.len().max(1));
+				let zb = |c: usize| zero.map_or(0, |z| z.data[c % nz]);
+				cpu::PackedI8::pack(&m.data, k, n, m.elem == ElemType::I8, zb)
+			},
+			_ => None,
+		};
+		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b), packed, int8 }))
 	}
 }
 
