@@ -44,10 +44,19 @@ macro_rules! simd_kernel {
 			fn body($($arg: $ty),*) $(-> $ret)? $body
 			#[cfg(target_arch = "x86_64")]
 			{
+				#[target_feature(enable = "avx512f,fma")]
+				#[allow(clippy::too_many_arguments)]
+				unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+					body($($arg),*)
+				}
 				#[target_feature(enable = "avx2,fma")]
 				#[allow(clippy::too_many_arguments)]
 				unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
 					body($($arg),*)
+				}
+				if !$crate::exec::cpu::portable_only() && $crate::exec::cpu::avx512() {
+					// SAFETY: the CPU has the features, checked just above.
+					return unsafe { avx512($($arg),*) };
 				}
 				if !$crate::exec::cpu::portable_only() && $crate::exec::cpu::avx2_fma() {
 					// SAFETY: the CPU has both features, checked just above.
@@ -85,6 +94,15 @@ fn portable_only() -> bool {
 	return PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed);
 	#[cfg(not(test))]
 	false
+}
+
+/// Whether the CPU has AVX-512F (and FMA): the kernels' widest build (checked once).
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+	static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+	*HAS.get_or_init(|| {
+		std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+	})
 }
 
 /// Whether the CPU has AVX2 and FMA, the features every vector kernel here is built for.
