@@ -292,9 +292,77 @@ simd_kernel! {
 	}
 }
 
+/// Lanes of [`min_max_kernel`]: independent minimums and maximums a vector unit keeps.
+const RANGE_LANES: usize = 16;
+
+simd_kernel! {
+	/// Per lane: the least and greatest of the values (and 0), and Σ x·0, which is NaN
+	/// exactly when a value is not finite.
+	fn min_max_kernel(v: &[f32], lo: &mut [f32; RANGE_LANES], hi: &mut [f32; RANGE_LANES], nan: &mut [f32; RANGE_LANES]) {
+		let (chunks, rest) = v.as_chunks::<RANGE_LANES>();
+		for c in chunks {
+			for j in 0..RANGE_LANES {
+				let x = c[j];
+				lo[j] = if x < lo[j] { x } else { lo[j] };
+				hi[j] = if x > hi[j] { x } else { hi[j] };
+				nan[j] += x * 0.0;
+			}
+		}
+		for (j, &x) in rest.iter().enumerate() {
+			lo[j] = if x < lo[j] { x } else { lo[j] };
+			hi[j] = if x > hi[j] { x } else { hi[j] };
+			nan[j] += x * 0.0;
+		}
+	}
+}
+
+/// DynamicQuantizeLinear's range: the least and greatest of `v` and 0, in one vectorized
+/// pass; `None` if a value is not finite.
+pub(crate) fn min_max_finite(v: &[f32]) -> Option<(f32, f32)> {
+	let (mut lo, mut hi, mut nan) = ([0f32; RANGE_LANES], [0f32; RANGE_LANES], [0f32; RANGE_LANES]);
+	min_max_kernel(v, &mut lo, &mut hi, &mut nan);
+	if nan.iter().any(|x| x.is_nan()) {
+		return None;
+	}
+	let lo = lo.iter().copied().fold(0f32, |a, b| if b < a { b } else { a });
+	let hi = hi.iter().copied().fold(0f32, |a, b| if b > a { b } else { a });
+	Some((lo, hi))
+}
+
 /// [`quantize_u8_kernel`] over a whole tensor's values (finite, checked by the caller).
 pub(crate) fn quantize_u8(src: &[f32], scale: f32, zero: i64) -> Vec<i64> {
 	let mut out = vec![0i64; src.len()];
 	quantize_u8_kernel(src, scale, zero as f32, &mut out);
 	out
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn min_max_finite_is_the_folds_of_the_operator() {
+		for n in [0usize, 1, 15, 16, 17, 100, 1000] {
+			let v: Vec<f32> = (0..n)
+				.map(|i| {
+					((i * 7919 % 1013) as f32 - 500.0) / 37.0 * if i % 5 == 0 { -1.0 } else { 1.0 }
+				})
+				.collect();
+			let (lo, hi) = min_max_finite(&v).expect("finite");
+			assert_eq!(lo, v.iter().copied().fold(0f32, f32::min), "{n} values");
+			assert_eq!(hi, v.iter().copied().fold(0f32, f32::max), "{n} values");
+			// One value that is not finite, in a full chunk or in the tail, is found.
+			for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+				for at in [0, n / 2, n.saturating_sub(1)] {
+					if at < n {
+						let mut w = v.clone();
+						w[at] = bad;
+						assert_eq!(min_max_finite(&w), None, "{bad} at {at} of {n}");
+					}
+				}
+			}
+		}
+		assert_eq!(min_max_finite(&[3.0, 5.0]), Some((0.0, 5.0)));
+		assert_eq!(min_max_finite(&[-3.0, -5.0]), Some((-5.0, 0.0)));
+	}
 }

@@ -78,7 +78,7 @@ mod packed;
 mod pool;
 
 pub(crate) use conv::conv2d;
-pub(crate) use elementwise::{binary, erf, quantize_u8, softmax_last, Arith};
+pub(crate) use elementwise::{binary, erf, min_max_finite, quantize_u8, softmax_last, Arith};
 pub(crate) use int8::PackedI8;
 pub(crate) use linalg::gemm;
 pub(crate) use packed::PackedB;

@@ -201,11 +201,9 @@ impl<B: Backend> Op<B> for DynamicQuantizeLinear {
 		let x = a.float(cx, 0)?;
 		let xs = shape::<B>(&x);
 		let v = float_to_vec::<B>(x)?;
-		if v.iter().any(|v| !v.is_finite()) {
+		let Some((lo, hi)) = crate::exec::cpu::min_max_finite(&v) else {
 			return cx.invalid("a non-finite value has no quantization range");
-		}
-		let lo = v.iter().copied().fold(0f32, f32::min);
-		let hi = v.iter().copied().fold(0f32, f32::max);
+		};
 		// All zeros: onnxruntime's scale of 1 (the specification's 0 would divide by zero).
 		let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
 		let zero = (0.0 - lo / scale).clamp(0.0, 255.0).round_ties_even() as i64;
