@@ -29,7 +29,10 @@ pub mod zk;
 pub use opg_exec::{exec, onnx};
 
 /// Replaces `path` with `bytes` all at once: written and synced beside it, then renamed, so a
-/// crash leaves the old file or the new one, never half of it.
+/// crash leaves the old file or the new one, never half of it; then the folder is synced, so
+/// that the rename itself survives a power loss (a voucher or a receipt the worker answered
+/// with must not come back as the file before it). 0.15 ms per folder sync on the
+/// development VM.
 pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 	use std::io::Write;
 	let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -38,7 +41,16 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io:
 	let mut file = std::fs::File::create(&tmp)?;
 	file.write_all(bytes)?;
 	file.sync_all()?;
-	std::fs::rename(&tmp, path)
+	std::fs::rename(&tmp, path)?;
+	sync_dir(path.parent().unwrap_or(std::path::Path::new(".")))
+}
+
+/// Syncs a folder's entries (files created, renamed or removed in it) to disk.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+	let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+	#[cfg(unix)]
+	std::fs::File::open(dir)?.sync_all()?;
+	Ok(())
 }
 
 /// `M_MMAP_THRESHOLD` of [`tune_allocator`]: allocations below 64 MiB come from the heap, not

@@ -92,8 +92,10 @@ impl ReceiptStore {
 		response: &[u8],
 	) -> std::io::Result<()> {
 		let path = self.path(signed.receipt.channel, signed.receipt.seq);
-		if let Some(parent) = path.parent() {
+		if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+			// A channel's first receipt: its folder's entry is synced too.
 			std::fs::create_dir_all(parent)?;
+			crate::sync_dir(&self.dir)?;
 		}
 		let kept = KeptAnswer {
 			signed: signed.clone(),
