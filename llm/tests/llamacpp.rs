@@ -242,17 +242,21 @@ fn f16_twin(g: &Gguf) -> Gguf {
 }
 
 /// The decoder against llama.cpp where the two must agree closely: every step's
-/// probabilities within 0.005 and the same greedy tokens, on all prompts.
-#[test]
-fn f16_weights_give_llamacpps_tokens_and_probabilities() {
-	let g = f16_twin(&Gguf::open(&model_path()).unwrap());
+/// probabilities within 0.005 and the same greedy tokens, on all prompts (32 tokens each, or
+/// `short` where llama.cpp's answer ends sooner).
+fn f16_twin_follows_llamacpp(path: &std::path::Path, reference: &str, short: &str) {
+	let g = f16_twin(&Gguf::open(path).unwrap());
 	let tok = Tokenizer::from_gguf(&g).unwrap();
 	let model = Model::load(g, 0).unwrap();
-	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.F16.json");
-	for line in check_against_llamacpp(&reference, &model, &tok, PROB_TOL) {
+	for line in check_against_llamacpp(&fixture(reference), &model, &tok, PROB_TOL) {
 		eprintln!("{line}");
-		assert!(line.contains("32/32") || line.contains("7/7"), "{line}");
+		assert!(line.contains("32/32") || line.contains(short), "{line}");
 	}
+}
+
+#[test]
+fn f16_weights_give_llamacpps_tokens_and_probabilities() {
+	f16_twin_follows_llamacpp(&model_path(), "llamacpp-SmolLM2-135M-Instruct.F16.json", "7/7");
 }
 
 /// On the quantized file llama.cpp's probabilities move by up to 0.034 between its own two
@@ -492,6 +496,12 @@ fn gemma3_path() -> PathBuf {
 	p
 }
 
+/// The gemma3 test model's tokenizer and the model on all cores.
+fn gemma3() -> (Tokenizer, Model) {
+	let g = Gguf::open(&gemma3_path()).unwrap();
+	(Tokenizer::from_gguf(&g).unwrap(), Model::load(g, 0).unwrap())
+}
+
 #[test]
 fn gemma3_tokenizer_gives_llamacpp_ids() {
 	let tok = Tokenizer::from_gguf(&Gguf::open(&gemma3_path()).unwrap()).unwrap();
@@ -512,14 +522,7 @@ fn gemma3_tokenizer_gives_llamacpp_ids() {
 /// llama.cpp applies it.
 #[test]
 fn gemma3_f16_weights_give_llamacpps_tokens_and_probabilities() {
-	let g = f16_twin(&Gguf::open(&gemma3_path()).unwrap());
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
-	let reference = fixture("llamacpp-gemma-3-270m-q4_k_m.F16.json");
-	for line in check_against_llamacpp(&reference, &model, &tok, PROB_TOL) {
-		eprintln!("{line}");
-		assert!(line.contains("32/32") || line.contains("11/11"), "{line}");
-	}
+	f16_twin_follows_llamacpp(&gemma3_path(), "llamacpp-gemma-3-270m-q4_k_m.F16.json", "11/11");
 }
 
 /// On the Q4_K_M file itself: every prompt's first token is llama.cpp's or within 0.05 of
@@ -529,9 +532,7 @@ fn gemma3_f16_weights_give_llamacpps_tokens_and_probabilities() {
 /// weights, and llama.cpp's AVX-512 kernels on this machine).
 #[test]
 fn gemma3_greedy_tokens_match_llamacpp() {
-	let g = Gguf::open(&gemma3_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
+	let (tok, model) = gemma3();
 	let reference = fixture("llamacpp-gemma-3-270m-q4_k_m.json");
 	for (i, case) in reference["generate"].as_array().unwrap().iter().enumerate() {
 		let prompt = case["prompt"].as_str().unwrap();
@@ -552,9 +553,7 @@ fn gemma3_greedy_tokens_match_llamacpp() {
 #[test]
 fn gemma3_ring_cache_gives_the_bits_of_a_full_cache() {
 	use opg_llm::model::Session;
-	let g = Gguf::open(&gemma3_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let model = Model::load(g, 0).unwrap();
+	let (tok, model) = gemma3();
 	let cases = fixture("cases-gemma3.json");
 	let text = cases["generate"][4].as_str().unwrap().repeat(3);
 	let prompt = tok.encode(&text, true, false);
