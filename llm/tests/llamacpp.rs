@@ -15,17 +15,24 @@ use opg_llm::{
 };
 use serde_json::Value;
 
-fn model_path() -> PathBuf {
-	let p = std::env::var_os("OPG_LLM_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+/// A test model: `$var` if set, else `file` in the models cache, where
+/// `scripts/lib/llm-model.sh <fetch>` puts it (scripts/setup.sh runs it).
+fn cached_model(var: &str, file: &str, fetch: &str) -> PathBuf {
+	let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
 		PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-			.join(".cache/opg/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+			.join(".cache/opg/models")
+			.join(file)
 	});
 	assert!(
 		p.exists(),
-		"{} is missing: scripts/lib/llm-model.sh fetches it (scripts/setup.sh runs it)",
+		"{} is missing: scripts/lib/llm-model.sh {fetch} fetches it (scripts/setup.sh runs it)",
 		p.display()
 	);
 	p
+}
+
+fn model_path() -> PathBuf {
+	cached_model("OPG_LLM_GGUF", "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2")
 }
 
 /// The test model (Q4_1, on all cores), its tokenizer and llama.cpp's answers on it.
@@ -484,16 +491,7 @@ fn every_quantization_matches_llamacpp() {
 /// The gemma3 test model: Gemma 3 270M (base; sliding-window layers, GeGLU, post-norms),
 /// Q4_K_M, fetched by `scripts/lib/llm-model.sh gemma3`.
 fn gemma3_path() -> PathBuf {
-	let p = std::env::var_os("OPG_LLM_GEMMA3").map(PathBuf::from).unwrap_or_else(|| {
-		PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-			.join(".cache/opg/models/gemma-3-270m-q4_k_m.gguf")
-	});
-	assert!(
-		p.exists(),
-		"{} is missing: scripts/lib/llm-model.sh gemma3 fetches it (scripts/setup.sh runs it)",
-		p.display()
-	);
-	p
+	cached_model("OPG_LLM_GEMMA3", "gemma-3-270m-q4_k_m.gguf", "gemma3")
 }
 
 /// The gemma3 test model's tokenizer and the model on all cores.
