@@ -517,20 +517,17 @@ impl<B: Backend> Op<B> for IntegerMatMul<B> {
 	fn specialize(&self, cx: &Cx<B>, known: &[Option<&Value<B>>]) -> Option<Box<dyn Op<B>>> {
 		let [_, _, bi, bz] = self.slots();
 		let b = constant_centred(cx, known, bi, bz, Self::centre_b)?;
-		let packed = if b.rank == 2 { cpu::PackedB::pack::<B>(&b.t) } else { None };
-		let int8 = match (known.get(bi), known.get(bz)) {
-			(Some(Some(Value::Host(m))), zero) if b.rank == 2 => {
-				let zero = match zero {
-					Some(Some(Value::Host(z))) => Some(z),
-					_ => None,
-				};
-				let (k, n) = (m.shape[0], m.shape[1]);
-				let nz = zero.map_or(1, |z| z.data.len().max(1));
-				let zb = |c: usize| zero.map_or(0, |z| z.data[c % nz]);
-				cpu::PackedI8::pack(&m.data, k, n, m.elem == ElemType::I8, zb)
-			},
-			_ => None,
-		};
+		let (mut packed, mut int8) = (None, None);
+		if b.rank == 2 {
+			// Packed as bytes where the CPU has VNNI, else as f32: one of the two.
+			let (m, zero) = constant_with_zero(cx, known, bi, bz)?;
+			let nz = zero.map_or(1, |z| z.data.len().max(1));
+			let zb = |c: usize| zero.map_or(0, |z| z.data[c % nz]);
+			int8 = cpu::PackedI8::pack(&m.data, m.shape[0], m.shape[1], m.elem == ElemType::I8, zb);
+			if int8.is_none() {
+				packed = cpu::PackedB::pack::<B>(&b.t);
+			}
+		}
 		Some(Box::new(IntegerMatMul { linear: self.linear, b: Some(b), packed, int8 }))
 	}
 }
@@ -546,13 +543,24 @@ fn constant_centred<B: Backend>(
 	z: usize,
 	centre: Centre<B>,
 ) -> Option<Centred<B>> {
+	let (m, zero) = constant_with_zero(cx, known, i, z)?;
+	centre(cx, m, zero).ok()
+}
+
+/// A constant input `i` and its constant (or omitted) zero point `z`, as given.
+fn constant_with_zero<'a, B: Backend>(
+	cx: &Cx<B>,
+	known: &[Option<&'a Value<B>>],
+	i: usize,
+	z: usize,
+) -> Option<(&'a Host, Option<&'a Host>)> {
 	let Some(Some(Value::Host(m))) = known.get(i) else { return None };
 	let zero = match known.get(z) {
 		None | Some(None) if cx.node.inputs.get(z).is_none_or(|n| n.is_empty()) => None,
 		Some(Some(Value::Host(h))) => Some(h),
 		_ => return None,
 	};
-	centre(cx, m, zero).ok()
+	Some((m, zero))
 }
 
 /// ConvInteger (X, W, X's zero point, W's zero point: the int32 convolution of the centred
