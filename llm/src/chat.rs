@@ -1,6 +1,6 @@
 //! Chat prompts: the model's own Jinja chat template (`tokenizer.chat_template`) rendered with
 //! minijinja as Hugging Face renders it (`trim_blocks`, `lstrip_blocks`, Python string
-//! methods, `raise_exception`), then tokenized so that special-token texts inside a message's
+//! methods, `raise_exception`), then tokenized so that control-token texts inside a message's
 //! content stay plain text: a user cannot forge `<|im_end|>` or a system turn.
 
 use crate::{

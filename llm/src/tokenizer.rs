@@ -338,34 +338,32 @@ impl Tokenizer {
 				Some(protected) => protected,
 				None => continue,
 			};
-			{
-				let needle = self.tokens[sp as usize].as_str();
-				let mut next = Vec::with_capacity(fragments.len());
-				for f in fragments {
-					let Fragment::Raw(mut start, end) = f else {
-						next.push(f);
+			let needle = self.tokens[sp as usize].as_str();
+			let mut next = Vec::with_capacity(fragments.len());
+			for f in fragments {
+				let Fragment::Raw(mut start, end) = f else {
+					next.push(f);
+					continue;
+				};
+				let mut search = start;
+				while let Some(at) = text[search..end].find(needle) {
+					let (s, e) = (search + at, search + at + needle.len());
+					if protected.iter().any(|&(ps, pe)| s < pe && ps < e) {
+						search = s + text[s..].chars().next().map_or(1, char::len_utf8);
 						continue;
-					};
-					let mut search = start;
-					while let Some(at) = text[search..end].find(needle) {
-						let (s, e) = (search + at, search + at + needle.len());
-						if protected.iter().any(|&(ps, pe)| s < pe && ps < e) {
-							search = s + text[s..].chars().next().map_or(1, char::len_utf8);
-							continue;
-						}
-						if s > start {
-							next.push(Fragment::Raw(start, s));
-						}
-						next.push(Fragment::Token(sp));
-						start = e;
-						search = e;
 					}
-					if start < end {
-						next.push(Fragment::Raw(start, end));
+					if s > start {
+						next.push(Fragment::Raw(start, s));
 					}
+					next.push(Fragment::Token(sp));
+					start = e;
+					search = e;
 				}
-				fragments = next;
+				if start < end {
+					next.push(Fragment::Raw(start, end));
+				}
 			}
+			fragments = next;
 		}
 		let mut prev_special = true;
 		for f in fragments {
