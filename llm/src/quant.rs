@@ -668,20 +668,23 @@ pub(crate) mod tests {
 		b
 	}
 
+	/// Every block-quantized weight type: the ones with quantized dot products.
+	pub(crate) const QUANTIZED: [GgmlType; 8] = [
+		GgmlType::Q4_0,
+		GgmlType::Q4_1,
+		GgmlType::Q5_0,
+		GgmlType::Q5_1,
+		GgmlType::Q8_0,
+		GgmlType::Q4_K,
+		GgmlType::Q5_K,
+		GgmlType::Q6_K,
+	];
+
 	/// The quantized dot products agree with dequantize-then-multiply on the quantized
 	/// activations (they compute the same sum, in integers where they can).
 	#[test]
 	fn dot_products_match_dequantized_weights() {
-		for ty in [
-			GgmlType::Q4_0,
-			GgmlType::Q4_1,
-			GgmlType::Q5_0,
-			GgmlType::Q5_1,
-			GgmlType::Q8_0,
-			GgmlType::Q4_K,
-			GgmlType::Q5_K,
-			GgmlType::Q6_K,
-		] {
+		for ty in QUANTIZED {
 			let n = 2 * QK_K;
 			let row = block_bytes(ty, n / ty.block_len(), 7);
 			let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0).collect();

@@ -87,11 +87,11 @@ fn dequantization_matches_gguf_py() {
 	}
 }
 
-#[test]
-fn tokenizer_gives_llamacpp_ids() {
-	let g = Gguf::open(&model_path()).unwrap();
-	let tok = Tokenizer::from_gguf(&g).unwrap();
-	let reference = fixture("llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
+/// The file's tokenizer gives llama.cpp's ids on the multilingual texts (and decodes them
+/// back) and on the prompts, BOS and special tokens included.
+fn tokenizer_follows_llamacpp(path: &std::path::Path, reference: &str) {
+	let tok = Tokenizer::from_gguf(&Gguf::open(path).unwrap()).unwrap();
+	let reference = fixture(reference);
 	for case in reference["tokenize"].as_array().unwrap() {
 		let text = case["text"].as_str().unwrap();
 		assert_eq!(tok.encode(text, false, false), ids(&case["ids"]), "{text:?}");
@@ -101,6 +101,11 @@ fn tokenizer_gives_llamacpp_ids() {
 		let prompt = case["prompt"].as_str().unwrap();
 		assert_eq!(tok.encode(prompt, true, true), ids(&case["prompt_ids"]), "{prompt:?}");
 	}
+}
+
+#[test]
+fn tokenizer_gives_llamacpp_ids() {
+	tokenizer_follows_llamacpp(&model_path(), "llamacpp-SmolLM2-135M-Instruct.Q4_1.json");
 }
 
 /// How far our next-token probabilities may be from llama.cpp's on a file whose weights are
@@ -502,17 +507,7 @@ fn gemma3() -> (Tokenizer, Model) {
 
 #[test]
 fn gemma3_tokenizer_gives_llamacpp_ids() {
-	let tok = Tokenizer::from_gguf(&Gguf::open(&gemma3_path()).unwrap()).unwrap();
-	let reference = fixture("llamacpp-gemma-3-270m-q4_k_m.json");
-	for case in reference["tokenize"].as_array().unwrap() {
-		let text = case["text"].as_str().unwrap();
-		assert_eq!(tok.encode(text, false, false), ids(&case["ids"]), "{text:?}");
-		assert_eq!(tok.decode(&ids(&case["ids"])), text, "decoding {text:?}");
-	}
-	for case in reference["generate"].as_array().unwrap() {
-		let prompt = case["prompt"].as_str().unwrap();
-		assert_eq!(tok.encode(prompt, true, true), ids(&case["prompt_ids"]), "{prompt:?}");
-	}
+	tokenizer_follows_llamacpp(&gemma3_path(), "llamacpp-gemma-3-270m-q4_k_m.json");
 }
 
 /// As `f16_weights_give_llamacpps_tokens_and_probabilities`, on Gemma 3. The last prompt is
